@@ -1,0 +1,96 @@
+"""One crmkit run: the workspace, its plugins and the date it is computed for.
+
+Commands (built-in and from plugins) receive the :class:`App` with
+``@crmkit.pass_app`` and ask it for what they need; everything is loaded on
+first use, so ``crmkit --help`` and ``crmkit init`` never touch a workspace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from functools import cached_property
+from pathlib import Path
+
+import click
+
+from .diagnostics import Diagnostic
+from .loader import find_workspace, load_workspace, read_settings_data
+from .model import Workspace
+from .plugins import PluginHost, load_plugins
+from .results import Metric, Reminder, Segmentation
+from .snapshot import Snapshot
+
+
+class App:
+    def __init__(self, workspace: str | Path | None = None, today: dt.date | None = None,
+                 verbose: bool = False, use_cache: bool = True) -> None:
+        self.workspace_option = workspace
+        self._today = today
+        self.verbose = verbose
+        self.use_cache = use_cache
+        #: Problems raised by plugin hooks during this run (after loading).
+        self.problems: list[Diagnostic] = []
+
+    @cached_property
+    def root(self) -> Path:
+        return find_workspace(self.workspace_option)
+
+    @cached_property
+    def _settings_file(self):
+        return read_settings_data(self.root)
+
+    @cached_property
+    def host(self) -> PluginHost:
+        """The loaded plugins; only installed ones when there is no workspace."""
+        try:
+            root = self.root
+        except Exception:
+            return load_plugins(None)
+        return load_plugins(root, self._settings_file[1])
+
+    @cached_property
+    def workspace(self) -> Workspace:
+        return load_workspace(self.root, self.host, use_cache=self.use_cache,
+                              settings_file=self._settings_file[0])
+
+    @property
+    def today(self) -> dt.date:
+        """``--today``, else today's date in the workspace's time zone."""
+        if self._today is None:
+            tz = zoneinfo.ZoneInfo(self.workspace.settings.timezone)
+            self._today = dt.datetime.now(tz).date()
+        return self._today
+
+    @cached_property
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.workspace, self.today)
+
+    def segments(self) -> Segmentation:
+        return self._segments
+
+    @cached_property
+    def _segments(self) -> Segmentation:
+        labels, problems = self.host.collect("crmkit_segments", snapshot=self.snapshot)
+        self.problems.extend(problems)
+        return Segmentation(labels)
+
+    def reminders(self) -> list[Reminder]:
+        """All open reminders, sorted by due date, then customer id, then kind."""
+        return self._reminders
+
+    @cached_property
+    def _reminders(self) -> list[Reminder]:
+        found, problems = self.host.collect("crmkit_reminders", snapshot=self.snapshot,
+                                            segments=self.segments())
+        self.problems.extend(problems)
+        return sorted(found, key=lambda r: (r.due, r.customer, r.kind, r.title))
+
+    def metrics(self) -> list[Metric]:
+        found, problems = self.host.collect("crmkit_metrics", snapshot=self.snapshot,
+                                            segments=self.segments())
+        self.problems.extend(problems)
+        return found
+
+
+pass_app = click.make_pass_decorator(App)

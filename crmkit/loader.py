@@ -1,0 +1,283 @@
+"""Finding and loading a workspace: files in, a :class:`Workspace` and diagnostics out.
+
+The steps: read ``crmkit.yaml``; parse each record file (through the parse
+cache); turn it into model records (:mod:`crmkit.schema`); link interactions
+and deals to customers; then let plugins add their own checks.  One broken file
+never hides the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import zoneinfo
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from .cache import ParseCache, file_key
+from .diagnostics import CrmkitError, Diagnostic, Location, sort_key
+from .model import Customer, Deal, Interaction, LoadStats, Settings, Workspace
+from .schema import (
+    BASE_INTERACTION_TYPES,
+    ID_PATTERN,
+    did_you_mean,
+    parse_customer,
+    parse_deal,
+    parse_interactions,
+    parse_settings,
+)
+from .yamlsource import ParsedFile, YamlMap, parse_yaml
+
+if TYPE_CHECKING:
+    from .plugins import PluginHost
+
+CONFIG_FILE = "crmkit.yaml"
+ENV_WORKSPACE = "CRMKIT_WORKSPACE"
+CACHE_FILE = Path(".crmkit") / "cache" / "parse.pickle"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def find_workspace(start: Path | str | None = None) -> Path:
+    """The workspace root: ``start`` itself (``-w``), else ``$CRMKIT_WORKSPACE``, else the
+    nearest folder at or above the current directory that holds ``crmkit.yaml``."""
+    if start is None and os.environ.get(ENV_WORKSPACE):
+        start = os.environ[ENV_WORKSPACE]
+    if start is not None:
+        root = Path(start).expanduser().resolve()
+        if (root / CONFIG_FILE).is_file():
+            return root
+        if root.name == CONFIG_FILE and root.is_file():
+            return root.parent
+        raise CrmkitError(f"{start}: not a crmkit workspace (no {CONFIG_FILE}); "
+                          "create one with 'crmkit init DIR'")
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    raise CrmkitError(f"no {CONFIG_FILE} found in {here} or any parent folder; "
+                      "use -w PATH, set CRMKIT_WORKSPACE, or create one with 'crmkit init DIR'")
+
+
+def _is_editor_junk(name: str) -> bool:
+    return (name.startswith((".", "#", "~")) or name.endswith(("~", ".swp", ".swx", ".tmp"))
+            or name.startswith(".#"))
+
+
+def iter_files(root: Path, folder: str, out: list[Diagnostic]) -> Iterator[tuple[Path, str]]:
+    """Yield ``(path, relative posix path)`` of YAML files below ``root/folder``, sorted."""
+    base = root / folder
+    if not base.is_dir():
+        return
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if _is_editor_junk(name):
+                continue
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if not name.endswith(YAML_SUFFIXES):
+                out.append(Diagnostic.warning("ignored: not a .yaml file", Location(rel)))
+                continue
+            if path.is_symlink():
+                target = path.resolve()
+                if not target.is_relative_to(root):
+                    out.append(Diagnostic.error(
+                        "ignored: symlink points outside the workspace", Location(rel)))
+                    continue
+            yield path, rel
+
+
+class _Reader:
+    """Reads files through the parse cache and counts what it did."""
+
+    def __init__(self, root: Path, cache: ParseCache) -> None:
+        self.root = root
+        self.cache = cache
+        self.files = 0
+        self.seen: set[str] = set()
+
+    def read(self, path: Path, rel: str) -> ParsedFile:
+        self.files += 1
+        self.seen.add(rel)
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            return ParsedFile(rel, None, [Diagnostic.error(f"cannot read: {exc.strerror}",
+                                                           Location(rel))])
+        key = file_key(stat)
+        cached = self.cache.get(rel, key)
+        if cached is not None:
+            return cached
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return ParsedFile(rel, None, [Diagnostic.error(f"cannot read: {exc.strerror}",
+                                                           Location(rel))])
+        parsed = parse_yaml(data, rel)
+        self.cache.put(rel, key, parsed)
+        return parsed
+
+
+def read_settings_data(root: Path) -> tuple[ParsedFile, list[str]]:
+    """Parse ``crmkit.yaml`` and pick out ``disable_plugins`` (needed before plugins load)."""
+    rel = CONFIG_FILE
+    try:
+        parsed = parse_yaml((root / rel).read_bytes(), rel)
+    except OSError as exc:
+        raise CrmkitError(f"{root / rel}: cannot read: {exc.strerror}") from exc
+    disabled: list[str] = []
+    if isinstance(parsed.data, YamlMap):
+        value = parsed.data.get("disable_plugins")
+        if isinstance(value, list):
+            disabled = [str(v) for v in value if isinstance(v, str)]
+        elif isinstance(value, str):
+            disabled = [value]
+    return parsed, disabled
+
+
+def _stem_id(rel: str, kind: str, out: list[Diagnostic]) -> str | None:
+    stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    if not ID_PATTERN.match(stem):
+        out.append(Diagnostic.error(
+            f"{kind} id {stem!r} (the file name) must be a lowercase slug: "
+            "a-z, 0-9 and '-', e.g. 'anna-mueller'", Location(rel)))
+        return None
+    return stem
+
+
+def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool = True,
+                   settings_file: ParsedFile | None = None) -> Workspace:
+    """Load the workspace at ``root``.  Never raises for bad content: see ``diagnostics``."""
+    out: list[Diagnostic] = []
+    if settings_file is None:
+        settings_file, _ = read_settings_data(root)
+    out.extend(settings_file.diagnostics)
+    sections: set[str] = set()
+    extra_types: list[str] = []
+    if host is not None:
+        owned, problems = host.collect("crmkit_config_sections")
+        out.extend(problems)
+        sections = {s.name for s in owned}
+        types, problems = host.collect("crmkit_interaction_types")
+        out.extend(problems)
+        extra_types = [str(t) for t in types]
+    settings = parse_settings(settings_file.data, CONFIG_FILE, out, lambda: sections)
+    known_types = frozenset((*BASE_INTERACTION_TYPES, *settings.interaction_types, *extra_types))
+    tz = zoneinfo.ZoneInfo(settings.timezone)
+
+    cache = ParseCache(root / CACHE_FILE if use_cache else None)
+    reader = _Reader(root, cache)
+    customers = _load_customers(root, reader, out)
+    interactions = _load_interactions(root, reader, out, known_types, tz, settings)
+    deals = _load_deals(root, reader, out)
+    cache.prune(reader.seen)
+    cache.save()
+
+    by_customer = _link(customers, interactions, deals, out)
+    linked = tuple(sorted((i for i in interactions if i.customer in customers),
+                          key=lambda i: i.sort_key))
+    workspace = Workspace(
+        root=root, settings=settings,
+        customers=MappingProxyType(customers), interactions=linked,
+        deals=MappingProxyType(deals), diagnostics=(),
+        by_customer=MappingProxyType(by_customer),
+    )
+    if host is not None:
+        out.extend(host.diagnostics)
+        problems_from_plugins, failures = host.collect("crmkit_validate", workspace=workspace)
+        out.extend(d for d in problems_from_plugins if isinstance(d, Diagnostic))
+        out.extend(failures)
+    return replace(workspace, diagnostics=tuple(sorted(out, key=sort_key)),
+                   stats=LoadStats(reader.files, cache.misses, cache.hits))
+
+
+def _load_customers(root: Path, reader: _Reader, out: list[Diagnostic]) -> dict[str, Customer]:
+    customers: dict[str, Customer] = {}
+    for path, rel in iter_files(root, "customers", out):
+        parsed = reader.read(path, rel)
+        out.extend(parsed.diagnostics)
+        customer_id = _stem_id(rel, "customer", out)
+        if parsed.data is None:
+            continue
+        if customer_id is None:
+            parse_customer(parsed.data, rel, "-", out)  # still report its other problems
+            continue
+        if customer_id in customers:
+            out.append(Diagnostic.error(
+                f"duplicate customer id {customer_id!r} (also in "
+                f"{customers[customer_id].location.path})", Location(rel)))
+            continue
+        customer = parse_customer(parsed.data, rel, customer_id, out)
+        if customer is not None:
+            customers[customer_id] = customer
+    return customers
+
+
+def _load_interactions(root: Path, reader: _Reader, out: list[Diagnostic],
+                       known_types: frozenset[str], tz: dt.tzinfo,
+                       settings: Settings) -> list[Interaction]:
+    interactions: list[Interaction] = []
+    for path, rel in iter_files(root, "interactions", out):
+        parsed = reader.read(path, rel)
+        out.extend(parsed.diagnostics)
+        if parsed.data is None:
+            if not parsed.diagnostics:
+                out.append(Diagnostic.warning("empty file", Location(rel)))
+            continue
+        interactions.extend(parse_interactions(parsed.data, rel, out, known_types, tz,
+                                               settings.currency))
+    return interactions
+
+
+def _load_deals(root: Path, reader: _Reader, out: list[Diagnostic]) -> dict[str, Deal]:
+    deals: dict[str, Deal] = {}
+    for path, rel in iter_files(root, "deals", out):
+        parsed = reader.read(path, rel)
+        out.extend(parsed.diagnostics)
+        deal_id = _stem_id(rel, "deal", out)
+        if parsed.data is None:
+            continue
+        if deal_id is None:
+            parse_deal(parsed.data, rel, "-", out)
+            continue
+        if deal_id in deals:
+            out.append(Diagnostic.error(f"duplicate deal id {deal_id!r}", Location(rel)))
+            continue
+        deal = parse_deal(parsed.data, rel, deal_id, out)
+        if deal is not None:
+            deals[deal_id] = deal
+    return deals
+
+
+def _unknown_customer(customer_id: str, customers: dict[str, Customer]) -> str:
+    return f"unknown customer {customer_id!r}{did_you_mean(customer_id, customers)}"
+
+
+def _link(customers: dict[str, Customer], interactions: list[Interaction],
+          deals: dict[str, Deal], out: list[Diagnostic]
+          ) -> dict[str, tuple[Interaction, ...]]:
+    """Check references between records and index interactions per customer."""
+    grouped: dict[str, list[Interaction]] = {}
+    for interaction in interactions:
+        if interaction.customer not in customers:
+            out.append(Diagnostic.error(_unknown_customer(interaction.customer, customers),
+                                        interaction.locate("customer")))
+            continue
+        grouped.setdefault(interaction.customer, []).append(interaction)
+    for deal in deals.values():
+        if deal.customer not in customers:
+            out.append(Diagnostic.error(_unknown_customer(deal.customer, customers),
+                                        deal.locate("customer")))
+    for customer in customers.values():
+        ref = customer.referred_by
+        if ref and ref not in customers:
+            out.append(Diagnostic.error(f"'referred_by': {_unknown_customer(ref, customers)}",
+                                        customer.locate("referred_by")))
+        elif ref == customer.id:
+            out.append(Diagnostic.error("'referred_by' names the customer itself",
+                                        customer.locate("referred_by")))
+    return {cid: tuple(sorted(items, key=lambda i: i.sort_key))
+            for cid, items in grouped.items()}

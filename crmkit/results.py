@@ -1,0 +1,136 @@
+"""What plugins hand back to the core: plain typed values, never ad-hoc dicts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .diagnostics import Location
+
+Label = str | bool | int | float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSection:
+    """A top-level section of ``crmkit.yaml`` that a plugin owns and validates."""
+
+    name: str
+    description: str
+    #: A commented YAML example, shown by ``crmkit init`` and the docs.
+    example: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentLabel:
+    """One label for one customer, e.g. ``lifecycle = "active"`` or ``abc = "A"``.
+
+    ``group`` nests the label in the JSON output (user-defined segments use
+    ``"segments"``); ``None`` puts it at the top level.
+    """
+
+    customer: str
+    name: str
+    value: Label
+    group: str | None = None
+
+
+class Segmentation(Mapping[str, dict[str, Any]]):
+    """All customers' labels, as ``{customer_id: {name: value, group: {...}}}``."""
+
+    def __init__(self, labels: Iterable[SegmentLabel] = ()) -> None:
+        self._data: dict[str, dict[str, Any]] = {}
+        for label in labels:
+            self.add(label)
+
+    def add(self, label: SegmentLabel) -> None:
+        slot = self._data.setdefault(label.customer, {})
+        if label.group:
+            slot = slot.setdefault(label.group, {})
+        slot[label.name] = label.value
+
+    def label(self, customer: str, name: str, group: str | None = None) -> Any:
+        slot = self._data.get(customer, {})
+        if group:
+            slot = slot.get(group, {})
+        return slot.get(name)
+
+    def __getitem__(self, customer: str) -> dict[str, Any]:
+        return self._data.get(customer, {})
+
+    def __iter__(self):
+        return iter(sorted(self._data))
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, customer: object) -> bool:
+        return customer in self._data
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """Something to do for a customer by a date, and why."""
+
+    due: dt.date
+    customer: str
+    kind: str
+    title: str
+    reason: str
+    channel: str | None = None
+    #: 1 = most important; lower priorities are suppressed first by frequency caps.
+    priority: int = 3
+    #: The interaction or setting that caused it.
+    source: Location | None = None
+    #: Why it is not shown by default (e.g. a frequency cap), if it is suppressed.
+    suppressed: str | None = None
+
+    def overdue(self, today: dt.date) -> bool:
+        return self.due < today
+
+    def to_json(self, today: dt.date) -> dict[str, Any]:
+        return {
+            "due": self.due.isoformat(), "customer": self.customer, "kind": self.kind,
+            "title": self.title, "channel": self.channel, "priority": self.priority,
+            "overdue": self.overdue(today), "reason": self.reason,
+            "source": str(self.source) if self.source else None,
+            "suppressed": self.suppressed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EmailDraft:
+    """An email a plugin drafted for a reminder, ready for review."""
+
+    reminder: Reminder
+    to: str
+    subject: str
+    body: str
+    locale: str
+    template: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A KPI value for reports, e.g. ``repeat_purchase_rate = 0.42``."""
+
+    name: str
+    label: str
+    value: Any
+    unit: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSection:
+    """A block of a report: a template rendered with ``context``."""
+
+    name: str
+    title: str
+    template: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+    order: int = 100
+
+
+JinjaFilter = Callable[..., Any]

@@ -1,0 +1,150 @@
+"""The workspace *as of* a day: derived values computed from the history.
+
+Nothing here is stored in files.  ``--today`` means "as of": interactions dated
+after it are planned, not history, so a report for a past day is exactly what it
+would have been then.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .model import Customer, FollowUp, Interaction, Workspace
+
+#: Interaction types that are records, not contact with the customer.
+NON_CONTACT_TYPES = frozenset({"note"})
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFollowUp:
+    """A ``follow_up`` promised in an interaction with no contact since."""
+
+    interaction: Interaction
+    follow_up: FollowUp
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """Values computed from one customer's history up to and including ``today``."""
+
+    customer: str
+    first_contact: dt.date | None
+    last_contact: dt.date | None
+    first_purchase: dt.date | None
+    last_purchase: dt.date | None
+    purchase_count: int
+    revenue: Decimal
+    revenue_12m: Decimal
+    average_order_value: Decimal | None
+    interaction_count: int
+    complaint_count: int
+    open_follow_ups: tuple[OpenFollowUp, ...]
+    planned: tuple[Interaction, ...]
+
+    def years_as_customer(self, today: dt.date) -> float:
+        if self.first_purchase is None:
+            return 0.0
+        return round((today - self.first_purchase).days / 365.25, 1)
+
+    def to_json(self) -> dict[str, object]:
+        def day(d: dt.date | None) -> str | None:
+            return d.isoformat() if d else None
+
+        return {
+            "first_contact": day(self.first_contact),
+            "last_contact": day(self.last_contact),
+            "first_purchase": day(self.first_purchase),
+            "last_purchase": day(self.last_purchase),
+            "purchase_count": self.purchase_count,
+            "revenue": str(self.revenue),
+            "revenue_12m": str(self.revenue_12m),
+            "average_order_value": (
+                str(self.average_order_value) if self.average_order_value is not None else None
+            ),
+            "interaction_count": self.interaction_count,
+            "complaint_count": self.complaint_count,
+        }
+
+
+def derive(history: tuple[Interaction, ...] | list[Interaction], today: dt.date,
+           currency: str, customer_id: str) -> Derived:
+    """Derived values for one customer; ``history`` is sorted oldest first."""
+    cut = bisect.bisect_right(history, today, key=lambda i: i.date)
+    past, planned = history[:cut], tuple(history[cut:])
+    year_ago = today - dt.timedelta(days=365)
+    purchases = [i for i in past if i.type == "purchase"]
+    counted = [i for i in purchases
+               if i.amount is not None and (i.currency in (None, currency))]
+    revenue = sum((i.amount for i in counted), Decimal(0))  # type: ignore[misc]
+    revenue_12m = sum((i.amount for i in counted if i.date > year_ago), Decimal(0))  # type: ignore[misc]
+    contacts = [i for i in past if i.type not in NON_CONTACT_TYPES]
+    last_contact = contacts[-1].date if contacts else None
+    # History is sorted, so "a contact dated after it" means "the last contact is later".
+    open_follow_ups = tuple(
+        OpenFollowUp(i, i.follow_up) for i in past
+        if i.follow_up is not None and (last_contact is None or last_contact <= i.date)
+    )
+    return Derived(
+        customer=customer_id,
+        first_contact=contacts[0].date if contacts else None,
+        last_contact=last_contact,
+        first_purchase=purchases[0].date if purchases else None,
+        last_purchase=purchases[-1].date if purchases else None,
+        purchase_count=len(purchases),
+        revenue=revenue,
+        revenue_12m=revenue_12m,
+        average_order_value=(
+            (revenue / len(counted)).quantize(Decimal("0.01")) if counted else None
+        ),
+        interaction_count=len(past),
+        complaint_count=sum(1 for i in past if i.type == "complaint"),
+        open_follow_ups=open_follow_ups,
+        planned=planned,
+    )
+
+
+class Snapshot:
+    """A workspace as of ``today``; what plugins receive to compute their rules.
+
+    Derived values are computed once per customer on first use.
+    """
+
+    def __init__(self, workspace: Workspace, today: dt.date) -> None:
+        self.workspace = workspace
+        self.today = today
+        self._derived: dict[str, Derived] = {}
+
+    @property
+    def settings(self):
+        return self.workspace.settings
+
+    @property
+    def customers(self) -> list[Customer]:
+        """Customers sorted by id."""
+        return [self.workspace.customers[k] for k in sorted(self.workspace.customers)]
+
+    def customer(self, customer_id: str) -> Customer | None:
+        return self.workspace.customers.get(customer_id)
+
+    def history(self, customer_id: str) -> tuple[Interaction, ...]:
+        """The customer's interactions up to and including ``today``, oldest first."""
+        history = self.workspace.history(customer_id)
+        cut = bisect.bisect_right(history, self.today, key=lambda i: i.date)
+        return history[:cut]
+
+    @property
+    def interactions(self) -> tuple[Interaction, ...]:
+        """Every interaction up to and including ``today``, oldest first."""
+        all_ = self.workspace.interactions
+        return all_[: bisect.bisect_right(all_, self.today, key=lambda i: i.date)]
+
+    def derived(self, customer_id: str) -> Derived:
+        cached = self._derived.get(customer_id)
+        if cached is None:
+            cached = derive(self.workspace.history(customer_id), self.today,
+                            self.workspace.settings.currency, customer_id)
+            self._derived[customer_id] = cached
+        return cached

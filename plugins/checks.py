@@ -1,0 +1,69 @@
+"""Data-quality checks beyond the file format: duplicates and records that do not add up."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import crmkit
+from crmkit import Diagnostic, Workspace
+
+NAME = "checks"
+
+
+def _phone_key(phone: str) -> str:
+    digits = re.sub(r"\D", "", phone)
+    if phone.strip().startswith("+"):
+        return digits
+    if digits.startswith("00"):
+        return digits[2:]
+    return digits.lstrip("0")[-9:]
+
+
+@crmkit.hookimpl
+def crmkit_validate(workspace: Workspace) -> Iterator[Diagnostic]:
+    seen_email: dict[str, str] = {}
+    seen_phone: dict[str, str] = {}
+    for customer_id in sorted(workspace.customers):
+        customer = workspace.customers[customer_id]
+        for email in customer.emails:
+            key = email.strip().lower()
+            if key in seen_email:
+                yield Diagnostic.error(
+                    f"duplicate customer: {seen_email[key]!r} has the same email {email!r}",
+                    customer.locate("emails" if "emails" in customer.locations else "email"),
+                    source=NAME)
+            else:
+                seen_email[key] = customer_id
+        for phone in customer.phones:
+            key = _phone_key(phone)
+            if len(key) >= 6 and key in seen_phone and seen_phone[key] != customer_id:
+                yield Diagnostic.warning(
+                    f"possible duplicate: {seen_phone[key]!r} has the same phone {phone!r}",
+                    customer.locate("phones" if "phones" in customer.locations else "phone"),
+                    source=NAME)
+            else:
+                seen_phone.setdefault(key, customer_id)
+
+    currency = workspace.settings.currency
+    for interaction in workspace.interactions:
+        kind = interaction.type
+        if kind in ("purchase", "quote") and interaction.amount is None:
+            yield Diagnostic.warning(f"{kind} without 'amount'", interaction.location, source=NAME)
+        if kind == "feedback" and interaction.score is None and interaction.summary is None:
+            yield Diagnostic.warning("feedback without 'score' or 'summary'",
+                                     interaction.location, source=NAME)
+        if interaction.amount is not None and interaction.currency not in (None, currency):
+            yield Diagnostic.warning(
+                f"amount in {interaction.currency}, not the workspace currency {currency}: "
+                "not counted in revenue", interaction.locate("currency"), source=NAME)
+        if interaction.score is not None and kind != "feedback":
+            yield Diagnostic.warning(f"'score' on a {kind}; scores belong to feedback",
+                                     interaction.locate("score"), source=NAME)
+        if interaction.follow_up is not None and interaction.follow_up.date < interaction.date:
+            yield Diagnostic.warning("'follow_up' is dated before the interaction itself",
+                                     interaction.locate("follow_up"), source=NAME)
+
+    for deal in workspace.deals.values():
+        if deal.is_open and deal.value is None:
+            yield Diagnostic.warning("open deal without 'value'", deal.location, source=NAME)
