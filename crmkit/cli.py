@@ -22,6 +22,7 @@ from .scaffold import create_workspace
 from .schema import (
     BASE_INTERACTION_TYPES,
     DIRECTIONS,
+    ID_PATTERN,
     LOCALES,
     PAYMENT_STATES,
     did_you_mean,
@@ -87,6 +88,7 @@ class CrmkitGroup(click.Group):
 
 @click.group(cls=CrmkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-w", "--workspace", type=click.Path(file_okay=False, path_type=Path),
+              is_eager=True,
               help="Workspace folder (default: $CRMKIT_WORKSPACE, else the nearest "
                    "folder upwards with a crmkit.yaml).")
 @click.option("--today", callback=_parse_today, metavar="YYYY-MM-DD",
@@ -218,6 +220,10 @@ def add_customer(app: App, customer_id: str | None, name: str, company: str | No
     customer_id = customer_id or slugify(name)
     if not customer_id:
         raise CrmkitError("cannot make an id from that name; pass CUSTOMER_ID")
+    if not ID_PATTERN.match(customer_id):
+        example = slugify(customer_id) or "anna-mueller"
+        raise CrmkitError(f"{customer_id!r} is not a valid id: use a lowercase slug "
+                          f"(a-z, 0-9 and '-'), e.g. {example!r}")
     if referred_by and referred_by not in ws.customers:
         raise CrmkitError(f"--referred-by: unknown customer {referred_by!r}"
                           f"{did_you_mean(referred_by, ws.customers)}")
@@ -337,7 +343,7 @@ def log(app: App, customer_id: str, kind: str, summary: str | None, when: str | 
     record = interaction[0]
     assert record is not None
     year = record.date.year
-    base = f"interactions/{year}/{record.date.isoformat()}-{customer_id}-{kind}"
+    base = f"interactions/{year}/{record.date.isoformat()}-{customer_id}-{slugify(kind)}"
     for attempt in range(1, 1000):
         rel = f"{base}.yaml" if attempt == 1 else f"{base}-{attempt}.yaml"
         try:

@@ -170,13 +170,14 @@ def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool =
 
     cache = ParseCache(root / CACHE_FILE if use_cache else None)
     reader = _Reader(root, cache)
-    customers = _load_customers(root, reader, out)
-    interactions = _load_interactions(root, reader, out, known_types, tz, settings)
+    customers, broken = _load_customers(root, reader, out)
+    interactions = _load_interactions(root, reader, out, known_types, tz, settings,
+                                      {*customers, *broken})
     deals = _load_deals(root, reader, out)
     cache.prune(reader.seen)
     cache.save()
 
-    by_customer = _link(customers, interactions, deals, out)
+    by_customer = _link(customers, interactions, deals, out, broken)
     linked = tuple(sorted((i for i in interactions if i.customer in customers),
                           key=lambda i: i.sort_key))
     workspace = Workspace(
@@ -194,13 +195,18 @@ def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool =
                    stats=LoadStats(reader.files, cache.misses, cache.hits))
 
 
-def _load_customers(root: Path, reader: _Reader, out: list[Diagnostic]) -> dict[str, Customer]:
+def _load_customers(root: Path, reader: _Reader, out: list[Diagnostic]
+                    ) -> tuple[dict[str, Customer], dict[str, str]]:
+    """The customers, and the ids of customer files too broken to load (id → path)."""
     customers: dict[str, Customer] = {}
+    broken: dict[str, str] = {}
     for path, rel in iter_files(root, "customers", out):
         parsed = reader.read(path, rel)
         out.extend(parsed.diagnostics)
         customer_id = _stem_id(rel, "customer", out)
         if parsed.data is None:
+            if customer_id:
+                broken[customer_id] = rel
             continue
         if customer_id is None:
             parse_customer(parsed.data, rel, "-", out)  # still report its other problems
@@ -213,12 +219,15 @@ def _load_customers(root: Path, reader: _Reader, out: list[Diagnostic]) -> dict[
         customer = parse_customer(parsed.data, rel, customer_id, out)
         if customer is not None:
             customers[customer_id] = customer
-    return customers
+        else:
+            broken[customer_id] = rel
+    return customers, broken
 
 
 def _load_interactions(root: Path, reader: _Reader, out: list[Diagnostic],
                        known_types: frozenset[str], tz: dt.tzinfo,
-                       settings: Settings) -> list[Interaction]:
+                       settings: Settings, customers: dict[str, Customer]
+                       ) -> list[Interaction]:
     interactions: list[Interaction] = []
     for path, rel in iter_files(root, "interactions", out):
         parsed = reader.read(path, rel)
@@ -228,7 +237,7 @@ def _load_interactions(root: Path, reader: _Reader, out: list[Diagnostic],
                 out.append(Diagnostic.warning("empty file", Location(rel)))
             continue
         interactions.extend(parse_interactions(parsed.data, rel, out, known_types, tz,
-                                               settings.currency))
+                                               settings.currency, customers))
     return interactions
 
 
@@ -257,23 +266,29 @@ def _unknown_customer(customer_id: str, customers: dict[str, Customer]) -> str:
 
 
 def _link(customers: dict[str, Customer], interactions: list[Interaction],
-          deals: dict[str, Deal], out: list[Diagnostic]
+          deals: dict[str, Deal], out: list[Diagnostic], broken: dict[str, str]
           ) -> dict[str, tuple[Interaction, ...]]:
     """Check references between records and index interactions per customer."""
     grouped: dict[str, list[Interaction]] = {}
-    for interaction in interactions:
+    orphaned: dict[str, int] = {}
+    for interaction in interactions:  # unknown customers were reported while parsing
         if interaction.customer not in customers:
-            out.append(Diagnostic.error(_unknown_customer(interaction.customer, customers),
-                                        interaction.locate("customer")))
+            orphaned[interaction.customer] = orphaned.get(interaction.customer, 0) + 1
             continue
         grouped.setdefault(interaction.customer, []).append(interaction)
+    for customer_id, count in sorted(orphaned.items()):
+        out.append(Diagnostic.warning(
+            f"{count} interaction(s) of {customer_id!r} are left out until this file is fixed",
+            Location(broken[customer_id])))
     for deal in deals.values():
+        if deal.customer in broken:
+            continue
         if deal.customer not in customers:
             out.append(Diagnostic.error(_unknown_customer(deal.customer, customers),
                                         deal.locate("customer")))
     for customer in customers.values():
         ref = customer.referred_by
-        if ref and ref not in customers:
+        if ref and ref not in customers and ref not in broken:
             out.append(Diagnostic.error(f"'referred_by': {_unknown_customer(ref, customers)}",
                                         customer.locate("referred_by")))
         elif ref == customer.id:

@@ -178,6 +178,9 @@ class Deal:
     def is_open(self) -> bool:
         return self.stage not in ("won", "lost")
 
+    def locate(self, key: str) -> Location:
+        return self.locations.get(key, self.location)
+
 
 @dataclass(frozen=True, slots=True)
 class Sender:

@@ -11,7 +11,7 @@ import datetime as dt
 import difflib
 import re
 import zoneinfo
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any
@@ -64,7 +64,11 @@ SETTINGS_KEYS = ("business", "sender", "locale", "currency", "timezone", "output
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.7)
+    """A hint for typos and abbreviations: ``" (did you mean 'anna-mueller'?)"`` or ``""``."""
+    options = sorted(choices)
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.7)
+    if not close and len(word) >= 3:
+        close = [o for o in options if o.startswith(word)][:1]
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -283,8 +287,6 @@ def parse_customer(data: Any, path: str, customer_id: str,
     f = Fields(raw, path, out)
     f.check_keys(CUSTOMER_KEYS, "a customer")
     name = f.text("name", required=True)
-    if name is None:
-        return None
     if f.present("email") and f.present("emails"):
         f.error("emails", "use either 'email' or 'emails', not both")
     address = None
@@ -306,27 +308,24 @@ def parse_customer(data: Any, path: str, customer_id: str,
     if referred_by and not ID_PATTERN.match(referred_by):
         f.error("referred_by", f"'referred_by': {referred_by!r} is not a customer id")
         referred_by = None
-    return Customer(
-        id=customer_id,
-        name=name,
-        location=Location(path, 1, 1),
+    rest = dict(
         company=f.text("company"),
         emails=_emails(f),
         phones=f.text_list("phones", single="phone"),
-        address=address,
         birthday=f.date("birthday"),
         tags=f.text_list("tags"),
         source=f.text("source"),
-        referred_by=referred_by,
-        consent=consent,
         preferred_channel=f.text("preferred_channel"),
         locale=f.choice("locale", LOCALES),
         stage=f.text("stage"),
         notes=f.text("notes"),
         services=_services(f),
         fields=f.free(),
-        locations=f.locations(),
     )
+    if name is None:
+        return None
+    return Customer(id=customer_id, name=name, location=Location(path, 1, 1), address=address,
+                    referred_by=referred_by, consent=consent, locations=f.locations(), **rest)
 
 
 def _when(f: Fields, tz: dt.tzinfo) -> tuple[dt.date | None, dt.datetime | None]:
@@ -390,13 +389,18 @@ def _follow_up(f: Fields) -> FollowUp | None:
 
 
 def parse_interaction(data: Any, path: str, out: list[Diagnostic], known_types: frozenset[str],
-                      tz: dt.tzinfo, currency: str) -> Interaction | None:
+                      tz: dt.tzinfo, currency: str,
+                      customers: Container[str] | None = None) -> Interaction | None:
+    """One interaction; with ``customers`` given, an unknown customer id is an error."""
     raw = top_mapping(data, path, "an interaction mapping", out)
     if raw is None:
         return None
     f = Fields(raw, path, out)
     f.check_keys(INTERACTION_KEYS, "an interaction")
     customer = f.text("customer", required=True)
+    if customer is not None and customers is not None and customer not in customers:
+        f.error("customer", f"unknown customer {customer!r}{did_you_mean(customer, customers)}")
+        customer = None
     day, at = _when(f, tz)
     kind = f.text("type", required=True)
     if kind is not None and kind not in known_types:
@@ -439,14 +443,15 @@ def parse_interaction(data: Any, path: str, out: list[Diagnostic], known_types: 
 
 
 def parse_interactions(data: Any, path: str, out: list[Diagnostic], known_types: frozenset[str],
-                       tz: dt.tzinfo, currency: str) -> list[Interaction]:
+                       tz: dt.tzinfo, currency: str,
+                       customers: Container[str] | None = None) -> list[Interaction]:
     """A file below ``interactions/`` holds one interaction or a list of them."""
     if isinstance(data, YamlList):
-        parsed = (parse_interaction(item, path, out, known_types, tz, currency) if
+        parsed = (parse_interaction(item, path, out, known_types, tz, currency, customers) if
                   isinstance(item, YamlMap) else _not_mapping(path, data.marks[i], out)
                   for i, item in enumerate(data))
         return [i for i in parsed if i is not None]
-    one = parse_interaction(data, path, out, known_types, tz, currency)
+    one = parse_interaction(data, path, out, known_types, tz, currency, customers)
     return [one] if one else []
 
 

@@ -59,10 +59,11 @@ class Derived:
             "first_purchase": day(self.first_purchase),
             "last_purchase": day(self.last_purchase),
             "purchase_count": self.purchase_count,
-            "revenue": str(self.revenue),
-            "revenue_12m": str(self.revenue_12m),
+            "revenue": f"{self.revenue:.2f}",
+            "revenue_12m": f"{self.revenue_12m:.2f}",
             "average_order_value": (
-                str(self.average_order_value) if self.average_order_value is not None else None
+                f"{self.average_order_value:.2f}" if self.average_order_value is not None
+                else None
             ),
             "interaction_count": self.interaction_count,
             "complaint_count": self.complaint_count,

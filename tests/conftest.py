@@ -1,0 +1,67 @@
+"""Tests build tiny workspaces from a dict of files, like pytest's pytester."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from crmkit.cli import cli
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "example_workspace"
+
+DEFAULT_SETTINGS = """\
+business: Test GmbH
+sender: {name: Tess Ter, email: tess@test.example}
+locale: en
+currency: EUR
+timezone: Europe/Berlin
+"""
+
+MakeWorkspace = Callable[..., Path]
+
+
+def write_files(root: Path, files: dict[str, str | bytes]) -> None:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content), encoding="utf-8")
+
+
+def age_files(root: Path, seconds: float = 60) -> None:
+    """Backdate mtimes: the parse cache does not trust files modified seconds ago."""
+    past = time.time() - seconds
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, (past, past))
+
+
+@pytest.fixture
+def make_workspace(tmp_path: Path) -> MakeWorkspace:
+    def make(files: dict[str, str | bytes] | None = None, settings: str = DEFAULT_SETTINGS,
+             name: str = "ws") -> Path:
+        root = tmp_path / name
+        root.mkdir()
+        write_files(root, {"crmkit.yaml": settings, **(files or {})})
+        return root
+
+    return make
+
+
+@pytest.fixture
+def run() -> Callable[..., object]:
+    """Invoke the CLI in-process; returns click's Result (stdout and stderr separate)."""
+    def invoke(*args: str, input: str | None = None):
+        return CliRunner().invoke(cli, [str(a) for a in args], input=input,
+                                  catch_exceptions=False)
+
+    return invoke

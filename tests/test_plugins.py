@@ -1,0 +1,164 @@
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from crmkit.loader import load_workspace
+from crmkit.plugins import load_plugins
+
+EXAMPLE_PLUGIN = REPO / "docs" / "examples" / "referrals"
+CRMKIT = Path(sys.executable).parent / "crmkit"
+
+CUSTOMERS = {
+    "customers/anna.yaml": "name: Anna\nsource: referral\n",
+    "customers/bob.yaml": "name: Bob\nreferred_by: anna\n",
+    "customers/cleo.yaml": "name: Cleo\nreferred_by: anna\n",
+}
+
+
+def names(host):
+    return {p.name: p for p in host.plugins}
+
+
+def test_stock_plugins_come_from_the_entry_point_group(make_workspace):
+    host = load_plugins(make_workspace())
+    checks = names(host)["checks"]
+    assert checks.kind == "stock" and checks.origin == "crmkit_plugins.checks"
+    assert checks.hooks == ("crmkit_validate",)
+    assert host.diagnostics == []
+
+
+def test_workspace_plugin_is_loaded_by_path_and_its_hooks_run(make_workspace):
+    root = make_workspace({**CUSTOMERS, "plugins/referrals.py":
+                           (EXAMPLE_PLUGIN / "crmkit_referrals.py").read_text()})
+    host = load_plugins(root)
+    info = names(host)["referrals"]
+    assert info.kind == "workspace" and info.origin == "plugins/referrals.py"
+    assert set(info.hooks) == {"crmkit_config_sections", "crmkit_validate", "crmkit_segments",
+                               "crmkit_register_commands"}
+    ws = load_workspace(root, host)
+    assert [str(d) for d in ws.diagnostics] == [
+        "customers/anna.yaml:2:9: warning: source is 'referral' but 'referred_by' is missing: "
+        "who referred them?"]
+
+
+def test_plugins_can_be_disabled_by_name(make_workspace):
+    root = make_workspace({
+        "customers/a.yaml": "name: A\nemail: same@x.de\n",
+        "customers/b.yaml": "name: B\nemail: same@x.de\n",
+        "plugins/noisy.py": "import crmkit\n\n@crmkit.hookimpl\ndef crmkit_validate(workspace):\n"
+                            "    return [crmkit.Diagnostic.warning('noise')]\n",
+    })
+    enabled = load_workspace(root, load_plugins(root))
+    assert [d.message for d in enabled.diagnostics] == [
+        "noise", "duplicate customer: 'a' has the same email 'same@x.de'"]
+    host = load_plugins(root, ["checks", "noisy"])
+    assert {p.name for p in host.plugins if p.disabled} == {"checks", "noisy"}
+    assert load_workspace(root, host).diagnostics == ()
+
+
+def test_disabling_an_unknown_plugin_is_a_warning(make_workspace):
+    host = load_plugins(make_workspace(), ["chekcs"])
+    assert [str(d) for d in host.diagnostics] == [
+        "crmkit.yaml: warning: disable_plugins names 'chekcs', but no such plugin is installed"]
+
+
+def test_a_plugin_that_fails_to_import_is_named_and_the_rest_works(make_workspace):
+    root = make_workspace({
+        "customers/a.yaml": "name: A\n",
+        "plugins/broken.py": "import crmkit\n\nx = 1\nraise RuntimeError('boom')\n",
+        "plugins/syntax.py": "def oops(:\n",
+        "plugins/good.py": "import crmkit\n\n@crmkit.hookimpl\ndef crmkit_interaction_types():\n"
+                           "    return ['workshop']\n",
+    })
+    host = load_plugins(root)
+    assert [str(d) for d in host.diagnostics] == [
+        "plugins/broken.py:4:1: error: workspace plugin 'broken' failed to import: "
+        "RuntimeError: boom",
+        "plugins/syntax.py:1:10: error: workspace plugin 'syntax' failed to import: "
+        "SyntaxError: invalid syntax (syntax.py, line 1)",
+    ]
+    assert "good" in names(host) and "broken" not in names(host)
+    (root / "interactions").mkdir()
+    (root / "interactions" / "w.yaml").write_text("customer: a\ndate: 2024-01-01\ntype: workshop\n")
+    ws = load_workspace(root, host)
+    assert len(ws.interactions) == 1
+    assert sum(d.is_error for d in ws.diagnostics) == 2
+
+
+def test_a_hook_that_raises_names_plugin_and_hook_and_others_still_count(make_workspace):
+    root = make_workspace({
+        "customers/a.yaml": "name: A\nemail: same@x.de\n",
+        "customers/b.yaml": "name: B\nemail: same@x.de\n",
+        "plugins/crashy.py": "import crmkit\n\n@crmkit.hookimpl\ndef crmkit_validate(workspace):\n"
+                             "    return 1 / 0\n",
+    })
+    ws = load_workspace(root, load_plugins(root))
+    messages = [d.message for d in ws.diagnostics]
+    assert "plugin 'crashy' failed in crmkit_validate: ZeroDivisionError: division by zero" \
+        in messages
+    assert "duplicate customer: 'a' has the same email 'same@x.de'" in messages
+
+
+def test_misspelled_hook_and_wrong_arguments_fail_loudly(make_workspace):
+    root = make_workspace({
+        "plugins/typo.py": "import crmkit\n\n@crmkit.hookimpl\ndef crmkit_validtae(workspace):\n"
+                           "    return []\n",
+        "plugins/args.py": "import crmkit\n\n@crmkit.hookimpl\ndef crmkit_validate(wrkspace):\n"
+                           "    return []\n",
+    })
+    host = load_plugins(root)
+    messages = [d.message for d in host.diagnostics]
+    assert any("'typo'" in m and "crmkit_validtae" in m for m in messages), messages
+    assert any("'args'" in m and "wrkspace" in m for m in messages), messages
+    assert "args" not in names(host) and "typo" not in names(host)
+
+
+def test_segments_hook_through_the_app(make_workspace):
+    from crmkit import App
+
+    root = make_workspace({**CUSTOMERS, "plugins/referrals.py":
+                           (EXAMPLE_PLUGIN / "crmkit_referrals.py").read_text()},
+                          settings="business: X\nreferrals: {top_referrer_min: 2}\n")
+    app = App(root, dt.date(2026, 1, 1))
+    assert app.segments()["anna"] == {"top_referrer": True}
+    assert app.segments()["bob"] == {}
+
+
+@pytest.fixture(scope="module")
+def installed_example(tmp_path_factory):
+    """The docs' example plugin, pip-installed as a real package into a folder."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--no-index", "--target", str(target), str(EXAMPLE_PLUGIN)],
+        check=True, capture_output=True, cwd=tmp_path_factory.mktemp("build"))
+    return target
+
+
+def test_the_docs_example_works_as_an_installed_package(make_workspace, installed_example):
+    root = make_workspace({**CUSTOMERS},
+                          settings="business: X\nreferrals:\n  top_referrer_min: 1\n")
+    env = {**os.environ, "PYTHONPATH": str(installed_example)}
+    listing = subprocess.run([CRMKIT, "-w", root, "plugins", "--format", "json"], env=env,
+                             capture_output=True, text=True, check=True)
+    plugins = {p["name"]: p for p in json.loads(listing.stdout)}
+    assert plugins["referrals"]["kind"] == "installed"
+    assert plugins["referrals"]["version"] == "1.0.0"
+    out = subprocess.run([CRMKIT, "-w", root, "referrals"], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout == "anna: bob, cleo (0.00 EUR)\n"
+    check = subprocess.run([CRMKIT, "-w", root, "check"], env=env, capture_output=True,
+                           text=True)
+    assert check.returncode == 0
+    assert "customers/anna.yaml:2:9: warning: source is 'referral'" in check.stdout
+    # and without the package, the section is unknown: proof it was the plugin
+    bare = subprocess.run([CRMKIT, "-w", root, "check"], capture_output=True, text=True,
+                          env={k: v for k, v in env.items() if k != "PYTHONPATH"})
+    assert bare.returncode == 1
+    assert "crmkit.yaml:2:1: error: unknown setting 'referrals'" in bare.stdout

@@ -1,0 +1,97 @@
+import datetime as dt
+import pickle
+
+from crmkit.yamlsource import YamlList, YamlMap, parse_yaml
+
+
+def messages(parsed):
+    return [str(d) for d in parsed.diagnostics]
+
+
+def test_values_keep_their_line_and_column():
+    text = b"name: Anna\nservices:\n  - name: Wartung\n    interval: 1 year\n"
+    parsed = parse_yaml(text, "c.yaml")
+    assert parsed.diagnostics == []
+    data = parsed.data
+    assert isinstance(data, YamlMap)
+    assert data.marks["name"] == (1, 7)
+    assert data.key_marks["services"] == (2, 1)
+    services = data["services"]
+    assert isinstance(services, YamlList)
+    assert services.marks[0] == (3, 5)
+    assert services[0].marks["interval"] == (4, 15)
+
+
+def test_yaml_11_booleans_stay_text_but_true_false_are_booleans():
+    data = parse_yaml(b"country: NO\nanswer: yes\nflag: on\nok: true\nbad: False\n", "x").data
+    assert data == {"country": "NO", "answer": "yes", "flag": "on", "ok": True, "bad": False}
+
+
+def test_dates_are_dates_and_impossible_dates_stay_text_for_the_schema():
+    data = parse_yaml(b"a: 2026-02-28\nb: 2026-02-30\n", "x").data
+    assert data["a"] == dt.date(2026, 2, 28)
+    assert data["b"] == "2026-02-30"
+
+
+def test_duplicate_keys_are_errors_and_the_first_value_wins():
+    parsed = parse_yaml(b"name: A\nemail: a@x.de\nname: B\n", "c.yaml")
+    assert parsed.data["name"] == "A"
+    assert messages(parsed) == [
+        "c.yaml:3:1: error: duplicate key 'name' (first defined at line 1); the first value is used"
+    ]
+
+
+def test_syntax_error_names_line_and_column():
+    parsed = parse_yaml(b"name: Anna\nemail: [a@b.de\n", "c.yaml")
+    assert parsed.data is None
+    assert messages(parsed) == [
+        "c.yaml:3:1: error: invalid YAML: did not find expected ',' or ']' "
+        "(while parsing a flow sequence at line 2)"
+    ]
+
+
+def test_object_constructing_tags_are_refused():
+    parsed = parse_yaml(b"x: !!python/object/apply:os.system ['true']\n", "e.yaml")
+    assert parsed.data is None
+    assert messages(parsed) == [
+        "e.yaml:1:4: error: unsupported tag 'tag:yaml.org,2002:python/object/apply:os.system'"
+    ]
+
+
+def test_billion_laughs_is_refused_quickly():
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [" + ",".join(f"*{prev}" for _ in range(9)) + "]")
+    parsed = parse_yaml("\n".join(lines).encode(), "bomb.yaml")
+    assert parsed.data is None
+    assert "alias bomb" in parsed.diagnostics[0].message
+
+
+def test_small_aliases_and_merge_keys_work():
+    text = b"base: &b {city: Weimar, country: DE}\naddr:\n  <<: *b\n  street: Markt 1\n"
+    data = parse_yaml(text, "x").data
+    assert data["addr"] == {"street": "Markt 1", "city": "Weimar", "country": "DE"}
+
+
+def test_invalid_utf8_binary_and_bom():
+    bad = parse_yaml(b"name: ok\nnote: caf\xe9\n", "c.yaml")
+    assert messages(bad) == ["c.yaml:2:10: error: file is not valid UTF-8 (save it as UTF-8)"]
+    binary = parse_yaml(b"\x89PNG\r\n\x1a\n\x00\x00", "img.yaml")
+    assert messages(binary) == ["img.yaml:1:1: error: binary file, not YAML"]
+    bom = parse_yaml("\ufeffname: Jürgen\n".encode(), "c.yaml")
+    assert bom.data == {"name": "Jürgen"} and bom.diagnostics == []
+
+
+def test_deep_nesting_is_a_diagnostic_not_a_crash():
+    parsed = parse_yaml(b"a: " + b"[" * 200 + b"]" * 200 + b"\n", "deep.yaml")
+    assert parsed.data is None
+    assert "nesting" in parsed.diagnostics[0].message
+
+
+def test_located_values_survive_pickling_for_the_cache():
+    data = parse_yaml(b"x: 1\ny:\n  - z: 2\n", "f").data
+    copy = pickle.loads(pickle.dumps(data))
+    assert copy == data
+    assert copy.marks == {"x": (1, 4), "y": (3, 3)}
+    assert copy["y"].marks == [(3, 5)]
+    assert copy["y"][0].marks == {"z": (3, 8)}
