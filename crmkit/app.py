@@ -11,6 +11,7 @@ import datetime as dt
 import zoneinfo
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,8 +19,12 @@ from .diagnostics import Diagnostic
 from .loader import find_workspace, load_workspace, read_settings_data
 from .model import Workspace
 from .plugins import PluginHost, load_plugins
-from .results import Metric, Reminder, Segmentation
+from .results import EmailDraft, Metric, Reminder, ReportSection, Segmentation
 from .snapshot import Snapshot
+from .templates import template_environment
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 class App:
@@ -85,6 +90,28 @@ class App:
                                             segments=self.segments())
         self.problems.extend(problems)
         return sorted(found, key=lambda r: (r.due, r.customer, r.kind, r.title))
+
+    @cached_property
+    def templates(self) -> jinja2.Environment:
+        """Jinja environment: workspace ``templates/``, then plugin folders and filters."""
+        env, problems = template_environment(self.root, self.host)
+        self.problems.extend(problems)
+        return env
+
+    def draft_email(self, reminder: Reminder) -> EmailDraft | None:
+        """The first plugin's draft for ``reminder``, or ``None`` if no plugin drafts it."""
+        draft, problems = self.host.first("crmkit_draft_email", reminder=reminder,
+                                          snapshot=self.snapshot, segments=self.segments())
+        self.problems.extend(problems)
+        return draft
+
+    def report_sections(self, report: str) -> list[ReportSection]:
+        """Every plugin's sections for ``report``, in ``order``, then by name."""
+        found, problems = self.host.collect(
+            "crmkit_report_sections", report=report, snapshot=self.snapshot,
+            segments=self.segments(), reminders=self.reminders())
+        self.problems.extend(problems)
+        return sorted(found, key=lambda s: (s.order, s.name))
 
     def metrics(self) -> list[Metric]:
         found, problems = self.host.collect("crmkit_metrics", snapshot=self.snapshot,

@@ -445,11 +445,11 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
         return
     c = customer
     title = clean(c.name) + (f" ({clean(c.company)})" if c.company else "")
-    lines = [f"{title}  [{c.id}]", "=" * min(78, len(title) + len(c.id) + 4)]
+    lines = [f"{title}  [{c.id}]", "=" * min(79, len(title) + len(c.id) + 4)]
 
     def row(label: str, value: Any) -> None:
         if value not in (None, "", (), []):
-            lines.append(f"{label + ':':<18}{clean(value)}")
+            lines.append(f"{label + ':':<20}{clean(value)}")
 
     row("Email", ", ".join(c.emails))
     row("Phone", ", ".join(c.phones))

@@ -164,19 +164,19 @@ def test_show_text(make_workspace, run):
     assert result.stdout == """\
 Anna Müller  [anna-mueller]
 ===========================
-Email:            anna@example.de
-Tags:             weimar, vip
-Email consent:    yes, since 2024-01-02 (web form)
-Service:          Wartung, every 1 year since 2024-01-15
+Email:              anna@example.de
+Tags:               weimar, vip
+Email consent:      yes, since 2024-01-02 (web form)
+Service:            Wartung, every 1 year since 2024-01-15
 
 As of 2026-01-10
-Customer since:   2025-03-01
-Last contact:     2025-12-01
-Last purchase:    2025-03-01
-Purchases:        1
-Revenue:          200.00 EUR
-Revenue 12 months:200.00 EUR
-Avg order value:  200.00 EUR
+Customer since:     2025-03-01
+Last contact:       2025-12-01
+Last purchase:      2025-03-01
+Purchases:          1
+Revenue:            200.00 EUR
+Revenue 12 months:  200.00 EUR
+Avg order value:    200.00 EUR
 
 Open follow-ups
   2025-12-10  send the offer  (interactions/2025/a.yaml:3:3)

@@ -162,3 +162,57 @@ def test_the_docs_example_works_as_an_installed_package(make_workspace, installe
                           env={k: v for k, v in env.items() if k != "PYTHONPATH"})
     assert bare.returncode == 1
     assert "crmkit.yaml:2:1: error: unknown setting 'referrals'" in bare.stdout
+
+
+EVERY_RESULT_HOOK = """\
+import datetime as dt
+import crmkit
+
+@crmkit.hookimpl
+def crmkit_reminders(snapshot, segments):
+    for c in snapshot.customers:
+        if segments.label(c.id, "vip"):
+            yield crmkit.Reminder(due=snapshot.today + dt.timedelta(days=3), customer=c.id,
+                                  kind="call_vip", title="Call", reason="VIP")
+    yield crmkit.Reminder(due=dt.date(2020, 1, 1), customer="bob", kind="old",
+                          title="Old", reason="test")
+
+@crmkit.hookimpl
+def crmkit_segments(snapshot):
+    yield crmkit.SegmentLabel("anna", "vip", True)
+
+@crmkit.hookimpl
+def crmkit_draft_email(reminder, snapshot):
+    if reminder.kind == "call_vip":
+        return crmkit.EmailDraft(reminder, "anna@x.de", "Hi", "Body", "en")
+
+@crmkit.hookimpl
+def crmkit_metrics(snapshot):
+    return [crmkit.Metric("customers", "Customers", len(snapshot.customers))]
+
+@crmkit.hookimpl
+def crmkit_report_sections(report, reminders):
+    if report == "weekly":
+        return [crmkit.ReportSection("b", "B", "b.md.j2", order=2),
+                crmkit.ReportSection("a", "A", "a.md.j2", {"n": len(reminders)}, order=2),
+                crmkit.ReportSection("z", "Z", "z.md.j2", order=1)]
+"""
+
+
+def test_result_hooks_through_the_app(make_workspace):
+    from crmkit import App
+
+    root = make_workspace({**CUSTOMERS, "plugins/every.py": EVERY_RESULT_HOOK})
+    app = App(root, dt.date(2026, 1, 1))
+    reminders = app.reminders()
+    assert [(r.customer, r.kind, r.overdue(app.today)) for r in reminders] == [
+        ("bob", "old", True), ("anna", "call_vip", False)]
+    draft = app.draft_email(reminders[1])
+    assert draft is not None and draft.to == "anna@x.de"
+    assert app.draft_email(reminders[0]) is None
+    assert [(m.name, m.value) for m in app.metrics()] == [("customers", 3)]
+    sections = app.report_sections("weekly")
+    assert [s.name for s in sections] == ["z", "a", "b"]
+    assert sections[1].context == {"n": 2}
+    assert app.report_sections("dashboard") == []
+    assert app.problems == []
