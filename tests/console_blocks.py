@@ -48,8 +48,11 @@ def examples(text: str) -> list[Example]:
 def run_command(command: str, cwd: Path) -> str:
     crmkit = Path(sys.executable).parent / "crmkit"
     args = shlex.split(command)
+    if args[0] == "cp" and len(args) == 3:
+        shutil.copy(cwd / args[1], cwd / args[2])
+        return ""
     if args[0] != "crmkit":
-        raise ValueError(f"console examples run only crmkit, not {args[0]!r}")
+        raise ValueError(f"console examples run only crmkit and cp, not {args[0]!r}")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "80", "CRMKIT_WORKSPACE": ""}
     env.pop("CRMKIT_WORKSPACE")
     result = subprocess.run([str(crmkit), *args[1:]], cwd=cwd, env=env, text=True,

@@ -1,0 +1,76 @@
+"""The docs are part of the product: their examples run, their references match the code."""
+
+import inspect
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from console_blocks import DOC_FILES, check_file
+
+from crmkit import hookspecs
+from crmkit.loader import load_workspace
+from crmkit.plugins import load_plugins
+
+HOOKS_DOC = (REPO / "docs" / "plugin-hooks.md").read_text(encoding="utf-8")
+HOOKS = sorted(name for name, fn in vars(hookspecs).items()
+               if name.startswith("crmkit_") and callable(fn))
+
+
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.name)
+def test_console_examples_print_what_the_docs_say(doc):
+    mismatches = check_file(doc)
+    assert not mismatches, "\n\n".join(
+        f"$ {cmd}\n--- documented\n{want}--- actual\n{got}" for cmd, want, got in mismatches)
+
+
+def test_every_hook_is_documented_with_its_exact_arguments():
+    assert len(HOOKS) == 11
+    for name in HOOKS:
+        args = ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)
+        assert f"\n## {name}({args})\n" in HOOKS_DOC, name
+    documented = re.findall(r"^## (crmkit_\w+)\(", HOOKS_DOC, re.MULTILINE)
+    assert sorted(documented) == HOOKS
+
+
+def test_every_hook_has_a_docstring():
+    for name in HOOKS:
+        assert len(inspect.getdoc(getattr(hookspecs, name)) or "") > 40, name
+
+
+def test_every_hook_example_loads_as_a_plugin(make_workspace):
+    blocks = re.findall(r"^```python\n(.*?)^```", HOOKS_DOC, re.MULTILINE | re.DOTALL)
+    assert len(blocks) == len(HOOKS)
+    files = {f"plugins/example_{i}.py": code for i, code in enumerate(blocks)}
+    root = make_workspace({**files, "customers/a.yaml": "name: A\ntags: [gewerbe]\n"})
+    host = load_plugins(root)
+    assert host.diagnostics == []
+    implemented = {hook for p in host.plugins if p.name.startswith("example_") for hook in p.hooks}
+    assert sorted(implemented) == HOOKS
+    ws = load_workspace(root, host)
+    assert [d.message for d in ws.diagnostics] == ["business customer without 'company'"]
+
+
+def test_writing_plugins_shows_the_tested_example_verbatim():
+    doc = (REPO / "docs" / "writing-plugins.md").read_text(encoding="utf-8")
+    example = REPO / "docs" / "examples" / "referrals"
+    assert f"```python\n{(example / 'crmkit_referrals.py').read_text()}```" in doc
+    assert f"```toml\n{(example / 'pyproject.toml').read_text()}```" in doc
+
+
+def test_readme_quickstart_has_two_commands_and_ci_runs_the_test_one():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"^```sh\n(.*?)\n```", quickstart, re.MULTILINE | re.DOTALL)
+    assert len(commands) == 2 and all("\n" not in c for c in commands)
+    assert "example_workspace" in commands[0]
+    assert commands[1] in (REPO / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_code_is_ruff_clean():
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", str(REPO)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert Path(REPO / "pyproject.toml").read_text().count("[tool.ruff") >= 1
