@@ -403,6 +403,8 @@ def _describe(i: Interaction, currency: str) -> str:
         parts.append(f"({i.channel})")
     if i.summary:
         parts.append(f"— {i.summary}")
+    elif i.items:
+        parts.append(f"— {', '.join(item.name for item in i.items)}")
     if i.amount is not None:
         parts.append(f"[{money(i.amount, i.currency or currency)}]")
     if i.score is not None:
@@ -515,7 +517,8 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
     shown = list(reversed(history))
     if limit:
         shown = shown[:limit]
-    lines.append(f"History ({len(history)} interactions" +
+    noun = "interaction" if len(history) == 1 else "interactions"
+    lines.append(f"History ({len(history)} {noun}" +
                  (f", latest {len(shown)}" if len(shown) < len(history) else "") + ")")
     for i in shown:
         lines.append(f"  {day(i.date)}  {_describe(i, currency)}")

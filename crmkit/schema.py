@@ -68,7 +68,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     options = sorted(choices)
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.7)
     if not close and len(word) >= 3:
-        close = [o for o in options if o.startswith(word)][:1]
+        close = ([o for o in options if o.startswith(word)]
+                 or [o for o in options if word in o])[:1]
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
