@@ -22,6 +22,7 @@ from .model import (
     Settings,
     Workspace,
 )
+from .options import Options
 from .results import (
     ConfigSection,
     EmailDraft,
@@ -34,9 +35,35 @@ from .results import (
 from .snapshot import Derived, OpenFollowUp, Snapshot
 
 __all__ = [
-    "Address", "App", "ConfigSection", "Consent", "CrmkitError", "Customer", "Deal", "Derived",
-    "Diagnostic", "EmailDraft", "FollowUp", "Interaction", "Interval", "Item", "Location",
-    "Metric", "OpenFollowUp", "Reminder", "ReportSection", "SegmentLabel", "Segmentation",
-    "Sender", "Service", "Settings", "Severity", "Snapshot", "Workspace", "__version__",
-    "hookimpl", "pass_app",
+    "Address",
+    "App",
+    "ConfigSection",
+    "Consent",
+    "CrmkitError",
+    "Customer",
+    "Deal",
+    "Derived",
+    "Diagnostic",
+    "EmailDraft",
+    "FollowUp",
+    "Interaction",
+    "Interval",
+    "Item",
+    "Location",
+    "Metric",
+    "OpenFollowUp",
+    "Options",
+    "Reminder",
+    "ReportSection",
+    "SegmentLabel",
+    "Segmentation",
+    "Sender",
+    "Service",
+    "Settings",
+    "Severity",
+    "Snapshot",
+    "Workspace",
+    "__version__",
+    "hookimpl",
+    "pass_app",
 ]

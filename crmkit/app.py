@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,7 +90,16 @@ class App:
         found, problems = self.host.collect("crmkit_reminders", snapshot=self.snapshot,
                                             segments=self.segments())
         self.problems.extend(problems)
-        return sorted(found, key=lambda r: (r.due, r.customer, r.kind, r.title))
+        reminders = sorted(found, key=lambda r: (r.due, r.customer, r.kind, r.title))
+        verdicts, problems = self.host.collect("crmkit_suppress_reminders", reminders=reminders,
+                                               snapshot=self.snapshot, segments=self.segments())
+        self.problems.extend(problems)
+        reasons: dict[Reminder, str] = {}
+        for verdict in verdicts:
+            for reminder, reason in verdict.items():
+                reasons.setdefault(reminder, reason)
+        return [replace(r, suppressed=reasons[r]) if r in reasons and not r.suppressed else r
+                for r in reminders]
 
     @cached_property
     def templates(self) -> jinja2.Environment:

@@ -486,8 +486,12 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
         for key, value in labels.items():
             if isinstance(value, dict):
                 flat.extend(f"{k}" for k, v in value.items() if v is True)
-            elif value not in (None, False):
-                flat.append(f"{key}={value}" if value is not True else key)
+            elif key.endswith("_since") or value in (None, False):
+                continue
+            else:
+                text = key if value is True else f"{key}={value}"
+                since = labels.get(f"{key}_since")
+                flat.append(f"{text} (since {since})" if since else text)
         row("Segments", ", ".join(flat))
     if derived.open_follow_ups:
         lines.append("")

@@ -81,6 +81,18 @@ def crmkit_reminders(snapshot: Snapshot, segments: Segmentation) -> Iterable[Rem
     """
 
 
+@hookspec
+def crmkit_suppress_reminders(reminders: list[Reminder], snapshot: Snapshot,
+                              segments: Segmentation) -> Mapping[Reminder, str] | None:
+    """Hold back some of all plugins' reminders, each with a reason.
+
+    Runs after :func:`crmkit_reminders` has been called on every plugin, so a
+    rule such as a frequency cap sees every reminder.  Held-back reminders keep
+    existing (``crmkit reminders --all`` shows them with the reason); the first
+    reason given for a reminder wins.
+    """
+
+
 @hookspec(firstresult=True)
 def crmkit_draft_email(reminder: Reminder, snapshot: Snapshot,
                        segments: Segmentation) -> EmailDraft | None:

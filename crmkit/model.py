@@ -16,6 +16,9 @@ from typing import Any
 
 from .diagnostics import Diagnostic, Location
 
+#: Interaction types that are records, not contact with the customer.
+NON_CONTACT_TYPES = frozenset({"note"})
+
 
 def _empty_map() -> MappingProxyType:
     return MappingProxyType({})
@@ -147,6 +150,11 @@ class Interaction:
     follow_up: FollowUp | None = None
     fields: MappingProxyType[str, Any] = field(default_factory=_empty_map)
     locations: MappingProxyType[str, Location] = field(default_factory=_empty_map)
+
+    @property
+    def is_contact(self) -> bool:
+        """Whether this was contact with the customer (a ``note`` is internal)."""
+        return self.type not in NON_CONTACT_TYPES
 
     @property
     def sort_key(self) -> tuple[dt.date, dt.datetime | None, str, int]:

@@ -14,9 +14,6 @@ from decimal import Decimal
 
 from .model import Customer, FollowUp, Interaction, Workspace
 
-#: Interaction types that are records, not contact with the customer.
-NON_CONTACT_TYPES = frozenset({"note"})
-
 
 @dataclass(frozen=True, slots=True)
 class OpenFollowUp:
@@ -81,7 +78,7 @@ def derive(history: tuple[Interaction, ...] | list[Interaction], today: dt.date,
                if i.amount is not None and (i.currency in (None, currency))]
     revenue = sum((i.amount for i in counted), Decimal(0))  # type: ignore[misc]
     revenue_12m = sum((i.amount for i in counted if i.date > year_ago), Decimal(0))  # type: ignore[misc]
-    contacts = [i for i in past if i.type not in NON_CONTACT_TYPES]
+    contacts = [i for i in past if i.is_contact]
     last_contact = contacts[-1].date if contacts else None
     # History is sorted, so "a contact dated after it" means "the last contact is later".
     open_follow_ups = tuple(

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -177,6 +178,7 @@ Purchases:          1
 Revenue:            200.00 EUR
 Revenue 12 months:  200.00 EUR
 Avg order value:    200.00 EUR
+Segments:           lifecycle=active (since 2025-05-31), abc=A, rfm=111
 
 Open follow-ups
   2025-12-10  send the offer  (interactions/2025/a.yaml:3:3)
@@ -241,7 +243,7 @@ def test_plugins_command(make_workspace, run):
     assert {"name": "checks", "kind": "stock", "origin": "crmkit_plugins.checks",
             "version": "0.1.0", "enabled": False, "hooks": []} in listing
     table = run("-w", root, "plugins").stdout
-    assert "checks  stock  0.1.0    (disabled)" in table
+    assert re.search(r"^checks +stock +0\.1\.0 +\(disabled\)$", table, re.MULTILINE)
 
 
 def test_global_option_errors_are_one_line(make_workspace, run, tmp_path):
