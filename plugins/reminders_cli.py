@@ -1,0 +1,138 @@
+"""``crmkit reminders``: the reminders as a table, JSON, Markdown or an iCalendar feed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import click
+
+import crmkit
+from crmkit import Reminder
+
+FORMATS = ("table", "json", "md", "ics")
+
+
+def reminder_uid(reminder: Reminder) -> str:
+    """Stable across runs, so a subscribed calendar updates instead of duplicating."""
+    source = reminder.source.path if reminder.source else ""
+    key = f"{reminder.customer}|{reminder.kind}|{reminder.due.isoformat()}|{source}"
+    return f"{hashlib.sha1(key.encode()).hexdigest()[:20]}@crmkit"
+
+
+def to_ics(reminders: list[Reminder], today: dt.date, business: str) -> bytes:
+    import icalendar  # lazily: only this format needs it
+
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//crmkit//reminders//EN")
+    calendar.add("version", "2.0")
+    calendar.add("x-wr-calname", f"{business}: reminders")
+    stamp = dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC)
+    for reminder in reminders:
+        event = icalendar.Event()
+        event.add("uid", reminder_uid(reminder))
+        event.add("dtstamp", stamp)
+        event.add("dtstart", reminder.due)
+        event.add("dtend", reminder.due + dt.timedelta(days=1))
+        event.add("summary", reminder.title)
+        lines = [reminder.reason, f"customer: {reminder.customer}"]
+        if reminder.channel:
+            lines.append(f"channel: {reminder.channel}")
+        event.add("description", "\n".join(lines))
+        event.add("categories", [reminder.kind])
+        event.add("priority", min(9, max(1, reminder.priority)))
+        event.add("transp", "TRANSPARENT")
+        calendar.add_component(event)
+    return calendar.to_ical()
+
+
+def _md_cell(value: object) -> str:
+    from crmkit.output import clean
+
+    return clean(value).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_markdown(reminders: list[Reminder], today: dt.date, within: int) -> str:
+    overdue = [r for r in reminders if r.overdue(today)]
+    upcoming = [r for r in reminders if not r.overdue(today)]
+    out = [f"# Reminders as of {today.isoformat()}", ""]
+    for title, items in ((f"Overdue ({len(overdue)})", overdue),
+                         (f"Next {within} days ({len(upcoming)})", upcoming)):
+        out += [f"## {title}", ""]
+        if not items:
+            out += ["Nothing.", ""]
+            continue
+        out += ["| due | customer | kind | what | channel |", "|---|---|---|---|---|"]
+        for r in items:
+            note = f" *(held back: {r.suppressed})*" if r.suppressed else ""
+            out.append(f"| {r.due.isoformat()} | {_md_cell(r.customer)} | {r.kind} | "
+                       f"{_md_cell(r.title)}{_md_cell(note)} | {_md_cell(r.channel)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+@click.command("reminders")
+@click.option("--within", type=click.IntRange(0), metavar="DAYS",
+              help="Show reminders due up to DAYS from today (default: "
+                   "reminders.within_days, 30). Overdue ones are always shown.")
+@click.option("--kind", "kinds", multiple=True, metavar="KIND",
+              help="Only this kind (repeatable): birthday, service_due, follow_up, "
+                   "quote_follow_up, thank_you, feedback_request, stay_in_touch, at_risk, "
+                   "win_back, loyalty_reward, or a plugin's own.")
+@click.option("--customer", "customers", multiple=True, metavar="ID",
+              help="Only this customer (repeatable).")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also show reminders held back by the frequency cap, with the reason.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+              show_default=True)
+@crmkit.pass_app
+def reminders_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...],
+                      customers: tuple[str, ...], show_all: bool, fmt: str) -> None:
+    """What to do for whom, by due date: overdue first, then the coming days."""
+    from crmkit.output import echo_json, table
+    from crmkit.schema import did_you_mean
+
+    from .reminders import KINDS, NAME
+
+    ws = app.workspace
+    for cid in customers:
+        if cid not in ws.customers:
+            raise crmkit.CrmkitError(f"unknown customer {cid!r}{did_you_mean(cid, ws.customers)}")
+    if within is None:
+        within = crmkit.Options(ws.settings, NAME).integer("within_days", 30, 0)
+    everything = app.reminders()
+    known_kinds = set(KINDS) | {r.kind for r in everything}
+    for kind in kinds:
+        if kind not in known_kinds:
+            raise crmkit.CrmkitError(f"unknown reminder kind {kind!r}"
+                                     f"{did_you_mean(kind, known_kinds)}; known: "
+                                     f"{', '.join(sorted(known_kinds))}")
+    today = app.today
+    horizon = today + dt.timedelta(days=within)
+    chosen = [r for r in everything
+              if r.due <= horizon and (show_all or not r.suppressed)
+              and (not kinds or r.kind in kinds) and (not customers or r.customer in customers)]
+    held = sum(1 for r in everything if r.due <= horizon and r.suppressed) if not show_all else 0
+    if fmt == "json":
+        echo_json([r.to_json(today) for r in chosen])
+    elif fmt == "ics":
+        click.echo(to_ics(chosen, today, ws.settings.business).decode("utf-8"), nl=False)
+    elif fmt == "md":
+        click.echo(to_markdown(chosen, today, within))
+    else:
+        rows = []
+        for r in chosen:
+            flags = "OVERDUE" if r.overdue(today) else ""
+            if r.suppressed:
+                flags = f"{flags} held: {r.suppressed}".strip()
+            rows.append([r.due.isoformat(), r.customer, r.kind, r.title, r.channel,
+                         r.priority, flags])
+        click.echo(table(["due", "customer", "kind", "title", "channel", "prio", ""], rows))
+        overdue = sum(1 for r in chosen if r.overdue(today))
+        summary = f"{len(chosen)} reminders ({overdue} overdue) up to {horizon.isoformat()}"
+        if held:
+            summary += f"; {held} held back by the frequency cap (--all shows them)"
+        click.echo(summary, err=True)
+    from crmkit.cli import warn_about_problems
+
+    warn_about_problems(app)
