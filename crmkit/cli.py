@@ -499,10 +499,12 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
         for o in derived.open_follow_ups:
             what = clean(o.follow_up.what or o.interaction.summary)
             lines.append(f"  {day(o.follow_up.date)}  {what}  ({o.interaction.location})")
-    if reminders:
+    listed = {o.interaction.location for o in derived.open_follow_ups}
+    others = [r for r in reminders if r.source not in listed]
+    if others:
         lines.append("")
         lines.append("Reminders")
-        for r in reminders:
+        for r in others:
             flag = " (overdue)" if r.overdue(app.today) else ""
             lines.append(f"  {day(r.due)}  {r.kind}: {clean(r.title)}{flag}")
     if deals:

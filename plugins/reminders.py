@@ -121,8 +121,8 @@ def services_due(snapshot: Snapshot, segments: Segmentation, opts: Options
         history = snapshot.workspace.history(customer.id)  # planned visits count too
         single = len(customer.services) == 1
         for service in customer.services:
-            def matches(i: Interaction, name: str = service.name) -> bool:
-                return i.type == "service" and (i.service == name or (single and not i.service))
+            def matches(i: Interaction, name: str = service.name, only: bool = single) -> bool:
+                return i.type == "service" and (i.service == name or (only and not i.service))
 
             done = [i for i in history if matches(i) and i.date <= snapshot.today]
             if any(matches(i) for i in history if i.date > snapshot.today):

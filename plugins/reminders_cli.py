@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import sys
 
 import click
 
@@ -116,7 +117,9 @@ def reminders_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...
     if fmt == "json":
         echo_json([r.to_json(today) for r in chosen])
     elif fmt == "ics":
-        click.echo(to_ics(chosen, today, ws.settings.business).decode("utf-8"), nl=False)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(to_ics(chosen, today, ws.settings.business))  # keep CRLF
+        sys.stdout.buffer.flush()
     elif fmt == "md":
         click.echo(to_markdown(chosen, today, within))
     else:

@@ -49,7 +49,10 @@ def age_files(root: Path, seconds: float = 60) -> None:
 def make_workspace(tmp_path: Path) -> MakeWorkspace:
     def make(files: dict[str, str | bytes] | None = None, settings: str = DEFAULT_SETTINGS,
              name: str = "ws") -> Path:
-        root = tmp_path / name
+        root, n = tmp_path / name, 1
+        while root.exists():
+            n += 1
+            root = tmp_path / f"{name}{n}"
         root.mkdir()
         write_files(root, {"crmkit.yaml": settings, **(files or {})})
         return root

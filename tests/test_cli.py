@@ -183,6 +183,9 @@ Segments:           lifecycle=active (since 2025-05-31), abc=A, rfm=111
 Open follow-ups
   2025-12-10  send the offer  (interactions/2025/a.yaml:3:3)
 
+Reminders
+  2024-01-15  service_due: Wartung due (overdue)
+
 Deals
   anna-bath: Bathroom [open, 50%] 9,000.00 EUR
 
