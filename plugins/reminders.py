@@ -113,8 +113,9 @@ def _anniversary(born: dt.date, year: int) -> dt.date:
 
 def services_due(snapshot: Snapshot, segments: Segmentation, opts: Options
                  ) -> Iterator[Reminder]:
-    """Each contract is due one interval after its last ``service`` interaction (or its
-    start); resolved by that service, or by a service already planned after today."""
+    """Each contract is due one interval after its last ``service`` interaction (or, before
+    the first, after its start); resolved by that service, or by a service already planned
+    after today."""
     for customer in snapshot.customers:
         if not customer.services:
             continue
@@ -132,7 +133,7 @@ def services_due(snapshot: Snapshot, segments: Segmentation, opts: Options
                 due = service.interval.add_to(last.date)
                 reason = f"last {service.name} on {last.date.isoformat()}"
             elif service.start is not None:
-                due = service.start
+                due = service.interval.add_to(service.start)
                 reason = f"contract started {service.start.isoformat()}, no service yet"
             else:
                 continue

@@ -110,10 +110,10 @@ def reminders_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...
                                      f"{', '.join(sorted(known_kinds))}")
     today = app.today
     horizon = today + dt.timedelta(days=within)
-    chosen = [r for r in everything
-              if r.due <= horizon and (show_all or not r.suppressed)
-              and (not kinds or r.kind in kinds) and (not customers or r.customer in customers)]
-    held = sum(1 for r in everything if r.due <= horizon and r.suppressed) if not show_all else 0
+    matching = [r for r in everything if r.due <= horizon and (not kinds or r.kind in kinds)
+                and (not customers or r.customer in customers)]
+    chosen = [r for r in matching if show_all or not r.suppressed]
+    held = len(matching) - len(chosen)
     if fmt == "json":
         echo_json([r.to_json(today) for r in chosen])
     elif fmt == "ics":

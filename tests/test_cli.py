@@ -184,7 +184,7 @@ Open follow-ups
   2025-12-10  send the offer  (interactions/2025/a.yaml:3:3)
 
 Reminders
-  2024-01-15  service_due: Wartung due (overdue)
+  2025-01-15  service_due: Wartung due (overdue)
 
 Deals
   anna-bath: Bathroom [open, 50%] 9,000.00 EUR
@@ -290,7 +290,7 @@ def test_installed_command_runs_as_a_real_process(tmp_path):
         "out until this file is fixed",
         "customers/mueller-anna.yaml:2:8: error: invalid YAML: mapping values are not allowed "
         "in this context",
-        "30 customers, 323 interactions, 5 deals: 1 error(s), 1 warning(s)"]
+        "30 customers, 325 interactions, 5 deals: 1 error(s), 1 warning(s)"]
     assert "Traceback" not in result.stderr
     show = subprocess.run([CRMKIT, "-w", broken, "--today", "2026-11-23", "show",
                            "schaefer-bjoern"], capture_output=True, text=True)

@@ -64,9 +64,10 @@ SERVICE = {
 
 
 def test_service_due_after_the_interval_across_the_year_end(make_workspace):
-    # 2025-08-31 + 6 months = 2026-02-28 (month end clamped); Solar: not serviced yet
+    # 2025-08-31 + 6 months = 2026-02-28 (month end clamped); Solar: not serviced yet, so
+    # one year after its start
     assert only("service_due", make_workspace, SERVICE, "2026-01-15") == [
-        ("2026-02-28", "sam", "service_due"), ("2026-03-01", "sam", "service_due")]
+        ("2026-02-28", "sam", "service_due"), ("2027-03-01", "sam", "service_due")]
 
 
 def test_service_due_resolved_by_the_service_or_a_planned_one(make_workspace):
