@@ -8,6 +8,7 @@ plugins can report problems with ``path:line:col`` too.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -104,7 +105,7 @@ class Customer:
     services: tuple[Service, ...] = ()
     fields: MappingProxyType[str, Any] = field(default_factory=_empty_map)
     #: Where each top-level key's value was written, for diagnostics.
-    locations: MappingProxyType[str, Location] = field(default_factory=_empty_map)
+    locations: Mapping[str, Location] = field(default_factory=_empty_map)
 
     @property
     def email(self) -> str | None:
@@ -149,7 +150,7 @@ class Interaction:
     service: str | None = None
     follow_up: FollowUp | None = None
     fields: MappingProxyType[str, Any] = field(default_factory=_empty_map)
-    locations: MappingProxyType[str, Location] = field(default_factory=_empty_map)
+    locations: Mapping[str, Location] = field(default_factory=_empty_map)
 
     @property
     def is_contact(self) -> bool:
@@ -180,7 +181,7 @@ class Deal:
     expected_close: dt.date | None = None
     notes: str | None = None
     fields: MappingProxyType[str, Any] = field(default_factory=_empty_map)
-    locations: MappingProxyType[str, Location] = field(default_factory=_empty_map)
+    locations: Mapping[str, Location] = field(default_factory=_empty_map)
 
     @property
     def is_open(self) -> bool:
@@ -211,7 +212,7 @@ class Settings:
     #: Top-level sections owned by plugins, as written (``YamlMap`` values keep marks).
     sections: MappingProxyType[str, Any] = field(default_factory=_empty_map)
     location: Location = field(default_factory=lambda: Location("crmkit.yaml"))
-    locations: MappingProxyType[str, Location] = field(default_factory=_empty_map)
+    locations: Mapping[str, Location] = field(default_factory=_empty_map)
 
     def section(self, name: str) -> Any:
         """A plugin's settings section, or an empty mapping when absent."""

@@ -11,7 +11,7 @@ import datetime as dt
 import difflib
 import re
 import zoneinfo
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any
@@ -89,8 +89,8 @@ class Fields:
         line, col = self.data.marks.get(key, self.data.start) if key else self.data.start
         return Location(self.path, line, col)
 
-    def locations(self) -> MappingProxyType[str, Location]:
-        return MappingProxyType({str(k): self.loc(k) for k in self.data.marks})
+    def locations(self) -> Mapping[str, Location]:
+        return Marks(self.path, self.data.marks)
 
     def error(self, key: str | None, message: str) -> None:
         self.out.append(Diagnostic.error(message, self.loc(key)))
@@ -214,6 +214,26 @@ class Fields:
     def free(self, key: str = "fields") -> MappingProxyType[str, Any]:
         value = self.mapping(key)
         return MappingProxyType(dict(value)) if value else MappingProxyType({})
+
+
+class Marks(Mapping[str, Location]):
+    """Where each field's value is written; ``Location`` objects are made on demand."""
+
+    __slots__ = ("_marks", "_path")
+
+    def __init__(self, path: str, marks: dict[Any, tuple[int, int]]) -> None:
+        self._path = path
+        self._marks = marks
+
+    def __getitem__(self, key: str) -> Location:
+        line, col = self._marks[key]
+        return Location(self._path, line, col)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._marks)
+
+    def __len__(self) -> int:
+        return len(self._marks)
 
 
 def _kind(value: Any) -> str:

@@ -65,17 +65,6 @@ class YamlMap(dict):
         self.marks: dict[Any, Mark] = {}
         self.key_marks: dict[Any, Mark] = {}
 
-    def __reduce__(self):  # keep marks through pickling (the parse cache)
-        return (_rebuild_map, (dict(self), self.start, self.marks, self.key_marks))
-
-
-def _rebuild_map(items: dict, start: Mark, marks: dict, key_marks: dict) -> YamlMap:
-    m = YamlMap(start)
-    m.update(items)
-    m.marks = marks
-    m.key_marks = key_marks
-    return m
-
 
 class YamlList(list):
     """A sequence from a YAML file; ``marks[i]`` is where item ``i`` starts."""
@@ -84,16 +73,6 @@ class YamlList(list):
         super().__init__()
         self.start = start
         self.marks: list[Mark] = []
-
-    def __reduce__(self):
-        return (_rebuild_list, (list(self), self.start, self.marks))
-
-
-def _rebuild_list(items: list, start: Mark, marks: list) -> YamlList:
-    seq = YamlList(start)
-    seq.extend(items)
-    seq.marks = marks
-    return seq
 
 
 @dataclass(slots=True)

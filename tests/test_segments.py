@@ -154,3 +154,16 @@ def test_segments_command_json_and_filter(make_workspace, run):
     assert table.stderr == "6 customers: 1 lead, 2 active, 3 lost\n"
     missing = run("-w", root, "segments", "--customer", "ann")
     assert "unknown customer 'ann' (did you mean 'anna'?)" in missing.stderr
+
+
+def test_same_day_purchases_count_as_one_purchase_day(make_workspace):
+    # Two purchases on one day make a one-time buyer (at risk after 365 days), not a
+    # regular with a usual gap of 0 days (who would be at risk after the 90-day minimum).
+    root = make_workspace({
+        "customers/sam.yaml": "name: Sam\n",
+        "interactions/p.yaml": (purchase("sam", "2025-05-01", 10)
+                                + purchase("sam", "2025-05-01", 20)),
+    })
+    seg = App(root, dt.date(2026, 3, 1)).segments()
+    assert seg["sam"]["lifecycle"] == "active"
+    assert App(root, dt.date(2026, 5, 2)).segments()["sam"]["lifecycle"] == "at_risk"
