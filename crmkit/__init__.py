@@ -23,6 +23,7 @@ from .model import (
     Workspace,
 )
 from .options import Options
+from .output import clean, echo_json, table
 from .results import (
     ConfigSection,
     EmailDraft,
@@ -32,6 +33,7 @@ from .results import (
     Segmentation,
     SegmentLabel,
 )
+from .schema import did_you_mean
 from .snapshot import Derived, OpenFollowUp, Snapshot
 
 __all__ = [
@@ -64,6 +66,10 @@ __all__ = [
     "Snapshot",
     "Workspace",
     "__version__",
+    "clean",
+    "did_you_mean",
+    "echo_json",
     "hookimpl",
     "pass_app",
+    "table",
 ]

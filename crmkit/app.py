@@ -123,6 +123,16 @@ class App:
         self.problems.extend(problems)
         return sorted(found, key=lambda s: (s.order, s.name))
 
+    def warn_about_problems(self) -> None:
+        """For commands other than ``check``: say once that the workspace has errors, and
+        print what plugin hooks reported during this run (on stderr)."""
+        errors = self.workspace.errors + [p for p in self.problems if p.is_error]
+        if errors:
+            click.echo(f"warning: the workspace has {len(errors)} error(s); "
+                       "run 'crmkit check' to see them", err=True)
+        for problem in self.problems:
+            click.echo(str(problem), err=True)
+
     def metrics(self) -> list[Metric]:
         found, problems = self.host.collect("crmkit_metrics", snapshot=self.snapshot,
                                             segments=self.segments())

@@ -106,13 +106,7 @@ def cli(ctx: click.Context, workspace: Path | None, today: dt.date | None, verbo
 
 
 def warn_about_problems(app: App) -> None:
-    """Commands other than ``check`` say once that the workspace has errors."""
-    errors = app.workspace.errors + [p for p in app.problems if p.is_error]
-    if errors:
-        click.echo(f"warning: the workspace has {len(errors)} error(s); "
-                   "run 'crmkit check' to see them", err=True)
-    for problem in app.problems:
-        click.echo(str(problem), err=True)
+    app.warn_about_problems()
 
 
 # --- init -------------------------------------------------------------------------------

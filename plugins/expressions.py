@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from crmkit import did_you_mean
+
 Variables = Mapping[str, Any]
 Compiled = Callable[[Variables], Any]
 
@@ -119,7 +121,8 @@ class _Parser:
     def parse(self) -> Compiled:
         node = self.or_()
         if self.current.kind != "end":
-            raise ExpressionError(f"unexpected {self.current.text!r}", self.current.column)
+            hint = did_you_mean(self.current.text, ("and", "or", "not", "in", "contains"))
+            raise ExpressionError(f"unexpected {self.current.text!r}{hint}", self.current.column)
         return node
 
     def or_(self) -> Compiled:
@@ -191,8 +194,6 @@ class _Parser:
     def variable(self, token: _Token) -> Compiled:
         head, *rest = token.text.split(".")
         if self.names is not None and head not in self.names:
-            from crmkit.schema import did_you_mean
-
             raise ExpressionError(f"unknown name {head!r}{did_you_mean(head, self.names)}",
                                   token.column)
 

@@ -48,9 +48,7 @@ def to_ics(reminders: list[Reminder], today: dt.date, business: str) -> bytes:
 
 
 def _md_cell(value: object) -> str:
-    from crmkit.output import clean
-
-    return clean(value).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return crmkit.clean(value).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def to_markdown(reminders: list[Reminder], today: dt.date, within: int) -> str:
@@ -90,9 +88,7 @@ def to_markdown(reminders: list[Reminder], today: dt.date, within: int) -> str:
 def reminders_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...],
                       customers: tuple[str, ...], show_all: bool, fmt: str) -> None:
     """What to do for whom, by due date: overdue first, then the coming days."""
-    from crmkit.output import echo_json, table
-    from crmkit.schema import did_you_mean
-
+    did_you_mean = crmkit.did_you_mean
     from .reminders import KINDS, NAME
 
     ws = app.workspace
@@ -115,7 +111,7 @@ def reminders_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...
     chosen = [r for r in matching if show_all or not r.suppressed]
     held = len(matching) - len(chosen)
     if fmt == "json":
-        echo_json([r.to_json(today) for r in chosen])
+        crmkit.echo_json([r.to_json(today) for r in chosen])
     elif fmt == "ics":
         sys.stdout.flush()
         sys.stdout.buffer.write(to_ics(chosen, today, ws.settings.business))  # keep CRLF
@@ -130,12 +126,10 @@ def reminders_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...
                 flags = f"{flags} held: {r.suppressed}".strip()
             rows.append([r.due.isoformat(), r.customer, r.kind, r.title, r.channel,
                          r.priority, flags])
-        click.echo(table(["due", "customer", "kind", "title", "channel", "prio", ""], rows))
+        click.echo(crmkit.table(["due", "customer", "kind", "title", "channel", "prio", ""], rows))
         overdue = sum(1 for r in chosen if r.overdue(today))
         summary = f"{len(chosen)} reminders ({overdue} overdue) up to {horizon.isoformat()}"
         if held:
             summary += f"; {held} held back by the frequency cap (--all shows them)"
         click.echo(summary, err=True)
-    from crmkit.cli import warn_about_problems
-
-    warn_about_problems(app)
+    app.warn_about_problems()

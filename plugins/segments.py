@@ -355,18 +355,17 @@ def crmkit_register_commands(cli: click.Group) -> None:
     @crmkit.pass_app
     def segments_command(app: crmkit.App, customer_ids: tuple[str, ...], fmt: str) -> None:
         """Lifecycle stage, ABC class, RFM code and segments of every customer."""
-        from crmkit.output import echo_json, table
 
         segmentation = app.segments()
         known = app.workspace.customers
         for cid in customer_ids:
             if cid not in known:
-                from crmkit.schema import did_you_mean
-
-                raise crmkit.CrmkitError(f"unknown customer {cid!r}{did_you_mean(cid, known)}")
+                raise crmkit.CrmkitError(
+                    f"unknown customer {cid!r}{crmkit.did_you_mean(cid, known)}")
         ids = [c.id for c in app.snapshot.customers if not customer_ids or c.id in customer_ids]
         if fmt == "json":
-            echo_json({cid: segmentation[cid] for cid in ids})
+            crmkit.echo_json({cid: segmentation[cid] for cid in ids})
+            app.warn_about_problems()
             return
         rows = []
         for cid in ids:
@@ -374,10 +373,12 @@ def crmkit_register_commands(cli: click.Group) -> None:
             rows.append([cid, labels.get("lifecycle"), labels.get("abc"), labels.get("rfm"),
                          "yes" if labels.get("win_back_worthy") else "",
                          _label_text(labels.get("segments", {}))])
-        click.echo(table(["customer", "lifecycle", "abc", "rfm", "win-back", "segments"], rows))
+        headers = ["customer", "lifecycle", "abc", "rfm", "win-back", "segments"]
+        click.echo(crmkit.table(headers, rows))
         counts: dict[str, int] = {}
         for cid in ids:
             stage = segmentation[cid].get("lifecycle")
             counts[stage] = counts.get(stage, 0) + 1
         summary = ", ".join(f"{counts[s]} {s}" for s in STAGES if s in counts)
         click.echo(f"{len(ids)} customers: {summary}", err=True)
+        app.warn_about_problems()

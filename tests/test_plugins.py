@@ -216,3 +216,31 @@ def test_result_hooks_through_the_app(make_workspace):
     assert sections[1].context == {"n": 2}
     assert app.report_sections("dashboard") == []
     assert app.problems == []
+
+
+def test_stock_plugins_use_only_the_public_api():
+    """Stock plugins are ordinary plugins: they import `crmkit`, never its submodules."""
+    import ast
+
+    for path in sorted((REPO / "plugins").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                assert not node.module.startswith("crmkit."), f"{path.name}: {node.module}"
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith("crmkit."), f"{path.name}: {alias.name}"
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and node.value.id == "crmkit":
+                import crmkit
+                assert node.attr in crmkit.__all__, f"{path.name}: crmkit.{node.attr}"
+
+
+def test_stock_plugins_are_registered_as_entry_points():
+    from importlib.metadata import entry_points
+
+    registered = {ep.name: ep.value for ep in entry_points(group="crmkit")}
+    modules = {p.stem for p in (REPO / "plugins").glob("*.py")} - {"__init__"}
+    helpers = {"expressions", "reminders_cli"}
+    assert {n: v for n, v in registered.items() if v.startswith("crmkit_plugins.")} == {
+        m: f"crmkit_plugins.{m}" for m in modules - helpers}
