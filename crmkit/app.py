@@ -12,7 +12,7 @@ import zoneinfo
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,7 +20,9 @@ from .diagnostics import Diagnostic
 from .loader import find_workspace, load_workspace, read_settings_data
 from .model import Workspace
 from .plugins import PluginHost, load_plugins
+from .records import write_interaction
 from .results import EmailDraft, Metric, Reminder, ReportSection, Segmentation
+from .schema import BASE_INTERACTION_TYPES
 from .snapshot import Snapshot
 from .templates import template_environment
 
@@ -111,7 +113,8 @@ class App:
     def draft_email(self, reminder: Reminder) -> EmailDraft | None:
         """The first plugin's draft for ``reminder``, or ``None`` if no plugin drafts it."""
         draft, problems = self.host.first("crmkit_draft_email", reminder=reminder,
-                                          snapshot=self.snapshot, segments=self.segments())
+                                          snapshot=self.snapshot, segments=self.segments(),
+                                          templates=self.templates)
         self.problems.extend(problems)
         return draft
 
@@ -122,6 +125,22 @@ class App:
             segments=self.segments(), reminders=self.reminders())
         self.problems.extend(problems)
         return sorted(found, key=lambda s: (s.order, s.name))
+
+    def interaction_types(self) -> list[str]:
+        """Every interaction type files may use: the base ones, crmkit.yaml's, plugins'."""
+        extra, _ = self.host.collect("crmkit_interaction_types")
+        return sorted({*BASE_INTERACTION_TYPES, *self.workspace.settings.interaction_types,
+                       *map(str, extra)})
+
+    def record_interaction(self, data: dict[str, Any]) -> str:
+        """Write a new interaction file (validated, atomic, never overwriting).
+
+        ``data`` is what the file holds (``customer``, ``date``, ``type``, ...); empty
+        values are left out. Returns the workspace-relative path. Raises
+        :class:`~crmkit.CrmkitError` for invalid data.
+        """
+        rel, _ = write_interaction(self.workspace, dict(data), self.interaction_types())
+        return rel
 
     def warn_about_problems(self) -> None:
         """For commands other than ``check``: say once that the workspace has errors, and

@@ -13,23 +13,19 @@ import click
 
 from . import __version__
 from .app import App, pass_app
-from .atomic import create_new
-from .diagnostics import CrmkitError, Diagnostic
+from .diagnostics import CrmkitError
 from .ids import slugify
 from .model import Customer, Interaction
 from .output import clean, day, echo_json, money, table
+from .records import write_customer
 from .scaffold import create_workspace
 from .schema import (
-    BASE_INTERACTION_TYPES,
     DIRECTIONS,
     ID_PATTERN,
     LOCALES,
     PAYMENT_STATES,
     did_you_mean,
-    parse_customer,
-    parse_interaction,
 )
-from .yamlsource import dump_yaml, parse_yaml
 
 FORMAT_TABLE_JSON = click.Choice(["table", "json"])
 
@@ -179,17 +175,6 @@ def add() -> None:
     """Create a new record file (never overwrites an existing one)."""
 
 
-def _check_new_record(text: str, rel: str, parse: Any) -> None:
-    """Run the same checks the loader runs, so a new file never breaks the workspace."""
-    problems: list[Diagnostic] = []
-    parsed = parse_yaml(text.encode("utf-8"), rel)
-    problems.extend(parsed.diagnostics)
-    parse(parsed.data, rel, problems)
-    errors = [p for p in problems if p.is_error]
-    if errors:
-        raise CrmkitError("; ".join(p.message for p in errors))
-
-
 @add.command("customer")
 @click.argument("customer_id", required=False)
 @click.option("--name", required=True, help="Full name (or the organisation's name).")
@@ -237,33 +222,19 @@ def add_customer(app: App, customer_id: str | None, name: str, company: str | No
     if tags:
         data["tags"] = list(tags)
     if email_consent:
-        data["consent"] = {"email": True, "since": app.today.isoformat(), "how": email_consent}
+        data["consent"] = {"email": True, "since": app.today, "how": email_consent}
     if notes:
         data["notes"] = notes
-    rel = f"customers/{customer_id}.yaml"
-    text = dump_yaml(data)
-    _check_new_record(text, rel, lambda d, r, out: parse_customer(d, r, customer_id, out))
     for other in ws.customers.values():
-        shared = set(other.emails) & {e.lower() for e in emails} | set(
-            e for e in other.emails if e.lower() in {x.lower() for x in emails})
+        shared = {e.lower() for e in other.emails} & {e.lower() for e in emails}
         if shared:
             click.echo(f"warning: {other.id} has the same email ({', '.join(sorted(shared))})",
                        err=True)
-    try:
-        create_new(ws.root / rel, text.encode("utf-8"))
-    except FileExistsError:
-        raise CrmkitError(f"{rel} already exists; not overwriting it (pass another id)") from None
-    except PermissionError as exc:
-        raise CrmkitError(f"cannot write {rel}: {exc.strerror}") from None
+    rel = write_customer(ws, customer_id, data)
     click.echo(f"created {rel}")
 
 
 # --- log --------------------------------------------------------------------------------
-
-
-def _known_types(app: App) -> list[str]:
-    extra, _ = app.host.collect("crmkit_interaction_types")
-    return sorted({*BASE_INTERACTION_TYPES, *app.workspace.settings.interaction_types, *extra})
 
 
 def _require_customer(app: App, customer_id: str) -> Customer:
@@ -300,55 +271,25 @@ def log(app: App, customer_id: str, kind: str, summary: str | None, when: str | 
         items: tuple[str, ...], discount: str | None, payment: str | None, score: int | None,
         service: str | None, follow_up: str | None, follow_up_what: str | None) -> None:
     """Record an interaction with CUSTOMER as a new file below interactions/."""
-    ws = app.workspace
     _require_customer(app, customer_id)
-    types = _known_types(app)
+    types = app.interaction_types()
     if kind not in types:
         raise CrmkitError(f"unknown interaction type {kind!r}{did_you_mean(kind, types)}; "
                           f"known: {', '.join(types)}")
-    when_value: Any = when or app.today.isoformat()
-    data: dict[str, Any] = {"customer": customer_id, "date": when_value, "type": kind}
-    optional = {"channel": channel, "direction": direction, "summary": summary,
-                "currency": currency, "payment": payment, "service": service}
-    for key in ("amount", "discount"):
-        value = {"amount": amount, "discount": discount}[key]
+    data: dict[str, Any] = {"customer": customer_id, "date": when or app.today.isoformat(),
+                            "type": kind, "channel": channel, "direction": direction,
+                            "summary": summary, "currency": currency, "payment": payment,
+                            "service": service, "items": list(items), "score": score}
+    for key, value in (("amount", amount), ("discount", discount)):
         if value is not None:
             try:
                 data[key] = _number(Decimal(value.replace(",", ".")))
             except ArithmeticError:
                 raise CrmkitError(f"--{key}: {value!r} is not a number") from None
-    data.update({k: v for k, v in optional.items() if v})
-    if items:
-        data["items"] = list(items)
-    if score is not None:
-        data["score"] = score
     if follow_up:
         data["follow_up"] = ({"date": follow_up, "what": follow_up_what} if follow_up_what
                              else follow_up)
-    text = dump_yaml(data)
-    # Dates were given as text; let YAML see them as dates, not quoted strings.
-    text = text.replace(f"date: '{when_value}'", f"date: {when_value}")
-    if follow_up:
-        text = text.replace(f"'{follow_up}'", follow_up)
-    tz = __import__("zoneinfo").ZoneInfo(ws.settings.timezone)
-    interaction: list[Interaction | None] = []
-    _check_new_record(text, "interaction", lambda d, r, out: interaction.append(
-        parse_interaction(d, r, out, frozenset(types), tz, ws.settings.currency)))
-    record = interaction[0]
-    assert record is not None
-    year = record.date.year
-    base = f"interactions/{year}/{record.date.isoformat()}-{customer_id}-{slugify(kind)}"
-    for attempt in range(1, 1000):
-        rel = f"{base}.yaml" if attempt == 1 else f"{base}-{attempt}.yaml"
-        try:
-            create_new(ws.root / rel, text.encode("utf-8"))
-            break
-        except FileExistsError:
-            continue
-        except PermissionError as exc:
-            raise CrmkitError(f"cannot write {rel}: {exc.strerror}") from None
-    else:
-        raise CrmkitError(f"too many files named {base}-N.yaml")
+    rel = app.record_interaction(data)
     click.echo(f"created {rel}")
 
 
@@ -374,7 +315,8 @@ def _interaction_json(i: Interaction) -> dict[str, Any]:
 
 def customer_json(c: Customer) -> dict[str, Any]:
     return {
-        "id": c.id, "name": c.name, "company": c.company, "emails": list(c.emails),
+        "id": c.id, "name": c.name, "salutation": c.salutation, "company": c.company,
+        "emails": list(c.emails),
         "phones": list(c.phones),
         "address": ({"street": c.address.street, "postal_code": c.address.postal_code,
                      "city": c.address.city, "country": c.address.country}

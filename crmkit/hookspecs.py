@@ -15,6 +15,7 @@ import pluggy
 
 if TYPE_CHECKING:
     import click
+    import jinja2
 
     from .diagnostics import Diagnostic
     from .model import Workspace
@@ -94,11 +95,13 @@ def crmkit_suppress_reminders(reminders: list[Reminder], snapshot: Snapshot,
 
 
 @hookspec(firstresult=True)
-def crmkit_draft_email(reminder: Reminder, snapshot: Snapshot,
-                       segments: Segmentation) -> EmailDraft | None:
+def crmkit_draft_email(reminder: Reminder, snapshot: Snapshot, segments: Segmentation,
+                       templates: jinja2.Environment) -> EmailDraft | None:
     """Draft an email for a reminder; the first plugin that returns a draft wins.
 
-    Return ``None`` for reminders this plugin does not draft.
+    ``templates`` is the Jinja environment (the workspace's ``templates/`` first,
+    then the plugins' template folders, with the plugins' filters).  Return
+    ``None`` for reminders this plugin does not draft.
     """
 
 

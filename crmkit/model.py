@@ -89,6 +89,8 @@ class Customer:
     id: str
     name: str
     location: Location
+    #: How letters address them, e.g. "Liebe Anna" or "Dear Mr O'Connor".
+    salutation: str | None = None
     company: str | None = None
     emails: tuple[str, ...] = ()
     phones: tuple[str, ...] = ()
@@ -195,6 +197,7 @@ class Deal:
 class Sender:
     name: str
     email: str
+    phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

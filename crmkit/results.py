@@ -85,6 +85,8 @@ class Reminder:
     source: Location | None = None
     #: Why it is not shown by default (e.g. a frequency cap), if it is suppressed.
     suppressed: str | None = None
+    #: Facts for templates, e.g. ``{"service": "Wartung", "age": 48}`` (not part of identity).
+    details: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def overdue(self, today: dt.date) -> bool:
         return self.due < today

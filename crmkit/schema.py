@@ -48,7 +48,8 @@ DIRECTIONS = ("inbound", "outbound")
 PAYMENT_STATES = ("paid", "late", "open", "unpaid")
 LOCALES = ("de", "en")
 CUSTOMER_KEYS = (
-    "name", "company", "email", "emails", "phone", "phones", "address", "birthday", "tags",
+    "name", "salutation", "company", "email", "emails", "phone", "phones", "address",
+    "birthday", "tags",
     "source", "referred_by", "consent", "preferred_channel", "locale", "stage", "notes",
     "services", "fields",
 )
@@ -330,6 +331,7 @@ def parse_customer(data: Any, path: str, customer_id: str,
         f.error("referred_by", f"'referred_by': {referred_by!r} is not a customer id")
         referred_by = None
     rest = dict(
+        salutation=f.text("salutation"),
         company=f.text("company"),
         emails=_emails(f),
         phones=f.text_list("phones", single="phone"),
@@ -537,13 +539,13 @@ def parse_settings(data: Any, path: str, out: list[Diagnostic],
                 Location(path, line, col)))
     sender = None
     if (s := f.sub("sender")) is not None:
-        s.check_keys(("name", "email"), "sender")
+        s.check_keys(("name", "email", "phone"), "sender")
         name, email = s.text("name", required=True), s.text("email", required=True)
         if email and not is_valid_email(email):
             s.error("email", f"{email!r} is not a valid email address")
             email = None
         if name and email:
-            sender = Sender(name, email)
+            sender = Sender(name, email, s.text("phone"))
     timezone = f.text("timezone") or "UTC"
     try:
         zoneinfo.ZoneInfo(timezone)

@@ -56,10 +56,11 @@ def channel_for(customer: Customer) -> str:
 
 
 def _reminder(kind: str, customer: Customer, due: dt.date, title: str, reason: str,
-              source: Interaction | None = None, priority: int = 3) -> Reminder:
+              source: Interaction | None = None, priority: int = 3, **details: object
+              ) -> Reminder:
     return Reminder(due=due, customer=customer.id, kind=kind, title=title, reason=reason,
                     channel=channel_for(customer), priority=priority,
-                    source=source.location if source else customer.location)
+                    source=source.location if source else customer.location, details=details)
 
 
 def _latest(history: Iterable[Interaction], test: Callable[[Interaction], bool]
@@ -101,7 +102,7 @@ def birthdays(snapshot: Snapshot, segments: Segmentation, opts: Options) -> Iter
             continue
         age = day.year - born.year
         yield _reminder("birthday", customer, day, f"Birthday of {customer.name} ({age})",
-                        f"born {born.isoformat()}", priority=3)
+                        f"born {born.isoformat()}", priority=3, age=age)
 
 
 def _anniversary(born: dt.date, year: int) -> dt.date:
@@ -138,7 +139,8 @@ def services_due(snapshot: Snapshot, segments: Segmentation, opts: Options
             else:
                 continue
             yield _reminder("service_due", customer, due, f"{service.name} due",
-                            f"{reason}; every {service.interval}", last, priority=2)
+                            f"{reason}; every {service.interval}", last, priority=2,
+                            service=service.name, interval=str(service.interval))
 
 
 def follow_ups(snapshot: Snapshot, segments: Segmentation, opts: Options) -> Iterator[Reminder]:
@@ -148,7 +150,7 @@ def follow_ups(snapshot: Snapshot, segments: Segmentation, opts: Options) -> Ite
             what = item.follow_up.what or item.interaction.summary or item.interaction.type
             yield _reminder("follow_up", customer, item.follow_up.date, f"Follow up: {what}",
                             f"{item.interaction.type} on {item.interaction.date.isoformat()}",
-                            item.interaction, priority=1)
+                            item.interaction, priority=1, what=what)
 
 
 def quote_follow_ups(snapshot: Snapshot, segments: Segmentation, opts: Options
@@ -281,7 +283,7 @@ def stay_in_touch(snapshot: Snapshot, segments: Segmentation, opts: Options
         yield _reminder("stay_in_touch", customer, last + dt.timedelta(days=days),
                         f"Stay in touch with {customer.name}",
                         f"{why}: every {days} days; last contact {last.isoformat()}",
-                        priority=4)
+                        priority=4, days=days, last_contact=last)
 
 
 def _stage_reminder(kind: str, stage: str, title: str, priority: int, extra: str | None = None
@@ -328,7 +330,8 @@ def loyalty_rewards(snapshot: Snapshot, segments: Segmentation, opts: Options
         yield _reminder("loyalty_reward", customer, milestone.date + dt.timedelta(days=1),
                         f"Reward {customer.name}: purchase no. {len(purchases)}",
                         f"{len(purchases)} purchases, the latest on "
-                        f"{milestone.date.isoformat()}", milestone, priority=3)
+                        f"{milestone.date.isoformat()}", milestone, priority=3,
+                        count=len(purchases))
 
 
 KINDS = {k.name: k for k in (

@@ -85,8 +85,8 @@ def test_add_customer_creates_a_valid_file_and_never_overwrites(make_workspace, 
     text = (root / "customers" / "juergen-weiss.yaml").read_text(encoding="utf-8")
     assert text == (
         "name: Jürgen Weiß\nemail: j@weiss.example\nphone: +49 171 1\n"
-        "birthday: '1955-12-10'\nreferred_by: anna-mueller\ntags:\n- weimar\n"
-        "consent:\n  email: true\n  since: '2026-01-05'\n  how: phone call\n")
+        "birthday: 1955-12-10\nreferred_by: anna-mueller\ntags:\n- weimar\n"
+        "consent:\n  email: true\n  since: 2026-01-05\n  how: phone call\n")
     assert run("-w", root, "check").exit_code == 0
     again = run("-w", root, "add", "customer", "--name", "Jürgen Weiß")
     assert again.exit_code == 1
