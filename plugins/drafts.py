@@ -72,15 +72,15 @@ def first_name(customer: Customer) -> str:
     if customer.company and customer.name == customer.company:
         return customer.name
     words = [w for w in customer.name.split() if w.lower() not in TITLES]
-    return words[0] if words else customer.name
+    return words[0] if words else crmkit.clean(customer.name)
 
 
 def default_salutation(customer: Customer, locale: str) -> str:
     if customer.salutation:
-        return customer.salutation
+        return crmkit.clean(customer.salutation)
     if locale == "de":
-        return f"Guten Tag {customer.name}"
-    return f"Dear {first_name(customer)}"
+        return f"Guten Tag {crmkit.clean(customer.name)}"
+    return f"Dear {crmkit.clean(first_name(customer))}"
 
 
 def template_name(kind: str, locale: str) -> str:
@@ -106,16 +106,20 @@ def _trigger(snapshot: Snapshot, reminder: Reminder) -> Interaction | None:
     return None
 
 
-def render(templates: Any, reminder: Reminder, snapshot: Snapshot, segments: Segmentation
-           ) -> EmailDraft | None:
-    """The draft for ``reminder``, or ``None`` if there is no template for its kind."""
+def render(templates: Any, reminder: Reminder, snapshot: Snapshot, segments: Segmentation,
+           locale: str | None = None) -> EmailDraft | None:
+    """The draft for ``reminder``, or ``None`` if there is no template for its kind.
+
+    The template is the customer's locale (``locale`` overrides it), else the
+    workspace's, else English.
+    """
     import jinja2
 
     customer = snapshot.customer(reminder.customer)
     if customer is None or not customer.emails:
         return None
     settings = snapshot.settings
-    locale = customer_locale(customer, settings)
+    locale = locale or customer_locale(customer, settings)
     for candidate in dict.fromkeys((locale, settings.locale, "en")):
         try:
             template = templates.get_template(template_name(reminder.kind, candidate))

@@ -49,7 +49,7 @@ def drafts_command(app: crmkit.App, within: int, kinds: tuple[str, ...],
     Customers without consent or address are listed at the end: call them instead.
     """
     from .drafts import Skipped, drafts_for, smtp_settings
-    from .mail import build_message, draft_file_name, send_all, write_eml, write_mbox
+    from .mail import build_message, draft_file_name, write_eml, write_mbox
 
     ws = app.workspace
     for cid in customers:
@@ -119,6 +119,8 @@ def _report_skipped(skipped: list) -> None:
 
 
 def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings) -> None:
+    from .mail import send_all
+
     settings, problems = smtp_settings(app.workspace.settings)
     if problems:
         raise crmkit.CrmkitError(f"fix the email settings first: {problems[0]}")
@@ -145,7 +147,7 @@ def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings
         rel = app.record_interaction({
             "customer": draft.reminder.customer, "date": app.today, "type": "email",
             "channel": "email", "direction": "outbound", "summary": draft.subject,
-            "fields": {"message_id": result.message["Message-ID"],
+            "fields": {"message_id": str(result.message["Message-ID"]),
                        "reminder": draft.reminder.kind},
         })
         click.echo(f"sent: {_describe(draft)} → {draft.to} (recorded in {rel})")

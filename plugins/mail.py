@@ -84,7 +84,7 @@ def write_eml(folder: Path, messages: list[tuple[str, EmailMessage]]) -> list[Pa
     written = []
     for name, msg in messages:
         path = folder / name
-        _atomic_write(path, msg.as_bytes(policy=email.policy.SMTP))
+        _atomic_write(path, msg.as_bytes())
         written.append(path)
     keep = {p.name for p in written}
     if folder.is_dir():
