@@ -62,6 +62,14 @@ class App:
         return load_workspace(self.root, self.host, use_cache=self.use_cache,
                               settings_file=self._settings_file[0])
 
+    def at(self, day: dt.date) -> App:
+        """The same workspace and plugins as of another day (e.g. last week, to compare)."""
+        other = App(self.workspace_option, day, self.verbose, self.use_cache)
+        for name in ("root", "_settings_file", "host", "workspace", "templates"):
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        return other
+
     @property
     def today(self) -> dt.date:
         """``--today``, else today's date in the workspace's time zone."""

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import click
     import jinja2
 
+    from .app import App
     from .diagnostics import Diagnostic
     from .model import Workspace
     from .results import (
@@ -114,6 +115,15 @@ def crmkit_metrics(snapshot: Snapshot, segments: Segmentation) -> Iterable[Metri
 def crmkit_report_sections(report: str, snapshot: Snapshot, segments: Segmentation,
                            reminders: list[Reminder]) -> Iterable[ReportSection]:
     """Contribute sections to the report called ``report`` (e.g. ``"weekly"``)."""
+
+
+@hookspec
+def crmkit_build(app: App) -> Iterable[Path]:
+    """Write this plugin's generated files (reports, calendars) for ``app``.
+
+    Called by ``crmkit build`` and by ``crmkit watch`` after every change.  Write
+    below ``app.workspace.output_dir`` and return the paths written.
+    """
 
 
 @hookspec

@@ -37,7 +37,9 @@ def template_environment(root: Path | None, host: PluginHost
         folders.append(root / WORKSPACE_TEMPLATES)
     dirs, failed = host.collect("crmkit_template_dirs")
     problems.extend(failed)
-    folders.extend(Path(d) for d in dirs)
+    for folder in map(Path, dirs):
+        if folder not in folders:
+            folders.append(folder)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(f) for f in folders]),
         autoescape=_escapes,

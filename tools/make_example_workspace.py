@@ -969,6 +969,24 @@ add(
     items=["Heizungscheck mit Entlüftung"],
     summary="Angebot Heizungscheck",
 )
+# feedback and complaints of the last year, for NPS and the complaints list
+for cid, day, score, text in [
+    ("mueller-anna", D(2026, 1, 20), 10, "Schnell und sauber, wie immer"),
+    ("baeckerei-krause", D(2026, 2, 15), 9, "Ofen läuft wieder, danke!"),
+    ("schaefer-bjoern", D(2026, 3, 12), 10, "Top Service"),
+    ("lange-michael", D(2026, 4, 18), 8, "Gut, aber etwas teuer"),
+    ("pension-am-ilmpark", D(2026, 5, 6), 9, "Unsere Gäste haben nichts gemerkt"),
+    ("wagner-eva", D(2026, 6, 2), 7, "Termin wurde einmal verschoben"),
+    ("schmitt-carina", D(2026, 7, 9), 10, "Sehr freundlich"),
+    ("neumann-klaus", D(2026, 8, 1), 4, "Rechnung war höher als abgesprochen"),
+    ("meier-hans", D(2026, 9, 3), 9, "Zuverlässig"),
+    ("kaiser-lukas", D(2026, 9, 20), 10, "Great, super quick"),
+]:
+    add(cid, day, "feedback", channel="email", direction="inbound", score=score, summary=text)
+add("neumann-klaus", D(2026, 7, 28), "complaint", channel="phone", direction="inbound",
+    summary="Rechnung höher als im Angebot")
+add("neumann-klaus", D(2026, 7, 29), "call", channel="phone", direction="outbound",
+    summary="Rechnung erklärt, Kulanz 50 EUR gutgeschrieben")
 add(
     "lehmann-kerstin",
     D(2026, 11, 10),

@@ -1,0 +1,171 @@
+"""Key figures of the business as of ``--today``, for reports and ``--format json``.
+
+Every metric is a pure function of the snapshot and the segment labels; the
+definitions are in docs/reports.md.  "The period" is the 365 days up to and
+including ``--today``; "the previous period" the 365 days before it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal
+
+import crmkit
+from crmkit import Interaction, Metric, Segmentation, Snapshot
+
+NAME = "kpis"
+STAGES = ("lead", "new", "active", "at_risk", "lost")
+STAGE_PROBABILITY = {"lead": Decimal("0.1"), "qualified": Decimal("0.3"),
+                     "proposal": Decimal("0.5"), "negotiation": Decimal("0.7"),
+                     "open": Decimal("0.5")}
+TOP = 10
+
+
+def _counted(i: Interaction, currency: str) -> bool:
+    return i.type == "purchase" and i.amount is not None and i.currency in (None, currency)
+
+
+def _ratio(part: int | Decimal, whole: int | Decimal) -> float | None:
+    return round(float(part) / float(whole), 4) if whole else None
+
+
+def month_keys(today: dt.date, months: int = 12) -> list[str]:
+    """The last ``months`` calendar months up to today's, oldest first (``2026-11``)."""
+    keys = []
+    year, month = today.year, today.month
+    for _ in range(months):
+        keys.append(f"{year:04d}-{month:02d}")
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return keys[::-1]
+
+
+def compute(snapshot: Snapshot, segments: Segmentation) -> Iterator[Metric]:
+    today = snapshot.today
+    currency = snapshot.settings.currency
+    start = today - dt.timedelta(days=365)
+    previous_start = today - dt.timedelta(days=730)
+    customers = snapshot.customers
+
+    revenue_12m = Decimal(0)
+    orders_12m = 0
+    by_month = dict.fromkeys(month_keys(today), Decimal(0))
+    by_abc: dict[str, Decimal] = {"A": Decimal(0), "B": Decimal(0), "C": Decimal(0)}
+    per_customer_12m: dict[str, Decimal] = {}
+    buyers_now: set[str] = set()
+    buyers_before: set[str] = set()
+    lifetime: dict[str, Decimal] = {}
+    repeaters = 0
+    new_leads_12m = 0
+    converted_12m = 0
+    nps_scores: dict[str, int] = {}
+    distribution = dict.fromkeys(range(11), 0)
+    complaints: list[Interaction] = []
+
+    for c in customers:
+        history = snapshot.history(c.id)
+        days = set()
+        customer_12m = Decimal(0)
+        for i in history:
+            if i.type == "purchase":
+                days.add(i.date)
+                if i.date > start:
+                    buyers_now.add(c.id)
+                elif i.date > previous_start:
+                    buyers_before.add(c.id)
+            if _counted(i, currency):
+                lifetime[c.id] = lifetime.get(c.id, Decimal(0)) + i.amount  # type: ignore[operator]
+                if i.date > start:
+                    customer_12m += i.amount  # type: ignore[operator]
+                    orders_12m += 1
+                    key = f"{i.date.year:04d}-{i.date.month:02d}"
+                    if key in by_month:
+                        by_month[key] += i.amount  # type: ignore[operator]
+            if i.date > start:
+                if i.type == "feedback" and i.score is not None:
+                    nps_scores[c.id] = i.score  # the latest per customer
+                if i.type == "complaint":
+                    complaints.append(i)
+        if len(days) >= 2:
+            repeaters += 1
+        if customer_12m:
+            per_customer_12m[c.id] = customer_12m
+            revenue_12m += customer_12m
+            by_abc[segments.label(c.id, "abc") or "C"] += customer_12m
+        first_contact = snapshot.derived(c.id).first_contact
+        if first_contact is not None and first_contact > start:
+            new_leads_12m += 1
+            if days:
+                converted_12m += 1
+    for score in nps_scores.values():
+        distribution[score] += 1
+
+    stages = Counter(segments.label(c.id, "lifecycle") for c in customers)
+    yield Metric("customers", "Customers", len(customers))
+    yield Metric("lifecycle", "Customers by lifecycle stage",
+                 {s: stages.get(s, 0) for s in STAGES})
+    yield Metric("revenue_12m", "Revenue, last 12 months", revenue_12m, currency)
+    yield Metric("revenue_by_month", "Revenue by month",
+                 [{"month": k, "revenue": v} for k, v in by_month.items()], currency)
+    yield Metric("revenue_by_abc", "Revenue by ABC class, last 12 months", by_abc, currency)
+    yield Metric("average_order_value", "Average order value, last 12 months",
+                 (revenue_12m / orders_12m).quantize(Decimal("0.01")) if orders_12m else None,
+                 currency)
+    buyers_ever = [c.id for c in customers if snapshot.derived(c.id).purchase_count]
+    yield Metric("repeat_purchase_rate", "Repeat purchase rate",
+                 _ratio(repeaters, len(buyers_ever)), "ratio",
+                 "customers with purchases on two or more days / customers with a purchase")
+    retained = len(buyers_before & buyers_now)
+    retention = _ratio(retained, len(buyers_before))
+    yield Metric("retention_rate", "Retention rate", retention, "ratio",
+                 "buyers of the previous 12 months who bought again in the last 12 months")
+    yield Metric("churn_rate", "Churn rate",
+                 round(1 - retention, 4) if retention is not None else None, "ratio",
+                 "1 - retention rate")
+    yield Metric("historical_clv", "Historical customer lifetime value",
+                 (sum(lifetime.values(), Decimal(0)) / len(lifetime)).quantize(Decimal("0.01"))
+                 if lifetime else None, currency,
+                 "all-time revenue per customer who bought")
+    promoters = sum(1 for s in nps_scores.values() if s >= 9)
+    detractors = sum(1 for s in nps_scores.values() if s <= 6)
+    yield Metric("nps", "Net Promoter Score, last 12 months",
+                 round(100 * (promoters - detractors) / len(nps_scores))
+                 if nps_scores else None, "points",
+                 f"latest score per customer; {len(nps_scores)} responses")
+    yield Metric("nps_distribution", "Feedback scores, last 12 months", distribution)
+    yield Metric("lead_conversion", "Lead to customer conversion",
+                 _ratio(converted_12m, new_leads_12m), "ratio",
+                 f"of {new_leads_12m} customers first in touch in the last 12 months, "
+                 "the share that bought")
+    open_deals = [d for d in snapshot.workspace.deals.values() if d.is_open and d.value]
+    pipeline = sum((d.value for d in open_deals), Decimal(0))  # type: ignore[misc]
+    weighted = sum((d.value * (d.probability if d.probability is not None  # type: ignore[operator]
+                               else STAGE_PROBABILITY.get(d.stage, Decimal("0.5")))
+                    for d in open_deals), Decimal(0))
+    yield Metric("pipeline_value", "Open pipeline", pipeline, currency,
+                 f"{len(open_deals)} open deals")
+    yield Metric("pipeline_weighted", "Open pipeline, weighted by probability",
+                 weighted.quantize(Decimal("0.01")), currency)
+    top = sorted(per_customer_12m, key=lambda cid: (-per_customer_12m[cid], cid))[:TOP]
+    yield Metric("top_customers", "Top customers, last 12 months",
+                 [{"customer": cid, "name": snapshot.customer(cid).name,  # type: ignore[union-attr]
+                   "revenue": per_customer_12m[cid], "abc": segments.label(cid, "abc")}
+                  for cid in top], currency)
+    ranked_all = sorted(per_customer_12m.values(), reverse=True)
+    yield Metric("pareto", "Cumulative share of revenue by customers ranked",
+                 [float(v) for v in ranked_all], currency)
+    at_risk = [c for c in customers if segments.label(c.id, "lifecycle") == "at_risk"]
+    yield Metric("at_risk", "Customers at risk",
+                 [{"customer": c.id, "name": c.name,
+                   "since": segments.label(c.id, "lifecycle_since"),
+                   "last_purchase": snapshot.derived(c.id).last_purchase,
+                   "revenue": snapshot.derived(c.id).revenue} for c in at_risk], currency)
+    yield Metric("complaints", "Complaints, last 12 months",
+                 [{"customer": i.customer, "date": i.date, "summary": i.summary}
+                  for i in sorted(complaints, key=lambda i: i.sort_key, reverse=True)])
+
+
+@crmkit.hookimpl
+def crmkit_metrics(snapshot: Snapshot, segments: Segmentation) -> Iterator[Metric]:
+    return compute(snapshot, segments)

@@ -1,0 +1,236 @@
+"""Reports: the KPI dashboard and the weekly to-do report, as HTML and Markdown.
+
+A report is a layout template ``reports/<name>.<format>.j2`` plus the sections
+that plugins contribute for it (``crmkit_report_sections``); each section names
+a template base, rendered as ``<template>.<format>.j2``.  A workspace overrides
+any of them, or adds a report, by putting a template of that name in its
+``templates/`` folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+import crmkit
+from crmkit import Metric, Reminder, ReportSection, Segmentation, Snapshot
+
+from . import charts
+
+NAME = "reports"
+FORMATS = {"html": "html", "md": "md"}
+DASHBOARD_SECTIONS = (
+    ("kpis", "Key figures"), ("revenue", "Revenue"), ("lifecycle", "Lifecycle"),
+    ("abc", "ABC and Pareto"), ("nps", "Feedback"), ("top_customers", "Top customers"),
+    ("at_risk", "Customers at risk"), ("pipeline", "Open deals"),
+    ("complaints", "Complaints"),
+)
+WEEKLY_SECTIONS = (
+    ("overdue", "Overdue"), ("this_week", "This week"), ("new_leads", "New leads"),
+    ("open_quotes", "Quotes without an answer"), ("newly_at_risk", "Newly at risk"),
+    ("kpi_changes", "This week's numbers"),
+)
+#: Metrics compared week over week in the weekly report.
+WEEKLY_METRICS = ("customers", "revenue_12m", "average_order_value", "repeat_purchase_rate",
+                  "nps", "pipeline_weighted")
+
+
+def md_cell(value: Any) -> str:
+    """One Markdown table cell: no line breaks, no pipes, no HTML."""
+    return (crmkit.clean(value).replace("\\", "\\\\").replace("|", "\\|")
+            .replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{float(value):.0%}"
+
+
+def number(value: Any, unit: str | None = None) -> str:
+    """A metric value for people: money with two decimals, ratios as percent."""
+    if value is None:
+        return "–"
+    if unit == "ratio":
+        return percent(value)
+    if unit and len(unit) == 3 and unit.isupper():
+        return f"{float(value):,.2f} {unit}"
+    if unit == "points":
+        return f"{value:+d}" if isinstance(value, int) else str(value)
+    return str(value)
+
+
+def _open_quotes(snapshot: Snapshot, days: int = 60) -> list[dict[str, Any]]:
+    quotes = []
+    start = snapshot.today - dt.timedelta(days=days)
+    for customer in snapshot.customers:
+        history = snapshot.history(customer.id)
+        latest = None
+        for i in history:
+            if i.type == "quote" and i.date > start:
+                latest = i
+        if latest is None:
+            continue
+        if any(i.type == "purchase" and i.date >= latest.date for i in history):
+            continue
+        quotes.append({"customer": customer.id, "name": customer.name, "date": latest.date,
+                       "amount": latest.amount, "currency": latest.currency,
+                       "summary": latest.summary})
+    return quotes
+
+
+def weekly_sections(snapshot: Snapshot, segments: Segmentation, reminders: list[Reminder]
+                    ) -> Iterator[ReportSection]:
+    today = snapshot.today
+    week_ago = today - dt.timedelta(days=7)
+    next_week = today + dt.timedelta(days=7)
+    shown = [r for r in reminders if not r.suppressed]
+    overdue = [r for r in shown if r.due < today]
+    upcoming = [r for r in shown if today <= r.due <= next_week]
+
+    def by_kind(items: list[Reminder]) -> list[tuple[str, list[Reminder]]]:
+        groups: dict[str, list[Reminder]] = {}
+        for r in items:
+            groups.setdefault(r.kind, []).append(r)
+        return sorted(groups.items())
+
+    new_leads = [c for c in snapshot.customers
+                 if segments.label(c.id, "lifecycle") == "lead"
+                 and (first := snapshot.derived(c.id).first_contact) and first > week_ago]
+    newly_at_risk = [c for c in snapshot.customers
+                     if segments.label(c.id, "lifecycle") == "at_risk"
+                     and (since := segments.label(c.id, "lifecycle_since"))
+                     and dt.date.fromisoformat(since) > week_ago]
+    contexts = {
+        "overdue": {"groups": by_kind(overdue), "count": len(overdue)},
+        "this_week": {"groups": by_kind(upcoming), "count": len(upcoming)},
+        "new_leads": {"customers": new_leads},
+        "open_quotes": {"quotes": _open_quotes(snapshot)},
+        "newly_at_risk": {"customers": newly_at_risk},
+        "kpi_changes": {},
+    }
+    for order, (name, title) in enumerate(WEEKLY_SECTIONS):
+        yield ReportSection(name, title, f"reports/sections/{name}", contexts[name],
+                            order=10 * (order + 1))
+
+
+def dashboard_sections() -> Iterator[ReportSection]:
+    for order, (name, title) in enumerate(DASHBOARD_SECTIONS):
+        yield ReportSection(name, title, f"reports/sections/{name}", {}, order=10 * (order + 1))
+
+
+def available_reports(env: Any) -> dict[str, list[str]]:
+    """Report names and their formats, from every template folder."""
+    reports: dict[str, set[str]] = {}
+    for name in env.list_templates(filter_func=lambda n: n.startswith("reports/")
+                                   and n.count("/") == 1 and n.endswith(".j2")):
+        stem = name.removeprefix("reports/").removesuffix(".j2")
+        report, _, fmt = stem.rpartition(".")
+        if report and not report.startswith("_") and fmt in FORMATS:
+            reports.setdefault(report, set()).add(fmt)
+    return {name: sorted(fmts) for name, fmts in sorted(reports.items())}
+
+
+def render_report(app: crmkit.App, name: str, fmt: str) -> str:
+    """Render report ``name`` in ``fmt`` ("html" or "md")."""
+    import jinja2
+    from markupsafe import Markup
+
+    env = app.templates
+    try:
+        layout = env.get_template(f"reports/{name}.{fmt}.j2")
+    except jinja2.TemplateNotFound:
+        known = available_reports(env)
+        if name in known:
+            raise crmkit.CrmkitError(f"report {name!r} has no {fmt} template; "
+                                     f"it comes as {', '.join(known[name])}") from None
+        raise crmkit.CrmkitError(f"unknown report {name!r}{crmkit.did_you_mean(name, known)}; "
+                                 "see 'crmkit report --list'") from None
+    metrics = {m.name: m for m in app.metrics()}
+    week_ago = app.at(app.today - dt.timedelta(days=7))
+    before = {m.name: m for m in week_ago.metrics()}
+    changes = [(metrics[k], before.get(k)) for k in WEEKLY_METRICS if k in metrics]
+    base = {
+        "business": app.workspace.settings.business, "today": app.today,
+        "metrics": metrics, "changes": changes, "charts": charts, "segments": app.segments(),
+        "snapshot": app.snapshot, "currency": app.workspace.settings.currency,
+        "number": number, "percent": percent,
+    }
+    rendered = []
+    for section in app.report_sections(name):
+        try:
+            template = env.get_template(f"{section.template}.{fmt}.j2")
+        except jinja2.TemplateNotFound:
+            app.problems.append(crmkit.Diagnostic.warning(
+                f"report section {section.name!r} has no template "
+                f"{section.template}.{fmt}.j2; left out"))
+            continue
+        body = template.render({**base, **section.context, "section": section})
+        rendered.append({"name": section.name, "title": section.title,
+                         "body": Markup(body) if fmt == "html" else body})
+    return layout.render({**base, "sections": rendered, "report": name})
+
+
+def write_report(app: crmkit.App, name: str, fmt: str, out: Path) -> Path:
+    text = render_report(app, name, fmt)
+    path = out / f"{name}.{FORMATS[fmt]}"
+    _write(path, text)
+    return path
+
+
+def _write(path: Path, text: str) -> None:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+# --- hooks ------------------------------------------------------------------------------
+
+
+@crmkit.hookimpl
+def crmkit_report_sections(report: str, snapshot: Snapshot, segments: Segmentation,
+                           reminders: list[Reminder]) -> Iterator[ReportSection]:
+    if report == "weekly":
+        return weekly_sections(snapshot, segments, reminders)
+    if report == "dashboard":
+        return dashboard_sections()
+    return iter(())
+
+
+@crmkit.hookimpl
+def crmkit_template_dirs() -> list[Path]:
+    return [Path(__file__).parent / "templates"]
+
+
+@crmkit.hookimpl
+def crmkit_jinja_filters() -> dict[str, Any]:
+    return {"md": md_cell, "percent": percent}
+
+
+@crmkit.hookimpl
+def crmkit_build(app: crmkit.App) -> list[Path]:
+    out = app.workspace.output_dir / "reports"
+    written = []
+    for name, formats in available_reports(app.templates).items():
+        for fmt in formats:
+            written.append(write_report(app, name, fmt, out))
+    return written
+
+
+@crmkit.hookimpl
+def crmkit_register_commands(cli: click.Group) -> None:
+    from .reports_cli import report_command
+
+    cli.add_command(report_command)
+
+
+def metric_json(metrics: list[Metric]) -> dict[str, Any]:
+    return {m.name: {"label": m.label, "value": m.value, "unit": m.unit,
+                     "description": m.description} for m in metrics}
