@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .cache import ParseCache
 from .diagnostics import Diagnostic
 from .loader import find_workspace, load_workspace, read_settings_data
 from .model import Workspace
@@ -32,11 +33,13 @@ if TYPE_CHECKING:
 
 class App:
     def __init__(self, workspace: str | Path | None = None, today: dt.date | None = None,
-                 verbose: bool = False, use_cache: bool = True) -> None:
+                 verbose: bool = False, use_cache: bool = True,
+                 parse_cache: ParseCache | None = None) -> None:
         self.workspace_option = workspace
         self._today = today
         self.verbose = verbose
         self.use_cache = use_cache
+        self.parse_cache = parse_cache
         #: Problems raised by plugin hooks during this run (after loading).
         self.problems: list[Diagnostic] = []
 
@@ -60,11 +63,11 @@ class App:
     @cached_property
     def workspace(self) -> Workspace:
         return load_workspace(self.root, self.host, use_cache=self.use_cache,
-                              settings_file=self._settings_file[0])
+                              settings_file=self._settings_file[0], cache=self.parse_cache)
 
     def at(self, day: dt.date) -> App:
         """The same workspace and plugins as of another day (e.g. last week, to compare)."""
-        other = App(self.workspace_option, day, self.verbose, self.use_cache)
+        other = App(self.workspace_option, day, self.verbose, self.use_cache, self.parse_cache)
         for name in ("root", "_settings_file", "host", "workspace", "templates"):
             if name in self.__dict__:
                 other.__dict__[name] = self.__dict__[name]
@@ -149,6 +152,12 @@ class App:
         """
         rel, _ = write_interaction(self.workspace, dict(data), self.interaction_types())
         return rel
+
+    def build(self) -> list[Path]:
+        """Let every plugin write its generated files (``crmkit_build``)."""
+        written, problems = self.host.collect("crmkit_build", app=self)
+        self.problems.extend(problems)
+        return [Path(p) for p in written]
 
     def warn_about_problems(self) -> None:
         """For commands other than ``check``: say once that the workspace has errors, and

@@ -519,6 +519,40 @@ def customers(app: App, tags: tuple[str, ...], segments: tuple[str, ...], fmt: s
     warn_about_problems(app)
 
 
+# --- build and watch --------------------------------------------------------------------
+
+
+@cli.command()
+@pass_app
+def build(app: App) -> None:
+    """Write every generated file (reports, reminder calendar) to the output folder."""
+    written = app.build()
+    for path in written:
+        try:
+            shown = path.resolve().relative_to(app.workspace.root.resolve()).as_posix()
+        except ValueError:
+            shown = str(path)
+        click.echo(f"wrote {shown}")
+    app.warn_about_problems()
+
+
+@cli.command()
+@click.option("--serve", "serve_", is_flag=True,
+              help="Also serve the output folder on 127.0.0.1; pages reload themselves.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port for --serve (0 picks a free one).")
+@pass_app
+def watch(app: App, serve_: bool, port: int) -> None:
+    """Rebuild the output whenever a workspace file changes (Ctrl-C stops)."""
+    from .watch import Watcher
+
+    watcher = Watcher(app.root, app._today, lambda line: click.echo(line))
+    try:
+        watcher.run(port if serve_ else None)
+    except OSError as exc:
+        raise CrmkitError(f"cannot serve on 127.0.0.1:{port}: {exc.strerror}") from None
+
+
 # --- plugins ----------------------------------------------------------------------------
 
 

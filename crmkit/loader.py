@@ -170,8 +170,13 @@ def _stem_id(rel: str, kind: str, out: list[Diagnostic]) -> str | None:
 
 
 def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool = True,
-                   settings_file: ParsedFile | None = None) -> Workspace:
-    """Load the workspace at ``root``.  Never raises for bad content: see ``diagnostics``."""
+                   settings_file: ParsedFile | None = None,
+                   cache: ParseCache | None = None) -> Workspace:
+    """Load the workspace at ``root``.  Never raises for bad content: see ``diagnostics``.
+
+    ``cache`` lets a long-running caller (``crmkit watch``) keep the parse cache in
+    memory between loads; it is then not written to disk by this call.
+    """
     out: list[Diagnostic] = []
     if settings_file is None:
         settings_file, _ = read_settings_data(root)
@@ -189,14 +194,18 @@ def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool =
     known_types = frozenset((*BASE_INTERACTION_TYPES, *settings.interaction_types, *extra_types))
     tz = zoneinfo.ZoneInfo(settings.timezone)
 
-    cache = ParseCache(root / CACHE_FILE if use_cache else None)
+    keep_in_memory = cache is not None
+    if cache is None:
+        cache = ParseCache(root / CACHE_FILE if use_cache else None)
+    hits, misses = cache.hits, cache.misses
     reader = _Reader(root, cache)
     customers, broken = _load_customers(root, reader, out)
     interactions = _load_interactions(root, reader, out, known_types, tz, settings,
                                       {*customers, *broken})
     deals = _load_deals(root, reader, out)
     cache.prune(reader.seen)
-    cache.save()
+    if not keep_in_memory:
+        cache.save()
 
     by_customer = _link(customers, interactions, deals, out, broken)
     linked = tuple(sorted((i for i in interactions if i.customer in customers),
@@ -213,7 +222,7 @@ def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool =
         out.extend(d for d in problems_from_plugins if isinstance(d, Diagnostic))
         out.extend(failures)
     return replace(workspace, diagnostics=tuple(sorted(out, key=sort_key)),
-                   stats=LoadStats(reader.files, cache.misses, cache.hits))
+                   stats=LoadStats(reader.files, cache.misses - misses, cache.hits - hits))
 
 
 def _load_customers(root: Path, reader: _Reader, out: list[Diagnostic]

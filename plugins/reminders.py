@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 import click
 
@@ -462,6 +463,15 @@ def crmkit_reminders(snapshot: Snapshot, segments: Segmentation) -> Iterator[Rem
 def crmkit_suppress_reminders(reminders: list[Reminder], snapshot: Snapshot
                               ) -> dict[Reminder, str]:
     return frequency_cap(reminders, snapshot)
+
+
+@crmkit.hookimpl
+def crmkit_build(app: crmkit.App) -> list[Path]:
+    """``reminders.ics`` (every open reminder, for a calendar subscription) and
+    ``reminders.md`` (the next ``within_days``) in the output folder."""
+    from .reminders_cli import write_outputs
+
+    return write_outputs(app)
 
 
 @crmkit.hookimpl

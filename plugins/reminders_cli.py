@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import sys
+from pathlib import Path
 
 import click
 
@@ -68,6 +69,30 @@ def to_markdown(reminders: list[Reminder], today: dt.date, within: int) -> str:
                        f"{_md_cell(r.title)}{_md_cell(note)} | {_md_cell(r.channel)} |")
         out.append("")
     return "\n".join(out)
+
+
+def write_outputs(app: crmkit.App) -> list[Path]:
+    import os
+    import tempfile
+
+    from .reminders import NAME
+
+    within = crmkit.Options(app.workspace.settings, NAME).integer("within_days", 30, 0)
+    horizon = app.today + dt.timedelta(days=within)
+    shown = [r for r in app.reminders() if not r.suppressed]
+    out = app.workspace.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        out / "reminders.ics": to_ics(shown, app.today, app.workspace.settings.business),
+        out / "reminders.md": to_markdown([r for r in shown if r.due <= horizon], app.today,
+                                          within).encode("utf-8"),
+    }
+    for path, data in files.items():
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=out)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    return list(files)
 
 
 @click.command("reminders")
