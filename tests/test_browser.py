@@ -1,0 +1,85 @@
+"""The HTML reports in a real headless Chromium (Debian's, never a downloaded one).
+
+tools/screenshots.py refreshes the screenshots in docs/ with the same browser setup.
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLE
+
+CRMKIT = Path(sys.executable).parent / "crmkit"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """The example workspace plus a customer whose name is a script, rendered."""
+    root = tmp_path_factory.mktemp("browser") / "ws"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("out", ".crmkit"))
+    (root / "customers" / "evil.yaml").write_text(f'name: "{EVIL}"\nsource: web\n')
+    (root / "interactions" / "evil.yaml").write_text(
+        "- {customer: evil, date: 2026-11-20, type: purchase, amount: 9999}\n"
+        "- {customer: evil, date: 2026-11-21, type: complaint, summary: \"<img src=x "
+        "onerror=alert(2)>\"}\n")
+    subprocess.run([CRMKIT, "-w", root, "--today", "2026-11-23", "build"], check=True,
+                   capture_output=True)
+    return root / "out" / "reports"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (.ci/run does)"
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield instance
+        instance.close()
+
+
+def open_page(browser, path: Path, width: int = 1280, height: int = 1600):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    events = {"errors": [], "dialogs": [], "requests": []}
+    page.on("console", lambda m: events["errors"].append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: events["errors"].append(str(e)))
+    page.on("dialog", lambda d: (events["dialogs"].append(d.message), d.dismiss()))
+    page.on("request", lambda r: events["requests"].append(r.url))
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    return page, events
+
+
+@pytest.mark.parametrize(("report", "charts"), [("dashboard", 4), ("weekly", 0)])
+def test_reports_render_cleanly_and_show_hostile_names_as_text(browser, rendered, report,
+                                                              charts):
+    page, events = open_page(browser, rendered / f"{report}.html")
+    assert events["errors"] == [] and events["dialogs"] == []
+    assert all(url.startswith("file://") for url in events["requests"]), events["requests"]
+    assert page.locator("svg.chart").count() == charts
+    if report == "dashboard":
+        assert page.locator("#top_customers").get_by_text(EVIL).count() == 1
+        assert page.locator("#complaints").get_by_text("<img src=x onerror=alert(2)>").count() == 1
+        bars = page.locator("#revenue svg.chart rect.bar")
+        assert bars.count() == 12
+        assert page.locator("#kpi-revenue_12m .value").inner_text().endswith("EUR")
+    else:
+        thanks = page.locator("#overdue").get_by_text(f"Thank {EVIL} for:", exact=False)
+        assert thanks.count() == 1
+    page.close()
+
+
+def test_dashboard_fits_a_phone_and_prints(browser, rendered):
+    page, events = open_page(browser, rendered / "dashboard.html", width=390, height=844)
+    assert events["errors"] == []
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    pdf = page.pdf()  # print layout renders
+    assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
+    page.close()

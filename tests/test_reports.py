@@ -1,0 +1,116 @@
+import datetime as dt
+import json
+import xml.dom.minidom
+
+from crmkit_plugins import charts
+from crmkit_plugins.reports import render_report
+
+from crmkit import App
+
+TODAY = "2026-06-30"
+SETTINGS = "business: Blumen Berg\nlocale: en\ntimezone: Europe/Berlin\n"
+FILES = {
+    "customers/evil.yaml": 'name: "<script>alert(1)</script>"\nsource: "a|b"\n',
+    "customers/lea.yaml": "name: Lea\nbirthday: 1990-07-02\n",
+    "interactions/a.yaml": """\
+        - {customer: evil, date: 2026-06-25, type: call}
+        - {customer: evil, date: 2026-06-26, type: quote, amount: 300, summary: "Roses | tulips"}
+        - {customer: lea, date: 2026-06-01, type: purchase, amount: 80}
+        - {customer: lea, date: 2026-06-10, type: call, follow_up: 2026-06-20}
+    """,
+}
+
+
+def test_weekly_markdown(make_workspace, run):
+    root = make_workspace(FILES, settings=SETTINGS)
+    out = run("-w", root, "--today", TODAY, "report", "weekly", "--format", "md", "--out", "-")
+    assert out.exit_code == 0, out.output
+    md = out.stdout
+    assert md.startswith("# This week: Blumen Berg\n\nAs of 2026-06-30.\n")
+    overdue = md.split("## Overdue\n", 1)[1].split("## This week\n")[0]
+    assert "| 2026-06-20 | lea | Follow up: call | visit |" in overdue
+    this_week = md.split("## This week\n", 1)[1].split("## New leads")[0]
+    assert "| 2026-07-02 | lea | Birthday of Lea (36) |" in this_week
+    assert "- &lt;script&gt;alert(1)&lt;/script&gt; (a\\|b)" in md  # new lead, escaped
+    assert "| 2026-06-26 | &lt;script&gt;alert(1)&lt;/script&gt; | Roses \\| tulips | " \
+           "300.00 EUR |" in md
+    assert "| Revenue, last 12 months | 80.00 EUR | 80.00 EUR |" in md
+
+
+def test_html_escapes_customer_data_and_has_no_external_resources(make_workspace):
+    root = make_workspace(FILES, settings=SETTINGS)
+    app = App(root, dt.date.fromisoformat(TODAY))
+    for name in ("dashboard", "weekly"):
+        html = render_report(app, name, "html")
+        assert "<script>alert(1)</script>" not in html
+        assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+        assert "https://" not in html and "<link" not in html and "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in render_report(app, "weekly", "html")
+
+
+def test_report_writes_files_lists_and_fails_on_request(make_workspace, run):
+    root = make_workspace(FILES, settings=SETTINGS)
+    written = run("-w", root, "--today", TODAY, "report")
+    assert written.stdout == "wrote out/reports/dashboard.html\n"
+    assert (root / "out/reports/dashboard.html").read_text().startswith("<!DOCTYPE html>")
+    listing = run("-w", root, "report", "--list").stdout
+    assert listing == "dashboard  (html, md)\nweekly  (html, md)\n"
+    failing = run("-w", root, "--today", TODAY, "report", "weekly", "--fail-on", "overdue")
+    assert failing.exit_code == 1
+    assert "failing: 1 overdue reminder(s) (--fail-on)" in failing.stderr
+    assert (root / "out/reports/weekly.html").exists()  # written before failing
+    fine = run("-w", root, "--today", "2026-06-12", "report", "weekly", "--fail-on", "overdue",
+               "--fail-on", "errors")
+    assert fine.exit_code == 0
+
+
+def test_workspace_can_override_and_add_reports(make_workspace, run):
+    files = {**FILES,
+             "templates/reports/weekly.md.j2": "Custom weekly for {{ business }}\n",
+             "templates/reports/owners.md.j2": "Customers: {{ metrics.customers.value }}\n"}
+    root = make_workspace(files, settings=SETTINGS)
+    assert run("-w", root, "report", "--list").stdout == (
+        "dashboard  (html, md)\nowners  (md)\nweekly  (html, md)\n")
+    weekly = run("-w", root, "report", "weekly", "--format", "md", "--out", "-").stdout
+    assert weekly == "Custom weekly for Blumen Berg\n"
+    assert run("-w", root, "report", "owners", "--format", "md", "--out", "-").stdout == \
+        "Customers: 2\n"
+    html = run("-w", root, "report", "owners")
+    assert "report 'owners' has no html template; it comes as md" in html.stderr
+    unknown = run("-w", root, "report", "weekyl")
+    assert "unknown report 'weekyl' (did you mean 'weekly'?)" in unknown.stderr
+
+
+def test_build_writes_every_report_and_the_reminder_calendar(make_workspace, run):
+    root = make_workspace(FILES, settings=SETTINGS)
+    result = run("-w", root, "--today", TODAY, "build")
+    assert sorted(result.stdout.splitlines()) == [
+        "wrote out/reminders.ics", "wrote out/reminders.md",
+        "wrote out/reports/dashboard.html", "wrote out/reports/dashboard.md",
+        "wrote out/reports/weekly.html", "wrote out/reports/weekly.md"]
+    assert (root / "out/reminders.ics").read_bytes().startswith(b"BEGIN:VCALENDAR\r\n")
+
+
+def test_charts_are_well_formed_svg_with_one_bar_per_value():
+    for svg, bars in (
+        (charts.bar_chart([("Jan", 10), ("<Feb>", 0), ("Mar", 25.5)], "Revenue & more"), 3),
+        (charts.funnel([("lead", 4), ("new", 0)], "Stages"), 2),
+        (charts.score_distribution({9: 2, 3: 1}, "Scores"), 11),
+    ):
+        dom = xml.dom.minidom.parseString(svg)
+        rects = [r for r in dom.getElementsByTagName("rect") if r.getAttribute("class") == "bar"]
+        assert len(rects) == bars
+    pareto = xml.dom.minidom.parseString(charts.pareto([50, 30, 20], "P"))
+    (curve,) = pareto.getElementsByTagName("polyline")
+    # 4 points: the origin, then 50 %, 80 %, 100 % of the plot height
+    assert len(curve.getAttribute("points").split()) == 4
+    assert curve.getAttribute("points").split()[-1].endswith(",16.0")  # 100 % = top
+
+
+def test_metrics_json_is_serialisable(make_workspace):
+    from crmkit import echo_json  # noqa: F401 (the same encoder the CLI uses)
+    from crmkit.output import to_json
+
+    app = App(make_workspace(FILES, settings=SETTINGS), dt.date.fromisoformat(TODAY))
+    data = json.loads(to_json({m.name: m.value for m in app.metrics()}))
+    assert data["revenue_12m"] == 80
