@@ -286,11 +286,11 @@ def test_installed_command_runs_as_a_real_process(tmp_path):
     result = subprocess.run([CRMKIT, "-w", broken, "check"], capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        "customers/mueller-anna.yaml: warning: 17 interaction(s) of 'mueller-anna' are left "
+        "customers/mueller-anna.yaml: warning: 18 interaction(s) of 'mueller-anna' are left "
         "out until this file is fixed",
         "customers/mueller-anna.yaml:2:8: error: invalid YAML: mapping values are not allowed "
         "in this context",
-        "30 customers, 325 interactions, 5 deals: 1 error(s), 1 warning(s)"]
+        "30 customers, 336 interactions, 5 deals: 1 error(s), 1 warning(s)"]
     assert "Traceback" not in result.stderr
     show = subprocess.run([CRMKIT, "-w", broken, "--today", "2026-11-23", "show",
                            "schaefer-bjoern"], capture_output=True, text=True)
