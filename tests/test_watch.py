@@ -1,0 +1,154 @@
+"""crmkit watch with real file events (inotify through watchdog) in a real process."""
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from crmkit.watch import is_ignored
+
+CRMKIT = Path(sys.executable).parent / "crmkit"
+FILES = {
+    "customers/anna.yaml": "name: Anna\nbirthday: 1980-06-05\n",
+    "customers/bert.yaml": "name: Bert\n",
+    "interactions/a.yaml": "customer: anna\ndate: 2026-05-01\ntype: purchase\namount: 100\n",
+}
+
+
+class Watch:
+    """A running `crmkit watch`, its output lines in a queue."""
+
+    def __init__(self, root: Path, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [CRMKIT, "-w", root, "--today", "2026-06-01", "watch", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:  # type: ignore[union-attr]
+            self.lines.put(line.rstrip("\n"))
+
+    def expect(self, pattern: str, timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            seen.append(line)
+            if re.search(pattern, line):
+                return line
+        raise AssertionError(f"no line matching {pattern!r}; got {seen}")
+
+    def quiet(self, seconds: float = 1.2) -> list[str]:
+        """Lines printed during the next ``seconds``."""
+        time.sleep(seconds)
+        lines = []
+        while not self.lines.empty():
+            lines.append(self.lines.get())
+        return lines
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=15)
+
+
+@pytest.fixture
+def watching(make_workspace):
+    root = make_workspace(FILES)
+    running = Watch(root)
+    running.expect(r"start: wrote \d+ file\(s\)")
+    running.expect("watching for changes")
+    yield root, running
+    if running.process.poll() is None:
+        running.process.kill()
+
+
+def test_edit_add_delete_and_rename_each_rebuild(watching):
+    root, watch = watching
+    weekly = root / "out" / "reports" / "weekly.md"
+    (root / "customers" / "bert.yaml").write_text("name: Bert Brown\n")
+    watch.expect(r"customers/bert\.yaml: wrote \d+ file\(s\) in [\d.]+ s")
+    (root / "customers" / "cleo.yaml").write_text("name: Cleo\n")
+    (root / "interactions" / "c.yaml").write_text("customer: cleo\ndate: 2026-05-30\ntype: call\n")
+    watch.expect(r"customers/cleo\.yaml, interactions/c\.yaml: wrote")
+    assert "- Cleo" in weekly.read_text()  # a new lead this week
+    (root / "interactions" / "c.yaml").unlink()
+    watch.expect(r"interactions/c\.yaml: wrote")
+    assert "- Cleo" not in weekly.read_text()
+    os.rename(root / "customers" / "bert.yaml", root / "customers" / "bernd.yaml")
+    watch.expect(r"customers/bernd\.yaml, customers/bert\.yaml: wrote")
+    assert watch.stop() == 0
+    watch.expect("stopped")
+
+
+def test_a_burst_of_saves_is_one_rebuild(watching):
+    root, watch = watching
+    path = root / "customers" / "anna.yaml"
+    for n in range(10):
+        path.write_text(f"name: Anna\nbirthday: 1980-06-05\nnotes: save {n}\n")
+        time.sleep(0.02)
+    watch.expect(r"customers/anna\.yaml: wrote")
+    assert [line for line in watch.quiet() if "wrote" in line] == []
+
+
+def test_a_broken_file_keeps_the_last_good_output(watching):
+    root, watch = watching
+    weekly = root / "out" / "reports" / "weekly.md"
+    before = weekly.read_text()
+    (root / "customers" / "anna.yaml").write_text("name: [Anna\n")
+    watch.expect(r"customers/anna\.yaml:2:1: error: invalid YAML")
+    watch.expect(r"customers/anna\.yaml: 1 error\(s\), kept the last good output")
+    assert weekly.read_text() == before
+    (root / "customers" / "anna.yaml").write_text("name: Anna Fixed\nbirthday: 1980-06-05\n")
+    watch.expect(r"customers/anna\.yaml: wrote")
+    assert "Birthday of Anna Fixed" in weekly.read_text()
+
+
+def test_output_vcs_and_editor_files_are_ignored(watching):
+    root, watch = watching
+    (root / ".git").mkdir()
+    (root / ".git" / "index").write_text("x")
+    (root / "out" / "mine.txt").write_text("x")
+    (root / "customers" / ".anna.yaml.swp").write_text("x")
+    (root / "customers" / "anna.yaml~").write_text("x")
+    assert [line for line in watch.quiet() if "wrote" in line] == []
+
+
+def test_ignore_rules():
+    assert is_ignored(".git/objects/ab", "out") and is_ignored("out/reports/x.html", "out")
+    assert is_ignored(".crmkit/cache/parse.pickle", "out") and is_ignored("customers/4913", "out")
+    assert is_ignored("customers/.#anna.yaml", "out") and is_ignored("customers/a.yaml.swp", "out")
+    assert not is_ignored("customers/anna.yaml", "out")
+    assert not is_ignored("crmkit.yaml", "out") and not is_ignored("plugins/mine.py", "out")
+
+
+def test_serve_reloads_pages_after_a_rebuild(make_workspace):
+    root = make_workspace(FILES)
+    watch = Watch(root, "--serve", "--port", "0")
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+/", watch.expect("serving out/ on")).group(0)
+        watch.expect("watching for changes")
+        page = urllib.request.urlopen(url + "reports/weekly.html", timeout=5).read().decode()
+        assert "__crmkit__/version" in page and "location.reload()" in page
+        on_disk = (root / "out" / "reports" / "weekly.html").read_text()
+        assert "<script" not in on_disk  # the file itself stays script-free
+        version = urllib.request.urlopen(url + "__crmkit__/version", timeout=5).read()
+        (root / "customers" / "bert.yaml").write_text("name: Bert Brown\n")
+        watch.expect(r"customers/bert\.yaml: wrote")
+        assert urllib.request.urlopen(url + "__crmkit__/version", timeout=5).read() != version
+        assert watch.stop() == 0
+    finally:
+        if watch.process.poll() is None:
+            watch.process.kill()
