@@ -74,3 +74,34 @@ def test_code_is_ruff_clean():
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert Path(REPO / "pyproject.toml").read_text().count("[tool.ruff") >= 1
+
+
+def test_ci_examples_are_valid_yaml_and_run_crmkit_as_the_readme_installs_it(tmp_path):
+    import shlex
+    import shutil
+
+    import yaml
+
+    doc = (REPO / "docs" / "ci.md").read_text(encoding="utf-8")
+    blocks = [yaml.safe_load(b) for b in re.findall(r"^```yaml\n(.*?)^```", doc,
+                                                    re.MULTILINE | re.DOTALL)]
+    assert len(blocks) == 2
+    github = [step.get("run", "") for step in blocks[0]["jobs"]["report"]["steps"]]
+    gitlab = blocks[1]["crm-weekly"]["script"]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "python3 -m venv .venv && .venv/bin/pip install -e ." in readme
+    for lines in (github, gitlab):
+        assert "python3 -m venv .venv && .venv/bin/pip install -e ./_crmkit" in lines
+    workspace = tmp_path / "ws"
+    shutil.copytree(REPO / "example_workspace", workspace,
+                    ignore=shutil.ignore_patterns("out", ".crmkit"))
+    crmkit = str(Path(sys.executable).parent / "crmkit")
+    for line in [*github, *gitlab]:
+        if ".venv/bin/crmkit" not in line:
+            continue
+        command = shlex.split(line.split(">>")[0].split("|")[0])
+        command[0] = crmkit
+        result = subprocess.run([command[0], "--today", "2026-11-23", *command[1:]],
+                                cwd=workspace, capture_output=True, text=True)
+        expected = 1 if "--fail-on" in command else 0  # the example has overdue reminders
+        assert result.returncode == expected, (line, result.stderr)
