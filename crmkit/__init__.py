@@ -7,7 +7,9 @@ __version__ = "0.1.0"
 
 from .app import App, pass_app
 from .diagnostics import CrmkitError, Diagnostic, Location, Severity
+from .export import customer_json, interaction_json
 from .hookspecs import hookimpl
+from .ids import slugify
 from .model import (
     Address,
     Consent,
@@ -23,10 +25,13 @@ from .model import (
     Workspace,
 )
 from .options import Options
-from .output import clean, echo_json, table
+from .output import clean, echo_json, table, to_json
 from .results import (
     ConfigSection,
     EmailDraft,
+    Importer,
+    ImportOptions,
+    ImportRow,
     Metric,
     Reminder,
     ReportSection,
@@ -48,6 +53,9 @@ __all__ = [
     "Diagnostic",
     "EmailDraft",
     "FollowUp",
+    "ImportOptions",
+    "ImportRow",
+    "Importer",
     "Interaction",
     "Interval",
     "Item",
@@ -67,9 +75,13 @@ __all__ = [
     "Workspace",
     "__version__",
     "clean",
+    "customer_json",
     "did_you_mean",
     "echo_json",
     "hookimpl",
+    "interaction_json",
     "pass_app",
+    "slugify",
     "table",
+    "to_json",
 ]

@@ -21,7 +21,7 @@ from .diagnostics import Diagnostic
 from .loader import find_workspace, load_workspace, read_settings_data
 from .model import Workspace
 from .plugins import PluginHost, load_plugins
-from .records import write_interaction
+from .records import write_customer, write_interaction
 from .results import EmailDraft, Metric, Reminder, ReportSection, Segmentation
 from .schema import BASE_INTERACTION_TYPES
 from .snapshot import Snapshot
@@ -63,7 +63,8 @@ class App:
     @cached_property
     def workspace(self) -> Workspace:
         return load_workspace(self.root, self.host, use_cache=self.use_cache,
-                              settings_file=self._settings_file[0], cache=self.parse_cache)
+                              settings_file=self._settings_file[0], cache=self.parse_cache,
+                              today=self._today)
 
     def at(self, day: dt.date) -> App:
         """The same workspace and plugins as of another day (e.g. last week, to compare)."""
@@ -143,15 +144,21 @@ class App:
         return sorted({*BASE_INTERACTION_TYPES, *self.workspace.settings.interaction_types,
                        *map(str, extra)})
 
-    def record_interaction(self, data: dict[str, Any]) -> str:
+    def record_interaction(self, data: dict[str, Any], dry_run: bool = False) -> str:
         """Write a new interaction file (validated, atomic, never overwriting).
 
         ``data`` is what the file holds (``customer``, ``date``, ``type``, ...); empty
         values are left out. Returns the workspace-relative path. Raises
-        :class:`~crmkit.CrmkitError` for invalid data.
+        :class:`~crmkit.CrmkitError` for invalid data; ``dry_run`` only checks.
         """
-        rel, _ = write_interaction(self.workspace, dict(data), self.interaction_types())
+        rel, _ = write_interaction(self.workspace, dict(data), self.interaction_types(),
+                                   dry_run=dry_run)
         return rel
+
+    def record_customer(self, customer_id: str, data: dict[str, Any],
+                        dry_run: bool = False) -> str:
+        """Write ``customers/<customer_id>.yaml`` like :meth:`record_interaction`."""
+        return write_customer(self.workspace, customer_id, dict(data), dry_run=dry_run)
 
     def build(self) -> list[Path]:
         """Let every plugin write its generated files (``crmkit_build``)."""

@@ -14,6 +14,7 @@ import click
 from . import __version__
 from .app import App, pass_app
 from .diagnostics import CrmkitError
+from .export import customer_json, interaction_json
 from .ids import slugify
 from .model import Customer, Interaction
 from .output import clean, day, echo_json, money, table
@@ -300,39 +301,6 @@ def _number(value: Decimal) -> int | float:
 # --- show -------------------------------------------------------------------------------
 
 
-def _interaction_json(i: Interaction) -> dict[str, Any]:
-    return {
-        "date": i.date.isoformat(), "at": i.at.isoformat() if i.at else None, "type": i.type,
-        "channel": i.channel, "direction": i.direction, "summary": i.summary,
-        "amount": i.amount, "currency": i.currency if i.amount is not None else None,
-        "items": [item.name for item in i.items], "score": i.score, "payment": i.payment,
-        "discount": i.discount, "service": i.service,
-        "follow_up": ({"date": i.follow_up.date.isoformat(), "what": i.follow_up.what}
-                      if i.follow_up else None),
-        "fields": dict(i.fields), "source": str(i.location),
-    }
-
-
-def customer_json(c: Customer) -> dict[str, Any]:
-    return {
-        "id": c.id, "name": c.name, "salutation": c.salutation, "company": c.company,
-        "emails": list(c.emails),
-        "phones": list(c.phones),
-        "address": ({"street": c.address.street, "postal_code": c.address.postal_code,
-                     "city": c.address.city, "country": c.address.country}
-                    if c.address else None),
-        "birthday": day(c.birthday) or None, "tags": list(c.tags), "source": c.source,
-        "referred_by": c.referred_by,
-        "consent": {"email": c.consent.email, "since": day(c.consent.since) or None,
-                    "how": c.consent.how},
-        "preferred_channel": c.preferred_channel, "locale": c.locale, "stage": c.stage,
-        "notes": c.notes,
-        "services": [{"name": s.name, "interval": str(s.interval),
-                      "start": day(s.start) or None} for s in c.services],
-        "fields": dict(c.fields),
-    }
-
-
 def _describe(i: Interaction, currency: str) -> str:
     parts = [i.type]
     if i.channel:
@@ -376,8 +344,8 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
             "deals": [{"id": d.id, "title": d.title, "stage": d.stage, "value": d.value,
                        "probability": d.probability,
                        "expected_close": day(d.expected_close) or None} for d in deals],
-            "history": [_interaction_json(i) for i in reversed(history)],
-            "planned": [_interaction_json(i) for i in derived.planned],
+            "history": [interaction_json(i) for i in reversed(history)],
+            "planned": [interaction_json(i) for i in derived.planned],
         })
         warn_about_problems(app)
         return

@@ -7,6 +7,7 @@ plugins.  docs/plugin-hooks.md has a worked example for each.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from .results import (
         ConfigSection,
         EmailDraft,
+        Importer,
         JinjaFilter,
         Metric,
         Reminder,
@@ -61,10 +63,11 @@ def crmkit_interaction_types() -> Iterable[str]:
 
 
 @hookspec
-def crmkit_validate(workspace: Workspace) -> Iterable[Diagnostic]:
+def crmkit_validate(workspace: Workspace, today: dt.date) -> Iterable[Diagnostic]:
     """Check the loaded workspace and return problems as diagnostics.
 
-    Called once per load, after the core's own checks.  Point each diagnostic at
+    Called once per load, after the core's own checks; ``today`` is the run's
+    ``--today`` (for rules such as data retention).  Point each diagnostic at
     the record's ``location`` (or ``record.locate(field)``) so users can jump to it.
     """
 
@@ -124,6 +127,11 @@ def crmkit_build(app: App) -> Iterable[Path]:
     Called by ``crmkit build`` and by ``crmkit watch`` after every change.  Write
     below ``app.workspace.output_dir`` and return the paths written.
     """
+
+
+@hookspec
+def crmkit_importers() -> Iterable[Importer]:
+    """Importers for ``crmkit import FORMAT FILE`` (CSV, vCard, a CRM's export, ...)."""
 
 
 @hookspec

@@ -171,7 +171,7 @@ def _stem_id(rel: str, kind: str, out: list[Diagnostic]) -> str | None:
 
 def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool = True,
                    settings_file: ParsedFile | None = None,
-                   cache: ParseCache | None = None) -> Workspace:
+                   cache: ParseCache | None = None, today: dt.date | None = None) -> Workspace:
     """Load the workspace at ``root``.  Never raises for bad content: see ``diagnostics``.
 
     ``cache`` lets a long-running caller (``crmkit watch``) keep the parse cache in
@@ -218,7 +218,9 @@ def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool =
     )
     if host is not None:
         out.extend(host.diagnostics)
-        problems_from_plugins, failures = host.collect("crmkit_validate", workspace=workspace)
+        problems_from_plugins, failures = host.collect(
+            "crmkit_validate", workspace=workspace,
+            today=today or dt.datetime.now(tz).date())
         out.extend(d for d in problems_from_plugins if isinstance(d, Diagnostic))
         out.extend(failures)
     return replace(workspace, diagnostics=tuple(sorted(out, key=sort_key)),

@@ -50,8 +50,16 @@ def _create(workspace: Workspace, rel: str, text: str) -> None:
         raise CrmkitError(f"cannot write {rel}: {exc.strerror}") from None
 
 
-def write_customer(workspace: Workspace, customer_id: str, data: dict[str, Any]) -> str:
-    """Create ``customers/<id>.yaml``; returns its workspace-relative path."""
+def write_customer(workspace: Workspace, customer_id: str, data: dict[str, Any],
+                   dry_run: bool = False) -> str:
+    """Create ``customers/<id>.yaml``; returns its workspace-relative path.
+
+    With ``dry_run`` the data is checked (``CrmkitError`` if invalid) but nothing written.
+    """
+    from .schema import ID_PATTERN
+
+    if not ID_PATTERN.match(customer_id):
+        raise CrmkitError(f"{customer_id!r} is not a valid customer id")
     for key in ("birthday",):
         if key in data:
             data[key] = _as_date(data[key])
@@ -60,6 +68,10 @@ def write_customer(workspace: Workspace, customer_id: str, data: dict[str, Any])
     rel = f"customers/{customer_id}.yaml"
     text = dump_yaml(data)
     check_record(text, rel, lambda d, r, out: parse_customer(d, r, customer_id, out))
+    if dry_run:
+        if (workspace.root / rel).exists():
+            raise CrmkitError(f"{rel} already exists")
+        return rel
     try:
         _create(workspace, rel, text)
     except FileExistsError:
@@ -68,8 +80,12 @@ def write_customer(workspace: Workspace, customer_id: str, data: dict[str, Any])
 
 
 def write_interaction(workspace: Workspace, data: dict[str, Any],
-                      known_types: Iterable[str]) -> tuple[str, Interaction]:
-    """Create ``interactions/<year>/<date>-<customer>-<type>[-N].yaml``."""
+                      known_types: Iterable[str], dry_run: bool = False
+                      ) -> tuple[str, Interaction]:
+    """Create ``interactions/<year>/<date>-<customer>-<type>[-N].yaml``.
+
+    With ``dry_run`` the data is checked (``CrmkitError`` if invalid) but nothing written.
+    """
     customer_id = str(data.get("customer"))
     if customer_id not in workspace.customers:
         from .schema import did_you_mean
@@ -92,6 +108,8 @@ def write_interaction(workspace: Workspace, data: dict[str, Any],
     assert record is not None
     base = (f"interactions/{record.date.year}/{record.date.isoformat()}-{customer_id}-"
             f"{slugify(record.type)}")
+    if dry_run:
+        return f"{base}.yaml", record
     for attempt in range(1, 1000):
         rel = f"{base}.yaml" if attempt == 1 else f"{base}-{attempt}.yaml"
         try:

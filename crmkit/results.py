@@ -136,3 +136,40 @@ class ReportSection:
 
 
 JinjaFilter = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    """One record read by an importer, in the workspace's file format.
+
+    ``kind`` is ``"customer"`` or ``"interaction"``; ``data`` is what the new
+    file would hold (an interaction may name its customer by ``customer``
+    (an id) or by ``customer_email``/``customer_phone``/``customer_name``, which
+    the import resolves).  ``row`` is the 1-based row or entry number in the
+    source, for messages; ``problems`` are reasons the row cannot be imported.
+    """
+
+    row: int
+    kind: str
+    data: Mapping[str, Any]
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """What the user asked for: column mapping overrides and the source's encoding."""
+
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    encoding: str | None = None
+    delimiter: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Importer:
+    """Reads one kind of source (a CSV export, a vCard file, ...) into rows."""
+
+    name: str
+    description: str
+    read: Callable[[Any, ImportOptions], Iterable[ImportRow]]
+    #: File name endings this importer is the default for, e.g. ``(".vcf",)``.
+    suffixes: tuple[str, ...] = ()

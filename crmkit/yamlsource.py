@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import yaml
@@ -225,8 +226,16 @@ def parse_yaml(data: bytes, path: str) -> ParsedFile:
     return ParsedFile(path, data_value, builder.diagnostics)
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes decimals as plain numbers (``49.90``), exactly as given."""
+
+
+_Dumper.add_representer(
+    Decimal, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:float",
+                                                           format(value, "f")))
+
+
 def dump_yaml(data: Any) -> str:
     """Render new files the way a person would write them (order kept, UTF-8, block style)."""
-    return yaml.safe_dump(
-        data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=88
-    )
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                     default_flow_style=False, width=88)

@@ -66,6 +66,7 @@ def scratch_copy() -> tuple[tempfile.TemporaryDirectory, Path]:
     shutil.copytree(REPO / "example_workspace", root / "example_workspace",
                     ignore=shutil.ignore_patterns(".crmkit", "out"))
     shutil.copytree(REPO / "docs" / "examples", root / "docs" / "examples")
+    shutil.copytree(REPO / "tests" / "fixtures", root / "tests" / "fixtures")
     # As if checked out a while ago: files changed in the last seconds are never cached.
     past = time.time() - 3600
     for path in root.rglob("*"):

@@ -27,7 +27,7 @@ def test_console_examples_print_what_the_docs_say(doc):
 
 
 def test_every_hook_is_documented_with_its_exact_arguments():
-    assert len(HOOKS) == 13
+    assert len(HOOKS) == 14
     for name in HOOKS:
         args = ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)
         assert f"\n## {name}({args})\n" in HOOKS_DOC, name

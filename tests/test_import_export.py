@@ -1,0 +1,280 @@
+import csv
+import datetime as dt
+import io
+import json
+from pathlib import Path
+
+import openpyxl
+import pytest
+import vobject
+import yaml
+
+from crmkit import App
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TODAY = "2026-11-23"
+
+
+def run_import(run, root, *args):
+    return run("-w", root, "--today", TODAY, "import", *args)
+
+
+def test_excel_csv_with_semicolons_and_cp1252(make_workspace, run):
+    root = make_workspace()
+    dry = run_import(run, root, "csv", FIXTURES / "kunden_excel.csv")
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.splitlines() == [
+        "kunden_excel.csv: 5 rows (csv)",
+        "  row 2: new customer anna-mueller (Anna Müller)",
+        "  row 3: new customer juergen-weiss (Jürgen Weiß)",
+        "  row 4: new customer oezlem-yilmaz (Özlem Yilmaz)",
+        "  row 5: invalid: birthday '31.02.1969' is not a date",
+        "  row 6: new customer baeckerei-krause-ohg (Bäckerei Krause OHG)",
+        "4 new, 0 existing (left unchanged), 0 already imported, 1 invalid",
+        "dry run: nothing written; --apply creates the 4 new file(s)",
+    ]
+    assert not (root / "customers").exists()
+    applied = run_import(run, root, "csv", FIXTURES / "kunden_excel.csv", "--apply")
+    assert "    created customers/anna-mueller.yaml" in applied.stdout
+    anna = yaml.safe_load((root / "customers/anna-mueller.yaml").read_text(encoding="utf-8"))
+    assert anna["name"] == "Anna Müller" and anna["email"] == "anna.mueller@example.de"
+    assert anna["phone"] == "03643 812345" and anna["birthday"] == dt.date(1978, 12, 3)
+    assert anna["address"] == {"street": "Schillerstraße 12", "postal_code": "99423",
+                               "city": "Weimar"}
+    assert anna["notes"] == "Stammkundin" and anna["fields"]["import_id"]
+    krause = yaml.safe_load((root / "customers/baeckerei-krause-ohg.yaml").read_text())
+    assert krause["company"] == "Bäckerei Krause OHG" == krause["name"]
+    assert run("-w", root, "check").exit_code == 0
+
+
+def test_reimport_is_idempotent_and_never_edits(make_workspace, run):
+    root = make_workspace()
+    run_import(run, root, "csv", FIXTURES / "kunden_excel.csv", "--apply")
+    before = {p: p.read_bytes() for p in (root / "customers").iterdir()}
+    again = run_import(run, root, "csv", FIXTURES / "kunden_excel.csv", "--apply")
+    assert "0 new, 0 existing (left unchanged), 4 already imported, 1 invalid" in again.stdout
+    assert {p: p.read_bytes() for p in (root / "customers").iterdir()} == before
+
+
+def test_rows_match_existing_customers_with_evidence(make_workspace, run):
+    root = make_workspace({
+        "customers/anna.yaml": "name: Anna Müller\nemail: ANNA.MUELLER@example.de\n",
+        "customers/jw.yaml": "name: J. Weiss\nphone: +49 171 2233445\n",
+        "customers/yilmaz.yaml": "name: Oezlem Yilmaz\naddress: {postal_code: '99423'}\n",
+        "customers/bjoern.yaml": "name: Björn Schaefer\naddress: {city: Erfurt}\n",
+    })
+    out = run_import(run, root, "csv", FIXTURES / "kunden_excel.csv").stdout.splitlines()
+    assert out[1:6] == [
+        "  row 2: existing customer anna: same email anna.mueller@example.de",
+        "  row 3: existing customer jw: same phone 0171 2233445",
+        "  row 4: existing customer yilmaz: same name and address",
+        "  row 5: invalid: birthday '31.02.1969' is not a date",
+        "  row 6: new customer baeckerei-krause-ohg (Bäckerei Krause OHG)",
+    ]
+
+
+def test_vcard_3_and_4(make_workspace, run):
+    root = make_workspace()
+    for name in ("contacts_v3.vcf", "contacts_v4.vcf"):
+        result = run_import(run, root, "vcard", FIXTURES / name, "--apply")
+        assert "0 invalid" in result.stdout, result.output
+    ws = App(root, dt.date(2026, 11, 23)).workspace
+    assert sorted(ws.customers) == ["emily-clarke", "james-oconnor", "lena-fischer",
+                                    "lukas-kaiser"]
+    emily, lena = ws.customers["emily-clarke"], ws.customers["lena-fischer"]
+    assert emily.emails == ("emily.clarke@example.co.uk",) and emily.tags == ("english", "weimar")
+    assert emily.address.city == "Weimar" and emily.address.postal_code == "99425"
+    assert emily.birthday == dt.date(1988, 12, 1)
+    assert ws.customers["james-oconnor"].company == "O'Connor Design"
+    assert lena.birthday == dt.date(1992, 2, 29)
+    assert lena.phones == ("tel:+49-3643-654321",)
+    assert ws.diagnostics == ()
+
+
+def test_hubspot_export(make_workspace, run):
+    root = make_workspace()
+    result = run_import(run, root, "hubspot", FIXTURES / "hubspot_contacts.csv", "--apply")
+    assert "3 new" in result.stdout
+    sophie = yaml.safe_load((root / "customers/sophie-braun.yaml").read_text())
+    assert sophie["phone"] == "+49 176 1112223" and sophie["source"] == "Social media"
+    assert sophie["fields"]["hubspot_id"] == "101"
+    assert sophie["fields"]["hubspot_lifecycle_stage"] == "lead"
+
+
+def test_xlsx_made_with_openpyxl(make_workspace, run, tmp_path):
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["First Name", "Last Name", "E-Mail", "Birthday", "Tags", "Zip", "City"])
+    sheet.append(["Grete", "Groß", "grete@example.de", dt.datetime(1960, 5, 17), "vip, weimar",
+                  99423, "Weimar"])
+    sheet.append(["=HYPERLINK(\"x\")", "", "", None, "", None, ""])
+    path = tmp_path / "list.xlsx"
+    book.save(path)
+    root = make_workspace()
+    result = run_import(run, root, "xlsx", path, "--apply", "--tag", "imported")
+    assert result.exit_code == 0, result.output
+    grete = yaml.safe_load((root / "customers/grete-gross.yaml").read_text(encoding="utf-8"))
+    assert grete["birthday"] == dt.date(1960, 5, 17) and grete["tags"] == [
+        "vip", "weimar", "imported"]
+    assert grete["address"] == {"postal_code": "99423", "city": "Weimar"}
+
+
+def test_column_mapping_override(make_workspace, run, tmp_path):
+    path = tmp_path / "k.csv"
+    path.write_text("Kontakt,Mail,Egal\nMax Muster,max@example.de,x\n", encoding="utf-8")
+    root = make_workspace()
+    no_name = run_import(run, root, "csv", path)
+    assert no_name.exit_code == 1
+    assert "no name column among Kontakt, Mail, Egal; map one with --map" in no_name.stderr
+    mapped = run_import(run, root, "csv", path, "--map", "Kontakt=name", "--map", "Egal=ignore",
+                        "--format", "json")
+    data = json.loads(mapped.stdout)
+    assert data["new"] == 1 and data["rows"][0]["customer"] == "max-muster"
+
+
+def test_transactions_with_german_amounts_and_idempotency(make_workspace, run):
+    root = make_workspace({"customers/mueller-anna.yaml":
+                           "name: Anna Müller\nemail: anna.mueller@example.de\n"})
+    first = run_import(run, root, "transactions", FIXTURES / "transactions.csv", "--apply")
+    assert first.stdout.splitlines()[1:9] == [
+        "  row 2: new purchase of mueller-anna (by email anna.mueller@example.de)",
+        "    created interactions/2026/2026-11-05-mueller-anna-purchase.yaml",
+        "  row 3: new purchase of mueller-anna (by id mueller-anna)",
+        "    created interactions/2026/2026-11-06-mueller-anna-purchase.yaml",
+        "  row 4: invalid: no customer matches 'nobody@example.de'",
+        "  row 5: invalid: amount 'zwölf' is not a number",
+        "  row 6: new purchase of mueller-anna (by id mueller-anna)",
+        "    created interactions/2026/2026-11-06-mueller-anna-purchase-2.yaml",
+    ]
+    derived = App(root, dt.date(2026, 11, 23)).snapshot.derived("mueller-anna")
+    assert f"{derived.revenue:.2f}" == "1334.30"  # 1.234,50 + 49,90 + 49,90
+    again = run_import(run, root, "transactions", FIXTURES / "transactions.csv", "--apply")
+    assert "0 new, 0 existing (left unchanged), 3 already imported, 2 invalid" in again.stdout
+
+
+def test_unknown_import_format(make_workspace, run):
+    result = run_import(run, make_workspace(), "vcf", FIXTURES / "contacts_v3.vcf")
+    assert "unknown import format 'vcf'" in result.stderr and "vcard" in result.stderr
+
+
+def test_duplicates_with_evidence(make_workspace, run):
+    root = make_workspace({
+        "customers/anna.yaml": "name: Anna Müller\nphone: +49 3643 812345\n",
+        "customers/anna-m.yaml": "name: A. Mueller\nphone: 03643 812345\n",
+        "customers/bert.yaml": "name: Bert Brown\naddress: {postal_code: '99423'}\n",
+        "customers/bert-2.yaml": "name: Bert Browne\naddress: {postal_code: '99423'}\n",
+        "customers/carl.yaml": "name: Carl Clay\naddress: {city: Weimar}\n",
+        "customers/carl-2.yaml": "name: Carl Clay\naddress: {city: Erfurt}\n",
+    })
+    result = run("-w", root, "duplicates")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "anna ~ anna-m: same phone 03643 812345",
+        "bert ~ bert-2: similar name ('Bert Brown') at the same address",
+    ]
+
+
+def test_csv_export_guards_against_formula_injection(make_workspace, run):
+    root = make_workspace({
+        "customers/evil.yaml": 'name: "=HYPERLINK(\\"http://x\\")"\ntags: ["@risk"]\n'
+                               "phone: '+49 1'\n",
+        "customers/good.yaml": "name: Good Person\nemail: good@example.de\n",
+    })
+    out = run("-w", root, "export", "csv").stdout
+    assert out.startswith("\ufeffid,name,")
+    rows = list(csv.DictReader(io.StringIO(out.lstrip("\ufeff"))))
+    evil = rows[0]
+    assert evil["name"] == "'=HYPERLINK(\"http://x\")" and evil["tags"] == "'@risk"
+    assert evil["phone"] == "'+49 1"
+    assert rows[1]["name"] == "Good Person" and rows[1]["email"] == "good@example.de"
+
+
+def test_vcard_and_json_export_of_a_segment(make_workspace, run):
+    root = make_workspace({
+        "customers/anna.yaml": "name: Anna Müller\nemail: anna@example.de\ntags: [vip]\n"
+                               "birthday: 1980-02-29\n",
+        "customers/bert.yaml": "name: Bert\n",
+        "interactions/a.yaml": "customer: anna\ndate: 2026-01-01\ntype: purchase\namount: 5\n",
+    })
+    cards = list(vobject.readComponents(run("-w", root, "export", "vcard", "--tag", "vip").stdout))
+    assert [c.fn.value for c in cards] == ["Anna Müller"]
+    assert cards[0].n.value.family == "Müller" and cards[0].email.value == "anna@example.de"
+    data = json.loads(run("-w", root, "--today", TODAY, "export", "json", "--segment",
+                          "lifecycle=lead").stdout)
+    assert [c["id"] for c in data] == ["bert"]
+
+
+def test_privacy_export_has_everything_about_one_person(make_workspace, run):
+    root = make_workspace({
+        "customers/anna.yaml": "name: Anna\nemail: a@example.de\n",
+        "customers/bert.yaml": "name: Bert\nreferred_by: anna\n",
+        "interactions/log.yaml": "- {customer: anna, date: 2026-01-01, type: call}\n"
+                                 "- {customer: bert, date: 2026-01-02, type: call}\n",
+        "interactions/p.yaml": "customer: anna\ndate: 2026-02-01\ntype: purchase\namount: 9\n",
+        "deals/d.yaml": "customer: anna\ntitle: Bath\nvalue: 100\n",
+    })
+    doc = json.loads(run("-w", root, "--today", TODAY, "privacy", "export", "anna").stdout)
+    assert doc["customer"]["emails"] == ["a@example.de"]
+    assert [i["type"] for i in doc["interactions"]] == ["call", "purchase"]
+    assert [d["id"] for d in doc["deals"]] == ["d"] and doc["referred"] == ["bert"]
+    assert doc["files"] == ["customers/anna.yaml", "deals/d.yaml", "interactions/log.yaml",
+                            "interactions/p.yaml"]
+    assert doc["derived"]["revenue"] == "9.00"
+
+
+def test_forget_removes_everything_of_that_person_and_nothing_else(make_workspace, run):
+    root = make_workspace({
+        "customers/anna.yaml": "name: Anna\nemail: a@example.de\n",
+        "customers/bert.yaml": "# Bert, our neighbour\nname: Bert\nreferred_by: anna\n"
+                               "tags: [x]\n",
+        "customers/cleo.yaml": "name: Cleo\n",
+        "interactions/log.yaml": "# phone log\n- customer: bert\n  date: 2026-01-02\n"
+                                 "  type: call\n- customer: anna\n  date: 2026-01-03\n"
+                                 "  type: call\n  summary: |\n    multi\n    line\n"
+                                 "- {customer: cleo, date: 2026-01-04, type: call}\n",
+        "interactions/only-anna.yaml": "- {customer: anna, date: 2026-01-05, type: email}\n",
+        "interactions/p.yaml": "customer: anna\ndate: 2026-02-01\ntype: purchase\namount: 9\n",
+        "deals/d.yaml": "customer: anna\ntitle: Bath\n",
+        "deals/e.yaml": "customer: cleo\ntitle: Roof\nvalue: 10\n",
+    })
+    before = App(root, dt.date(2026, 11, 23)).workspace
+    refused = run("-w", root, "privacy", "forget", "anna", input="n\n")
+    assert refused.exit_code == 1 and (root / "customers/anna.yaml").exists()
+    result = run("-w", root, "privacy", "forget", "anna", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "git filter-repo --invert-paths --path customers/anna.yaml" in result.stdout
+    after = App(root, dt.date(2026, 11, 23)).workspace
+    assert after.diagnostics == ()
+    assert sorted(after.customers) == ["bert", "cleo"] and list(after.deals) == ["e"]
+    assert not any("anna" in p.read_text() for p in root.rglob("*.yaml"))
+    assert (root / "customers/bert.yaml").read_text() == (
+        "# Bert, our neighbour\nname: Bert\ntags: [x]\n")
+    assert (root / "interactions/log.yaml").read_text() == (
+        "# phone log\n- customer: bert\n  date: 2026-01-02\n  type: call\n"
+        "- {customer: cleo, date: 2026-01-04, type: call}\n")
+    kept = [(i.customer, i.date, i.type) for i in before.interactions if i.customer != "anna"]
+    assert [(i.customer, i.date, i.type) for i in after.interactions] == kept
+
+
+def test_check_warns_about_email_without_consent_and_retention(make_workspace, run):
+    root = make_workspace({
+        "customers/old-lead.yaml": "name: Old Lead\n",
+        "customers/fresh.yaml": "name: Fresh\n",
+        "interactions/a.yaml": "- {customer: old-lead, date: 2022-01-10, type: call}\n"
+                               "- {customer: fresh, date: 2026-11-01, type: email, "
+                               "direction: outbound}\n",
+    }, settings="business: X\nprivacy:\n  retention: {lead_days: 1095}\n")
+    out = run("-w", root, "--today", TODAY, "check").stdout.splitlines()
+    assert out[:2] == [
+        "customers/old-lead.yaml:1:1: warning: lead without contact since 2022-01-10 "
+        "(retention: 1095 days): erase with 'crmkit privacy forget old-lead'",
+        "interactions/a.yaml:2:3: warning: email sent to 'fresh', who has no recorded email "
+        "consent",
+    ]
+
+
+@pytest.mark.parametrize("text", ["1.234,56", "1,234.56", "1234.56", "1234,56"])
+def test_amounts_in_both_notations(text):
+    from crmkit_plugins.importers import parse_amount
+
+    assert str(parse_amount(text)) == "1234.56"
