@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from .model import Customer, FollowUp, Interaction, Workspace
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,7 @@ class Snapshot:
         self.workspace = workspace
         self.today = today
         self._derived: dict[str, Derived] = {}
+        self._memo: dict[str, Any] = {}
 
     @property
     def settings(self):
@@ -138,6 +143,12 @@ class Snapshot:
         """Every interaction up to and including ``today``, oldest first."""
         all_ = self.workspace.interactions
         return all_[: bisect.bisect_right(all_, self.today, key=lambda i: i.date)]
+
+    def memo(self, key: str, compute: Callable[[], T]) -> T:
+        """Compute something once per snapshot (e.g. a fitted model shared by plugins)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def derived(self, customer_id: str) -> Derived:
         cached = self._derived.get(customer_id)

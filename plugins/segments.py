@@ -33,7 +33,8 @@ from .expressions import Compiled, ExpressionError, compile_expression
 
 NAME = "segments"
 STAGES = ("lead", "new", "active", "at_risk", "lost")
-BUILTIN_LABELS = ("lifecycle", "lifecycle_since", "abc", "rfm", "win_back_worthy")
+BUILTIN_LABELS = ("lifecycle", "lifecycle_since", "abc", "rfm", "win_back_worthy",
+                  "lifecycle_basis", "p_alive", "clv")
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,9 +278,48 @@ VARIABLES = (
 )
 
 
+def model_stages(snapshot: Snapshot) -> tuple[dict[str, tuple[str, dt.date | None, Any]], str]:
+    """Lifecycle stages from P(alive) for repeat buyers, when the fit is trustworthy.
+
+    Returns ``({customer: (stage, since, prediction)}, why)``; empty with the reason
+    when the heuristic applies.
+    """
+    from .clv_model import crossing_week
+    from .predict import forecast_for, histories, settings_of
+
+    values, _ = settings_of(snapshot.settings)
+    if not values["use_for_segments"]:
+        return {}, "prediction.use_for_segments is false"
+    repeaters = sum(1 for c in snapshot.customers
+                    if len({i.date for i in snapshot.history(c.id) if i.type == "purchase"}) > 1)
+    if repeaters < values["min_repeat_customers"]:
+        return {}, (f"{repeaters} customers with repeat purchases, the model needs "
+                    f"{values['min_repeat_customers']}")
+    result = forecast_for(snapshot)
+    if not result.trustworthy or result.bgnbd is None:
+        return {}, result.problem or "no trustworthy fit"
+    stages = {}
+    by_customer = {h.customer: h for h in histories(snapshot)}
+    for cid, prediction in result.predictions.items():
+        h = by_customer[cid]
+        if h.x == 0:
+            continue
+        first = snapshot.today - dt.timedelta(days=round(h.T * 7))
+        for stage, threshold in (("lost", values["lost_below"]),
+                                 ("at_risk", values["at_risk_below"])):
+            week = crossing_week(result.bgnbd, h, threshold)
+            if week is not None:
+                stages[cid] = (stage, first + dt.timedelta(days=round(week * 7)), prediction)
+                break
+        else:
+            stages[cid] = ("active", None, prediction)
+    return stages, "model"
+
+
 def segment(snapshot: Snapshot, rules: Rules) -> Iterator[SegmentLabel]:
     """Every label for every customer."""
     customers = snapshot.customers
+    modelled = model_stages(snapshot)[0]
     window_start = snapshot.today - dt.timedelta(days=rules.abc.window_days)
     revenue: dict[str, Decimal] = {}
     currency = snapshot.settings.currency
@@ -290,19 +330,33 @@ def segment(snapshot: Snapshot, rules: Rules) -> Iterator[SegmentLabel]:
              and i.currency in (None, currency)), Decimal(0))  # type: ignore[misc]
     abc = abc_classes(revenue, rules.abc)
     rfm = rfm_codes(snapshot, customers)
+    minimum = Decimal(str(rules.win_back.min_revenue))
     for c in customers:
+        prediction = None
         if c.stage in STAGES:
             stage, since = c.stage, None
         else:
             stage, since = lifecycle(purchase_days(snapshot, c.id), snapshot.today,
                                      rules.lifecycle)
-        worthy = (stage in ("at_risk", "lost")
-                  and snapshot.derived(c.id).revenue >= Decimal(str(rules.win_back.min_revenue))
+            if c.id in modelled and stage != "new":
+                stage, model_since, prediction = modelled[c.id]
+                since = model_since if stage != "active" else since
+        if prediction is not None and prediction.p_alive > 0:
+            # profitable: what they would be worth over the horizon if they stayed
+            value = Decimal(f"{prediction.clv / prediction.p_alive:.2f}")
+        else:
+            value = snapshot.derived(c.id).revenue
+        worthy = (stage in ("at_risk", "lost") and value >= minimum
                   and not is_bad_customer(snapshot, c.id, rules.win_back))
         labels: dict[str, Any] = {
             "lifecycle": stage, "lifecycle_since": since.isoformat() if since else None,
             "abc": abc[c.id], "rfm": rfm.get(c.id), "win_back_worthy": worthy,
         }
+        if modelled:
+            labels["lifecycle_basis"] = "model" if prediction is not None else "heuristic"
+        if prediction is not None:
+            labels["p_alive"] = round(prediction.p_alive, 3)
+            labels["clv"] = round(prediction.clv, 2)
         for name, value in labels.items():
             yield SegmentLabel(c.id, name, value)
         if rules.custom:
@@ -381,4 +435,10 @@ def crmkit_register_commands(cli: click.Group) -> None:
             counts[stage] = counts.get(stage, 0) + 1
         summary = ", ".join(f"{counts[s]} {s}" for s in STAGES if s in counts)
         click.echo(f"{len(ids)} customers: {summary}", err=True)
+        _, basis = model_stages(app.snapshot)
+        if basis != "model":
+            click.echo(f"lifecycle: the documented heuristic ({basis})", err=True)
+        else:
+            click.echo("lifecycle: from P(alive) of the fitted BG/NBD model for repeat "
+                       "buyers", err=True)
         app.warn_about_problems()

@@ -151,7 +151,9 @@ def test_segments_command_json_and_filter(make_workspace, run):
                "lifecycle=lost", "--format", "json")
     assert [c["id"] for c in json.loads(lost.stdout)] == ["bert", "cara", "dino"]
     table = run("-w", root, "--today", TODAY.isoformat(), "segments")
-    assert table.stderr == "6 customers: 1 lead, 2 active, 3 lost\n"
+    assert table.stderr == ("6 customers: 1 lead, 2 active, 3 lost\nlifecycle: the documented "
+                            "heuristic (4 customers with repeat purchases, the model needs "
+                            "50)\n")
     missing = run("-w", root, "segments", "--customer", "ann")
     assert "unknown customer 'ann' (did you mean 'anna'?)" in missing.stderr
 

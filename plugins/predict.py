@@ -1,0 +1,199 @@
+"""Predictive retention: who is still "alive", what they will buy, what they are worth.
+
+Fits the BG/NBD and Gamma-Gamma models (plugins/clv_model.py) on the
+workspace's purchase history as of ``--today``, once per run, and offers them
+to the other stock plugins (segments use P(alive) when the fit is trustworthy),
+to ``crmkit predict`` and to the dashboard.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+
+import crmkit
+from crmkit import ConfigSection, Diagnostic, Metric, Options, ReportSection, Snapshot
+
+from .clv_model import MIN_REPEAT_CUSTOMERS, Forecast, History, forecast, summarise
+
+NAME = "prediction"
+SETTINGS_EXAMPLE = """\
+prediction:
+  horizon_days: 365          # CLV and expected purchases over this period
+  discount_rate: 0.10        # yearly, for CLV
+  min_repeat_customers: 50   # segments use the model only with this many repeat buyers
+  at_risk_below: 0.5         # P(alive) thresholds for the lifecycle stages
+  lost_below: 0.2"""
+
+
+def settings_of(settings: crmkit.Settings) -> tuple[dict[str, Any], list[Diagnostic]]:
+    o = Options(settings, NAME, source="predict")
+    o.check_keys(("horizon_days", "discount_rate", "min_repeat_customers", "at_risk_below",
+                  "lost_below", "use_for_segments"))
+    values = {
+        "horizon_days": o.integer("horizon_days", 365, 1),
+        "discount_rate": o.number("discount_rate", 0.10, 0, 1),
+        "min_repeat_customers": o.integer("min_repeat_customers", MIN_REPEAT_CUSTOMERS, 2),
+        "at_risk_below": o.number("at_risk_below", 0.5, 0, 1),
+        "lost_below": o.number("lost_below", 0.2, 0, 1),
+        "use_for_segments": o.boolean("use_for_segments", True),
+    }
+    if values["lost_below"] > values["at_risk_below"]:
+        o.diagnostics.append(Diagnostic.error(
+            "'prediction.lost_below' must not be above 'at_risk_below'", o.locate("lost_below"),
+            source="predict"))
+    return values, o.diagnostics
+
+
+def histories(snapshot: Snapshot) -> list[History]:
+    """Per customer with purchases: distinct purchase days and each day's total."""
+    currency = snapshot.settings.currency
+    result = []
+    for customer in snapshot.customers:
+        totals: dict[dt.date, float] = {}
+        for i in snapshot.history(customer.id):
+            if i.type == "purchase":
+                amount = i.amount if i.amount is not None and i.currency in (None, currency) \
+                    else Decimal(0)
+                totals[i.date] = totals.get(i.date, 0.0) + float(amount)
+        days = sorted(totals)
+        if h := summarise(days, [totals[d] for d in days], snapshot.today, customer.id):
+            result.append(h)
+    return result
+
+
+def forecast_for(snapshot: Snapshot, horizon_days: int | None = None) -> Forecast:
+    """The fitted models as of the snapshot (computed once per snapshot and horizon)."""
+    values, _ = settings_of(snapshot.settings)
+    horizon = horizon_days or values["horizon_days"]
+    return snapshot.memo(f"prediction:{horizon}", lambda: forecast(
+        histories(snapshot), horizon, values["discount_rate"], values["min_repeat_customers"]))
+
+
+def forecast_json(result: Forecast) -> dict[str, Any]:
+    model, spend = result.bgnbd, result.gamma_gamma
+    fitted = bool(result.predictions)
+    return {
+        "trustworthy": result.trustworthy, "note": result.problem, "fitted": fitted,
+        "horizon_days": result.horizon_days, "discount_rate": result.discount_rate,
+        "repeat_customers": result.repeat_customers,
+        "bgnbd": None if model is None or not fitted else {
+            "r": model.r, "alpha": model.alpha, "a": model.a, "b": model.b,
+            "log_likelihood": model.log_likelihood, "customers": model.customers,
+            "converged": model.converged},
+        "gamma_gamma": None if spend is None else {
+            "p": spend.p, "q": spend.q, "gamma": spend.gamma,
+            "log_likelihood": spend.log_likelihood, "customers": spend.customers,
+            "converged": spend.converged},
+        "customers": {cid: {"p_alive": round(p.p_alive, 4),
+                            "expected_purchases": round(p.expected_purchases, 3),
+                            "expected_spend": round(p.expected_spend, 2),
+                            "clv": round(p.clv, 2)}
+                      for cid, p in sorted(result.predictions.items())},
+    }
+
+
+def value_at_risk(result: Forecast, top: int = 10) -> list[dict[str, Any]]:
+    """Customers whose value if they stayed (CLV / P(alive)) is most in doubt:
+    value at risk = CLV / P(alive) × (1 − P(alive))."""
+    rows = []
+    for p in result.predictions.values():
+        if p.p_alive <= 0 or p.p_alive >= 0.999:
+            continue
+        at_stake = p.clv / p.p_alive * (1 - p.p_alive)
+        rows.append({"customer": p.customer, "p_alive": p.p_alive, "clv": p.clv,
+                     "value_at_risk": at_stake})
+    return sorted(rows, key=lambda r: (-r["value_at_risk"], r["customer"]))[:top]
+
+
+# --- hooks ------------------------------------------------------------------------------
+
+
+@crmkit.hookimpl
+def crmkit_config_sections() -> list[ConfigSection]:
+    return [ConfigSection(NAME, "Predictive CRM (BG/NBD, Gamma-Gamma).", SETTINGS_EXAMPLE)]
+
+
+@crmkit.hookimpl
+def crmkit_validate(workspace: crmkit.Workspace) -> list[Diagnostic]:
+    return settings_of(workspace.settings)[1]
+
+
+@crmkit.hookimpl
+def crmkit_metrics(snapshot: Snapshot) -> Iterator[Metric]:
+    result = forecast_for(snapshot)
+    currency = snapshot.settings.currency
+    if not result.predictions:
+        yield Metric("prediction", "Prediction", None, None, result.problem or "")
+        return
+    total = sum(p.clv for p in result.predictions.values())
+    yield Metric("expected_value", f"Expected value of the customer base, next "
+                 f"{result.horizon_days} days", Decimal(f"{total:.2f}"), currency,
+                 result.problem or "BG/NBD and Gamma-Gamma fitted on the purchase history")
+    yield Metric("value_at_risk", "Highest value at risk",
+                 [{**row, "name": snapshot.customer(row["customer"]).name}  # type: ignore[union-attr]
+                  for row in value_at_risk(result)], currency,
+                 "CLV if they stay × (1 − P(alive))")
+
+
+@crmkit.hookimpl
+def crmkit_report_sections(report: str) -> list[ReportSection]:
+    if report != "dashboard":
+        return []
+    return [ReportSection("prediction", "Prediction", "reports/sections/prediction", {},
+                          order=95)]
+
+
+@crmkit.hookimpl
+def crmkit_template_dirs() -> list[Path]:
+    return [Path(__file__).parent / "templates"]
+
+
+@crmkit.hookimpl
+def crmkit_register_commands(cli: click.Group) -> None:
+    cli.add_command(predict_command)
+
+
+@click.command("predict")
+@click.option("--horizon", type=click.IntRange(1), metavar="DAYS",
+              help="Predict over this many days (default: prediction.horizon_days, 365).")
+@click.option("--customer", "customers", multiple=True, metavar="ID",
+              help="Only these customers (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@crmkit.pass_app
+def predict_command(app: crmkit.App, horizon: int | None, customers: tuple[str, ...],
+                    fmt: str) -> None:
+    """P(alive), expected purchases, expected order value and CLV per customer."""
+    for cid in customers:
+        if cid not in app.workspace.customers:
+            raise crmkit.CrmkitError(f"unknown customer {cid!r}"
+                                     f"{crmkit.did_you_mean(cid, app.workspace.customers)}")
+    result = forecast_for(app.snapshot, horizon)
+    if customers:
+        result.predictions = {k: v for k, v in result.predictions.items() if k in customers}
+    if fmt == "json":
+        crmkit.echo_json(forecast_json(result))
+        return
+    model, spend = result.bgnbd, result.gamma_gamma
+    if model is None or not model.converged:
+        click.echo(f"no prediction: {result.problem}")
+        return
+    click.echo(f"BG/NBD on {model.customers} customers: r={model.r:.3f} alpha={model.alpha:.3f} "
+               f"a={model.a:.3f} b={model.b:.3f} (log-likelihood {model.log_likelihood:.1f})")
+    if spend is not None and spend.converged:
+        click.echo(f"Gamma-Gamma on {spend.customers} repeat customers: p={spend.p:.2f} "
+                   f"q={spend.q:.2f} gamma={spend.gamma:.2f}")
+    if result.problem:
+        click.echo(f"note: {result.problem}")
+    currency = app.workspace.settings.currency
+    rows = [[p.customer, f"{p.p_alive:.2f}", f"{p.expected_purchases:.2f}",
+             f"{p.expected_spend:,.2f}", f"{p.clv:,.2f}"]
+            for p in sorted(result.predictions.values(), key=lambda p: (-p.clv, p.customer))]
+    click.echo(crmkit.table(["customer", "P(alive)", f"purchases {result.horizon_days}d",
+                             f"avg order {currency}", f"CLV {currency}"], rows))

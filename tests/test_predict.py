@@ -1,0 +1,158 @@
+import datetime as dt
+import json
+import math
+
+import numpy as np
+import pytest
+from crmkit_plugins.clv_model import (
+    BgNbd,
+    GammaGamma,
+    History,
+    clv,
+    crossing_week,
+    fit_bgnbd,
+    fit_gamma_gamma,
+    forecast,
+)
+
+from crmkit import App
+
+# Fader, Hardie & Lee (2005): the CDNOW fit
+PAPER = BgNbd(r=0.243, alpha=4.414, a=0.793, b=2.426, log_likelihood=-9582.4,
+              customers=2357, converged=True)
+
+
+def test_published_example_customer():
+    # x = 2, t_x = 30.43, T = 38.86 weeks: P(alive) ≈ 0.7266, E[Y(39)] ≈ 1.2259
+    assert PAPER.p_alive(2, 30.43, 38.86) == pytest.approx(0.7266, abs=5e-4)
+    assert PAPER.expected_purchases(39, 2, 30.43, 38.86) == pytest.approx(1.2259, abs=5e-4)
+    assert PAPER.p_alive(0, 0, 38.86) == 1.0
+
+
+def test_gamma_gamma_expected_spend_and_mean():
+    model = GammaGamma(p=6.25, q=3.74, gamma=15.44, log_likelihood=0, customers=946,
+                       converged=True)
+    # E[M | x, m_x] = p (γ + x m_x) / (p x + q − 1)
+    assert model.expected_spend(2, 40.0, 0) == pytest.approx(6.25 * (15.44 + 80) / (12.5 + 2.74))
+    assert model.mean == pytest.approx(6.25 * 15.44 / 2.74)
+    assert model.expected_spend(0, None, 35.2) == 35.2
+
+
+def simulate(n: int, r: float, alpha: float, a: float, b: float, T: float, seed: int = 7):
+    """Purchase histories drawn from the BG/NBD story itself."""
+    rng = np.random.default_rng(seed)
+    histories = []
+    for k in range(n):
+        rate = rng.gamma(r, 1 / alpha)
+        p = rng.beta(a, b)
+        t, last, x = 0.0, 0.0, 0
+        while True:
+            t += rng.exponential(1 / rate) if rate > 0 else math.inf
+            if t > T:
+                break
+            x, last = x + 1, t
+            if rng.random() < p:
+                break
+        histories.append(History(f"c{k}", x, last, T, None))
+    return histories
+
+
+def test_fit_recovers_the_parameters_it_was_simulated_with():
+    data = simulate(5000, r=0.5, alpha=6.0, a=0.8, b=2.5, T=52)
+    model = fit_bgnbd(data)
+    assert model.converged
+    assert model.r / model.alpha == pytest.approx(0.5 / 6.0, rel=0.1)  # mean purchase rate
+    assert model.r == pytest.approx(0.5, rel=0.25)
+    assert model.a / (model.a + model.b) == pytest.approx(0.8 / 3.3, rel=0.25)  # mean dropout
+
+
+def test_gamma_gamma_fit_recovers_its_parameters():
+    rng = np.random.default_rng(3)
+    p, q, gamma = 6.0, 4.0, 15.0
+    data = []
+    for k in range(3000):
+        x = int(rng.integers(1, 8))
+        nu = rng.gamma(q, 1 / gamma)
+        spends = rng.gamma(p, 1 / nu, size=x)
+        data.append(History(f"c{k}", x, 1, 2, float(spends.mean())))
+    model = fit_gamma_gamma(data)
+    assert model.converged
+    assert model.mean == pytest.approx(p * gamma / (q - 1), rel=0.1)
+    assert model.q == pytest.approx(q, rel=0.3)
+
+
+def test_clv_grows_with_the_horizon_and_shrinks_with_discounting():
+    h = History("c", 3, 20.0, 30.0, 50.0)
+    one_year = clv(PAPER, h, 50.0, 365, 0.1)
+    two_years = clv(PAPER, h, 50.0, 730, 0.1)
+    assert 0 < one_year < two_years
+    assert clv(PAPER, h, 50.0, 365, 0.5) < one_year < clv(PAPER, h, 50.0, 365, 0.0)
+
+
+def test_crossing_week_is_where_p_alive_falls_below_the_threshold():
+    h = History("c", 2, 10.0, 60.0, None)
+    week = crossing_week(PAPER, h, 0.5)
+    assert week is not None and 10 < week < 60
+    assert PAPER.p_alive(2, 10, week) == pytest.approx(0.5, abs=1e-3)
+    assert crossing_week(PAPER, History("c", 2, 59.0, 60.0, None), 0.2) is None
+
+
+def test_too_little_history_is_a_clear_message_not_a_crash():
+    result = forecast([History("a", 0, 0, 10, None), History("b", 1, 2, 10, 5.0)])
+    assert result.predictions == {} and not result.trustworthy
+    assert result.problem.startswith("too little history to fit: 2 customers with purchases")
+
+
+def test_predict_command_on_a_tiny_workspace(make_workspace, run):
+    root = make_workspace({"customers/a.yaml": "name: A\n",
+                           "interactions/p.yaml": "customer: a\ndate: 2026-01-01\n"
+                                                  "type: purchase\namount: 5\n"})
+    text = run("-w", root, "--today", "2026-06-01", "predict")
+    assert text.exit_code == 0
+    assert text.stdout.startswith("no prediction: too little history to fit")
+    data = json.loads(run("-w", root, "--today", "2026-06-01", "predict", "--format",
+                          "json").stdout)
+    assert data["fitted"] is False and data["customers"] == {} and data["bgnbd"] is None
+
+
+def simulated_workspace(make_workspace, n=120):
+    """A shop whose purchases follow the BG/NBD story, written as files."""
+    rng = np.random.default_rng(11)
+    start = dt.date(2024, 1, 1)
+    files = {}
+    lines = []
+    for k in range(n):
+        cid = f"c{k:03d}"
+        files[f"customers/{cid}.yaml"] = f"name: Customer {k}\n"
+        rate, p = rng.gamma(2.0, 1 / 20), rng.beta(1.0, 4.0)
+        day = start + dt.timedelta(days=int(rng.integers(0, 60)))
+        while day <= dt.date(2026, 6, 1):
+            lines.append(f"- {{customer: {cid}, date: {day}, type: purchase, "
+                         f"amount: {int(rng.integers(20, 200))}}}\n")
+            if rng.random() < p:
+                break
+            day += dt.timedelta(days=max(1, int(rng.exponential(7 / rate))))
+    files["interactions/sales.yaml"] = "".join(lines)
+    return make_workspace(files)
+
+
+def test_segments_use_p_alive_when_the_fit_is_trustworthy(make_workspace, run):
+    root = simulated_workspace(make_workspace)
+    app = App(root, dt.date(2026, 6, 1))
+    result = json.loads(run("-w", root, "--today", "2026-06-01", "predict", "--format",
+                            "json").stdout)
+    assert result["fitted"] and result["trustworthy"], result["note"]
+    segments = app.segments()
+    modelled = [cid for cid in segments if segments[cid].get("lifecycle_basis") == "model"]
+    assert len(modelled) >= 50
+    for cid in modelled:
+        labels, p_alive = segments[cid], result["customers"][cid]["p_alive"]
+        expected = "lost" if p_alive < 0.2 else "at_risk" if p_alive < 0.5 else "active"
+        assert labels["lifecycle"] in (expected, "new"), (cid, p_alive, labels)
+        assert labels["p_alive"] == pytest.approx(p_alive, abs=1e-3)
+    table = run("-w", root, "--today", "2026-06-01", "segments")
+    assert "lifecycle: from P(alive) of the fitted BG/NBD model" in table.stderr
+    dashboard = run("-w", root, "--today", "2026-06-01", "report", "dashboard", "--format",
+                    "md", "--out", "-").stdout
+    assert "expected value of the customer base, next 365 days" in dashboard
+    assert "| customer | P(alive) | CLV | value at risk |" in dashboard
