@@ -1,0 +1,148 @@
+"""Benchmark crmkit against the floors of the machine, at realistic sizes.
+
+    python benchmarks/run.py                    # 1k/10k and 10k/100k
+    python benchmarks/run.py --sizes 1000:10000
+
+For each size it generates a workspace (benchmarks/generate.py) and measures,
+each in a fresh process, side by side:
+
+* the parse floor: one process reading every file with PyYAML's C loader;
+* the I/O floor: an os.scandir walk with a stat of every file;
+* cold (no parse cache) and warm (nothing changed) `crmkit check` and
+  `crmkit report weekly --format md`;
+* `crmkit watch`: the time from changing one file to the end of the re-render;
+* the peak memory (max RSS) of each crmkit run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import re
+import resource  # noqa: F401  (os.wait4 returns its struct)
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from generate import generate  # noqa: E402
+
+CRMKIT = str(Path(sys.executable).parent / "crmkit")
+TODAY = "2026-11-01"
+
+PARSE_FLOOR = """
+import os, sys, yaml
+n = 0
+for folder in ("customers", "interactions"):
+    for dirpath, _, names in os.walk(os.path.join(sys.argv[1], folder)):
+        for name in names:
+            with open(os.path.join(dirpath, name), "rb") as f:
+                yaml.load(f.read(), Loader=yaml.CSafeLoader)
+            n += 1
+print(n)
+"""
+IO_FLOOR = """
+import os, sys
+def walk(path):
+    n = 0
+    with os.scandir(path) as it:
+        for e in it:
+            if e.is_dir(follow_symlinks=False):
+                n += walk(e.path)
+            else:
+                e.stat(); n += 1
+    return n
+print(walk(os.path.join(sys.argv[1], "customers")) + walk(os.path.join(sys.argv[1], "interactions")))
+"""
+
+
+def timed(args: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak memory (MB) of one process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise SystemExit(f"{' '.join(args)} failed")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def watch_change(root: Path) -> float:
+    """Seconds from touching one customer file to the end of the re-render."""
+    process = subprocess.Popen([CRMKIT, "--today", TODAY, "watch"], cwd=root,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in process.stdout], daemon=True).start()
+
+    def wait_for(pattern: str, timeout: float = 600) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if re.search(pattern, line):
+                return line
+        raise SystemExit(f"watch: no line matching {pattern!r}")
+
+    wait_for("watching for changes")
+    time.sleep(3)  # let the files' mtimes age past the cache's racy window
+    target = root / "customers" / "c000001.yaml"
+    started = time.perf_counter()
+    target.write_text(target.read_text(encoding="utf-8") + "notes: changed\n", encoding="utf-8")
+    wait_for(r"c000001\.yaml: wrote")
+    elapsed = time.perf_counter() - started
+    process.terminate()
+    process.wait(timeout=30)
+    return elapsed
+
+
+def bench(customers: int, interactions: int) -> list[tuple[str, float, str, str]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "ws"
+        generate(root, customers, interactions)
+        past = time.time() - 3600
+        for path in root.rglob("*"):
+            os.utime(path, (past, past))
+        parse_floor, _ = timed([sys.executable, "-c", PARSE_FLOOR, str(root)], root)
+        io_floor, _ = timed([sys.executable, "-c", IO_FLOOR, str(root)], root)
+        rows = [("parse floor (1 process, C loader)", parse_floor, "", ""),
+                ("I/O floor (scandir + stat)", io_floor, "", "")]
+        for name, args in (("check", ["check"]),
+                           ("report weekly", ["report", "weekly", "--format", "md", "--out",
+                                              "-"])):
+            shutil.rmtree(root / ".crmkit", ignore_errors=True)
+            cold, cold_mem = timed([CRMKIT, "--today", TODAY, *args], root)
+            warm, warm_mem = timed([CRMKIT, "--today", TODAY, *args], root)
+            rows.append((f"cold {name}", cold, f"{cold / parse_floor:.2f}× parse floor",
+                         f"{cold_mem:.0f} MB"))
+            rows.append((f"warm {name}", warm, f"{warm / io_floor:.2f}× I/O floor",
+                         f"{warm_mem:.0f} MB"))
+        rows.append(("watch: one file changed → re-rendered", watch_change(root), "", ""))
+        return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="*", default=["1000:10000", "10000:100000"],
+                        help="CUSTOMERS:INTERACTIONS pairs")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    for size in args.sizes:
+        customers, interactions = (int(x) for x in size.split(":"))
+        print(f"\n{customers} customers / {interactions} interactions")
+        print(f"{'':42}{'seconds':>9}  {'ratio':<22}{'peak memory':>11}")
+        for name, seconds, ratio, memory in bench(customers, interactions):
+            print(f"{name:42}{seconds:>9.2f}  {ratio:<22}{memory:>11}")
+
+
+if __name__ == "__main__":
+    main()

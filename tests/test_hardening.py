@@ -1,0 +1,158 @@
+"""Bad input never crashes crmkit, hostile data stays inert, and no data is lost."""
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crmkit import App
+from crmkit.atomic import create_new
+from crmkit.loader import load_workspace
+from crmkit.yamlsource import parse_yaml
+
+CRMKIT = Path(sys.executable).parent / "crmkit"
+YAMLISH = st.text(alphabet=st.sampled_from(list("abc:-[]{}&*!|>'\"#%@ \n\t0123.,?")),
+                  max_size=200)
+
+
+@given(st.binary(max_size=400))
+@settings(max_examples=300, deadline=None)
+def test_arbitrary_bytes_never_crash_the_parser(data):
+    parsed = parse_yaml(data, "x.yaml")  # must not raise, whatever the bytes
+    assert all(d.location is not None and d.location.path == "x.yaml"
+               for d in parsed.diagnostics)
+
+
+@given(YAMLISH, YAMLISH)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+def test_arbitrary_yaml_in_workspace_files_never_crashes_the_loader(tmp_path_factory, a, b):
+    root = tmp_path_factory.mktemp("ws")
+    (root / "crmkit.yaml").write_text("business: X\n")
+    (root / "customers").mkdir()
+    (root / "interactions").mkdir()
+    (root / "customers" / "a.yaml").write_text(a, encoding="utf-8")
+    (root / "interactions" / "b.yaml").write_text(b, encoding="utf-8")
+    workspace = load_workspace(root, use_cache=False)
+    for diagnostic in workspace.diagnostics:
+        assert diagnostic.location is not None and diagnostic.location.path
+
+
+def diagnostics(root):
+    return [str(d) for d in load_workspace(root, use_cache=False).diagnostics]
+
+
+def test_tabs_and_an_unclosed_quote_point_at_the_place(make_workspace):
+    root = make_workspace({"customers/a.yaml": "name: A\n\temail: a@x.de\n",
+                           "customers/b.yaml": "name: 'B\n"})
+    found = diagnostics(root)
+    assert found[0].startswith("customers/a.yaml:2:1: error: invalid YAML")
+    assert "tab" in found[0]
+    assert found[1].startswith("customers/b.yaml:2:1: error: invalid YAML")
+
+
+def test_a_50_mb_file_loads_and_a_50_mb_binary_is_refused(make_workspace):
+    note = "Sehr lange Notiz. " * (50 * 1024 * 1024 // 18)
+    root = make_workspace({"customers/big.yaml": f"name: Big\nnotes: '{note}'\n",
+                           "customers/blob.yaml": b"\x00\xff" * (25 * 1024 * 1024)})
+    workspace = load_workspace(root, use_cache=False)
+    assert len(workspace.customers["big"].notes) > 50_000_000
+    assert [str(d) for d in workspace.diagnostics] == [
+        "customers/blob.yaml:1:1: error: binary file, not YAML"]
+
+
+HOSTILE = "=cmd|' /C calc'!A0 <b>bold</b>\r\nBcc: x@evil.example"
+
+
+def test_hostile_customer_data_stays_inert_in_every_output(make_workspace, run):
+    name = json.dumps(HOSTILE)
+    root = make_workspace({
+        "customers/evil.yaml": f"name: {name}\nemail: evil@example.de\ntags: [{name}]\n"
+                               "birthday: 1980-06-03\n"
+                               "consent: {email: true, since: 2024-01-01}\n",
+        "interactions/a.yaml": f"customer: evil\ndate: 2026-05-20\ntype: call\n"
+                               f"summary: {name}\nfollow_up: 2026-05-25\n",
+    }, settings="business: X\nsender: {name: S, email: s@example.de}\n")
+    base = ("-w", root, "--today", "2026-06-01")
+    table = run(*base, "customers").stdout
+    assert "\r" not in table and table.count("\n") == 3  # header, rule, one row
+    reminders_md = run(*base, "reminders", "--format", "md").stdout
+    assert "<b>" not in reminders_md and "&lt;b&gt;" in reminders_md
+    assert "Bcc:" not in reminders_md.split("|")[0]
+    ics = run(*base, "reminders", "--format", "ics").stdout_bytes
+    assert b"\r\nBcc:" not in ics
+    html = run(*base, "report", "weekly", "--out", "-").stdout
+    assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt;" in html
+    markdown = run(*base, "report", "weekly", "--format", "md", "--out", "-").stdout
+    assert "<b>" not in markdown
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(run(*base, "export", "csv").stdout.lstrip("\ufeff"))))
+    assert rows[0]["name"].startswith("'=cmd|") and rows[0]["tags"].startswith("'=cmd|")
+    drafts = json.loads(run(*base, "drafts", "--format", "json").stdout)["drafts"]
+    assert drafts and all("\n" not in d["subject"] for d in drafts)
+    run(*base, "drafts")
+    eml = next((root / "out" / "drafts").glob("*.eml")).read_bytes()
+    assert b"\nBcc:" not in eml.split(b"\n\n")[0]
+    shown = json.loads(run(*base, "show", "evil", "--format", "json").stdout)
+    assert shown["customer"]["name"] == HOSTILE  # JSON keeps the data exactly
+
+
+def test_concurrent_log_runs_never_clobber_each_other(make_workspace):
+    root = make_workspace({"customers/anna.yaml": "name: Anna\n"})
+    processes = [subprocess.Popen([CRMKIT, "-w", root, "log", "anna", "-t", "call",
+                                   "--date", "2026-05-01", "-m", f"call {n}"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for n in range(8)]
+    outputs = [p.communicate(timeout=60) for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs
+    files = sorted((root / "interactions" / "2026").glob("*.yaml"))
+    assert len(files) == 8
+    summaries = sorted(load_workspace(root, use_cache=False).interactions,
+                       key=lambda i: i.summary or "")
+    assert [i.summary for i in summaries] == [f"call {n}" for n in range(8)]
+    assert not list((root / "interactions" / "2026").glob(".*"))  # no temp files left
+
+
+def test_a_crash_while_writing_leaves_no_half_file(tmp_path, monkeypatch):
+    target = tmp_path / "customers" / "anna.yaml"
+
+    def crash(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        create_new(target, b"name: Anna\n")
+    assert not target.exists()
+    assert list(target.parent.iterdir()) == []
+
+
+def test_create_never_overwrites(tmp_path):
+    target = tmp_path / "a.yaml"
+    target.write_text("mine\n")
+    with pytest.raises(FileExistsError):
+        create_new(target, b"theirs\n")
+    assert target.read_text() == "mine\n"
+
+
+def test_a_read_only_workspace_gives_a_clear_error(make_workspace, run, monkeypatch):
+    root = make_workspace({"customers/anna.yaml": "name: Anna\n"})
+
+    import crmkit.atomic
+
+    def refuse(*args, **kwargs):  # what a read-only folder does to the first write
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(crmkit.atomic.tempfile, "mkstemp", refuse)
+    result = run("-w", root, "log", "anna", "-t", "call", "--date", "2026-05-01")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot write interactions/2026/2026-05-01-anna-call"
+                                    ".yaml: Permission denied")
+    assert App(root, dt.date(2026, 5, 2)).workspace.interactions == ()
