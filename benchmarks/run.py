@@ -58,7 +58,8 @@ def walk(path):
             else:
                 e.stat(); n += 1
     return n
-print(walk(os.path.join(sys.argv[1], "customers")) + walk(os.path.join(sys.argv[1], "interactions")))
+root = sys.argv[1]
+print(walk(os.path.join(root, "customers")) + walk(os.path.join(root, "interactions")))
 """
 
 
