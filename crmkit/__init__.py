@@ -6,6 +6,7 @@ The public plugin API is what this module exports; plugins import nothing else.
 __version__ = "0.1.0"
 
 from .app import App, pass_app
+from .atomic import replace as write_atomically
 from .diagnostics import CrmkitError, Diagnostic, Location, Severity
 from .export import customer_json, interaction_json
 from .hookspecs import hookimpl
@@ -84,4 +85,5 @@ __all__ = [
     "slugify",
     "table",
     "to_json",
+    "write_atomically",
 ]

@@ -44,8 +44,12 @@ def create_new(path: Path, data: bytes) -> None:
             os.unlink(tmp)
 
 
-def replace(path: Path, data: bytes) -> None:
-    """Atomically replace ``path`` (only for files crmkit owns, such as caches and output)."""
+def replace(path: Path, data: bytes | str) -> None:
+    """Atomically replace ``path`` (files crmkit owns, such as caches and output, or a
+    user's file that a command was explicitly asked to change).  Text is written as UTF-8.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
     tmp = _write_temp(path, data)
     try:
         os.replace(tmp, path)

@@ -14,7 +14,6 @@ import mailbox
 import os
 import smtplib
 import ssl
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.headerregistry import Address
@@ -66,25 +65,12 @@ def build_message(draft: EmailDraft, sender: Sender, customer_name: str,
     return msg
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_eml(folder: Path, messages: list[tuple[str, EmailMessage]]) -> list[Path]:
     """Write one .eml per message; remove crmkit's own drafts that are no longer due."""
     written = []
     for name, msg in messages:
         path = folder / name
-        _atomic_write(path, msg.as_bytes())
+        crmkit.write_atomically(path, msg.as_bytes())
         written.append(path)
     keep = {p.name for p in written}
     if folder.is_dir():

@@ -12,7 +12,6 @@ is written).  crmkit never rewrites git history; it prints how to.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,15 +151,9 @@ def verify(app: crmkit.App, plan: ErasurePlan) -> None:
 
 
 def execute(app: crmkit.App, plan: ErasurePlan) -> None:
-    import tempfile
-
     root = app.workspace.root
     for rel, text in plan.edits.items():
-        path = root / rel
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
+        crmkit.write_atomically(root / rel, text)
     for rel in plan.delete:
         (root / rel).unlink(missing_ok=True)
 

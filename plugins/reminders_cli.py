@@ -72,9 +72,6 @@ def to_markdown(reminders: list[Reminder], today: dt.date, within: int) -> str:
 
 
 def write_outputs(app: crmkit.App) -> list[Path]:
-    import os
-    import tempfile
-
     from .reminders import NAME
 
     within = crmkit.Options(app.workspace.settings, NAME).integer("within_days", 30, 0)
@@ -88,10 +85,7 @@ def write_outputs(app: crmkit.App) -> list[Path]:
                                           within).encode("utf-8"),
     }
     for path, data in files.items():
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=out)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        crmkit.write_atomically(path, data)
     return list(files)
 
 

@@ -174,21 +174,9 @@ def render_report(app: crmkit.App, name: str, fmt: str) -> str:
 
 
 def write_report(app: crmkit.App, name: str, fmt: str, out: Path) -> Path:
-    text = render_report(app, name, fmt)
     path = out / f"{name}.{FORMATS[fmt]}"
-    _write(path, text)
+    crmkit.write_atomically(path, render_report(app, name, fmt))
     return path
-
-
-def _write(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 # --- hooks ------------------------------------------------------------------------------
