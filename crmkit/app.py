@@ -68,11 +68,17 @@ class App:
 
     def at(self, day: dt.date) -> App:
         """The same workspace and plugins as of another day (e.g. last week, to compare)."""
-        other = App(self.workspace_option, day, self.verbose, self.use_cache, self.parse_cache)
-        for name in ("root", "_settings_file", "host", "workspace", "templates"):
-            if name in self.__dict__:
-                other.__dict__[name] = self.__dict__[name]
-        return other
+        if day == self._today:
+            return self
+        others = self.__dict__.setdefault("_others", {})
+        if day not in others:
+            other = App(self.workspace_option, day, self.verbose, self.use_cache,
+                        self.parse_cache)
+            for name in ("root", "_settings_file", "host", "workspace", "templates"):
+                if name in self.__dict__:
+                    other.__dict__[name] = self.__dict__[name]
+            others[day] = other
+        return others[day]
 
     @property
     def today(self) -> dt.date:
@@ -177,6 +183,11 @@ class App:
             click.echo(str(problem), err=True)
 
     def metrics(self) -> list[Metric]:
+        """Every plugin's KPIs as of ``today`` (computed once per run)."""
+        return self._metrics
+
+    @cached_property
+    def _metrics(self) -> list[Metric]:
         found, problems = self.host.collect("crmkit_metrics", snapshot=self.snapshot,
                                             segments=self.segments())
         self.problems.extend(problems)

@@ -198,6 +198,36 @@ class Forecast:
                 and self.repeat_customers >= self.min_repeat_customers)
 
 
+def expected_purchases_all(model: BgNbd, t: float, x, t_x, T):
+    """E[Y(t)] for arrays of customers at once (the same formula as the method)."""
+    import numpy as np
+    from scipy.special import hyp2f1
+
+    r, alpha, a, b = model.r, model.alpha, model.a, model.b
+    hyper = hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t))
+    head = (a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyper)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(x > 0, (a / np.where(x > 0, b + x - 1, 1.0))
+                         * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
+    return head / (1 + ratio), 1 / (1 + ratio)
+
+
+def clv_all(model: BgNbd, x, t_x, T, spend, horizon_days: int, annual_rate: float):
+    """:func:`clv` for arrays of customers at once."""
+    import numpy as np
+
+    weeks_per_month = 365.25 / 12 / 7
+    months = max(1, round(horizon_days / (365.25 / 12)))
+    monthly_rate = (1 + annual_rate) ** (1 / 12) - 1
+    total = np.zeros_like(T)
+    previous = np.zeros_like(T)
+    for month in range(1, months + 1):
+        cumulative, _ = expected_purchases_all(model, month * weeks_per_month, x, t_x, T)
+        total += (cumulative - previous) * spend / (1 + monthly_rate) ** month
+        previous = cumulative
+    return total
+
+
 def clv(model: BgNbd, h: History, spend: float, horizon_days: int, annual_rate: float
         ) -> float:
     """Expected purchases month by month over the horizon, times the expected spend,
@@ -237,14 +267,19 @@ def forecast(histories: Sequence[History], horizon_days: int = 365,
     repeat_values = [h.m_x for h in histories if h.m_x]
     fallback = sum(repeat_values) / len(repeat_values) if repeat_values else 0.0
     population = spend_model.mean if spend_model.converged else fallback
-    t = horizon_days / 7
-    for h in histories:
-        spend = (spend_model.expected_spend(h.x, h.m_x, population) if spend_model.converged
-                 else (h.m_x or fallback))
+    import numpy as np
+
+    x = np.array([h.x for h in histories], dtype=float)
+    t_x = np.array([h.t_x for h in histories])
+    T = np.array([h.T for h in histories])
+    spends = np.array([spend_model.expected_spend(h.x, h.m_x, population)
+                       if spend_model.converged else (h.m_x or fallback) for h in histories])
+    purchases, alive = expected_purchases_all(model, horizon_days / 7, x, t_x, T)
+    values = clv_all(model, x, t_x, T, spends, horizon_days, discount_rate)
+    for n, h in enumerate(histories):
         result.predictions[h.customer] = Prediction(
-            h.customer, model.p_alive(h.x, h.t_x, h.T),
-            model.expected_purchases(t, h.x, h.t_x, h.T), spend,
-            clv(model, h, spend, horizon_days, discount_rate))
+            h.customer, float(alive[n]), float(purchases[n]), float(spends[n]),
+            float(values[n]))
     if repeat < min_repeat_customers:
         result.problem = (f"indicative only: {repeat} customers with repeat purchases, "
                           f"{min_repeat_customers} are needed before segments use the model")

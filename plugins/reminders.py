@@ -467,8 +467,8 @@ def crmkit_suppress_reminders(reminders: list[Reminder], snapshot: Snapshot
 
 @crmkit.hookimpl
 def crmkit_build(app: crmkit.App) -> list[Path]:
-    """``reminders.ics`` (every open reminder, for a calendar subscription) and
-    ``reminders.md`` (the next ``within_days``) in the output folder."""
+    """``reminders.ics`` (for a calendar subscription) and ``reminders.md``: the overdue
+    reminders and those due in the next ``within_days``, in the output folder."""
     from .reminders_cli import write_outputs
 
     return write_outputs(app)

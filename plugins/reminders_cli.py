@@ -76,13 +76,12 @@ def write_outputs(app: crmkit.App) -> list[Path]:
 
     within = crmkit.Options(app.workspace.settings, NAME).integer("within_days", 30, 0)
     horizon = app.today + dt.timedelta(days=within)
-    shown = [r for r in app.reminders() if not r.suppressed]
+    shown = [r for r in app.reminders() if not r.suppressed and r.due <= horizon]
     out = app.workspace.output_dir
     out.mkdir(parents=True, exist_ok=True)
     files = {
         out / "reminders.ics": to_ics(shown, app.today, app.workspace.settings.business),
-        out / "reminders.md": to_markdown([r for r in shown if r.due <= horizon], app.today,
-                                          within).encode("utf-8"),
+        out / "reminders.md": to_markdown(shown, app.today, within).encode("utf-8"),
     }
     for path, data in files.items():
         crmkit.write_atomically(path, data)

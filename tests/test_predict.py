@@ -156,3 +156,17 @@ def test_segments_use_p_alive_when_the_fit_is_trustworthy(make_workspace, run):
                     "md", "--out", "-").stdout
     assert "expected value of the customer base, next 365 days" in dashboard
     assert "| customer | P(alive) | CLV | value at risk |" in dashboard
+
+
+def test_vectorised_predictions_equal_the_per_customer_formulas():
+    from crmkit_plugins.clv_model import clv_all, expected_purchases_all
+
+    cases = [(0, 0.0, 20.0), (1, 5.0, 30.0), (2, 30.43, 38.86), (7, 50.0, 52.0)]
+    x, t_x, T = (np.array([c[i] for c in cases], dtype=float) for i in range(3))
+    purchases, alive = expected_purchases_all(PAPER, 39, x, t_x, T)
+    values = clv_all(PAPER, x, t_x, T, np.full(4, 30.0), 365, 0.1)
+    for n, (xi, txi, Ti) in enumerate(cases):
+        assert purchases[n] == pytest.approx(PAPER.expected_purchases(39, xi, txi, Ti))
+        assert alive[n] == pytest.approx(PAPER.p_alive(xi, txi, Ti))
+        assert values[n] == pytest.approx(clv(PAPER, History("c", xi, txi, Ti, 30.0), 30.0,
+                                              365, 0.1))
