@@ -1,6 +1,9 @@
-"""The parse cache: a second run re-parses only files that changed.
+"""The parse cache: a second run re-reads only files that changed.
 
-Entries are keyed by workspace-relative path, size and mtime (nanoseconds).
+It keeps, per file, the records read from it and their diagnostics, keyed by
+workspace-relative path, size and mtime (nanoseconds), under a fingerprint of
+everything else that shapes those records (crmkit's version, the interaction
+types, time zone and currency): a different fingerprint empties the cache.
 The cache file carries a checksum of its payload; a cache that is corrupt,
 truncated, from another crmkit version or unreadable is ignored, so the worst
 a bad cache can do is cost a re-parse.  Files modified in the last couple of
@@ -16,30 +19,38 @@ import pickle
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .atomic import replace
-from .yamlsource import ParsedFile
 
 MAGIC = b"crmkit-parse-cache\n"
 RACY_WINDOW_NS = 2_000_000_000
-_VERSION = f"{__version__}/py{sys.version_info[0]}.{sys.version_info[1]}/1"
+_VERSION = f"{__version__}/py{sys.version_info[0]}.{sys.version_info[1]}/2"
 
 Key = tuple[int, int]  # (size, mtime_ns)
 
 
 class ParseCache:
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, fingerprint: str = "") -> None:
         self.path = path
-        self.entries: dict[str, tuple[Key, ParsedFile]] = {}
+        self.fingerprint = fingerprint
+        self.entries: dict[str, tuple[Key, Any]] = {}
         self.hits = 0
         self.misses = 0
         self.dirty = False
         if path is not None:
-            self.entries = self._read(path)
+            self.entries = self._read(path, fingerprint)
+
+    def use_fingerprint(self, fingerprint: str) -> None:
+        """Forget every entry if what shapes the records has changed."""
+        if fingerprint != self.fingerprint:
+            self.entries.clear()
+            self.fingerprint = fingerprint
+            self.dirty = True
 
     @staticmethod
-    def _read(path: Path) -> dict[str, tuple[Key, ParsedFile]]:
+    def _read(path: Path, fingerprint: str) -> dict[str, tuple[Key, Any]]:
         try:
             blob = path.read_bytes()
         except OSError:
@@ -51,22 +62,23 @@ class ParseCache:
         if hashlib.blake2b(payload, digest_size=32).digest() != digest:
             return {}
         try:
-            version, entries = pickle.loads(payload)
+            version, stored_fingerprint, entries = pickle.loads(payload)
         except Exception:
             return {}
-        if version != _VERSION or not isinstance(entries, dict):
+        if version != _VERSION or stored_fingerprint != fingerprint \
+                or not isinstance(entries, dict):
             return {}
         return entries
 
-    def get(self, rel: str, key: Key) -> ParsedFile | None:
+    def get(self, rel: str, key: Key) -> Any:
         entry = self.entries.get(rel)
-        if entry is not None and entry[0] == key and isinstance(entry[1], ParsedFile):
+        if entry is not None and entry[0] == key:
             self.hits += 1
             return entry[1]
         self.misses += 1
         return None
 
-    def put(self, rel: str, key: Key, parsed: ParsedFile) -> None:
+    def put(self, rel: str, key: Key, parsed: Any) -> None:
         if key[1] >= time.time_ns() - RACY_WINDOW_NS:
             if rel in self.entries:
                 del self.entries[rel]
@@ -84,7 +96,8 @@ class ParseCache:
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return
-        payload = pickle.dumps((_VERSION, self.entries), protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps((_VERSION, self.fingerprint, self.entries),
+                               protocol=pickle.HIGHEST_PROTOCOL)
         digest = hashlib.blake2b(payload, digest_size=32).digest()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,9 @@ class Location:
             return self.path
         return f"{self.path}:{self.line}:{max(self.col, 1)}"
 
+    def __reduce__(self) -> tuple[type, tuple[str, int, int]]:
+        return (Location, (self.path, self.line, self.col))
+
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
@@ -54,6 +57,9 @@ class Diagnostic:
     def __str__(self) -> str:
         where = f"{self.location}: " if self.location else ""
         return f"{where}{self.severity.value}: {self.message}"
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return (Diagnostic, (self.severity, self.message, self.location, self.source))
 
     def to_json(self) -> dict[str, object]:
         loc = self.location

@@ -9,13 +9,14 @@ never hides the others.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .cache import ParseCache, file_key
 from .diagnostics import CrmkitError, Diagnostic, Location, sort_key
@@ -34,6 +35,7 @@ from .yamlsource import ParsedFile, YamlMap, parse_yaml
 if TYPE_CHECKING:
     from .plugins import PluginHost
 
+T = TypeVar("T")
 CONFIG_FILE = "crmkit.yaml"
 ENV_WORKSPACE = "CRMKIT_WORKSPACE"
 CACHE_FILE = Path(".crmkit") / "cache" / "parse.pickle"
@@ -119,15 +121,15 @@ class _Reader:
         self.files = 0
         self.seen: set[str] = set()
 
-    def read(self, entry: os.DirEntry, rel: str) -> ParsedFile:
+    def read(self, entry: os.DirEntry, rel: str, build: Callable[[ParsedFile], T]) -> T:
+        """``build``'s records from the file, from the cache when the file is unchanged."""
         self.files += 1
         self.seen.add(rel)
         try:
-            stat = entry.stat()
+            key = file_key(entry.stat())
         except OSError as exc:
-            return ParsedFile(rel, None, [Diagnostic.error(f"cannot read: {exc.strerror}",
-                                                           Location(rel))])
-        key = file_key(stat)
+            return build(ParsedFile(rel, None, [Diagnostic.error(
+                f"cannot read: {exc.strerror}", Location(rel))]))
         cached = self.cache.get(rel, key)
         if cached is not None:
             return cached
@@ -135,11 +137,11 @@ class _Reader:
             with open(entry.path, "rb") as handle:
                 data = handle.read()
         except OSError as exc:
-            return ParsedFile(rel, None, [Diagnostic.error(f"cannot read: {exc.strerror}",
-                                                           Location(rel))])
-        parsed = parse_yaml(data, rel)
-        self.cache.put(rel, key, parsed)
-        return parsed
+            return build(ParsedFile(rel, None, [Diagnostic.error(
+                f"cannot read: {exc.strerror}", Location(rel))]))
+        records = build(parse_yaml(data, rel))
+        self.cache.put(rel, key, records)
+        return records
 
 
 def read_settings_data(root: Path) -> tuple[ParsedFile, list[str]]:
@@ -194,20 +196,22 @@ def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool =
     known_types = frozenset((*BASE_INTERACTION_TYPES, *settings.interaction_types, *extra_types))
     tz = zoneinfo.ZoneInfo(settings.timezone)
 
+    fingerprint = hashlib.sha1(
+        f"{sorted(known_types)}|{settings.timezone}|{settings.currency}".encode()).hexdigest()
     keep_in_memory = cache is not None
     if cache is None:
-        cache = ParseCache(root / CACHE_FILE if use_cache else None)
+        cache = ParseCache(root / CACHE_FILE if use_cache else None, fingerprint)
+    cache.use_fingerprint(fingerprint)
     hits, misses = cache.hits, cache.misses
     reader = _Reader(root, cache)
     customers, broken = _load_customers(root, reader, out)
-    interactions = _load_interactions(root, reader, out, known_types, tz, settings,
-                                      {*customers, *broken})
+    interactions, dropped = _load_interactions(root, reader, out, known_types, tz, settings)
     deals = _load_deals(root, reader, out)
     cache.prune(reader.seen)
     if not keep_in_memory:
         cache.save()
 
-    by_customer = _link(customers, interactions, deals, out, broken)
+    by_customer = _link(customers, interactions, deals, out, broken, dropped)
     linked = tuple(sorted((i for i in interactions if i.customer in customers),
                           key=lambda i: i.sort_key))
     workspace = Workspace(
@@ -227,28 +231,34 @@ def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool =
                    stats=LoadStats(reader.files, cache.misses - misses, cache.hits - hits))
 
 
+def _customer_records(rel: str) -> Callable[[ParsedFile], tuple[str | None, Customer | None,
+                                                                 list[Diagnostic]]]:
+    def build(parsed: ParsedFile) -> tuple[str | None, Customer | None, list[Diagnostic]]:
+        out = list(parsed.diagnostics)
+        customer_id = _stem_id(rel, "customer", out)
+        if parsed.data is None:
+            return customer_id, None, out
+        customer = parse_customer(parsed.data, rel, customer_id or "-", out)
+        return customer_id, customer if customer_id else None, out
+
+    return build
+
+
 def _load_customers(root: Path, reader: _Reader, out: list[Diagnostic]
                     ) -> tuple[dict[str, Customer], dict[str, str]]:
     """The customers, and the ids of customer files too broken to load (id → path)."""
     customers: dict[str, Customer] = {}
     broken: dict[str, str] = {}
     for path, rel in iter_files(root, "customers", out):
-        parsed = reader.read(path, rel)
-        out.extend(parsed.diagnostics)
-        customer_id = _stem_id(rel, "customer", out)
-        if parsed.data is None:
-            if customer_id:
-                broken[customer_id] = rel
-            continue
+        customer_id, customer, problems = reader.read(path, rel, _customer_records(rel))
+        out.extend(problems)
         if customer_id is None:
-            parse_customer(parsed.data, rel, "-", out)  # still report its other problems
             continue
         if customer_id in customers:
             out.append(Diagnostic.error(
                 f"duplicate customer id {customer_id!r} (also in "
                 f"{customers[customer_id].location.path})", Location(rel)))
             continue
-        customer = parse_customer(parsed.data, rel, customer_id, out)
         if customer is not None:
             customers[customer_id] = customer
         else:
@@ -256,40 +266,59 @@ def _load_customers(root: Path, reader: _Reader, out: list[Diagnostic]
     return customers, broken
 
 
+Dropped = list[tuple[str, Location]]
+
+
 def _load_interactions(root: Path, reader: _Reader, out: list[Diagnostic],
-                       known_types: frozenset[str], tz: dt.tzinfo,
-                       settings: Settings, customers: dict[str, Customer]
-                       ) -> list[Interaction]:
+                       known_types: frozenset[str], tz: dt.tzinfo, settings: Settings
+                       ) -> tuple[list[Interaction], Dropped]:
+    """Every interaction, and the customer references of those too broken to use."""
     interactions: list[Interaction] = []
-    for path, rel in iter_files(root, "interactions", out):
-        parsed = reader.read(path, rel)
-        out.extend(parsed.diagnostics)
+    dropped: Dropped = []
+
+    def build(parsed: ParsedFile) -> tuple[list[Interaction], Dropped, list[Diagnostic]]:
+        problems = list(parsed.diagnostics)
+        refs: Dropped = []
         if parsed.data is None:
             if not parsed.diagnostics:
-                out.append(Diagnostic.warning("empty file", Location(rel)))
-            continue
-        interactions.extend(parse_interactions(parsed.data, rel, out, known_types, tz,
-                                               settings.currency, customers))
-    return interactions
+                problems.append(Diagnostic.warning("empty file", Location(parsed.path)))
+            return [], refs, problems
+        records = parse_interactions(parsed.data, parsed.path, problems, known_types, tz,
+                                     settings.currency, None, refs)
+        return records, refs, problems
+
+    for path, rel in iter_files(root, "interactions", out):
+        records, refs, problems = reader.read(path, rel, build)
+        out.extend(problems)
+        interactions.extend(records)
+        dropped.extend(refs)
+    return interactions, dropped
+
+
+def _deal_records(rel: str) -> Callable[[ParsedFile], tuple[str | None, Deal | None,
+                                                             list[Diagnostic]]]:
+    def build(parsed: ParsedFile) -> tuple[str | None, Deal | None, list[Diagnostic]]:
+        out = list(parsed.diagnostics)
+        deal_id = _stem_id(rel, "deal", out)
+        if parsed.data is None:
+            return deal_id, None, out
+        deal = parse_deal(parsed.data, rel, deal_id or "-", out)
+        return deal_id, deal if deal_id else None, out
+
+    return build
 
 
 def _load_deals(root: Path, reader: _Reader, out: list[Diagnostic]) -> dict[str, Deal]:
     deals: dict[str, Deal] = {}
     for path, rel in iter_files(root, "deals", out):
-        parsed = reader.read(path, rel)
-        out.extend(parsed.diagnostics)
-        deal_id = _stem_id(rel, "deal", out)
-        if parsed.data is None:
-            continue
-        if deal_id is None:
-            parse_deal(parsed.data, rel, "-", out)
+        deal_id, deal, problems = reader.read(path, rel, _deal_records(rel))
+        out.extend(problems)
+        if deal_id is None or deal is None:
             continue
         if deal_id in deals:
             out.append(Diagnostic.error(f"duplicate deal id {deal_id!r}", Location(rel)))
             continue
-        deal = parse_deal(parsed.data, rel, deal_id, out)
-        if deal is not None:
-            deals[deal_id] = deal
+        deals[deal_id] = deal
     return deals
 
 
@@ -298,16 +327,22 @@ def _unknown_customer(customer_id: str, customers: dict[str, Customer]) -> str:
 
 
 def _link(customers: dict[str, Customer], interactions: list[Interaction],
-          deals: dict[str, Deal], out: list[Diagnostic], broken: dict[str, str]
-          ) -> dict[str, tuple[Interaction, ...]]:
+          deals: dict[str, Deal], out: list[Diagnostic], broken: dict[str, str],
+          dropped: Dropped) -> dict[str, tuple[Interaction, ...]]:
     """Check references between records and index interactions per customer."""
     grouped: dict[str, list[Interaction]] = {}
     orphaned: dict[str, int] = {}
-    for interaction in interactions:  # unknown customers were reported while parsing
-        if interaction.customer not in customers:
+    for interaction in interactions:
+        if interaction.customer in broken:
             orphaned[interaction.customer] = orphaned.get(interaction.customer, 0) + 1
-            continue
-        grouped.setdefault(interaction.customer, []).append(interaction)
+        elif interaction.customer not in customers:
+            out.append(Diagnostic.error(_unknown_customer(interaction.customer, customers),
+                                        interaction.locate("customer")))
+        else:
+            grouped.setdefault(interaction.customer, []).append(interaction)
+    for customer_id, where in dropped:
+        if customer_id not in customers and customer_id not in broken:
+            out.append(Diagnostic.error(_unknown_customer(customer_id, customers), where))
     for customer_id, count in sorted(orphaned.items()):
         out.append(Diagnostic.warning(
             f"{count} interaction(s) of {customer_id!r} are left out until this file is fixed",

@@ -23,6 +23,7 @@ from .model import (
     Customer,
     Deal,
     FollowUp,
+    FrozenMap,
     Interaction,
     Interval,
     Item,
@@ -212,9 +213,9 @@ class Fields:
         value = self.mapping(key)
         return Fields(value, self.path, self.out) if value is not None else None
 
-    def free(self, key: str = "fields") -> MappingProxyType[str, Any]:
+    def free(self, key: str = "fields") -> FrozenMap:
         value = self.mapping(key)
-        return MappingProxyType(dict(value)) if value else MappingProxyType({})
+        return FrozenMap(value) if value else FrozenMap()
 
 
 class Marks(Mapping[str, Location]):
@@ -413,8 +414,13 @@ def _follow_up(f: Fields) -> FollowUp | None:
 
 def parse_interaction(data: Any, path: str, out: list[Diagnostic], known_types: frozenset[str],
                       tz: dt.tzinfo, currency: str,
-                      customers: Container[str] | None = None) -> Interaction | None:
-    """One interaction; with ``customers`` given, an unknown customer id is an error."""
+                      customers: Container[str] | None = None,
+                      dropped: list[tuple[str, Location]] | None = None) -> Interaction | None:
+    """One interaction; with ``customers`` given, an unknown customer id is an error.
+
+    An interaction too broken to use but naming a customer is added to ``dropped``,
+    so the customer reference can still be checked later.
+    """
     raw = top_mapping(data, path, "an interaction mapping", out)
     if raw is None:
         return None
@@ -449,6 +455,8 @@ def parse_interaction(data: Any, path: str, out: list[Diagnostic], known_types: 
                 payment=f.choice("payment", PAYMENT_STATES), service=f.text("service"),
                 follow_up=_follow_up(f), fields=f.free())
     if customer is None or day is None or kind is None:
+        if customer is not None and dropped is not None:
+            dropped.append((customer, f.loc("customer")))
         return None
     return Interaction(
         customer=customer,
@@ -467,14 +475,16 @@ def parse_interaction(data: Any, path: str, out: list[Diagnostic], known_types: 
 
 def parse_interactions(data: Any, path: str, out: list[Diagnostic], known_types: frozenset[str],
                        tz: dt.tzinfo, currency: str,
-                       customers: Container[str] | None = None) -> list[Interaction]:
+                       customers: Container[str] | None = None,
+                       dropped: list[tuple[str, Location]] | None = None) -> list[Interaction]:
     """A file below ``interactions/`` holds one interaction or a list of them."""
     if isinstance(data, YamlList):
-        parsed = (parse_interaction(item, path, out, known_types, tz, currency, customers) if
+        parsed = (parse_interaction(item, path, out, known_types, tz, currency, customers,
+                                    dropped) if
                   isinstance(item, YamlMap) else _not_mapping(path, data.marks[i], out)
                   for i, item in enumerate(data))
         return [i for i in parsed if i is not None]
-    one = parse_interaction(data, path, out, known_types, tz, currency, customers)
+    one = parse_interaction(data, path, out, known_types, tz, currency, customers, dropped)
     return [one] if one else []
 
 

@@ -95,3 +95,40 @@ def test_no_cache_option(make_workspace):
     age_files(root)
     load_workspace(root, use_cache=False)
     assert not (root / CACHE_FILE).exists()
+
+
+def test_cached_records_equal_freshly_read_ones(make_workspace):
+    root = make_workspace({
+        "customers/a.yaml": "name: A\nemail: a@x.de\nfields: {heating: gas}\n"
+                            "services: [{name: W, interval: 1 year, start: 2024-01-01}]\n",
+        "interactions/x.yaml": "- {customer: a, date: '2024-01-01T10:00:00+00:00', type: purchase,"
+                               " amount: 10.5, items: [{name: X, quantity: 2}], follow_up: "
+                               "{date: 2024-02-01, what: call}}\n"
+                               "- {customer: ghost, date: 2024-01-02, type: call}\n"
+                               "- {customer: ghost, date: 2024-13-02, type: call}\n",
+    })
+    age_files(root)
+    fresh = load_workspace(root)
+    cached = load_workspace(root)
+    assert stats(cached) == (2, 0, 2)
+    assert cached.customers == fresh.customers and cached.interactions == fresh.interactions
+    assert cached.customers["a"].fields == {"heating": "gas"}
+    assert [str(d) for d in cached.diagnostics] == [str(d) for d in fresh.diagnostics] == [
+        "interactions/x.yaml:2:14: error: unknown customer 'ghost'",
+        "interactions/x.yaml:3:14: error: unknown customer 'ghost'",
+        "interactions/x.yaml:3:27: error: 'date': '2024-13-02' is not a valid date or time "
+        "(month must be in 1..12)",
+    ]
+
+
+def test_changed_interaction_types_invalidate_the_cache(make_workspace):
+    root = make_workspace({"customers/a.yaml": "name: A\n",
+                           "interactions/x.yaml": "customer: a\ndate: 2024-01-01\n"
+                                                  "type: workshop\n"})
+    age_files(root)
+    assert next(d.message for d in load_workspace(root).diagnostics).startswith(
+        "unknown interaction type 'workshop'")
+    (root / "crmkit.yaml").write_text("business: X\ninteraction_types: [workshop]\n")
+    again = load_workspace(root)
+    assert again.diagnostics == () and again.interactions[0].type == "workshop"
+    assert stats(again)[1] == 2  # re-read: the fingerprint changed
