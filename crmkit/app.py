@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .cache import ParseCache
-from .diagnostics import Diagnostic
+from .diagnostics import CrmkitError, Diagnostic
 from .loader import find_workspace, load_workspace, read_settings_data
-from .model import Workspace
+from .model import Customer, Workspace
 from .plugins import PluginHost, load_plugins
 from .records import write_customer, write_interaction
 from .results import EmailDraft, Metric, Reminder, ReportSection, Segmentation
-from .schema import BASE_INTERACTION_TYPES
+from .schema import BASE_INTERACTION_TYPES, did_you_mean
 from .snapshot import Snapshot
 from .templates import template_environment
 
@@ -143,6 +143,15 @@ class App:
             segments=self.segments(), reminders=self.reminders())
         self.problems.extend(problems)
         return sorted(found, key=lambda s: (s.order, s.name))
+
+    def require_customer(self, customer_id: str) -> Customer:
+        """The customer, or a one-line error with a suggestion (for commands)."""
+        customer = self.workspace.customers.get(customer_id)
+        if customer is None:
+            raise CrmkitError(f"unknown customer {customer_id!r}"
+                              f"{did_you_mean(customer_id, self.workspace.customers)}; "
+                              "see 'crmkit customers'")
+        return customer
 
     def interaction_types(self) -> list[str]:
         """Every interaction type files may use: the base ones, crmkit.yaml's, plugins'."""

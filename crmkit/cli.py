@@ -16,7 +16,7 @@ from .app import App, pass_app
 from .diagnostics import CrmkitError
 from .export import customer_json, interaction_json
 from .ids import slugify
-from .model import Customer, Interaction
+from .model import Interaction
 from .output import clean, day, echo_json, money, table
 from .records import write_customer
 from .scaffold import create_workspace
@@ -238,15 +238,6 @@ def add_customer(app: App, customer_id: str | None, name: str, company: str | No
 # --- log --------------------------------------------------------------------------------
 
 
-def _require_customer(app: App, customer_id: str) -> Customer:
-    customer = app.workspace.customers.get(customer_id)
-    if customer is None:
-        raise CrmkitError(f"unknown customer {customer_id!r}"
-                          f"{did_you_mean(customer_id, app.workspace.customers)}; "
-                          "see 'crmkit customers'")
-    return customer
-
-
 @cli.command()
 @click.argument("customer_id", metavar="CUSTOMER")
 @click.option("-t", "--type", "kind", required=True,
@@ -272,7 +263,7 @@ def log(app: App, customer_id: str, kind: str, summary: str | None, when: str | 
         items: tuple[str, ...], discount: str | None, payment: str | None, score: int | None,
         service: str | None, follow_up: str | None, follow_up_what: str | None) -> None:
     """Record an interaction with CUSTOMER as a new file below interactions/."""
-    _require_customer(app, customer_id)
+    app.require_customer(customer_id)
     types = app.interaction_types()
     if kind not in types:
         raise CrmkitError(f"unknown interaction type {kind!r}{did_you_mean(kind, types)}; "
@@ -325,7 +316,7 @@ def _describe(i: Interaction, currency: str) -> str:
 @pass_app
 def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
     """The 360° view of one customer: profile, derived values, history, what is open."""
-    customer = _require_customer(app, customer_id)
+    customer = app.require_customer(customer_id)
     snap = app.snapshot
     derived = snap.derived(customer_id)
     history = snap.history(customer_id)
@@ -439,20 +430,6 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
 # --- customers --------------------------------------------------------------------------
 
 
-def _matches_segment(labels: dict[str, Any], wanted: str) -> bool:
-    name, _, value = wanted.partition("=")
-    candidates = [labels.get(name)] + [v.get(name) for v in labels.values() if isinstance(v, dict)]
-    for found in candidates:
-        if found is None:
-            continue
-        if value:
-            if str(found).lower() == value.lower():
-                return True
-        elif found is True:
-            return True
-    return False
-
-
 @cli.command()
 @click.option("--tag", "tags", multiple=True,
               help="Only customers with this tag (repeatable: all).")
@@ -469,7 +446,7 @@ def customers(app: App, tags: tuple[str, ...], segments: tuple[str, ...], fmt: s
     for c in snap.customers:
         if not all(t in c.tags for t in tags):
             continue
-        if labels is not None and not all(_matches_segment(labels[c.id], s) for s in segments):
+        if labels is not None and not all(labels.matches(c.id, s) for s in segments):
             continue
         chosen.append(c)
     currency = app.workspace.settings.currency

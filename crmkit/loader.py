@@ -63,9 +63,10 @@ def find_workspace(start: Path | str | None = None) -> Path:
                       "use -w PATH, set CRMKIT_WORKSPACE, or create one with 'crmkit init DIR'")
 
 
-def _is_editor_junk(name: str) -> bool:
-    return (name.startswith((".", "#", "~")) or name.endswith(("~", ".swp", ".swx", ".tmp"))
-            or name.startswith(".#"))
+def is_editor_file(name: str) -> bool:
+    """Hidden files, editor backups and swap files (vim, emacs), and partial downloads."""
+    return (name.startswith((".", "#", "~")) or name == "4913"
+            or name.endswith(("~", ".swp", ".swx", ".swo", ".tmp", ".part", ".crdownload")))
 
 
 def iter_files(root: Path, folder: str, out: list[Diagnostic]
@@ -96,7 +97,7 @@ def iter_files(root: Path, folder: str, out: list[Diagnostic]
                 if not name.startswith("."):
                     subdirs.append((entry.path, f"{rel_dir}/{name}"))
                 continue
-            if _is_editor_junk(name):
+            if is_editor_file(name):
                 continue
             rel = f"{rel_dir}/{name}"
             if not name.endswith(YAML_SUFFIXES):

@@ -56,6 +56,20 @@ class Segmentation(Mapping[str, dict[str, Any]]):
             slot = slot.get(group, {})
         return slot.get(name)
 
+    def matches(self, customer: str, wanted: str) -> bool:
+        """Whether ``customer`` is in segment ``wanted``: ``NAME`` (a label or grouped
+        segment that is true) or ``NAME=VALUE`` (a label equal to VALUE, ignoring case)."""
+        labels = self._data.get(customer, {})
+        name, _, value = wanted.partition("=")
+        candidates = [labels.get(name)] + [v.get(name) for v in labels.values()
+                                           if isinstance(v, dict)]
+        for found in candidates:
+            if found is None:
+                continue
+            if (str(found).lower() == value.lower()) if value else found is True:
+                return True
+        return False
+
     def __getitem__(self, customer: str) -> dict[str, Any]:
         return self._data.get(customer, {})
 

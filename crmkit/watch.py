@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .app import App
 from .cache import ParseCache
-from .loader import CACHE_FILE
+from .loader import CACHE_FILE, is_editor_file
 
 DEBOUNCE_SECONDS = 0.3
 IGNORED_DIRS = frozenset({".git", ".hg", ".svn", ".crmkit", "__pycache__", ".idea", ".vscode"})
@@ -44,10 +44,7 @@ def is_ignored(rel: str, output: str) -> bool:
     parts = rel.replace(os.sep, "/").split("/")
     if any(p in IGNORED_DIRS for p in parts[:-1]) or parts[0] == output.strip("/"):
         return True
-    name = parts[-1]
-    return (name in IGNORED_DIRS or name.startswith((".#", "#")) or name.endswith(
-        ("~", ".swp", ".swx", ".swo", ".tmp", ".part", ".crdownload"))
-        or name == "4913" or (name.startswith(".") and name not in (".gitignore",)))
+    return parts[-1] in IGNORED_DIRS or is_editor_file(parts[-1])
 
 
 class ChangeCollector:

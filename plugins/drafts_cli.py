@@ -53,9 +53,7 @@ def drafts_command(app: crmkit.App, within: int, kinds: tuple[str, ...],
 
     ws = app.workspace
     for cid in customers:
-        if cid not in ws.customers:
-            raise crmkit.CrmkitError(
-                f"unknown customer {cid!r}{crmkit.did_you_mean(cid, ws.customers)}")
+        app.require_customer(cid)
     horizon = app.today + dt.timedelta(days=within)
     reminders = [r for r in app.reminders() if r.due <= horizon
                  and (not kinds or r.kind in kinds) and (not customers or r.customer in customers)]

@@ -112,7 +112,7 @@ def export_command(app: crmkit.App, fmt: str, segments: tuple[str, ...], tags: t
     labels = app.segments()
     chosen = [c for c in app.snapshot.customers
               if all(t in c.tags for t in tags)
-              and all(_in_segment(labels[c.id], s) for s in segments)]
+              and all(labels.matches(c.id, s) for s in segments)]
     if fmt == "csv":
         text = to_csv(csv_rows(app, chosen), delimiter)
     elif fmt == "vcard":
@@ -124,16 +124,6 @@ def export_command(app: crmkit.App, fmt: str, segments: tuple[str, ...], tags: t
     else:
         out.write_text(text, encoding="utf-8", newline="")
         click.echo(f"wrote {len(chosen)} customers to {out}", err=True)
-
-
-def _in_segment(labels: dict[str, Any], wanted: str) -> bool:
-    name, _, value = wanted.partition("=")
-    for found in (labels.get(name), labels.get("segments", {}).get(name)):
-        if found is None:
-            continue
-        if (str(found).lower() == value.lower()) if value else found is True:
-            return True
-    return False
 
 
 def _customer_json(app: crmkit.App, c: Customer) -> dict[str, Any]:

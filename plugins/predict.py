@@ -171,9 +171,7 @@ def predict_command(app: crmkit.App, horizon: int | None, customers: tuple[str, 
                     fmt: str) -> None:
     """P(alive), expected purchases, expected order value and CLV per customer."""
     for cid in customers:
-        if cid not in app.workspace.customers:
-            raise crmkit.CrmkitError(f"unknown customer {cid!r}"
-                                     f"{crmkit.did_you_mean(cid, app.workspace.customers)}")
+        app.require_customer(cid)
     result = forecast_for(app.snapshot, horizon)
     if customers:
         result.predictions = {k: v for k, v in result.predictions.items() if k in customers}

@@ -180,12 +180,6 @@ def git_instructions(plan: ErasurePlan) -> str:
 # --- commands and hooks -----------------------------------------------------------------
 
 
-def _require(app: crmkit.App, customer_id: str) -> None:
-    if customer_id not in app.workspace.customers:
-        raise crmkit.CrmkitError(f"unknown customer {customer_id!r}"
-                                 f"{crmkit.did_you_mean(customer_id, app.workspace.customers)}")
-
-
 @click.group("privacy")
 def privacy_group() -> None:
     """Data protection: access requests (export) and erasure (forget)."""
@@ -198,7 +192,7 @@ def privacy_group() -> None:
 @crmkit.pass_app
 def privacy_export(app: crmkit.App, customer_id: str, out: Path | None) -> None:
     """Everything stored about CUSTOMER as one JSON document (an access request)."""
-    _require(app, customer_id)
+    app.require_customer(customer_id)
     ws = app.workspace
     customer = ws.customers[customer_id]
     history = ws.history(customer_id)
@@ -230,7 +224,7 @@ def privacy_export(app: crmkit.App, customer_id: str, out: Path | None) -> None:
 @crmkit.pass_app
 def privacy_forget(app: crmkit.App, customer_id: str, yes: bool) -> None:
     """Erase CUSTOMER: their files, interactions and deals (after confirmation)."""
-    _require(app, customer_id)
+    app.require_customer(customer_id)
     plan = plan_erasure(app, customer_id)
     verify(app, plan)
     click.echo(f"Erasing {customer_id}:")

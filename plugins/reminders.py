@@ -10,7 +10,7 @@ customers who were contacted often enough lately.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -259,12 +259,6 @@ def _cadence_rules(opts: Options) -> list[tuple[str, str, int]]:
     return rules
 
 
-def _has_segment(labels: Mapping, wanted: str) -> bool:
-    name, _, value = wanted.partition("=")
-    candidates = [labels.get(name), labels.get("segments", {}).get(name)]
-    return any((str(c) == value) if value else c is True for c in candidates if c is not None)
-
-
 def stay_in_touch(snapshot: Snapshot, segments: Segmentation, opts: Options
                   ) -> Iterator[Reminder]:
     """Per segment or tag, a contact every N days (the shortest matching cadence);
@@ -276,7 +270,8 @@ def stay_in_touch(snapshot: Snapshot, segments: Segmentation, opts: Options
         if labels.get("lifecycle") in ("lead", "lost"):
             continue
         matching = [(days, f"{kind} {value}") for kind, value, days in rules
-                    if (value in customer.tags if kind == "tag" else _has_segment(labels, value))]
+                    if (value in customer.tags if kind == "tag"
+                        else segments.matches(customer.id, value))]
         last = snapshot.derived(customer.id).last_contact
         if not matching or last is None:
             continue

@@ -111,8 +111,7 @@ def reminders_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...
 
     ws = app.workspace
     for cid in customers:
-        if cid not in ws.customers:
-            raise crmkit.CrmkitError(f"unknown customer {cid!r}{did_you_mean(cid, ws.customers)}")
+        app.require_customer(cid)
     if within is None:
         within = crmkit.Options(ws.settings, NAME).integer("within_days", 30, 0)
     everything = app.reminders()

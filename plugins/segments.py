@@ -411,11 +411,8 @@ def crmkit_register_commands(cli: click.Group) -> None:
         """Lifecycle stage, ABC class, RFM code and segments of every customer."""
 
         segmentation = app.segments()
-        known = app.workspace.customers
         for cid in customer_ids:
-            if cid not in known:
-                raise crmkit.CrmkitError(
-                    f"unknown customer {cid!r}{crmkit.did_you_mean(cid, known)}")
+            app.require_customer(cid)
         ids = [c.id for c in app.snapshot.customers if not customer_ids or c.id in customer_ids]
         if fmt == "json":
             crmkit.echo_json({cid: segmentation[cid] for cid in ids})
