@@ -213,7 +213,8 @@ def expected_purchases_all(model: BgNbd, t: float, x, t_x, T):
 
 
 def clv_all(model: BgNbd, x, t_x, T, spend, horizon_days: int, annual_rate: float):
-    """:func:`clv` for arrays of customers at once."""
+    """CLV per customer: expected purchases month by month over the horizon, times the
+    expected spend, discounted monthly at ``annual_rate`` (arrays of customers at once)."""
     import numpy as np
 
     weeks_per_month = 365.25 / 12 / 7
@@ -223,21 +224,6 @@ def clv_all(model: BgNbd, x, t_x, T, spend, horizon_days: int, annual_rate: floa
     previous = np.zeros_like(T)
     for month in range(1, months + 1):
         cumulative, _ = expected_purchases_all(model, month * weeks_per_month, x, t_x, T)
-        total += (cumulative - previous) * spend / (1 + monthly_rate) ** month
-        previous = cumulative
-    return total
-
-
-def clv(model: BgNbd, h: History, spend: float, horizon_days: int, annual_rate: float
-        ) -> float:
-    """Expected purchases month by month over the horizon, times the expected spend,
-    discounted monthly at ``annual_rate``."""
-    weeks_per_month = 365.25 / 12 / 7
-    months = max(1, round(horizon_days / (365.25 / 12)))
-    monthly_rate = (1 + annual_rate) ** (1 / 12) - 1
-    total, previous = 0.0, 0.0
-    for month in range(1, months + 1):
-        cumulative = model.expected_purchases(month * weeks_per_month, h.x, h.t_x, h.T)
         total += (cumulative - previous) * spend / (1 + monthly_rate) ** month
         previous = cumulative
     return total

@@ -8,7 +8,7 @@ from crmkit_plugins.clv_model import (
     BgNbd,
     GammaGamma,
     History,
-    clv,
+    clv_all,
     crossing_week,
     fit_bgnbd,
     fit_gamma_gamma,
@@ -81,12 +81,30 @@ def test_gamma_gamma_fit_recovers_its_parameters():
     assert model.q == pytest.approx(q, rel=0.3)
 
 
+def clv(model: BgNbd, h: History, spend: float, horizon_days: int, rate: float) -> float:
+    """The CLV definition written out per customer, as a reference for the vectorised one."""
+    weeks_per_month = 365.25 / 12 / 7
+    monthly_rate = (1 + rate) ** (1 / 12) - 1
+    total = previous = 0.0
+    for month in range(1, round(horizon_days / (365.25 / 12)) + 1):
+        cumulative = model.expected_purchases(month * weeks_per_month, h.x, h.t_x, h.T)
+        total += (cumulative - previous) * spend / (1 + monthly_rate) ** month
+        previous = cumulative
+    return total
+
+
+def one_clv(horizon_days: int, rate: float) -> float:
+    arrays = [np.array([v], dtype=float) for v in (3, 20.0, 30.0, 50.0)]
+    return float(clv_all(PAPER, *arrays[:3], arrays[3], horizon_days, rate)[0])
+
+
 def test_clv_grows_with_the_horizon_and_shrinks_with_discounting():
-    h = History("c", 3, 20.0, 30.0, 50.0)
-    one_year = clv(PAPER, h, 50.0, 365, 0.1)
-    two_years = clv(PAPER, h, 50.0, 730, 0.1)
+    one_year, two_years = one_clv(365, 0.1), one_clv(730, 0.1)
     assert 0 < one_year < two_years
-    assert clv(PAPER, h, 50.0, 365, 0.5) < one_year < clv(PAPER, h, 50.0, 365, 0.0)
+    assert one_clv(365, 0.5) < one_year < one_clv(365, 0.0)
+    # at most the undiscounted value of a year of purchases if surely alive
+    rate = (PAPER.r + 3) / (PAPER.alpha + 30.0) * 52  # purchases a year while alive
+    assert one_year < rate * 50
 
 
 def test_crossing_week_is_where_p_alive_falls_below_the_threshold():
@@ -159,7 +177,7 @@ def test_segments_use_p_alive_when_the_fit_is_trustworthy(make_workspace, run):
 
 
 def test_vectorised_predictions_equal_the_per_customer_formulas():
-    from crmkit_plugins.clv_model import clv_all, expected_purchases_all
+    from crmkit_plugins.clv_model import expected_purchases_all
 
     cases = [(0, 0.0, 20.0), (1, 5.0, 30.0), (2, 30.43, 38.86), (7, 50.0, 52.0)]
     x, t_x, T = (np.array([c[i] for c in cases], dtype=float) for i in range(3))
