@@ -50,12 +50,21 @@ class CrmkitGroup(click.Group):
         return ctx.obj
 
     def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        """Each plugin's commands, guarded so that a crash names the plugin."""
         app = self._app(ctx)
-        extra = click.Group()
-        _, problems = app.host.collect("crmkit_register_commands", cli=extra)
-        for problem in problems:
-            click.echo(str(problem), err=True)
-        return {name: cmd for name, cmd in extra.commands.items() if name not in self.commands}
+        commands: dict[str, click.Command] = {}
+        for impl in reversed(app.host.pm.hook.crmkit_register_commands.get_hookimpls()):
+            group = click.Group()
+            try:
+                impl.function(cli=group)
+            except Exception as exc:
+                click.echo(f"error: plugin {impl.plugin_name!r} failed in "
+                           f"crmkit_register_commands: {type(exc).__name__}: {exc}", err=True)
+                continue
+            for name, command in group.commands.items():
+                if name not in self.commands and name not in commands:
+                    commands[name] = _guarded(command, impl.plugin_name)
+        return commands
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self._plugin_commands(ctx)})
@@ -81,6 +90,24 @@ class CrmkitGroup(click.Group):
                 raise click.UsageError(f"no such command {args[0]!r}"
                                        f"{did_you_mean(args[0], choices)}", ctx) from None
             raise
+
+
+def _guarded(command: click.Command, plugin: str) -> click.Command:
+    """Turn an unexpected exception in a plugin's command into an error naming the plugin."""
+    original = command.invoke
+
+    def invoke(ctx: click.Context) -> Any:
+        try:
+            return original(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, CrmkitError,
+                SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise CrmkitError(f"plugin {plugin!r} failed in 'crmkit {command.name}': "
+                              f"{type(exc).__name__}: {exc}") from exc
+
+    command.invoke = invoke  # type: ignore[method-assign]
+    return command
 
 
 @click.group(cls=CrmkitGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -93,6 +93,11 @@ def iter_files(root: Path, folder: str, out: list[Diagnostic]
         subdirs = []
         for entry in entries:
             name = entry.name
+            if entry.is_symlink() and entry.is_dir():
+                out.append(Diagnostic.warning(
+                    "ignored: a linked folder (crmkit does not follow folder links)",
+                    Location(f"{rel_dir}/{name}")))
+                continue
             if entry.is_dir(follow_symlinks=False):
                 if not name.startswith("."):
                     subdirs.append((entry.path, f"{rel_dir}/{name}"))

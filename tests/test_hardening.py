@@ -156,3 +156,27 @@ def test_a_read_only_workspace_gives_a_clear_error(make_workspace, run, monkeypa
     assert result.stderr.startswith("Error: cannot write interactions/2026/2026-05-01-anna-call"
                                     ".yaml: Permission denied")
     assert App(root, dt.date(2026, 5, 2)).workspace.interactions == ()
+
+
+def test_linked_folders_are_not_followed(make_workspace, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "x.yaml").write_text("name: Outside\n")
+    root = make_workspace({"customers/a.yaml": "name: A\n"})
+    (root / "customers" / "more").symlink_to(outside, target_is_directory=True)
+    workspace = load_workspace(root, use_cache=False)
+    assert list(workspace.customers) == ["a"]
+    assert [str(d) for d in workspace.diagnostics] == [
+        "customers/more: warning: ignored: a linked folder (crmkit does not follow folder links)"]
+
+
+def test_a_crashing_plugin_command_names_the_plugin(make_workspace, run):
+    root = make_workspace({"plugins/broken_cmd.py": (
+        "import click\nimport crmkit\n\n@crmkit.hookimpl\ndef crmkit_register_commands(cli):\n"
+        "    @cli.command()\n    def boom():\n        '''Always fails.'''\n"
+        "        return {}['missing']\n")})
+    result = run("-w", root, "boom")
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: plugin 'broken_cmd' failed in 'crmkit boom': "
+                             "KeyError: 'missing'\n")
+    assert run("-w", root, "check").exit_code == 0  # the rest of crmkit is unaffected
