@@ -102,7 +102,9 @@ def plan(app: crmkit.App, importer: Importer, rows: Iterable[ImportRow],
     return outcomes
 
 
-def _plan_customer(app, importer, row, data, tags, known_ids, index, taken, seen) -> Outcome:
+def _plan_customer(app: crmkit.App, importer: Importer, row: ImportRow, data: dict[str, Any],
+                   tags: tuple[str, ...], known_ids: dict[str, str], index: PeopleIndex,
+                   taken: set[str], seen: dict[str, int]) -> Outcome:
     wanted = data.pop("_id", None)
     key = import_id(importer.name, data, seen)
     if key in known_ids:
@@ -126,7 +128,9 @@ def _plan_customer(app, importer, row, data, tags, known_ids, index, taken, seen
     return Outcome(row, "new", customer_id, data.get("name", ""), data, rel)
 
 
-def _plan_interaction(app, importer, row, data, known_ids, index, by_name, seen) -> Outcome:
+def _plan_interaction(app: crmkit.App, importer: Importer, row: ImportRow,
+                      data: dict[str, Any], known_ids: dict[str, str], index: PeopleIndex,
+                      by_name: dict[str, str | None], seen: dict[str, int]) -> Outcome:
     ws = app.workspace
     customer = None
     how = ""
