@@ -217,9 +217,9 @@ def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool =
     if not keep_in_memory:
         cache.save()
 
+    interactions.sort(key=lambda i: i.sort_key)  # once; the per-customer lists keep the order
     by_customer = _link(customers, interactions, deals, out, broken, dropped)
-    linked = tuple(sorted((i for i in interactions if i.customer in customers),
-                          key=lambda i: i.sort_key))
+    linked = tuple(i for i in interactions if i.customer in customers)
     workspace = Workspace(
         root=root, settings=settings,
         customers=MappingProxyType(customers), interactions=linked,
@@ -335,7 +335,8 @@ def _unknown_customer(customer_id: str, customers: dict[str, Customer]) -> str:
 def _link(customers: dict[str, Customer], interactions: list[Interaction],
           deals: dict[str, Deal], out: list[Diagnostic], broken: dict[str, str],
           dropped: Dropped) -> dict[str, tuple[Interaction, ...]]:
-    """Check references between records and index interactions per customer."""
+    """Check references between records and index interactions per customer
+    (``interactions`` is sorted, so each customer's history is too)."""
     grouped: dict[str, list[Interaction]] = {}
     orphaned: dict[str, int] = {}
     for interaction in interactions:
@@ -367,5 +368,4 @@ def _link(customers: dict[str, Customer], interactions: list[Interaction],
         elif ref == customer.id:
             out.append(Diagnostic.error("'referred_by' names the customer itself",
                                         customer.locate("referred_by")))
-    return {cid: tuple(sorted(items, key=lambda i: i.sort_key))
-            for cid, items in grouped.items()}
+    return {cid: tuple(items) for cid, items in grouped.items()}
