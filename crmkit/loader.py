@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .cache import ParseCache, file_key
 from .diagnostics import CrmkitError, Diagnostic, Location, sort_key
@@ -237,15 +237,20 @@ def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool =
                    stats=LoadStats(reader.files, cache.misses - misses, cache.hits - hits))
 
 
-def _customer_records(rel: str) -> Callable[[ParsedFile], tuple[str | None, Customer | None,
-                                                                 list[Diagnostic]]]:
-    def build(parsed: ParsedFile) -> tuple[str | None, Customer | None, list[Diagnostic]]:
+R = TypeVar("R")
+
+
+def _stem_records(rel: str, kind: str, parse: Callable[[Any, str, str, list[Diagnostic]], R | None]
+                  ) -> Callable[[ParsedFile], tuple[str | None, R | None, list[Diagnostic]]]:
+    """Read a file whose name is its record's id (customers, deals): the id, the record
+    (``None`` if too broken or the id is invalid) and every problem, for the cache."""
+    def build(parsed: ParsedFile) -> tuple[str | None, R | None, list[Diagnostic]]:
         out = list(parsed.diagnostics)
-        customer_id = _stem_id(rel, "customer", out)
+        record_id = _stem_id(rel, kind, out)
         if parsed.data is None:
-            return customer_id, None, out
-        customer = parse_customer(parsed.data, rel, customer_id or "-", out)
-        return customer_id, customer if customer_id else None, out
+            return record_id, None, out
+        record = parse(parsed.data, rel, record_id or "-", out)  # report problems even so
+        return record_id, record if record_id else None, out
 
     return build
 
@@ -256,7 +261,8 @@ def _load_customers(root: Path, reader: _Reader, out: list[Diagnostic]
     customers: dict[str, Customer] = {}
     broken: dict[str, str] = {}
     for path, rel in iter_files(root, "customers", out):
-        customer_id, customer, problems = reader.read(path, rel, _customer_records(rel))
+        customer_id, customer, problems = reader.read(
+            path, rel, _stem_records(rel, "customer", parse_customer))
         out.extend(problems)
         if customer_id is None:
             continue
@@ -301,23 +307,10 @@ def _load_interactions(root: Path, reader: _Reader, out: list[Diagnostic],
     return interactions, dropped
 
 
-def _deal_records(rel: str) -> Callable[[ParsedFile], tuple[str | None, Deal | None,
-                                                             list[Diagnostic]]]:
-    def build(parsed: ParsedFile) -> tuple[str | None, Deal | None, list[Diagnostic]]:
-        out = list(parsed.diagnostics)
-        deal_id = _stem_id(rel, "deal", out)
-        if parsed.data is None:
-            return deal_id, None, out
-        deal = parse_deal(parsed.data, rel, deal_id or "-", out)
-        return deal_id, deal if deal_id else None, out
-
-    return build
-
-
 def _load_deals(root: Path, reader: _Reader, out: list[Diagnostic]) -> dict[str, Deal]:
     deals: dict[str, Deal] = {}
     for path, rel in iter_files(root, "deals", out):
-        deal_id, deal, problems = reader.read(path, rel, _deal_records(rel))
+        deal_id, deal, problems = reader.read(path, rel, _stem_records(rel, "deal", parse_deal))
         out.extend(problems)
         if deal_id is None or deal is None:
             continue
