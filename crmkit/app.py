@@ -181,6 +181,13 @@ class App:
         self.problems.extend(problems)
         return [Path(p) for p in written]
 
+    def display_path(self, path: Path) -> str:
+        """``path`` as users see it: relative to the workspace when it is inside it."""
+        try:
+            return path.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
     def warn_about_problems(self) -> None:
         """For commands other than ``check``: say once that the workspace has errors, and
         print what plugin hooks reported during this run (on stderr)."""

@@ -129,10 +129,6 @@ def cli(ctx: click.Context, workspace: Path | None, today: dt.date | None, verbo
         ctx.obj = App(workspace, today, verbose)
 
 
-def warn_about_problems(app: App) -> None:
-    app.warn_about_problems()
-
-
 # --- init -------------------------------------------------------------------------------
 
 
@@ -365,7 +361,7 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
             "history": [interaction_json(i) for i in reversed(history)],
             "planned": [interaction_json(i) for i in derived.planned],
         })
-        warn_about_problems(app)
+        app.warn_about_problems()
         return
     c = customer
     title = clean(c.name) + (f" ({clean(c.company)})" if c.company else "")
@@ -451,7 +447,7 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
     for i in shown:
         lines.append(f"  {day(i.date)}  {_describe(i, currency)}")
     click.echo("\n".join(lines))
-    warn_about_problems(app)
+    app.warn_about_problems()
 
 
 # --- customers --------------------------------------------------------------------------
@@ -488,7 +484,7 @@ def customers(app: App, tags: tuple[str, ...], segments: tuple[str, ...], fmt: s
         click.echo(table(["id", "name", "company", "tags", "last contact", "purchases",
                           "revenue 12m"], rows))
         click.echo(f"{len(chosen)} of {len(snap.customers)} customers", err=True)
-    warn_about_problems(app)
+    app.warn_about_problems()
 
 
 # --- build and watch --------------------------------------------------------------------
@@ -500,11 +496,7 @@ def build(app: App) -> None:
     """Write every generated file (reports, reminder calendar) to the output folder."""
     written = app.build()
     for path in written:
-        try:
-            shown = path.resolve().relative_to(app.workspace.root.resolve()).as_posix()
-        except ValueError:
-            shown = str(path)
-        click.echo(f"wrote {shown}")
+        click.echo(f"wrote {app.display_path(path)}")
     app.warn_about_problems()
 
 

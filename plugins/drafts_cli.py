@@ -91,21 +91,14 @@ def drafts_command(app: crmkit.App, within: int, kinds: tuple[str, ...],
     folder = out_dir or (ws.output_dir / "drafts")
     if fmt == "mbox":
         path = write_mbox(folder / "drafts.mbox", [m for _, m in drafts])
-        click.echo(f"wrote {len(drafts)} drafts to {_show_path(path, ws.root)}")
+        click.echo(f"wrote {len(drafts)} drafts to {app.display_path(path)}")
     else:
         paths = write_eml(folder, [(draft_file_name(d), m) for d, m in drafts])
         for path in paths:
-            click.echo(f"wrote {_show_path(path, ws.root)}")
-        click.echo(f"{len(paths)} drafts in {_show_path(folder, ws.root)}")
+            click.echo(f"wrote {app.display_path(path)}")
+        click.echo(f"{len(paths)} drafts in {app.display_path(folder)}")
     _report_skipped(skipped)
     app.warn_about_problems()
-
-
-def _show_path(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _report_skipped(skipped: list) -> None:

@@ -39,7 +39,7 @@ def report_command(app: crmkit.App, name: str, fmt: str, out: str | None, list_r
     else:
         folder = Path(out) if out else app.workspace.output_dir / "reports"
         path = write_report(app, name, fmt, folder)
-        click.echo(f"wrote {_relative(path, app.workspace.root)}", err=out == "-")
+        click.echo(f"wrote {app.display_path(path)}", err=out == "-")
     app.warn_about_problems()
     reasons = []
     if "overdue" in fail_on:
@@ -56,9 +56,3 @@ def report_command(app: crmkit.App, name: str, fmt: str, out: str | None, list_r
         click.echo(f"failing: {', '.join(reasons)} (--fail-on)", err=True)
         raise SystemExit(1)
 
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
