@@ -8,8 +8,9 @@ each in a fresh process, side by side:
 
 * the parse floor: one process reading every file with PyYAML's C loader;
 * the I/O floor: an os.scandir walk with a stat of every file;
-* cold (no parse cache) and warm (nothing changed) `crmkit check` and
-  `crmkit report weekly --format md`;
+* cold (no parse cache), warm (nothing changed: the output is replayed) and
+  one-file-changed (the parse cache, no replay) `crmkit check` and
+  `crmkit report weekly --format md --out -`;
 * `crmkit watch`: the time from changing one file to the end of the re-render;
 * the peak memory (max RSS) of each crmkit run.
 """
@@ -106,6 +107,15 @@ def watch_change(root: Path) -> float:
     return elapsed
 
 
+def touch_one_file(root: Path) -> None:
+    """Change one interaction file (backdated past the racy window): the next run
+    cannot replay, and parses just that file."""
+    target = next((root / "interactions").rglob("*.yaml"))
+    stat = target.stat()
+    target.write_text(target.read_text(encoding="utf-8") + "# changed\n", encoding="utf-8")
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
 def bench(customers: int, interactions: int) -> list[tuple[str, float, str, str]]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
@@ -127,6 +137,10 @@ def bench(customers: int, interactions: int) -> list[tuple[str, float, str, str]
                          f"{cold_mem:.0f} MB"))
             rows.append((f"warm {name}", warm, f"{warm / io_floor:.2f}× I/O floor",
                          f"{warm_mem:.0f} MB"))
+            touch_one_file(root)
+            changed, changed_mem = timed([CRMKIT, "--today", TODAY, *args], root)
+            rows.append((f"{name}, one file changed", changed,
+                         f"{changed / io_floor:.2f}× I/O floor", f"{changed_mem:.0f} MB"))
         rows.append(("watch: one file changed → re-rendered", watch_change(root), "", ""))
         return rows
 

@@ -27,6 +27,7 @@ from .model import (
 )
 from .options import Options
 from .output import clean, echo_json, table, to_json
+from .replay import read_only
 from .results import (
     ConfigSection,
     EmailDraft,
@@ -82,6 +83,7 @@ __all__ = [
     "hookimpl",
     "interaction_json",
     "pass_app",
+    "read_only",
     "slugify",
     "table",
     "to_json",

@@ -26,6 +26,7 @@ from .results import EmailDraft, Metric, Reminder, ReportSection, Segmentation
 from .schema import BASE_INTERACTION_TYPES, did_you_mean
 from .snapshot import Snapshot
 from .templates import template_environment
+from .yamlsource import YamlMap
 
 if TYPE_CHECKING:
     import jinja2
@@ -82,11 +83,21 @@ class App:
 
     @property
     def today(self) -> dt.date:
-        """``--today``, else today's date in the workspace's time zone."""
+        """``--today``, else today's date in the workspace's time zone (read from
+        ``crmkit.yaml`` alone: knowing the day must not cost loading every record)."""
         if self._today is None:
-            tz = zoneinfo.ZoneInfo(self.workspace.settings.timezone)
+            try:
+                tz = zoneinfo.ZoneInfo(self.raw_setting("timezone", "UTC"))
+            except (ValueError, KeyError, OSError):
+                tz = zoneinfo.ZoneInfo("UTC")  # parse_settings reports it and uses UTC too
             self._today = dt.datetime.now(tz).date()
         return self._today
+
+    def raw_setting(self, key: str, default: str) -> str:
+        """A text setting of ``crmkit.yaml`` as written, before the workspace is loaded."""
+        data = self._settings_file[0].data
+        value = data.get(key) if isinstance(data, YamlMap) else None
+        return value.strip() if isinstance(value, str) and value.strip() else default
 
     @cached_property
     def snapshot(self) -> Snapshot:

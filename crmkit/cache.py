@@ -51,20 +51,10 @@ class ParseCache:
 
     @staticmethod
     def _read(path: Path, fingerprint: str) -> dict[str, tuple[Key, Any]]:
-        try:
-            blob = path.read_bytes()
-        except OSError:
+        stored = read_checked(path, MAGIC)
+        if not isinstance(stored, tuple) or len(stored) != 3:
             return {}
-        header = len(MAGIC) + 32
-        if not blob.startswith(MAGIC) or len(blob) < header:
-            return {}
-        digest, payload = blob[len(MAGIC):header], blob[header:]
-        if hashlib.blake2b(payload, digest_size=32).digest() != digest:
-            return {}
-        try:
-            version, stored_fingerprint, entries = pickle.loads(payload)
-        except Exception:
-            return {}
+        version, stored_fingerprint, entries = stored
         if version != _VERSION or stored_fingerprint != fingerprint \
                 or not isinstance(entries, dict):
             return {}
@@ -96,18 +86,43 @@ class ParseCache:
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return
-        payload = pickle.dumps((_VERSION, self.fingerprint, self.entries),
-                               protocol=pickle.HIGHEST_PROTOCOL)
-        digest = hashlib.blake2b(payload, digest_size=32).digest()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            gitignore = self.path.parent.parent / ".gitignore"
-            if not gitignore.exists():
-                gitignore.write_text("*\n", encoding="utf-8")
-            replace(self.path, MAGIC + digest + payload)
-        except OSError:
-            return  # a read-only workspace still works, just without the cache
-        self.dirty = False
+        if write_checked(self.path, MAGIC, (_VERSION, self.fingerprint, self.entries)):
+            self.dirty = False
+
+
+def read_checked(path: Path, magic: bytes) -> Any:
+    """What :func:`write_checked` stored at ``path``; ``None`` if it is missing, corrupt,
+    truncated or unreadable (caches are only ever a shortcut)."""
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    header = len(magic) + 32
+    if not blob.startswith(magic) or len(blob) < header:
+        return None
+    digest, payload = blob[len(magic):header], blob[header:]
+    if hashlib.blake2b(payload, digest_size=32).digest() != digest:
+        return None
+    try:
+        return pickle.loads(payload)
+    except Exception:
+        return None
+
+
+def write_checked(path: Path, magic: bytes, value: Any) -> bool:
+    """Pickle ``value`` to ``path`` below ``.crmkit/`` with a checksum, atomically; ``False``
+    if the workspace is read-only (which still works, just without the cache)."""
+    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    digest = hashlib.blake2b(payload, digest_size=32).digest()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for folder in path.parents:
+            if folder.name == ".crmkit" and not (folder / ".gitignore").exists():
+                (folder / ".gitignore").write_text("*\n", encoding="utf-8")
+        replace(path, magic + digest + payload)
+    except OSError:
+        return False
+    return True
 
 
 def file_key(stat: os.stat_result) -> Key:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from . import __version__
+from . import __version__, replay
 from .app import App, pass_app
 from .diagnostics import CrmkitError
 from .export import customer_json, interaction_json
@@ -46,8 +46,13 @@ class CrmkitGroup(click.Group):
     def _app(self, ctx: click.Context) -> App:
         if not isinstance(ctx.obj, App):
             ctx.obj = App(ctx.params.get("workspace"), ctx.params.get("today"),
-                          bool(ctx.params.get("verbose")))
+                          bool(ctx.params.get("verbose")),
+                          use_cache=not ctx.params.get("no_cache"))
         return ctx.obj
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["crmkit.argv"] = list(args)
+        return super().parse_args(ctx, args)
 
     def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
         """Each plugin's commands, guarded so that a crash names the plugin."""
@@ -77,9 +82,68 @@ class CrmkitGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            return self._invoke_or_replay(ctx)
         except CrmkitError as exc:
             raise click.ClickException(str(exc)) from None
+
+    def _invoke_or_replay(self, ctx: click.Context) -> Any:
+        """Replay a read-only command's output if nothing it read has changed
+        (:mod:`crmkit.replay`); otherwise run it, and keep its output if it was read-only."""
+        app = self._app(ctx)
+        inputs = self._replay_inputs(ctx, app)
+        key = replay.replay_key(*inputs) if inputs else None
+        if inputs is None or key is None:
+            return super().invoke(ctx)
+        code = replay.play(app.root, key)
+        if code is not None:
+            if app.verbose:
+                click.echo("(replayed: nothing changed since this command last ran; "
+                           "--no-cache runs it again)", err=True)
+            if code:
+                sys.exit(code)
+            return None
+        recorder = replay.Recorder()
+        code = None
+        try:
+            with recorder:
+                try:
+                    result = super().invoke(ctx)
+                except click.exceptions.Exit as exc:
+                    code = exc.exit_code
+                    raise
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else None
+                    raise
+                code = 0
+                return result
+        finally:
+            if (code is not None and recorder.recorded and recorder.complete
+                    and ctx.meta.get(replay.META_READ_ONLY)
+                    and replay.replay_key(*inputs) == key):  # nothing changed meanwhile
+                replay.keep(app.root, key, code, recorder.chunks)
+
+    def _replay_inputs(self, ctx: click.Context, app: App
+                       ) -> tuple[Path, list[str], str, str] | None:
+        """What :func:`replay.replay_key` needs, if the command about to run may be
+        read-only; else ``None``."""
+        if ctx.params.get("no_cache") or not self._may_be_read_only(ctx):
+            return None
+        try:
+            return (app.root, ctx.meta.get("crmkit.argv", []), app.today.isoformat(),
+                    app.raw_setting("output", "out"))
+        except CrmkitError:
+            return None
+
+    def _may_be_read_only(self, ctx: click.Context) -> bool:
+        args = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+        command: click.Command | None = self
+        for arg in args:
+            if not isinstance(command, click.Group):
+                break
+            command = command.get_command(ctx, arg)
+            if command is None:
+                return False
+        return bool(getattr(command, "crmkit_read_only", False))
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         try:
@@ -118,15 +182,19 @@ def _guarded(command: click.Command, plugin: str) -> click.Command:
 @click.option("--today", callback=_parse_today, metavar="YYYY-MM-DD",
               help="Compute everything as of this date (default: today).")
 @click.option("-v", "--verbose", is_flag=True, help="More detail, and tracebacks on errors.")
+@click.option("--no-cache", is_flag=True,
+              help="Parse every file afresh and do not replay the output of read-only "
+                   "commands (see docs/performance.md).")
 @click.version_option(__version__, prog_name="crmkit")
 @click.pass_context
-def cli(ctx: click.Context, workspace: Path | None, today: dt.date | None, verbose: bool) -> None:
+def cli(ctx: click.Context, workspace: Path | None, today: dt.date | None, verbose: bool,
+        no_cache: bool) -> None:
     """crmkit: customers and interactions as YAML files, plugins that think along.
 
     Run a command with --help for details; docs/cli.md has examples.
     """
     if not isinstance(ctx.obj, App):
-        ctx.obj = App(workspace, today, verbose)
+        ctx.obj = App(workspace, today, verbose, use_cache=not no_cache)
 
 
 # --- init -------------------------------------------------------------------------------
@@ -156,6 +224,7 @@ def init(app: App, directory: Path, business: str | None, locale: str, currency:
 # --- check ------------------------------------------------------------------------------
 
 
+@replay.read_only
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
@@ -330,6 +399,7 @@ def _describe(i: Interaction, currency: str) -> str:
     return clean(" ".join(parts))
 
 
+@replay.read_only
 @cli.command()
 @click.argument("customer_id", metavar="CUSTOMER")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -453,6 +523,7 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
 # --- customers --------------------------------------------------------------------------
 
 
+@replay.read_only
 @cli.command()
 @click.option("--tag", "tags", multiple=True,
               help="Only customers with this tag (repeatable: all).")
@@ -520,6 +591,7 @@ def watch(app: App, serve_: bool, port: int) -> None:
 # --- plugins ----------------------------------------------------------------------------
 
 
+@replay.read_only
 @cli.command()
 @click.option("--format", "fmt", type=FORMAT_TABLE_JSON, default="table", show_default=True)
 @pass_app

@@ -9,6 +9,7 @@ import crmkit
 from .matching import Person, duplicate_pairs
 
 
+@crmkit.read_only
 @click.command("duplicates")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)

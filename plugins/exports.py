@@ -96,6 +96,7 @@ def to_vcard(customers: list[Customer]) -> str:
     return "".join(cards)
 
 
+@crmkit.read_only(writes_when=lambda p: p["out"] is not None)
 @click.command("export")
 @click.argument("fmt", metavar="FORMAT", type=click.Choice(["csv", "vcard", "json"]))
 @click.option("--segment", "segments", multiple=True, metavar="NAME[=VALUE]",

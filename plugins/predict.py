@@ -159,6 +159,7 @@ def crmkit_register_commands(cli: click.Group) -> None:
     cli.add_command(predict_command)
 
 
+@crmkit.read_only
 @click.command("predict")
 @click.option("--horizon", type=click.IntRange(1), metavar="DAYS",
               help="Predict over this many days (default: prediction.horizon_days, 365).")

@@ -185,6 +185,7 @@ def privacy_group() -> None:
     """Data protection: access requests (export) and erasure (forget)."""
 
 
+@crmkit.read_only(writes_when=lambda p: p["out"] is not None)
 @privacy_group.command("export")
 @click.argument("customer_id", metavar="CUSTOMER")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),

@@ -105,6 +105,7 @@ def write_outputs(app: crmkit.App) -> list[Path]:
     return list(files)
 
 
+@crmkit.read_only
 @click.command("reminders")
 @click.option("--within", type=click.IntRange(0), metavar="DAYS",
               help="Show reminders due up to DAYS from today (default: "

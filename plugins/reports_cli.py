@@ -12,6 +12,7 @@ import crmkit
 FAIL_ON = ("overdue", "at_risk", "errors")
 
 
+@crmkit.read_only(writes_when=lambda p: p["out"] != "-" and not p["list_reports"])
 @click.command("report")
 @click.argument("name", default="dashboard")
 @click.option("--format", "fmt", type=click.Choice(["html", "md"]), default="html",

@@ -401,6 +401,7 @@ def _label_text(labels: dict[str, Any]) -> str:
 
 @crmkit.hookimpl
 def crmkit_register_commands(cli: click.Group) -> None:
+    @crmkit.read_only
     @cli.command("segments")
     @click.option("--customer", "customer_ids", multiple=True, metavar="ID",
                   help="Only these customers (repeatable).")

@@ -1,0 +1,123 @@
+"""Read-only commands replay their output when nothing they read has changed."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import age_files
+
+from crmkit.replay import REPLAY_DIR, _code_files
+
+CRMKIT = Path(sys.executable).parent / "crmkit"
+REPLAYED = "(replayed: nothing changed since this command last ran"
+
+FILES = {
+    "customers/anna.yaml": "name: Anna Alt\nbirthday: 1980-12-01\n",
+    "interactions/2026/a.yaml":
+        "- {customer: anna, date: 2026-01-10, type: purchase, amount: 80}\n",
+}
+
+
+def crmkit(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CRMKIT, "-v", "-w", root, "--today", "2026-11-20", *args],
+                          capture_output=True, text=True)
+
+
+def kept(root: Path) -> list[str]:
+    folder = root / REPLAY_DIR
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def rewrite(path: Path, text: str, age: float = 30) -> None:
+    """Change a file and backdate it, as a save a while ago would have."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    past = time.time() - age
+    os.utime(path, (past, past))
+
+
+def test_unchanged_workspace_replays_stdout_stderr_and_exit_code(make_workspace):
+    root = make_workspace({**FILES, "customers/bad.yaml": "name: [\n"})
+    age_files(root)
+    first = crmkit(root, "check")
+    assert first.returncode == 1 and REPLAYED not in first.stderr
+    assert "customers/bad.yaml:2:1: error: invalid YAML" in first.stdout
+    assert len(kept(root)) == 1
+    second = crmkit(root, "check")
+    assert REPLAYED in second.stderr
+    assert (second.returncode, second.stdout) == (1, first.stdout)
+    # what the run itself wrote to stderr comes back too, before crmkit's note
+    assert second.stderr.replace(REPLAYED, "").startswith(first.stderr.strip())
+
+
+def test_any_change_to_the_workspace_runs_the_command_again(make_workspace):
+    root = make_workspace(FILES)
+    age_files(root)
+    first = crmkit(root, "check")
+    assert "1 customers" in first.stdout
+    rewrite(root / "customers" / "bert.yaml", "name: Bert\n")
+    added = crmkit(root, "check")
+    assert REPLAYED not in added.stderr and "2 customers" in added.stdout
+    rewrite(root / "customers" / "bert.yaml", "name: Bert Brandt\n", age=20)
+    assert REPLAYED not in crmkit(root, "check").stderr
+    (root / "customers" / "bert.yaml").unlink()
+    removed = crmkit(root, "check")  # the same files as the first run: its output is right
+    assert removed.stdout == first.stdout and "1 customers" in removed.stdout
+    # a template or a workspace plugin is an input too
+    rewrite(root / "plugins" / "hello.py", "X = 1\n")
+    assert REPLAYED not in crmkit(root, "check").stderr
+    assert REPLAYED in crmkit(root, "check").stderr
+
+
+def test_other_options_or_day_are_other_runs(make_workspace):
+    root = make_workspace(FILES)
+    age_files(root)
+    crmkit(root, "reminders", "--within", "30")
+    other_day = subprocess.run([CRMKIT, "-v", "-w", root, "--today", "2026-11-21",
+                                "reminders", "--within", "30"], capture_output=True, text=True)
+    assert REPLAYED not in other_day.stderr
+    assert REPLAYED not in crmkit(root, "reminders", "--within", "5").stderr
+    assert REPLAYED in crmkit(root, "reminders", "--within", "30").stderr
+
+
+def test_files_saved_just_now_are_not_trusted(make_workspace):
+    """An mtime from the last two seconds could repeat after a second quick edit."""
+    root = make_workspace(FILES)
+    crmkit(root, "check")
+    assert kept(root) == []
+    assert REPLAYED not in crmkit(root, "check").stderr
+
+
+def test_commands_that_write_are_never_replayed(make_workspace):
+    root = make_workspace(FILES)
+    age_files(root)
+    for _ in range(2):
+        written = crmkit(root, "report", "weekly", "--format", "md")
+        assert REPLAYED not in written.stderr and "wrote out/reports/weekly.md" in written.stdout
+    assert kept(root) == []
+    printed = crmkit(root, "report", "weekly", "--format", "md", "--out", "-")
+    assert printed.stdout.startswith("# ")
+    assert crmkit(root, "report", "weekly", "--format", "md", "--out", "-").stdout \
+        == printed.stdout
+    assert len(kept(root)) == 1
+
+
+def test_no_cache_option_runs_and_keeps_nothing(make_workspace):
+    root = make_workspace(FILES)
+    age_files(root)
+    for _ in range(2):
+        result = subprocess.run([CRMKIT, "-v", "--no-cache", "-w", root, "check"],
+                                capture_output=True, text=True)
+        assert REPLAYED not in result.stderr
+        assert "read 2 files: 2 parsed, 0 from cache" in result.stderr
+    assert kept(root) == []
+
+
+def test_plugin_code_is_part_of_the_key():
+    """Editing an installed plugin (or crmkit) must not replay stale output."""
+    files = b"".join(_code_files()).decode()
+    assert "crmkit_plugins/reminders.py\0" in files or "plugins/reminders.py\0" in files
+    assert "crmkit/replay.py\0" in files
+    assert "ep reminders crmkit_plugins.reminders" in files
