@@ -13,11 +13,14 @@ repeat after a quick second edit of the same size.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import os
 import pickle
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,39 +29,69 @@ from .atomic import replace
 
 MAGIC = b"crmkit-parse-cache\n"
 RACY_WINDOW_NS = 2_000_000_000
-_VERSION = f"{__version__}/py{sys.version_info[0]}.{sys.version_info[1]}/2"
+_VERSION = f"{__version__}/py{sys.version_info[0]}.{sys.version_info[1]}/3"
 
 Key = tuple[int, int]  # (size, mtime_ns)
+Entry = tuple[Key, Any]
 
 
 class ParseCache:
+    """Records per file, stored as a log of pickled segments.
+
+    A save appends one segment with what changed (``None`` marks a deleted file)
+    instead of pickling 100,000 entries again, and a cold start stores the
+    segments its parallel workers pickled (:meth:`add_segment`) as they are.
+    When more than a quarter of the stored entries are outdated, the next save
+    writes everything as one segment again.
+    """
+
     def __init__(self, path: Path | None, fingerprint: str = "") -> None:
         self.path = path
         self.fingerprint = fingerprint
-        self.entries: dict[str, tuple[Key, Any]] = {}
+        self.entries: dict[str, Entry] = {}
         self.hits = 0
         self.misses = 0
+        self._segments: list[bytes] = []
+        self._changes: dict[str, Entry | None] = {}
+        self._outdated = 0  # stored entries that a later segment or change replaces
         self.dirty = False
         if path is not None:
-            self.entries = self._read(path, fingerprint)
+            with gc_paused():
+                self._read(path, fingerprint)
 
     def use_fingerprint(self, fingerprint: str) -> None:
         """Forget every entry if what shapes the records has changed."""
         if fingerprint != self.fingerprint:
             self.entries.clear()
+            self._segments.clear()
+            self._changes.clear()
+            self._outdated = 0
             self.fingerprint = fingerprint
             self.dirty = True
 
-    @staticmethod
-    def _read(path: Path, fingerprint: str) -> dict[str, tuple[Key, Any]]:
+    def _read(self, path: Path, fingerprint: str) -> None:
         stored = read_checked(path, MAGIC)
         if not isinstance(stored, tuple) or len(stored) != 3:
-            return {}
-        version, stored_fingerprint, entries = stored
+            return
+        version, stored_fingerprint, segments = stored
         if version != _VERSION or stored_fingerprint != fingerprint \
-                or not isinstance(entries, dict):
-            return {}
-        return entries
+                or not isinstance(segments, list):
+            return
+        stored_count = 0
+        try:
+            for segment in segments:
+                changes = pickle.loads(segment)
+                stored_count += len(changes)
+                for rel, entry in changes.items():
+                    if entry is None:
+                        self.entries.pop(rel, None)
+                    else:
+                        self.entries[rel] = entry
+        except Exception:
+            self.entries.clear()
+            return
+        self._segments = segments
+        self._outdated = stored_count - len(self.entries)
 
     def get(self, rel: str, key: Key) -> Any:
         entry = self.entries.get(rel)
@@ -68,26 +101,73 @@ class ParseCache:
         self.misses += 1
         return None
 
+    def has(self, rel: str, key: Key) -> bool:
+        entry = self.entries.get(rel)
+        return entry is not None and entry[0] == key
+
     def put(self, rel: str, key: Key, parsed: Any) -> None:
-        if key[1] >= time.time_ns() - RACY_WINDOW_NS:
-            if rel in self.entries:
-                del self.entries[rel]
-                self.dirty = True
+        if self.has(rel, key):
             return
-        self.entries[rel] = (key, parsed)
+        if key[1] >= time.time_ns() - RACY_WINDOW_NS:
+            self._forget(rel)
+            return
+        self._outdated += rel in self.entries
+        self.entries[rel] = self._changes[rel] = (key, parsed)
         self.dirty = True
 
-    def prune(self, seen: set[str]) -> None:
-        stale = [rel for rel in self.entries if rel not in seen]
-        for rel in stale:
+    def add_segment(self, segment: bytes, entries: dict[str, Entry]) -> None:
+        """Entries that are already pickled as ``segment`` (by a worker process)."""
+        self._outdated += sum(1 for rel in entries if rel in self.entries)
+        self.entries.update(entries)
+        for rel in entries:
+            self._changes.pop(rel, None)
+        self._segments.append(segment)
+        self.dirty = True
+
+    def _forget(self, rel: str) -> None:
+        if rel in self.entries:
             del self.entries[rel]
-        self.dirty = self.dirty or bool(stale)
+            self._changes[rel] = None
+            self._outdated += 1
+            self.dirty = True
+
+    def prune(self, seen: set[str]) -> None:
+        for rel in [rel for rel in self.entries if rel not in seen]:
+            self._forget(rel)
 
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return
-        if write_checked(self.path, MAGIC, (_VERSION, self.fingerprint, self.entries)):
+        compact = self._outdated > len(self.entries) // 4
+        if compact:
+            segments = [pickle.dumps(self.entries, protocol=pickle.HIGHEST_PROTOCOL)]
+        else:
+            segments = list(self._segments)
+            if self._changes:
+                segments.append(pickle.dumps(self._changes, protocol=pickle.HIGHEST_PROTOCOL))
+        if write_checked(self.path, MAGIC, (_VERSION, self.fingerprint, segments)):
+            self._segments = segments
+            self._changes.clear()
+            self._outdated = 0 if compact else self._outdated
             self.dirty = False
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while 100,000s of records are built.
+
+    Records hold no reference cycles, but as the heap grows every few thousand
+    new objects trigger a collection that walks all of them again: unpickling
+    the cache of 110,000 files took 4.4 s with the collector and 1.6 s without.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def read_checked(path: Path, magic: bytes) -> Any:

@@ -11,14 +11,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import pickle
+import time
 import zoneinfo
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .cache import ParseCache, file_key
+from . import parallel
+from .cache import RACY_WINDOW_NS, Key, ParseCache, file_key, gc_paused
 from .diagnostics import CrmkitError, Diagnostic, Location, sort_key
 from .model import Customer, Deal, Interaction, LoadStats, Settings, Workspace
 from .schema import (
@@ -40,6 +43,7 @@ CONFIG_FILE = "crmkit.yaml"
 ENV_WORKSPACE = "CRMKIT_WORKSPACE"
 CACHE_FILE = Path(".crmkit") / "cache" / "parse.pickle"
 YAML_SUFFIXES = (".yaml", ".yml")
+RECORD_FOLDERS = ("customers", "interactions", "deals")
 
 
 def find_workspace(start: Path | str | None = None) -> Path:
@@ -126,6 +130,9 @@ class _Reader:
         self.cache = cache
         self.files = 0
         self.seen: set[str] = set()
+        #: Records parsed ahead, in parallel (:mod:`crmkit.parallel`), by path.
+        self.prefetched: dict[str, Any] = {}
+        self._segments: list[tuple[bytes, dict[str, tuple[Key, Any]]]] = []
 
     def read(self, entry: os.DirEntry, rel: str, build: Callable[[ParsedFile], T]) -> T:
         """``build``'s records from the file, from the cache when the file is unchanged."""
@@ -139,15 +146,70 @@ class _Reader:
         cached = self.cache.get(rel, key)
         if cached is not None:
             return cached
-        try:
-            with open(entry.path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            return build(ParsedFile(rel, None, [Diagnostic.error(
-                f"cannot read: {exc.strerror}", Location(rel))]))
-        records = build(parse_yaml(data, rel))
+        if rel in self.prefetched:
+            return self.prefetched.pop(rel)  # the cache gets it with its segment
+        records = read_records(entry.path, rel, build)
         self.cache.put(rel, key, records)
         return records
+
+    def prefetch(self, files: list[tuple[os.DirEntry, str, Callable[[ParsedFile], Any]]]
+                 ) -> None:
+        """Parse the files the cache does not have on every core, when there are many
+        (a cold start).  :meth:`read` takes their records from here; the parse cache
+        gets them as the segments the workers pickled."""
+        missing = []
+        for entry, rel, build in files:
+            try:
+                key = file_key(entry.stat())
+            except OSError:
+                continue
+            if not self.cache.has(rel, key):
+                missing.append((entry.path, rel, build, key))
+        chunks = parallel.map_chunks(_read_chunk, missing)
+        if chunks is None:
+            return
+        try:
+            for segment, racy in chunks:
+                entries = pickle.loads(segment)
+                self._segments.append((segment, entries))
+                self.prefetched.update((rel, entry[1]) for rel, entry in entries.items())
+                self.prefetched.update(racy)
+        except Exception:  # no workers (e.g. a sandbox): read() parses the rest itself
+            return
+
+    def finish(self) -> None:
+        """Hand the prefetched segments to the parse cache (after reading, so that
+        the reads count them as parsed, not as cache hits)."""
+        for segment, entries in self._segments:
+            self.cache.add_segment(segment, entries)
+        self._segments.clear()
+
+
+def read_records(path: str, rel: str, build: Callable[[ParsedFile], T]) -> T:
+    """Read, parse and ``build`` one file; problems become diagnostics, never exceptions."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        return build(ParsedFile(rel, None, [Diagnostic.error(
+            f"cannot read: {exc.strerror}", Location(rel))]))
+    return build(parse_yaml(data, rel))
+
+
+def _read_chunk(jobs: Sequence[tuple[str, str, Callable[[ParsedFile], Any], Key]]
+                ) -> tuple[bytes, dict[str, Any]]:
+    """In a worker: the records of some files, pickled as a parse cache segment, and
+    those of files too new to cache (see :data:`~crmkit.cache.RACY_WINDOW_NS`)."""
+    entries: dict[str, tuple[Key, Any]] = {}
+    racy: dict[str, Any] = {}
+    trusted_before = time.time_ns() - RACY_WINDOW_NS
+    for path, rel, build, key in jobs:
+        records = read_records(path, rel, build)
+        if key[1] < trusted_before:
+            entries[rel] = (key, records)
+        else:
+            racy[rel] = records
+    return pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL), racy
 
 
 def read_settings_data(root: Path) -> tuple[ParsedFile, list[str]]:
@@ -185,6 +247,13 @@ def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool =
     ``cache`` lets a long-running caller (``crmkit watch``) keep the parse cache in
     memory between loads; it is then not written to disk by this call.
     """
+    with gc_paused():
+        return _load_workspace(root, host, use_cache, settings_file, cache, today)
+
+
+def _load_workspace(root: Path, host: PluginHost | None, use_cache: bool,
+                    settings_file: ParsedFile | None, cache: ParseCache | None,
+                    today: dt.date | None) -> Workspace:
     out: list[Diagnostic] = []
     if settings_file is None:
         settings_file, _ = read_settings_data(root)
@@ -210,9 +279,19 @@ def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool =
     cache.use_fingerprint(fingerprint)
     hits, misses = cache.hits, cache.misses
     reader = _Reader(root, cache)
-    customers, broken = _load_customers(root, reader, out)
-    interactions, dropped = _load_interactions(root, reader, out, known_types, tz, settings)
-    deals = _load_deals(root, reader, out)
+    files = {folder: list(iter_files(root, folder, out)) for folder in RECORD_FOLDERS}
+    interaction_records = _interaction_builder(known_types, tz, settings)
+    reader.prefetch([
+        *((entry, rel, _stem_records(rel, "customer", parse_customer))
+          for entry, rel in files["customers"]),
+        *((entry, rel, interaction_records) for entry, rel in files["interactions"]),
+        *((entry, rel, _stem_records(rel, "deal", parse_deal)) for entry, rel in files["deals"]),
+    ])
+    customers, broken = _load_customers(files["customers"], reader, out)
+    interactions, dropped = _load_interactions(files["interactions"], reader, out,
+                                               interaction_records)
+    deals = _load_deals(files["deals"], reader, out)
+    reader.finish()
     cache.prune(reader.seen)
     if not keep_in_memory:
         cache.save()
@@ -255,12 +334,15 @@ def _stem_records(rel: str, kind: str, parse: Callable[[Any, str, str, list[Diag
     return build
 
 
-def _load_customers(root: Path, reader: _Reader, out: list[Diagnostic]
+Files = list[tuple[os.DirEntry, str]]
+
+
+def _load_customers(files: Files, reader: _Reader, out: list[Diagnostic]
                     ) -> tuple[dict[str, Customer], dict[str, str]]:
     """The customers, and the ids of customer files too broken to load (id → path)."""
     customers: dict[str, Customer] = {}
     broken: dict[str, str] = {}
-    for path, rel in iter_files(root, "customers", out):
+    for path, rel in files:
         customer_id, customer, problems = reader.read(
             path, rel, _stem_records(rel, "customer", parse_customer))
         out.extend(problems)
@@ -281,13 +363,11 @@ def _load_customers(root: Path, reader: _Reader, out: list[Diagnostic]
 Dropped = list[tuple[str, Location]]
 
 
-def _load_interactions(root: Path, reader: _Reader, out: list[Diagnostic],
-                       known_types: frozenset[str], tz: dt.tzinfo, settings: Settings
-                       ) -> tuple[list[Interaction], Dropped]:
-    """Every interaction, and the customer references of those too broken to use."""
-    interactions: list[Interaction] = []
-    dropped: Dropped = []
-
+def _interaction_builder(known_types: frozenset[str], tz: dt.tzinfo, settings: Settings
+                         ) -> Callable[[ParsedFile], tuple[list[Interaction], Dropped,
+                                                           list[Diagnostic]]]:
+    """Turns a parsed interaction file into its records, the customer references of
+    records too broken to use, and every problem (what the cache keeps per file)."""
     def build(parsed: ParsedFile) -> tuple[list[Interaction], Dropped, list[Diagnostic]]:
         problems = list(parsed.diagnostics)
         refs: Dropped = []
@@ -299,7 +379,16 @@ def _load_interactions(root: Path, reader: _Reader, out: list[Diagnostic],
                                      settings.currency, None, refs)
         return records, refs, problems
 
-    for path, rel in iter_files(root, "interactions", out):
+    return build
+
+
+def _load_interactions(files: Files, reader: _Reader, out: list[Diagnostic],
+                       build: Callable[[ParsedFile], Any]
+                       ) -> tuple[list[Interaction], Dropped]:
+    """Every interaction, and the customer references of those too broken to use."""
+    interactions: list[Interaction] = []
+    dropped: Dropped = []
+    for path, rel in files:
         records, refs, problems = reader.read(path, rel, build)
         out.extend(problems)
         interactions.extend(records)
@@ -307,9 +396,9 @@ def _load_interactions(root: Path, reader: _Reader, out: list[Diagnostic],
     return interactions, dropped
 
 
-def _load_deals(root: Path, reader: _Reader, out: list[Diagnostic]) -> dict[str, Deal]:
+def _load_deals(files: Files, reader: _Reader, out: list[Diagnostic]) -> dict[str, Deal]:
     deals: dict[str, Deal] = {}
-    for path, rel in iter_files(root, "deals", out):
+    for path, rel in files:
         deal_id, deal, problems = reader.read(path, rel, _stem_records(rel, "deal", parse_deal))
         out.extend(problems)
         if deal_id is None or deal is None:

@@ -2,7 +2,8 @@ import os
 
 from conftest import age_files
 
-from crmkit.cache import MAGIC
+from crmkit import parallel
+from crmkit.cache import MAGIC, ParseCache, read_checked
 from crmkit.loader import CACHE_FILE, load_workspace
 
 FILES = {
@@ -132,3 +133,61 @@ def test_changed_interaction_types_invalidate_the_cache(make_workspace):
     again = load_workspace(root)
     assert again.diagnostics == () and again.interactions[0].type == "workshop"
     assert stats(again)[1] == 2  # re-read: the fingerprint changed
+
+
+def test_changes_are_appended_as_segments_and_compacted(make_workspace):
+    """A one-file change must not re-pickle the whole cache; outdated entries are
+    dropped once they make up more than a quarter of it."""
+    files = {f"customers/c{i:02}.yaml": f"name: C{i}\n" for i in range(12)}
+    root = make_workspace(files)
+    age_files(root)
+
+    def segments():
+        return len(read_checked(root / CACHE_FILE, MAGIC)[2])
+
+    load_workspace(root)
+    assert segments() == 1
+    for n, name in enumerate(["c00", "c01", "c02"], start=1):
+        path = root / "customers" / f"{name}.yaml"
+        path.write_text(f"name: Changed {name}\n")
+        os.utime(path, (1_600_000_000 + n, 1_600_000_000 + n))
+        ws = load_workspace(root)
+        assert stats(ws) == (12, 1, 11)
+        assert segments() == n + 1  # the old segment as it was, plus one per change
+    (root / "customers" / "c03.yaml").unlink()  # 4 of 11 entries outdated: compact
+    ws = load_workspace(root)
+    assert segments() == 1
+    cache = ParseCache(root / CACHE_FILE, read_checked(root / CACHE_FILE, MAGIC)[1])
+    assert sorted(cache.entries) == sorted(f"customers/{c}.yaml" for c in ws.customers)
+    assert ws.customers["c02"].name == "Changed c02"
+    assert stats(load_workspace(root)) == (11, 0, 11)
+
+
+def test_parallel_cold_load_equals_the_serial_one(make_workspace, monkeypatch):
+    """Forked workers parse (and pickle cache segments) exactly like one process."""
+    files = {f"customers/c{i:03}.yaml": f"name: Customer {i}\nemail: c{i}@example.com\n"
+             for i in range(40)}
+    files.update({f"interactions/2025/i{i:03}.yaml":
+                  f"customer: c{i % 45:03}\ndate: 2025-01-{i % 28 + 1:02}\ntype: call\n"
+                  f"summary: call {i}\n" for i in range(120)})
+    files["interactions/2025/broken.yaml"] = "customer: [\n"
+    root = make_workspace(files)
+    age_files(root)
+    serial = load_workspace(root, use_cache=False)
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 10)
+    monkeypatch.setattr(parallel, "CHUNK", 7)
+    if parallel.cores() < 2:
+        monkeypatch.setattr(parallel, "cores", lambda: 2)
+    used = []
+    original = parallel._map
+    monkeypatch.setattr(parallel, "_map", lambda *a: used.append(1) or original(*a))
+    cold = load_workspace(root)
+    assert used, "the parallel path was not taken"
+    assert stats(cold) == (161, 161, 0)
+    assert cold.customers == serial.customers
+    assert cold.interactions == serial.interactions
+    assert [str(d) for d in cold.diagnostics] == [str(d) for d in serial.diagnostics]
+    assert any("unknown customer 'c040'" in str(d) for d in cold.diagnostics)
+    warm = load_workspace(root)  # from the segments the workers pickled
+    assert stats(warm) == (161, 0, 161)
+    assert warm.interactions == serial.interactions
