@@ -45,9 +45,11 @@ class ParseCache:
     writes everything as one segment again.
     """
 
-    def __init__(self, path: Path | None, fingerprint: str = "") -> None:
+    def __init__(self, path: Path | None, fingerprint: str | None = None) -> None:
+        """``fingerprint=None`` takes the stored entries whatever they were made with;
+        :meth:`use_fingerprint` then drops them if that does not match."""
         self.path = path
-        self.fingerprint = fingerprint
+        self.fingerprint = fingerprint or ""
         self.entries: dict[str, Entry] = {}
         self.hits = 0
         self.misses = 0
@@ -69,14 +71,15 @@ class ParseCache:
             self.fingerprint = fingerprint
             self.dirty = True
 
-    def _read(self, path: Path, fingerprint: str) -> None:
+    def _read(self, path: Path, fingerprint: str | None) -> None:
         stored = read_checked(path, MAGIC)
         if not isinstance(stored, tuple) or len(stored) != 3:
             return
         version, stored_fingerprint, segments = stored
-        if version != _VERSION or stored_fingerprint != fingerprint \
-                or not isinstance(segments, list):
+        if version != _VERSION or not isinstance(segments, list) \
+                or fingerprint not in (None, stored_fingerprint):
             return
+        self.fingerprint = stored_fingerprint
         stored_count = 0
         try:
             for segment in segments:

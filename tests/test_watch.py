@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import age_files
 
 from crmkit.watch import is_ignored
 
@@ -152,3 +153,17 @@ def test_serve_reloads_pages_after_a_rebuild(make_workspace):
     finally:
         if watch.process.poll() is None:
             watch.process.kill()
+
+
+def test_start_uses_the_parse_cache_on_disk(make_workspace):
+    root = make_workspace(FILES)
+    age_files(root)
+    subprocess.run([CRMKIT, "-w", root, "--no-cache", "check"], check=True,
+                   capture_output=True)
+    assert not (root / ".crmkit").exists()
+    subprocess.run([CRMKIT, "-w", root, "check"], check=True, capture_output=True)
+    running = Watch(root)
+    try:
+        assert running.expect(r"start: wrote").endswith(", 0 file(s) parsed")
+    finally:
+        running.process.kill()
