@@ -157,6 +157,8 @@ class _Reader:
         """Parse the files the cache does not have on every core, when there are many
         (a cold start).  :meth:`read` takes their records from here; the parse cache
         gets them as the segments the workers pickled."""
+        if len(files) - len(self.cache.entries) < parallel.MIN_ITEMS:
+            return  # too few files can be missing to be worth a look (a warm start)
         missing = []
         for entry, rel, build in files:
             try:

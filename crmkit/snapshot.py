@@ -118,6 +118,7 @@ class Snapshot:
         self.workspace = workspace
         self.today = today
         self._derived: dict[str, Derived] = {}
+        self._histories: dict[str, tuple[Interaction, ...]] = {}
         self._memo: dict[str, Any] = {}
 
     @property
@@ -134,9 +135,12 @@ class Snapshot:
 
     def history(self, customer_id: str) -> tuple[Interaction, ...]:
         """The customer's interactions up to and including ``today``, oldest first."""
-        history = self.workspace.history(customer_id)
-        cut = bisect.bisect_right(history, self.today, key=lambda i: i.date)
-        return history[:cut]
+        past = self._histories.get(customer_id)
+        if past is None:
+            history = self.workspace.history(customer_id)
+            past = history[:bisect.bisect_right(history, self.today, key=lambda i: i.date)]
+            self._histories[customer_id] = past
+        return past
 
     @property
     def interactions(self) -> tuple[Interaction, ...]:

@@ -17,6 +17,7 @@ the average value of the repeat transactions.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -229,6 +230,13 @@ def clv_all(model: BgNbd, x, t_x, T, spend, horizon_days: int, annual_rate: floa
     return total
 
 
+# The fits are remembered for the same inputs: ``crmkit watch`` rebuilds after every
+# save, and most saves do not change anyone's purchases.
+_fit_bgnbd_again = functools.lru_cache(maxsize=4)(lambda histories: fit_bgnbd(histories))
+_fit_gamma_gamma_again = functools.lru_cache(maxsize=4)(
+    lambda histories: fit_gamma_gamma(histories))
+
+
 def forecast(histories: Sequence[History], horizon_days: int = 365,
              discount_rate: float = 0.1, min_repeat_customers: int = MIN_REPEAT_CUSTOMERS
              ) -> Forecast:
@@ -241,14 +249,14 @@ def forecast(histories: Sequence[History], horizon_days: int = 365,
                           f"purchases, {repeat} of them with repeat purchases (need at least "
                           f"{min(MIN_TO_FIT, min_repeat_customers)})")
         return result
-    model = fit_bgnbd(histories)
+    model = _fit_bgnbd_again(tuple(histories))
     result.bgnbd = model
     if not model.converged:
         result.problem = (f"the purchase model found no stable fit on {len(histories)} "
                           f"customers with purchases ({repeat} with repeat purchases); it "
                           "needs more, and more varied, purchase history")
         return result
-    spend_model = fit_gamma_gamma(histories)
+    spend_model = _fit_gamma_gamma_again(tuple(histories))
     result.gamma_gamma = spend_model
     repeat_values = [h.m_x for h in histories if h.m_x]
     fallback = sum(repeat_values) / len(repeat_values) if repeat_values else 0.0

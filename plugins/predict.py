@@ -67,12 +67,18 @@ def histories(snapshot: Snapshot) -> list[History]:
     return result
 
 
+def histories_of(snapshot: Snapshot) -> list[History]:
+    """:func:`histories`, once per snapshot (the fit and the lifecycle stages use them)."""
+    return snapshot.memo("prediction:histories", lambda: histories(snapshot))
+
+
 def forecast_for(snapshot: Snapshot, horizon_days: int | None = None) -> Forecast:
     """The fitted models as of the snapshot (computed once per snapshot and horizon)."""
     values, _ = settings_of(snapshot.settings)
     horizon = horizon_days or values["horizon_days"]
     return snapshot.memo(f"prediction:{horizon}", lambda: forecast(
-        histories(snapshot), horizon, values["discount_rate"], values["min_repeat_customers"]))
+        histories_of(snapshot), horizon, values["discount_rate"],
+        values["min_repeat_customers"]))
 
 
 def forecast_json(result: Forecast) -> dict[str, Any]:

@@ -285,7 +285,7 @@ def model_stages(snapshot: Snapshot) -> tuple[dict[str, tuple[str, dt.date | Non
     when the heuristic applies.
     """
     from .clv_model import crossing_week
-    from .predict import forecast_for, histories, settings_of
+    from .predict import forecast_for, histories_of, settings_of
 
     values, _ = settings_of(snapshot.settings)
     if not values["use_for_segments"]:
@@ -299,7 +299,7 @@ def model_stages(snapshot: Snapshot) -> tuple[dict[str, tuple[str, dt.date | Non
     if not result.trustworthy or result.bgnbd is None:
         return {}, result.problem or "no trustworthy fit"
     stages = {}
-    by_customer = {h.customer: h for h in histories(snapshot)}
+    by_customer = {h.customer: h for h in histories_of(snapshot)}
     for cid, prediction in result.predictions.items():
         h = by_customer[cid]
         if h.x == 0:
