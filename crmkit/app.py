@@ -8,6 +8,7 @@ first use, so ``crmkit --help`` and ``crmkit init`` never touch a workspace.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import zoneinfo
 from dataclasses import replace
 from functools import cached_property
@@ -18,7 +19,7 @@ import click
 
 from .cache import ParseCache
 from .diagnostics import CrmkitError, Diagnostic
-from .loader import find_workspace, load_workspace, read_settings_data
+from .loader import CACHE_DIR, find_workspace, load_workspace, read_settings_data
 from .model import Customer, Workspace
 from .plugins import PluginHost, load_plugins
 from .records import write_customer, write_interaction
@@ -191,6 +192,11 @@ class App:
         written, problems = self.host.collect("crmkit_build", app=self)
         self.problems.extend(problems)
         return [Path(p) for p in written]
+
+    def clear_caches(self) -> None:
+        """Delete the parse cache and the kept outputs of read-only commands: after an
+        erasure they would still hold copies of the erased data."""
+        shutil.rmtree(self.root / CACHE_DIR, ignore_errors=True)
 
     def display_path(self, path: Path) -> str:
         """``path`` as users see it: relative to the workspace when it is inside it."""

@@ -135,9 +135,15 @@ class CrmkitGroup(click.Group):
             return None
 
     def _may_be_read_only(self, ctx: click.Context) -> bool:
+        """Whether the command may be read-only, without loading plugins: a plugin's
+        command may be (a replay is only ever kept for a run that was read-only)."""
         args = [*getattr(ctx, "_protected_args", ()), *ctx.args]
-        command: click.Command | None = self
-        for arg in args:
+        if not args:
+            return False
+        command = super().get_command(ctx, args[0])
+        if command is None:
+            return not args[0].startswith("-")
+        for arg in args[1:]:
             if not isinstance(command, click.Group):
                 break
             command = command.get_command(ctx, arg)

@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 CONFIG_FILE = "crmkit.yaml"
 ENV_WORKSPACE = "CRMKIT_WORKSPACE"
-CACHE_FILE = Path(".crmkit") / "cache" / "parse.pickle"
+CACHE_DIR = Path(".crmkit") / "cache"
+CACHE_FILE = CACHE_DIR / "parse.pickle"
 YAML_SUFFIXES = (".yaml", ".yml")
 RECORD_FOLDERS = ("customers", "interactions", "deals")
 

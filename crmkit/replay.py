@@ -37,8 +37,9 @@ import click
 
 from . import __version__
 from .cache import RACY_WINDOW_NS, read_checked, write_checked
+from .loader import CACHE_DIR
 
-REPLAY_DIR = Path(".crmkit") / "cache" / "replay"
+REPLAY_DIR = CACHE_DIR / "replay"
 MAGIC = b"crmkit-replay\n"
 KEEP = 16
 MAX_OUTPUT = 64 * 1024 * 1024

@@ -236,8 +236,13 @@ def privacy_forget(app: crmkit.App, customer_id: str, yes: bool) -> None:
     if not yes:
         click.confirm("This cannot be undone from crmkit (only from git). Go on?", abort=True)
     execute(app, plan)
+    app.clear_caches()
     click.echo(f"erased {customer_id}: {len(plan.delete)} file(s) deleted, "
-               f"{len(plan.edits)} edited")
+               f"{len(plan.edits)} edited; crmkit's caches cleared")
+    output = app.workspace.output_dir
+    if output.is_dir() and any(output.iterdir()):
+        click.echo(f"{app.display_path(output)}/ was generated before: run 'crmkit build' "
+                   "(or delete it) so that it no longer mentions them")
     click.echo(git_instructions(plan))
 
 

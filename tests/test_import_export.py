@@ -2,17 +2,22 @@ import csv
 import datetime as dt
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import openpyxl
 import pytest
 import vobject
 import yaml
+from conftest import age_files
 
 from crmkit import App
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TODAY = "2026-11-23"
+
+CRMKIT = Path(sys.executable).parent / "crmkit"
 
 
 def run_import(run, root, *args):
@@ -237,7 +242,13 @@ def test_forget_removes_everything_of_that_person_and_nothing_else(make_workspac
         "deals/d.yaml": "customer: anna\ntitle: Bath\n",
         "deals/e.yaml": "customer: cleo\ntitle: Roof\nvalue: 10\n",
     })
+    age_files(root)
     before = App(root, dt.date(2026, 11, 23)).workspace
+    shown = subprocess.run([CRMKIT, "-w", root, "show", "anna"], capture_output=True)
+    assert b"a@example.de" in shown.stdout
+    subprocess.run([CRMKIT, "-w", root, "show", "anna"], capture_output=True)
+    cached = [p for p in (root / ".crmkit").rglob("*") if p.is_file()]
+    assert any(b"a@example.de" in p.read_bytes() for p in cached)  # parse cache, replay
     refused = run("-w", root, "privacy", "forget", "anna", input="n\n")
     assert refused.exit_code == 1 and (root / "customers/anna.yaml").exists()
     result = run("-w", root, "privacy", "forget", "anna", "--yes")
@@ -247,6 +258,7 @@ def test_forget_removes_everything_of_that_person_and_nothing_else(make_workspac
     assert after.diagnostics == ()
     assert sorted(after.customers) == ["bert", "cleo"] and list(after.deals) == ["e"]
     assert not any("anna" in p.read_text() for p in root.rglob("*.yaml"))
+    assert not any(b"a@example.de" in p.read_bytes() for p in root.rglob("*") if p.is_file())
     assert (root / "customers/bert.yaml").read_text() == (
         "# Bert, our neighbour\nname: Bert\ntags: [x]\n")
     assert (root / "interactions/log.yaml").read_text() == (
