@@ -2,8 +2,9 @@
 
 Worker processes are forked, so they inherit the work list and the function
 (closures included) instead of receiving them pickled; only the results travel
-back.  Where forking is not available or not safe (not Linux, one core, a few
-items), :func:`map_chunks` returns ``None`` and the caller does the work itself.
+back.  Where forking is not available or not safe (not Linux, one core, other
+threads running, as in ``crmkit watch`` after its start) or not worth it (a
+few items), :func:`map_chunks` returns ``None`` and the caller works alone.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -45,7 +47,8 @@ def map_chunks(function: Callable[[Sequence[T]], R], items: Sequence[T]
     """``function`` over chunks of :data:`CHUNK` ``items`` in forked workers, results in
     order; ``None`` where that is not worth it (the caller then works alone)."""
     workers = min(cores(), 8)
-    if len(items) < MIN_ITEMS or workers < 2 or sys.platform != "linux":
+    if len(items) < MIN_ITEMS or workers < 2 or sys.platform != "linux" \
+            or threading.active_count() > 1:  # forking with threads risks deadlocks
         return None
     return _map(function, items, workers)
 

@@ -176,8 +176,8 @@ def test_parallel_cold_load_equals_the_serial_one(make_workspace, monkeypatch):
     serial = load_workspace(root, use_cache=False)
     monkeypatch.setattr(parallel, "MIN_ITEMS", 10)
     monkeypatch.setattr(parallel, "CHUNK", 7)
-    if parallel.cores() < 2:
-        monkeypatch.setattr(parallel, "cores", lambda: 2)
+    monkeypatch.setattr(parallel, "cores", lambda: 2)
+    monkeypatch.setattr(parallel.threading, "active_count", lambda: 1)  # other tests' threads
     used = []
     original = parallel._map
     monkeypatch.setattr(parallel, "_map", lambda *a: used.append(1) or original(*a))
@@ -191,3 +191,23 @@ def test_parallel_cold_load_equals_the_serial_one(make_workspace, monkeypatch):
     warm = load_workspace(root)  # from the segments the workers pickled
     assert stats(warm) == (161, 0, 161)
     assert warm.interactions == serial.interactions
+
+
+def test_no_workers_are_forked_while_other_threads_run(monkeypatch):
+    """Forking a process with threads (crmkit watch's observer) risks deadlocks."""
+    import threading
+
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 1)
+    monkeypatch.setattr(parallel, "cores", lambda: 2)
+    items = list(range(10))
+    if threading.active_count() == 1:
+        chunks = parallel.map_chunks(lambda chunk: sum(chunk), items)
+        assert chunks is not None and sum(chunks) == 45
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert parallel.map_chunks(lambda chunk: sum(chunk), items) is None
+    finally:
+        stop.set()
+        other.join()
