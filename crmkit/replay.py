@@ -11,8 +11,8 @@ made of everything the output can depend on:
   templates and workspace plugins alike;
 * every file of crmkit's and each installed plugin's package, so that editing
   or upgrading a plugin counts as a change;
-* crmkit's and Python's version, whether output goes to a terminal, and the
-  ``CRMKIT_*`` environment variables.
+* crmkit's and Python's version, whether output goes to a terminal and in
+  which encoding, and the ``CRMKIT_*`` environment variables.
 
 If any workspace file was modified in the last two seconds (its mtime could
 repeat after a quick second edit, the "racy" case), nothing is replayed or
@@ -154,8 +154,9 @@ def replay_key(root: Path, argv: list[str], today: str, output_folder: str) -> s
     """The key of this run's output, or ``None`` if a file is too new to be trusted."""
     digest = hashlib.blake2b(digest_size=20)
     environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("CRMKIT_"))
-    digest.update(repr((__version__, sys.version, str(root), argv, today,
-                        _isatty(sys.stdout), _isatty(sys.stderr), environment)).encode())
+    streams = [(_isatty(s), getattr(s, "encoding", None)) for s in (sys.stdout, sys.stderr)]
+    digest.update(repr((__version__, sys.version, str(root), argv, today, streams,
+                        environment)).encode())
     digest.update(b"".join(_code_files()))
     newest = _walk(root, frozenset({output_folder.strip("/").split("/")[0]}), digest)
     if newest > time.time_ns() - RACY_WINDOW_NS:
