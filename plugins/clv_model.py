@@ -104,26 +104,50 @@ def summarise(days: Sequence[dt.date], values: Sequence[float], today: dt.date,
 
 def log_likelihood(log_params, x, t_x, T) -> float:
     """The BG/NBD log-likelihood, eq. (6), of log-parameters over arrays x, t_x, T."""
+    return _log_likelihood_and_gradient(log_params, x, t_x, T)[0]
+
+
+def _log_likelihood_and_gradient(log_params, x, t_x, T):
+    """The log-likelihood and its gradient by the log-parameters.
+
+    With the exact gradient L-BFGS needs one evaluation per step instead of five
+    (numerical differences); the terms are those of eq. (6), differentiated with
+    the digamma function ψ, and the last one weighted by its share of the sum.
+    """
     import numpy as np
-    from scipy.special import gammaln
+    from scipy.special import digamma, gammaln
 
     r, alpha, a, b = np.exp(log_params)
+    repeat = x > 0
+    b_x1 = np.maximum(b + x - 1, 1e-12)
     ln_a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
     ln_a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
     ln_a3 = -(r + x) * np.log(alpha + T)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ln_a4 = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-12))
-                         - (r + x) * np.log(alpha + t_x), -np.inf)
-    return float(np.sum(ln_a1 + ln_a2 + np.logaddexp(ln_a3, ln_a4)))
+        ln_a4 = np.where(repeat, np.log(a) - np.log(b_x1) - (r + x) * np.log(alpha + t_x),
+                         -np.inf)
+    last = np.logaddexp(ln_a3, ln_a4)
+    w3, w4 = np.exp(ln_a3 - last), np.exp(ln_a4 - last)
+    d_r = (digamma(r + x) - digamma(r) + np.log(alpha)
+           - w3 * np.log(alpha + T) - w4 * np.log(alpha + t_x))
+    d_alpha = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + t_x)
+    d_a = digamma(a + b) - digamma(a + b + x) + w4 / a
+    d_b = digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x) - w4 / b_x1
+    gradient = np.array([r * d_r.sum(), alpha * d_alpha.sum(), a * d_a.sum(), b * d_b.sum()])
+    return float(np.sum(ln_a1 + ln_a2 + last)), gradient
 
 
-def _minimise(objective, start: Sequence[float]):
-    """L-BFGS-B over log-parameters (fast); Nelder-Mead from the same start if that fails."""
+def _minimise(objective, start: Sequence[float], gradient=None):
+    """L-BFGS-B over log-parameters (fast); Nelder-Mead from the same start if that fails.
+    ``gradient(p)``, if given, returns the objective and its gradient."""
     import numpy as np
     from scipy.optimize import minimize
 
     with np.errstate(all="ignore"):
-        result = minimize(objective, np.log(start), method="L-BFGS-B")
+        if gradient is not None:
+            result = minimize(gradient, np.log(start), method="L-BFGS-B", jac=True)
+        else:
+            result = minimize(objective, np.log(start), method="L-BFGS-B")
         if not result.success or not np.isfinite(result.fun):
             result = minimize(objective, np.log(start), method="Nelder-Mead",
                               options={"maxiter": 20000, "maxfev": 20000})
@@ -137,7 +161,11 @@ def fit_bgnbd(data: Sequence[History]) -> BgNbd:
     x = np.array([h.x for h in data], dtype=float)
     t_x = np.array([h.t_x for h in data])
     T = np.array([h.T for h in data])
-    best = _minimise(lambda p: -log_likelihood(p, x, t_x, T), (1.0, 1.0, 1.0, 1.0))
+    def negative(p):
+        value, gradient = _log_likelihood_and_gradient(p, x, t_x, T)
+        return -value, -gradient
+
+    best = _minimise(lambda p: -log_likelihood(p, x, t_x, T), (1.0, 1.0, 1.0, 1.0), negative)
     assert best is not None
     r, alpha, a, b = (float(v) for v in np.exp(best.x))
     # Parameters running off to huge values mean the likelihood is flat: no real optimum.

@@ -188,3 +188,19 @@ def test_vectorised_predictions_equal_the_per_customer_formulas():
         assert alive[n] == pytest.approx(PAPER.p_alive(xi, txi, Ti))
         assert values[n] == pytest.approx(clv(PAPER, History("c", xi, txi, Ti, 30.0), 30.0,
                                               365, 0.1))
+
+
+def test_exact_gradient_of_the_likelihood_matches_central_differences():
+    from crmkit_plugins.clv_model import _log_likelihood_and_gradient, log_likelihood
+
+    data = simulate(500, r=0.5, alpha=6.0, a=0.8, b=2.5, T=52)
+    x = np.array([h.x for h in data], dtype=float)
+    t_x = np.array([h.t_x for h in data])
+    T = np.array([h.T for h in data])
+    for point in ([0.1, 0.5, -0.2, 0.7], [-1.4, 1.5, -0.23, 0.9]):
+        p = np.array(point)
+        _, gradient = _log_likelihood_and_gradient(p, x, t_x, T)
+        steps = np.eye(4) * 1e-6
+        numeric = [(log_likelihood(p + e, x, t_x, T) - log_likelihood(p - e, x, t_x, T)) / 2e-6
+                   for e in steps]
+        assert gradient == pytest.approx(numeric, rel=1e-5, abs=1e-3)
