@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from .model import Customer, FollowUp, Interaction, Workspace
+from .model import NON_CONTACT_TYPES, Customer, FollowUp, Interaction, Workspace
 
 T = TypeVar("T")
 
@@ -77,32 +77,45 @@ def derive(history: tuple[Interaction, ...] | list[Interaction], today: dt.date,
     cut = bisect.bisect_right(history, today, key=lambda i: i.date)
     past, planned = history[:cut], tuple(history[cut:])
     year_ago = today - dt.timedelta(days=365)
-    purchases = [i for i in past if i.type == "purchase"]
-    counted = [i for i in purchases
-               if i.amount is not None and (i.currency in (None, currency))]
-    revenue = sum((i.amount for i in counted), Decimal(0))  # type: ignore[misc]
-    revenue_12m = sum((i.amount for i in counted if i.date > year_ago), Decimal(0))  # type: ignore[misc]
-    contacts = [i for i in past if i.is_contact]
-    last_contact = contacts[-1].date if contacts else None
+    first_contact = last_contact = first_purchase = last_purchase = None
+    purchases = counted = complaints = 0
+    revenue = revenue_12m = Decimal(0)
+    promised: list[Interaction] = []
+    for i in past:  # one pass: this runs for every customer, often twice per run
+        kind = i.type
+        if kind == "purchase":
+            purchases += 1
+            first_purchase = first_purchase or i.date
+            last_purchase = i.date
+            if i.amount is not None and i.currency in (None, currency):
+                counted += 1
+                revenue += i.amount
+                if i.date > year_ago:
+                    revenue_12m += i.amount
+        elif kind == "complaint":
+            complaints += 1
+        if kind not in NON_CONTACT_TYPES:
+            first_contact = first_contact or i.date
+            last_contact = i.date
+        if i.follow_up is not None:
+            promised.append(i)
     # History is sorted, so "a contact dated after it" means "the last contact is later".
     open_follow_ups = tuple(
-        OpenFollowUp(i, i.follow_up) for i in past
-        if i.follow_up is not None and (last_contact is None or last_contact <= i.date)
+        OpenFollowUp(i, i.follow_up) for i in promised  # type: ignore[arg-type]
+        if last_contact is None or last_contact <= i.date
     )
     return Derived(
         customer=customer_id,
-        first_contact=contacts[0].date if contacts else None,
+        first_contact=first_contact,
         last_contact=last_contact,
-        first_purchase=purchases[0].date if purchases else None,
-        last_purchase=purchases[-1].date if purchases else None,
-        purchase_count=len(purchases),
+        first_purchase=first_purchase,
+        last_purchase=last_purchase,
+        purchase_count=purchases,
         revenue=revenue,
         revenue_12m=revenue_12m,
-        average_order_value=(
-            (revenue / len(counted)).quantize(Decimal("0.01")) if counted else None
-        ),
+        average_order_value=(revenue / counted).quantize(Decimal("0.01")) if counted else None,
         interaction_count=len(past),
-        complaint_count=sum(1 for i in past if i.type == "complaint"),
+        complaint_count=complaints,
         open_follow_ups=open_follow_ups,
         planned=planned,
     )
