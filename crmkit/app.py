@@ -8,6 +8,7 @@ first use, so ``crmkit --help`` and ``crmkit init`` never touch a workspace.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import shutil
 import zoneinfo
 from dataclasses import replace
@@ -42,6 +43,8 @@ class App:
         self.verbose = verbose
         self.use_cache = use_cache
         self.parse_cache = parse_cache
+        #: Set by the command line: this process ends with the command.
+        self.one_shot = False
         #: Problems raised by plugin hooks during this run (after loading).
         self.problems: list[Diagnostic] = []
 
@@ -64,9 +67,15 @@ class App:
 
     @cached_property
     def workspace(self) -> Workspace:
-        return load_workspace(self.root, self.host, use_cache=self.use_cache,
-                              settings_file=self._settings_file[0], cache=self.parse_cache,
-                              today=self._today)
+        workspace = load_workspace(self.root, self.host, use_cache=self.use_cache,
+                                   settings_file=self._settings_file[0],
+                                   cache=self.parse_cache, today=self._today)
+        if self.one_shot:
+            # The records live as long as this process: keep the cyclic garbage
+            # collector from walking 100,000s of them again and again while the
+            # command computes (a long-running watch must not freeze anything).
+            gc.freeze()
+        return workspace
 
     def at(self, day: dt.date) -> App:
         """The same workspace and plugins as of another day (e.g. last week, to compare)."""

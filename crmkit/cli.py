@@ -48,6 +48,7 @@ class CrmkitGroup(click.Group):
             ctx.obj = App(ctx.params.get("workspace"), ctx.params.get("today"),
                           bool(ctx.params.get("verbose")),
                           use_cache=not ctx.params.get("no_cache"))
+            ctx.obj.one_shot = _one_shot
         return ctx.obj
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -201,6 +202,7 @@ def cli(ctx: click.Context, workspace: Path | None, today: dt.date | None, verbo
     """
     if not isinstance(ctx.obj, App):
         ctx.obj = App(workspace, today, verbose, use_cache=not no_cache)
+        ctx.obj.one_shot = _one_shot
 
 
 # --- init -------------------------------------------------------------------------------
@@ -616,8 +618,13 @@ def plugins(app: App, fmt: str) -> None:
         click.echo(str(problem), err=True)
 
 
+_one_shot = False  # True in the ``crmkit`` process itself: see App.one_shot
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: clear one-line errors instead of tracebacks (unless --verbose)."""
+    global _one_shot
+    _one_shot = True
     args = sys.argv[1:] if argv is None else argv
     verbose = "-v" in args or "--verbose" in args
     try:
