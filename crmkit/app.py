@@ -37,14 +37,14 @@ if TYPE_CHECKING:
 class App:
     def __init__(self, workspace: str | Path | None = None, today: dt.date | None = None,
                  verbose: bool = False, use_cache: bool = True,
-                 parse_cache: ParseCache | None = None) -> None:
+                 parse_cache: ParseCache | None = None, one_shot: bool = False) -> None:
         self.workspace_option = workspace
         self._today = today
         self.verbose = verbose
         self.use_cache = use_cache
         self.parse_cache = parse_cache
-        #: Set by the command line: this process ends with the command.
-        self.one_shot = False
+        #: This process ends with the command (the ``crmkit`` command line).
+        self.one_shot = one_shot
         #: Problems raised by plugin hooks during this run (after loading).
         self.problems: list[Diagnostic] = []
 

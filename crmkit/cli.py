@@ -47,8 +47,7 @@ class CrmkitGroup(click.Group):
         if not isinstance(ctx.obj, App):
             ctx.obj = App(ctx.params.get("workspace"), ctx.params.get("today"),
                           bool(ctx.params.get("verbose")),
-                          use_cache=not ctx.params.get("no_cache"))
-            ctx.obj.one_shot = _one_shot
+                          use_cache=not ctx.params.get("no_cache"), one_shot=_one_shot)
         return ctx.obj
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -201,8 +200,7 @@ def cli(ctx: click.Context, workspace: Path | None, today: dt.date | None, verbo
     Run a command with --help for details; docs/cli.md has examples.
     """
     if not isinstance(ctx.obj, App):
-        ctx.obj = App(workspace, today, verbose, use_cache=not no_cache)
-        ctx.obj.one_shot = _one_shot
+        ctx.obj = App(workspace, today, verbose, use_cache=not no_cache, one_shot=_one_shot)
 
 
 # --- init -------------------------------------------------------------------------------
