@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cache import ParseCache
+from .cache import CACHE_DIR, ParseCache
 from .diagnostics import CrmkitError, Diagnostic
-from .loader import CACHE_DIR, find_workspace, load_workspace, read_settings_data
+from .loader import find_workspace, load_workspace, read_settings_data
 from .model import Customer, Workspace
 from .plugins import PluginHost, load_plugins
 from .records import write_customer, write_interaction

@@ -29,6 +29,7 @@ from .atomic import replace
 
 MAGIC = b"crmkit-parse-cache\n"
 RACY_WINDOW_NS = 2_000_000_000
+CACHE_DIR = Path(".crmkit") / "cache"
 _VERSION = f"{__version__}/py{sys.version_info[0]}.{sys.version_info[1]}/3"
 
 Key = tuple[int, int]  # (size, mtime_ns)
@@ -111,7 +112,7 @@ class ParseCache:
     def put(self, rel: str, key: Key, parsed: Any) -> None:
         if self.has(rel, key):
             return
-        if key[1] >= time.time_ns() - RACY_WINDOW_NS:
+        if too_new(key[1]):
             self._forget(rel)
             return
         self._outdated += rel in self.entries
@@ -151,8 +152,15 @@ class ParseCache:
         if write_checked(self.path, MAGIC, (_VERSION, self.fingerprint, segments)):
             self._segments = segments
             self._changes.clear()
-            self._outdated = 0 if compact else self._outdated
+            if compact:
+                self._outdated = 0
             self.dirty = False
+
+
+def too_new(mtime_ns: int) -> bool:
+    """Whether a file was modified too recently to trust its mtime: a second edit of
+    the same size within the clock's resolution would not change it ("racy")."""
+    return mtime_ns >= time.time_ns() - RACY_WINDOW_NS
 
 
 @contextlib.contextmanager

@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import os
 import pickle
-import time
 import zoneinfo
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -21,7 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import parallel
-from .cache import RACY_WINDOW_NS, Key, ParseCache, file_key, gc_paused
+from .cache import CACHE_DIR, Key, ParseCache, file_key, gc_paused, too_new
 from .diagnostics import CrmkitError, Diagnostic, Location, sort_key
 from .model import Customer, Deal, Interaction, LoadStats, Settings, Workspace
 from .schema import (
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 CONFIG_FILE = "crmkit.yaml"
 ENV_WORKSPACE = "CRMKIT_WORKSPACE"
-CACHE_DIR = Path(".crmkit") / "cache"
 CACHE_FILE = CACHE_DIR / "parse.pickle"
 YAML_SUFFIXES = (".yaml", ".yml")
 RECORD_FOLDERS = ("customers", "interactions", "deals")
@@ -202,16 +200,15 @@ def read_records(path: str, rel: str, build: Callable[[ParsedFile], T]) -> T:
 def _read_chunk(jobs: Sequence[tuple[str, str, Callable[[ParsedFile], Any], Key]]
                 ) -> tuple[bytes, dict[str, Any]]:
     """In a worker: the records of some files, pickled as a parse cache segment, and
-    those of files too new to cache (see :data:`~crmkit.cache.RACY_WINDOW_NS`)."""
+    those of files too new to cache (:func:`~crmkit.cache.too_new`)."""
     entries: dict[str, tuple[Key, Any]] = {}
     racy: dict[str, Any] = {}
-    trusted_before = time.time_ns() - RACY_WINDOW_NS
     for path, rel, build, key in jobs:
         records = read_records(path, rel, build)
-        if key[1] < trusted_before:
-            entries[rel] = (key, records)
-        else:
+        if too_new(key[1]):
             racy[rel] = records
+        else:
+            entries[rel] = (key, records)
     return pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL), racy
 
 

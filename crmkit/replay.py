@@ -26,7 +26,6 @@ import hashlib
 import io
 import os
 import sys
-import time
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from importlib.util import find_spec
@@ -36,8 +35,8 @@ from typing import Any, TextIO
 import click
 
 from . import __version__
-from .cache import RACY_WINDOW_NS, read_checked, write_checked
-from .loader import CACHE_DIR
+from .cache import CACHE_DIR, read_checked, too_new, write_checked
+from .plugins import ENTRY_POINT_GROUP
 
 REPLAY_DIR = CACHE_DIR / "replay"
 MAGIC = b"crmkit-replay\n"
@@ -122,7 +121,7 @@ def _code_files() -> list[bytes]:
     """``path size mtime`` of every file of crmkit and of each installed plugin package."""
     folders: dict[str, None] = {str(Path(__file__).resolve().parent): None}
     lines = []
-    for ep in entry_points(group="crmkit"):
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
         version = ep.dist.version if ep.dist is not None else ""
         lines.append(f"ep {ep.name} {ep.value} {version}\n".encode())
         try:
@@ -159,7 +158,7 @@ def replay_key(root: Path, argv: list[str], today: str, output_folder: str) -> s
                         environment)).encode())
     digest.update(b"".join(_code_files()))
     newest = _walk(root, frozenset({output_folder.strip("/").split("/")[0]}), digest)
-    if newest > time.time_ns() - RACY_WINDOW_NS:
+    if too_new(newest):
         return None
     return digest.hexdigest()
 
