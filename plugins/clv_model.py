@@ -260,9 +260,8 @@ def clv_all(model: BgNbd, x, t_x, T, spend, horizon_days: int, annual_rate: floa
 
 # The fits are remembered for the same inputs: ``crmkit watch`` rebuilds after every
 # save, and most saves do not change anyone's purchases.
-_fit_bgnbd_again = functools.lru_cache(maxsize=4)(lambda histories: fit_bgnbd(histories))
-_fit_gamma_gamma_again = functools.lru_cache(maxsize=4)(
-    lambda histories: fit_gamma_gamma(histories))
+_fit_bgnbd_again = functools.lru_cache(maxsize=4)(fit_bgnbd)
+_fit_gamma_gamma_again = functools.lru_cache(maxsize=4)(fit_gamma_gamma)
 
 
 def forecast(histories: Sequence[History], horizon_days: int = 365,
