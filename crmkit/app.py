@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import shutil
-import zoneinfo
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -25,7 +24,7 @@ from .model import Customer, Workspace
 from .plugins import PluginHost, load_plugins
 from .records import write_customer, write_interaction
 from .results import EmailDraft, Metric, Reminder, ReportSection, Segmentation
-from .schema import BASE_INTERACTION_TYPES, did_you_mean
+from .schema import BASE_INTERACTION_TYPES, did_you_mean, time_zone
 from .snapshot import Snapshot
 from .templates import template_environment
 from .yamlsource import YamlMap
@@ -96,10 +95,8 @@ class App:
         """``--today``, else today's date in the workspace's time zone (read from
         ``crmkit.yaml`` alone: knowing the day must not cost loading every record)."""
         if self._today is None:
-            try:
-                tz = zoneinfo.ZoneInfo(self.raw_setting("timezone", "UTC"))
-            except (ValueError, KeyError, OSError):
-                tz = zoneinfo.ZoneInfo("UTC")  # parse_settings reports it and uses UTC too
+            # An unknown zone is reported by parse_settings, which uses UTC too.
+            tz = time_zone(self.raw_setting("timezone", "UTC")) or time_zone("UTC")
             self._today = dt.datetime.now(tz).date()
         return self._today
 

@@ -528,6 +528,14 @@ def parse_deal(data: Any, path: str, deal_id: str, out: list[Diagnostic]) -> Dea
     )
 
 
+def time_zone(name: str) -> zoneinfo.ZoneInfo | None:
+    """The IANA time zone ``name``, or ``None`` if there is no such zone."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
 def parse_settings(data: Any, path: str, out: list[Diagnostic],
                    plugin_sections: Callable[[], Iterable[str]] | None = None) -> Settings:
     """Read ``crmkit.yaml``.  Plugin-owned sections are kept as written for their plugins."""
@@ -557,9 +565,7 @@ def parse_settings(data: Any, path: str, out: list[Diagnostic],
         if name and email:
             sender = Sender(name, email, s.text("phone"))
     timezone = f.text("timezone") or "UTC"
-    try:
-        zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    if time_zone(timezone) is None:
         f.error("timezone", f"unknown time zone {timezone!r} (use an IANA name such as "
                 "'Europe/Berlin')")
         timezone = "UTC"
