@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 import time
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from click.testing import CliRunner
 from crmkit.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
+#: The installed console script: tests run crmkit as a real process, as users do.
+CRMKIT = Path(sys.executable).parent / "crmkit"
 EXAMPLE = REPO / "example_workspace"
 
 DEFAULT_SETTINGS = """\

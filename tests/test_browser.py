@@ -5,13 +5,11 @@ tools/screenshots.py refreshes the screenshots in docs/ with the same browser se
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE
+from conftest import CRMKIT, EXAMPLE
 
-CRMKIT = Path(sys.executable).parent / "crmkit"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]

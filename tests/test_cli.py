@@ -2,12 +2,9 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import yaml
-from conftest import EXAMPLE
-
-CRMKIT = Path(sys.executable).parent / "crmkit"
+from conftest import CRMKIT, EXAMPLE
 
 BASIC = {
     "customers/anna-mueller.yaml": """\

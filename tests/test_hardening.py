@@ -4,10 +4,9 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import CRMKIT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +15,6 @@ from crmkit.atomic import create_new
 from crmkit.loader import load_workspace
 from crmkit.yamlsource import parse_yaml
 
-CRMKIT = Path(sys.executable).parent / "crmkit"
 YAMLISH = st.text(alphabet=st.sampled_from(list("abc:-[]{}&*!|>'\"#%@ \n\t0123.,?")),
                   max_size=200)
 

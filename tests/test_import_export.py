@@ -3,21 +3,19 @@ import datetime as dt
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import openpyxl
 import pytest
 import vobject
 import yaml
-from conftest import age_files
+from conftest import CRMKIT, age_files
 
 from crmkit import App
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TODAY = "2026-11-23"
 
-CRMKIT = Path(sys.executable).parent / "crmkit"
 
 
 def run_import(run, root, *args):

@@ -3,16 +3,14 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import CRMKIT, REPO
 
 from crmkit.loader import load_workspace
 from crmkit.plugins import load_plugins
 
 EXAMPLE_PLUGIN = REPO / "docs" / "examples" / "referrals"
-CRMKIT = Path(sys.executable).parent / "crmkit"
 
 CUSTOMERS = {
     "customers/anna.yaml": "name: Anna\nsource: referral\n",

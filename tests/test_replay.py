@@ -2,15 +2,13 @@
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from conftest import age_files
+from conftest import CRMKIT, age_files
 
 from crmkit.replay import REPLAY_DIR, _code_files
 
-CRMKIT = Path(sys.executable).parent / "crmkit"
 REPLAYED = "(replayed: nothing changed since this command last ran"
 
 FILES = {

@@ -5,18 +5,16 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import age_files
+from conftest import CRMKIT, age_files
 
 from crmkit.watch import is_ignored
 
-CRMKIT = Path(sys.executable).parent / "crmkit"
 FILES = {
     "customers/anna.yaml": "name: Anna\nbirthday: 1980-06-05\n",
     "customers/bert.yaml": "name: Bert\n",
