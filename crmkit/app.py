@@ -27,7 +27,7 @@ from .results import EmailDraft, Metric, Reminder, ReportSection, Segmentation
 from .schema import BASE_INTERACTION_TYPES, did_you_mean, time_zone
 from .snapshot import Snapshot
 from .templates import template_environment
-from .yamlsource import YamlMap
+from .yamlsource import ParsedFile, YamlMap
 
 if TYPE_CHECKING:
     import jinja2
@@ -55,6 +55,11 @@ class App:
     def _settings_file(self):
         return read_settings_data(self.root)
 
+    @property
+    def settings_file(self) -> ParsedFile:
+        """``crmkit.yaml`` as parsed (before plugins load)."""
+        return self._settings_file[0]
+
     @cached_property
     def host(self) -> PluginHost:
         """The loaded plugins; only installed ones when there is no workspace."""
@@ -67,7 +72,7 @@ class App:
     @cached_property
     def workspace(self) -> Workspace:
         workspace = load_workspace(self.root, self.host, use_cache=self.use_cache,
-                                   settings_file=self._settings_file[0],
+                                   settings_file=self.settings_file,
                                    cache=self.parse_cache, today=self._today)
         if self.one_shot:
             # The records live as long as this process: keep the cyclic garbage
@@ -82,13 +87,21 @@ class App:
             return self
         others = self.__dict__.setdefault("_others", {})
         if day not in others:
-            other = App(self.workspace_option, day, self.verbose, self.use_cache,
-                        self.parse_cache)
-            for name in ("root", "_settings_file", "host", "workspace", "templates"):
-                if name in self.__dict__:
-                    other.__dict__[name] = self.__dict__[name]
-            others[day] = other
+            others[day] = self.sharing(day, "workspace", "templates")
         return others[day]
+
+    def sharing(self, day: dt.date | None, *loaded: str) -> App:
+        """A new App for ``day`` with this one's plugins and settings file, and the
+        ``loaded`` parts (``"workspace"``, ``"templates"``) already loaded by this one."""
+        other = App(self.workspace_option, day, self.verbose, self.use_cache, self.parse_cache)
+        for name in ("root", "_settings_file", "host", *loaded):
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        return other
+
+    def use_workspace(self, workspace: Workspace) -> None:
+        """Take ``workspace`` as loaded (``crmkit watch`` applies changes itself)."""
+        self.__dict__["workspace"] = workspace
 
     @property
     def today(self) -> dt.date:

@@ -113,7 +113,7 @@ class ParseCache:
         if self.has(rel, key):
             return
         if too_new(key[1]):
-            self._forget(rel)
+            self.forget(rel)
             return
         self._outdated += rel in self.entries
         self.entries[rel] = self._changes[rel] = (key, parsed)
@@ -128,7 +128,8 @@ class ParseCache:
         self._segments.append(segment)
         self.dirty = True
 
-    def _forget(self, rel: str) -> None:
+    def forget(self, rel: str) -> None:
+        """Drop the entry of a file that is gone."""
         if rel in self.entries:
             del self.entries[rel]
             self._changes[rel] = None
@@ -137,7 +138,7 @@ class ParseCache:
 
     def prune(self, seen: set[str]) -> None:
         for rel in [rel for rel in self.entries if rel not in seen]:
-            self._forget(rel)
+            self.forget(rel)
 
     def save(self) -> None:
         if self.path is None or not self.dirty:

@@ -13,8 +13,8 @@ import hashlib
 import os
 import pickle
 import zoneinfo
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -247,13 +247,51 @@ def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool =
     ``cache`` lets a long-running caller (``crmkit watch``) keep the parse cache in
     memory between loads; it is then not written to disk by this call.
     """
+    return load_workspace_files(root, host, use_cache, settings_file, cache, today)[0]
+
+
+CustomerParts = tuple[str | None, Customer | None, list[Diagnostic]]
+InteractionParts = tuple[list[Interaction], "Dropped", list[Diagnostic]]
+DealParts = tuple[str | None, Deal | None, list[Diagnostic]]
+
+
+@dataclass
+class LoadedFiles:
+    """What a load read, file by file: ``crmkit watch`` applies a change to it
+    (:mod:`crmkit.reload`) instead of reading 100,000 unchanged files again."""
+
+    customers: dict[str, CustomerParts]
+    interactions: dict[str, InteractionParts]
+    deals: dict[str, DealParts]
+    #: Customer files too broken to load: id -> path.
+    broken: dict[str, str]
+    #: Builds an interaction file's parts from its parsed YAML.
+    interaction_records: Callable[[ParsedFile], InteractionParts]
+    #: The loader's problems of each record file (parse, schema and references).
+    problems_at: dict[str, list[Diagnostic]] = field(default_factory=dict)
+    #: The loader's other problems (settings, folders, ignored files).
+    other_problems: list[Diagnostic] = field(default_factory=list)
+
+    def file_problems(self) -> list[Diagnostic]:
+        """Every problem the loader found (not the plugins' checks)."""
+        found = list(self.other_problems)
+        for problems in self.problems_at.values():
+            found.extend(problems)
+        return found
+
+
+def load_workspace_files(root: Path, host: PluginHost | None = None, use_cache: bool = True,
+                         settings_file: ParsedFile | None = None,
+                         cache: ParseCache | None = None, today: dt.date | None = None
+                         ) -> tuple[Workspace, LoadedFiles]:
+    """:func:`load_workspace`, and what it read per file."""
     with gc_paused():
         return _load_workspace(root, host, use_cache, settings_file, cache, today)
 
 
 def _load_workspace(root: Path, host: PluginHost | None, use_cache: bool,
                     settings_file: ParsedFile | None, cache: ParseCache | None,
-                    today: dt.date | None) -> Workspace:
+                    today: dt.date | None) -> tuple[Workspace, LoadedFiles]:
     out: list[Diagnostic] = []
     if settings_file is None:
         settings_file, _ = read_settings_data(root)
@@ -287,33 +325,55 @@ def _load_workspace(root: Path, host: PluginHost | None, use_cache: bool,
         *((entry, rel, interaction_records) for entry, rel in files["interactions"]),
         *((entry, rel, _stem_records(rel, "deal", parse_deal)) for entry, rel in files["deals"]),
     ])
-    customers, broken = _load_customers(files["customers"], reader, out)
-    interactions, dropped = _load_interactions(files["interactions"], reader, out,
-                                               interaction_records)
-    deals = _load_deals(files["deals"], reader, out)
+    loaded = LoadedFiles(
+        customers={rel: reader.read(entry, rel, _stem_records(rel, "customer", parse_customer))
+                   for entry, rel in files["customers"]},
+        interactions={rel: reader.read(entry, rel, interaction_records)
+                      for entry, rel in files["interactions"]},
+        deals={rel: reader.read(entry, rel, _stem_records(rel, "deal", parse_deal))
+               for entry, rel in files["deals"]},
+        broken={}, interaction_records=interaction_records)
     reader.finish()
     cache.prune(reader.seen)
     if not keep_in_memory:
         cache.save()
 
+    customers, loaded.broken = _customers(loaded.customers, out)
+    interactions, dropped = _interactions(loaded.interactions, out)
+    deals = _deals(loaded.deals, out)
     interactions.sort(key=lambda i: i.sort_key)  # once; the per-customer lists keep the order
-    by_customer = _link(customers, interactions, deals, out, broken, dropped)
+    by_customer = _link(customers, interactions, deals, out, loaded.broken, dropped)
     linked = tuple(i for i in interactions if i.customer in customers)
+    for diagnostic in out:
+        path = diagnostic.location.path if diagnostic.location else None
+        if path in loaded.customers or path in loaded.interactions or path in loaded.deals:
+            loaded.problems_at.setdefault(path, []).append(diagnostic)
+        else:
+            loaded.other_problems.append(diagnostic)
     workspace = Workspace(
         root=root, settings=settings,
         customers=MappingProxyType(customers), interactions=linked,
         deals=MappingProxyType(deals), diagnostics=(),
         by_customer=MappingProxyType(by_customer),
+        stats=LoadStats(reader.files, cache.misses - misses, cache.hits - hits),
     )
+    return with_plugin_checks(workspace, out, host, today), loaded
+
+
+def with_plugin_checks(workspace: Workspace, found: list[Diagnostic], host: PluginHost | None,
+                       today: dt.date | None) -> Workspace:
+    """``workspace`` with its diagnostics: ``found`` by the loader, plus the plugins'
+    loading problems and their ``crmkit_validate`` checks."""
+    out = list(found)
     if host is not None:
         out.extend(host.diagnostics)
+        if today is None:
+            today = dt.datetime.now(zoneinfo.ZoneInfo(workspace.settings.timezone)).date()
         problems_from_plugins, failures = host.collect(
-            "crmkit_validate", workspace=workspace,
-            today=today or dt.datetime.now(tz).date())
+            "crmkit_validate", workspace=workspace, today=today)
         out.extend(d for d in problems_from_plugins if isinstance(d, Diagnostic))
         out.extend(failures)
-    return replace(workspace, diagnostics=tuple(sorted(out, key=sort_key)),
-                   stats=LoadStats(reader.files, cache.misses - misses, cache.hits - hits))
+    return replace(workspace, diagnostics=tuple(sorted(out, key=sort_key)))
 
 
 R = TypeVar("R")
@@ -334,17 +394,12 @@ def _stem_records(rel: str, kind: str, parse: Callable[[Any, str, str, list[Diag
     return build
 
 
-Files = list[tuple[os.DirEntry, str]]
-
-
-def _load_customers(files: Files, reader: _Reader, out: list[Diagnostic]
-                    ) -> tuple[dict[str, Customer], dict[str, str]]:
+def _customers(files: dict[str, CustomerParts], out: list[Diagnostic]
+               ) -> tuple[dict[str, Customer], dict[str, str]]:
     """The customers, and the ids of customer files too broken to load (id → path)."""
     customers: dict[str, Customer] = {}
     broken: dict[str, str] = {}
-    for path, rel in files:
-        customer_id, customer, problems = reader.read(
-            path, rel, _stem_records(rel, "customer", parse_customer))
+    for rel, (customer_id, customer, problems) in files.items():
         out.extend(problems)
         if customer_id is None:
             continue
@@ -382,24 +437,21 @@ def _interaction_builder(known_types: frozenset[str], tz: dt.tzinfo, settings: S
     return build
 
 
-def _load_interactions(files: Files, reader: _Reader, out: list[Diagnostic],
-                       build: Callable[[ParsedFile], Any]
-                       ) -> tuple[list[Interaction], Dropped]:
+def _interactions(files: dict[str, InteractionParts], out: list[Diagnostic]
+                  ) -> tuple[list[Interaction], Dropped]:
     """Every interaction, and the customer references of those too broken to use."""
     interactions: list[Interaction] = []
     dropped: Dropped = []
-    for path, rel in files:
-        records, refs, problems = reader.read(path, rel, build)
+    for records, refs, problems in files.values():
         out.extend(problems)
         interactions.extend(records)
         dropped.extend(refs)
     return interactions, dropped
 
 
-def _load_deals(files: Files, reader: _Reader, out: list[Diagnostic]) -> dict[str, Deal]:
+def _deals(files: dict[str, DealParts], out: list[Diagnostic]) -> dict[str, Deal]:
     deals: dict[str, Deal] = {}
-    for path, rel in files:
-        deal_id, deal, problems = reader.read(path, rel, _stem_records(rel, "deal", parse_deal))
+    for rel, (deal_id, deal, problems) in files.items():
         out.extend(problems)
         if deal_id is None or deal is None:
             continue
@@ -410,7 +462,7 @@ def _load_deals(files: Files, reader: _Reader, out: list[Diagnostic]) -> dict[st
     return deals
 
 
-def _unknown_customer(customer_id: str, customers: dict[str, Customer]) -> str:
+def unknown_customer(customer_id: str, customers: Mapping[str, Customer]) -> str:
     return f"unknown customer {customer_id!r}{did_you_mean(customer_id, customers)}"
 
 
@@ -425,13 +477,11 @@ def _link(customers: dict[str, Customer], interactions: list[Interaction],
         if interaction.customer in broken:
             orphaned[interaction.customer] = orphaned.get(interaction.customer, 0) + 1
         elif interaction.customer not in customers:
-            out.append(Diagnostic.error(_unknown_customer(interaction.customer, customers),
+            out.append(Diagnostic.error(unknown_customer(interaction.customer, customers),
                                         interaction.locate("customer")))
         else:
             grouped.setdefault(interaction.customer, []).append(interaction)
-    for customer_id, where in dropped:
-        if customer_id not in customers and customer_id not in broken:
-            out.append(Diagnostic.error(_unknown_customer(customer_id, customers), where))
+    out.extend(dropped_problems(dropped, customers, broken))
     for customer_id, count in sorted(orphaned.items()):
         out.append(Diagnostic.warning(
             f"{count} interaction(s) of {customer_id!r} are left out until this file is fixed",
@@ -440,14 +490,27 @@ def _link(customers: dict[str, Customer], interactions: list[Interaction],
         if deal.customer in broken:
             continue
         if deal.customer not in customers:
-            out.append(Diagnostic.error(_unknown_customer(deal.customer, customers),
+            out.append(Diagnostic.error(unknown_customer(deal.customer, customers),
                                         deal.locate("customer")))
     for customer in customers.values():
-        ref = customer.referred_by
-        if ref and ref not in customers and ref not in broken:
-            out.append(Diagnostic.error(f"'referred_by': {_unknown_customer(ref, customers)}",
-                                        customer.locate("referred_by")))
-        elif ref == customer.id:
-            out.append(Diagnostic.error("'referred_by' names the customer itself",
-                                        customer.locate("referred_by")))
+        out.extend(referral_problems(customer, customers, broken))
     return {cid: tuple(items) for cid, items in grouped.items()}
+
+
+def dropped_problems(dropped: Dropped, customers: Mapping[str, Customer],
+                     broken: Mapping[str, str]) -> Iterator[Diagnostic]:
+    """Unknown customers named by interactions too broken to load."""
+    for customer_id, where in dropped:
+        if customer_id not in customers and customer_id not in broken:
+            yield Diagnostic.error(unknown_customer(customer_id, customers), where)
+
+
+def referral_problems(customer: Customer, customers: Mapping[str, Customer],
+                      broken: Mapping[str, str]) -> Iterator[Diagnostic]:
+    ref = customer.referred_by
+    if ref and ref not in customers and ref not in broken:
+        yield Diagnostic.error(f"'referred_by': {unknown_customer(ref, customers)}",
+                               customer.locate("referred_by"))
+    elif ref == customer.id:
+        yield Diagnostic.error("'referred_by' names the customer itself",
+                               customer.locate("referred_by"))

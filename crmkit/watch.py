@@ -22,7 +22,10 @@ from pathlib import Path
 
 from .app import App
 from .cache import ParseCache
-from .loader import CACHE_FILE, is_editor_file
+from .loader import CACHE_FILE, CONFIG_FILE, LoadedFiles, is_editor_file, load_workspace_files
+from .plugins import LOCAL_PLUGIN_DIR
+from .reload import apply_changes
+from .templates import WORKSPACE_TEMPLATES
 
 DEBOUNCE_SECONDS = 0.3
 IGNORED_DIRS = frozenset({".git", ".hg", ".svn", ".crmkit", "__pycache__", ".idea", ".vscode"})
@@ -144,11 +147,38 @@ class Watcher:
         self.cache = ParseCache(root / CACHE_FILE)
         self.builds = 0
         self.output = "out"
+        self.app: App | None = None
+        self.files: LoadedFiles | None = None
+
+    def next_app(self, changed: set[str] | None) -> App:
+        """The App after ``changed``: the change applied to the loaded workspace when
+        :mod:`crmkit.reload` can, else a full load (through the parse cache in memory).
+        The settings or a workspace plugin changed: everything is loaded afresh."""
+        previous = self.app
+        if previous is None or changed is None or any(
+                rel == CONFIG_FILE or rel.startswith(LOCAL_PLUGIN_DIR + "/") for rel in changed):
+            app = App(self.root, self.today, parse_cache=self.cache)
+        else:
+            records = {rel for rel in changed if not rel.startswith(WORKSPACE_TEMPLATES + "/")}
+            app = previous.sharing(self.today, *(("workspace",) if not records else ()),
+                                   *(("templates",) if len(records) == len(changed) else ()))
+            if records and self.files is not None:
+                updated = apply_changes(previous.workspace, self.files, records, self.cache,
+                                        app.host, app.today)
+                if updated is not None:
+                    app.use_workspace(updated)
+        if "workspace" not in app.__dict__:
+            workspace, self.files = load_workspace_files(
+                app.root, app.host, settings_file=app.settings_file, cache=self.cache,
+                today=app.today)
+            app.use_workspace(workspace)
+        self.app = app
+        return app
 
     def rebuild(self, changed: set[str] | None = None) -> bool:
         """Reload and rebuild; ``False`` (and the old output kept) if a changed file broke."""
         started = time.perf_counter()
-        app = App(self.root, self.today, parse_cache=self.cache)
+        app = self.next_app(changed)
         workspace = app.workspace
         self.output = workspace.settings.output
         what = _describe(changed)
