@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .diagnostics import Diagnostic, Location
+from .memo import CustomerMemo
 
 #: Interaction types that are records, not contact with the customer.
 NON_CONTACT_TYPES = frozenset({"note"})
@@ -294,6 +295,8 @@ class Workspace:
     diagnostics: tuple[Diagnostic, ...]
     by_customer: MappingProxyType[str, tuple[Interaction, ...]] = field(default_factory=_empty_map)
     stats: LoadStats | None = None
+    #: Per-customer values of plugins, kept across ``crmkit watch`` reloads.
+    memo: CustomerMemo = field(default_factory=CustomerMemo, compare=False, repr=False)
 
     def history(self, customer_id: str) -> tuple[Interaction, ...]:
         """All interactions of one customer, oldest first (planned ones included)."""

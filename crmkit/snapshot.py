@@ -8,12 +8,14 @@ would have been then.
 from __future__ import annotations
 
 import bisect
+import copy
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from .memo import MISSING
 from .model import NON_CONTACT_TYPES, Customer, FollowUp, Interaction, Workspace
 
 T = TypeVar("T")
@@ -133,6 +135,7 @@ class Snapshot:
         self._derived: dict[str, Derived] = {}
         self._histories: dict[str, tuple[Interaction, ...]] = {}
         self._memo: dict[str, Any] = {}
+        self._only: list[str] | None = None
 
     @property
     def settings(self):
@@ -140,8 +143,17 @@ class Snapshot:
 
     @property
     def customers(self) -> list[Customer]:
-        """Customers sorted by id."""
-        return [self.workspace.customers[k] for k in sorted(self.workspace.customers)]
+        """Customers sorted by id (only some of them in a view made by :meth:`only`)."""
+        customers = self.workspace.customers
+        return [customers[k] for k in (self._only if self._only is not None
+                                       else sorted(customers))]
+
+    def only(self, customer_ids: Iterable[str]) -> Snapshot:
+        """The same snapshot with :attr:`customers` limited to ``customer_ids``: to run a
+        rule written for all customers on some of them (:meth:`per_customer_many`)."""
+        view = copy.copy(self)
+        view._only = sorted(customer_ids)
+        return view
 
     def customer(self, customer_id: str) -> Customer | None:
         return self.workspace.customers.get(customer_id)
@@ -167,10 +179,55 @@ class Snapshot:
             self._memo[key] = compute()
         return self._memo[key]
 
+    def per_customer(self, name: str, customer_id: str, compute: Callable[[], T],
+                     *depends: object) -> T:
+        """``compute()`` for one customer, as of ``today``, kept while the customer's
+        record and history stay the same objects and ``depends`` stays equal (in
+        ``crmkit watch``, the customers a change did not touch: see :mod:`crmkit.memo`).
+
+        ``compute`` must depend on nothing but this customer's record and history,
+        ``today``, the settings and ``depends`` (e.g. a label computed over all
+        customers); ``name`` says what it computes and starts with the plugin's name.
+        """
+        workspace = self.workspace
+        customer = workspace.customers.get(customer_id)
+        if customer is None:
+            return compute()
+        return workspace.memo.get(name, customer, workspace.history(customer_id), compute,
+                                  self.today, depends)
+
+    def per_customer_many(self, name: str, customer_ids: Iterable[str],
+                          compute: Callable[[list[str]], Mapping[str, T]],
+                          depends: Callable[[str], tuple[object, ...]] = lambda _: ()
+                          ) -> dict[str, T]:
+        """:meth:`per_customer` for many customers at once: ``compute`` gets the ids
+        whose kept values are missing or out of date (all of them in a one-off
+        command) and returns a value for each; ``depends(id)`` is what else a
+        customer's value depends on."""
+        workspace = self.workspace
+        memo, customers, today = workspace.memo, workspace.customers, self.today
+        found: dict[str, T] = {}
+        missing: list[tuple[str, tuple[object, ...]]] = []
+        for cid in customer_ids:
+            extra = depends(cid)
+            value = memo.lookup(name, customers[cid], workspace.history(cid), today, extra)
+            if value is MISSING:
+                missing.append((cid, extra))
+            else:
+                found[cid] = value
+        if missing:
+            computed = compute([cid for cid, _ in missing])
+            for cid, extra in missing:
+                value = found[cid] = computed[cid]
+                memo.store(name, customers[cid], workspace.history(cid), today, extra, value)
+        return found
+
     def derived(self, customer_id: str) -> Derived:
         cached = self._derived.get(customer_id)
         if cached is None:
-            cached = derive(self.workspace.history(customer_id), self.today,
-                            self.workspace.settings.currency, customer_id)
+            history = self.workspace.history(customer_id)
+            currency = self.workspace.settings.currency
+            compute = lambda: derive(history, self.today, currency, customer_id)  # noqa: E731
+            cached = self.per_customer("crmkit.derived", customer_id, compute)
             self._derived[customer_id] = cached
         return cached

@@ -19,7 +19,7 @@ import click
 import crmkit
 from crmkit import ConfigSection, Diagnostic, Metric, Options, ReportSection, Snapshot
 
-from .clv_model import MIN_REPEAT_CUSTOMERS, Forecast, History, forecast, summarise
+from .clv_model import MIN_REPEAT_CUSTOMERS, Forecast, History, forecast_again, summarise
 
 NAME = "prediction"
 SETTINGS_EXAMPLE = """\
@@ -52,19 +52,25 @@ def settings_of(settings: crmkit.Settings) -> tuple[dict[str, Any], list[Diagnos
 
 def histories(snapshot: Snapshot) -> list[History]:
     """Per customer with purchases: distinct purchase days and each day's total."""
-    currency = snapshot.settings.currency
     result = []
     for customer in snapshot.customers:
-        totals: dict[dt.date, float] = {}
-        for i in snapshot.history(customer.id):
-            if i.type == "purchase":
-                amount = i.amount if i.amount is not None and i.currency in (None, currency) \
-                    else Decimal(0)
-                totals[i.date] = totals.get(i.date, 0.0) + float(amount)
-        days = sorted(totals)
-        if h := summarise(days, [totals[d] for d in days], snapshot.today, customer.id):
+        h = snapshot.per_customer(f"{NAME}.history", customer.id,
+                                  lambda c=customer.id: purchase_history(snapshot, c))
+        if h is not None:
             result.append(h)
     return result
+
+
+def purchase_history(snapshot: Snapshot, customer_id: str) -> History | None:
+    currency = snapshot.settings.currency
+    totals: dict[dt.date, float] = {}
+    for i in snapshot.history(customer_id):
+        if i.type == "purchase":
+            amount = i.amount if i.amount is not None and i.currency in (None, currency) \
+                else Decimal(0)
+            totals[i.date] = totals.get(i.date, 0.0) + float(amount)
+    days = sorted(totals)
+    return summarise(days, [totals[d] for d in days], snapshot.today, customer_id)
 
 
 def histories_of(snapshot: Snapshot) -> list[History]:
@@ -76,8 +82,8 @@ def forecast_for(snapshot: Snapshot, horizon_days: int | None = None) -> Forecas
     """The fitted models as of the snapshot (computed once per snapshot and horizon)."""
     values, _ = settings_of(snapshot.settings)
     horizon = horizon_days or values["horizon_days"]
-    return snapshot.memo(f"prediction:{horizon}", lambda: forecast(
-        histories_of(snapshot), horizon, values["discount_rate"],
+    return snapshot.memo(f"prediction:{horizon}", lambda: forecast_again(
+        tuple(histories_of(snapshot)), horizon, values["discount_rate"],
         values["min_repeat_customers"]))
 
 

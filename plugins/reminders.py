@@ -394,11 +394,26 @@ class _EmptySnapshot:
 
 
 def all_reminders(snapshot: Snapshot, segments: Segmentation) -> Iterator[Reminder]:
+    """Every enabled kind's reminders.  Each kind looks at one customer at a time,
+    so a customer's reminders are kept while the customer and their labels are the
+    same (:meth:`~crmkit.Snapshot.per_customer_many`)."""
     root = _options(snapshot.settings)
-    for kind in KINDS.values():
-        opts = root.sub(kind.name)
-        if opts.boolean("enabled", True):
-            yield from kind.rule(snapshot, segments, opts)
+    kinds = [(kind, opts) for kind in KINDS.values()
+             if (opts := root.sub(kind.name)).boolean("enabled", True)]
+
+    def compute(customer_ids: list[str]) -> dict[str, tuple[Reminder, ...]]:
+        view = snapshot.only(customer_ids)
+        found: dict[str, list[Reminder]] = {cid: [] for cid in customer_ids}
+        for kind, opts in kinds:
+            for reminder in kind.rule(view, segments, opts):
+                found[reminder.customer].append(reminder)
+        return {cid: tuple(items) for cid, items in found.items()}
+
+    ids = [c.id for c in snapshot.customers]
+    kept = snapshot.per_customer_many(f"{NAME}.due", ids, compute,
+                                      lambda cid: (segments[cid],))
+    for cid in ids:
+        yield from kept[cid]
 
 
 def frequency_cap(reminders: list[Reminder], snapshot: Snapshot) -> dict[Reminder, str]:
@@ -418,12 +433,12 @@ def frequency_cap(reminders: list[Reminder], snapshot: Snapshot) -> dict[Reminde
     for reminder in reminders:
         if reminder.due <= horizon and not reminder.suppressed:
             by_customer.setdefault(reminder.customer, []).append(reminder)
-    held: dict[Reminder, str] = {}
-    for customer_id, items in by_customer.items():
+    def hold(customer_id: str, items: tuple[Reminder, ...]) -> dict[Reminder, str]:
         recent = sum(1 for i in snapshot.history(customer_id)
                      if i.direction == "outbound" and i.date > window_start)
         budget = limit - recent
         kept = 0
+        held: dict[Reminder, str] = {}
         for reminder in sorted(items, key=lambda r: (r.priority, r.due, r.kind)):
             if reminder.priority <= protect or budget > 0:
                 budget -= 1
@@ -432,6 +447,13 @@ def frequency_cap(reminders: list[Reminder], snapshot: Snapshot) -> dict[Reminde
                 held[reminder] = (f"at most {limit} contacts in {days} days: {recent} "
                                   f"outbound contact(s) lately, {kept} more important "
                                   "reminder(s)")
+        return held
+
+    held: dict[Reminder, str] = {}
+    for customer_id, items in by_customer.items():
+        held.update(snapshot.per_customer(
+            f"{NAME}.frequency_cap", customer_id,
+            lambda c=customer_id, i=tuple(items): hold(c, i), tuple(items)))
     return held
 
 

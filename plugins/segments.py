@@ -152,6 +152,35 @@ def purchase_days(snapshot: Snapshot, customer_id: str) -> list[dt.date]:
     return sorted({i.date for i in snapshot.history(customer_id) if i.type == "purchase"})
 
 
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the rules need of one customer's own history (kept per customer by
+    :meth:`~crmkit.Snapshot.per_customer` while it does not change)."""
+
+    purchase_days: int
+    #: Revenue inside the ABC window.
+    window_revenue: Decimal
+    #: The heuristic stage and the day it began.
+    heuristic: tuple[str, dt.date | None]
+    bad: bool
+
+
+def customer_facts(snapshot: Snapshot, customer_id: str, rules: Rules) -> Facts:
+    def compute() -> Facts:
+        window_start = snapshot.today - dt.timedelta(days=rules.abc.window_days)
+        currency = snapshot.settings.currency
+        history = snapshot.history(customer_id)
+        revenue = sum((i.amount for i in history
+                       if i.type == "purchase" and i.amount is not None
+                       and i.date > window_start and i.currency in (None, currency)),
+                      Decimal(0))
+        days = purchase_days(snapshot, customer_id)
+        return Facts(len(days), revenue, lifecycle(days, snapshot.today, rules.lifecycle),
+                     is_bad_customer(snapshot, customer_id, rules.win_back))
+
+    return snapshot.per_customer(f"{NAME}.facts", customer_id, compute)
+
+
 def lifecycle(days: list[dt.date], today: dt.date, rules: LifecycleRules
               ) -> tuple[str, dt.date | None]:
     """The stage and the day it began, from the distinct purchase dates."""
@@ -284,14 +313,15 @@ def model_stages(snapshot: Snapshot) -> tuple[dict[str, tuple[str, dt.date | Non
     Returns ``({customer: (stage, since, prediction)}, why)``; empty with the reason
     when the heuristic applies.
     """
-    from .clv_model import crossing_week
+    from .clv_model import History, crossing_week
     from .predict import forecast_for, histories_of, settings_of
 
     values, _ = settings_of(snapshot.settings)
     if not values["use_for_segments"]:
         return {}, "prediction.use_for_segments is false"
+    rules, _ = read_rules(snapshot.settings)
     repeaters = sum(1 for c in snapshot.customers
-                    if len({i.date for i in snapshot.history(c.id) if i.type == "purchase"}) > 1)
+                    if customer_facts(snapshot, c.id, rules).purchase_days > 1)
     if repeaters < values["min_repeat_customers"]:
         return {}, (f"{repeaters} customers with repeat purchases, the model needs "
                     f"{values['min_repeat_customers']}")
@@ -300,19 +330,24 @@ def model_stages(snapshot: Snapshot) -> tuple[dict[str, tuple[str, dt.date | Non
         return {}, result.problem or "no trustworthy fit"
     stages = {}
     by_customer = {h.customer: h for h in histories_of(snapshot)}
+    model = result.bgnbd
+    thresholds = (("lost", values["lost_below"]), ("at_risk", values["at_risk_below"]))
+
+    def stage_of(h: History) -> tuple[str, dt.date | None]:
+        first = snapshot.today - dt.timedelta(days=round(h.T * 7))
+        for stage, threshold in thresholds:
+            week = crossing_week(model, h, threshold)
+            if week is not None:
+                return stage, first + dt.timedelta(days=round(week * 7))
+        return "active", None
+
     for cid, prediction in result.predictions.items():
         h = by_customer[cid]
         if h.x == 0:
             continue
-        first = snapshot.today - dt.timedelta(days=round(h.T * 7))
-        for stage, threshold in (("lost", values["lost_below"]),
-                                 ("at_risk", values["at_risk_below"])):
-            week = crossing_week(result.bgnbd, h, threshold)
-            if week is not None:
-                stages[cid] = (stage, first + dt.timedelta(days=round(week * 7)), prediction)
-                break
-        else:
-            stages[cid] = ("active", None, prediction)
+        stage, since = snapshot.per_customer(f"{NAME}.model_stage", cid,
+                                             lambda h=h: stage_of(h), model, thresholds, h)
+        stages[cid] = (stage, since, prediction)
     return stages, "model"
 
 
@@ -320,49 +355,53 @@ def segment(snapshot: Snapshot, rules: Rules) -> Iterator[SegmentLabel]:
     """Every label for every customer."""
     customers = snapshot.customers
     modelled = model_stages(snapshot)[0]
-    window_start = snapshot.today - dt.timedelta(days=rules.abc.window_days)
-    revenue: dict[str, Decimal] = {}
-    currency = snapshot.settings.currency
-    for c in customers:
-        revenue[c.id] = sum(
-            (i.amount for i in snapshot.history(c.id)
-             if i.type == "purchase" and i.amount is not None and i.date > window_start
-             and i.currency in (None, currency)), Decimal(0))  # type: ignore[misc]
-    abc = abc_classes(revenue, rules.abc)
+    facts = {c.id: customer_facts(snapshot, c.id, rules) for c in customers}
+    abc = abc_classes({cid: f.window_revenue for cid, f in facts.items()}, rules.abc)
     rfm = rfm_codes(snapshot, customers)
-    minimum = Decimal(str(rules.win_back.min_revenue))
     for c in customers:
-        prediction = None
-        if c.stage in STAGES:
-            stage, since = c.stage, None
-        else:
-            stage, since = lifecycle(purchase_days(snapshot, c.id), snapshot.today,
-                                     rules.lifecycle)
-            if c.id in modelled and stage != "new":
-                stage, model_since, prediction = modelled[c.id]
-                since = model_since if stage != "active" else since
-        if prediction is not None and prediction.p_alive > 0:
-            # profitable: what they would be worth over the horizon if they stayed
-            value = Decimal(f"{prediction.clv / prediction.p_alive:.2f}")
-        else:
-            value = snapshot.derived(c.id).revenue
-        worthy = (stage in ("at_risk", "lost") and value >= minimum
-                  and not is_bad_customer(snapshot, c.id, rules.win_back))
-        labels: dict[str, Any] = {
-            "lifecycle": stage, "lifecycle_since": since.isoformat() if since else None,
-            "abc": abc[c.id], "rfm": rfm.get(c.id), "win_back_worthy": worthy,
-        }
-        if modelled:
-            labels["lifecycle_basis"] = "model" if prediction is not None else "heuristic"
-        if prediction is not None:
-            labels["p_alive"] = round(prediction.p_alive, 3)
-            labels["clv"] = round(prediction.clv, 2)
-        for name, value in labels.items():
-            yield SegmentLabel(c.id, name, value)
-        if rules.custom:
-            variables = customer_variables(snapshot, c, labels)
-            for name, test in rules.custom.items():
-                yield SegmentLabel(c.id, name, bool(test(variables)), group="segments")
+        model = modelled.get(c.id)
+        yield from snapshot.per_customer(
+            f"{NAME}.labels", c.id,
+            lambda c=c, model=model: tuple(customer_labels(
+                snapshot, c, rules, facts[c.id], abc[c.id], rfm.get(c.id), model,
+                bool(modelled))),
+            abc[c.id], rfm.get(c.id), model, bool(modelled))
+
+
+def customer_labels(snapshot: Snapshot, c: Customer, rules: Rules, facts: Facts, abc: str,
+                    rfm: str | None, model: tuple[str, dt.date | None, Any] | None,
+                    any_modelled: bool) -> Iterator[SegmentLabel]:
+    """One customer's labels, given the ones computed over all customers."""
+    prediction = None
+    if c.stage in STAGES:
+        stage, since = c.stage, None
+    else:
+        stage, since = facts.heuristic
+        if model is not None and stage != "new":
+            stage, model_since, prediction = model
+            since = model_since if stage != "active" else since
+    if prediction is not None and prediction.p_alive > 0:
+        # profitable: what they would be worth over the horizon if they stayed
+        value = Decimal(f"{prediction.clv / prediction.p_alive:.2f}")
+    else:
+        value = snapshot.derived(c.id).revenue
+    worthy = (stage in ("at_risk", "lost") and value >= Decimal(str(rules.win_back.min_revenue))
+              and not facts.bad)
+    labels: dict[str, Any] = {
+        "lifecycle": stage, "lifecycle_since": since.isoformat() if since else None,
+        "abc": abc, "rfm": rfm, "win_back_worthy": worthy,
+    }
+    if any_modelled:
+        labels["lifecycle_basis"] = "model" if prediction is not None else "heuristic"
+    if prediction is not None:
+        labels["p_alive"] = round(prediction.p_alive, 3)
+        labels["clv"] = round(prediction.clv, 2)
+    for name, value in labels.items():
+        yield SegmentLabel(c.id, name, value)
+    if rules.custom:
+        variables = customer_variables(snapshot, c, labels)
+        for name, test in rules.custom.items():
+            yield SegmentLabel(c.id, name, bool(test(variables)), group="segments")
 
 
 # --- hooks ------------------------------------------------------------------------------
