@@ -1,0 +1,134 @@
+"""crmkit watch applies changed files to the loaded workspace (crmkit.reload) and keeps
+per-customer values (crmkit.memo): after any sequence of edits, everything must equal
+what a full load and a fresh computation give."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+from conftest import DEFAULT_SETTINGS, write_files
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from crmkit.app import App
+from crmkit.reload import apply_changes
+from crmkit.watch import Watcher
+
+TODAY = dt.date(2026, 6, 1)
+FILES = {
+    "customers/anna.yaml": "name: Anna\nbirthday: 1980-06-05\nemail: anna@example.com\n"
+                           "consent: {email: true}\n",
+    "customers/bert.yaml": "name: Bert\nreferred_by: anna\nphone: '+49 30 1234'\n",
+    "customers/cleo.yaml": "name: Cleo\nservices:\n  - {name: Wartung, every: 12 months, "
+                           "start: 2025-01-10}\n",
+    "interactions/2026/a1.yaml": "customer: anna\ndate: 2026-05-01\ntype: purchase\n"
+                                 "amount: 1200\n",
+    "interactions/2026/b1.yaml": "customer: bert\ndate: 2025-03-01\ntype: purchase\n"
+                                 "amount: 90\n",
+    "interactions/2026/c1.yaml": "- {customer: cleo, date: 2025-02-01, type: service, "
+                                 "service: Wartung}\n- {customer: cleo, date: 2026-04-01, "
+                                 "type: quote, amount: 500}\n",
+}
+
+CUSTOMER_TEXTS = [
+    "name: Anna Neu\nbirthday: 1980-06-03\nemail: anna@example.com\n",
+    "name: Bert\nreferred_by: nobody\n",
+    "name: Bert\nreferred_by: bert\n",
+    "name: Cleo\ntags: [vip]\nstage: lost\n",
+    "name: [broken\n",
+    "name: Cleo\nbirthday: 2026-02-30\n",
+]
+INTERACTION_TEXTS = [
+    "customer: anna\ndate: 2026-05-20\ntype: call\nfollow_up: {date: 2026-06-10}\n",
+    "customer: bert\ndate: 2026-05-30\ntype: purchase\namount: 3000\n",
+    "customer: cleo\ndate: 2026-05-02\ntype: purchase\namount: 700\n",
+    "customer: nobody\ndate: 2026-05-02\ntype: call\n",
+    "- {customer: anna, date: 2026-07-01, type: visit}\n- {customer: bert, date: 2024-01-01, "
+    "type: complaint}\n",
+    "customer: anna\ndate: 2026-13-01\ntype: call\n",
+    "customer: [anna\n",
+    "- {customer: ghost, date: 2026-01-01, type: nonsense}\n",
+]
+INTERACTION_PATHS = ["interactions/2026/a1.yaml", "interactions/2026/b1.yaml",
+                     "interactions/2026/new.yaml", "interactions/2027/x.yaml"]
+
+edits = st.one_of(
+    st.tuples(st.just("write"), st.sampled_from(["customers/anna.yaml", "customers/bert.yaml",
+                                                 "customers/cleo.yaml"]),
+              st.sampled_from(CUSTOMER_TEXTS)),
+    st.tuples(st.just("write"), st.sampled_from(INTERACTION_PATHS),
+              st.sampled_from(INTERACTION_TEXTS)),
+    st.tuples(st.just("delete"), st.sampled_from(INTERACTION_PATHS), st.just("")),
+    st.tuples(st.just("write"), st.just("customers/dora.yaml"), st.just("name: Dora\n")),
+)
+
+
+def outcome(app: App) -> tuple[object, ...]:
+    """What users see of a workspace: records, problems, labels, reminders, KPIs."""
+    ws = app.workspace
+    week_ago = app.at(TODAY - dt.timedelta(days=7))
+    return (dict(ws.customers), ws.interactions, dict(ws.by_customer), dict(ws.deals),
+            [str(d) for d in ws.diagnostics], dict(app.segments()), app.reminders(),
+            [(m.name, m.value) for m in app.metrics()], dict(week_ago.segments()),
+            [(m.name, m.value) for m in week_ago.metrics()])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(edits, min_size=1, max_size=6))
+@example([("write", "interactions/2026/new.yaml", INTERACTION_TEXTS[4]),  # older than b1
+          ("write", "customers/bert.yaml", CUSTOMER_TEXTS[1]),
+          ("delete", "interactions/2026/a1.yaml", ""),
+          ("write", "interactions/2026/b1.yaml", INTERACTION_TEXTS[6])])
+def test_applied_changes_equal_a_full_load(steps):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_files(root, {"crmkit.yaml": DEFAULT_SETTINGS, **FILES})
+        watcher = Watcher(root, TODAY, lambda line: None)
+        outcome(watcher.next_app(None))
+        for action, rel, text in steps:
+            if action == "write":
+                write_files(root, {rel: text})
+            elif (root / rel).exists():
+                (root / rel).unlink()
+            app = watcher.next_app({rel})
+            fresh = app.sharing(TODAY)  # the same plugins, a full load without any cache
+            fresh.use_cache = False
+            assert outcome(app) == outcome(fresh), (action, rel, text)
+
+
+def test_customers_a_change_did_not_touch_keep_their_values(make_workspace):
+    root = make_workspace(FILES)
+    watcher = Watcher(root, TODAY, lambda line: None)
+    before = watcher.next_app(None)
+    before.reminders()
+    write_files(root, {"interactions/2026/a2.yaml":
+                       "customer: anna\ndate: 2026-05-25\ntype: call\n"})
+    after = watcher.next_app({"interactions/2026/a2.yaml"})
+    assert after.workspace.stats.parsed == 1
+    assert after.workspace.history("bert") is before.workspace.history("bert")
+    assert after.workspace.history("anna") is not before.workspace.history("anna")
+    assert after.snapshot.derived("bert") is before.snapshot.derived("bert")
+    assert after.snapshot.derived("anna").last_contact == dt.date(2026, 5, 25)
+    bert_reminders = [r for r in before.reminders() if r.customer == "bert"]
+    assert bert_reminders and all(
+        any(r is s for s in after.reminders()) for r in bert_reminders)
+
+
+def test_what_only_a_full_load_gets_right(make_workspace):
+    root = make_workspace(FILES)
+    watcher = Watcher(root, TODAY, lambda line: None)
+    app = watcher.next_app(None)
+    write_files(root, {"customers/dora.yaml": "name: Dora\n", "interactions/notes.txt": "x",
+                       "interactions/sub/deep.yaml": "customer: dora\ndate: 2026-01-01\n"
+                                                     "type: call\n"})
+    for changed in ({"customers/dora.yaml"}, {"interactions/notes.txt"}, {"interactions/sub"},
+                    {"deals/d.yaml"}, {"crmkit.yaml"}):
+        assert apply_changes(app.workspace, watcher.files, changed, watcher.cache, app.host,
+                             TODAY) is None, changed
+    updated = watcher.next_app({"customers/dora.yaml", "interactions/notes.txt",
+                                "interactions/sub"})
+    assert "dora" in updated.workspace.customers
+    assert [i.customer for i in updated.workspace.history("dora")] == ["dora"]
+    assert any("not a .yaml file" in str(d) for d in updated.workspace.diagnostics)
