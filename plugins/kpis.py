@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 
 import crmkit
@@ -41,11 +42,63 @@ def month_keys(today: dt.date, months: int = 12) -> list[str]:
     return keys[::-1]
 
 
-def compute(snapshot: Snapshot, segments: Segmentation) -> Iterator[Metric]:
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One customer's part of the figures (kept per customer while it does not change)."""
+
+    purchase_days: int
+    bought_now: bool
+    bought_before: bool
+    lifetime: Decimal | None
+    revenue_12m: Decimal
+    orders_12m: int
+    by_month: tuple[tuple[str, Decimal], ...]
+    nps: int | None
+    complaints: tuple[Interaction, ...]
+    new_lead: bool
+
+
+def contribution(snapshot: Snapshot, customer_id: str) -> Contribution:
     today = snapshot.today
     currency = snapshot.settings.currency
     start = today - dt.timedelta(days=365)
     previous_start = today - dt.timedelta(days=730)
+    days = set()
+    bought_now = bought_before = False
+    lifetime: Decimal | None = None
+    revenue_12m = Decimal(0)
+    orders_12m = 0
+    by_month: dict[str, Decimal] = {}
+    nps = None
+    complaints = []
+    for i in snapshot.history(customer_id):
+        if i.type == "purchase":
+            days.add(i.date)
+            if i.date > start:
+                bought_now = True
+            elif i.date > previous_start:
+                bought_before = True
+        if _counted(i, currency):
+            lifetime = (lifetime or Decimal(0)) + i.amount  # type: ignore[operator]
+            if i.date > start:
+                revenue_12m += i.amount  # type: ignore[operator]
+                orders_12m += 1
+                key = f"{i.date.year:04d}-{i.date.month:02d}"
+                by_month[key] = by_month.get(key, Decimal(0)) + i.amount  # type: ignore[operator]
+        if i.date > start:
+            if i.type == "feedback" and i.score is not None:
+                nps = i.score  # the latest
+            if i.type == "complaint":
+                complaints.append(i)
+    first_contact = snapshot.derived(customer_id).first_contact
+    return Contribution(len(days), bought_now, bought_before, lifetime, revenue_12m, orders_12m,
+                        tuple(by_month.items()), nps, tuple(complaints),
+                        first_contact is not None and first_contact > start)
+
+
+def compute(snapshot: Snapshot, segments: Segmentation) -> Iterator[Metric]:
+    today = snapshot.today
+    currency = snapshot.settings.currency
     customers = snapshot.customers
 
     revenue_12m = Decimal(0)
@@ -64,39 +117,30 @@ def compute(snapshot: Snapshot, segments: Segmentation) -> Iterator[Metric]:
     complaints: list[Interaction] = []
 
     for c in customers:
-        history = snapshot.history(c.id)
-        days = set()
-        customer_12m = Decimal(0)
-        for i in history:
-            if i.type == "purchase":
-                days.add(i.date)
-                if i.date > start:
-                    buyers_now.add(c.id)
-                elif i.date > previous_start:
-                    buyers_before.add(c.id)
-            if _counted(i, currency):
-                lifetime[c.id] = lifetime.get(c.id, Decimal(0)) + i.amount  # type: ignore[operator]
-                if i.date > start:
-                    customer_12m += i.amount  # type: ignore[operator]
-                    orders_12m += 1
-                    key = f"{i.date.year:04d}-{i.date.month:02d}"
-                    if key in by_month:
-                        by_month[key] += i.amount  # type: ignore[operator]
-            if i.date > start:
-                if i.type == "feedback" and i.score is not None:
-                    nps_scores[c.id] = i.score  # the latest per customer
-                if i.type == "complaint":
-                    complaints.append(i)
-        if len(days) >= 2:
+        part = snapshot.per_customer(f"{NAME}.contribution", c.id,
+                                     lambda c=c: contribution(snapshot, c.id))
+        if part.bought_now:
+            buyers_now.add(c.id)
+        if part.bought_before:
+            buyers_before.add(c.id)
+        if part.lifetime is not None:
+            lifetime[c.id] = part.lifetime
+        orders_12m += part.orders_12m
+        for key, amount in part.by_month:
+            if key in by_month:
+                by_month[key] += amount
+        if part.nps is not None:
+            nps_scores[c.id] = part.nps
+        complaints.extend(part.complaints)
+        if part.purchase_days >= 2:
             repeaters += 1
-        if customer_12m:
-            per_customer_12m[c.id] = customer_12m
-            revenue_12m += customer_12m
-            by_abc[segments.label(c.id, "abc") or "C"] += customer_12m
-        first_contact = snapshot.derived(c.id).first_contact
-        if first_contact is not None and first_contact > start:
+        if part.revenue_12m:
+            per_customer_12m[c.id] = part.revenue_12m
+            revenue_12m += part.revenue_12m
+            by_abc[segments.label(c.id, "abc") or "C"] += part.revenue_12m
+        if part.new_lead:
             new_leads_12m += 1
-            if days:
+            if part.purchase_days:
                 converted_12m += 1
     for score in nps_scores.values():
         distribution[score] += 1
