@@ -8,16 +8,17 @@ plugins can report problems with ``path:line:col`` too.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from .diagnostics import Diagnostic, Location
 from .memo import CustomerMemo
 
+T = TypeVar("T")
 #: Interaction types that are records, not contact with the customer.
 NON_CONTACT_TYPES = frozenset({"note"})
 
@@ -301,6 +302,18 @@ class Workspace:
     def history(self, customer_id: str) -> tuple[Interaction, ...]:
         """All interactions of one customer, oldest first (planned ones included)."""
         return self.by_customer.get(customer_id, ())
+
+    def per_customer(self, name: str, customer_id: str, compute: Callable[[], T],
+                     *depends: object, day: dt.date | None = None) -> T:
+        """``compute()`` for one customer, kept while the customer's record and history
+        stay the same objects and ``depends`` stays equal (see :mod:`crmkit.memo`);
+        for checks in ``crmkit_validate``.  :meth:`crmkit.Snapshot.per_customer` is the
+        same for a day's snapshot."""
+        customer = self.customers.get(customer_id)
+        if customer is None:
+            return compute()
+        return self.memo.get(name, customer, self.by_customer.get(customer_id, ()), compute,
+                             day, depends)
 
     def deals_of(self, customer_id: str) -> list[Deal]:
         return [d for d in self.deals.values() if d.customer == customer_id]

@@ -41,8 +41,14 @@ class Segmentation(Mapping[str, dict[str, Any]]):
 
     def __init__(self, labels: Iterable[SegmentLabel] = ()) -> None:
         self._data: dict[str, dict[str, Any]] = {}
-        for label in labels:
-            self.add(label)
+        data = self._data
+        for label in labels:  # add(), inlined: 10,000s of customers have ~7 labels each
+            slot = data.get(label.customer)
+            if slot is None:
+                slot = data[label.customer] = {}
+            if label.group:
+                slot = slot.setdefault(label.group, {})
+            slot[label.name] = label.value
 
     def add(self, label: SegmentLabel) -> None:
         slot = self._data.setdefault(label.customer, {})

@@ -189,12 +189,7 @@ class Snapshot:
         ``today``, the settings and ``depends`` (e.g. a label computed over all
         customers); ``name`` says what it computes and starts with the plugin's name.
         """
-        workspace = self.workspace
-        customer = workspace.customers.get(customer_id)
-        if customer is None:
-            return compute()
-        return workspace.memo.get(name, customer, workspace.history(customer_id), compute,
-                                  self.today, depends)
+        return self.workspace.per_customer(name, customer_id, compute, *depends, day=self.today)
 
     def per_customer_many(self, name: str, customer_ids: Iterable[str],
                           compute: Callable[[list[str]], Mapping[str, T]],

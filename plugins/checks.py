@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import crmkit
-from crmkit import Diagnostic, Workspace
+from crmkit import Diagnostic, Interaction, Workspace
 
 NAME = "checks"
 
@@ -35,8 +35,9 @@ def crmkit_validate(workspace: Workspace) -> Iterator[Diagnostic]:
                     source=NAME)
             else:
                 seen_email[key] = customer_id
-        for phone in customer.phones:
-            key = _phone_key(phone)
+        for phone, key in workspace.per_customer(
+                f"{NAME}.phones", customer_id,
+                lambda c=customer: [(p, _phone_key(p)) for p in c.phones]):
             if len(key) >= 6 and key in seen_phone and seen_phone[key] != customer_id:
                 yield Diagnostic.warning(
                     f"possible duplicate: {seen_phone[key]!r} has the same phone {phone!r}",
@@ -46,7 +47,18 @@ def crmkit_validate(workspace: Workspace) -> Iterator[Diagnostic]:
                 seen_phone.setdefault(key, customer_id)
 
     currency = workspace.settings.currency
-    for interaction in workspace.interactions:
+    for customer_id in workspace.customers:
+        yield from workspace.per_customer(
+            f"{NAME}.interactions", customer_id,
+            lambda c=customer_id: tuple(_interaction_checks(workspace.history(c), currency)))
+
+    for deal in workspace.deals.values():
+        if deal.is_open and deal.value is None:
+            yield Diagnostic.warning("open deal without 'value'", deal.location, source=NAME)
+
+
+def _interaction_checks(history: Iterable[Interaction], currency: str) -> Iterator[Diagnostic]:
+    for interaction in history:
         kind = interaction.type
         if kind in ("purchase", "quote") and interaction.amount is None:
             yield Diagnostic.warning(f"{kind} without 'amount'", interaction.location, source=NAME)
@@ -63,7 +75,3 @@ def crmkit_validate(workspace: Workspace) -> Iterator[Diagnostic]:
         if interaction.follow_up is not None and interaction.follow_up.date < interaction.date:
             yield Diagnostic.warning("'follow_up' is dated before the interaction itself",
                                      interaction.locate("follow_up"), source=NAME)
-
-    for deal in workspace.deals.values():
-        if deal.is_open and deal.value is None:
-            yield Diagnostic.warning("open deal without 'value'", deal.location, source=NAME)

@@ -52,13 +52,10 @@ def settings_of(settings: crmkit.Settings) -> tuple[dict[str, Any], list[Diagnos
 
 def histories(snapshot: Snapshot) -> list[History]:
     """Per customer with purchases: distinct purchase days and each day's total."""
-    result = []
-    for customer in snapshot.customers:
-        h = snapshot.per_customer(f"{NAME}.history", customer.id,
-                                  lambda c=customer.id: purchase_history(snapshot, c))
-        if h is not None:
-            result.append(h)
-    return result
+    ids = [c.id for c in snapshot.customers]
+    found = snapshot.per_customer_many(
+        f"{NAME}.history", ids, lambda todo: {c: purchase_history(snapshot, c) for c in todo})
+    return [h for cid in ids if (h := found[cid]) is not None]
 
 
 def purchase_history(snapshot: Snapshot, customer_id: str) -> History | None:

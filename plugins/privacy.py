@@ -46,22 +46,31 @@ def privacy_findings(workspace: Workspace, today: dt.date) -> Iterator[Diagnosti
     days, problems = retention_days(workspace.settings)
     yield from problems
     for customer in workspace.customers.values():
-        history = [i for i in workspace.history(customer.id) if i.date <= today]
-        if not customer.consent.email:
-            for i in history:
-                if i.type == "email" and i.direction == "outbound":
-                    yield Diagnostic.warning(
-                        f"email sent to {customer.id!r}, who has no recorded email consent",
-                        i.location, source=NAME)
-                    break
-        if days is None or any(i.type == "purchase" for i in history):
-            continue
-        contacts = [i.date for i in history if i.is_contact]
-        if contacts and (today - contacts[-1]).days > days:
-            yield Diagnostic.warning(
-                f"lead without contact since {contacts[-1].isoformat()} (retention: "
-                f"{days} days): erase with 'crmkit privacy forget {customer.id}'",
-                customer.location, source=NAME)
+        yield from workspace.per_customer(
+            f"{NAME}.findings", customer.id,
+            lambda c=customer: tuple(customer_findings(workspace, c, today, days)),
+            days, day=today)
+
+
+def customer_findings(workspace: Workspace, customer: crmkit.Customer, today: dt.date,
+                      days: int | None) -> Iterator[Diagnostic]:
+    """Email without consent, and a lead kept past the retention period."""
+    history = [i for i in workspace.history(customer.id) if i.date <= today]
+    if not customer.consent.email:
+        for i in history:
+            if i.type == "email" and i.direction == "outbound":
+                yield Diagnostic.warning(
+                    f"email sent to {customer.id!r}, who has no recorded email consent",
+                    i.location, source=NAME)
+                break
+    if days is None or any(i.type == "purchase" for i in history):
+        return
+    contacts = [i.date for i in history if i.is_contact]
+    if contacts and (today - contacts[-1]).days > days:
+        yield Diagnostic.warning(
+            f"lead without contact since {contacts[-1].isoformat()} (retention: "
+            f"{days} days): erase with 'crmkit privacy forget {customer.id}'",
+            customer.location, source=NAME)
 
 
 # --- erasure ----------------------------------------------------------------------------

@@ -80,12 +80,25 @@ def to_markdown(reminders: list[Reminder], today: dt.date, within: int) -> str:
             out += ["Nothing.", ""]
             continue
         out += ["| due | customer | kind | what | channel |", "|---|---|---|---|---|"]
-        for r in items:
-            note = f" *(held back: {r.suppressed})*" if r.suppressed else ""
-            out.append(f"| {r.due.isoformat()} | {_md_cell(r.customer)} | {r.kind} | "
-                       f"{_md_cell(r.title)}{_md_cell(note)} | {_md_cell(r.channel)} |")
+        out.extend(map(_md_row, items))
         out.append("")
     return "\n".join(out)
+
+
+#: Rows by reminder, for the same reason as :data:`_EVENTS`.
+_ROWS: dict[Reminder, str] = {}
+
+
+def _md_row(r: Reminder) -> str:
+    row = _ROWS.get(r)
+    if row is None:
+        note = f" *(held back: {r.suppressed})*" if r.suppressed else ""
+        row = (f"| {r.due.isoformat()} | {_md_cell(r.customer)} | {r.kind} | "
+               f"{_md_cell(r.title)}{_md_cell(note)} | {_md_cell(r.channel)} |")
+        if len(_ROWS) > 200_000:
+            _ROWS.clear()
+        _ROWS[r] = row
+    return row
 
 
 def write_outputs(app: crmkit.App) -> list[Path]:

@@ -166,19 +166,22 @@ class Facts:
 
 
 def customer_facts(snapshot: Snapshot, customer_id: str, rules: Rules) -> Facts:
-    def compute() -> Facts:
-        window_start = snapshot.today - dt.timedelta(days=rules.abc.window_days)
-        currency = snapshot.settings.currency
-        history = snapshot.history(customer_id)
-        revenue = sum((i.amount for i in history
-                       if i.type == "purchase" and i.amount is not None
-                       and i.date > window_start and i.currency in (None, currency)),
-                      Decimal(0))
-        days = purchase_days(snapshot, customer_id)
-        return Facts(len(days), revenue, lifecycle(days, snapshot.today, rules.lifecycle),
-                     is_bad_customer(snapshot, customer_id, rules.win_back))
+    window_start = snapshot.today - dt.timedelta(days=rules.abc.window_days)
+    currency = snapshot.settings.currency
+    history = snapshot.history(customer_id)
+    revenue = sum((i.amount for i in history
+                   if i.type == "purchase" and i.amount is not None
+                   and i.date > window_start and i.currency in (None, currency)), Decimal(0))
+    days = purchase_days(snapshot, customer_id)
+    return Facts(len(days), revenue, lifecycle(days, snapshot.today, rules.lifecycle),
+                 is_bad_customer(snapshot, customer_id, rules.win_back))
 
-    return snapshot.per_customer(f"{NAME}.facts", customer_id, compute)
+
+def all_facts(snapshot: Snapshot, rules: Rules) -> dict[str, Facts]:
+    """Every customer's :class:`Facts`, once per snapshot."""
+    return snapshot.memo(f"{NAME}.facts", lambda: snapshot.per_customer_many(
+        f"{NAME}.facts", [c.id for c in snapshot.customers],
+        lambda ids: {cid: customer_facts(snapshot, cid, rules) for cid in ids}))
 
 
 def lifecycle(days: list[dt.date], today: dt.date, rules: LifecycleRules
@@ -320,8 +323,7 @@ def model_stages(snapshot: Snapshot) -> tuple[dict[str, tuple[str, dt.date | Non
     if not values["use_for_segments"]:
         return {}, "prediction.use_for_segments is false"
     rules, _ = read_rules(snapshot.settings)
-    repeaters = sum(1 for c in snapshot.customers
-                    if customer_facts(snapshot, c.id, rules).purchase_days > 1)
+    repeaters = sum(1 for f in all_facts(snapshot, rules).values() if f.purchase_days > 1)
     if repeaters < values["min_repeat_customers"]:
         return {}, (f"{repeaters} customers with repeat purchases, the model needs "
                     f"{values['min_repeat_customers']}")
@@ -341,13 +343,13 @@ def model_stages(snapshot: Snapshot) -> tuple[dict[str, tuple[str, dt.date | Non
                 return stage, first + dt.timedelta(days=round(week * 7))
         return "active", None
 
-    for cid, prediction in result.predictions.items():
-        h = by_customer[cid]
-        if h.x == 0:
-            continue
-        stage, since = snapshot.per_customer(f"{NAME}.model_stage", cid,
-                                             lambda h=h: stage_of(h), model, thresholds, h)
-        stages[cid] = (stage, since, prediction)
+    repeat = [cid for cid in result.predictions if by_customer[cid].x > 0]
+    found = snapshot.per_customer_many(
+        f"{NAME}.model_stage", repeat,
+        lambda ids: {cid: stage_of(by_customer[cid]) for cid in ids},
+        lambda cid: (model, thresholds, by_customer[cid]))
+    for cid in repeat:
+        stages[cid] = (*found[cid], result.predictions[cid])
     return stages, "model"
 
 
@@ -355,17 +357,19 @@ def segment(snapshot: Snapshot, rules: Rules) -> Iterator[SegmentLabel]:
     """Every label for every customer."""
     customers = snapshot.customers
     modelled = model_stages(snapshot)[0]
-    facts = {c.id: customer_facts(snapshot, c.id, rules) for c in customers}
+    facts = all_facts(snapshot, rules)
     abc = abc_classes({cid: f.window_revenue for cid, f in facts.items()}, rules.abc)
     rfm = rfm_codes(snapshot, customers)
-    for c in customers:
-        model = modelled.get(c.id)
-        yield from snapshot.per_customer(
-            f"{NAME}.labels", c.id,
-            lambda c=c, model=model: tuple(customer_labels(
-                snapshot, c, rules, facts[c.id], abc[c.id], rfm.get(c.id), model,
-                bool(modelled))),
-            abc[c.id], rfm.get(c.id), model, bool(modelled))
+    any_modelled = bool(modelled)
+    ids = [c.id for c in customers]
+    labels = snapshot.per_customer_many(
+        f"{NAME}.labels", ids,
+        lambda todo: {cid: tuple(customer_labels(
+            snapshot, snapshot.workspace.customers[cid], rules, facts[cid], abc[cid],
+            rfm.get(cid), modelled.get(cid), any_modelled)) for cid in todo},
+        lambda cid: (abc[cid], rfm.get(cid), modelled.get(cid), any_modelled))
+    for cid in ids:
+        yield from labels[cid]
 
 
 def customer_labels(snapshot: Snapshot, c: Customer, rules: Rules, facts: Facts, abc: str,
