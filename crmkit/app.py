@@ -168,7 +168,14 @@ class App:
         return draft
 
     def report_sections(self, report: str) -> list[ReportSection]:
-        """Every plugin's sections for ``report``, in ``order``, then by name."""
+        """Every plugin's sections for ``report``, in ``order``, then by name (once per run:
+        a report is rendered as HTML and as Markdown)."""
+        kept = self.__dict__.setdefault("_sections", {})
+        if report not in kept:
+            kept[report] = self._collect_sections(report)
+        return kept[report]
+
+    def _collect_sections(self, report: str) -> list[ReportSection]:
         found, problems = self.host.collect(
             "crmkit_report_sections", report=report, snapshot=self.snapshot,
             segments=self.segments(), reminders=self.reminders())

@@ -11,7 +11,7 @@ those customers, so a rebuild after one edit recomputes one customer, not
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -46,6 +46,28 @@ class CustomerMemo:
                 and entry[3] == depends:
             return entry[2]
         return MISSING
+
+    def many(self, name: str, day: dt.date | None,
+             wanted: Iterable[tuple[Any, object, tuple[object, ...]]],
+             compute: Callable[[list[str]], Mapping[str, T]]) -> dict[str, T]:
+        """:meth:`get` for many ``(customer, history, depends)`` at once: ``compute``
+        gets the ids of those without a kept value."""
+        table = self._days.get(day) or {}
+        found: dict[str, T] = {}
+        missing = []
+        for customer, history, depends in wanted:
+            entry = table.get((name, customer.id))
+            if entry is not None and entry[0] is customer and entry[1] is history \
+                    and entry[3] == depends:
+                found[customer.id] = entry[2]
+            else:
+                missing.append((customer, history, depends))
+        if missing:
+            computed = compute([customer.id for customer, _, _ in missing])
+            for customer, history, depends in missing:
+                value = found[customer.id] = computed[customer.id]
+                self.store(name, customer, history, day, depends, value)
+        return found
 
     def store(self, name: str, customer: Any, history: object, day: dt.date | None,
               depends: tuple[object, ...], value: object) -> None:

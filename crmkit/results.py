@@ -88,6 +88,13 @@ class Segmentation(Mapping[str, dict[str, Any]]):
     def __contains__(self, customer: object) -> bool:
         return customer in self._data
 
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Segmentation):
+            return self._data == other._data
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 @dataclass(frozen=True, slots=True)
 class Reminder:

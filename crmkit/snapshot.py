@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from .memo import MISSING
 from .model import NON_CONTACT_TYPES, Customer, FollowUp, Interaction, Workspace
 
 T = TypeVar("T")
@@ -200,22 +199,23 @@ class Snapshot:
         command) and returns a value for each; ``depends(id)`` is what else a
         customer's value depends on."""
         workspace = self.workspace
-        memo, customers, today = workspace.memo, workspace.customers, self.today
-        found: dict[str, T] = {}
-        missing: list[tuple[str, tuple[object, ...]]] = []
-        for cid in customer_ids:
-            extra = depends(cid)
-            value = memo.lookup(name, customers[cid], workspace.history(cid), today, extra)
-            if value is MISSING:
-                missing.append((cid, extra))
-            else:
-                found[cid] = value
-        if missing:
-            computed = compute([cid for cid, _ in missing])
-            for cid, extra in missing:
-                value = found[cid] = computed[cid]
-                memo.store(name, customers[cid], workspace.history(cid), today, extra, value)
-        return found
+        customers, histories = workspace.customers, workspace.by_customer
+        return workspace.memo.many(
+            name, self.today,
+            ((customers[cid], histories.get(cid, ()), depends(cid)) for cid in customer_ids),
+            compute)
+
+    def all_derived(self) -> dict[str, Derived]:
+        """:meth:`derived` of every customer, for rules that look at all of them (in
+        one pass over the per-customer memo instead of one lookup each)."""
+        if len(self._derived) < len(self.workspace.customers):
+            currency = self.workspace.settings.currency
+            history = self.workspace.history
+            self._derived.update(self.per_customer_many(
+                "crmkit.derived", sorted(self.workspace.customers),
+                lambda ids: {cid: derive(history(cid), self.today, currency, cid)
+                             for cid in ids}))
+        return self._derived
 
     def derived(self, customer_id: str) -> Derived:
         cached = self._derived.get(customer_id)

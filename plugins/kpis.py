@@ -156,7 +156,8 @@ def compute(snapshot: Snapshot, segments: Segmentation) -> Iterator[Metric]:
     yield Metric("average_order_value", "Average order value, last 12 months",
                  (revenue_12m / orders_12m).quantize(Decimal("0.01")) if orders_12m else None,
                  currency)
-    buyers_ever = [c.id for c in customers if snapshot.derived(c.id).purchase_count]
+    derived = snapshot.all_derived()
+    buyers_ever = [c.id for c in customers if derived[c.id].purchase_count]
     yield Metric("repeat_purchase_rate", "Repeat purchase rate",
                  _ratio(repeaters, len(buyers_ever)), "ratio",
                  "customers with purchases on two or more days / customers with a purchase")

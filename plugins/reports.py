@@ -63,22 +63,27 @@ def number(value: Any, unit: str | None = None) -> str:
 
 
 def _open_quotes(snapshot: Snapshot, days: int = 60) -> list[dict[str, Any]]:
-    quotes = []
+    """The latest quote of the last ``days`` of each customer without a purchase since."""
     start = snapshot.today - dt.timedelta(days=days)
-    for customer in snapshot.customers:
-        history = snapshot.history(customer.id)
+
+    def open_quote(customer_id: str) -> dict[str, Any] | None:
+        history = snapshot.history(customer_id)
         latest = None
         for i in history:
             if i.type == "quote" and i.date > start:
                 latest = i
-        if latest is None:
-            continue
-        if any(i.type == "purchase" and i.date >= latest.date for i in history):
-            continue
-        quotes.append({"customer": customer.id, "name": customer.name, "date": latest.date,
-                       "amount": latest.amount, "currency": latest.currency,
-                       "summary": latest.summary})
-    return quotes
+        if latest is None or any(i.type == "purchase" and i.date >= latest.date
+                                 for i in history):
+            return None
+        return {"customer": customer_id, "name": snapshot.workspace.customers[customer_id].name,
+                "date": latest.date, "amount": latest.amount, "currency": latest.currency,
+                "summary": latest.summary}
+
+    ids = [c.id for c in snapshot.customers]
+    found = snapshot.per_customer_many(f"{NAME}.open_quote", ids,
+                                       lambda todo: {cid: open_quote(cid) for cid in todo},
+                                       lambda _: (days,))
+    return [quote for cid in ids if (quote := found[cid]) is not None]
 
 
 def weekly_sections(snapshot: Snapshot, segments: Segmentation, reminders: list[Reminder]
@@ -96,9 +101,10 @@ def weekly_sections(snapshot: Snapshot, segments: Segmentation, reminders: list[
             groups.setdefault(r.kind, []).append(r)
         return sorted(groups.items())
 
+    derived = snapshot.all_derived()
     new_leads = [c for c in snapshot.customers
                  if segments.label(c.id, "lifecycle") == "lead"
-                 and (first := snapshot.derived(c.id).first_contact) and first > week_ago]
+                 and (first := derived[c.id].first_contact) and first > week_ago]
     newly_at_risk = [c for c in snapshot.customers
                      if segments.label(c.id, "lifecycle") == "at_risk"
                      and (since := segments.label(c.id, "lifecycle_since"))
@@ -167,10 +173,48 @@ def render_report(app: crmkit.App, name: str, fmt: str) -> str:
                 f"report section {section.name!r} has no template "
                 f"{section.template}.{fmt}.j2; left out"))
             continue
-        body = template.render({**base, **section.context, "section": section})
+        body = render_section(env, template, {**base, **section.context, "section": section})
         rendered.append({"name": section.name, "title": section.title,
                          "body": Markup(body) if fmt == "html" else body})
     return layout.render({**base, "sections": rendered, "report": name})
+
+
+#: The last output of each section template, with the values of the variables it
+#: uses: ``crmkit watch`` renders every report after each change, and most changes
+#: leave most sections as they were (a list of 5,000 reminders takes 0.1 s).
+_RENDERED: dict[str, tuple[Any, frozenset[str] | None, dict[str, Any], str]] = {}
+_ABSENT = object()
+
+
+def render_section(env: Any, template: Any, context: dict[str, Any]) -> str:
+    """``template.render(context)``, or its last output when every variable it uses
+    (found by Jinja's own analysis of its source) is equal to last time.  A template
+    that includes, imports or extends another is always rendered."""
+    kept = _RENDERED.get(template.name)
+    if kept is not None and kept[0] is template:
+        names = kept[1]
+        if names is not None and kept[2] == {n: context.get(n, _ABSENT) for n in names}:
+            return kept[3]
+    else:
+        names = _variables_of(env, template.name)
+    body: str = template.render(context)
+    if names is not None:
+        _RENDERED[template.name] = (template, names,
+                                    {n: context.get(n, _ABSENT) for n in names}, body)
+    return body
+
+
+def _variables_of(env: Any, name: str) -> frozenset[str] | None:
+    from jinja2 import meta
+
+    try:
+        source = env.loader.get_source(env, name)[0]
+        parsed = env.parse(source)
+    except Exception:
+        return None
+    if any(True for _ in meta.find_referenced_templates(parsed)):
+        return None
+    return frozenset(meta.find_undeclared_variables(parsed))
 
 
 def write_report(app: crmkit.App, name: str, fmt: str, out: Path) -> Path:

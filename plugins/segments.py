@@ -241,8 +241,9 @@ def quintile_scores(values: dict[str, Any]) -> dict[str, int]:
 
 def rfm_codes(snapshot: Snapshot, customers: Iterable[Customer]) -> dict[str, str]:
     recency, frequency, monetary = {}, {}, {}
+    derived = snapshot.all_derived()
     for c in customers:
-        d = snapshot.derived(c.id)
+        d = derived[c.id]
         if d.last_purchase is None:
             continue
         recency[c.id] = -(snapshot.today - d.last_purchase).days  # more recent = higher
