@@ -3,6 +3,7 @@
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -11,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import CRMKIT, age_files
+from conftest import CRMKIT, EXAMPLE, age_files
 
 from crmkit.watch import is_ignored
 
@@ -165,3 +166,46 @@ def test_start_uses_the_parse_cache_on_disk(make_workspace):
         assert running.expect(r"start: wrote").endswith(", 0 file(s) parsed")
     finally:
         running.process.kill()
+
+
+def test_watch_output_equals_a_fresh_build_after_each_change(tmp_path):
+    """The kept per-customer values, rendered sections and rows must never show stale
+    data: after each change the watched output is byte for byte what a separate
+    `crmkit --no-cache build` of the same files writes."""
+    root = tmp_path / "ws"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("out", ".crmkit"))
+    age_files(root)
+    watch = Watch(root)
+    watch.expect(r"start: wrote \d+ file\(s\)")
+    watch.expect("watching for changes")
+    customer = sorted((root / "customers").glob("*.yaml"))[0]
+    some_interaction = sorted((root / "interactions").rglob("*.yaml"))[-1]
+    changes = [
+        ("interactions/2026/new-purchase.yaml",
+         f"customer: {customer.stem}\ndate: 2026-05-30\ntype: purchase\namount: 4800\n"
+         "summary: Neue Heizung\n"),
+        (customer.relative_to(root).as_posix(),
+         customer.read_text(encoding="utf-8").replace("name: ", "name: Dr. ", 1)),
+        (some_interaction.relative_to(root).as_posix(), None),
+    ]
+    try:
+        for n, (rel, text) in enumerate(changes):
+            if text is None:
+                (root / rel).unlink()
+            else:
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                (root / rel).write_text(text, encoding="utf-8")
+            watch.expect(re.escape(rel) + ": wrote", timeout=30)
+            fresh = tmp_path / f"fresh{n}"
+            shutil.copytree(root, fresh, ignore=shutil.ignore_patterns("out", ".crmkit"))
+            subprocess.run([CRMKIT, "-w", fresh, "--today", "2026-06-01", "--no-cache", "build"],
+                           check=True, capture_output=True)
+            built = sorted(p.relative_to(fresh / "out") for p in (fresh / "out").rglob("*")
+                           if p.is_file())
+            assert built and built == sorted(p.relative_to(root / "out")
+                                             for p in (root / "out").rglob("*") if p.is_file())
+            for path in built:
+                assert (root / "out" / path).read_bytes() == (fresh / "out" / path).read_bytes(), \
+                    (rel, path)
+    finally:
+        watch.process.kill()
