@@ -11,7 +11,8 @@ each in a fresh process, side by side:
 * cold (no parse cache), warm (nothing changed: the output is replayed) and
   one-file-changed (the parse cache, no replay) `crmkit check` and
   `crmkit report weekly --format md --out -`;
-* `crmkit watch`: the time from changing one file to the end of the re-render;
+* `crmkit watch`: the time from saving one file (an edited customer, a new
+  purchase) to the end of the re-render;
 * the peak memory (max RSS) of each crmkit run.
 """
 
@@ -76,8 +77,9 @@ def timed(args: list[str], cwd: Path) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024
 
 
-def watch_change(root: Path) -> float:
-    """Seconds from touching one customer file to the end of the re-render."""
+def watch_changes(root: Path) -> dict[str, float]:
+    """Seconds from saving a file to the end of the re-render, for an edited customer
+    and for a new purchase (the median of three each)."""
     process = subprocess.Popen([CRMKIT, "--today", TODAY, "watch"], cwd=root,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -95,16 +97,29 @@ def watch_change(root: Path) -> float:
                 return line
         raise SystemExit(f"watch: no line matching {pattern!r}")
 
+    def save(rel: str, text: str) -> float:
+        started = time.perf_counter()
+        (root / rel).write_text(text, encoding="utf-8")
+        wait_for(re.escape(rel) + ": wrote")
+        elapsed = time.perf_counter() - started
+        time.sleep(1)
+        return elapsed
+
     wait_for("watching for changes")
     time.sleep(3)  # let the files' mtimes age past the cache's racy window
-    target = root / "customers" / "c000001.yaml"
-    started = time.perf_counter()
-    target.write_text(target.read_text(encoding="utf-8") + "notes: changed\n", encoding="utf-8")
-    wait_for(r"c000001\.yaml: wrote")
-    elapsed = time.perf_counter() - started
+    customer = root / "customers" / "c000001.yaml"
+    original = customer.read_text(encoding="utf-8")
+    edits = [save("customers/c000001.yaml", f"{original}notes: changed {n}\n")
+             for n in range(3)]
+    customer.write_text(original, encoding="utf-8")
+    purchases = [save(f"interactions/bench-{n}.yaml",
+                      f"customer: c00000{n + 2}\ndate: {TODAY}\ntype: purchase\n"
+                      f"amount: {100 + n}\n") for n in range(3)]
     process.terminate()
     process.wait(timeout=30)
-    return elapsed
+    for n in range(3):
+        (root / "interactions" / f"bench-{n}.yaml").unlink()
+    return {"customer edited": sorted(edits)[1], "purchase added": sorted(purchases)[1]}
 
 
 def touch_one_file(root: Path) -> None:
@@ -141,7 +156,8 @@ def bench(customers: int, interactions: int) -> list[tuple[str, float, str, str]
             changed, changed_mem = timed([CRMKIT, "--today", TODAY, *args], root)
             rows.append((f"{name}, one file changed", changed,
                          f"{changed / io_floor:.2f}× I/O floor", f"{changed_mem:.0f} MB"))
-        rows.append(("watch: one file changed → re-rendered", watch_change(root), "", ""))
+        for what, seconds in watch_changes(root).items():
+            rows.append((f"watch: {what} → re-rendered", seconds, "", ""))
         return rows
 
 

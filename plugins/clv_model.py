@@ -173,24 +173,43 @@ def fit_bgnbd(data: Sequence[History]) -> BgNbd:
     return BgNbd(r, alpha, a, b, -float(best.fun), len(data), bool(best.success) and sane)
 
 
+def gamma_gamma_log_likelihood(log_params, x, m):
+    """The Gamma-Gamma log-likelihood of repeat buyers (``x`` repeat purchases of mean
+    value ``m``) and its exact gradient in the log-parameters: with it the optimiser
+    converges in a few dozen steps instead of falling back to Nelder-Mead."""
+    import numpy as np
+    from scipy.special import digamma, gammaln
+
+    p, q, v = np.exp(log_params)
+    px = p * x
+    spent = x * m + v
+    ll = (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(v)
+          + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * np.log(spent))
+    both = digamma(px + q)
+    d_p = np.sum(x * (both - digamma(px) + np.log(m) + np.log(x) - np.log(spent)))
+    d_q = np.sum(both - digamma(q) + np.log(v) - np.log(spent))
+    d_v = np.sum(q / v - (px + q) / spent)
+    return float(np.sum(ll)), np.array([p * d_p, q * d_q, v * d_v])
+
+
 def fit_gamma_gamma(data: Iterable[History]) -> GammaGamma:
     """Fitted on customers with repeat transactions of positive value."""
     import numpy as np
-    from scipy.special import gammaln
 
     rows = [(h.x, h.m_x) for h in data if h.x > 0 and h.m_x is not None and h.m_x > 0]
     x = np.array([r[0] for r in rows], dtype=float)
     m = np.array([r[1] for r in rows], dtype=float)
 
     def negative_ll(log_params) -> float:
-        p, q, v = np.exp(log_params)
-        ll = (gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(v)
-              + (p * x - 1) * np.log(m) + (p * x) * np.log(x) - (p * x + q) * np.log(x * m + v))
-        return -float(np.sum(ll))
+        return -gamma_gamma_log_likelihood(log_params, x, m)[0]
+
+    def negative(log_params):
+        value, gradient = gamma_gamma_log_likelihood(log_params, x, m)
+        return -value, -gradient
 
     if not rows:
         return GammaGamma(float("nan"), float("nan"), float("nan"), float("nan"), 0, False)
-    best = _minimise(negative_ll, (1.0, 1.0, float(np.mean(m))))
+    best = _minimise(negative_ll, (1.0, 1.0, float(np.mean(m))), negative)
     assert best is not None
     p, q, v = (float(val) for val in np.exp(best.x))
     finite = all(math.isfinite(val) for val in (p, q, v, best.fun))
@@ -312,16 +331,14 @@ forecast_again = functools.lru_cache(maxsize=4)(forecast)
 
 
 def crossing_week(model: BgNbd, h: History, threshold: float) -> float | None:
-    """The age T (weeks) at which P(alive) fell below ``threshold``, if it has by now."""
+    """The age T (weeks) at which P(alive) fell below ``threshold``, if it has by now.
+
+    P(alive) falls with T, so solving eq. (11) for T gives it in closed form:
+    ``(a / (b+x-1)) ((α+T) / (α+t_x))^(r+x) = 1/threshold - 1``; never before the
+    last purchase.
+    """
     if h.x == 0 or model.p_alive(h.x, h.t_x, h.T) >= threshold:
         return None
-    low, high = h.t_x, h.T
-    if model.p_alive(h.x, h.t_x, low) < threshold:
-        return low
-    for _ in range(60):
-        mid = (low + high) / 2
-        if model.p_alive(h.x, h.t_x, mid) < threshold:
-            high = mid
-        else:
-            low = mid
-    return high
+    odds = (1 / threshold - 1) * (model.b + h.x - 1) / model.a
+    week = (model.alpha + h.t_x) * odds ** (1 / (model.r + h.x)) - model.alpha
+    return min(max(week, h.t_x), h.T)

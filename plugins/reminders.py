@@ -409,11 +409,28 @@ def all_reminders(snapshot: Snapshot, segments: Segmentation) -> Iterator[Remind
                 found[reminder.customer].append(reminder)
         return {cid: tuple(items) for cid, items in found.items()}
 
+    read = labels_read(root)
+
+    def labels_of(customer_id: str) -> tuple[object, ...]:
+        labels = segments[customer_id]
+        groups = [v for v in labels.values() if isinstance(v, dict)]
+        return tuple((labels.get(name), *(g.get(name) for g in groups)) for name in read)
+
     ids = [c.id for c in snapshot.customers]
-    kept = snapshot.per_customer_many(f"{NAME}.due", ids, compute,
-                                      lambda cid: (segments[cid],))
+    kept = snapshot.per_customer_many(f"{NAME}.due", ids, compute, labels_of)
     for cid in ids:
         yield from kept[cid]
+
+
+def labels_read(root: Options) -> tuple[str, ...]:
+    """The segment labels the kinds look at: a customer's reminders are kept while
+    these are equal (not, say, P(alive), which moves a little for everybody when
+    anyone buys and the purchase model is fitted again)."""
+    names = {"lifecycle", "lifecycle_since", "win_back_worthy"}
+    names.update(value.partition("=")[0]
+                 for kind, value, _ in _cadence_rules(_options(root.settings).sub("stay_in_touch"))
+                 if kind == "segment")
+    return tuple(sorted(names))
 
 
 def frequency_cap(reminders: list[Reminder], snapshot: Snapshot) -> dict[Reminder, str]:

@@ -111,7 +111,7 @@ def test_crossing_week_is_where_p_alive_falls_below_the_threshold():
     h = History("c", 2, 10.0, 60.0, None)
     week = crossing_week(PAPER, h, 0.5)
     assert week is not None and 10 < week < 60
-    assert PAPER.p_alive(2, 10, week) == pytest.approx(0.5, abs=1e-3)
+    assert PAPER.p_alive(2, 10, week) == pytest.approx(0.5, abs=1e-9)
     assert crossing_week(PAPER, History("c", 2, 59.0, 60.0, None), 0.2) is None
 
 
@@ -203,4 +203,19 @@ def test_exact_gradient_of_the_likelihood_matches_central_differences():
         steps = np.eye(4) * 1e-6
         numeric = [(log_likelihood(p + e, x, t_x, T) - log_likelihood(p - e, x, t_x, T)) / 2e-6
                    for e in steps]
+        assert gradient == pytest.approx(numeric, rel=1e-5, abs=1e-3)
+
+
+def test_exact_gradient_of_the_spend_likelihood_matches_central_differences():
+    from crmkit_plugins.clv_model import gamma_gamma_log_likelihood
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(1, 12, 400).astype(float)
+    m = rng.gamma(6.0, 15.0, 400)
+    for point in ([1.8, 1.3, 2.7], [-0.5, 2.0, 0.3]):
+        p = np.array(point)
+        _, gradient = gamma_gamma_log_likelihood(p, x, m)
+        steps = np.eye(3) * 1e-6
+        numeric = [(gamma_gamma_log_likelihood(p + e, x, m)[0]
+                    - gamma_gamma_log_likelihood(p - e, x, m)[0]) / 2e-6 for e in steps]
         assert gradient == pytest.approx(numeric, rel=1e-5, abs=1e-3)
