@@ -157,10 +157,10 @@ def _read_changes(root: Path, files: LoadedFiles, changed: list[str], cache: Par
                 cache.forget(rel)
                 continue
             prefix = rel + "/"
-            if folder == "interactions" and not any(k.startswith(prefix)
-                                                    for k in files.interactions):
-                continue  # e.g. a file an editor wrote and removed again
-            raise _Unsupported  # a customer file or a whole folder is gone
+            if folder == "interactions" and name.endswith(YAML_SUFFIXES) and not any(
+                    k.startswith(prefix) for k in files.interactions):
+                continue  # written and removed again before it was loaded
+            raise _Unsupported  # a customer file, a folder or an ignored file is gone
         if not stat.S_ISREG(info.st_mode) or not name.endswith(YAML_SUFFIXES):
             raise _Unsupported  # folders, links, other files: the walk reports them
         key = file_key(info)

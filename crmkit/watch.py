@@ -226,6 +226,7 @@ class Watcher:
                     self.rebuild(batch)
                 except Exception as exc:  # a failed rebuild is logged; watching goes on
                     self.echo(f"{_clock()} rebuild failed: {type(exc).__name__}: {exc}")
+                    self.app = None  # the next change loads everything afresh
         except KeyboardInterrupt:
             pass
         finally:

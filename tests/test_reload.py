@@ -132,3 +132,8 @@ def test_what_only_a_full_load_gets_right(make_workspace):
     assert "dora" in updated.workspace.customers
     assert [i.customer for i in updated.workspace.history("dora")] == ["dora"]
     assert any("not a .yaml file" in str(d) for d in updated.workspace.diagnostics)
+    (root / "interactions/notes.txt").unlink()  # its warning must go with it
+    assert apply_changes(updated.workspace, watcher.files, {"interactions/notes.txt"},
+                         watcher.cache, app.host, TODAY) is None
+    again = watcher.next_app({"interactions/notes.txt"})
+    assert not any("not a .yaml file" in str(d) for d in again.workspace.diagnostics)
