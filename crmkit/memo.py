@@ -5,7 +5,7 @@
 history objects.  A plugin that asks :meth:`crmkit.Snapshot.per_customer` for a
 value computed from one customer's record and history gets the kept value for
 those customers, so a rebuild after one edit recomputes one customer, not
-10,000.  In a one-off command the memo starts empty and costs a dict lookup.
+10,000.  In a one-off command the memo is off.
 """
 
 from __future__ import annotations
@@ -23,7 +23,12 @@ MISSING = object()
 
 
 class CustomerMemo:
-    def __init__(self) -> None:
+    """Inactive (every call computes) unless a long-running caller turns it on: in a
+    one-off command nothing would be reused, and keeping 100,000s of entries costs
+    time (allocations, garbage collection)."""
+
+    def __init__(self, active: bool = False) -> None:
+        self.active = active
         self._days: dict[dt.date | None, dict[tuple[str, str], _Entry]] = {}
 
     def get(self, name: str, customer: Any, history: object, compute: Callable[[], T],
@@ -31,6 +36,8 @@ class CustomerMemo:
         """``compute()``, or the value it gave for this ``name``, customer and day
         while ``customer`` and ``history`` were the same objects as now and
         ``depends`` was equal."""
+        if not self.active:
+            return compute()
         value = self.lookup(name, customer, history, day, depends)
         if value is MISSING:
             value = compute()

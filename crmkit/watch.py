@@ -19,11 +19,13 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from .app import App
 from .cache import ParseCache
 from .loader import CACHE_FILE, CONFIG_FILE, LoadedFiles, is_editor_file, load_workspace_files
+from .memo import CustomerMemo
 from .plugins import LOCAL_PLUGIN_DIR
 from .reload import apply_changes
 from .templates import WORKSPACE_TEMPLATES
@@ -173,7 +175,7 @@ class Watcher:
             workspace, self.files = load_workspace_files(
                 app.root, app.host, settings_file=app.settings_file, cache=self.cache,
                 today=app.today)
-            app.use_workspace(workspace)
+            app.use_workspace(replace(workspace, memo=CustomerMemo(active=True)))
             _keep_out_of_gc()
         self.app = app
         return app

@@ -138,15 +138,19 @@ def _log_likelihood_and_gradient(log_params, x, t_x, T):
 
 
 def _minimise(objective, start: Sequence[float], gradient=None):
-    """L-BFGS-B over log-parameters (fast); Nelder-Mead from the same start if that fails.
-    ``gradient(p)``, if given, returns the objective and its gradient."""
+    """L-BFGS-B over log-parameters (fast; with ``gradient(p)``, which returns the
+    objective and its gradient, if given, else with numeric differences), then
+    Nelder-Mead from the same start if that fails."""
     import numpy as np
     from scipy.optimize import minimize
 
     with np.errstate(all="ignore"):
+        result = None
         if gradient is not None:
             result = minimize(gradient, np.log(start), method="L-BFGS-B", jac=True)
-        else:
+        if result is None or not result.success or not np.isfinite(result.fun):
+            # e.g. a likelihood still rising towards infinite parameters, where the
+            # line search gives up: numeric differences end it as they always did
             result = minimize(objective, np.log(start), method="L-BFGS-B")
         if not result.success or not np.isfinite(result.fun):
             result = minimize(objective, np.log(start), method="Nelder-Mead",
