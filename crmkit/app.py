@@ -104,6 +104,11 @@ class App:
         self.__dict__["workspace"] = workspace
 
     @property
+    def has_workspace(self) -> bool:
+        """Whether the workspace is loaded (or given) already."""
+        return "workspace" in self.__dict__
+
+    @property
     def today(self) -> dt.date:
         """``--today``, else today's date in the workspace's time zone (read from
         ``crmkit.yaml`` alone: knowing the day must not cost loading every record)."""

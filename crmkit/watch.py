@@ -170,7 +170,7 @@ class Watcher:
                                         app.host, app.today)
                 if updated is not None:
                     app.use_workspace(updated)
-        if "workspace" not in app.__dict__:
+        if not app.has_workspace:
             self.app = self.files = None
             workspace, self.files = load_workspace_files(
                 app.root, app.host, settings_file=app.settings_file, cache=self.cache,
