@@ -19,7 +19,7 @@ T = TypeVar("T")
 KEEP_DAYS = 4
 #: The customer record, the history, the value and what else it depended on.
 _Entry = tuple[object, object, Any, tuple[object, ...]]
-MISSING = object()
+_Table = dict[str, _Entry]  # customer id -> entry
 
 
 class CustomerMemo:
@@ -29,7 +29,15 @@ class CustomerMemo:
 
     def __init__(self, active: bool = False) -> None:
         self.active = active
-        self._days: dict[dt.date | None, dict[tuple[str, str], _Entry]] = {}
+        self._days: dict[dt.date | None, dict[str, _Table]] = {}
+
+    def _table(self, name: str, day: dt.date | None) -> _Table:
+        tables = self._days.get(day)
+        if tables is None:
+            if len(self._days) >= KEEP_DAYS:
+                del self._days[next(iter(self._days))]
+            tables = self._days[day] = {}
+        return tables.setdefault(name, {})
 
     def get(self, name: str, customer: Any, history: object, compute: Callable[[], T],
             day: dt.date | None = None, depends: tuple[object, ...] = ()) -> T:
@@ -38,49 +46,38 @@ class CustomerMemo:
         ``depends`` was equal."""
         if not self.active:
             return compute()
-        value = self.lookup(name, customer, history, day, depends)
-        if value is MISSING:
-            value = compute()
-            self.store(name, customer, history, day, depends, value)
-        return value  # type: ignore[no-any-return]
-
-    def lookup(self, name: str, customer: Any, history: object, day: dt.date | None,
-               depends: tuple[object, ...]) -> Any:
-        """The kept value, or :data:`MISSING`."""
-        table = self._days.get(day)
-        entry = table.get((name, customer.id)) if table is not None else None
+        table = self._table(name, day)
+        entry = table.get(customer.id)
         if entry is not None and entry[0] is customer and entry[1] is history \
                 and entry[3] == depends:
-            return entry[2]
-        return MISSING
+            return entry[2]  # type: ignore[no-any-return]
+        value = compute()
+        table[customer.id] = (customer, history, value, depends)
+        return value
 
-    def many(self, name: str, day: dt.date | None,
-             wanted: Iterable[tuple[Any, object, tuple[object, ...]]],
-             compute: Callable[[list[str]], Mapping[str, T]]) -> dict[str, T]:
-        """:meth:`get` for many ``(customer, history, depends)`` at once: ``compute``
-        gets the ids of those without a kept value."""
-        table = self._days.get(day) or {}
+    def many(self, name: str, day: dt.date | None, ids: Iterable[str],
+             customers: Mapping[str, Any], histories: Mapping[str, object],
+             compute: Callable[[list[str]], Mapping[str, T]],
+             depends: Callable[[str], tuple[object, ...]] | None) -> dict[str, T]:
+        """:meth:`get` for the customers ``ids`` at once: ``compute`` gets the ids of
+        those without a kept value and returns a value for each."""
+        if not self.active:
+            return dict(compute(list(ids)))
+        table = self._table(name, day)
         found: dict[str, T] = {}
         missing = []
-        for customer, history, depends in wanted:
-            entry = table.get((name, customer.id))
-            if entry is not None and entry[0] is customer and entry[1] is history \
-                    and entry[3] == depends:
-                found[customer.id] = entry[2]
+        no_history = ()
+        for cid in ids:  # the hot loop of every watch rebuild: no call it can spare
+            entry = table.get(cid)
+            extra = depends(cid) if depends is not None else ()
+            if entry is not None and entry[0] is customers[cid] \
+                    and entry[1] is histories.get(cid, no_history) and entry[3] == extra:
+                found[cid] = entry[2]
             else:
-                missing.append((customer, history, depends))
+                missing.append((cid, extra))
         if missing:
-            computed = compute([customer.id for customer, _, _ in missing])
-            for customer, history, depends in missing:
-                value = found[customer.id] = computed[customer.id]
-                self.store(name, customer, history, day, depends, value)
+            computed = compute([cid for cid, _ in missing])
+            for cid, extra in missing:
+                value = found[cid] = computed[cid]
+                table[cid] = (customers[cid], histories.get(cid, no_history), value, extra)
         return found
-
-    def store(self, name: str, customer: Any, history: object, day: dt.date | None,
-              depends: tuple[object, ...], value: object) -> None:
-        table = self._days.get(day)
-        if table is None:
-            if len(self._days) >= KEEP_DAYS:
-                del self._days[next(iter(self._days))]
-            table = self._days[day] = {}
-        table[(name, customer.id)] = (customer, history, value, depends)

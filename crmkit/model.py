@@ -8,7 +8,7 @@ plugins can report problems with ``path:line:col`` too.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -314,6 +314,17 @@ class Workspace:
             return compute()
         return self.memo.get(name, customer, self.by_customer.get(customer_id, ()), compute,
                              day, depends)
+
+    def per_customer_many(self, name: str, customer_ids: Iterable[str],
+                          compute: Callable[[list[str]], Mapping[str, T]],
+                          depends: Callable[[str], tuple[object, ...]] | None = None,
+                          day: dt.date | None = None) -> dict[str, T]:
+        """:meth:`per_customer` for many customers at once: ``compute`` gets the ids
+        whose kept values are missing or out of date (all of them in a one-off
+        command) and returns ``{id: value}``; ``depends(id)`` is what else a
+        customer's value depends on."""
+        return self.memo.many(name, day, customer_ids, self.customers, self.by_customer,
+                              compute, depends)
 
     def deals_of(self, customer_id: str) -> list[Deal]:
         return [d for d in self.deals.values() if d.customer == customer_id]

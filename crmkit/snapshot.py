@@ -192,20 +192,14 @@ class Snapshot:
 
     def per_customer_many(self, name: str, customer_ids: Iterable[str],
                           compute: Callable[[list[str]], Mapping[str, T]],
-                          depends: Callable[[str], tuple[object, ...]] = lambda _: ()
+                          depends: Callable[[str], tuple[object, ...]] | None = None
                           ) -> dict[str, T]:
         """:meth:`per_customer` for many customers at once: ``compute`` gets the ids
         whose kept values are missing or out of date (all of them in a one-off
-        command) and returns a value for each; ``depends(id)`` is what else a
+        command) and returns ``{id: value}``; ``depends(id)`` is what else a
         customer's value depends on."""
-        workspace = self.workspace
-        if not workspace.memo.active:
-            return dict(compute(list(customer_ids)))
-        customers, histories = workspace.customers, workspace.by_customer
-        return workspace.memo.many(
-            name, self.today,
-            ((customers[cid], histories.get(cid, ()), depends(cid)) for cid in customer_ids),
-            compute)
+        return self.workspace.per_customer_many(name, customer_ids, compute, depends,
+                                                self.today)
 
     def all_derived(self) -> dict[str, Derived]:
         """:meth:`derived` of every customer, for rules that look at all of them (in

@@ -24,7 +24,11 @@ def _phone_key(phone: str) -> str:
 def crmkit_validate(workspace: Workspace) -> Iterator[Diagnostic]:
     seen_email: dict[str, str] = {}
     seen_phone: dict[str, str] = {}
-    for customer_id in sorted(workspace.customers):
+    ids = sorted(workspace.customers)
+    phone_keys = workspace.per_customer_many(
+        f"{NAME}.phones", ids, lambda todo: {
+            cid: [(p, _phone_key(p)) for p in workspace.customers[cid].phones] for cid in todo})
+    for customer_id in ids:
         customer = workspace.customers[customer_id]
         for email in customer.emails:
             key = email.strip().lower()
@@ -35,9 +39,7 @@ def crmkit_validate(workspace: Workspace) -> Iterator[Diagnostic]:
                     source=NAME)
             else:
                 seen_email[key] = customer_id
-        for phone, key in workspace.per_customer(
-                f"{NAME}.phones", customer_id,
-                lambda c=customer: [(p, _phone_key(p)) for p in c.phones]):
+        for phone, key in phone_keys[customer_id]:
             if len(key) >= 6 and key in seen_phone and seen_phone[key] != customer_id:
                 yield Diagnostic.warning(
                     f"possible duplicate: {seen_phone[key]!r} has the same phone {phone!r}",
@@ -47,10 +49,11 @@ def crmkit_validate(workspace: Workspace) -> Iterator[Diagnostic]:
                 seen_phone.setdefault(key, customer_id)
 
     currency = workspace.settings.currency
-    for customer_id in workspace.customers:
-        yield from workspace.per_customer(
-            f"{NAME}.interactions", customer_id,
-            lambda c=customer_id: tuple(_interaction_checks(workspace.history(c), currency)))
+    found = workspace.per_customer_many(
+        f"{NAME}.interactions", ids, lambda todo: {
+            cid: tuple(_interaction_checks(workspace.history(cid), currency)) for cid in todo})
+    for problems in found.values():
+        yield from problems
 
     for deal in workspace.deals.values():
         if deal.is_open and deal.value is None:

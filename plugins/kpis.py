@@ -116,9 +116,11 @@ def compute(snapshot: Snapshot, segments: Segmentation) -> Iterator[Metric]:
     distribution = dict.fromkeys(range(11), 0)
     complaints: list[Interaction] = []
 
+    parts = snapshot.per_customer_many(
+        f"{NAME}.contribution", [c.id for c in customers],
+        lambda ids: {cid: contribution(snapshot, cid) for cid in ids})
     for c in customers:
-        part = snapshot.per_customer(f"{NAME}.contribution", c.id,
-                                     lambda c=c: contribution(snapshot, c.id))
+        part = parts[c.id]
         if part.bought_now:
             buyers_now.add(c.id)
         if part.bought_before:

@@ -45,11 +45,13 @@ def retention_days(settings: crmkit.Settings) -> tuple[int | None, list[Diagnost
 def privacy_findings(workspace: Workspace, today: dt.date) -> Iterator[Diagnostic]:
     days, problems = retention_days(workspace.settings)
     yield from problems
-    for customer in workspace.customers.values():
-        yield from workspace.per_customer(
-            f"{NAME}.findings", customer.id,
-            lambda c=customer: tuple(customer_findings(workspace, c, today, days)),
-            days, day=today)
+    customers = workspace.customers
+    found = workspace.per_customer_many(
+        f"{NAME}.findings", list(customers), lambda todo: {
+            cid: tuple(customer_findings(workspace, customers[cid], today, days))
+            for cid in todo}, lambda _: (days,), today)
+    for problems in found.values():
+        yield from problems
 
 
 def customer_findings(workspace: Workspace, customer: crmkit.Customer, today: dt.date,

@@ -413,8 +413,7 @@ def all_reminders(snapshot: Snapshot, segments: Segmentation) -> Iterator[Remind
 
     def labels_of(customer_id: str) -> tuple[object, ...]:
         labels = segments[customer_id]
-        groups = [v for v in labels.values() if isinstance(v, dict)]
-        return tuple((labels.get(name), *(g.get(name) for g in groups)) for name in read)
+        return (*map(labels.get, read), *(v for v in labels.values() if type(v) is dict))
 
     ids = [c.id for c in snapshot.customers]
     kept = snapshot.per_customer_many(f"{NAME}.due", ids, compute, labels_of)
@@ -466,11 +465,17 @@ def frequency_cap(reminders: list[Reminder], snapshot: Snapshot) -> dict[Reminde
                                   "reminder(s)")
         return held
 
+    items_of = {cid: tuple(items) for cid, items in by_customer.items()
+                if cid in snapshot.workspace.customers}
     held: dict[Reminder, str] = {}
-    for customer_id, items in by_customer.items():
-        held.update(snapshot.per_customer(
-            f"{NAME}.frequency_cap", customer_id,
-            lambda c=customer_id, i=tuple(items): hold(c, i), tuple(items)))
+    for customer_id in by_customer.keys() - items_of.keys():  # another plugin's stranger
+        held.update(hold(customer_id, tuple(by_customer[customer_id])))
+    kept = snapshot.per_customer_many(
+        f"{NAME}.frequency_cap", list(items_of),
+        lambda ids: {cid: hold(cid, items_of[cid]) for cid in ids},
+        lambda cid: (items_of[cid],))
+    for verdicts in kept.values():
+        held.update(verdicts)
     return held
 
 
