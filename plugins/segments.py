@@ -155,7 +155,7 @@ def purchase_days(snapshot: Snapshot, customer_id: str) -> list[dt.date]:
 @dataclass(frozen=True, slots=True)
 class Facts:
     """What the rules need of one customer's own history (kept per customer by
-    :meth:`~crmkit.Snapshot.per_customer` while it does not change)."""
+    :meth:`~crmkit.Snapshot.per_customer_many` while it does not change)."""
 
     purchase_days: int
     #: Revenue inside the ABC window.
