@@ -149,9 +149,12 @@ class Snapshot:
 
     def only(self, customer_ids: Iterable[str]) -> Snapshot:
         """The same snapshot with :attr:`customers` limited to ``customer_ids``: to run a
-        rule written for all customers on some of them (:meth:`per_customer_many`)."""
+        rule written for all customers on some of them (:meth:`per_customer_many`).
+        Per-customer values are shared with this snapshot; :meth:`memo` is the view's
+        own, as what it computes over "all" customers covers only these."""
         view = copy.copy(self)
         view._only = sorted(customer_ids)
+        view._memo = {}
         return view
 
     def customer(self, customer_id: str) -> Customer | None:

@@ -137,3 +137,14 @@ def test_what_only_a_full_load_gets_right(make_workspace):
                          watcher.cache, app.host, TODAY) is None
     again = watcher.next_app({"interactions/notes.txt"})
     assert not any("not a .yaml file" in str(d) for d in again.workspace.diagnostics)
+
+
+def test_a_view_of_some_customers_keeps_its_own_population_memo(make_workspace):
+    app = App(make_workspace(FILES), TODAY)
+    snapshot = app.snapshot
+    view = snapshot.only(["bert"])
+    assert [c.id for c in view.customers] == ["bert"]
+    assert view.memo("ids", lambda: [c.id for c in view.customers]) == ["bert"]
+    assert snapshot.memo("ids", lambda: [c.id for c in snapshot.customers]) == \
+        ["anna", "bert", "cleo"]
+    assert view.derived("bert") is snapshot.derived("bert")
