@@ -193,7 +193,7 @@ def render_section(env: Any, template: Any, context: dict[str, Any]) -> str:
     kept = _RENDERED.get(template.name)
     if kept is not None and kept[0] is template:
         names = kept[1]
-        if names is not None and kept[2] == {n: context.get(n, _ABSENT) for n in names}:
+        if names is not None and _equal(kept[2], {n: context.get(n, _ABSENT) for n in names}):
             return kept[3]
     else:
         names = _variables_of(env, template.name)
@@ -202,6 +202,13 @@ def render_section(env: Any, template: Any, context: dict[str, Any]) -> str:
         _RENDERED[template.name] = (template, names,
                                     {n: context.get(n, _ABSENT) for n in names}, body)
     return body
+
+
+def _equal(before: dict[str, Any], now: dict[str, Any]) -> bool:
+    try:
+        return bool(before == now)
+    except Exception:  # values without a plain equality (numpy arrays): render again
+        return False
 
 
 def _variables_of(env: Any, name: str) -> frozenset[str] | None:

@@ -114,3 +114,31 @@ def test_metrics_json_is_serialisable(make_workspace):
     app = App(make_workspace(FILES, settings=SETTINGS), dt.date.fromisoformat(TODAY))
     data = json.loads(to_json({m.name: m.value for m in app.metrics()}))
     assert data["revenue_12m"] == 80
+
+
+def test_a_section_is_rendered_again_exactly_when_a_variable_it_uses_changes():
+    import jinja2
+    import numpy as np
+    from crmkit_plugins.reports import render_section
+
+    calls = []
+    env = jinja2.Environment(loader=jinja2.DictLoader({
+        "s.j2": "{{ count(items) }} {{ title }}", "inc.j2": "{% include 's.j2' %}"}))
+
+    def count(items):
+        calls.append(1)
+        return len(items)
+
+    section, including = env.get_template("s.j2"), env.get_template("inc.j2")
+    base = {"count": count, "items": [1, 2], "title": "a", "unused": object()}
+    assert render_section(env, section, base) == "2 a"
+    assert render_section(env, section, {**base, "unused": object()}) == "2 a"
+    assert len(calls) == 1  # the second time came from the kept output
+    assert render_section(env, section, {**base, "items": [1, 2, 3]}) == "3 a"
+    assert render_section(env, section, {**base, "items": [1, 2, 3], "title": "b"}) == "3 b"
+    assert render_section(env, section, {**base, "items": np.arange(4)}) == "4 a"
+    assert render_section(env, section, {**base, "items": np.arange(5)}) == "5 a"
+    assert len(calls) == 5
+    render_section(env, including, base)
+    render_section(env, including, base)
+    assert len(calls) == 7  # a template that includes another is always rendered
