@@ -39,28 +39,14 @@ class CustomerMemo:
             tables = self._days[day] = {}
         return tables.setdefault(name, {})
 
-    def get(self, name: str, customer: Any, history: object, compute: Callable[[], T],
-            day: dt.date | None = None, depends: tuple[object, ...] = ()) -> T:
-        """``compute()``, or the value it gave for this ``name``, customer and day
-        while ``customer`` and ``history`` were the same objects as now and
-        ``depends`` was equal."""
-        if not self.active:
-            return compute()
-        table = self._table(name, day)
-        entry = table.get(customer.id)
-        if entry is not None and entry[0] is customer and entry[1] is history \
-                and entry[3] == depends:
-            return entry[2]  # type: ignore[no-any-return]
-        value = compute()
-        table[customer.id] = (customer, history, value, depends)
-        return value
-
     def many(self, name: str, day: dt.date | None, ids: Iterable[str],
              customers: Mapping[str, Any], histories: Mapping[str, object],
              compute: Callable[[list[str]], Mapping[str, T]],
              depends: Callable[[str], tuple[object, ...]] | None) -> dict[str, T]:
-        """:meth:`get` for the customers ``ids`` at once: ``compute`` gets the ids of
-        those without a kept value and returns a value for each."""
+        """The value ``compute`` gave for each of ``ids`` on ``day``, kept while the
+        customer's record and history are the same objects as now and
+        ``depends(id)`` is equal; ``compute`` gets the ids without a kept value and
+        returns ``{id: value}``."""
         if not self.active:
             return dict(compute(list(ids)))
         table = self._table(name, day)

@@ -309,11 +309,10 @@ class Workspace:
         stay the same objects and ``depends`` stays equal (see :mod:`crmkit.memo`);
         for checks in ``crmkit_validate``.  :meth:`crmkit.Snapshot.per_customer` is the
         same for a day's snapshot."""
-        customer = self.customers.get(customer_id)
-        if customer is None:
+        if customer_id not in self.customers:
             return compute()
-        return self.memo.get(name, customer, self.by_customer.get(customer_id, ()), compute,
-                             day, depends)
+        return self.per_customer_many(name, (customer_id,), lambda _: {customer_id: compute()},
+                                      lambda _: depends, day)[customer_id]
 
     def per_customer_many(self, name: str, customer_ids: Iterable[str],
                           compute: Callable[[list[str]], Mapping[str, T]],

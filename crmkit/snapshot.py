@@ -208,20 +208,19 @@ class Snapshot:
         """:meth:`derived` of every customer, for rules that look at all of them (in
         one pass over the per-customer memo instead of one lookup each)."""
         if len(self._derived) < len(self.workspace.customers):
-            currency = self.workspace.settings.currency
-            history = self.workspace.history
             self._derived.update(self.per_customer_many(
-                "crmkit.derived", sorted(self.workspace.customers),
-                lambda ids: {cid: derive(history(cid), self.today, currency, cid)
-                             for cid in ids}))
+                "crmkit.derived", sorted(self.workspace.customers), self._derive))
         return self._derived
 
     def derived(self, customer_id: str) -> Derived:
         cached = self._derived.get(customer_id)
         if cached is None:
-            history = self.workspace.history(customer_id)
-            currency = self.workspace.settings.currency
-            compute = lambda: derive(history, self.today, currency, customer_id)  # noqa: E731
-            cached = self.per_customer("crmkit.derived", customer_id, compute)
+            cached = self.per_customer("crmkit.derived", customer_id,
+                                       lambda: self._derive((customer_id,))[customer_id])
             self._derived[customer_id] = cached
         return cached
+
+    def _derive(self, customer_ids: Iterable[str]) -> dict[str, Derived]:
+        currency = self.workspace.settings.currency
+        history = self.workspace.history
+        return {cid: derive(history(cid), self.today, currency, cid) for cid in customer_ids}
