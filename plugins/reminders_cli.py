@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
@@ -13,6 +15,8 @@ import crmkit
 from crmkit import Reminder
 
 FORMATS = ("table", "json", "md", "ics")
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def reminder_uid(reminder: Reminder) -> str:
@@ -22,17 +26,31 @@ def reminder_uid(reminder: Reminder) -> str:
     return f"{hashlib.sha1(key.encode()).hexdigest()[:20]}@crmkit"
 
 
-#: Serialised events by (reminder, today): `crmkit watch` rebuilds the calendar after
-#: every change, and icalendar takes about a millisecond per event.
+#: Serialised events by (reminder, today) and Markdown rows by reminder: `crmkit watch`
+#: rebuilds both after every change, and icalendar takes about a millisecond per event.
 _EVENTS: dict[tuple[Reminder, dt.date], bytes] = {}
+_ROWS: dict[Reminder, str] = {}
+_KEEP_AT_MOST = 200_000
+
+
+def _kept(kept: dict[K, V], key: K, make: Callable[[], V]) -> V:
+    """``kept[key]``, made on first use (the dict is emptied when it grows too big)."""
+    value = kept.get(key)
+    if value is None:
+        value = make()
+        if len(kept) > _KEEP_AT_MOST:
+            kept.clear()
+        kept[key] = value
+    return value
 
 
 def _event(reminder: Reminder, today: dt.date) -> bytes:
+    return _kept(_EVENTS, (reminder, today), lambda: _ical_event(reminder, today))
+
+
+def _ical_event(reminder: Reminder, today: dt.date) -> bytes:
     import icalendar  # lazily: only this format needs it
 
-    cached = _EVENTS.get((reminder, today))
-    if cached is not None:
-        return cached
     event = icalendar.Event()
     event.add("uid", reminder_uid(reminder))
     event.add("dtstamp", dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC))
@@ -46,11 +64,7 @@ def _event(reminder: Reminder, today: dt.date) -> bytes:
     event.add("categories", [reminder.kind])
     event.add("priority", min(9, max(1, reminder.priority)))
     event.add("transp", "TRANSPARENT")
-    data = event.to_ical()
-    if len(_EVENTS) > 200_000:
-        _EVENTS.clear()
-    _EVENTS[(reminder, today)] = data
-    return data
+    return event.to_ical()
 
 
 def to_ics(reminders: list[Reminder], today: dt.date, business: str) -> bytes:
@@ -85,20 +99,13 @@ def to_markdown(reminders: list[Reminder], today: dt.date, within: int) -> str:
     return "\n".join(out)
 
 
-#: Rows by reminder, for the same reason as :data:`_EVENTS`.
-_ROWS: dict[Reminder, str] = {}
-
-
 def _md_row(r: Reminder) -> str:
-    row = _ROWS.get(r)
-    if row is None:
+    def make() -> str:
         note = f" *(held back: {r.suppressed})*" if r.suppressed else ""
-        row = (f"| {r.due.isoformat()} | {_md_cell(r.customer)} | {r.kind} | "
-               f"{_md_cell(r.title)}{_md_cell(note)} | {_md_cell(r.channel)} |")
-        if len(_ROWS) > 200_000:
-            _ROWS.clear()
-        _ROWS[r] = row
-    return row
+        return (f"| {r.due.isoformat()} | {_md_cell(r.customer)} | {r.kind} | "
+                f"{_md_cell(r.title)}{_md_cell(note)} | {_md_cell(r.channel)} |")
+
+    return _kept(_ROWS, r, make)
 
 
 def write_outputs(app: crmkit.App) -> list[Path]:
