@@ -317,22 +317,19 @@ def _load_workspace(root: Path, host: PluginHost | None, use_cache: bool,
     cache.use_fingerprint(fingerprint)
     hits, misses = cache.hits, cache.misses
     reader = _Reader(root, cache)
-    files = {folder: list(iter_files(root, folder, out)) for folder in RECORD_FOLDERS}
     interaction_records = _interaction_builder(known_types, tz, settings)
-    reader.prefetch([
-        *((entry, rel, _stem_records(rel, "customer", parse_customer))
-          for entry, rel in files["customers"]),
-        *((entry, rel, interaction_records) for entry, rel in files["interactions"]),
-        *((entry, rel, _stem_records(rel, "deal", parse_deal)) for entry, rel in files["deals"]),
-    ])
-    loaded = LoadedFiles(
-        customers={rel: reader.read(entry, rel, _stem_records(rel, "customer", parse_customer))
-                   for entry, rel in files["customers"]},
-        interactions={rel: reader.read(entry, rel, interaction_records)
-                      for entry, rel in files["interactions"]},
-        deals={rel: reader.read(entry, rel, _stem_records(rel, "deal", parse_deal))
-               for entry, rel in files["deals"]},
-        broken={}, interaction_records=interaction_records)
+    builders: dict[str, Callable[[str], Callable[[ParsedFile], Any]]] = {
+        "customers": customer_records, "interactions": lambda rel: interaction_records,
+        "deals": lambda rel: _stem_records(rel, "deal", parse_deal)}
+    jobs = {folder: [(entry, rel, builders[folder](rel))
+                     for entry, rel in iter_files(root, folder, out)]
+            for folder in RECORD_FOLDERS}
+    reader.prefetch([job for folder in RECORD_FOLDERS for job in jobs[folder]])
+    parts = {folder: {rel: reader.read(entry, rel, build) for entry, rel, build in jobs[folder]}
+             for folder in RECORD_FOLDERS}
+    loaded = LoadedFiles(customers=parts["customers"], interactions=parts["interactions"],
+                         deals=parts["deals"], broken={},
+                         interaction_records=interaction_records)
     reader.finish()
     cache.prune(reader.seen)
     if not keep_in_memory:
@@ -392,6 +389,11 @@ def _stem_records(rel: str, kind: str, parse: Callable[[Any, str, str, list[Diag
         return record_id, record if record_id else None, out
 
     return build
+
+
+def customer_records(rel: str) -> Callable[[ParsedFile], CustomerParts]:
+    """Builds a customer file's parts (id, record, problems) from its parsed YAML."""
+    return _stem_records(rel, "customer", parse_customer)
 
 
 def _customers(files: dict[str, CustomerParts], out: list[Diagnostic]

@@ -31,7 +31,7 @@ from .loader import (
     CustomerParts,
     InteractionParts,
     LoadedFiles,
-    _stem_records,
+    customer_records,
     dropped_problems,
     is_editor_file,
     read_records,
@@ -40,7 +40,6 @@ from .loader import (
     with_plugin_checks,
 )
 from .model import Customer, Interaction, LoadStats, Workspace
-from .schema import parse_customer
 from .yamlsource import ParsedFile
 
 if TYPE_CHECKING:
@@ -168,7 +167,7 @@ def _read_changes(root: Path, files: LoadedFiles, changed: list[str], cache: Par
             interactions[rel] = _read(path, rel, key, cache, files.interaction_records)
             continue
         old = files.customers.get(rel)
-        new = _read(path, rel, key, cache, _stem_records(rel, "customer", parse_customer))
+        new = _read(path, rel, key, cache, customer_records(rel))
         if old is None or old[1] is None or new[1] is None or old[0] != new[0]:
             raise _Unsupported  # a customer appears, disappears or breaks
         current: Customer = old[1]
