@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from .diagnostics import Diagnostic, Location
-from .memo import CustomerMemo
+from .memo import CustomerMemo, Depends
 
 T = TypeVar("T")
 #: Interaction types that are records, not contact with the customer.
@@ -306,24 +306,23 @@ class Workspace:
     def per_customer(self, name: str, customer_id: str, compute: Callable[[], T],
                      *depends: object, day: dt.date | None = None) -> T:
         """``compute()`` for one customer, kept while the customer's record and history
-        stay the same objects and ``depends`` stays equal (see :mod:`crmkit.memo`);
-        for checks in ``crmkit_validate``.  :meth:`crmkit.Snapshot.per_customer` is the
-        same for a day's snapshot."""
+        are unchanged and ``depends`` stays equal (see :mod:`crmkit.memo`); for checks
+        in ``crmkit_validate``.  :meth:`crmkit.Snapshot.per_customer` is the same for
+        a day's snapshot."""
         if customer_id not in self.customers:
             return compute()
-        return self.per_customer_many(name, (customer_id,), lambda _: {customer_id: compute()},
-                                      lambda _: depends, day)[customer_id]
+        return self.memo.one(name, day, customer_id, compute, depends)
 
     def per_customer_many(self, name: str, customer_ids: Iterable[str],
                           compute: Callable[[list[str]], Mapping[str, T]],
-                          depends: Callable[[str], tuple[object, ...]] | None = None,
-                          day: dt.date | None = None) -> dict[str, T]:
+                          depends: Depends = None, day: dt.date | None = None
+                          ) -> dict[str, T]:
         """:meth:`per_customer` for many customers at once: ``compute`` gets the ids
         whose kept values are missing or out of date (all of them in a one-off
-        command) and returns ``{id: value}``; ``depends(id)`` is what else a
-        customer's value depends on."""
-        return self.memo.many(name, day, customer_ids, self.customers, self.by_customer,
-                              compute, depends)
+        command) and returns ``{id: value}``.  ``depends`` is what else the values
+        depend on: one tuple for all customers, or ``{id: value}`` (built afresh for
+        each call)."""
+        return self.memo.many(name, day, customer_ids, compute, depends)
 
     def deals_of(self, customer_id: str) -> list[Deal]:
         return [d for d in self.deals.values() if d.customer == customer_id]

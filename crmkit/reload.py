@@ -4,8 +4,9 @@ A full load walks and stats every file and links every interaction again (1.5 s
 at 100,000 files).  When watchdog says which files changed, the common edits are
 applied in place instead: a customer file edited, interaction files added,
 edited or deleted.  Every record of an unchanged file stays the *same object*,
-and so do the histories of unaffected customers, which is what lets the
-per-customer memo (:class:`crmkit.memo.CustomerMemo`) keep their derived values.
+and so do the histories of unaffected customers; the per-customer memo
+(:class:`crmkit.memo.CustomerMemo`) is told which customers changed and keeps
+every other customer's values.
 
 Anything else (a customer or deal file added or removed, a broken customer file,
 a duplicate id, a folder, a link, a file that is not YAML) returns ``None``: the
@@ -100,6 +101,7 @@ def apply_changes(workspace: Workspace, files: LoadedFiles, changed: Iterable[st
 
     by_customer = dict(workspace.by_customer)
     interactions = workspace.interactions
+    changed_customers = {parts[1].id for parts in customer_changes.values()}  # type: ignore[union-attr]
     if removed or added:
         gone = {id(i) for i in removed}
         touched: dict[str, list[Interaction]] = {}
@@ -119,6 +121,8 @@ def apply_changes(workspace: Workspace, files: LoadedFiles, changed: Iterable[st
         for interaction in sorted(added, key=_sort_key):
             bisect.insort(kept, interaction, key=_sort_key)
         interactions = tuple(kept)
+        changed_customers.update(touched)
+    workspace.memo.changed(changed_customers)
     updated = replace(
         workspace, customers=MappingProxyType(customers), interactions=interactions,
         by_customer=MappingProxyType(by_customer), diagnostics=(),

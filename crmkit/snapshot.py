@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from .memo import Depends
 from .model import NON_CONTACT_TYPES, Customer, FollowUp, Interaction, Workspace
 
 T = TypeVar("T")
@@ -184,8 +185,8 @@ class Snapshot:
     def per_customer(self, name: str, customer_id: str, compute: Callable[[], T],
                      *depends: object) -> T:
         """``compute()`` for one customer, as of ``today``, kept while the customer's
-        record and history stay the same objects and ``depends`` stays equal (in
-        ``crmkit watch``, the customers a change did not touch: see :mod:`crmkit.memo`).
+        record and history are unchanged and ``depends`` stays equal (in ``crmkit
+        watch``, the customers a change did not touch: see :mod:`crmkit.memo`).
 
         ``compute`` must depend on nothing but this customer's record and history,
         ``today``, the settings and ``depends`` (e.g. a label computed over all
@@ -195,12 +196,12 @@ class Snapshot:
 
     def per_customer_many(self, name: str, customer_ids: Iterable[str],
                           compute: Callable[[list[str]], Mapping[str, T]],
-                          depends: Callable[[str], tuple[object, ...]] | None = None
-                          ) -> dict[str, T]:
+                          depends: Depends = None) -> dict[str, T]:
         """:meth:`per_customer` for many customers at once: ``compute`` gets the ids
         whose kept values are missing or out of date (all of them in a one-off
-        command) and returns ``{id: value}``; ``depends(id)`` is what else a
-        customer's value depends on."""
+        command) and returns ``{id: value}``.  ``depends`` is what else the values
+        depend on: one tuple for all customers, or ``{id: value}`` (built afresh for
+        each call)."""
         return self.workspace.per_customer_many(name, customer_ids, compute, depends,
                                                 self.today)
 

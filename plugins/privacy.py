@@ -49,7 +49,7 @@ def privacy_findings(workspace: Workspace, today: dt.date) -> Iterator[Diagnosti
     found = workspace.per_customer_many(
         f"{NAME}.findings", list(customers), lambda todo: {
             cid: tuple(customer_findings(workspace, customers[cid], today, days))
-            for cid in todo}, lambda _: (days,), today)
+            for cid in todo}, (days,), today)
     for problems in found.values():
         yield from problems
 

@@ -416,7 +416,8 @@ def all_reminders(snapshot: Snapshot, segments: Segmentation) -> Iterator[Remind
         return (*map(labels.get, read), *(v for v in labels.values() if type(v) is dict))
 
     ids = [c.id for c in snapshot.customers]
-    kept = snapshot.per_customer_many(f"{NAME}.due", ids, compute, labels_of)
+    kept = snapshot.per_customer_many(f"{NAME}.due", ids, compute,
+                                      {cid: labels_of(cid) for cid in ids})
     for cid in ids:
         yield from kept[cid]
 
@@ -473,7 +474,7 @@ def frequency_cap(reminders: list[Reminder], snapshot: Snapshot) -> dict[Reminde
     kept = snapshot.per_customer_many(
         f"{NAME}.frequency_cap", list(items_of),
         lambda ids: {cid: hold(cid, items_of[cid]) for cid in ids},
-        lambda cid: (items_of[cid],))
+        items_of)
     for verdicts in kept.values():
         held.update(verdicts)
     return held

@@ -82,7 +82,7 @@ def _open_quotes(snapshot: Snapshot, days: int = 60) -> list[dict[str, Any]]:
     ids = [c.id for c in snapshot.customers]
     found = snapshot.per_customer_many(f"{NAME}.open_quote", ids,
                                        lambda todo: {cid: open_quote(cid) for cid in todo},
-                                       lambda _: (days,))
+                                       (days,))
     return [quote for cid in ids if (quote := found[cid]) is not None]
 
 

@@ -348,7 +348,7 @@ def model_stages(snapshot: Snapshot) -> tuple[dict[str, tuple[str, dt.date | Non
     found = snapshot.per_customer_many(
         f"{NAME}.model_stage", repeat,
         lambda ids: {cid: stage_of(by_customer[cid]) for cid in ids},
-        lambda cid: (model, thresholds, by_customer[cid]))
+        (model, thresholds))
     for cid in repeat:
         stages[cid] = (*found[cid], result.predictions[cid])
     return stages, "model"
@@ -368,7 +368,7 @@ def segment(snapshot: Snapshot, rules: Rules) -> Iterator[SegmentLabel]:
         lambda todo: {cid: tuple(customer_labels(
             snapshot, snapshot.workspace.customers[cid], rules, facts[cid], abc[cid],
             rfm.get(cid), modelled.get(cid), any_modelled)) for cid in todo},
-        lambda cid: (abc[cid], rfm.get(cid), modelled.get(cid), any_modelled))
+        {cid: (abc[cid], rfm.get(cid), modelled.get(cid), any_modelled) for cid in ids})
     for cid in ids:
         yield from labels[cid]
 
