@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import shutil
+from collections.abc import Iterable
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -246,16 +247,21 @@ class App:
         for problem in self.problems:
             click.echo(str(problem), err=True)
 
-    def metrics(self) -> list[Metric]:
-        """Every plugin's KPIs as of ``today`` (computed once per run)."""
-        return self._metrics
-
-    @cached_property
-    def _metrics(self) -> list[Metric]:
-        found, problems = self.host.collect("crmkit_metrics", snapshot=self.snapshot,
-                                            segments=self.segments())
-        self.problems.extend(problems)
-        return found
+    def metrics(self, wanted: Iterable[str] | None = None) -> list[Metric]:
+        """Every plugin's KPIs as of ``today``, or only the ones named in ``wanted``
+        (plugins then skip the others' work, e.g. segmenting every customer);
+        computed once per run."""
+        key = None if wanted is None else frozenset(wanted)
+        kept = self.__dict__.setdefault("_metrics", {})
+        if key is not None and None in kept:
+            return [m for m in kept[None] if m.name in key]
+        if key not in kept:
+            found, problems = self.host.collect(
+                "crmkit_metrics", snapshot=self.snapshot, wanted=key,
+                segments=self.segments() if key is None else Segmentation.deferred(self.segments))
+            self.problems.extend(problems)
+            kept[key] = found if key is None else [m for m in found if m.name in key]
+        return kept[key]
 
 
 pass_app = click.make_pass_decorator(App)

@@ -110,8 +110,15 @@ def crmkit_draft_email(reminder: Reminder, snapshot: Snapshot, segments: Segment
 
 
 @hookspec
-def crmkit_metrics(snapshot: Snapshot, segments: Segmentation) -> Iterable[Metric]:
-    """Compute KPIs as of ``snapshot.today`` for reports and ``--format json``."""
+def crmkit_metrics(snapshot: Snapshot, segments: Segmentation,
+                   wanted: frozenset[str] | None) -> Iterable[Metric]:
+    """Compute KPIs as of ``snapshot.today`` for reports and ``--format json``.
+
+    ``wanted`` names the metrics the caller needs (``None``: all of them), so a
+    plugin can skip the expensive ones nobody asked for (a report compares six
+    figures with last week's); returning others too is harmless.  ``segments``
+    is computed on first use: leave it alone when no wanted metric needs it.
+    """
 
 
 @hookspec

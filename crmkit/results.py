@@ -43,6 +43,12 @@ class Segmentation(Mapping[str, dict[str, Any]]):
         self._data: dict[str, dict[str, Any]] = {}
         self.add_all(labels)
 
+    @classmethod
+    def deferred(cls, compute: Callable[[], Segmentation]) -> Segmentation:
+        """A segmentation that calls ``compute`` when it is first read (labelling every
+        customer is the expensive part of a run; some callers may not need it)."""
+        return _DeferredSegmentation(compute)
+
     def add(self, label: SegmentLabel) -> None:
         self.add_all((label,))
 
@@ -95,6 +101,15 @@ class Segmentation(Mapping[str, dict[str, Any]]):
         return super().__eq__(other)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+class _DeferredSegmentation(Segmentation):
+    def __init__(self, compute: Callable[[], Segmentation]) -> None:
+        self._compute = compute
+
+    @property  # type: ignore[override]
+    def _data(self) -> dict[str, dict[str, Any]]:
+        return self._compute()._data
 
 
 @dataclass(frozen=True, slots=True)

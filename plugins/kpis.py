@@ -96,7 +96,13 @@ def contribution(snapshot: Snapshot, customer_id: str) -> Contribution:
                         first_contact is not None and first_contact > start)
 
 
-def compute(snapshot: Snapshot, segments: Segmentation) -> Iterator[Metric]:
+def compute(snapshot: Snapshot, segments: Segmentation,
+            wanted: frozenset[str] | None = None) -> Iterator[Metric]:
+    """Every metric, or the ``wanted`` ones and a few that cost nothing more; the
+    segment labels are read only for the metrics that use them."""
+    def want(name: str) -> bool:
+        return wanted is None or name in wanted
+
     today = snapshot.today
     currency = snapshot.settings.currency
     customers = snapshot.customers
@@ -104,7 +110,6 @@ def compute(snapshot: Snapshot, segments: Segmentation) -> Iterator[Metric]:
     revenue_12m = Decimal(0)
     orders_12m = 0
     by_month = dict.fromkeys(month_keys(today), Decimal(0))
-    by_abc: dict[str, Decimal] = {"A": Decimal(0), "B": Decimal(0), "C": Decimal(0)}
     per_customer_12m: dict[str, Decimal] = {}
     buyers_now: set[str] = set()
     buyers_before: set[str] = set()
@@ -139,7 +144,6 @@ def compute(snapshot: Snapshot, segments: Segmentation) -> Iterator[Metric]:
         if part.revenue_12m:
             per_customer_12m[c.id] = part.revenue_12m
             revenue_12m += part.revenue_12m
-            by_abc[segments.label(c.id, "abc") or "C"] += part.revenue_12m
         if part.new_lead:
             new_leads_12m += 1
             if part.purchase_days:
@@ -147,14 +151,20 @@ def compute(snapshot: Snapshot, segments: Segmentation) -> Iterator[Metric]:
     for score in nps_scores.values():
         distribution[score] += 1
 
-    stages = Counter(segments.label(c.id, "lifecycle") for c in customers)
     yield Metric("customers", "Customers", len(customers))
-    yield Metric("lifecycle", "Customers by lifecycle stage",
-                 {s: stages.get(s, 0) for s in STAGES})
+    if want("lifecycle"):
+        stages = Counter(segments.label(c.id, "lifecycle") for c in customers)
+        yield Metric("lifecycle", "Customers by lifecycle stage",
+                     {s: stages.get(s, 0) for s in STAGES})
     yield Metric("revenue_12m", "Revenue, last 12 months", revenue_12m, currency)
     yield Metric("revenue_by_month", "Revenue by month",
                  [{"month": k, "revenue": v} for k, v in by_month.items()], currency)
-    yield Metric("revenue_by_abc", "Revenue by ABC class, last 12 months", by_abc, currency)
+    if want("revenue_by_abc"):
+        by_abc = {"A": Decimal(0), "B": Decimal(0), "C": Decimal(0)}
+        for cid, revenue in per_customer_12m.items():
+            by_abc[segments.label(cid, "abc") or "C"] += revenue
+        yield Metric("revenue_by_abc", "Revenue by ABC class, last 12 months", by_abc,
+                     currency)
     yield Metric("average_order_value", "Average order value, last 12 months",
                  (revenue_12m / orders_12m).quantize(Decimal("0.01")) if orders_12m else None,
                  currency)
@@ -194,25 +204,30 @@ def compute(snapshot: Snapshot, segments: Segmentation) -> Iterator[Metric]:
                  f"{len(open_deals)} open deals")
     yield Metric("pipeline_weighted", "Open pipeline, weighted by probability",
                  weighted.quantize(Decimal("0.01")), currency)
-    top = sorted(per_customer_12m, key=lambda cid: (-per_customer_12m[cid], cid))[:TOP]
-    yield Metric("top_customers", "Top customers, last 12 months",
-                 [{"customer": cid, "name": snapshot.customer(cid).name,  # type: ignore[union-attr]
-                   "revenue": per_customer_12m[cid], "abc": segments.label(cid, "abc")}
-                  for cid in top], currency)
-    ranked_all = sorted(per_customer_12m.values(), reverse=True)
-    yield Metric("pareto", "Cumulative share of revenue by customers ranked",
-                 [float(v) for v in ranked_all], currency)
-    at_risk = [c for c in customers if segments.label(c.id, "lifecycle") == "at_risk"]
-    yield Metric("at_risk", "Customers at risk",
-                 [{"customer": c.id, "name": c.name,
-                   "since": segments.label(c.id, "lifecycle_since"),
-                   "last_purchase": snapshot.derived(c.id).last_purchase,
-                   "revenue": snapshot.derived(c.id).revenue} for c in at_risk], currency)
-    yield Metric("complaints", "Complaints, last 12 months",
-                 [{"customer": i.customer, "date": i.date, "summary": i.summary}
-                  for i in sorted(complaints, key=lambda i: i.sort_key, reverse=True)])
+    if want("top_customers"):
+        top = sorted(per_customer_12m, key=lambda cid: (-per_customer_12m[cid], cid))[:TOP]
+        yield Metric("top_customers", "Top customers, last 12 months",
+                     [{"customer": cid, "name": snapshot.customer(cid).name,  # type: ignore[union-attr]
+                       "revenue": per_customer_12m[cid], "abc": segments.label(cid, "abc")}
+                      for cid in top], currency)
+    if want("pareto"):
+        ranked_all = sorted(per_customer_12m.values(), reverse=True)
+        yield Metric("pareto", "Cumulative share of revenue by customers ranked",
+                     [float(v) for v in ranked_all], currency)
+    if want("at_risk"):
+        at_risk = [c for c in customers if segments.label(c.id, "lifecycle") == "at_risk"]
+        yield Metric("at_risk", "Customers at risk",
+                     [{"customer": c.id, "name": c.name,
+                       "since": segments.label(c.id, "lifecycle_since"),
+                       "last_purchase": snapshot.derived(c.id).last_purchase,
+                       "revenue": snapshot.derived(c.id).revenue} for c in at_risk], currency)
+    if want("complaints"):
+        yield Metric("complaints", "Complaints, last 12 months",
+                     [{"customer": i.customer, "date": i.date, "summary": i.summary}
+                      for i in sorted(complaints, key=lambda i: i.sort_key, reverse=True)])
 
 
 @crmkit.hookimpl
-def crmkit_metrics(snapshot: Snapshot, segments: Segmentation) -> Iterator[Metric]:
-    return compute(snapshot, segments)
+def crmkit_metrics(snapshot: Snapshot, segments: Segmentation,
+                   wanted: frozenset[str] | None) -> Iterator[Metric]:
+    return compute(snapshot, segments, wanted)

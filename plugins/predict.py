@@ -133,8 +133,13 @@ def crmkit_validate(workspace: crmkit.Workspace) -> list[Diagnostic]:
     return settings_of(workspace.settings)[1]
 
 
+METRICS = frozenset({"prediction", "expected_value", "value_at_risk"})
+
+
 @crmkit.hookimpl
-def crmkit_metrics(snapshot: Snapshot) -> Iterator[Metric]:
+def crmkit_metrics(snapshot: Snapshot, wanted: frozenset[str] | None) -> Iterator[Metric]:
+    if wanted is not None and not wanted & METRICS:
+        return  # fitting the models is the expensive part
     result = forecast_for(snapshot)
     currency = snapshot.settings.currency
     if not result.predictions:

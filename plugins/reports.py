@@ -156,7 +156,7 @@ def render_report(app: crmkit.App, name: str, fmt: str) -> str:
                                  "see 'crmkit report --list'") from None
     metrics = {m.name: m for m in app.metrics()}
     week_ago = app.at(app.today - dt.timedelta(days=7))
-    before = {m.name: m for m in week_ago.metrics()}
+    before = {m.name: m for m in week_ago.metrics(WEEKLY_METRICS)}
     changes = [(metrics[k], before.get(k)) for k in WEEKLY_METRICS if k in metrics]
     base = {
         "business": app.workspace.settings.business, "today": app.today,

@@ -68,3 +68,19 @@ def test_metrics_of_an_empty_workspace_are_none_not_errors(make_workspace):
     assert m["revenue_12m"] == 0 and m["average_order_value"] is None
     assert m["retention_rate"] is None and m["churn_rate"] is None and m["nps"] is None
     assert m["historical_clv"] is None and m["lead_conversion"] is None
+
+
+def test_wanted_metrics_skip_the_labels_and_the_model_they_do_not_need(make_workspace):
+    root = make_workspace(FILES)
+    wanted = ("revenue_12m", "nps", "pipeline_weighted")
+    app = App(root, TODAY)
+    some = app.metrics(wanted)
+    assert [m.name for m in some] == ["revenue_12m", "nps", "pipeline_weighted"]
+    # nobody read a label, and the purchase model was not fitted
+    assert "_segments" not in app.__dict__
+    assert not any(key.startswith("prediction") for key in app.snapshot._memo)
+    full = {m.name: m for m in App(root, TODAY).metrics()}
+    assert some == [full[name] for name in wanted]
+    # a label-based metric that is wanted still reads the labels
+    [lifecycle] = app.metrics(["lifecycle"])
+    assert lifecycle == full["lifecycle"] and "_segments" in app.__dict__
