@@ -136,7 +136,7 @@ class App:
     def _segments(self) -> Segmentation:
         labels, problems = self.host.collect("crmkit_segments", snapshot=self.snapshot)
         self.problems.extend(problems)
-        return Segmentation(labels)
+        return Segmentation.combined(labels)
 
     def reminders(self) -> list[Reminder]:
         """All open reminders, sorted by due date, then customer id, then kind."""

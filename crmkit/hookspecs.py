@@ -73,8 +73,12 @@ def crmkit_validate(workspace: Workspace, today: dt.date) -> Iterable[Diagnostic
 
 
 @hookspec
-def crmkit_segments(snapshot: Snapshot) -> Iterable[SegmentLabel]:
-    """Label customers as of ``snapshot.today`` (lifecycle stage, ABC class, ...)."""
+def crmkit_segments(snapshot: Snapshot) -> Iterable[SegmentLabel] | Segmentation:
+    """Label customers as of ``snapshot.today`` (lifecycle stage, ABC class, ...).
+
+    Return :class:`~crmkit.SegmentLabel` objects, or labels for many customers at
+    once as ``Segmentation.of({customer_id: {name: value}})``.
+    """
 
 
 @hookspec

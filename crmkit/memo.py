@@ -56,7 +56,8 @@ class CustomerMemo:
         self.active = active
         self.generation = 0
         self._changes: dict[int, frozenset[str]] = {}
-        self._days: dict[dt.date | None, dict[str, _Table]] = {}
+        #: Per day: the per-customer tables and the values of :meth:`whole`.
+        self._days: dict[dt.date | None, tuple[dict[str, _Table], dict[str, Any]]] = {}
 
     def changed(self, customer_ids: Iterable[str]) -> None:
         """Say that these customers' records or histories were replaced: their kept
@@ -73,12 +74,16 @@ class CustomerMemo:
             found.update(self._changes[g])
         return found
 
-    def _table(self, name: str, day: dt.date | None) -> _Table:
-        tables = self._days.get(day)
-        if tables is None:
+    def _day(self, day: dt.date | None) -> tuple[dict[str, _Table], dict[str, Any]]:
+        kept = self._days.get(day)
+        if kept is None:
             if len(self._days) >= KEEP_DAYS:
                 del self._days[next(iter(self._days))]
-            tables = self._days[day] = {}
+            kept = self._days[day] = ({}, {})
+        return kept
+
+    def _table(self, name: str, day: dt.date | None) -> _Table:
+        tables = self._day(day)[0]
         table = tables.get(name)
         if table is None:
             table = tables[name] = _Table(self.generation)
@@ -131,6 +136,20 @@ class CustomerMemo:
                 for cid in todo:
                     table.depends.pop(cid, None)
         return {cid: values[cid] for cid in ids}
+
+    def whole(self, name: str, day: dt.date | None, compute: Callable[..., T],
+              inputs: tuple[object, ...]) -> T:
+        """``compute(*inputs)``, kept while ``inputs`` are equal to last time's (for a
+        step over all customers, such as ranking them, whose inputs rarely change)."""
+        if not self.active:
+            return compute(*inputs)
+        wholes = self._day(day)[1]
+        kept = wholes.get(name)
+        if kept is not None and kept[0] == inputs:
+            return kept[1]  # type: ignore[no-any-return]
+        value = compute(*inputs)
+        wholes[name] = (inputs, value)
+        return value
 
     def one(self, name: str, day: dt.date | None, customer_id: str, compute: Callable[[], T],
             depends: tuple[object, ...]) -> T:

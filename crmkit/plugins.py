@@ -17,7 +17,7 @@ import importlib
 import importlib.util
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -66,7 +66,7 @@ class PluginHost:
                 value = impl.function(**{k: kwargs[k] for k in impl.argnames})
                 if value is None:
                     continue
-                if isinstance(value, dict):
+                if isinstance(value, Mapping):  # one result, not an iterable of results
                     results.append(value)
                 else:
                     results.extend(value)

@@ -37,11 +37,44 @@ class SegmentLabel:
 
 
 class Segmentation(Mapping[str, dict[str, Any]]):
-    """All customers' labels, as ``{customer_id: {name: value, group: {...}}}``."""
+    """All customers' labels, as ``{customer_id: {name: value, group: {...}}}``.
+
+    A ``crmkit_segments`` hook returns :class:`SegmentLabel` objects, or a whole
+    :class:`Segmentation` made with :meth:`of` (cheaper for labels of every customer).
+    """
 
     def __init__(self, labels: Iterable[SegmentLabel] = ()) -> None:
         self._data: dict[str, dict[str, Any]] = {}
         self.add_all(labels)
+
+    @classmethod
+    def of(cls, labels: Mapping[str, dict[str, Any]]) -> Segmentation:
+        """The segmentation ``{customer_id: {name: value, group: {...}}}``; the
+        dicts are taken as they are, and must not change afterwards."""
+        made = cls()
+        made._data = dict(labels)
+        return made
+
+    @classmethod
+    def combined(cls, parts: Iterable[Segmentation | SegmentLabel]) -> Segmentation:
+        """All plugins' labels in one segmentation (a single whole part is used as is)."""
+        parts = list(parts)
+        if len(parts) == 1 and isinstance(parts[0], Segmentation):
+            return parts[0]
+        made = cls()
+        data = made._data
+        for part in parts:
+            if not isinstance(part, Segmentation):
+                made.add_all((part,))
+                continue
+            for customer, labels in part._data.items():
+                slot = data.setdefault(customer, {})
+                for name, value in labels.items():
+                    if isinstance(value, dict):
+                        slot.setdefault(name, {}).update(value)
+                    else:
+                        slot[name] = value
+        return made
 
     @classmethod
     def deferred(cls, compute: Callable[[], Segmentation]) -> Segmentation:

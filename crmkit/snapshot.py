@@ -205,6 +205,13 @@ class Snapshot:
         return self.workspace.per_customer_many(name, customer_ids, compute, depends,
                                                 self.today)
 
+    def kept(self, name: str, compute: Callable[..., T], *inputs: object) -> T:
+        """``compute(*inputs)``, kept across ``crmkit watch`` rebuilds on the same day
+        while ``inputs`` stay equal: for a step over all customers (ranking them,
+        cutting quintiles) whose inputs, built afresh each time, rarely change.
+        ``compute`` must depend on nothing but ``inputs``, ``today`` and the settings."""
+        return self.workspace.memo.whole(name, self.today, compute, inputs)
+
     def all_derived(self) -> dict[str, Derived]:
         """:meth:`derived` of every customer, for rules that look at all of them (in
         one pass over the per-customer memo instead of one lookup each)."""

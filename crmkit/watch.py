@@ -183,6 +183,14 @@ class Watcher:
     def rebuild(self, changed: set[str] | None = None) -> bool:
         """Reload and rebuild; ``False`` (and the old output kept) if a changed file broke."""
         started = time.perf_counter()
+        gc.disable()  # collected after the rebuild, when nobody waits for it
+        try:
+            return self._rebuild(changed, started)
+        finally:
+            gc.enable()
+            gc.collect()
+
+    def _rebuild(self, changed: set[str] | None, started: float) -> bool:
         app = self.next_app(changed)
         workspace = app.workspace
         self.output = workspace.settings.output

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import statistics
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -23,7 +23,7 @@ from crmkit import (
     Customer,
     Diagnostic,
     Options,
-    SegmentLabel,
+    Segmentation,
     Settings,
     Snapshot,
     Workspace,
@@ -242,13 +242,19 @@ def quintile_scores(values: dict[str, Any]) -> dict[str, int]:
 def rfm_codes(snapshot: Snapshot, customers: Iterable[Customer]) -> dict[str, str]:
     recency, frequency, monetary = {}, {}, {}
     derived = snapshot.all_derived()
+    today = snapshot.today
     for c in customers:
         d = derived[c.id]
         if d.last_purchase is None:
             continue
-        recency[c.id] = -(snapshot.today - d.last_purchase).days  # more recent = higher
+        recency[c.id] = -(today - d.last_purchase).days  # more recent = higher
         frequency[c.id] = d.purchase_count
         monetary[c.id] = d.revenue
+    return snapshot.kept(f"{NAME}.rfm", _rfm_from_values, recency, frequency, monetary)
+
+
+def _rfm_from_values(recency: dict[str, int], frequency: dict[str, int],
+                     monetary: dict[str, Decimal]) -> dict[str, str]:
     r, f, m = quintile_scores(recency), quintile_scores(frequency), quintile_scores(monetary)
     return {cid: f"{r[cid]}{f[cid]}{m[cid]}" for cid in recency}
 
@@ -354,29 +360,30 @@ def model_stages(snapshot: Snapshot) -> tuple[dict[str, tuple[str, dt.date | Non
     return stages, "model"
 
 
-def segment(snapshot: Snapshot, rules: Rules) -> Iterator[SegmentLabel]:
+def segment(snapshot: Snapshot, rules: Rules) -> Segmentation:
     """Every label for every customer."""
     customers = snapshot.customers
     modelled = model_stages(snapshot)[0]
     facts = all_facts(snapshot, rules)
-    abc = abc_classes({cid: f.window_revenue for cid, f in facts.items()}, rules.abc)
+    abc = snapshot.kept(f"{NAME}.abc", abc_classes,
+                        {cid: f.window_revenue for cid, f in facts.items()}, rules.abc)
     rfm = rfm_codes(snapshot, customers)
     any_modelled = bool(modelled)
     ids = [c.id for c in customers]
     labels = snapshot.per_customer_many(
         f"{NAME}.labels", ids,
-        lambda todo: {cid: tuple(customer_labels(
+        lambda todo: {cid: customer_labels(
             snapshot, snapshot.workspace.customers[cid], rules, facts[cid], abc[cid],
-            rfm.get(cid), modelled.get(cid), any_modelled)) for cid in todo},
+            rfm.get(cid), modelled.get(cid), any_modelled) for cid in todo},
         {cid: (abc[cid], rfm.get(cid), modelled.get(cid), any_modelled) for cid in ids})
-    for cid in ids:
-        yield from labels[cid]
+    return Segmentation.of(labels)
 
 
 def customer_labels(snapshot: Snapshot, c: Customer, rules: Rules, facts: Facts, abc: str,
                     rfm: str | None, model: tuple[str, dt.date | None, Any] | None,
-                    any_modelled: bool) -> Iterator[SegmentLabel]:
-    """One customer's labels, given the ones computed over all customers."""
+                    any_modelled: bool) -> dict[str, Any]:
+    """One customer's labels, given the ones computed over all customers (custom
+    segments grouped under ``"segments"``)."""
     prediction = None
     if c.stage in STAGES:
         stage, since = c.stage, None
@@ -401,12 +408,10 @@ def customer_labels(snapshot: Snapshot, c: Customer, rules: Rules, facts: Facts,
     if prediction is not None:
         labels["p_alive"] = round(prediction.p_alive, 3)
         labels["clv"] = round(prediction.clv, 2)
-    for name, value in labels.items():
-        yield SegmentLabel(c.id, name, value)
     if rules.custom:
         variables = customer_variables(snapshot, c, labels)
-        for name, test in rules.custom.items():
-            yield SegmentLabel(c.id, name, bool(test(variables)), group="segments")
+        labels["segments"] = {name: bool(test(variables)) for name, test in rules.custom.items()}
+    return labels
 
 
 # --- hooks ------------------------------------------------------------------------------
@@ -434,7 +439,7 @@ def crmkit_validate(workspace: Workspace) -> list[Diagnostic]:
 
 
 @crmkit.hookimpl
-def crmkit_segments(snapshot: Snapshot) -> Iterator[SegmentLabel]:
+def crmkit_segments(snapshot: Snapshot) -> Segmentation:
     rules, _ = read_rules(snapshot.settings)
     return segment(snapshot, rules)
 

@@ -148,3 +148,41 @@ def test_a_view_of_some_customers_keeps_its_own_population_memo(make_workspace):
     assert snapshot.memo("ids", lambda: [c.id for c in snapshot.customers]) == \
         ["anna", "bert", "cleo"]
     assert view.derived("bert") is snapshot.derived("bert")
+
+
+def test_the_memo_recomputes_exactly_the_changed_customers_and_moved_depends():
+    from crmkit.memo import CustomerMemo
+
+    memo = CustomerMemo(active=True)
+    asked: list[list[str]] = []
+
+    def compute(ids: list[str]) -> dict[str, str]:
+        asked.append(ids)
+        return {cid: cid.upper() for cid in ids}
+
+    ids = ["a", "b", "c"]
+    assert memo.many("n", None, ids, compute) == {"a": "A", "b": "B", "c": "C"}
+    assert memo.many("n", None, ids, compute) == {"a": "A", "b": "B", "c": "C"}
+    memo.changed({"b"})
+    memo.changed({"c", "x"})
+    memo.many("n", None, [*ids, "d"], compute)
+    assert asked == [ids, ["b", "c", "d"]]
+    memo.many("n", None, ids, compute, ("setting", 2))  # a shared depends moved: all
+    memo.many("n", None, ids, compute, {"a": 1, "b": 1, "c": 1})
+    memo.many("n", None, ids, compute, {"a": 1, "b": 2, "c": 1})  # one label moved
+    assert asked[2:] == [ids, ids, ["b"]]
+    assert memo.one("n", None, "b", lambda: "kept?", 2) == "B"  # as many() left it
+    for _ in range(40):  # more changes than are remembered: everything afresh
+        memo.changed(())
+    memo.many("n", dt.date(2026, 1, 1), ids, compute)  # another day: its own table
+    memo.many("n", None, ids, compute, {"a": 1, "b": 2, "c": 1})
+    assert asked[5:] == [ids, ids]
+    totals: list[int] = []
+    assert memo.whole("sum", None, lambda *v: totals.append(1) or sum(v), (1, 2)) == 3
+    assert memo.whole("sum", None, lambda *v: totals.append(1) or sum(v), (1, 2)) == 3
+    assert memo.whole("sum", None, lambda *v: totals.append(1) or sum(v), (1, 3)) == 4
+    assert totals == [1, 1]
+    off = CustomerMemo()
+    off.many("n", None, ids, compute)
+    off.many("n", None, ids, compute)
+    assert asked[7:] == [ids, ids]

@@ -169,3 +169,22 @@ def test_same_day_purchases_count_as_one_purchase_day(make_workspace):
     seg = App(root, dt.date(2026, 3, 1)).segments()
     assert seg["sam"]["lifecycle"] == "active"
     assert App(root, dt.date(2026, 5, 2)).segments()["sam"]["lifecycle"] == "at_risk"
+
+
+def test_whole_segmentations_and_single_labels_combine_without_changing_either():
+    from crmkit import Segmentation, SegmentLabel
+
+    kept = {"anna": {"lifecycle": "active", "segments": {"vip": True}}}
+    stock = Segmentation.of(kept)
+    assert Segmentation.combined([stock]) is stock  # one whole part is used as it is
+    combined = Segmentation.combined([
+        stock, SegmentLabel("anna", "tier", "gold"),
+        SegmentLabel("anna", "weimar", False, group="segments"),
+        SegmentLabel("bert", "tier", "std")])
+    assert dict(combined) == {
+        "anna": {"lifecycle": "active", "segments": {"vip": True, "weimar": False},
+                 "tier": "gold"},
+        "bert": {"tier": "std"}}
+    # the stock plugin keeps its dicts across watch rebuilds: they must stay as they were
+    assert kept == {"anna": {"lifecycle": "active", "segments": {"vip": True}}}
+    assert combined.matches("anna", "weimar") is False and combined.matches("anna", "vip")
