@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import replace
 from functools import cached_property
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,7 +148,7 @@ class App:
         found, problems = self.host.collect("crmkit_reminders", snapshot=self.snapshot,
                                             segments=self.segments())
         self.problems.extend(problems)
-        reminders = sorted(found, key=lambda r: (r.due, r.customer, r.kind, r.title))
+        reminders = sorted(found, key=attrgetter("due", "customer", "kind", "title"))
         verdicts, problems = self.host.collect("crmkit_suppress_reminders", reminders=reminders,
                                                snapshot=self.snapshot, segments=self.segments())
         self.problems.extend(problems)
@@ -155,7 +156,9 @@ class App:
         for verdict in verdicts:
             for reminder, reason in verdict.items():
                 reasons.setdefault(reminder, reason)
-        return [replace(r, suppressed=reasons[r]) if r in reasons and not r.suppressed else r
+        held = {r.customer for r in reasons}  # hashing a reminder costs: only theirs
+        return [replace(r, suppressed=reasons[r])
+                if r.customer in held and r in reasons and not r.suppressed else r
                 for r in reminders]
 
     @cached_property

@@ -31,7 +31,7 @@ _MISSING = object()
 class _Table:
     """One name's kept values on one day, all valid as of ``generation``."""
 
-    __slots__ = ("depends", "generation", "last", "shared", "values")
+    __slots__ = ("depends", "generation", "last", "last_ids", "last_result", "shared", "values")
 
     def __init__(self, generation: int) -> None:
         self.generation = generation
@@ -40,11 +40,14 @@ class _Table:
         self.shared: tuple[object, ...] = ()
         #: The per-customer ``depends`` mapping of the last call (equal: nothing moved).
         self.last: Mapping[str, object] | None = None
+        #: The ids and the result of the last call (asked for the same ids: a copy).
+        self.last_ids: list[str] | None = None
+        self.last_result: dict[str, Any] = {}
 
     def clear(self) -> None:
         self.values.clear()
         self.depends.clear()
-        self.last = None
+        self.last = self.last_ids = None
 
 
 class CustomerMemo:
@@ -135,7 +138,14 @@ class CustomerMemo:
             elif table.depends:
                 for cid in todo:
                     table.depends.pop(cid, None)
-        return {cid: values[cid] for cid in ids}
+        if ids == table.last_ids:
+            result = dict(table.last_result)  # the same order, in one copy
+            for cid in todo:
+                result[cid] = values[cid]
+        else:
+            result = {cid: values[cid] for cid in ids}
+        table.last_ids, table.last_result = ids, result
+        return dict(result)
 
     def whole(self, name: str, day: dt.date | None, compute: Callable[..., T],
               inputs: tuple[object, ...]) -> T:
@@ -160,7 +170,7 @@ class CustomerMemo:
         if customer_id in table.values and \
                 table.depends.get(customer_id, table.shared) == depends:
             return table.values[customer_id]
-        table.last = None  # the per-customer depends no longer match a whole mapping
+        table.last = table.last_ids = None  # the last many() call is out of date
         value = table.values[customer_id] = compute()
         table.depends[customer_id] = depends
         return value

@@ -102,6 +102,14 @@ class Segmentation(Mapping[str, dict[str, Any]]):
             slot = slot.get(group, {})
         return slot.get(name)
 
+    def values_of(self, name: str, group: str | None = None) -> dict[str, Any]:
+        """``{customer: value}`` of one label, for the customers that have it: one pass
+        instead of a :meth:`label` call per customer."""
+        if group:
+            return {cid: slot[group][name] for cid, slot in self._data.items()
+                    if name in slot.get(group, ())}
+        return {cid: slot[name] for cid, slot in self._data.items() if name in slot}
+
     def matches(self, customer: str, wanted: str) -> bool:
         """Whether ``customer`` is in segment ``wanted``: ``NAME`` (a label or grouped
         segment that is true) or ``NAME=VALUE`` (a label equal to VALUE, ignoring case)."""

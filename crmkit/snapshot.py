@@ -136,6 +136,7 @@ class Snapshot:
         self._histories: dict[str, tuple[Interaction, ...]] = {}
         self._memo: dict[str, Any] = {}
         self._only: list[str] | None = None
+        self._customers: list[Customer] | None = None
 
     @property
     def settings(self):
@@ -144,9 +145,11 @@ class Snapshot:
     @property
     def customers(self) -> list[Customer]:
         """Customers sorted by id (only some of them in a view made by :meth:`only`)."""
-        customers = self.workspace.customers
-        return [customers[k] for k in (self._only if self._only is not None
-                                       else sorted(customers))]
+        if self._customers is None:
+            customers = self.workspace.customers
+            self._customers = [customers[k] for k in (
+                self._only if self._only is not None else sorted(customers))]
+        return list(self._customers)  # a copy: callers may sort or filter it
 
     def only(self, customer_ids: Iterable[str]) -> Snapshot:
         """The same snapshot with :attr:`customers` limited to ``customer_ids``: to run a
@@ -155,6 +158,7 @@ class Snapshot:
         own, as what it computes over "all" customers covers only these."""
         view = copy.copy(self)
         view._only = sorted(customer_ids)
+        view._customers = None
         view._memo = {}
         return view
 

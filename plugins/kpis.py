@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import crmkit
@@ -96,6 +96,65 @@ def contribution(snapshot: Snapshot, customer_id: str) -> Contribution:
                         first_contact is not None and first_contact > start)
 
 
+@dataclass
+class Totals:
+    """The figures summed over every customer's :class:`Contribution`."""
+
+    revenue_12m: Decimal = Decimal(0)
+    orders_12m: int = 0
+    by_month: dict[str, Decimal] = field(default_factory=dict)
+    per_customer_12m: dict[str, Decimal] = field(default_factory=dict)
+    buyers: int = 0
+    repeaters: int = 0
+    retained: int = 0
+    buyers_before: int = 0
+    lifetime: list[Decimal] = field(default_factory=list)
+    new_leads_12m: int = 0
+    converted_12m: int = 0
+    nps_scores: list[int] = field(default_factory=list)
+    complaints: list[Interaction] = field(default_factory=list)
+    #: The customers with the highest revenue in the period, best first.
+    top: list[str] = field(default_factory=list)
+    #: Every customer's revenue in the period, highest first.
+    ranked: list[float] = field(default_factory=list)
+
+
+def totals(parts: dict[str, Contribution], today: dt.date) -> Totals:
+    """Sum the contributions (kept across ``crmkit watch`` rebuilds while they are equal)."""
+    t = Totals(by_month=dict.fromkeys(month_keys(today), Decimal(0)))
+    by_month = t.by_month
+    for cid, part in parts.items():
+        if part.bought_before:
+            t.buyers_before += 1
+            if part.bought_now:
+                t.retained += 1
+        if part.lifetime is not None:
+            t.lifetime.append(part.lifetime)
+        t.orders_12m += part.orders_12m
+        for key, amount in part.by_month:
+            if key in by_month:
+                by_month[key] += amount
+        if part.nps is not None:
+            t.nps_scores.append(part.nps)
+        t.complaints.extend(part.complaints)
+        if part.purchase_days:
+            t.buyers += 1
+            if part.purchase_days >= 2:
+                t.repeaters += 1
+        if part.revenue_12m:
+            t.per_customer_12m[cid] = part.revenue_12m
+            t.revenue_12m += part.revenue_12m
+        if part.new_lead:
+            t.new_leads_12m += 1
+            if part.purchase_days:
+                t.converted_12m += 1
+    revenue = t.per_customer_12m
+    t.top = sorted(revenue, key=lambda cid: (-revenue[cid], cid))[:TOP]
+    t.ranked = [float(v) for v in sorted(revenue.values(), reverse=True)]
+    t.complaints.sort(key=lambda i: i.sort_key, reverse=True)
+    return t
+
+
 def compute(snapshot: Snapshot, segments: Segmentation,
             wanted: frozenset[str] | None = None) -> Iterator[Metric]:
     """Every metric, or the ``wanted`` ones and a few that cost nothing more; the
@@ -106,54 +165,19 @@ def compute(snapshot: Snapshot, segments: Segmentation,
     today = snapshot.today
     currency = snapshot.settings.currency
     customers = snapshot.customers
-
-    revenue_12m = Decimal(0)
-    orders_12m = 0
-    by_month = dict.fromkeys(month_keys(today), Decimal(0))
-    per_customer_12m: dict[str, Decimal] = {}
-    buyers_now: set[str] = set()
-    buyers_before: set[str] = set()
-    lifetime: dict[str, Decimal] = {}
-    repeaters = 0
-    new_leads_12m = 0
-    converted_12m = 0
-    nps_scores: dict[str, int] = {}
-    distribution = dict.fromkeys(range(11), 0)
-    complaints: list[Interaction] = []
-
     parts = snapshot.per_customer_many(
         f"{NAME}.contribution", [c.id for c in customers],
         lambda ids: {cid: contribution(snapshot, cid) for cid in ids})
-    for c in customers:
-        part = parts[c.id]
-        if part.bought_now:
-            buyers_now.add(c.id)
-        if part.bought_before:
-            buyers_before.add(c.id)
-        if part.lifetime is not None:
-            lifetime[c.id] = part.lifetime
-        orders_12m += part.orders_12m
-        for key, amount in part.by_month:
-            if key in by_month:
-                by_month[key] += amount
-        if part.nps is not None:
-            nps_scores[c.id] = part.nps
-        complaints.extend(part.complaints)
-        if part.purchase_days >= 2:
-            repeaters += 1
-        if part.revenue_12m:
-            per_customer_12m[c.id] = part.revenue_12m
-            revenue_12m += part.revenue_12m
-        if part.new_lead:
-            new_leads_12m += 1
-            if part.purchase_days:
-                converted_12m += 1
-    for score in nps_scores.values():
+    t = snapshot.kept(f"{NAME}.totals", totals, parts, today)
+    revenue_12m, orders_12m, by_month = t.revenue_12m, t.orders_12m, t.by_month
+    per_customer_12m = t.per_customer_12m
+    distribution = dict.fromkeys(range(11), 0)
+    for score in t.nps_scores:
         distribution[score] += 1
 
     yield Metric("customers", "Customers", len(customers))
     if want("lifecycle"):
-        stages = Counter(segments.label(c.id, "lifecycle") for c in customers)
+        stages = Counter(segments.values_of("lifecycle").values())
         yield Metric("lifecycle", "Customers by lifecycle stage",
                      {s: stages.get(s, 0) for s in STAGES})
     yield Metric("revenue_12m", "Revenue, last 12 months", revenue_12m, currency)
@@ -161,39 +185,38 @@ def compute(snapshot: Snapshot, segments: Segmentation,
                  [{"month": k, "revenue": v} for k, v in by_month.items()], currency)
     if want("revenue_by_abc"):
         by_abc = {"A": Decimal(0), "B": Decimal(0), "C": Decimal(0)}
+        abc = segments.values_of("abc")
         for cid, revenue in per_customer_12m.items():
-            by_abc[segments.label(cid, "abc") or "C"] += revenue
+            by_abc[abc.get(cid) or "C"] += revenue
         yield Metric("revenue_by_abc", "Revenue by ABC class, last 12 months", by_abc,
                      currency)
     yield Metric("average_order_value", "Average order value, last 12 months",
                  (revenue_12m / orders_12m).quantize(Decimal("0.01")) if orders_12m else None,
                  currency)
-    derived = snapshot.all_derived()
-    buyers_ever = [c.id for c in customers if derived[c.id].purchase_count]
     yield Metric("repeat_purchase_rate", "Repeat purchase rate",
-                 _ratio(repeaters, len(buyers_ever)), "ratio",
+                 _ratio(t.repeaters, t.buyers), "ratio",
                  "customers with purchases on two or more days / customers with a purchase")
-    retained = len(buyers_before & buyers_now)
-    retention = _ratio(retained, len(buyers_before))
+    retention = _ratio(t.retained, t.buyers_before)
     yield Metric("retention_rate", "Retention rate", retention, "ratio",
                  "buyers of the previous 12 months who bought again in the last 12 months")
     yield Metric("churn_rate", "Churn rate",
                  round(1 - retention, 4) if retention is not None else None, "ratio",
                  "1 - retention rate")
     yield Metric("historical_clv", "Historical customer lifetime value",
-                 (sum(lifetime.values(), Decimal(0)) / len(lifetime)).quantize(Decimal("0.01"))
-                 if lifetime else None, currency,
+                 (sum(t.lifetime, Decimal(0)) / len(t.lifetime)).quantize(Decimal("0.01"))
+                 if t.lifetime else None, currency,
                  "all-time revenue per customer who bought")
-    promoters = sum(1 for s in nps_scores.values() if s >= 9)
-    detractors = sum(1 for s in nps_scores.values() if s <= 6)
+    nps_scores = t.nps_scores
+    promoters = sum(1 for s in nps_scores if s >= 9)
+    detractors = sum(1 for s in nps_scores if s <= 6)
     yield Metric("nps", "Net Promoter Score, last 12 months",
                  round(100 * (promoters - detractors) / len(nps_scores))
                  if nps_scores else None, "points",
                  f"latest score per customer; {len(nps_scores)} responses")
     yield Metric("nps_distribution", "Feedback scores, last 12 months", distribution)
     yield Metric("lead_conversion", "Lead to customer conversion",
-                 _ratio(converted_12m, new_leads_12m), "ratio",
-                 f"of {new_leads_12m} customers first in touch in the last 12 months, "
+                 _ratio(t.converted_12m, t.new_leads_12m), "ratio",
+                 f"of {t.new_leads_12m} customers first in touch in the last 12 months, "
                  "the share that bought")
     open_deals = [d for d in snapshot.workspace.deals.values() if d.is_open and d.value]
     pipeline = sum((d.value for d in open_deals), Decimal(0))  # type: ignore[misc]
@@ -205,17 +228,16 @@ def compute(snapshot: Snapshot, segments: Segmentation,
     yield Metric("pipeline_weighted", "Open pipeline, weighted by probability",
                  weighted.quantize(Decimal("0.01")), currency)
     if want("top_customers"):
-        top = sorted(per_customer_12m, key=lambda cid: (-per_customer_12m[cid], cid))[:TOP]
         yield Metric("top_customers", "Top customers, last 12 months",
                      [{"customer": cid, "name": snapshot.customer(cid).name,  # type: ignore[union-attr]
                        "revenue": per_customer_12m[cid], "abc": segments.label(cid, "abc")}
-                      for cid in top], currency)
+                      for cid in t.top], currency)
     if want("pareto"):
-        ranked_all = sorted(per_customer_12m.values(), reverse=True)
         yield Metric("pareto", "Cumulative share of revenue by customers ranked",
-                     [float(v) for v in ranked_all], currency)
+                     list(t.ranked), currency)
     if want("at_risk"):
-        at_risk = [c for c in customers if segments.label(c.id, "lifecycle") == "at_risk"]
+        stage = segments.values_of("lifecycle")
+        at_risk = [c for c in customers if stage.get(c.id) == "at_risk"]
         yield Metric("at_risk", "Customers at risk",
                      [{"customer": c.id, "name": c.name,
                        "since": segments.label(c.id, "lifecycle_since"),
@@ -224,7 +246,7 @@ def compute(snapshot: Snapshot, segments: Segmentation,
     if want("complaints"):
         yield Metric("complaints", "Complaints, last 12 months",
                      [{"customer": i.customer, "date": i.date, "summary": i.summary}
-                      for i in sorted(complaints, key=lambda i: i.sort_key, reverse=True)])
+                      for i in t.complaints])
 
 
 @crmkit.hookimpl

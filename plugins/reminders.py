@@ -416,8 +416,12 @@ def all_reminders(snapshot: Snapshot, segments: Segmentation) -> Iterator[Remind
         return (*map(labels.get, read), *(v for v in labels.values() if type(v) is dict))
 
     ids = [c.id for c in snapshot.customers]
-    kept = snapshot.per_customer_many(f"{NAME}.due", ids, compute,
-                                      {cid: labels_of(cid) for cid in ids})
+    # what each customer's labels say that the kinds read, worked out again only
+    # for customers whose labels changed
+    read_labels = snapshot.per_customer_many(
+        f"{NAME}.labels_read", ids, lambda todo: {cid: labels_of(cid) for cid in todo},
+        {cid: segments[cid] for cid in ids})
+    kept = snapshot.per_customer_many(f"{NAME}.due", ids, compute, read_labels)
     for cid in ids:
         yield from kept[cid]
 

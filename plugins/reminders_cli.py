@@ -31,6 +31,9 @@ def reminder_uid(reminder: Reminder) -> str:
 _EVENTS: dict[tuple[Reminder, dt.date], bytes] = {}
 _ROWS: dict[Reminder, str] = {}
 _KEEP_AT_MOST = 200_000
+#: The files last written, with what they were made of: most changes leave the list
+#: of shown reminders as it was, and comparing it costs less than a lookup per reminder.
+_FILES: dict[Path, tuple[tuple[object, ...], bytes]] = {}
 
 
 def _kept(kept: dict[K, V], key: K, make: Callable[[], V]) -> V:
@@ -116,11 +119,17 @@ def write_outputs(app: crmkit.App) -> list[Path]:
     shown = [r for r in app.reminders() if not r.suppressed and r.due <= horizon]
     out = app.workspace.output_dir
     out.mkdir(parents=True, exist_ok=True)
+    business = app.workspace.settings.business
     files = {
-        out / "reminders.ics": to_ics(shown, app.today, app.workspace.settings.business),
-        out / "reminders.md": to_markdown(shown, app.today, within).encode("utf-8"),
+        out / "reminders.ics": ((shown, app.today, business),
+                                lambda: to_ics(shown, app.today, business)),
+        out / "reminders.md": ((shown, app.today, within),
+                               lambda: to_markdown(shown, app.today, within).encode("utf-8")),
     }
-    for path, data in files.items():
+    for path, (inputs, make) in files.items():
+        kept = _FILES.get(path)
+        data = kept[1] if kept is not None and kept[0] == inputs else make()
+        _FILES[path] = (inputs, data)
         crmkit.write_atomically(path, data)
     return list(files)
 

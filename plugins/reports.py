@@ -102,11 +102,11 @@ def weekly_sections(snapshot: Snapshot, segments: Segmentation, reminders: list[
         return sorted(groups.items())
 
     derived = snapshot.all_derived()
-    new_leads = [c for c in snapshot.customers
-                 if segments.label(c.id, "lifecycle") == "lead"
+    stage = segments.values_of("lifecycle")
+    customers = snapshot.customers
+    new_leads = [c for c in customers if stage.get(c.id) == "lead"
                  and (first := derived[c.id].first_contact) and first > week_ago]
-    newly_at_risk = [c for c in snapshot.customers
-                     if segments.label(c.id, "lifecycle") == "at_risk"
+    newly_at_risk = [c for c in customers if stage.get(c.id) == "at_risk"
                      and (since := segments.label(c.id, "lifecycle_since"))
                      and dt.date.fromisoformat(since) > week_ago]
     contexts = {
