@@ -148,7 +148,7 @@ class App:
         found, problems = self.host.collect("crmkit_reminders", snapshot=self.snapshot,
                                             segments=self.segments())
         self.problems.extend(problems)
-        reminders = sorted(found, key=attrgetter("due", "customer", "kind", "title"))
+        reminders = self.snapshot.kept("crmkit.reminders", _sorted_reminders, found)
         verdicts, problems = self.host.collect("crmkit_suppress_reminders", reminders=reminders,
                                                snapshot=self.snapshot, segments=self.segments())
         self.problems.extend(problems)
@@ -156,10 +156,7 @@ class App:
         for verdict in verdicts:
             for reminder, reason in verdict.items():
                 reasons.setdefault(reminder, reason)
-        held = {r.customer for r in reasons}  # hashing a reminder costs: only theirs
-        return [replace(r, suppressed=reasons[r])
-                if r.customer in held and r in reasons and not r.suppressed else r
-                for r in reminders]
+        return list(self.snapshot.kept("crmkit.held_back", _held_back, reminders, reasons))
 
     @cached_property
     def templates(self) -> jinja2.Environment:
@@ -265,6 +262,17 @@ class App:
             self.problems.extend(problems)
             kept[key] = found if key is None else [m for m in found if m.name in key]
         return kept[key]
+
+
+def _sorted_reminders(found: list[Reminder]) -> list[Reminder]:
+    return sorted(found, key=attrgetter("due", "customer", "kind", "title"))
+
+
+def _held_back(reminders: list[Reminder], reasons: dict[Reminder, str]) -> list[Reminder]:
+    held = {r.customer for r in reasons}  # hashing a reminder costs: only theirs
+    return [replace(r, suppressed=reasons[r])
+            if r.customer in held and r in reasons and not r.suppressed else r
+            for r in reminders]
 
 
 pass_app = click.make_pass_decorator(App)

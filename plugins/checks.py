@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 import crmkit
-from crmkit import Diagnostic, Interaction, Workspace
+from crmkit import Customer, Diagnostic, Interaction, Location, Workspace
 
 NAME = "checks"
 
@@ -20,33 +20,48 @@ def _phone_key(phone: str) -> str:
     return digits.lstrip("0")[-9:]
 
 
-@crmkit.hookimpl
-def crmkit_validate(workspace: Workspace) -> Iterator[Diagnostic]:
+#: A customer's emails and phones with their comparison keys, and where they are written.
+ContactKeys = tuple[tuple[tuple[str, str], ...], Location, tuple[tuple[str, str], ...], Location]
+
+
+def contact_keys(customer: Customer) -> ContactKeys:
+    emails = tuple((email, email.strip().lower()) for email in customer.emails)
+    phones = tuple((phone, _phone_key(phone)) for phone in customer.phones)
+    return (emails, customer.locate("emails" if "emails" in customer.locations else "email"),
+            phones, customer.locate("phones" if "phones" in customer.locations else "phone"))
+
+
+def duplicates(keys: dict[str, ContactKeys]) -> list[Diagnostic]:
+    """Customers with the email or the phone of a customer before them (by id)."""
     seen_email: dict[str, str] = {}
     seen_phone: dict[str, str] = {}
-    ids = sorted(workspace.customers)
-    phone_keys = workspace.per_customer_many(
-        f"{NAME}.phones", ids, lambda todo: {
-            cid: [(p, _phone_key(p)) for p in workspace.customers[cid].phones] for cid in todo})
-    for customer_id in ids:
-        customer = workspace.customers[customer_id]
-        for email in customer.emails:
-            key = email.strip().lower()
+    found = []
+    for customer_id, (emails, email_at, phones, phone_at) in keys.items():
+        for email, key in emails:
             if key in seen_email:
-                yield Diagnostic.error(
+                found.append(Diagnostic.error(
                     f"duplicate customer: {seen_email[key]!r} has the same email {email!r}",
-                    customer.locate("emails" if "emails" in customer.locations else "email"),
-                    source=NAME)
+                    email_at, source=NAME))
             else:
                 seen_email[key] = customer_id
-        for phone, key in phone_keys[customer_id]:
+        for phone, key in phones:
             if len(key) >= 6 and key in seen_phone and seen_phone[key] != customer_id:
-                yield Diagnostic.warning(
+                found.append(Diagnostic.warning(
                     f"possible duplicate: {seen_phone[key]!r} has the same phone {phone!r}",
-                    customer.locate("phones" if "phones" in customer.locations else "phone"),
-                    source=NAME)
+                    phone_at, source=NAME))
             else:
                 seen_phone.setdefault(key, customer_id)
+    return found
+
+
+@crmkit.hookimpl
+def crmkit_validate(workspace: Workspace) -> Iterator[Diagnostic]:
+    ids = sorted(workspace.customers)
+    customers = workspace.customers
+    keys = workspace.per_customer_many(
+        f"{NAME}.contact_keys", ids,
+        lambda todo: {cid: contact_keys(customers[cid]) for cid in todo})
+    yield from workspace.kept(f"{NAME}.duplicates", duplicates, keys)
 
     currency = workspace.settings.currency
     found = workspace.per_customer_many(
