@@ -87,6 +87,7 @@ class Segmentation(Mapping[str, dict[str, Any]]):
 
     def add_all(self, labels: Iterable[SegmentLabel]) -> None:
         """Add many labels in one loop (10,000s of customers have ~7 labels each)."""
+        self.__dict__.pop("_values", None)
         data = self._data
         for label in labels:
             slot = data.get(label.customer)
@@ -105,10 +106,16 @@ class Segmentation(Mapping[str, dict[str, Any]]):
     def values_of(self, name: str, group: str | None = None) -> dict[str, Any]:
         """``{customer: value}`` of one label, for the customers that have it: one pass
         instead of a :meth:`label` call per customer."""
-        if group:
-            return {cid: slot[group][name] for cid, slot in self._data.items()
-                    if name in slot.get(group, ())}
-        return {cid: slot[name] for cid, slot in self._data.items() if name in slot}
+        cache = self.__dict__.setdefault("_values", {})
+        key = (name, group)
+        if key not in cache:
+            if group:
+                cache[key] = {cid: slot[group][name] for cid, slot in self._data.items()
+                              if name in slot.get(group, ())}
+            else:
+                cache[key] = {cid: slot[name] for cid, slot in self._data.items()
+                              if name in slot}
+        return dict(cache[key])
 
     def matches(self, customer: str, wanted: str) -> bool:
         """Whether ``customer`` is in segment ``wanted``: ``NAME`` (a label or grouped

@@ -79,9 +79,9 @@ def forecast_for(snapshot: Snapshot, horizon_days: int | None = None) -> Forecas
     """The fitted models as of the snapshot (computed once per snapshot and horizon)."""
     values, _ = settings_of(snapshot.settings)
     horizon = horizon_days or values["horizon_days"]
-    return snapshot.memo(f"prediction:{horizon}", lambda: forecast_again(
-        tuple(histories_of(snapshot)), horizon, values["discount_rate"],
-        values["min_repeat_customers"]))
+    return snapshot.memo(f"prediction:{horizon}", lambda: snapshot.kept(
+        f"prediction:{horizon}", forecast_again, tuple(histories_of(snapshot)), horizon,
+        values["discount_rate"], values["min_repeat_customers"]))
 
 
 def forecast_json(result: Forecast) -> dict[str, Any]:
@@ -151,7 +151,8 @@ def crmkit_metrics(snapshot: Snapshot, wanted: frozenset[str] | None) -> Iterato
                  result.problem or "BG/NBD and Gamma-Gamma fitted on the purchase history")
     yield Metric("value_at_risk", "Highest value at risk",
                  [{**row, "name": snapshot.customer(row["customer"]).name}  # type: ignore[union-attr]
-                  for row in value_at_risk(result)], currency,
+                  for row in snapshot.kept(f"{NAME}.value_at_risk", value_at_risk, result)],
+                 currency,
                  "CLV if they stay × (1 − P(alive))")
 
 

@@ -21,6 +21,7 @@ import crmkit
 from crmkit import (
     ConfigSection,
     Customer,
+    Derived,
     Diagnostic,
     Options,
     Segmentation,
@@ -240,21 +241,21 @@ def quintile_scores(values: dict[str, Any]) -> dict[str, int]:
 
 
 def rfm_codes(snapshot: Snapshot, customers: Iterable[Customer]) -> dict[str, str]:
+    """R, F and M quintiles of every customer who bought (kept while no customer's
+    derived values change)."""
+    return snapshot.kept(f"{NAME}.rfm", _rfm, snapshot.all_derived(), [c.id for c in customers],
+                         snapshot.today)
+
+
+def _rfm(derived: dict[str, Derived], ids: list[str], today: dt.date) -> dict[str, str]:
     recency, frequency, monetary = {}, {}, {}
-    derived = snapshot.all_derived()
-    today = snapshot.today
-    for c in customers:
-        d = derived[c.id]
+    for cid in ids:
+        d = derived[cid]
         if d.last_purchase is None:
             continue
-        recency[c.id] = -(today - d.last_purchase).days  # more recent = higher
-        frequency[c.id] = d.purchase_count
-        monetary[c.id] = d.revenue
-    return snapshot.kept(f"{NAME}.rfm", _rfm_from_values, recency, frequency, monetary)
-
-
-def _rfm_from_values(recency: dict[str, int], frequency: dict[str, int],
-                     monetary: dict[str, Decimal]) -> dict[str, str]:
+        recency[cid] = -(today - d.last_purchase).days  # more recent = higher
+        frequency[cid] = d.purchase_count
+        monetary[cid] = d.revenue
     r, f, m = quintile_scores(recency), quintile_scores(frequency), quintile_scores(monetary)
     return {cid: f"{r[cid]}{f[cid]}{m[cid]}" for cid in recency}
 
