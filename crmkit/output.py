@@ -35,6 +35,8 @@ def echo_json(data: Any) -> None:
 
 
 def width(text: str) -> int:
+    if text.isascii():
+        return len(text)
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
@@ -43,6 +45,8 @@ def clean(value: Any) -> str:
     if value is None:
         return ""
     text = str(value)
+    if text.isprintable():  # no control, format or unassigned character: most text
+        return text
     return "".join(" " if unicodedata.category(c)[0] == "C" else c for c in text)
 
 
