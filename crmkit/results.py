@@ -176,8 +176,9 @@ class Reminder:
     source: Location | None = None
     #: Why it is not shown by default (e.g. a frequency cap), if it is suppressed.
     suppressed: str | None = None
-    #: Facts for templates, e.g. ``{"service": "Wartung", "age": 48}`` (not part of identity).
-    details: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: Facts for templates, e.g. ``{"service": "Wartung", "age": 48}`` (compared, not
+    #: hashed: a dict has no hash).
+    details: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def overdue(self, today: dt.date) -> bool:
         return self.due < today
