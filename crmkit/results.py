@@ -63,10 +63,13 @@ class Segmentation(Mapping[str, dict[str, Any]]):
             return parts[0]
         made = cls()
         data = made._data
+        single: list[SegmentLabel] = []  # added in one loop, in their place in the order
         for part in parts:
             if not isinstance(part, Segmentation):
-                made.add_all((part,))
+                single.append(part)
                 continue
+            made.add_all(single)
+            single = []
             for customer, labels in part._data.items():
                 slot = data.setdefault(customer, {})
                 for name, value in labels.items():
@@ -74,6 +77,7 @@ class Segmentation(Mapping[str, dict[str, Any]]):
                         slot.setdefault(name, {}).update(value)
                     else:
                         slot[name] = value
+        made.add_all(single)
         return made
 
     @classmethod
