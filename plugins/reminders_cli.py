@@ -15,7 +15,6 @@ import crmkit
 from crmkit import Reminder
 
 FORMATS = ("table", "json", "md", "ics")
-K = TypeVar("K")
 V = TypeVar("V")
 
 
@@ -28,27 +27,39 @@ def reminder_uid(reminder: Reminder) -> str:
 
 #: Serialised events by (reminder, today) and Markdown rows by reminder: `crmkit watch`
 #: rebuilds both after every change, and icalendar takes about a millisecond per event.
-_EVENTS: dict[tuple[Reminder, dt.date], bytes] = {}
-_ROWS: dict[Reminder, str] = {}
+_EVENTS: dict[tuple[Reminder, object], bytes] = {}
+_ROWS: dict[tuple[Reminder, object], str] = {}
+#: The same, by the reminder object: most reminders are the very objects of the last
+#: rebuild, and finding them by identity spares hashing thousands of reminders.
+_SAME: dict[tuple[int, int], tuple[Reminder, object, object]] = {}
 _KEEP_AT_MOST = 200_000
 #: The files last written, with what they were made of: most changes leave the list
 #: of shown reminders as it was, and comparing it costs less than a lookup per reminder.
 _FILES: dict[Path, tuple[tuple[object, ...], bytes]] = {}
 
 
-def _kept(kept: dict[K, V], key: K, make: Callable[[], V]) -> V:
-    """``kept[key]``, made on first use (the dict is emptied when it grows too big)."""
-    value = kept.get(key)
+def _kept(kept: dict[tuple[Reminder, object], V], reminder: Reminder, extra: object,
+          make: Callable[[], V]) -> V:
+    """``kept[reminder, extra]``, made on first use (the dicts are emptied when they
+    grow too big)."""
+    same_key = (id(kept), id(reminder))
+    same = _SAME.get(same_key)  # the entry holds the reminder, so its id is not reused
+    if same is not None and same[0] is reminder and same[1] == extra:
+        return same[2]  # type: ignore[return-value]
+    value = kept.get((reminder, extra))
     if value is None:
         value = make()
         if len(kept) > _KEEP_AT_MOST:
             kept.clear()
-        kept[key] = value
+        kept[reminder, extra] = value
+    if len(_SAME) > _KEEP_AT_MOST:
+        _SAME.clear()
+    _SAME[same_key] = (reminder, extra, value)
     return value
 
 
 def _event(reminder: Reminder, today: dt.date) -> bytes:
-    return _kept(_EVENTS, (reminder, today), lambda: _ical_event(reminder, today))
+    return _kept(_EVENTS, reminder, today, lambda: _ical_event(reminder, today))
 
 
 def _ical_event(reminder: Reminder, today: dt.date) -> bytes:
@@ -108,7 +119,7 @@ def _md_row(r: Reminder) -> str:
         return (f"| {r.due.isoformat()} | {_md_cell(r.customer)} | {r.kind} | "
                 f"{_md_cell(r.title)}{_md_cell(note)} | {_md_cell(r.channel)} |")
 
-    return _kept(_ROWS, r, make)
+    return _kept(_ROWS, r, None, make)
 
 
 def write_outputs(app: crmkit.App) -> list[Path]:

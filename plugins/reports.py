@@ -10,7 +10,7 @@ any of them, or adds a report, by putting a template of that name in its
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +204,36 @@ def render_section(env: Any, template: Any, context: dict[str, Any]) -> str:
     return body
 
 
+#: Rendered rows by (row template, item): ``crmkit watch`` renders a report again when
+#: one of thousands of listed reminders changes; the others keep their text.
+_ROWS: dict[tuple[str, int], tuple[Any, Any, tuple[Any, ...], str]] = {}
+_KEEP_ROWS = 200_000
+
+
+def _rows(eval_ctx: Any, items: Iterable[Any], name: str, **context: Any) -> Any:
+    """``{{ items | rows("reports/rows/reminder.md.j2", today=today) }}``: each item
+    rendered by the row template (as ``item``, with ``context``), one after another.
+
+    A row is kept while it is the same object, the template the same and
+    ``context`` equal, so the row template must depend on nothing else."""
+    from markupsafe import Markup
+
+    template = eval_ctx.environment.get_template(name)
+    extra = tuple(sorted(context.items()))
+    if len(_ROWS) > _KEEP_ROWS:
+        _ROWS.clear()
+    out = []
+    for item in items:
+        key = (name, id(item))
+        kept = _ROWS.get(key)  # the entry holds the item, so its id is not reused
+        if kept is None or kept[0] is not item or kept[1] is not template or kept[2] != extra:
+            kept = _ROWS[key] = (item, template, extra,
+                                 template.render({**context, "item": item}))
+        out.append(kept[3])
+    text = "".join(out)
+    return Markup(text) if eval_ctx.autoescape else text
+
+
 def _equal(before: dict[str, Any], now: dict[str, Any]) -> bool:
     try:
         return bool(before == now)
@@ -250,7 +280,9 @@ def crmkit_template_dirs() -> list[Path]:
 
 @crmkit.hookimpl
 def crmkit_jinja_filters() -> dict[str, Any]:
-    return {"md": md_cell, "percent": percent}
+    import jinja2  # the environment being made has imported it already
+
+    return {"md": md_cell, "percent": percent, "rows": jinja2.pass_eval_context(_rows)}
 
 
 @crmkit.hookimpl

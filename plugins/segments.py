@@ -21,7 +21,6 @@ import crmkit
 from crmkit import (
     ConfigSection,
     Customer,
-    Derived,
     Diagnostic,
     Options,
     Segmentation,
@@ -241,23 +240,27 @@ def quintile_scores(values: dict[str, Any]) -> dict[str, int]:
 
 
 def rfm_codes(snapshot: Snapshot, customers: Iterable[Customer]) -> dict[str, str]:
-    """R, F and M quintiles of every customer who bought (kept while no customer's
-    derived values change)."""
-    return snapshot.kept(f"{NAME}.rfm", _rfm, snapshot.all_derived(), [c.id for c in customers],
-                         snapshot.today)
+    """R, F and M quintiles of every customer who bought (kept while nobody's
+    recency, frequency and monetary value change)."""
+    derived = snapshot.all_derived()
+    today = snapshot.today
 
-
-def _rfm(derived: dict[str, Derived], ids: list[str], today: dt.date) -> dict[str, str]:
-    recency, frequency, monetary = {}, {}, {}
-    for cid in ids:
+    def values(cid: str) -> tuple[int, int, Decimal] | None:
         d = derived[cid]
         if d.last_purchase is None:
-            continue
-        recency[cid] = -(today - d.last_purchase).days  # more recent = higher
-        frequency[cid] = d.purchase_count
-        monetary[cid] = d.revenue
-    r, f, m = quintile_scores(recency), quintile_scores(frequency), quintile_scores(monetary)
-    return {cid: f"{r[cid]}{f[cid]}{m[cid]}" for cid in recency}
+            return None
+        return -(today - d.last_purchase).days, d.purchase_count, d.revenue  # recent = high
+
+    found = snapshot.per_customer_many(
+        f"{NAME}.rfm_values", [c.id for c in customers],
+        lambda todo: {cid: values(cid) for cid in todo})
+    return snapshot.kept(f"{NAME}.rfm", _rfm, found)
+
+
+def _rfm(values: dict[str, tuple[int, int, Decimal] | None]) -> dict[str, str]:
+    bought = {cid: v for cid, v in values.items() if v is not None}
+    r, f, m = (quintile_scores({cid: v[n] for cid, v in bought.items()}) for n in range(3))
+    return {cid: f"{r[cid]}{f[cid]}{m[cid]}" for cid in bought}
 
 
 def is_bad_customer(snapshot: Snapshot, customer_id: str, rules: WinBackRules) -> bool:

@@ -142,3 +142,30 @@ def test_a_section_is_rendered_again_exactly_when_a_variable_it_uses_changes():
     render_section(env, including, base)
     render_section(env, including, base)
     assert len(calls) == 7  # a template that includes another is always rendered
+
+
+def test_listed_rows_are_rendered_once_per_reminder_and_escaped_once(make_workspace):
+    from crmkit import Reminder
+
+    root = make_workspace({"templates/reports/rows/probe.md.j2": "{{ item.title }} {{ n() }}\n"},
+                          settings=SETTINGS)
+    env = App(root, dt.date.fromisoformat(TODAY)).templates
+    renders: list[int] = []
+
+    def n() -> int:
+        renders.append(1)
+        return len(renders)
+
+    day = dt.date(2026, 7, 1)
+    a, b, c = (Reminder(day, "lea", "birthday", t, "why") for t in ("A", "B", "<C>"))
+    listing = env.from_string('{{ items | rows("reports/rows/probe.md.j2", n=n) }}')
+    assert listing.render(items=[a, b], n=n) == "A 1\nB 2\n"
+    assert listing.render(items=[b, a, c], n=n) == "B 2\nA 1\n<C> 3\n"  # a and b kept
+    # kept by identity: an equal reminder made afresh is rendered again
+    assert listing.render(items=[Reminder(day, "lea", "birthday", "A", "why")], n=n) == "A 4\n"
+    html = env.from_string('{% autoescape true %}<table>{{ items | rows('
+                           '"reports/rows/reminder.html.j2", today=today) }}</table>'
+                           '{% endautoescape %}')
+    assert html.render(items=[c], today=day) == (
+        '<table><tr><td class="">2026-07-01</td><td>lea</td><td>&lt;C&gt;</td><td></td></tr>\n'
+        "</table>")
