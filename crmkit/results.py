@@ -45,6 +45,8 @@ class Segmentation(Mapping[str, dict[str, Any]]):
 
     def __init__(self, labels: Iterable[SegmentLabel] = ()) -> None:
         self._data: dict[str, dict[str, Any]] = {}
+        #: The per-customer dicts belong to someone else (:meth:`of`): copy before adding.
+        self._shared = False
         self.add_all(labels)
 
     @classmethod
@@ -53,6 +55,7 @@ class Segmentation(Mapping[str, dict[str, Any]]):
         dicts are taken as they are, and must not change afterwards."""
         made = cls()
         made._data = dict(labels)
+        made._shared = True
         return made
 
     @classmethod
@@ -92,6 +95,10 @@ class Segmentation(Mapping[str, dict[str, Any]]):
     def add_all(self, labels: Iterable[SegmentLabel]) -> None:
         """Add many labels in one loop (10,000s of customers have ~7 labels each)."""
         self.__dict__.pop("_values", None)
+        if self._shared:
+            self._data = {cid: {k: dict(v) if isinstance(v, dict) else v
+                                for k, v in slot.items()} for cid, slot in self._data.items()}
+            self._shared = False
         data = self._data
         for label in labels:
             slot = data.get(label.customer)
@@ -162,6 +169,10 @@ class _DeferredSegmentation(Segmentation):
     @property  # type: ignore[override]
     def _data(self) -> dict[str, dict[str, Any]]:
         return self._compute()._data
+
+    def add_all(self, labels: Iterable[SegmentLabel]) -> None:
+        self.__dict__.pop("_values", None)
+        self._compute().add_all(labels)
 
 
 @dataclass(frozen=True, slots=True)

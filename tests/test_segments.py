@@ -188,3 +188,6 @@ def test_whole_segmentations_and_single_labels_combine_without_changing_either()
     # the stock plugin keeps its dicts across watch rebuilds: they must stay as they were
     assert kept == {"anna": {"lifecycle": "active", "segments": {"vip": True}}}
     assert combined.matches("anna", "weimar") is False and combined.matches("anna", "vip")
+    stock.add(SegmentLabel("anna", "late", True, group="segments"))  # a plugin adds one
+    assert stock["anna"]["segments"] == {"vip": True, "late": True}
+    assert kept == {"anna": {"lifecycle": "active", "segments": {"vip": True}}}
