@@ -11,14 +11,16 @@ each in a fresh process, side by side:
 * cold (no parse cache), warm (nothing changed: the output is replayed) and
   one-file-changed (the parse cache, no replay) `crmkit check` and
   `crmkit report weekly --format md --out -`;
-* `crmkit watch`: the time from saving one file (an edited customer, a new
-  purchase) to the end of the re-render;
+* `crmkit watch`: the time from saving one file (an edited customer, a logged
+  call that resolves an overdue follow-up, a new purchase) to the end of the
+  re-render;
 * the peak memory (max RSS) of each crmkit run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import queue
 import re
@@ -78,8 +80,15 @@ def timed(args: list[str], cwd: Path) -> tuple[float, float]:
 
 
 def watch_changes(root: Path) -> dict[str, float]:
-    """Seconds from saving a file to the end of the re-render, for an edited customer
-    and for a new purchase (the median of three each)."""
+    """Seconds from saving a file to the end of the re-render, for an edited customer,
+    a logged call that resolves an overdue follow-up, and a new purchase (the median
+    of three each)."""
+    listed = subprocess.run([CRMKIT, "--today", TODAY, "reminders", "--format", "json"],
+                            cwd=root, capture_output=True, text=True, check=True).stdout
+    followed_up = list(dict.fromkeys(
+        r["customer"] for r in json.loads(listed) if r["kind"] == "follow_up" and r["overdue"]))
+    if len(followed_up) < 3:
+        raise SystemExit("the generated workspace has fewer than 3 overdue follow-ups")
     process = subprocess.Popen([CRMKIT, "--today", TODAY, "watch"], cwd=root,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -112,6 +121,9 @@ def watch_changes(root: Path) -> dict[str, float]:
     edits = [save("customers/c000001.yaml", f"{original}notes: changed {n}\n")
              for n in range(3)]
     customer.write_text(original, encoding="utf-8")
+    calls = [save(f"interactions/bench-call-{n}.yaml",
+                  f"customer: {followed_up[n]}\ndate: {TODAY}\ntype: call\nsummary: caught up\n")
+             for n in range(3)]
     purchases = [save(f"interactions/bench-{n}.yaml",
                       f"customer: c00000{n + 2}\ndate: {TODAY}\ntype: purchase\n"
                       f"amount: {100 + n}\n") for n in range(3)]
@@ -119,7 +131,10 @@ def watch_changes(root: Path) -> dict[str, float]:
     process.wait(timeout=30)
     for n in range(3):
         (root / "interactions" / f"bench-{n}.yaml").unlink()
-    return {"customer edited": sorted(edits)[1], "purchase added": sorted(purchases)[1]}
+        (root / "interactions" / f"bench-call-{n}.yaml").unlink()
+    return {"customer edited": sorted(edits)[1],
+            "call logged": sorted(calls)[1],
+            "purchase added": sorted(purchases)[1]}
 
 
 def touch_one_file(root: Path) -> None:
