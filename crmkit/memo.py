@@ -7,8 +7,9 @@
 customer's record and history gets the kept values of every other customer, so
 a rebuild after one edit recomputes one customer, not 10,000.  Knowing the
 changed customers (instead of checking each customer's data again) keeps a
-lookup of 10,000 kept values at a millisecond.  In a one-off command the memo
-is off.
+lookup of 10,000 kept values at a millisecond.  A step over all customers
+(:meth:`CustomerMemo.whole`, :meth:`crmkit.Snapshot.kept`) is kept while its
+inputs are equal.  In a one-off command the memo is off.
 """
 
 from __future__ import annotations
