@@ -108,7 +108,7 @@ class CustomerMemo:
         """The value ``compute`` gave for each of ``ids`` on ``day``, kept while the
         customer is not :meth:`changed` and ``depends`` is equal; ``compute`` gets
         the ids without a kept value and returns ``{id: value}``."""
-        ids = ids if isinstance(ids, list) else list(ids)
+        ids = list(ids)  # kept as the last call's ids: the caller's list may change
         if not self.active:
             return dict(compute(ids))
         table = self._table(name, day)
