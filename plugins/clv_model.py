@@ -330,9 +330,6 @@ def forecast(histories: Sequence[History], horizon_days: int = 365,
     return result
 
 
-#: The whole forecast, remembered for the same inputs like the fits above.
-forecast_again = functools.lru_cache(maxsize=4)(forecast)
-
 
 def crossing_week(model: BgNbd, h: History, threshold: float) -> float | None:
     """The age T (weeks) at which P(alive) fell below ``threshold``, if it has by now.

@@ -19,7 +19,7 @@ import click
 import crmkit
 from crmkit import ConfigSection, Diagnostic, Metric, Options, ReportSection, Snapshot
 
-from .clv_model import MIN_REPEAT_CUSTOMERS, Forecast, History, forecast_again, summarise
+from .clv_model import MIN_REPEAT_CUSTOMERS, Forecast, History, forecast, summarise
 
 NAME = "prediction"
 SETTINGS_EXAMPLE = """\
@@ -76,11 +76,12 @@ def histories_of(snapshot: Snapshot) -> list[History]:
 
 
 def forecast_for(snapshot: Snapshot, horizon_days: int | None = None) -> Forecast:
-    """The fitted models as of the snapshot (computed once per snapshot and horizon)."""
+    """The fitted models as of the snapshot (computed once per snapshot and horizon, and
+    kept across ``crmkit watch`` rebuilds while nobody's purchases change)."""
     values, _ = settings_of(snapshot.settings)
     horizon = horizon_days or values["horizon_days"]
     return snapshot.memo(f"prediction:{horizon}", lambda: snapshot.kept(
-        f"prediction:{horizon}", forecast_again, tuple(histories_of(snapshot)), horizon,
+        f"prediction:{horizon}", forecast, tuple(histories_of(snapshot)), horizon,
         values["discount_rate"], values["min_repeat_customers"]))
 
 
