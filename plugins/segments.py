@@ -333,8 +333,8 @@ def model_stages(snapshot: Snapshot) -> tuple[dict[str, tuple[str, dt.date | Non
     values, _ = settings_of(snapshot.settings)
     if not values["use_for_segments"]:
         return {}, "prediction.use_for_segments is false"
-    rules, _ = read_rules(snapshot.settings)
-    repeaters = sum(1 for f in all_facts(snapshot, rules).values() if f.purchase_days > 1)
+    histories = histories_of(snapshot)
+    repeaters = sum(1 for h in histories if h.x > 0)  # purchases on two or more days
     if repeaters < values["min_repeat_customers"]:
         return {}, (f"{repeaters} customers with repeat purchases, the model needs "
                     f"{values['min_repeat_customers']}")
@@ -342,7 +342,7 @@ def model_stages(snapshot: Snapshot) -> tuple[dict[str, tuple[str, dt.date | Non
     if not result.trustworthy or result.bgnbd is None:
         return {}, result.problem or "no trustworthy fit"
     stages = {}
-    by_customer = {h.customer: h for h in histories_of(snapshot)}
+    by_customer = {h.customer: h for h in histories}
     model = result.bgnbd
     thresholds = (("lost", values["lost_below"]), ("at_risk", values["at_risk_below"]))
 
