@@ -17,10 +17,9 @@ the average value of the repeat transactions.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 #: Below this many customers with repeat purchases, no fit is attempted.
 MIN_TO_FIT = 10
@@ -281,54 +280,87 @@ def clv_all(model: BgNbd, x, t_x, T, spend, horizon_days: int, annual_rate: floa
     return total
 
 
-# The fits are remembered for the same inputs: ``crmkit watch`` rebuilds after every
-# save, and most saves do not change anyone's purchases.
-_fit_bgnbd_again = functools.lru_cache(maxsize=4)(fit_bgnbd)
-_fit_gamma_gamma_again = functools.lru_cache(maxsize=4)(fit_gamma_gamma)
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """Both models fitted on one set of histories, or why they are not usable."""
+
+    bgnbd: BgNbd | None
+    gamma_gamma: GammaGamma | None
+    #: Expected order value of a customer without repeats (the spend model's mean, or
+    #: the plain mean of repeat order values when it found no optimum).
+    population_spend: float = 0.0
+    customers: int = 0
+    repeat_customers: int = 0
+    min_repeat_customers: int = MIN_REPEAT_CUSTOMERS
+    problem: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.bgnbd is not None and self.bgnbd.converged
 
 
-def forecast(histories: Sequence[History], horizon_days: int = 365,
-             discount_rate: float = 0.1, min_repeat_customers: int = MIN_REPEAT_CUSTOMERS
-             ) -> Forecast:
-    """Fit both models and predict every customer; a clear ``problem`` instead of nonsense."""
+def fit(histories: Sequence[History], min_repeat_customers: int = MIN_REPEAT_CUSTOMERS
+        ) -> Fit:
+    """Fit both models; a clear ``problem`` instead of nonsense."""
     repeat = sum(1 for h in histories if h.x > 0)
-    result = Forecast(None, None, horizon_days=horizon_days, discount_rate=discount_rate,
-                      repeat_customers=repeat, min_repeat_customers=min_repeat_customers)
+    base = Fit(None, None, customers=len(histories), repeat_customers=repeat,
+               min_repeat_customers=min_repeat_customers)
     if repeat < min(MIN_TO_FIT, min_repeat_customers):
-        result.problem = (f"too little history to fit: {len(histories)} customers with "
-                          f"purchases, {repeat} of them with repeat purchases (need at least "
-                          f"{min(MIN_TO_FIT, min_repeat_customers)})")
-        return result
-    model = _fit_bgnbd_again(tuple(histories))
-    result.bgnbd = model
+        return replace(base, problem=(
+            f"too little history to fit: {len(histories)} customers with purchases, "
+            f"{repeat} of them with repeat purchases (need at least "
+            f"{min(MIN_TO_FIT, min_repeat_customers)})"))
+    model = fit_bgnbd(histories)
     if not model.converged:
-        result.problem = (f"the purchase model found no stable fit on {len(histories)} "
-                          f"customers with purchases ({repeat} with repeat purchases); it "
-                          "needs more, and more varied, purchase history")
-        return result
-    spend_model = _fit_gamma_gamma_again(tuple(histories))
-    result.gamma_gamma = spend_model
+        return replace(base, bgnbd=model, problem=(
+            f"the purchase model found no stable fit on {len(histories)} customers with "
+            f"purchases ({repeat} with repeat purchases); it needs more, and more varied, "
+            "purchase history"))
+    spend_model = fit_gamma_gamma(histories)
     repeat_values = [h.m_x for h in histories if h.m_x]
     fallback = sum(repeat_values) / len(repeat_values) if repeat_values else 0.0
-    population = spend_model.mean if spend_model.converged else fallback
+    return replace(base, bgnbd=model, gamma_gamma=spend_model,
+                   population_spend=spend_model.mean if spend_model.converged else fallback,
+                   problem=None if repeat >= min_repeat_customers else (
+                       f"indicative only: {repeat} customers with repeat purchases, "
+                       f"{min_repeat_customers} are needed before segments use the model"))
+
+
+def predict(fitted: Fit, histories: Sequence[History], horizon_days: int = 365,
+            discount_rate: float = 0.1) -> dict[str, Prediction]:
+    """Every customer's prediction from a usable fit (arrays of customers at once)."""
     import numpy as np
 
+    model, spend_model = fitted.bgnbd, fitted.gamma_gamma
+    assert model is not None and spend_model is not None
+    if not histories:
+        return {}
     x = np.array([h.x for h in histories], dtype=float)
     t_x = np.array([h.t_x for h in histories])
     T = np.array([h.T for h in histories])
+    population = fitted.population_spend
     spends = np.array([spend_model.expected_spend(h.x, h.m_x, population)
-                       if spend_model.converged else (h.m_x or fallback) for h in histories])
+                       if spend_model.converged else (h.m_x or population) for h in histories])
     purchases, alive = expected_purchases_all(model, horizon_days / 7, x, t_x, T)
     values = clv_all(model, x, t_x, T, spends, horizon_days, discount_rate)
-    for n, h in enumerate(histories):
-        result.predictions[h.customer] = Prediction(
-            h.customer, float(alive[n]), float(purchases[n]), float(spends[n]),
-            float(values[n]))
-    if repeat < min_repeat_customers:
-        result.problem = (f"indicative only: {repeat} customers with repeat purchases, "
-                          f"{min_repeat_customers} are needed before segments use the model")
-    return result
+    return {h.customer: Prediction(h.customer, float(alive[n]), float(purchases[n]),
+                                   float(spends[n]), float(values[n]))
+            for n, h in enumerate(histories)}
 
+
+def forecast(histories: Sequence[History], horizon_days: int = 365,
+             discount_rate: float = 0.1, min_repeat_customers: int = MIN_REPEAT_CUSTOMERS,
+             fitted: Fit | None = None) -> Forecast:
+    """Predict every customer in ``histories`` from ``fitted`` (by default, the models
+    fitted on ``histories`` themselves)."""
+    if fitted is None:
+        fitted = fit(histories, min_repeat_customers)
+    result = Forecast(fitted.bgnbd, fitted.gamma_gamma, horizon_days=horizon_days,
+                      discount_rate=discount_rate, repeat_customers=fitted.repeat_customers,
+                      problem=fitted.problem, min_repeat_customers=min_repeat_customers)
+    if fitted.usable:
+        result.predictions = predict(fitted, histories, horizon_days, discount_rate)
+    return result
 
 
 def crossing_week(model: BgNbd, h: History, threshold: float) -> float | None:

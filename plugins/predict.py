@@ -1,7 +1,8 @@
 """Predictive retention: who is still "alive", what they will buy, what they are worth.
 
 Fits the BG/NBD and Gamma-Gamma models (plugins/clv_model.py) on the
-workspace's purchase history as of ``--today``, once per run, and offers them
+workspace's purchase history up to the day before ``--today``, once per day,
+predicts every customer from their history as of ``--today``, and offers that
 to the other stock plugins (segments use P(alive) when the fit is trustworthy),
 to ``crmkit predict`` and to the dashboard.
 """
@@ -19,7 +20,16 @@ import click
 import crmkit
 from crmkit import ConfigSection, Diagnostic, Metric, Options, ReportSection, Snapshot
 
-from .clv_model import MIN_REPEAT_CUSTOMERS, Forecast, History, forecast, summarise
+from .clv_model import (
+    MIN_REPEAT_CUSTOMERS,
+    Fit,
+    Forecast,
+    History,
+    fit,
+    forecast,
+    predict,
+    summarise,
+)
 
 NAME = "prediction"
 SETTINGS_EXAMPLE = """\
@@ -50,39 +60,74 @@ def settings_of(settings: crmkit.Settings) -> tuple[dict[str, Any], list[Diagnos
     return values, o.diagnostics
 
 
-def histories(snapshot: Snapshot) -> list[History]:
-    """Per customer with purchases: distinct purchase days and each day's total."""
+def histories(snapshot: Snapshot, day: dt.date | None = None) -> list[History]:
+    """Per customer with purchases up to ``day`` (default: today): distinct purchase
+    days and each day's total, with ``T`` measured to ``day``."""
+    day = day or snapshot.today
     ids = [c.id for c in snapshot.customers]
     found = snapshot.per_customer_many(
-        f"{NAME}.history", ids, lambda todo: {c: purchase_history(snapshot, c) for c in todo})
+        f"{NAME}.history:{day}", ids,
+        lambda todo: {c: purchase_history(snapshot, c, day) for c in todo})
     return [h for cid in ids if (h := found[cid]) is not None]
 
 
-def purchase_history(snapshot: Snapshot, customer_id: str) -> History | None:
+def purchase_history(snapshot: Snapshot, customer_id: str, day: dt.date | None = None
+                     ) -> History | None:
+    day = day or snapshot.today
     currency = snapshot.settings.currency
     totals: dict[dt.date, float] = {}
     for i in snapshot.history(customer_id):
-        if i.type == "purchase":
+        if i.type == "purchase" and i.date <= day:
             amount = i.amount if i.amount is not None and i.currency in (None, currency) \
                 else Decimal(0)
             totals[i.date] = totals.get(i.date, 0.0) + float(amount)
     days = sorted(totals)
-    return summarise(days, [totals[d] for d in days], snapshot.today, customer_id)
+    return summarise(days, [totals[d] for d in days], day, customer_id)
 
 
 def histories_of(snapshot: Snapshot) -> list[History]:
-    """:func:`histories`, once per snapshot (the fit and the lifecycle stages use them)."""
+    """:func:`histories`, once per snapshot (the predictions and the lifecycle stages
+    use them)."""
     return snapshot.memo("prediction:histories", lambda: histories(snapshot))
 
 
+def fit_of(snapshot: Snapshot) -> Fit:
+    """The models fitted on the complete days before today: the purchase history as it
+    stood at the end of yesterday.
+
+    So the parameters stay the same all day: a purchase logged today changes that
+    customer's prediction, not everybody's, and ``crmkit watch`` does not fit again
+    after every sale (kept across rebuilds while the fitted histories are equal).
+    """
+    values, _ = settings_of(snapshot.settings)
+    yesterday = snapshot.today - dt.timedelta(days=1)
+    return snapshot.memo("prediction:fit", lambda: snapshot.kept(
+        "prediction:fit", fit, tuple(histories(snapshot, yesterday)),
+        values["min_repeat_customers"]))
+
+
 def forecast_for(snapshot: Snapshot, horizon_days: int | None = None) -> Forecast:
-    """The fitted models as of the snapshot (computed once per snapshot and horizon, and
-    kept across ``crmkit watch`` rebuilds while nobody's purchases change)."""
+    """Every customer's prediction as of today from :func:`fit_of`'s models (computed
+    once per snapshot and horizon; kept per customer across ``crmkit watch`` rebuilds
+    while the fit and the customer's purchases stay the same)."""
     values, _ = settings_of(snapshot.settings)
     horizon = horizon_days or values["horizon_days"]
-    return snapshot.memo(f"prediction:{horizon}", lambda: snapshot.kept(
-        f"prediction:{horizon}", forecast, tuple(histories_of(snapshot)), horizon,
-        values["discount_rate"], values["min_repeat_customers"]))
+    rate = values["discount_rate"]
+
+    def compute() -> Forecast:
+        fitted = fit_of(snapshot)
+        current = histories_of(snapshot)
+        result = forecast([], horizon, rate, values["min_repeat_customers"], fitted)
+        if fitted.usable:
+            by_id = {h.customer: h for h in current}
+            found = snapshot.per_customer_many(
+                f"{NAME}.each:{horizon}", list(by_id),
+                lambda todo: predict(fitted, [by_id[c] for c in todo], horizon, rate),
+                (fitted, horizon, rate))
+            result.predictions = {cid: found[cid] for cid in by_id}
+        return result
+
+    return snapshot.memo(f"prediction:{horizon}", compute)
 
 
 def forecast_json(result: Forecast) -> dict[str, Any]:

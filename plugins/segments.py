@@ -328,7 +328,7 @@ def model_stages(snapshot: Snapshot) -> tuple[dict[str, tuple[str, dt.date | Non
     when the heuristic applies.
     """
     from .clv_model import History, crossing_week
-    from .predict import forecast_for, histories_of, settings_of
+    from .predict import fit_of, forecast_for, histories_of, settings_of
 
     values, _ = settings_of(snapshot.settings)
     if not values["use_for_segments"]:
@@ -341,27 +341,26 @@ def model_stages(snapshot: Snapshot) -> tuple[dict[str, tuple[str, dt.date | Non
     result = forecast_for(snapshot)
     if not result.trustworthy or result.bgnbd is None:
         return {}, result.problem or "no trustworthy fit"
-    stages = {}
-    by_customer = {h.customer: h for h in histories}
     model = result.bgnbd
+    predictions = result.predictions
     thresholds = (("lost", values["lost_below"]), ("at_risk", values["at_risk_below"]))
 
-    def stage_of(h: History) -> tuple[str, dt.date | None]:
+    def stage_of(h: History) -> tuple[str, dt.date | None, Any]:
         first = snapshot.today - dt.timedelta(days=round(h.T * 7))
         for stage, threshold in thresholds:
             week = crossing_week(model, h, threshold)
             if week is not None:
-                return stage, first + dt.timedelta(days=round(week * 7))
-        return "active", None
+                return stage, first + dt.timedelta(days=round(week * 7)), predictions[h.customer]
+        return "active", None, predictions[h.customer]
 
-    repeat = [cid for cid in result.predictions if by_customer[cid].x > 0]
-    found = snapshot.per_customer_many(
-        f"{NAME}.model_stage", repeat,
-        lambda ids: {cid: stage_of(by_customer[cid]) for cid in ids},
-        (model, thresholds))
-    for cid in repeat:
-        stages[cid] = (*found[cid], result.predictions[cid])
-    return stages, "model"
+    # a customer's prediction changes with their purchases or with the fit: the
+    # depends of the memo, so the kept tuples hold the current predictions
+    repeat = {h.customer: h for h in histories if h.x > 0}
+    return snapshot.per_customer_many(
+        f"{NAME}.model_stage", list(repeat),
+        lambda ids: {cid: stage_of(repeat[cid]) for cid in ids},
+        (fit_of(snapshot), result.horizon_days, result.discount_rate, thresholds)
+    ), "model"
 
 
 def segment(snapshot: Snapshot, rules: Rules) -> Segmentation:

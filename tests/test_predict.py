@@ -176,6 +176,38 @@ def test_segments_use_p_alive_when_the_fit_is_trustworthy(make_workspace, run):
     assert "| customer | P(alive) | CLV | value at risk |" in dashboard
 
 
+def test_models_are_fitted_on_the_days_before_today(make_workspace, run):
+    """A purchase logged today moves that customer's prediction, not the parameters."""
+    from crmkit_plugins.clv_model import fit, forecast
+    from crmkit_plugins.predict import histories
+
+    root = simulated_workspace(make_workspace)
+    today = dt.date(2026, 6, 2)
+    before = json.loads(run("-w", root, "--today", today.isoformat(), "predict",
+                            "--format", "json").stdout)
+    app = App(root, today)
+    expected = fit(histories(app.snapshot, today - dt.timedelta(days=1)))
+    assert before["bgnbd"]["r"] == expected.bgnbd.r
+    assert before["gamma_gamma"]["p"] == expected.gamma_gamma.p
+    # every customer is predicted from today's history with those parameters
+    own = forecast(histories(app.snapshot), fitted=expected).predictions
+    assert before["customers"]["c000"]["clv"] == round(own["c000"].clv, 2)
+
+    (root / "interactions" / "today.yaml").write_text(
+        f"customer: c000\ndate: {today}\ntype: purchase\namount: 80\n")
+    after = json.loads(run("-w", root, "--today", today.isoformat(), "predict",
+                           "--format", "json").stdout)
+    assert after["bgnbd"] == before["bgnbd"] and after["gamma_gamma"] == before["gamma_gamma"]
+    changed = {cid for cid in before["customers"]
+               if before["customers"][cid] != after["customers"][cid]}
+    assert changed == {"c000"}
+    # the next day the purchase is part of the fit
+    tomorrow = json.loads(run("-w", root, "--today", str(today + dt.timedelta(days=1)),
+                              "predict", "--format", "json").stdout)
+    with_purchase = fit(histories(App(root, today).snapshot))
+    assert tomorrow["bgnbd"]["r"] == with_purchase.bgnbd.r != expected.bgnbd.r
+
+
 def test_vectorised_predictions_equal_the_per_customer_formulas():
     from crmkit_plugins.clv_model import expected_purchases_all
 
