@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -205,34 +206,71 @@ def render_section(env: Any, template: Any, context: dict[str, Any]) -> str:
 
 
 #: Rendered rows by (row template, item): ``crmkit watch`` renders a report again when
-#: one of thousands of listed reminders changes; the others keep their text.
+#: one of thousands of listed items changes; the others keep their text.  Found by the
+#: item's identity first (most items are the very objects of the last rebuild), else by
+#: its value (items built afresh, such as the dicts of a metric).
 _ROWS: dict[tuple[str, int], tuple[Any, Any, tuple[Any, ...], str]] = {}
+_ROWS_BY_VALUE: dict[tuple[Any, ...], str] = {}
 _KEEP_ROWS = 200_000
+
+
+#: Value types whose equal values always print the same (unlike 1.0 and 1.00 as Decimals).
+_PLAIN = frozenset({str, int, bool, type(None), dt.date})
+
+
+def _value_key(item: Any) -> tuple[Any, ...] | None:
+    """A hashable stand-in for a dict row's value, or ``None`` for anything else.  Equal
+    keys mean the rows print the same: each value goes in with its type, and decimals
+    and floats by their exact text."""
+    if type(item) is not dict:
+        return None
+    parts = []
+    for key, value in item.items():
+        kind = type(value)
+        if kind in _PLAIN:
+            parts.append((key, kind, value))
+        elif kind is Decimal or kind is float:
+            parts.append((key, kind, repr(value)))
+        else:
+            return None
+    return tuple(parts)
 
 
 def _rows(eval_ctx: Any, items: Iterable[Any], name: str, **context: Any) -> Any:
     """``{{ items | rows("reports/rows/reminder.md.j2", today=today) }}``: each item
     rendered by the row template (as ``item``, with ``context``), one after another.
 
-    A row is kept while it is the same object, the template the same and
-    ``context`` equal, so the row template must depend on nothing else."""
+    A row is kept while the item is the same object or an equal one, the template
+    the same and ``context`` equal, so the row template must depend on nothing else."""
     from markupsafe import Markup
 
     env = eval_ctx.environment
     template = env.get_template(name)
     extra = tuple(sorted(context.items()))
-    if len(_ROWS) > _KEEP_ROWS:
+    try:
+        hash(extra)
+        by_values = True
+    except TypeError:  # arguments without a value key: rows kept by identity only
+        by_values = False
+    if len(_ROWS) > _KEEP_ROWS or len(_ROWS_BY_VALUE) > _KEEP_ROWS:
         _ROWS.clear()
+        _ROWS_BY_VALUE.clear()
     out = []
     row_context = None
     for item in items:
         key = (name, id(item))
         kept = _ROWS.get(key)  # the entry holds the item, so its id is not reused
         if kept is None or kept[0] is not item or kept[1] is not template or kept[2] != extra:
-            if row_context is None:  # one context for all rows: as fast as a loop
-                row_context = template.new_context(dict(context))
-            row_context.vars["item"] = item
-            text = env.concat(template.root_render_func(row_context))
+            value = _value_key(item) if by_values else None
+            by_value = (template, extra, value) if value is not None else None
+            text = _ROWS_BY_VALUE.get(by_value) if by_value is not None else None
+            if text is None:
+                if row_context is None:  # one context for all rows: as fast as a loop
+                    row_context = template.new_context(dict(context))
+                row_context.vars["item"] = item
+                text = env.concat(template.root_render_func(row_context))
+                if by_value is not None:
+                    _ROWS_BY_VALUE[by_value] = text
             kept = _ROWS[key] = (item, template, extra, text)
         out.append(kept[3])
     text = "".join(out)

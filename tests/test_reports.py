@@ -1,6 +1,7 @@
 import datetime as dt
 import json
 import xml.dom.minidom
+from decimal import Decimal
 
 from crmkit_plugins import charts
 from crmkit_plugins.reports import render_report
@@ -144,10 +145,11 @@ def test_a_section_is_rendered_again_exactly_when_a_variable_it_uses_changes():
     assert len(calls) == 7  # a template that includes another is always rendered
 
 
-def test_listed_rows_are_rendered_once_per_reminder_and_escaped_once(make_workspace):
+def test_listed_rows_are_rendered_once_per_item_and_escaped_once(make_workspace):
     from crmkit import Reminder
 
-    root = make_workspace({"templates/reports/rows/probe.md.j2": "{{ item.title }} {{ n() }}\n"},
+    root = make_workspace({"templates/reports/rows/probe.md.j2": "{{ item.title }} {{ n() }}\n",
+                           "templates/reports/rows/value.md.j2": "{{ item.v }} {{ n() }}\n"},
                           settings=SETTINGS)
     env = App(root, dt.date.fromisoformat(TODAY)).templates
     renders: list[int] = []
@@ -163,6 +165,13 @@ def test_listed_rows_are_rendered_once_per_reminder_and_escaped_once(make_worksp
     assert listing.render(items=[b, a, c], n=n) == "B 2\nA 1\n<C> 3\n"  # a and b kept
     # kept by identity: an equal reminder made afresh is rendered again
     assert listing.render(items=[Reminder(day, "lea", "birthday", "A", "why")], n=n) == "A 4\n"
+    # dict rows (a metric's, built afresh each time) are kept by value, exactly
+    rows = env.from_string('{{ items | rows("reports/rows/value.md.j2", n=n) }}')
+    first = rows.render(items=[{"v": Decimal("1.0")}, {"v": 2}], n=n)
+    assert first == "1.0 5\n2 6\n"
+    assert rows.render(items=[{"v": Decimal("1.0")}, {"v": 2}], n=n) == first
+    assert rows.render(items=[{"v": Decimal("1.00")}, {"v": 2.0}, {"v": True}], n=n) == (
+        "1.00 7\n2.0 8\nTrue 9\n")  # equal values that print differently: rendered
     html = env.from_string('{% autoescape true %}<table>{{ items | rows('
                            '"reports/rows/reminder.html.j2", today=today) }}</table>'
                            '{% endautoescape %}')
