@@ -7,8 +7,10 @@ first use, so ``crmkit --help`` and ``crmkit init`` never touch a workspace.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import gc
+import itertools
 import shutil
 from collections.abc import Iterable
 from dataclasses import replace
@@ -148,7 +150,8 @@ class App:
         found, problems = self.host.collect("crmkit_reminders", snapshot=self.snapshot,
                                             segments=self.segments())
         self.problems.extend(problems)
-        reminders = self.snapshot.kept("crmkit.reminders", _sorted_reminders, found)
+        reminders = self.snapshot.kept("crmkit.reminders", _sorted_reminders, found,
+                                       update=_resorted)
         verdicts, problems = self.host.collect("crmkit_suppress_reminders", reminders=reminders,
                                                snapshot=self.snapshot, segments=self.segments())
         self.problems.extend(problems)
@@ -264,8 +267,55 @@ class App:
         return kept[key]
 
 
+_ORDER = attrgetter("due", "customer", "kind", "title")
+
+
+class _Ordered(list):  # type: ignore[type-arg]
+    """Reminders in order, with their sort keys and whether two of them sort equal."""
+
+    keys: list[tuple[Any, ...]]
+    ties: bool
+
+
 def _sorted_reminders(found: list[Reminder]) -> list[Reminder]:
-    return sorted(found, key=attrgetter("due", "customer", "kind", "title"))
+    keys = list(map(_ORDER, found))
+    order = sorted(range(len(found)), key=keys.__getitem__)  # stable, as sorted(found)
+    ordered = _Ordered(found[i] for i in order)
+    ordered.keys = [keys[i] for i in order]
+    ordered.ties = any(a == b for a, b in itertools.pairwise(ordered.keys))
+    return ordered
+
+
+def _resorted(before: tuple[list[Reminder]], ordered: list[Reminder], found: list[Reminder]
+              ) -> list[Reminder] | None:
+    """:func:`_sorted_reminders` of ``found`` from the order of the reminders found
+    before: the ones gone taken out, the new ones put in their place.  Only where no
+    two reminders sort equal (the order of equals is the order found): the same list."""
+    if not isinstance(ordered, _Ordered) or ordered.ties:
+        return None
+    (previous,) = before
+    was = {id(r) for r in previous}
+    now = {id(r) for r in found}
+    added = [r for r in found if id(r) not in was]
+    gone = [r for r in previous if id(r) not in now]
+    if len(added) + len(gone) > len(found) // 8 + 8 or len(now) != len(found):
+        return None  # many changed (a new day's rules): a sort costs less
+    result = _Ordered(ordered)
+    keys = list(ordered.keys)
+    for reminder in gone:
+        i = bisect.bisect_left(keys, _ORDER(reminder))
+        if i == len(keys) or result[i] is not reminder:
+            return None
+        del result[i], keys[i]
+    for reminder in added:
+        key = _ORDER(reminder)
+        i = bisect.bisect_left(keys, key)
+        if i < len(keys) and keys[i] == key:
+            return None
+        result.insert(i, reminder)
+        keys.insert(i, key)
+    result.keys, result.ties = keys, False
+    return result
 
 
 def _held_back(reminders: list[Reminder], reasons: dict[Reminder, str]) -> list[Reminder]:

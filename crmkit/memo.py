@@ -32,7 +32,8 @@ _MISSING = object()
 class _Table:
     """One name's kept values on one day, all valid as of ``generation``."""
 
-    __slots__ = ("depends", "generation", "last", "last_ids", "last_result", "shared", "values")
+    __slots__ = ("depends", "dropped", "generation", "last", "last_ids", "last_result", "shared",
+                 "values")
 
     def __init__(self, generation: int) -> None:
         self.generation = generation
@@ -44,10 +45,13 @@ class _Table:
         #: The ids and the result of the last call (asked for the same ids: a copy).
         self.last_ids: list[str] | None = None
         self.last_result: dict[str, Any] = {}
+        #: The customers whose values were dropped since the last call.
+        self.dropped: set[str] = set()
 
     def clear(self) -> None:
         self.values.clear()
         self.depends.clear()
+        self.dropped.clear()
         self.last = self.last_ids = None
 
 
@@ -99,6 +103,7 @@ class CustomerMemo:
                 for cid in changed:
                     table.values.pop(cid, None)
                     table.depends.pop(cid, None)
+                table.dropped.update(changed)
             table.generation = self.generation
         return table
 
@@ -127,8 +132,13 @@ class CustomerMemo:
                 table.clear()
                 table.shared = shared
             kept = table.depends  # values kept by one() with other depends
-            todo = [cid for cid in ids if cid not in values or (
-                kept and kept.get(cid, shared) != shared)]
+            if not kept and ids == table.last_ids:  # only the dropped ones can be missing
+                last = table.last_result
+                todo = sorted(cid for cid in table.dropped if cid in last and cid not in values)
+            else:
+                todo = [cid for cid in ids if cid not in values or (
+                    kept and kept.get(cid, shared) != shared)]
+        table.dropped.clear()
         if todo:
             computed = compute(todo)
             for cid in todo:
@@ -149,16 +159,23 @@ class CustomerMemo:
         return dict(result)
 
     def whole(self, name: str, day: dt.date | None, compute: Callable[..., T],
-              inputs: tuple[object, ...]) -> T:
+              inputs: tuple[object, ...],
+              update: Callable[..., T | None] | None = None) -> T:
         """``compute(*inputs)``, kept while ``inputs`` are equal to last time's (for a
-        step over all customers, such as ranking them, whose inputs rarely change)."""
+        step over all customers, such as ranking them, whose inputs rarely change).
+
+        When they are not, ``update(last_inputs, last_value, *inputs)`` may make the
+        value from the last one (it must equal ``compute(*inputs)``; ``None``: it
+        cannot, and ``compute`` runs)."""
         if not self.active:
             return compute(*inputs)
         wholes = self._day(day)[1]
         kept = wholes.get(name)
         if kept is not None and kept[0] == inputs:
             return kept[1]  # type: ignore[no-any-return]
-        value = compute(*inputs)
+        value = update(kept[0], kept[1], *inputs) if kept is not None and update else None
+        if value is None:
+            value = compute(*inputs)
         wholes[name] = (inputs, value)
         return value
 

@@ -324,11 +324,12 @@ class Workspace:
         each call)."""
         return self.memo.many(name, day, customer_ids, compute, depends)
 
-    def kept(self, name: str, compute: Callable[..., T], *inputs: object) -> T:
+    def kept(self, name: str, compute: Callable[..., T], *inputs: object,
+             update: Callable[..., T | None] | None = None) -> T:
         """``compute(*inputs)``, kept across ``crmkit watch`` reloads while ``inputs``
         stay equal; for checks over all customers in ``crmkit_validate``
         (:meth:`crmkit.Snapshot.kept` is the same for a day's snapshot)."""
-        return self.memo.whole(name, None, compute, inputs)
+        return self.memo.whole(name, None, compute, inputs, update)
 
     def deals_of(self, customer_id: str) -> list[Deal]:
         return [d for d in self.deals.values() if d.customer == customer_id]

@@ -209,12 +209,18 @@ class Snapshot:
         return self.workspace.per_customer_many(name, customer_ids, compute, depends,
                                                 self.today)
 
-    def kept(self, name: str, compute: Callable[..., T], *inputs: object) -> T:
+    def kept(self, name: str, compute: Callable[..., T], *inputs: object,
+             update: Callable[..., T | None] | None = None) -> T:
         """``compute(*inputs)``, kept across ``crmkit watch`` rebuilds on the same day
         while ``inputs`` stay equal: for a step over all customers (ranking them,
         cutting quintiles) whose inputs, built afresh each time, rarely change.
-        ``compute`` must depend on nothing but ``inputs``, ``today`` and the settings."""
-        return self.workspace.memo.whole(name, self.today, compute, inputs)
+        ``compute`` must depend on nothing but ``inputs``, ``today`` and the settings.
+
+        When the inputs changed, ``update(last_inputs, last_value, *inputs)``, if
+        given, may make the new value from the last one (say, re-sort a list after
+        a few items changed) and must then return exactly what ``compute`` would;
+        it returns ``None`` when it cannot, and ``compute`` runs."""
+        return self.workspace.memo.whole(name, self.today, compute, inputs, update)
 
     def all_derived(self) -> dict[str, Derived]:
         """:meth:`derived` of every customer, for rules that look at all of them (in

@@ -167,16 +167,20 @@ def test_the_memo_recomputes_exactly_the_changed_customers_and_moved_depends():
     memo.changed({"c", "x"})
     memo.many("n", None, [*ids, "d"], compute)
     assert asked == [ids, ["b", "c", "d"]]
+    memo.changed({"c", "a"})  # the same ids as last time: only the changed are looked at
+    assert memo.many("n", None, [*ids, "d"], compute) == {"a": "A", "b": "B", "c": "C",
+                                                          "d": "D"}
+    assert asked[2] == ["a", "c"]
     memo.many("n", None, ids, compute, ("setting", 2))  # a shared depends moved: all
     memo.many("n", None, ids, compute, {"a": 1, "b": 1, "c": 1})
     memo.many("n", None, ids, compute, {"a": 1, "b": 2, "c": 1})  # one label moved
-    assert asked[2:] == [ids, ids, ["b"]]
+    assert asked[3:] == [ids, ids, ["b"]]
     assert memo.one("n", None, "b", lambda: "kept?", 2) == "B"  # as many() left it
     for _ in range(40):  # more changes than are remembered: everything afresh
         memo.changed(())
     memo.many("n", dt.date(2026, 1, 1), ids, compute)  # another day: its own table
     memo.many("n", None, ids, compute, {"a": 1, "b": 2, "c": 1})
-    assert asked[5:] == [ids, ids]
+    assert asked[6:] == [ids, ids]
     totals: list[int] = []
     assert memo.whole("sum", None, lambda *v: totals.append(1) or sum(v), (1, 2)) == 3
     assert memo.whole("sum", None, lambda *v: totals.append(1) or sum(v), (1, 2)) == 3
@@ -185,4 +189,4 @@ def test_the_memo_recomputes_exactly_the_changed_customers_and_moved_depends():
     off = CustomerMemo()
     off.many("n", None, ids, compute)
     off.many("n", None, ids, compute)
-    assert asked[7:] == [ids, ids]
+    assert asked[8:] == [ids, ids]

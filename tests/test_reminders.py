@@ -4,7 +4,7 @@ import json
 import icalendar
 import pytest
 
-from crmkit import App
+from crmkit import App, Reminder
 
 SETTINGS = "business: X\ntimezone: Europe/Berlin\n"
 
@@ -314,3 +314,39 @@ def test_ics_is_valid_and_uids_are_stable(make_workspace, run):
                                              "--format", "ics").stdout_bytes)
     assert [str(e["uid"]) for e in later.walk("VEVENT")] == [str(e["uid"]) for e in events]
     assert len({str(e["uid"]) for e in events}) == 3
+
+
+def test_the_kept_order_of_reminders_updated_equals_a_fresh_sort():
+    """crmkit watch re-sorts the reminders by taking out the gone and putting in the
+    new ones: the same objects in the same order as sorting afresh, ties included."""
+    import random
+
+    from crmkit.app import _resorted, _sorted_reminders
+
+    rng = random.Random(5)
+
+    def reminder() -> Reminder:
+        return Reminder(dt.date(2026, 1, 1) + dt.timedelta(days=rng.randrange(60)),
+                        f"c{rng.randrange(300):03d}", rng.choice(["birthday", "follow_up"]),
+                        rng.choice("ABCD"), "why")
+
+    updated = 0
+    for _ in range(200):
+        found = [reminder() for _ in range(rng.randrange(1, 300))]
+        ordered = _sorted_reminders(found)
+        for _ in range(5):
+            now = list(found)
+            for _ in range(rng.randrange(4)):
+                if rng.random() < 0.4 and now:
+                    now.pop(rng.randrange(len(now)))
+                else:
+                    now.insert(rng.randrange(len(now) + 1), reminder())
+            fresh = sorted(now, key=lambda r: (r.due, r.customer, r.kind, r.title))
+            result = _resorted((found,), ordered, now)
+            if result is not None:
+                updated += 1
+                assert [id(r) for r in result] == [id(r) for r in fresh]
+            ordered = result if result is not None else _sorted_reminders(now)
+            assert [id(r) for r in ordered] == [id(r) for r in fresh]
+            found = now
+    assert updated > 500  # most small changes are updates, not sorts
