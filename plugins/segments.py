@@ -7,6 +7,7 @@ exactly.  Everything is linear in customers + interactions.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 import statistics
@@ -239,11 +240,32 @@ def quintile_scores(values: dict[str, Any]) -> dict[str, int]:
     return {cid: 1 + (5 * first_rank[v]) // n for cid, v in values.items()}
 
 
-def rfm_codes(snapshot: Snapshot, customers: Iterable[Customer]) -> dict[str, str]:
-    """R, F and M quintiles of every customer who bought (kept while nobody's
-    recency, frequency and monetary value change)."""
+def quintile_cuts(values: Iterable[Any]) -> tuple[Any, ...]:
+    """The values to exceed for a :func:`quintile_scores` score of 2, 3, 4 and 5.
+
+    A value's score is 1 + 5·rank // n, its rank the number of smaller values; the
+    score is at least s once rank >= ⌈(s−1)·n/5⌉, that is once the value exceeds
+    the value at that place in sorted order.  With the cuts a customer's score
+    needs no ranking of everybody (:func:`quintile_score`).
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    return tuple(ordered[-(-(s - 1) * n // 5) - 1] for s in range(2, 6)) if n else ()
+
+
+def quintile_score(value: Any, cuts: tuple[Any, ...]) -> int:
+    return 1 + bisect.bisect_left(cuts, value)  # the cuts are in order: those below value
+
+
+def rfm_codes(snapshot: Snapshot, customers: Iterable[Customer]) -> dict[str, str | None]:
+    """R, F and M quintiles of every customer who bought (``None`` for the others).
+
+    The quintile cuts are kept while nobody's recency, frequency and monetary value
+    change, and each customer's code while the cuts and the customer stay the same:
+    one purchase rarely moves a cut, so it rarely moves anyone else's code."""
     derived = snapshot.all_derived()
     today = snapshot.today
+    bisect_left = bisect.bisect_left
 
     def values(cid: str) -> tuple[int, int, Decimal] | None:
         d = derived[cid]
@@ -251,16 +273,27 @@ def rfm_codes(snapshot: Snapshot, customers: Iterable[Customer]) -> dict[str, st
             return None
         return -(today - d.last_purchase).days, d.purchase_count, d.revenue  # recent = high
 
+    ids = [c.id for c in customers]
     found = snapshot.per_customer_many(
-        f"{NAME}.rfm_values", [c.id for c in customers],
-        lambda todo: {cid: values(cid) for cid in todo})
-    return snapshot.kept(f"{NAME}.rfm", _rfm, found)
+        f"{NAME}.rfm_values", ids, lambda todo: {cid: values(cid) for cid in todo})
+    cuts = snapshot.kept(f"{NAME}.rfm_cuts", _rfm_cuts, found)
+
+    def code(cid: str) -> str | None:
+        value = found[cid]
+        if value is None:
+            return None
+        (r, f, m), (r_cuts, f_cuts, m_cuts) = value, cuts
+        return (f"{1 + bisect_left(r_cuts, r)}{1 + bisect_left(f_cuts, f)}"
+                f"{1 + bisect_left(m_cuts, m)}")
+
+    return snapshot.per_customer_many(f"{NAME}.rfm", ids,
+                                      lambda todo: {cid: code(cid) for cid in todo}, cuts)
 
 
-def _rfm(values: dict[str, tuple[int, int, Decimal] | None]) -> dict[str, str]:
-    bought = {cid: v for cid, v in values.items() if v is not None}
-    r, f, m = (quintile_scores({cid: v[n] for cid, v in bought.items()}) for n in range(3))
-    return {cid: f"{r[cid]}{f[cid]}{m[cid]}" for cid in bought}
+def _rfm_cuts(values: dict[str, tuple[int, int, Decimal] | None]
+              ) -> tuple[tuple[Any, ...], ...]:
+    bought = [v for v in values.values() if v is not None]
+    return tuple(quintile_cuts(v[n] for v in bought) for n in range(3))
 
 
 def is_bad_customer(snapshot: Snapshot, customer_id: str, rules: WinBackRules) -> bool:

@@ -6,6 +6,8 @@ from crmkit_plugins.segments import (
     LifecycleRules,
     abc_classes,
     lifecycle,
+    quintile_cuts,
+    quintile_score,
     quintile_scores,
 )
 
@@ -60,6 +62,18 @@ def test_quintile_scores():
     assert quintile_scores({str(i): i for i in range(1, 11)}) == {
         "1": 1, "2": 1, "3": 2, "4": 2, "5": 3, "6": 3, "7": 4, "8": 4, "9": 5, "10": 5}
     assert quintile_scores({"x": 5, "y": 5, "z": 1}) == {"x": 2, "y": 2, "z": 1}
+
+
+def test_quintile_cuts_give_the_scores_of_ranking_everybody():
+    import random
+
+    rng = random.Random(3)
+    for n in [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 99, 250]:
+        for spread in (3, 40, 10_000):  # many ties, some, hardly any
+            values = {str(k): rng.randrange(spread) for k in range(n)}
+            cuts = quintile_cuts(values.values())
+            assert {cid: quintile_score(v, cuts) for cid, v in values.items()} == \
+                quintile_scores(values), (n, spread)
 
 
 def purchase(cid, day, amount, **extra):
