@@ -13,14 +13,15 @@ import tempfile
 from pathlib import Path
 
 
-def _write_temp(path: Path, data: bytes) -> Path:
+def _write_temp(path: Path, data: bytes, durable: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -44,13 +45,18 @@ def create_new(path: Path, data: bytes) -> None:
             os.unlink(tmp)
 
 
-def replace(path: Path, data: bytes | str) -> None:
+def replace(path: Path, data: bytes | str, durable: bool = True) -> None:
     """Atomically replace ``path`` (files crmkit owns, such as caches and output, or a
     user's file that a command was explicitly asked to change).  Text is written as UTF-8.
+
+    ``durable=False`` is for generated files that the next build writes again
+    (reports, the reminder calendar): still never a half file under the name, but
+    not forced to disk before the rename (``crmkit watch`` writes them after every
+    save; after a power cut the next build makes them again).
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
-    tmp = _write_temp(path, data)
+    tmp = _write_temp(path, data, durable)
     try:
         os.replace(tmp, path)
     except BaseException:

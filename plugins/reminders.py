@@ -10,6 +10,7 @@ customers who were contacted often enough lately.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -393,7 +394,7 @@ class _EmptySnapshot:
         self.today = dt.date(2000, 1, 1)
 
 
-def all_reminders(snapshot: Snapshot, segments: Segmentation) -> Iterator[Reminder]:
+def all_reminders(snapshot: Snapshot, segments: Segmentation) -> list[Reminder]:
     """Every enabled kind's reminders.  Each kind looks at one customer at a time,
     so a customer's reminders are kept while the customer and their labels are the
     same (:meth:`~crmkit.Snapshot.per_customer_many`)."""
@@ -422,8 +423,7 @@ def all_reminders(snapshot: Snapshot, segments: Segmentation) -> Iterator[Remind
         f"{NAME}.labels_read", ids, lambda todo: {cid: labels_of(cid) for cid in todo},
         {cid: segments[cid] for cid in ids})
     kept = snapshot.per_customer_many(f"{NAME}.due", ids, compute, read_labels)
-    for cid in ids:
-        yield from kept[cid]
+    return list(itertools.chain.from_iterable(kept.values()))  # in the order of ids
 
 
 def labels_read(root: Options) -> tuple[str, ...]:
@@ -499,7 +499,7 @@ def crmkit_validate(workspace: Workspace) -> list[Diagnostic]:
 
 
 @crmkit.hookimpl
-def crmkit_reminders(snapshot: Snapshot, segments: Segmentation) -> Iterator[Reminder]:
+def crmkit_reminders(snapshot: Snapshot, segments: Segmentation) -> list[Reminder]:
     return all_reminders(snapshot, segments)
 
 

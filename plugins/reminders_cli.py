@@ -141,7 +141,7 @@ def write_outputs(app: crmkit.App) -> list[Path]:
         kept = _FILES.get(path)
         data = kept[1] if kept is not None and kept[0] == inputs else make()
         _FILES[path] = (inputs, data)
-        crmkit.write_atomically(path, data)
+        crmkit.write_atomically(path, data, durable=False)
     return list(files)
 
 

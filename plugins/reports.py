@@ -299,7 +299,7 @@ def _variables_of(env: Any, name: str) -> frozenset[str] | None:
 
 def write_report(app: crmkit.App, name: str, fmt: str, out: Path) -> Path:
     path = out / f"{name}.{FORMATS[fmt]}"
-    crmkit.write_atomically(path, render_report(app, name, fmt))
+    crmkit.write_atomically(path, render_report(app, name, fmt), durable=False)
     return path
 
 
