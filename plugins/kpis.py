@@ -119,11 +119,34 @@ class Totals:
     ranked: list[float] = field(default_factory=list)
 
 
+#: Customers per block of :func:`totals_of`: a change re-sums one block, not everybody.
+BLOCK = 500
+
+
+def totals_of(snapshot: Snapshot, parts: dict[str, Contribution]) -> Totals:
+    """:func:`totals` of ``parts``, summed block by block: in ``crmkit watch`` each
+    block's sums are kept while its customers' contributions are the same objects,
+    so one changed customer re-sums one block and then merges the blocks' sums."""
+    ids, values = list(parts), list(parts.values())
+    today = snapshot.today
+    blocks = tuple(
+        snapshot.kept(f"{NAME}.totals:{start}", partial_totals, tuple(ids[start:start + BLOCK]),
+                      tuple(values[start:start + BLOCK]), today)
+        for start in range(0, len(ids), BLOCK))
+    return snapshot.kept(f"{NAME}.totals", merged_totals, blocks, today)
+
+
 def totals(parts: dict[str, Contribution], today: dt.date) -> Totals:
-    """Sum the contributions (kept across ``crmkit watch`` rebuilds while they are equal)."""
+    """Sum the contributions of every customer."""
+    return merged_totals((partial_totals(tuple(parts), tuple(parts.values()), today),), today)
+
+
+def partial_totals(ids: tuple[str, ...], parts: tuple[Contribution, ...], today: dt.date
+                   ) -> Totals:
+    """The sums of some customers' contributions (without the rankings)."""
     t = Totals(by_month=dict.fromkeys(month_keys(today), Decimal(0)))
     by_month = t.by_month
-    for cid, part in parts.items():
+    for cid, part in zip(ids, parts, strict=True):
         if part.bought_before:
             t.buyers_before += 1
             if part.bought_now:
@@ -148,6 +171,23 @@ def totals(parts: dict[str, Contribution], today: dt.date) -> Totals:
             t.new_leads_12m += 1
             if part.purchase_days:
                 t.converted_12m += 1
+    return t
+
+
+def merged_totals(blocks: tuple[Totals, ...], today: dt.date) -> Totals:
+    """The blocks' sums added up, in order, and the rankings.  Decimal sums are exact,
+    so adding block sums gives the very value (and exponent) of one long sum."""
+    t = Totals(by_month=dict.fromkeys(month_keys(today), Decimal(0)))
+    for block in blocks:
+        for name in ("orders_12m", "buyers", "repeaters", "retained", "buyers_before",
+                     "new_leads_12m", "converted_12m", "revenue_12m"):
+            setattr(t, name, getattr(t, name) + getattr(block, name))
+        for key, amount in block.by_month.items():
+            t.by_month[key] += amount
+        t.per_customer_12m.update(block.per_customer_12m)
+        t.lifetime.extend(block.lifetime)
+        t.nps_scores.extend(block.nps_scores)
+        t.complaints.extend(block.complaints)
     revenue = t.per_customer_12m
     t.top = sorted(revenue, key=lambda cid: (-revenue[cid], cid))[:TOP]
     t.ranked = [float(v) for v in sorted(revenue.values(), reverse=True)]
@@ -162,13 +202,12 @@ def compute(snapshot: Snapshot, segments: Segmentation,
     def want(name: str) -> bool:
         return wanted is None or name in wanted
 
-    today = snapshot.today
     currency = snapshot.settings.currency
     customers = snapshot.customers
     parts = snapshot.per_customer_many(
         f"{NAME}.contribution", [c.id for c in customers],
         lambda ids: {cid: contribution(snapshot, cid) for cid in ids})
-    t = snapshot.kept(f"{NAME}.totals", totals, parts, today)
+    t = totals_of(snapshot, parts)
     revenue_12m, orders_12m, by_month = t.revenue_12m, t.orders_12m, t.by_month
     per_customer_12m = t.per_customer_12m
     distribution = dict.fromkeys(range(11), 0)
@@ -237,12 +276,20 @@ def compute(snapshot: Snapshot, segments: Segmentation,
                      list(t.ranked), currency)
     if want("at_risk"):
         stage = segments.values_of("lifecycle")
-        at_risk = [c for c in customers if stage.get(c.id) == "at_risk"]
-        yield Metric("at_risk", "Customers at risk",
-                     [{"customer": c.id, "name": c.name,
-                       "since": segments.label(c.id, "lifecycle_since"),
-                       "last_purchase": snapshot.derived(c.id).last_purchase,
-                       "revenue": snapshot.derived(c.id).revenue} for c in at_risk], currency)
+        since = segments.values_of("lifecycle_since")
+        at_risk = [c.id for c in customers if stage.get(c.id) == "at_risk"]
+
+        def row(cid: str) -> dict[str, object]:
+            derived = snapshot.derived(cid)
+            return {"customer": cid, "name": snapshot.workspace.customers[cid].name,
+                    "since": since.get(cid), "last_purchase": derived.last_purchase,
+                    "revenue": derived.revenue}
+
+        # the same row objects while nothing about them changed: reports keep their text
+        rows = snapshot.per_customer_many(f"{NAME}.at_risk", at_risk,
+                                          lambda ids: {cid: row(cid) for cid in ids},
+                                          {cid: since.get(cid) for cid in at_risk})
+        yield Metric("at_risk", "Customers at risk", list(rows.values()), currency)
     if want("complaints"):
         yield Metric("complaints", "Complaints, last 12 months",
                      [{"customer": i.customer, "date": i.date, "summary": i.summary}

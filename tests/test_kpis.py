@@ -84,3 +84,24 @@ def test_wanted_metrics_skip_the_labels_and_the_model_they_do_not_need(make_work
     # a label-based metric that is wanted still reads the labels
     [lifecycle] = app.metrics(["lifecycle"])
     assert lifecycle == full["lifecycle"] and "_segments" in app.__dict__
+
+
+def test_totals_summed_in_blocks_equal_one_sum_exponents_included(monkeypatch, make_workspace):
+    """crmkit watch re-sums one block of customers; the merged sums must be the very
+    values (Decimal exponents too: 1.5 + 2 is 3.5, 1.50 + 2 is 3.50) of one long sum."""
+    from crmkit_plugins import kpis
+
+    lines = [f"- {{customer: c{n}, date: 2026-0{1 + n % 5}-0{1 + n % 7}, type: purchase, "
+             f"amount: {amount}}}\n"
+             for n, amount in enumerate(["1.5", "2", "3.25", "0.10", "7", "12.000", "4"])]
+    files = {f"customers/c{n}.yaml": f"name: C{n}\n" for n in range(7)}
+    files["interactions/p.yaml"] = "".join(lines) + (
+        "- {customer: c3, date: 2026-02-02, type: complaint, summary: loud}\n"
+        "- {customer: c5, date: 2026-02-02, type: complaint, summary: late}\n")
+    snapshot = App(make_workspace(files), TODAY).snapshot
+    parts = {c.id: kpis.contribution(snapshot, c.id) for c in snapshot.customers}
+    whole = kpis.totals(parts, TODAY)
+    monkeypatch.setattr(kpis, "BLOCK", 2)
+    blocked = kpis.totals_of(snapshot, parts)
+    assert repr(blocked) == repr(whole)
+    assert str(whole.revenue_12m) == "29.85" and len(whole.complaints) == 2
