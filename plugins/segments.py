@@ -214,15 +214,16 @@ def abc_classes(revenue: dict[str, Decimal], rules: AbcRules) -> dict[str, str]:
     classes = dict.fromkeys(revenue, "C")
     if total <= 0:
         return classes
-    ranked = sorted((cid for cid, r in revenue.items() if r > 0),
-                    key=lambda cid: (-revenue[cid], cid))
+    # highest revenue first, equal revenue by id (the sort is stable, reversed too)
+    ranked = sorted(sorted(cid for cid, r in revenue.items() if r > 0),
+                    key=revenue.__getitem__, reverse=True)
     cumulative = Decimal(0)
-    a, b = Decimal(str(rules.a)), Decimal(str(rules.b))
+    # the share before a customer is below a ⇔ the revenue before them is below a × total
+    a_revenue, b_revenue = Decimal(str(rules.a)) * total, Decimal(str(rules.b)) * total
     for cid in ranked:
-        share_before = cumulative / total
-        if share_before < a:
+        if cumulative < a_revenue:
             classes[cid] = "A"
-        elif share_before < b:
+        elif cumulative < b_revenue:
             classes[cid] = "B"
         else:
             break
