@@ -11,6 +11,7 @@ import bisect
 import datetime as dt
 import gc
 import itertools
+import operator
 import shutil
 from collections.abc import Iterable
 from dataclasses import replace
@@ -286,6 +287,14 @@ def _sorted_reminders(found: list[Reminder]) -> list[Reminder]:
     return ordered
 
 
+def _same_run(a: list[Any], b: list[Any], limit: int | None = None) -> int:
+    """How many items at the start of ``a`` and ``b`` are the same objects (at most
+    ``limit``)."""
+    differs = itertools.compress(itertools.count(), map(operator.is_not, a, b))
+    run = next(differs, min(len(a), len(b)))
+    return run if limit is None else min(run, limit)
+
+
 def _resorted(before: tuple[list[Reminder]], ordered: list[Reminder], found: list[Reminder]
               ) -> list[Reminder] | None:
     """:func:`_sorted_reminders` of ``found`` from the order of the reminders found
@@ -294,12 +303,20 @@ def _resorted(before: tuple[list[Reminder]], ordered: list[Reminder], found: lis
     if not isinstance(ordered, _Ordered) or ordered.ties:
         return None
     (previous,) = before
-    was = {id(r) for r in previous}
-    now = {id(r) for r in found}
-    added = [r for r in found if id(r) not in was]
-    gone = [r for r in previous if id(r) not in now]
-    if len(added) + len(gone) > len(found) // 8 + 8 or len(now) != len(found):
+    # a plugin's reminders come customer by customer, so what changed is one stretch
+    # between the same objects at the start and at the end (found in C, by identity)
+    head = _same_run(previous, found)
+    tail = _same_run(previous[::-1], found[::-1], min(len(previous), len(found)) - head)
+    was_between = previous[head:len(previous) - tail]
+    now_between = found[head:len(found) - tail]
+    if len(was_between) + len(now_between) > len(found) // 8 + 8:
         return None  # many changed (a new day's rules): a sort costs less
+    was = {id(r) for r in was_between}
+    now = {id(r) for r in now_between}
+    added = [r for r in now_between if id(r) not in was]
+    gone = [r for r in was_between if id(r) not in now]
+    if len(now) != len(now_between):
+        return None  # the same object twice
     result = _Ordered(ordered)
     keys = list(ordered.keys)
     for reminder in gone:

@@ -10,6 +10,7 @@ to ``crmkit predict`` and to the dashboard.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -156,14 +157,11 @@ def forecast_json(result: Forecast) -> dict[str, Any]:
 def value_at_risk(result: Forecast, top: int = 10) -> list[dict[str, Any]]:
     """Customers whose value if they stayed (CLV / P(alive)) is most in doubt:
     value at risk = CLV / P(alive) × (1 − P(alive))."""
-    rows = []
-    for p in result.predictions.values():
-        if p.p_alive <= 0 or p.p_alive >= 0.999:
-            continue
-        at_stake = p.clv / p.p_alive * (1 - p.p_alive)
-        rows.append({"customer": p.customer, "p_alive": p.p_alive, "clv": p.clv,
-                     "value_at_risk": at_stake})
-    return sorted(rows, key=lambda r: (-r["value_at_risk"], r["customer"]))[:top]
+    ranked = heapq.nsmallest(top, (
+        (-p.clv / p.p_alive * (1 - p.p_alive), p.customer, p)
+        for p in result.predictions.values() if 0 < p.p_alive < 0.999))
+    return [{"customer": p.customer, "p_alive": p.p_alive, "clv": p.clv,
+             "value_at_risk": -minus_at_stake} for minus_at_stake, _, p in ranked]
 
 
 # --- hooks ------------------------------------------------------------------------------

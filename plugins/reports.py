@@ -205,11 +205,12 @@ def render_section(env: Any, template: Any, context: dict[str, Any]) -> str:
     return body
 
 
-#: Rendered rows by (row template, item): ``crmkit watch`` renders a report again when
-#: one of thousands of listed items changes; the others keep their text.  Found by the
-#: item's identity first (most items are the very objects of the last rebuild), else by
-#: its value (items built afresh, such as the dicts of a metric).
-_ROWS: dict[tuple[str, int], tuple[Any, Any, tuple[Any, ...], str]] = {}
+#: Rendered rows per (row template, arguments), by item: ``crmkit watch`` renders a
+#: report again when one of thousands of listed items changes; the others keep their
+#: text.  Found by the item's identity first (most items are the very objects of the
+#: last rebuild; each entry holds its item, so no other object has its id), else by its
+#: value (items built afresh, such as the dicts of a metric).
+_ROWS: dict[tuple[Any, ...], dict[int, tuple[Any, str]]] = {}
 _ROWS_BY_VALUE: dict[tuple[Any, ...], str] = {}
 _KEEP_ROWS = 200_000
 
@@ -249,30 +250,35 @@ def _rows(eval_ctx: Any, items: Iterable[Any], name: str, **context: Any) -> Any
     extra = tuple(sorted(context.items()))
     try:
         hash(extra)
-        by_values = True
-    except TypeError:  # arguments without a value key: rows kept by identity only
+    except TypeError:  # arguments that cannot be a key: nothing is kept
+        table: dict[int, tuple[Any, str]] = {}
         by_values = False
-    if len(_ROWS) > _KEEP_ROWS or len(_ROWS_BY_VALUE) > _KEEP_ROWS:
-        _ROWS.clear()
-        _ROWS_BY_VALUE.clear()
+    else:
+        if sum(map(len, _ROWS.values())) > _KEEP_ROWS or len(_ROWS_BY_VALUE) > _KEEP_ROWS:
+            _ROWS.clear()
+            _ROWS_BY_VALUE.clear()
+        table = _ROWS.setdefault((name, template, extra), {})
+        by_values = True
+    get = table.get
     out = []
     row_context = None
     for item in items:
-        key = (name, id(item))
-        kept = _ROWS.get(key)  # the entry holds the item, so its id is not reused
-        if kept is None or kept[0] is not item or kept[1] is not template or kept[2] != extra:
-            value = _value_key(item) if by_values else None
-            by_value = (template, extra, value) if value is not None else None
-            text = _ROWS_BY_VALUE.get(by_value) if by_value is not None else None
-            if text is None:
-                if row_context is None:  # one context for all rows: as fast as a loop
-                    row_context = template.new_context(dict(context))
-                row_context.vars["item"] = item
-                text = env.concat(template.root_render_func(row_context))
-                if by_value is not None:
-                    _ROWS_BY_VALUE[by_value] = text
-            kept = _ROWS[key] = (item, template, extra, text)
-        out.append(kept[3])
+        kept = get(id(item))
+        if kept is not None and kept[0] is item:
+            out.append(kept[1])
+            continue
+        value = _value_key(item) if by_values else None
+        by_value = (template, extra, value) if value is not None else None
+        text = _ROWS_BY_VALUE.get(by_value) if by_value is not None else None
+        if text is None:
+            if row_context is None:  # one context for all rows: as fast as a loop
+                row_context = template.new_context(dict(context))
+            row_context.vars["item"] = item
+            text = env.concat(template.root_render_func(row_context))
+            if by_value is not None:
+                _ROWS_BY_VALUE[by_value] = text
+        table[id(item)] = (item, text)
+        out.append(text)
     text = "".join(out)
     return Markup(text) if eval_ctx.autoescape else text
 
