@@ -95,3 +95,65 @@ def test_located_values_survive_pickling_for_the_cache():
     assert copy.marks == {"x": (1, 4), "y": (3, 3)}
     assert copy["y"].marks == [(3, 5)]
     assert copy["y"][0].marks == {"z": (3, 8)}
+
+
+# --- the fast path for simple files agrees with the full parser ---------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from crmkit.yamlsource import _parse_simple, parse_text  # noqa: E402
+
+KEYS = ["customer", "date", "type", "a_b", "x1", "true", "null", "y", "on", "No", "<<", "ü",
+        "1", "key"]
+VALUES = ["call", "Anna Meier", "", " ", "yes", "no", "on", "NO", "12", "-5", "+3", "1_000",
+          "0x1F", "0o17", "1:30", "1.5", ".inf", "-.inf", ".nan", "1e3", "2026-02-30",
+          "2026-11-01", "2026-11-01 10:30:00", "2026-11-01T10:30:00+01:00", "a # b", "a#b",
+          "a: b", "a:", "a:b", "[a, b]", "[a,b]", "[ a , b ]", "[]", "[ ]", "[a, [b]]",
+          "[a, b,]", "[1, 2.5, true]", "[Heizkörper entlüften]", "[a  b]", "'q'", '"q"',
+          "it's", "x  y", "Grüße", "~", "Null", "NULL", "=", "=SUM(A1)", "<<", "- a", "-a",
+          "? x", "&anchor", "*alias", "!tag x", "|", ">", "%x", "@x", "`x", "{a: 1}", "a\tb",
+          "a\rb", "\ufeffx", "x\x85y", "x\u2028y", "caf\u00e9", "\U0001f600", "a,b", "1,5"]
+LINE = st.one_of(
+    st.builds(lambda k, sep, v, tail: f"{k}{sep}{v}{tail}", st.sampled_from(KEYS),
+              st.sampled_from([": ", ":  ", ":", " : "]), st.sampled_from(VALUES),
+              st.sampled_from(["", " ", "  # note"])),
+    st.sampled_from(["", "# a comment", "  indented: 1", "---", "...", "- item", "  ",
+                     "plain words", "key: |", "  text"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(LINE, min_size=1, max_size=6), st.sampled_from(["\n", ""]))
+def test_the_fast_path_for_simple_files_agrees_with_the_full_parser(lines, end):
+    text = "\n".join(lines) + end
+    simple = _parse_simple(text)
+    if simple is None:
+        return  # not simple: the full parser reads it
+    full = parse_text(text, "x.yaml")
+    assert full.diagnostics == []
+    assert_same(simple, full.data)
+
+
+def assert_same(a, b):
+    assert type(a) is type(b)
+    if isinstance(a, YamlMap):
+        assert list(a) == list(b) and a.start == b.start
+        assert a.marks == b.marks and a.key_marks == b.key_marks
+        for key in a:
+            assert_same(a[key], b[key])
+    elif isinstance(a, YamlList):
+        assert len(a) == len(b) and a.start == b.start and a.marks == b.marks
+        for x, y in zip(a, b, strict=True):
+            assert_same(x, y)
+    else:
+        assert repr(a) == repr(b)
+
+
+def test_typical_record_files_take_the_fast_path():
+    text = ("customer: c000471\ndate: 2023-11-13\ntype: purchase\namount: 181.16\n"
+            "items: [Thermostatventil, Dichtung]\n# imported\nsummary: Rückfrage zum Termin\n")
+    simple = _parse_simple(text)
+    assert simple is not None
+    assert_same(simple, parse_text(text, "x.yaml").data)
+    assert simple["items"].marks == [(5, 9), (5, 27)]
