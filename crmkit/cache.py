@@ -30,7 +30,7 @@ from .atomic import replace
 MAGIC = b"crmkit-parse-cache\n"
 RACY_WINDOW_NS = 2_000_000_000
 CACHE_DIR = Path(".crmkit") / "cache"
-_VERSION = f"{__version__}/py{sys.version_info[0]}.{sys.version_info[1]}/3"
+_VERSION = f"{__version__}/py{sys.version_info[0]}.{sys.version_info[1]}/4"
 
 Key = tuple[int, int]  # (size, mtime_ns)
 Entry = tuple[Key, Any]

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import attrgetter
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -23,10 +24,20 @@ T = TypeVar("T")
 NON_CONTACT_TYPES = frozenset({"note"})
 
 
+_FIELD_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
 def _reduce_by_fields(self: Any) -> tuple[Any, ...]:
     """Pickle a frozen dataclass as a constructor call: much faster to load than the
     generic ``__setstate__`` of slotted dataclasses (the parse cache holds 100,000s)."""
-    return (type(self), tuple(getattr(self, name) for name in type(self).__dataclass_fields__))
+    kind = type(self)
+    getter = _FIELD_GETTERS.get(kind)
+    if getter is None:
+        names = tuple(kind.__dataclass_fields__)
+        single = attrgetter(*names)
+        getter = _FIELD_GETTERS[kind] = (
+            single if len(names) > 1 else lambda record: (single(record),))
+    return (kind, getter(self))
 
 
 class FrozenMap(dict):

@@ -7,6 +7,7 @@ interaction's date) is reported and skipped.  See docs/workspace-format.md.
 
 from __future__ import annotations
 
+import array
 import datetime as dt
 import difflib
 import re
@@ -102,8 +103,11 @@ class Fields:
 
     def check_keys(self, allowed: Iterable[str], what: str) -> None:
         allowed = tuple(allowed)
+        known = _KEY_SETS.get(allowed)
+        if known is None:
+            known = _KEY_SETS[allowed] = frozenset(allowed)
         for key in self.data:
-            if key not in allowed:
+            if key not in known:
                 line, col = self.data.key_marks.get(key, self.data.start)
                 self.out.append(Diagnostic.error(
                     f"unknown field {key!r} in {what}{did_you_mean(str(key), allowed)}",
@@ -218,24 +222,60 @@ class Fields:
         return FrozenMap(value) if value else FrozenMap()
 
 
+#: The allowed keys of each kind of record, as sets (checked for 100,000s of records).
+_KEY_SETS: dict[tuple[str, ...], frozenset[str]] = {}
+#: One tuple per order of keys: records written alike share it (also in the parse cache).
+_KEY_ORDERS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
 class Marks(Mapping[str, Location]):
-    """Where each field's value is written; ``Location`` objects are made on demand."""
+    """Where each field's value is written; ``Location`` objects are made on demand.
 
-    __slots__ = ("_marks", "_path")
+    Stored compactly (the keys as a tuple shared by records written alike, the lines
+    and columns as bytes): a cold load unpickles 100,000 of them from the workers."""
 
-    def __init__(self, path: str, marks: dict[Any, tuple[int, int]]) -> None:
+    __slots__ = ("_keys", "_path", "_places")
+
+    def __init__(self, path: str, marks: Mapping[Any, tuple[int, int]]) -> None:
+        keys = tuple(marks)
+        if len(_KEY_ORDERS) > 10_000:
+            _KEY_ORDERS.clear()
+        self._keys = _KEY_ORDERS.setdefault(keys, keys)
         self._path = path
-        self._marks = marks
+        self._places = array.array("I", [n for place in marks.values() for n in place]
+                                   ).tobytes()
 
     def __getitem__(self, key: str) -> Location:
-        line, col = self._marks[key]
-        return Location(self._path, line, col)
+        try:
+            index = self._keys.index(key)
+        except ValueError:
+            raise KeyError(key) from None
+        places = array.array("I")
+        places.frombytes(self._places)
+        return Location(self._path, places[2 * index], places[2 * index + 1])
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._marks)
+        return iter(self._keys)
 
     def __len__(self) -> int:
-        return len(self._marks)
+        return len(self._keys)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is Marks:
+            return (self._keys == other._keys and self._places == other._places
+                    and self._path == other._path)
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_marks, (self._path, self._keys, self._places))
+
+
+def _marks(path: str, keys: tuple[Any, ...], places: bytes) -> Marks:
+    marks = Marks.__new__(Marks)
+    marks._path, marks._keys, marks._places = path, keys, places
+    return marks
 
 
 def _kind(value: Any) -> str:

@@ -65,16 +65,39 @@ def histories(snapshot: Snapshot, day: dt.date | None = None) -> list[History]:
     """Per customer with purchases up to ``day`` (default: today): distinct purchase
     days and each day's total, with ``T`` measured to ``day``."""
     day = day or snapshot.today
+    yesterday = snapshot.today - dt.timedelta(days=1)
     ids = [c.id for c in snapshot.customers]
-    found = snapshot.per_customer_many(
-        f"{NAME}.history:{day}", ids,
-        lambda todo: {c: purchase_history(snapshot, c, day) for c in todo})
-    return [h for cid in ids if (h := found[cid]) is not None]
+    if day not in (snapshot.today, yesterday):
+        return [h for cid in ids if (h := purchase_history(snapshot, cid, day)) is not None]
+    # today's (predictions) and yesterday's (the fit) from one pass over each history
+    both = snapshot.memo(f"{NAME}:both histories", lambda: snapshot.per_customer_many(
+        f"{NAME}.histories", ids,
+        lambda todo: {cid: purchase_histories(snapshot, cid) for cid in todo}))
+    which = 0 if day == snapshot.today else 1
+    return [h for cid in ids if (h := both[cid][which]) is not None]
 
 
 def purchase_history(snapshot: Snapshot, customer_id: str, day: dt.date | None = None
                      ) -> History | None:
     day = day or snapshot.today
+    days, totals = _purchase_days(snapshot, customer_id, day)
+    return summarise(days, totals, day, customer_id)
+
+
+def purchase_histories(snapshot: Snapshot, customer_id: str
+                       ) -> tuple[History | None, History | None]:
+    """:func:`purchase_history` as of today and as of yesterday."""
+    today = snapshot.today
+    days, totals = _purchase_days(snapshot, customer_id, today)
+    before = len(days) - 1 if days and days[-1] == today else len(days)
+    return (summarise(days, totals, today, customer_id),
+            summarise(days[:before], totals[:before], today - dt.timedelta(days=1),
+                      customer_id))
+
+
+def _purchase_days(snapshot: Snapshot, customer_id: str, day: dt.date
+                   ) -> tuple[list[dt.date], list[float]]:
+    """The distinct purchase days up to ``day`` and each day's total."""
     currency = snapshot.settings.currency
     totals: dict[dt.date, float] = {}
     for i in snapshot.history(customer_id):
@@ -83,7 +106,7 @@ def purchase_history(snapshot: Snapshot, customer_id: str, day: dt.date | None =
                 else Decimal(0)
             totals[i.date] = totals.get(i.date, 0.0) + float(amount)
     days = sorted(totals)
-    return summarise(days, [totals[d] for d in days], day, customer_id)
+    return days, [totals[d] for d in days]
 
 
 def histories_of(snapshot: Snapshot) -> list[History]:
