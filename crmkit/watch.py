@@ -30,7 +30,7 @@ from .plugins import LOCAL_PLUGIN_DIR
 from .reload import apply_changes
 from .templates import WORKSPACE_TEMPLATES
 
-DEBOUNCE_SECONDS = 0.05
+DEBOUNCE_SECONDS = 0.03
 IGNORED_DIRS = frozenset({".git", ".hg", ".svn", ".crmkit", "__pycache__", ".idea", ".vscode"})
 VERSION_PATH = "/__crmkit__/version"
 RELOAD_SCRIPT = f"""<script>
