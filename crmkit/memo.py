@@ -15,6 +15,8 @@ inputs are equal.  In a one-off command the memo is off.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -118,8 +120,15 @@ class CustomerMemo:
             return dict(compute(ids))
         table = self._table(name, day)
         values = table.values
+        same_ids = ids == table.last_ids
         if isinstance(depends, Mapping):
-            if depends == table.last:
+            last = table.last
+            if same_ids and last is not None and list(depends) == list(last):
+                # the values of the last call, in the same order: compared pairwise in C
+                moved = itertools.compress(depends, map(operator.ne, depends.values(),
+                                                        last.values()))
+                todo = self._missing(table, moved)
+            elif depends == last:
                 todo = [cid for cid in ids if cid not in values]
             else:
                 kept = table.depends
@@ -131,10 +140,10 @@ class CustomerMemo:
             if shared != table.shared:
                 table.clear()
                 table.shared = shared
+                same_ids = False
             kept = table.depends  # values kept by one() with other depends
-            if not kept and ids == table.last_ids:  # only the dropped ones can be missing
-                last = table.last_result
-                todo = sorted(cid for cid in table.dropped if cid in last and cid not in values)
+            if not kept and same_ids:  # only the dropped ones can be missing
+                todo = self._missing(table, ())
             else:
                 todo = [cid for cid in ids if cid not in values or (
                     kept and kept.get(cid, shared) != shared)]
@@ -157,6 +166,13 @@ class CustomerMemo:
             result = {cid: values[cid] for cid in ids}
         table.last_ids, table.last_result = ids, result
         return dict(result)
+
+    @staticmethod
+    def _missing(table: _Table, moved: Iterable[str]) -> list[str]:
+        """With the same ids as last time: the customers whose depends ``moved`` or whose
+        values were dropped since (the others' values are all there)."""
+        last = table.last_result
+        return sorted({*moved, *table.dropped} & last.keys())
 
     def whole(self, name: str, day: dt.date | None, compute: Callable[..., T],
               inputs: tuple[object, ...],

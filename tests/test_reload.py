@@ -175,6 +175,10 @@ def test_the_memo_recomputes_exactly_the_changed_customers_and_moved_depends():
     memo.many("n", None, ids, compute, {"a": 1, "b": 1, "c": 1})
     memo.many("n", None, ids, compute, {"a": 1, "b": 2, "c": 1})  # one label moved
     assert asked[3:] == [ids, ids, ["b"]]
+    memo.changed({"a"})  # the same ids again: a dropped and a moved one, nothing else
+    memo.many("n", None, ids, compute, {"a": 1, "b": 2, "c": 3})
+    assert asked[6] == ["a", "c"]
+    del asked[6]
     assert memo.one("n", None, "b", lambda: "kept?", 2) == "B"  # as many() left it
     for _ in range(40):  # more changes than are remembered: everything afresh
         memo.changed(())
