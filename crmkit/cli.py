@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from . import __version__, replay, scan
+from . import __version__, replay
 from .app import App, pass_app
 from .diagnostics import CrmkitError
 from .export import customer_json, interaction_json
@@ -91,15 +91,8 @@ class CrmkitGroup(click.Group):
         (:mod:`crmkit.replay`); otherwise run it, and keep its output if it was read-only."""
         app = self._app(ctx)
         inputs = self._replay_inputs(ctx, app)
-        if inputs is None:
-            return super().invoke(ctx)
-        with scan.sharing():  # the load takes the key's folder listings
-            return self._invoke_or_replay_with(ctx, app, inputs)
-
-    def _invoke_or_replay_with(self, ctx: click.Context, app: App,
-                               inputs: tuple[Path, list[str], str, str]) -> Any:
-        key = replay.replay_key(*inputs, share=True)
-        if key is None:
+        key = replay.replay_key(*inputs) if inputs else None
+        if inputs is None or key is None:
             return super().invoke(ctx)
         code = replay.play(app.root, key)
         if code is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import parallel, scan
+from . import parallel
 from .cache import CACHE_DIR, Key, ParseCache, file_key, gc_paused, too_new
 from .diagnostics import CrmkitError, Diagnostic, Location, sort_key
 from .model import Customer, Deal, Interaction, LoadStats, Settings, Workspace
@@ -87,7 +87,8 @@ def iter_files(root: Path, folder: str, out: list[Diagnostic]
     while stack:
         path, rel_dir = stack.pop()
         try:
-            entries = sorted(scan.listing(path), key=lambda e: e.name)
+            with os.scandir(path) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
         except OSError as exc:
             out.append(Diagnostic.error(f"cannot read folder: {exc.strerror}",
                                         Location(rel_dir)))

@@ -35,7 +35,6 @@ from typing import Any, TextIO
 import click
 
 from . import __version__
-from . import scan as scan_module
 from .cache import CACHE_DIR, read_checked, too_new, write_checked
 from .plugins import ENTRY_POINT_GROUP
 
@@ -79,11 +78,10 @@ def read_only(command: click.Command | None = None, *,
     return mark(command) if command is not None else mark
 
 
-def _walk(root: Path, skip: frozenset[str], digest: Any, share: bool = False) -> int:
+def _walk(root: Path, skip: frozenset[str], digest: Any) -> int:
     """Hash the name, size, mtime and inode of every workspace file into ``digest``;
     return the newest mtime.  (Folders are hashed in scandir's order: an order that
-    changes without the files changing only costs a replay.)  With ``share``, the
-    listings are kept for the load that follows (:mod:`crmkit.scan`)."""
+    changes without the files changing only costs a replay.)"""
     newest = 0
     stack = [(str(root), "")]
     while stack:
@@ -92,27 +90,26 @@ def _walk(root: Path, skip: frozenset[str], digest: Any, share: bool = False) ->
         numbers = array.array("q")
         add = numbers.extend
         try:
-            with os.scandir(path) as scan:
-                entries: list[os.DirEntry[str]] | None = list(scan)
+            scan = os.scandir(path)
         except OSError:
             names.append("\0unreadable")
-            entries = None
-        if entries is not None and share:
-            scan_module.remember(path, entries)
-        for entry in entries or ():
-            name = entry.name
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if not (name.startswith(".") or name in SKIPPED_DIRS
-                            or (not rel and name in skip)):
-                        stack.append((entry.path, f"{rel}{name}/"))
-                    continue
-                st = entry.stat()
-            except OSError:
-                names.append(f"\0{name}")  # e.g. a dangling link
-                continue
-            names.append(name)
-            add((st.st_size, st.st_mtime_ns, st.st_ino))
+            scan = None
+        if scan is not None:
+            with scan:
+                for entry in scan:
+                    name = entry.name
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            if not (name.startswith(".") or name in SKIPPED_DIRS
+                                    or (not rel and name in skip)):
+                                stack.append((entry.path, f"{rel}{name}/"))
+                            continue
+                        st = entry.stat()
+                    except OSError:
+                        names.append(f"\0{name}")  # e.g. a dangling link
+                        continue
+                    names.append(name)
+                    add((st.st_size, st.st_mtime_ns, st.st_ino))
         digest.update("\0".join(names).encode("utf-8", "surrogateescape"))
         digest.update(numbers.tobytes())
         if numbers:
@@ -152,17 +149,15 @@ def _code_files() -> list[bytes]:
     return sorted(lines)
 
 
-def replay_key(root: Path, argv: list[str], today: str, output_folder: str,
-               share: bool = False) -> str | None:
-    """The key of this run's output, or ``None`` if a file is too new to be trusted.
-    With ``share``, the walk's folder listings are kept for the load (:mod:`crmkit.scan`)."""
+def replay_key(root: Path, argv: list[str], today: str, output_folder: str) -> str | None:
+    """The key of this run's output, or ``None`` if a file is too new to be trusted."""
     digest = hashlib.blake2b(digest_size=20)
     environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("CRMKIT_"))
     streams = [(_isatty(s), getattr(s, "encoding", None)) for s in (sys.stdout, sys.stderr)]
     digest.update(repr((__version__, sys.version, str(root), argv, today, streams,
                         environment)).encode())
     digest.update(b"".join(_code_files()))
-    newest = _walk(root, frozenset({output_folder.strip("/").split("/")[0]}), digest, share)
+    newest = _walk(root, frozenset({output_folder.strip("/").split("/")[0]}), digest)
     if too_new(newest):
         return None
     return digest.hexdigest()

@@ -119,25 +119,3 @@ def test_plugin_code_is_part_of_the_key():
     assert "crmkit_plugins/reminders.py\0" in files or "plugins/reminders.py\0" in files
     assert "crmkit/replay.py\0" in files
     assert "ep reminders crmkit_plugins.reminders" in files
-
-
-def test_the_keys_folder_listings_are_taken_once_by_the_load(tmp_path):
-    """The replay key's walk lists every folder; the load that follows in the same
-    command takes those listings instead of listing 110,000 files again, each at most
-    once, and never after the command."""
-    import hashlib
-
-    from crmkit import scan
-    from crmkit.replay import _walk
-
-    (tmp_path / "customers").mkdir()
-    (tmp_path / "customers" / "anna.yaml").write_text("name: Anna\n")
-    folder = str(tmp_path / "customers")
-    with scan.sharing():
-        _walk(tmp_path, frozenset(), hashlib.blake2b(), share=True)
-        (tmp_path / "customers" / "bert.yaml").write_text("name: Bert\n")
-        assert [e.name for e in scan.listing(folder)] == ["anna.yaml"]  # the walk's
-        assert sorted(e.name for e in scan.listing(folder)) == ["anna.yaml", "bert.yaml"]
-    _walk(tmp_path, frozenset(), hashlib.blake2b(), share=True)  # outside: nothing kept
-    (tmp_path / "customers" / "cleo.yaml").write_text("name: Cleo\n")
-    assert len(scan.listing(folder)) == 3
