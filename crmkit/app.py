@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from . import parallel
 from .cache import CACHE_DIR, ParseCache
 from .diagnostics import CrmkitError, Diagnostic
 from .loader import find_workspace, load_workspace, read_settings_data
@@ -259,6 +260,10 @@ class App:
         kept = self.__dict__.setdefault("_metrics", {})
         if key is not None and None in kept:
             return [m for m in kept[None] if m.name in key]
+        later = self.__dict__.get("_metrics_later", {}).pop(key, None)
+        if later is not None and key not in kept:
+            kept[key], problems = later()
+            self.problems.extend(problems)
         if key not in kept:
             found, problems = self.host.collect(
                 "crmkit_metrics", snapshot=self.snapshot, wanted=key,
@@ -266,6 +271,28 @@ class App:
             self.problems.extend(problems)
             kept[key] = found if key is None else [m for m in found if m.name in key]
         return kept[key]
+
+    def metrics_in_background(self, wanted: Iterable[str] | None = None) -> None:
+        """Start computing :meth:`metrics` (``wanted``) in a forked process, to run while
+        this one does other work; the later ``metrics(wanted)`` call takes the result.
+        A one-off report starts last week's figures this way.  Where forking is not
+        possible or not safe (not Linux, one core, threads as in ``crmkit watch``) or
+        the workspace is not loaded yet, nothing happens and ``metrics`` computes them
+        when asked."""
+        key = None if wanted is None else frozenset(wanted)
+        pending = self.__dict__.setdefault("_metrics_later", {})
+        if key in self.__dict__.get("_metrics", {}) or key in pending \
+                or not self.has_workspace:  # the process would load it all again
+            return
+        before = len(self.problems)
+
+        def compute() -> tuple[list[Metric], list[Diagnostic]]:
+            pending.pop(key, None)  # computed here, or afresh if the process failed
+            return self.metrics(wanted), self.problems[before:]
+
+        later = parallel.in_background(compute)
+        if later is not None:
+            pending[key] = later
 
 
 _ORDER = attrgetter("due", "customer", "kind", "title")

@@ -2,15 +2,18 @@
 
 Worker processes are forked, so they inherit the work list and the function
 (closures included) instead of receiving them pickled; only the results travel
-back.  Where forking is not available or not safe (not Linux, one core, other
-threads running, as in ``crmkit watch`` after its start) or not worth it (a
-few items), :func:`map_chunks` returns ``None`` and the caller works alone.
+back.  :func:`in_background` computes one value in a forked process while the
+caller does other work (a report's figures of a week ago).  Where forking is
+not available or not safe (not Linux, one core, other threads running, as in
+``crmkit watch`` after its start) or not worth it (a few items), both return
+``None`` and the caller works alone.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -63,3 +66,41 @@ def _map(function: Callable[[Sequence[T]], R], items: Sequence[T], workers: int
             yield from pool.imap(_run_chunk, chunks)
     finally:
         _work = None
+
+
+def in_background(function: Callable[[], R]) -> Callable[[], R] | None:
+    """Start ``function()`` in a forked process; the returned function waits for its
+    result (pickled back through a pipe).  ``None`` where forking is not available or
+    not safe (as for :func:`map_chunks`).  If the process fails, the returned
+    function computes ``function()`` itself, so errors surface as they would."""
+    if cores() < 2 or sys.platform != "linux" or threading.active_count() > 1:
+        return None
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return None
+    if pid == 0:  # the child: compute, send, leave without running anything else
+        status = 1
+        try:
+            os.close(read_end)
+            with gc_paused():
+                data = pickle.dumps(function(), protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(data)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+
+    def result() -> R:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            return function()
+        return pickle.loads(data)  # type: ignore[no-any-return]
+
+    return result

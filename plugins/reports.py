@@ -155,14 +155,16 @@ def render_report(app: crmkit.App, name: str, fmt: str) -> str:
                                      f"it comes as {', '.join(known[name])}") from None
         raise crmkit.CrmkitError(f"unknown report {name!r}{crmkit.did_you_mean(name, known)}; "
                                  "see 'crmkit report --list'") from None
-    metrics = {m.name: m for m in app.metrics()}
+    settings = app.workspace.settings  # loaded first: last week's App shares it
     week_ago = app.at(app.today - dt.timedelta(days=7))
+    week_ago.metrics_in_background(WEEKLY_METRICS)  # on the other core, where possible
+    metrics = {m.name: m for m in app.metrics()}
     before = {m.name: m for m in week_ago.metrics(WEEKLY_METRICS)}
     changes = [(metrics[k], before.get(k)) for k in WEEKLY_METRICS if k in metrics]
     base = {
-        "business": app.workspace.settings.business, "today": app.today,
+        "business": settings.business, "today": app.today,
         "metrics": metrics, "changes": changes, "charts": charts, "segments": app.segments(),
-        "snapshot": app.snapshot, "currency": app.workspace.settings.currency,
+        "snapshot": app.snapshot, "currency": settings.currency,
         "number": number, "percent": percent,
     }
     rendered = []

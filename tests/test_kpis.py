@@ -105,3 +105,24 @@ def test_totals_summed_in_blocks_equal_one_sum_exponents_included(monkeypatch, m
     blocked = kpis.totals_of(snapshot, parts)
     assert repr(blocked) == repr(whole)
     assert str(whole.revenue_12m) == "29.85" and len(whole.complaints) == 2
+
+
+def test_metrics_computed_in_background_equal_the_ones_computed_here(make_workspace):
+    """A report starts last week's figures in a forked process (Linux, two cores, no
+    threads); the result, and a plugin's problems, come back as if computed here."""
+    import sys
+    import threading
+
+    from crmkit import parallel
+
+    root = make_workspace(FILES)
+    wanted = ["customers", "revenue_12m", "nps"]
+    here = App(root, TODAY).metrics(wanted)
+    app = App(root, TODAY)
+    assert app.workspace.customers  # loaded before the fork, as a report has it
+    app.metrics_in_background(wanted)
+    forked = (parallel.cores() >= 2 and threading.active_count() == 1
+              and sys.platform == "linux")
+    assert bool(app.__dict__.get("_metrics_later")) == forked
+    assert app.metrics(wanted) == here
+    assert not app.__dict__.get("_metrics_later")
