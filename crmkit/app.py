@@ -276,14 +276,14 @@ class App:
         """Start computing :meth:`metrics` (``wanted``) in a forked process, to run while
         this one does other work; the later ``metrics(wanted)`` call takes the result.
         A one-off report starts last week's figures this way.  Where forking is not
-        possible or not safe (not Linux, one core, threads as in ``crmkit watch``) or
-        the workspace is not loaded yet, nothing happens and ``metrics`` computes them
-        when asked."""
+        possible or not safe (not Linux, one core, threads), in ``crmkit watch`` (the
+        kept values make them cheap) and before the workspace is loaded, nothing
+        happens and ``metrics`` computes them when asked."""
         key = None if wanted is None else frozenset(wanted)
         pending = self.__dict__.setdefault("_metrics_later", {})
         if key in self.__dict__.get("_metrics", {}) or key in pending \
-                or not self.has_workspace:  # the process would load it all again
-            return
+                or not self.has_workspace or self.workspace.memo.active:
+            return  # it would load everything again; or in watch, kept values are cheaper
         before = len(self.problems)
 
         def compute() -> tuple[list[Metric], list[Diagnostic]]:
