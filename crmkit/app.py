@@ -16,7 +16,6 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import replace
 from functools import cached_property
-from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -295,7 +294,7 @@ class App:
             pending[key] = later
 
 
-_ORDER = attrgetter("due", "customer", "kind", "title")
+_ORDER = operator.attrgetter("due", "customer", "kind", "title")
 
 
 class _Ordered(list):  # type: ignore[type-arg]

@@ -158,7 +158,7 @@ class CustomerMemo:
             elif table.depends:
                 for cid in todo:
                     table.depends.pop(cid, None)
-        if ids == table.last_ids:
+        if same_ids:
             result = dict(table.last_result)  # the same order, in one copy
             for cid in todo:
                 result[cid] = values[cid]

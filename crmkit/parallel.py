@@ -49,11 +49,14 @@ def map_chunks(function: Callable[[Sequence[T]], R], items: Sequence[T]
                ) -> Iterator[R] | None:
     """``function`` over chunks of :data:`CHUNK` ``items`` in forked workers, results in
     order; ``None`` where that is not worth it (the caller then works alone)."""
-    workers = min(cores(), 8)
-    if len(items) < MIN_ITEMS or workers < 2 or sys.platform != "linux" \
-            or threading.active_count() > 1:  # forking with threads risks deadlocks
+    if len(items) < MIN_ITEMS or not _can_fork():
         return None
-    return _map(function, items, workers)
+    return _map(function, items, min(cores(), 8))
+
+
+def _can_fork() -> bool:
+    """Linux, a second core, and no other thread (forking with threads risks deadlocks)."""
+    return cores() >= 2 and sys.platform == "linux" and threading.active_count() == 1
 
 
 def _map(function: Callable[[Sequence[T]], R], items: Sequence[T], workers: int
@@ -73,7 +76,7 @@ def in_background(function: Callable[[], R]) -> Callable[[], R] | None:
     result (pickled back through a pipe).  ``None`` where forking is not available or
     not safe (as for :func:`map_chunks`).  If the process fails, the returned
     function computes ``function()`` itself, so errors surface as they would."""
-    if cores() < 2 or sys.platform != "linux" or threading.active_count() > 1:
+    if not _can_fork():
         return None
     read_end, write_end = os.pipe()
     try:

@@ -266,7 +266,6 @@ def rfm_codes(snapshot: Snapshot, customers: Iterable[Customer]) -> dict[str, st
     one purchase rarely moves a cut, so it rarely moves anyone else's code."""
     derived = snapshot.all_derived()
     today = snapshot.today
-    bisect_left = bisect.bisect_left
 
     def values(cid: str) -> tuple[int, int, Decimal] | None:
         d = derived[cid]
@@ -283,9 +282,7 @@ def rfm_codes(snapshot: Snapshot, customers: Iterable[Customer]) -> dict[str, st
         value = found[cid]
         if value is None:
             return None
-        (r, f, m), (r_cuts, f_cuts, m_cuts) = value, cuts
-        return (f"{1 + bisect_left(r_cuts, r)}{1 + bisect_left(f_cuts, f)}"
-                f"{1 + bisect_left(m_cuts, m)}")
+        return "".join(str(quintile_score(v, c)) for v, c in zip(value, cuts, strict=True))
 
     return snapshot.per_customer_many(f"{NAME}.rfm", ids,
                                       lambda todo: {cid: code(cid) for cid in todo}, cuts)
