@@ -1,91 +1,69 @@
 """crmkit: a plugin-based, static-file CRM.
 
 The public plugin API is what this module exports; plugins import nothing else.
+A plugin implements hooks (``@crmkit.hookimpl``); its rules are plain functions
+registered with ``crmkit_register`` (docs/writing-plugins.md).
 """
 
 __version__ = "0.1.0"
 
-from .app import App, pass_app
-from .atomic import replace as write_atomically
-from .diagnostics import CrmkitError, Diagnostic, Location, Severity
-from .export import customer_json, interaction_json
+from .cli.output import clean, echo_json, table
+from .engine.app import App, pass_app
+from .engine.rules import (
+    Check,
+    ConfigSection,
+    Importer,
+    Label,
+    Metric,
+    Option,
+    ReminderKind,
+    ReportSection,
+)
+from .engine.values import Due, EmailDraft, ImportOptions, ImportRow, Reminder
+from .engine.views import CustomerView
 from .hookspecs import hookimpl
-from .ids import slugify
+from .incremental.replay import read_only
+from .loading.ids import slugify
+from .loading.schema import did_you_mean
 from .model import (
-    Address,
-    Consent,
+    CrmkitError,
     Customer,
     Deal,
-    FollowUp,
+    Diagnostic,
     Interaction,
-    Interval,
-    Item,
-    Sender,
-    Service,
-    Settings,
+    Location,
     Workspace,
 )
-from .options import Options
-from .output import clean, echo_json, table, to_json
-from .replay import read_only
-from .results import (
-    ConfigSection,
-    EmailDraft,
-    Importer,
-    ImportOptions,
-    ImportRow,
-    Metric,
-    Reminder,
-    ReportSection,
-    Segmentation,
-    SegmentLabel,
-)
-from .schema import did_you_mean
-from .snapshot import Derived, OpenFollowUp, Snapshot
 
 __all__ = [
-    "Address",
     "App",
+    "Check",
     "ConfigSection",
-    "Consent",
     "CrmkitError",
     "Customer",
+    "CustomerView",
     "Deal",
-    "Derived",
     "Diagnostic",
+    "Due",
     "EmailDraft",
-    "FollowUp",
     "ImportOptions",
     "ImportRow",
     "Importer",
     "Interaction",
-    "Interval",
-    "Item",
+    "Label",
     "Location",
     "Metric",
-    "OpenFollowUp",
-    "Options",
+    "Option",
     "Reminder",
+    "ReminderKind",
     "ReportSection",
-    "SegmentLabel",
-    "Segmentation",
-    "Sender",
-    "Service",
-    "Settings",
-    "Severity",
-    "Snapshot",
     "Workspace",
-    "__version__",
     "clean",
-    "customer_json",
     "did_you_mean",
     "echo_json",
     "hookimpl",
-    "interaction_json",
     "pass_app",
     "read_only",
     "slugify",
     "table",
-    "to_json",
-    "write_atomically",
 ]

@@ -1,16 +1,19 @@
 """The plugin hooks: these docstrings are the reference documentation.
 
-Every hook is optional for a plugin.  Hooks that collect things return an
-iterable (``None`` counts as nothing); the core gathers the results of all
-plugins.  docs/plugin-hooks.md has a worked example for each.
+Every hook is optional for a plugin, and an implementation may accept any subset
+of the arguments, by name.  Rules (labels, reminder kinds, metrics, checks,
+report sections) and importers are *registered* with ``crmkit_register``, in
+llm's style: the core decides when to run them and what to keep.  Hooks that
+contribute plain things (template folders, filters, interaction types) return
+them.  docs/plugin-hooks.md has a worked example for each.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -18,42 +21,36 @@ if TYPE_CHECKING:
     import click
     import jinja2
 
-    from .app import App
-    from .diagnostics import Diagnostic
-    from .model import Workspace
-    from .results import (
-        ConfigSection,
-        EmailDraft,
-        Importer,
-        JinjaFilter,
-        Metric,
-        Reminder,
-        ReportSection,
-        Segmentation,
-        SegmentLabel,
-    )
-    from .snapshot import Snapshot
+    from .engine.app import App
+    from .engine.rules import Registrable, ReminderKind
+    from .engine.values import EmailDraft, Reminder
+    from .engine.views import CustomerView
+    from .model import Diagnostic, Settings, Workspace
 
 hookspec = pluggy.HookspecMarker("crmkit")
 hookimpl = pluggy.HookimplMarker("crmkit")
 
 
 @hookspec
-def crmkit_register_commands(cli: click.Group) -> None:
-    """Add commands to the ``crmkit`` CLI with ``@cli.command()``.
+def crmkit_register(register: Callable[[Registrable], None], settings: Settings) -> None:
+    """Register what this plugin provides: call ``register(...)`` with
+    :class:`~crmkit.Label`, :class:`~crmkit.ReminderKind`, :class:`~crmkit.Metric`,
+    :class:`~crmkit.Check`, :class:`~crmkit.ReportSection`,
+    :class:`~crmkit.ConfigSection` and :class:`~crmkit.Importer` objects.
 
-    A command gets the current workspace through ``@crmkit.pass_app``
-    (``app.workspace``, ``app.snapshot``, ``app.segments()``...).
+    ``settings`` is ``crmkit.yaml`` as written, for registrations that depend on it
+    (a label for each segment the user defined).  Names are checked: two plugins
+    registering the same name is an error, and so is a rule that reads a name
+    nobody registered.
     """
 
 
 @hookspec
-def crmkit_config_sections() -> Iterable[ConfigSection]:
-    """Claim top-level sections of ``crmkit.yaml`` for this plugin.
+def crmkit_register_commands(cli: click.Group) -> None:
+    """Add commands to the ``crmkit`` CLI with ``@cli.command()``.
 
-    Unknown top-level keys are errors; a claimed section is accepted and its
-    content is available as ``workspace.settings.section(name)``.  Validate it in
-    :func:`crmkit_validate`.
+    A command gets the current run through ``@crmkit.pass_app`` (``app.workspace``,
+    ``app.customer(id)``, ``app.labels()``, ``app.reminders()``...).
     """
 
 
@@ -64,71 +61,26 @@ def crmkit_interaction_types() -> Iterable[str]:
 
 @hookspec
 def crmkit_validate(workspace: Workspace, today: dt.date) -> Iterable[Diagnostic]:
-    """Check the loaded workspace and return problems as diagnostics.
+    """Check the whole loaded workspace and return problems as diagnostics.
 
-    Called once per load, after the core's own checks; ``today`` is the run's
-    ``--today`` (for rules such as data retention).  Point each diagnostic at
-    the record's ``location`` (or ``record.locate(field)``) so users can jump to it.
-    """
-
-
-@hookspec
-def crmkit_segments(snapshot: Snapshot) -> Iterable[SegmentLabel] | Segmentation:
-    """Label customers as of ``snapshot.today`` (lifecycle stage, ABC class, ...).
-
-    Return :class:`~crmkit.SegmentLabel` objects, or labels for many customers at
-    once as ``Segmentation.of({customer_id: {name: value}})``.
-    """
-
-
-@hookspec
-def crmkit_reminders(snapshot: Snapshot, segments: Segmentation) -> Iterable[Reminder]:
-    """Return the reminders that are open as of ``snapshot.today``.
-
-    A reminder is resolved by the history (a later interaction), never by
-    editing a field, so compute it from ``snapshot.history(customer_id)``.
-    """
-
-
-@hookspec
-def crmkit_suppress_reminders(reminders: list[Reminder], snapshot: Snapshot,
-                              segments: Segmentation) -> Mapping[Reminder, str] | None:
-    """Hold back some of all plugins' reminders, each with a reason.
-
-    Runs after :func:`crmkit_reminders` has been called on every plugin, so a
-    rule such as a frequency cap sees every reminder.  Held-back reminders keep
-    existing (``crmkit reminders --all`` shows them with the reason); the first
-    reason given for a reminder wins.
+    The escape hatch for checks that fit no :class:`~crmkit.Check` (deals, settings
+    that depend on each other): it runs on every load.  ``today`` is the run's
+    ``--today``.  Point each diagnostic at ``record.location`` or
+    ``record.locate(field)`` so users can jump to it.
     """
 
 
 @hookspec(firstresult=True)
-def crmkit_draft_email(reminder: Reminder, snapshot: Snapshot, segments: Segmentation,
+def crmkit_draft_email(reminder: Reminder, kind: ReminderKind | None, customer: CustomerView,
                        templates: jinja2.Environment) -> EmailDraft | None:
     """Draft an email for a reminder; the first plugin that returns a draft wins.
 
+    ``kind`` is the reminder's kind as registered (``kind.email_template`` names its
+    template); ``customer`` is the customer it is for (every label readable);
     ``templates`` is the Jinja environment (the workspace's ``templates/`` first,
-    then the plugins' template folders, with the plugins' filters).  Return
-    ``None`` for reminders this plugin does not draft.
+    then the plugins' template folders).  Return ``None`` for reminders this plugin
+    does not draft; a plugin that raises is reported and the next one is asked.
     """
-
-
-@hookspec
-def crmkit_metrics(snapshot: Snapshot, segments: Segmentation,
-                   wanted: frozenset[str] | None) -> Iterable[Metric]:
-    """Compute KPIs as of ``snapshot.today`` for reports and ``--format json``.
-
-    ``wanted`` names the metrics the caller needs (``None``: all of them), so a
-    plugin can skip the expensive ones nobody asked for (a report compares six
-    figures with last week's); returning others too is harmless.  ``segments``
-    is computed on first use: leave it alone when no wanted metric needs it.
-    """
-
-
-@hookspec
-def crmkit_report_sections(report: str, snapshot: Snapshot, segments: Segmentation,
-                           reminders: list[Reminder]) -> Iterable[ReportSection]:
-    """Contribute sections to the report called ``report`` (e.g. ``"weekly"``)."""
 
 
 @hookspec
@@ -136,13 +88,8 @@ def crmkit_build(app: App) -> Iterable[Path]:
     """Write this plugin's generated files (reports, calendars) for ``app``.
 
     Called by ``crmkit build`` and by ``crmkit watch`` after every change.  Write
-    below ``app.workspace.output_dir`` and return the paths written.
+    with ``app.write_output(relative_path, data)`` and return the paths written.
     """
-
-
-@hookspec
-def crmkit_importers() -> Iterable[Importer]:
-    """Importers for ``crmkit import FORMAT FILE`` (CSV, vCard, a CRM's export, ...)."""
 
 
 @hookspec
@@ -151,5 +98,6 @@ def crmkit_template_dirs() -> Iterable[Path]:
 
 
 @hookspec
-def crmkit_jinja_filters() -> Mapping[str, JinjaFilter]:
-    """Jinja filters by name, available in every template crmkit renders."""
+def crmkit_jinja_filters() -> Mapping[str, Callable[..., Any]]:
+    """Functions by name for every template crmkit renders, as filters
+    (``{{ x | name }}``) and as functions (``{{ name(x) }}``)."""

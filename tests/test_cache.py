@@ -2,9 +2,9 @@ import os
 
 from conftest import age_files
 
-from crmkit import parallel
-from crmkit.cache import MAGIC, ParseCache, read_checked
-from crmkit.loader import CACHE_FILE, load_workspace
+from crmkit.incremental import parallel
+from crmkit.incremental.cache import MAGIC, ParseCache, read_checked
+from crmkit.loading.loader import CACHE_FILE, load_workspace
 
 FILES = {
     "customers/a.yaml": "name: A\n",

@@ -220,17 +220,19 @@ def test_customers_filter_and_json(make_workspace, run):
     assert table.stderr == "1 of 2 customers\n"
     listed = json.loads(run("-w", root, "customers", "--format", "json").stdout)
     assert [c["id"] for c in listed] == ["anna-mueller", "bob"]
-    none = run("-w", root, "customers", "--segment", "vip")
+    none = run("-w", root, "customers", "--segment", "lifecycle=lost")
     assert none.stderr == "0 of 2 customers\n"
+    unknown = run("-w", root, "customers", "--segment", "vip")
+    assert unknown.exit_code == 2
+    assert "segment 'vip': unknown name 'vip'" in unknown.stderr
 
 
 def test_customers_segment_filter_uses_plugin_labels(make_workspace, run):
     root = make_workspace({**BASIC, "plugins/seg.py": (
-        "import crmkit\n\n@crmkit.hookimpl\ndef crmkit_segments(snapshot):\n"
-        "    for c in snapshot.customers:\n"
-        "        yield crmkit.SegmentLabel(c.id, 'tier', 'gold' if 'vip' in c.tags else 'std')\n"
-        "        yield crmkit.SegmentLabel(c.id, 'weimar', 'weimar' in c.tags,\n"
-        "                                  group='segments')\n")})
+        "import crmkit\n\n@crmkit.hookimpl\ndef crmkit_register(register):\n"
+        "    register(crmkit.Label('tier', lambda c: 'gold' if 'vip' in c.customer.tags\n"
+        "                          else 'std'))\n"
+        "    register(crmkit.Label('weimar', 'tags contains \"weimar\"', group='segments'))\n")})
     gold = run("-w", root, "customers", "--segment", "tier=gold", "--format", "json")
     assert [c["id"] for c in json.loads(gold.stdout)] == ["anna-mueller"]
     weimar = run("-w", root, "customers", "--segment", "weimar", "--format", "json")
@@ -241,9 +243,14 @@ def test_plugins_command(make_workspace, run):
     root = make_workspace(settings="business: X\ndisable_plugins: [checks]\n")
     listing = json.loads(run("-w", root, "plugins", "--format", "json").stdout)
     assert {"name": "checks", "kind": "stock", "origin": "crmkit_plugins.checks",
-            "version": "0.1.0", "enabled": False, "hooks": []} in listing
+            "version": "0.1.0", "enabled": False, "hooks": [], "registers": {}} in listing
+    segments = next(p for p in listing if p["name"] == "segments")
+    assert "lifecycle" in segments["registers"]["labels"]
+    assert "crmkit_register" in segments["hooks"]
     table = run("-w", root, "plugins").stdout
     assert re.search(r"^checks +stock +0\.1\.0 +\(disabled\)$", table, re.MULTILINE)
+    assert re.search(r"^reminders +stock +0\.1\.0 +10 reminder kinds, 1 settings section ",
+                     table, re.MULTILINE)
 
 
 def test_global_option_errors_are_one_line(make_workspace, run, tmp_path):

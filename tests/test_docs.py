@@ -11,8 +11,8 @@ from conftest import REPO
 from console_blocks import DOC_FILES, check_file
 
 from crmkit import hookspecs
-from crmkit.loader import load_workspace
-from crmkit.plugins import load_plugins
+from crmkit.engine.plugins import load_plugins
+from crmkit.loading.loader import load_workspace
 
 HOOKS_DOC = (REPO / "docs" / "plugin-hooks.md").read_text(encoding="utf-8")
 HOOKS = sorted(name for name, fn in vars(hookspecs).items()

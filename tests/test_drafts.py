@@ -41,11 +41,12 @@ def test_every_kind_renders_in_both_locales_on_the_example_workspace():
         customer = app.workspace.customers[reminder.customer]
         if customer.emails:
             by_kind.setdefault(reminder.kind, reminder)
-    assert sorted(by_kind) == sorted(KINDS)
+    assert sorted(by_kind) == sorted(kind.name for kind in KINDS)
     sender = app.workspace.settings.sender
     for kind, reminder in by_kind.items():
         for locale in ("de", "en"):
-            draft = render(app.templates, reminder, app.snapshot, app.segments(), locale=locale)
+            draft = render(app.templates, reminder, app.customer(reminder.customer),
+                           locale=locale)
             assert draft is not None and draft.template == f"email/{kind}.{locale}.txt.j2"
             assert draft.subject and "{{" not in draft.subject + draft.body
             assert "None" not in draft.subject + draft.body, (kind, locale, draft.body)

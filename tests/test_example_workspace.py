@@ -32,17 +32,17 @@ def test_example_workspace_is_clean_and_believable():
 
 def test_example_has_customers_in_every_stage_of_life():
     app = App(EXAMPLE, TODAY, use_cache=False)
-    snap = app.snapshot
-    derived = [snap.derived(c.id) for c in snap.customers]
+    customers = app.customers()
+    derived = [c.derived for c in customers]
     leads = [d for d in derived if d.purchase_count == 0]
     new = [d for d in derived if d.first_purchase and (TODAY - d.first_purchase).days < 120]
     quiet = [d for d in derived if d.last_purchase and (TODAY - d.last_purchase).days > 700]
     assert len(leads) >= 3 and len(new) >= 3 and len(quiet) >= 3
     quotes_never_booked = [
-        c.id for c in snap.customers
-        if any(i.type == "quote" for i in snap.history(c.id))
-        and snap.derived(c.id).purchase_count == 0]
+        c.id for c in customers
+        if any(i.type == "quote" for i in c.history) and c.derived.purchase_count == 0]
     assert len(quotes_never_booked) >= 2
     assert any(d.open_follow_ups for d in derived)
-    assert sum(1 for i in snap.interactions if i.payment == "late") >= 2
-    assert sum(1 for i in snap.interactions if i.discount) >= 2
+    interactions = [i for c in customers for i in c.history]
+    assert sum(1 for i in interactions if i.payment == "late") >= 2
+    assert sum(1 for i in interactions if i.discount) >= 2

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crmkit import App
-from crmkit.atomic import create_new
-from crmkit.loader import load_workspace
-from crmkit.yamlsource import parse_yaml
+from crmkit.loading.atomic import create_new
+from crmkit.loading.loader import load_workspace
+from crmkit.loading.yamlsource import parse_yaml
 
 YAMLISH = st.text(alphabet=st.sampled_from(list("abc:-[]{}&*!|>'\"#%@ \n\t0123.,?")),
                   max_size=200)
@@ -143,12 +143,12 @@ def test_create_never_overwrites(tmp_path):
 def test_a_read_only_workspace_gives_a_clear_error(make_workspace, run, monkeypatch):
     root = make_workspace({"customers/anna.yaml": "name: Anna\n"})
 
-    import crmkit.atomic
+    import crmkit.loading.atomic
 
     def refuse(*args, **kwargs):  # what a read-only folder does to the first write
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(crmkit.atomic.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(crmkit.loading.atomic.tempfile, "mkstemp", refuse)
     result = run("-w", root, "log", "anna", "-t", "call", "--date", "2026-05-01")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: cannot write interactions/2026/2026-05-01-anna-call"

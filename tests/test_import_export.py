@@ -149,7 +149,7 @@ def test_transactions_with_german_amounts_and_idempotency(make_workspace, run):
         "  row 6: new purchase of mueller-anna (by id mueller-anna)",
         "    created interactions/2026/2026-11-06-mueller-anna-purchase-2.yaml",
     ]
-    derived = App(root, dt.date(2026, 11, 23)).snapshot.derived("mueller-anna")
+    derived = App(root, dt.date(2026, 11, 23)).customer("mueller-anna").derived
     assert f"{derived.revenue:.2f}" == "1334.30"  # 1.234,50 + 49,90 + 49,90
     again = run_import(run, root, "transactions", FIXTURES / "transactions.csv", "--apply")
     assert "0 new, 0 existing (left unchanged), 3 already imported, 2 invalid" in again.stdout
@@ -285,6 +285,6 @@ def test_check_warns_about_email_without_consent_and_retention(make_workspace, r
 
 @pytest.mark.parametrize("text", ["1.234,56", "1,234.56", "1234.56", "1234,56"])
 def test_amounts_in_both_notations(text):
-    from crmkit_plugins.importers import parse_amount
+    from crmkit_plugins.people.importers import parse_amount
 
     assert str(parse_amount(text)) == "1234.56"

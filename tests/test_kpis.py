@@ -34,7 +34,7 @@ FILES = {
 def test_metrics_on_a_hand_built_workspace(make_workspace):
     app = App(make_workspace(FILES), TODAY)
     assert app.workspace.diagnostics == ()
-    m = {metric.name: metric.value for metric in app.metrics()}
+    m = {name: metric.value for name, metric in app.metrics().items()}
     # the period is (2025-06-30, 2026-06-30]; the previous one (2024-06-30, 2025-06-30]
     assert m["revenue_12m"] == Decimal(550)  # a: 200 + 300, c: 50
     assert m["average_order_value"] == Decimal("183.33")  # 550 / 3 orders
@@ -55,7 +55,7 @@ def test_metrics_on_a_hand_built_workspace(make_workspace):
     assert m["pipeline_value"] == Decimal(3000)
     assert m["pipeline_weighted"] == Decimal("1500.00")  # 1000 × 0.5 + 2000 × 0.5 (proposal)
     assert m["revenue_by_abc"] == {"A": Decimal(500), "B": Decimal(50), "C": Decimal(0)}
-    assert m["lifecycle"] == {"lead": 1, "new": 1, "active": 1, "at_risk": 1, "lost": 1}
+    assert m["stages"] == {"lead": 1, "new": 1, "active": 1, "at_risk": 1, "lost": 1}
     assert [(r["customer"], r["revenue"]) for r in m["top_customers"]] == [
         ("a", Decimal(500)), ("c", Decimal(50))]
     assert [r["customer"] for r in m["at_risk"]] == ["b"]
@@ -64,65 +64,24 @@ def test_metrics_on_a_hand_built_workspace(make_workspace):
 
 
 def test_metrics_of_an_empty_workspace_are_none_not_errors(make_workspace):
-    m = {metric.name: metric.value for metric in App(make_workspace(), TODAY).metrics()}
+    m = {name: metric.value for name, metric in App(make_workspace(), TODAY).metrics().items()}
+    assert not any(name.startswith("_") for name in m)  # the plugins' helpers are not listed
     assert m["revenue_12m"] == 0 and m["average_order_value"] is None
     assert m["retention_rate"] is None and m["churn_rate"] is None and m["nps"] is None
     assert m["historical_clv"] is None and m["lead_conversion"] is None
 
 
-def test_wanted_metrics_skip_the_labels_and_the_model_they_do_not_need(make_workspace):
+def test_metrics_are_computed_by_name_with_only_what_they_read(make_workspace):
     root = make_workspace(FILES)
     wanted = ("revenue_12m", "nps", "pipeline_weighted")
     app = App(root, TODAY)
     some = app.metrics(wanted)
-    assert [m.name for m in some] == ["revenue_12m", "nps", "pipeline_weighted"]
+    assert list(some) == ["revenue_12m", "nps", "pipeline_weighted"]
     # nobody read a label, and the purchase model was not fitted
-    assert "_segments" not in app.__dict__
-    assert not any(key.startswith("prediction") for key in app.snapshot._memo)
-    full = {m.name: m for m in App(root, TODAY).metrics()}
-    assert some == [full[name] for name in wanted]
-    # a label-based metric that is wanted still reads the labels
-    [lifecycle] = app.metrics(["lifecycle"])
-    assert lifecycle == full["lifecycle"] and "_segments" in app.__dict__
-
-
-def test_totals_summed_in_blocks_equal_one_sum_exponents_included(monkeypatch, make_workspace):
-    """crmkit watch re-sums one block of customers; the merged sums must be the very
-    values (Decimal exponents too: 1.5 + 2 is 3.5, 1.50 + 2 is 3.50) of one long sum."""
-    from crmkit_plugins import kpis
-
-    lines = [f"- {{customer: c{n}, date: 2026-0{1 + n % 5}-0{1 + n % 7}, type: purchase, "
-             f"amount: {amount}}}\n"
-             for n, amount in enumerate(["1.5", "2", "3.25", "0.10", "7", "12.000", "4"])]
-    files = {f"customers/c{n}.yaml": f"name: C{n}\n" for n in range(7)}
-    files["interactions/p.yaml"] = "".join(lines) + (
-        "- {customer: c3, date: 2026-02-02, type: complaint, summary: loud}\n"
-        "- {customer: c5, date: 2026-02-02, type: complaint, summary: late}\n")
-    snapshot = App(make_workspace(files), TODAY).snapshot
-    parts = {c.id: kpis.contribution(snapshot, c.id) for c in snapshot.customers}
-    whole = kpis.totals(parts, TODAY)
-    monkeypatch.setattr(kpis, "BLOCK", 2)
-    blocked = kpis.totals_of(snapshot, parts)
-    assert repr(blocked) == repr(whole)
-    assert str(whole.revenue_12m) == "29.85" and len(whole.complaints) == 2
-
-
-def test_metrics_computed_in_background_equal_the_ones_computed_here(make_workspace):
-    """A report starts last week's figures in a forked process (Linux, two cores, no
-    threads); the result, and a plugin's problems, come back as if computed here."""
-    import sys
-    import threading
-
-    from crmkit import parallel
-
-    root = make_workspace(FILES)
-    wanted = ["customers", "revenue_12m", "nps"]
-    here = App(root, TODAY).metrics(wanted)
-    app = App(root, TODAY)
-    assert app.workspace.customers  # loaded before the fork, as a report has it
-    app.metrics_in_background(wanted)
-    forked = (parallel.cores() >= 2 and threading.active_count() == 1
-              and sys.platform == "linux")
-    assert bool(app.__dict__.get("_metrics_later")) == forked
-    assert app.metrics(wanted) == here
-    assert not app.__dict__.get("_metrics_later")
+    engine = app._engine
+    assert engine._columns == {} and "_purchase_model" not in engine._results
+    full = App(root, TODAY).metrics()
+    assert some == {name: full[name] for name in wanted}
+    # a label-based metric that is wanted reads its labels, and only those
+    assert app.metrics(["stages"]) == {"stages": full["stages"]}
+    assert "lifecycle" in engine._columns and "abc" not in engine._columns

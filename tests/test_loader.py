@@ -5,9 +5,9 @@ from decimal import Decimal
 import pytest
 from conftest import REPO
 
-from crmkit.diagnostics import CrmkitError
-from crmkit.loader import find_workspace, load_workspace
-from crmkit.plugins import load_plugins
+from crmkit.engine.plugins import load_plugins
+from crmkit.loading.loader import find_workspace, load_workspace
+from crmkit.model.diagnostics import CrmkitError
 
 ANNA = """\
 name: Anna Müller
@@ -171,6 +171,7 @@ def test_plugin_sections_are_accepted_only_when_a_plugin_claims_them(make_worksp
     ws = load_workspace(root, load_plugins(root))
     assert diagnostics(ws) == []
     assert ws.settings.section("referrals") == {"top_referrer_min": 3}
+    assert ws.settings.options("referrals").top_referrer_min == 3
 
 
 def test_extra_interaction_types_from_settings(make_workspace):

@@ -7,8 +7,8 @@ import sys
 import pytest
 from conftest import CRMKIT, REPO
 
-from crmkit.loader import load_workspace
-from crmkit.plugins import load_plugins
+from crmkit.engine.plugins import DEFAULT_PLUGINS, load_plugins
+from crmkit.loading.loader import load_workspace
 
 EXAMPLE_PLUGIN = REPO / "docs" / "examples" / "referrals"
 
@@ -23,11 +23,12 @@ def names(host):
     return {p.name: p for p in host.plugins}
 
 
-def test_stock_plugins_come_from_the_entry_point_group(make_workspace):
+def test_stock_plugins_are_the_default_plugins_and_load_like_any_other(make_workspace):
     host = load_plugins(make_workspace())
     checks = names(host)["checks"]
     assert checks.kind == "stock" and checks.origin == "crmkit_plugins.checks"
-    assert checks.hooks == ("crmkit_validate",)
+    assert checks.hooks == ("crmkit_register", "crmkit_validate")
+    assert [p.name for p in host.plugins if p.kind == "stock"] == list(DEFAULT_PLUGINS)
     assert host.diagnostics == []
 
 
@@ -37,8 +38,7 @@ def test_workspace_plugin_is_loaded_by_path_and_its_hooks_run(make_workspace):
     host = load_plugins(root)
     info = names(host)["referrals"]
     assert info.kind == "workspace" and info.origin == "plugins/referrals.py"
-    assert set(info.hooks) == {"crmkit_config_sections", "crmkit_validate", "crmkit_segments",
-                               "crmkit_register_commands"}
+    assert set(info.hooks) == {"crmkit_register", "crmkit_register_commands"}
     ws = load_workspace(root, host)
     assert [str(d) for d in ws.diagnostics] == [
         "customers/anna.yaml:2:9: warning: source is 'referral' but 'referred_by' is missing: "
@@ -63,7 +63,8 @@ def test_plugins_can_be_disabled_by_name(make_workspace):
 def test_disabling_an_unknown_plugin_is_a_warning(make_workspace):
     host = load_plugins(make_workspace(), ["chekcs"])
     assert [str(d) for d in host.diagnostics] == [
-        "crmkit.yaml: warning: disable_plugins names 'chekcs', but no such plugin is installed"]
+        "crmkit.yaml: warning: disable_plugins names 'chekcs', but no such plugin is installed "
+        "(did you mean 'checks'?)"]
 
 
 def test_a_plugin_that_fails_to_import_is_named_and_the_rest_works(make_workspace):
@@ -117,15 +118,16 @@ def test_misspelled_hook_and_wrong_arguments_fail_loudly(make_workspace):
     assert "args" not in names(host) and "typo" not in names(host)
 
 
-def test_segments_hook_through_the_app(make_workspace):
+def test_a_plugin_label_through_the_app(make_workspace):
     from crmkit import App
 
     root = make_workspace({**CUSTOMERS, "plugins/referrals.py":
                            (EXAMPLE_PLUGIN / "crmkit_referrals.py").read_text()},
                           settings="business: X\nreferrals: {top_referrer_min: 2}\n")
     app = App(root, dt.date(2026, 1, 1))
-    assert app.segments()["anna"]["top_referrer"] is True
-    assert "top_referrer" not in app.segments()["bob"]
+    assert app.labels()["anna"]["top_referrer"] is True
+    assert app.labels()["bob"]["top_referrer"] is False
+    assert app.plugin_of(app.registry.labels["top_referrer"]) == "referrals"
 
 
 @pytest.fixture(scope="module")
@@ -162,86 +164,93 @@ def test_the_docs_example_works_as_an_installed_package(make_workspace, installe
     assert "crmkit.yaml:2:1: error: unknown setting 'referrals'" in bare.stdout
 
 
-EVERY_RESULT_HOOK = """\
+EVERY_KIND_OF_RULE = """\
 import datetime as dt
 import crmkit
 
-@crmkit.hookimpl
-def crmkit_reminders(snapshot, segments):
-    for c in snapshot.customers:
-        if segments.label(c.id, "vip"):
-            yield crmkit.Reminder(due=snapshot.today + dt.timedelta(days=3), customer=c.id,
-                                  kind="call_vip", title="Call", reason="VIP")
-    yield crmkit.Reminder(due=dt.date(2020, 1, 1), customer="bob", kind="old",
-                          title="Old", reason="test")
+def call_vip(c):
+    if c.labels["vip"]:
+        yield crmkit.Due(c.today + dt.timedelta(days=3), "Call", "VIP")
+    if c.id == "bob":
+        yield crmkit.Due(dt.date(2020, 1, 1), "Old", "test")
 
-@crmkit.hookimpl
-def crmkit_segments(snapshot):
-    yield crmkit.SegmentLabel("anna", "vip", True)
-
-@crmkit.hookimpl
-def crmkit_draft_email(reminder, snapshot):
-    if reminder.kind == "call_vip":
+def draft(reminder, kind, customer):
+    if reminder.kind == "call_vip" and reminder.customer == "anna":
         return crmkit.EmailDraft(reminder, "anna@x.de", "Hi", "Body", "en")
 
 @crmkit.hookimpl
-def crmkit_metrics(snapshot):
-    return [crmkit.Metric("customers", "Customers", len(snapshot.customers))]
+def crmkit_register(register):
+    register(crmkit.Label("vip", lambda c: c.id == "anna"))
+    register(crmkit.ReminderKind("call_vip", call_vip, "call the VIPs", reads=("vip",)))
+    register(crmkit.Metric("how_many", "How many", lambda c: 1,
+                           across=lambda parts, scope: len(parts)))
+    register(crmkit.ReportSection("weekly", "b", "B", "b", order=2))
+    register(crmkit.ReportSection("weekly", "a", "A", "a", lambda app: {"n": 2}, order=2))
+    register(crmkit.ReportSection("weekly", "z", "Z", "z", order=1))
 
 @crmkit.hookimpl
-def crmkit_report_sections(report, reminders):
-    if report == "weekly":
-        return [crmkit.ReportSection("b", "B", "b.md.j2", order=2),
-                crmkit.ReportSection("a", "A", "a.md.j2", {"n": len(reminders)}, order=2),
-                crmkit.ReportSection("z", "Z", "z.md.j2", order=1)]
+def crmkit_draft_email(reminder, kind, customer):
+    return draft(reminder, kind, customer)
 """
 
 
-def test_result_hooks_through_the_app(make_workspace):
+def test_every_kind_of_rule_through_the_app(make_workspace):
     from crmkit import App
 
-    root = make_workspace({**CUSTOMERS, "plugins/every.py": EVERY_RESULT_HOOK})
+    root = make_workspace({**CUSTOMERS, "plugins/every.py": EVERY_KIND_OF_RULE})
     app = App(root, dt.date(2026, 1, 1))
-    reminders = app.reminders()
-    assert [(r.customer, r.kind, r.overdue(app.today)) for r in reminders] == [
-        ("bob", "old", True), ("anna", "call_vip", False)]
+    reminders = [r for r in app.reminders() if r.kind == "call_vip"]
+    assert [(r.customer, r.title, r.overdue(app.today), r.priority) for r in reminders] == [
+        ("bob", "Old", True, 3), ("anna", "Call", False, 3)]
     draft = app.draft_email(reminders[1])
     assert draft is not None and draft.to == "anna@x.de"
-    assert app.draft_email(reminders[0]) is None
-    ours = [m for m in app.metrics() if m.label == "Customers" and m.unit is None
-            and m.description == ""]
-    assert ("customers", 3) in [(m.name, m.value) for m in ours]
+    assert app.draft_email(reminders[0]) is None  # nobody drafts it: no template for the kind
+    assert app.metric("how_many").value == 3
     sections = [s for s in app.report_sections("weekly") if s.name in ("z", "a", "b")]
     assert [s.name for s in sections] == ["z", "a", "b"]  # by order, then name
-    assert sections[1].context == {"n": 2}
+    assert sections[1].context(app) == {"n": 2}
     assert not {"z", "a", "b"} & {s.name for s in app.report_sections("dashboard")}
     assert app.problems == []
 
 
-def test_stock_plugins_use_only_the_public_api():
-    """Stock plugins are ordinary plugins: they import `crmkit`, never its submodules."""
+def _plugin_packages() -> list[str]:
+    return sorted(p.name for p in (REPO / "plugins").iterdir()
+                  if (p / "__init__.py").is_file())
+
+
+def test_stock_plugins_use_only_the_public_api_and_never_import_each_other():
+    """Stock plugins are ordinary plugins: they import `crmkit`, never its submodules,
+    and nothing of another plugin."""
     import ast
 
-    for path in sorted((REPO / "plugins").glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                assert not node.module.startswith("crmkit."), f"{path.name}: {node.module}"
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    assert not alias.name.startswith("crmkit."), f"{path.name}: {alias.name}"
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
-                    and node.value.id == "crmkit":
-                import crmkit
-                assert node.attr in crmkit.__all__, f"{path.name}: crmkit.{node.attr}"
+    import crmkit
+
+    for package in _plugin_packages():
+        for path in sorted((REPO / "plugins" / package).rglob("*.py")):
+            where = f"{package}/{path.name}"
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom):
+                    module = node.module or ""
+                    if node.level == 0:
+                        assert not module.startswith(("crmkit.", "crmkit_plugins")), \
+                            f"{where}: {module}"
+                    else:  # relative: only within the plugin's own package
+                        assert node.level == 1, f"{where}: {'.' * node.level}{module}"
+                if isinstance(node, ast.Import):
+                    for alias in node.names:
+                        assert not alias.name.startswith(("crmkit.", "crmkit_plugins")), \
+                            f"{where}: {alias.name}"
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                        and node.value.id == "crmkit":
+                    assert node.attr in crmkit.__all__, f"{where}: crmkit.{node.attr}"
 
 
-def test_stock_plugins_are_registered_as_entry_points():
+def test_every_stock_plugin_is_listed_once_in_default_plugins():
     from importlib.metadata import entry_points
 
-    registered = {ep.name: ep.value for ep in entry_points(group="crmkit")}
-    modules = {p.stem for p in (REPO / "plugins").glob("*.py")} - {"__init__"}
-    helpers = {"expressions", "reminders_cli", "drafts_cli", "mail", "charts", "reports_cli",
-               "matching", "clv_model"}
-    assert {n: v for n, v in registered.items() if v.startswith("crmkit_plugins.")} == {
-        m: f"crmkit_plugins.{m}" for m in modules - helpers}
+    assert sorted(DEFAULT_PLUGINS) == _plugin_packages()
+    assert len(set(DEFAULT_PLUGINS)) == len(DEFAULT_PLUGINS)
+    # and none of them is registered a second time as an entry point
+    assert not [ep for ep in entry_points(group="crmkit")
+                if ep.value.startswith("crmkit_plugins")]

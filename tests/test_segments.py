@@ -1,9 +1,9 @@
 import datetime as dt
 import json
+from types import SimpleNamespace
 
 from crmkit_plugins.segments import (
-    AbcRules,
-    LifecycleRules,
+    LIFECYCLE,
     abc_classes,
     lifecycle,
     quintile_cuts,
@@ -14,7 +14,8 @@ from crmkit_plugins.segments import (
 from crmkit import App
 
 TODAY = dt.date(2026, 6, 1)
-RULES = LifecycleRules()
+RULES = {key: option.default for key, option in LIFECYCLE.items()}
+ABC = SimpleNamespace(options=SimpleNamespace(a=0.8, b=0.95))
 
 
 def days_ago(*n):
@@ -49,13 +50,13 @@ def test_lifecycle_of_one_time_buyers_uses_the_defaults():
 def test_abc_pareto_with_ties_broken_by_id():
     revenue = {"a": 700, "b": 200, "e": 50, "c": 50, "d": 0}
     classes = abc_classes({k: __import__("decimal").Decimal(v) for k, v in revenue.items()},
-                          AbcRules())
+                          ABC)
     # a: 0% before → A; b: 70% before → A; c: 90% → B; e: 95% → C (tie with c, later id)
     assert classes == {"a": "A", "b": "A", "c": "B", "e": "C", "d": "C"}
 
 
 def test_abc_without_revenue_is_all_c():
-    assert abc_classes({"a": __import__("decimal").Decimal(0)}, AbcRules()) == {"a": "C"}
+    assert abc_classes({"a": __import__("decimal").Decimal(0)}, ABC) == {"a": "C"}
 
 
 def test_quintile_scores():
@@ -112,7 +113,7 @@ def test_labels_on_a_hand_built_workspace(make_workspace):
         "  quiet: days_since_last_contact > 365\n"))
     app = App(root, TODAY)
     assert app.workspace.diagnostics == ()
-    seg = app.segments()
+    seg = app.labels()
     anna = seg["anna"]
     # anna: purchases 2024-01-10, 2024-03-10, 2026-05-01 → gaps 60, 782 → median 421
     # → at risk after 632 days; last purchase 31 days ago → active
@@ -122,9 +123,11 @@ def test_labels_on_a_hand_built_workspace(make_workspace):
     assert (seg["cara"]["lifecycle"], seg["cara"]["win_back_worthy"]) == ("lost", False)
     assert (seg["dino"]["lifecycle"], seg["dino"]["win_back_worthy"]) == ("lost", False)
     assert seg["emil"]["lifecycle"] == "active" and seg["emil"]["lifecycle_since"] is None
-    assert seg["lead"] == {"lifecycle": "lead", "lifecycle_since": None, "abc": "C",
-                           "rfm": None, "win_back_worthy": False,
-                           "segments": {"weimar_big": False, "quiet": False}}
+    assert seg["lead"] == {"lifecycle": "lead", "lifecycle_since": None,
+                           "lifecycle_basis": None, "abc": "C", "rfm": None,
+                           "win_back_worthy": False,
+                           "segments": {"weimar_big": False, "quiet": False},
+                           "p_alive": None, "clv": None}
     # only anna bought in the last 365 days
     assert [c for c in seg if seg[c]["abc"] == "A"] == ["anna"]
     # RFM over the 5 buyers: anna is the most recent (R rank 4 of 5 → 5) and most frequent
@@ -148,7 +151,8 @@ def test_bad_settings_and_expressions_are_diagnostics(make_workspace):
         "expression (column 10 of the expression)",
         "crmkit.yaml:7:9: error: segment 'typo': unknown name 'revnue' (did you mean "
         "'revenue'?) (column 1 of the expression)",
-        "crmkit.yaml:8:8: error: segment name 'abc' is taken by a built-in label",
+        "crmkit.yaml:8:8: error: segment name 'abc' is taken by a label of plugin "
+        "'segments'; choose another name",
         "customers/a.yaml:2:8: error: 'stage' must be one of lead, new, active, at_risk, "
         "lost, not 'gone'",
     ]
@@ -159,8 +163,9 @@ def test_segments_command_json_and_filter(make_workspace, run):
     out = run("-w", root, "--today", TODAY.isoformat(), "segments", "--format", "json")
     data = json.loads(out.stdout)
     assert sorted(data) == ["anna", "bert", "cara", "dino", "emil", "lead"]
-    assert data["bert"] == {"lifecycle": "lost", "lifecycle_since": "2025-02-05", "abc": "C",
-                            "rfm": data["bert"]["rfm"], "win_back_worthy": True}
+    assert data["bert"] == {"lifecycle": "lost", "lifecycle_since": "2025-02-05",
+                            "lifecycle_basis": None, "abc": "C", "rfm": data["bert"]["rfm"],
+                            "win_back_worthy": True, "p_alive": None, "clv": None}
     lost = run("-w", root, "--today", TODAY.isoformat(), "customers", "--segment",
                "lifecycle=lost", "--format", "json")
     assert [c["id"] for c in json.loads(lost.stdout)] == ["bert", "cara", "dino"]
@@ -180,28 +185,6 @@ def test_same_day_purchases_count_as_one_purchase_day(make_workspace):
         "interactions/p.yaml": (purchase("sam", "2025-05-01", 10)
                                 + purchase("sam", "2025-05-01", 20)),
     })
-    seg = App(root, dt.date(2026, 3, 1)).segments()
+    seg = App(root, dt.date(2026, 3, 1)).labels()
     assert seg["sam"]["lifecycle"] == "active"
-    assert App(root, dt.date(2026, 5, 2)).segments()["sam"]["lifecycle"] == "at_risk"
-
-
-def test_whole_segmentations_and_single_labels_combine_without_changing_either():
-    from crmkit import Segmentation, SegmentLabel
-
-    kept = {"anna": {"lifecycle": "active", "segments": {"vip": True}}}
-    stock = Segmentation.of(kept)
-    assert Segmentation.combined([stock]) is stock  # one whole part is used as it is
-    combined = Segmentation.combined([
-        stock, SegmentLabel("anna", "tier", "gold"),
-        SegmentLabel("anna", "weimar", False, group="segments"),
-        SegmentLabel("bert", "tier", "std")])
-    assert dict(combined) == {
-        "anna": {"lifecycle": "active", "segments": {"vip": True, "weimar": False},
-                 "tier": "gold"},
-        "bert": {"tier": "std"}}
-    # the stock plugin keeps its dicts across watch rebuilds: they must stay as they were
-    assert kept == {"anna": {"lifecycle": "active", "segments": {"vip": True}}}
-    assert combined.matches("anna", "weimar") is False and combined.matches("anna", "vip")
-    stock.add(SegmentLabel("anna", "late", True, group="segments"))  # a plugin adds one
-    assert stock["anna"]["segments"] == {"vip": True, "late": True}
-    assert kept == {"anna": {"lifecycle": "active", "segments": {"vip": True}}}
+    assert App(root, dt.date(2026, 5, 2)).labels()["sam"]["lifecycle"] == "at_risk"

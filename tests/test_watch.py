@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import CRMKIT, EXAMPLE, age_files
 
-from crmkit.watch import is_ignored
+from crmkit.cli.watch import is_ignored
 
 FILES = {
     "customers/anna.yaml": "name: Anna\nbirthday: 1980-06-05\n",

@@ -1,7 +1,7 @@
 import datetime as dt
 import pickle
 
-from crmkit.yamlsource import YamlList, YamlMap, parse_yaml
+from crmkit.loading.yamlsource import YamlList, YamlMap, parse_yaml
 
 
 def messages(parsed):
@@ -102,7 +102,7 @@ def test_located_values_survive_pickling_for_the_cache():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from crmkit.yamlsource import _parse_simple, parse_text  # noqa: E402
+from crmkit.loading.yamlsource import _parse_simple, parse_text  # noqa: E402
 
 KEYS = ["customer", "date", "type", "a_b", "x1", "true", "null", "y", "on", "No", "<<", "ü",
         "1", "key"]

@@ -6,6 +6,7 @@ installed package (see pyproject.toml next to it).
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
 
 import click
@@ -13,58 +14,50 @@ import click
 import crmkit
 
 
+def referrer_of(customer: crmkit.CustomerView) -> str | None:
+    """Per customer: who referred them."""
+    return customer.customer.referred_by
+
+
+def top_referrers(referrers: dict[str, str | None], scope) -> dict[str, bool]:
+    """Over everybody: who referred at least ``top_referrer_min`` others."""
+    counts = Counter(r for r in referrers.values() if r)
+    return {cid: counts[cid] >= scope.options.top_referrer_min for cid in referrers}
+
+
+def source_without_referrer(customer: crmkit.CustomerView):
+    record = customer.customer
+    if record.source == "referral" and not record.referred_by:
+        yield crmkit.Diagnostic.warning(
+            "source is 'referral' but 'referred_by' is missing: who referred them?",
+            record.locate("source"), source="referrals")
+
+
 @crmkit.hookimpl
-def crmkit_config_sections():
-    return [crmkit.ConfigSection(
-        name="referrals",
-        description="Who counts as a top referrer.",
+def crmkit_register(register):
+    register(crmkit.ConfigSection(
+        "referrals", "Who counts as a top referrer.",
         example="referrals:\n  top_referrer_min: 2",
-    )]
-
-
-def _min_referrals(settings: crmkit.Settings) -> int:
-    value = settings.section("referrals").get("top_referrer_min", 2)
-    return value if isinstance(value, int) and value > 0 else 2
-
-
-@crmkit.hookimpl
-def crmkit_validate(workspace: crmkit.Workspace):
-    value = workspace.settings.section("referrals").get("top_referrer_min", 2)
-    if not isinstance(value, int) or value < 1:
-        yield crmkit.Diagnostic.error(
-            "'referrals.top_referrer_min' must be a whole number of at least 1",
-            workspace.settings.locate("referrals"), source="referrals")
-    for customer in workspace.customers.values():
-        if customer.source == "referral" and not customer.referred_by:
-            yield crmkit.Diagnostic.warning(
-                "source is 'referral' but 'referred_by' is missing: who referred them?",
-                customer.locate("source"), source="referrals")
-
-
-def _referred(snapshot: crmkit.Snapshot) -> dict[str, list[str]]:
-    referred: dict[str, list[str]] = {}
-    for customer in snapshot.customers:
-        if customer.referred_by:
-            referred.setdefault(customer.referred_by, []).append(customer.id)
-    return referred
+        options={"top_referrer_min": crmkit.Option(2, "Referrals that make a top referrer.",
+                                                   minimum=1)}))
+    register(crmkit.Label("top_referrer", referrer_of, across=top_referrers,
+                          settings="referrals", description="referred enough others"))
+    register(crmkit.Check("referral_source", source_without_referrer))
 
 
 @crmkit.hookimpl
-def crmkit_segments(snapshot: crmkit.Snapshot):
-    minimum = _min_referrals(snapshot.settings)
-    for referrer, customers in _referred(snapshot).items():
-        if len(customers) >= minimum:
-            yield crmkit.SegmentLabel(referrer, "top_referrer", True)
-
-
-@crmkit.hookimpl
-def crmkit_register_commands(cli: click.Group):
+def crmkit_register_commands(cli):
+    @crmkit.read_only
     @cli.command()
     @crmkit.pass_app
     def referrals(app: crmkit.App):
         """Who referred whom, and the revenue that came with them."""
-        snapshot = app.snapshot
-        currency = snapshot.settings.currency
-        for referrer, customers in sorted(_referred(snapshot).items()):
-            revenue = sum((snapshot.derived(c).revenue for c in customers), Decimal(0))
-            click.echo(f"{referrer}: {', '.join(customers)} ({revenue:.2f} {currency})")
+        referred: dict[str, list[crmkit.CustomerView]] = {}
+        for customer in app.customers():
+            if customer.customer.referred_by:
+                referred.setdefault(customer.customer.referred_by, []).append(customer)
+        currency = app.workspace.settings.currency
+        for referrer, customers in sorted(referred.items()):
+            revenue = sum((c.derived.revenue for c in customers), Decimal(0))
+            names = ", ".join(c.id for c in customers)
+            click.echo(f"{referrer}: {names} ({revenue:.2f} {currency})")

@@ -1,0 +1,449 @@
+"""The built-in commands: init, check, add, log, show, customers, build, watch, plugins."""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..engine.app import App, pass_app
+from ..incremental import replay
+from ..loading.ids import slugify
+from ..loading.schema import DIRECTIONS, ID_PATTERN, LOCALES, PAYMENT_STATES, did_you_mean
+from ..loading.writing import write_customer
+from ..model import CrmkitError, Interaction
+from .main import cli
+from .output import clean, day, echo_json, money, table
+from .scaffold import create_workspace
+
+FORMAT_TABLE_JSON = click.Choice(["table", "json"])
+
+
+# --- init -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--business", help="Business name (default: the folder name).")
+@click.option("--locale", type=click.Choice(LOCALES), default="en", show_default=True)
+@click.option("--currency", default="EUR", show_default=True)
+@click.option("--timezone", default="Europe/Berlin", show_default=True)
+@click.option("--sender-name", help="Name emails are sent from.")
+@click.option("--sender-email", help="Address emails are sent from.")
+@pass_app
+def init(app: App, directory: Path, business: str | None, locale: str, currency: str,
+         timezone: str, sender_name: str | None, sender_email: str | None) -> None:
+    """Create a new workspace in DIRECTORY (with a .gitignore for generated files)."""
+    sections = list(app.registry.config_sections.values())
+    name = business or directory.resolve().name
+    created = create_workspace(directory, name, locale, currency.upper(), timezone,
+                               sender_name, sender_email, sections)
+    for path in created:
+        click.echo(f"created {path}")
+    click.echo(f"\nNext: cd {directory} && git init && crmkit add customer --name 'Anna Muster'")
+
+
+# --- check ------------------------------------------------------------------------------
+
+
+@replay.read_only
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@pass_app
+def check(app: App, fmt: str, strict: bool) -> None:
+    """Validate the workspace; exit 1 if there are errors.
+
+    Problems are printed as path:line:col: severity: message.
+    """
+    ws = app.workspace
+    diagnostics = list(ws.diagnostics)
+    errors = sum(1 for d in diagnostics if d.is_error)
+    warnings = len(diagnostics) - errors
+    if fmt == "json":
+        echo_json({
+            "ok": errors == 0 and not (strict and warnings),
+            "errors": errors, "warnings": warnings,
+            "customers": len(ws.customers), "interactions": len(ws.interactions),
+            "deals": len(ws.deals),
+            "diagnostics": [d.to_json() for d in diagnostics],
+        })
+    else:
+        for diagnostic in diagnostics:
+            click.echo(str(diagnostic))
+        summary = (f"{len(ws.customers)} customers, {len(ws.interactions)} interactions, "
+                   f"{len(ws.deals)} deals: {errors} error(s), {warnings} warning(s)")
+        click.echo(summary)
+        if app.verbose and ws.stats:
+            click.echo(f"read {ws.stats.files} files: {ws.stats.parsed} parsed, "
+                       f"{ws.stats.from_cache} from cache", err=True)
+    if errors or (strict and warnings):
+        sys.exit(1)
+
+
+# --- add customer -----------------------------------------------------------------------
+
+
+@cli.group()
+def add() -> None:
+    """Create a new record file (never overwrites an existing one)."""
+
+
+@add.command("customer")
+@click.argument("customer_id", required=False)
+@click.option("--name", required=True, help="Full name (or the organisation's name).")
+@click.option("--company")
+@click.option("--email", "emails", multiple=True, help="Email address (repeatable).")
+@click.option("--phone", "phones", multiple=True, help="Phone number (repeatable).")
+@click.option("--tag", "tags", multiple=True, help="Tag (repeatable).")
+@click.option("--birthday", metavar="YYYY-MM-DD")
+@click.option("--source", help="How they found us: referral, ad, website, fair, ...")
+@click.option("--referred-by", metavar="CUSTOMER", help="Id of the customer who referred them.")
+@click.option("--email-consent", metavar="HOW",
+              help="Record email consent given today, and how (e.g. 'web form').")
+@click.option("--locale", type=click.Choice(LOCALES), help="Language for their emails.")
+@click.option("--notes")
+@pass_app
+def add_customer(app: App, customer_id: str | None, name: str, company: str | None,
+                 emails: tuple[str, ...], phones: tuple[str, ...], tags: tuple[str, ...],
+                 birthday: str | None, source: str | None, referred_by: str | None,
+                 email_consent: str | None, locale: str | None, notes: str | None) -> None:
+    """Create customers/CUSTOMER_ID.yaml (the id defaults to a slug of the name)."""
+    ws = app.workspace
+    customer_id = customer_id or slugify(name)
+    if not customer_id:
+        raise CrmkitError("cannot make an id from that name; pass CUSTOMER_ID")
+    if not ID_PATTERN.match(customer_id):
+        example = slugify(customer_id) or "anna-mueller"
+        raise CrmkitError(f"{customer_id!r} is not a valid id: use a lowercase slug "
+                          f"(a-z, 0-9 and '-'), e.g. {example!r}")
+    if referred_by and referred_by not in ws.customers:
+        raise CrmkitError(f"--referred-by: unknown customer {referred_by!r}"
+                          f"{did_you_mean(referred_by, ws.customers)}")
+    data: dict[str, Any] = {"name": name}
+    if company:
+        data["company"] = company
+    if emails:
+        data["email" if len(emails) == 1 else "emails"] = (
+            emails[0] if len(emails) == 1 else list(emails))
+    if phones:
+        data["phone" if len(phones) == 1 else "phones"] = (
+            phones[0] if len(phones) == 1 else list(phones))
+    for key, value in (("birthday", birthday), ("source", source),
+                       ("referred_by", referred_by), ("locale", locale)):
+        if value:
+            data[key] = value
+    if tags:
+        data["tags"] = list(tags)
+    if email_consent:
+        data["consent"] = {"email": True, "since": app.today, "how": email_consent}
+    if notes:
+        data["notes"] = notes
+    for other in ws.customers.values():
+        shared = {e.lower() for e in other.emails} & {e.lower() for e in emails}
+        if shared:
+            click.echo(f"warning: {other.id} has the same email ({', '.join(sorted(shared))})",
+                       err=True)
+    rel = write_customer(ws, customer_id, data)
+    click.echo(f"created {rel}")
+
+
+# --- log --------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("customer_id", metavar="CUSTOMER")
+@click.option("-t", "--type", "kind", required=True,
+              help="call, email, meeting, visit, purchase, quote, service, complaint, "
+                   "feedback, support, social, message, letter, note, ...")
+@click.option("-m", "--summary", help="What happened, in a sentence.")
+@click.option("--date", "when", metavar="YYYY-MM-DD[THH:MM]",
+              help="When (default: today; a future date plans it).")
+@click.option("--channel", help="phone, email, visit, web, instagram, whatsapp, fair, ...")
+@click.option("--direction", type=click.Choice(DIRECTIONS))
+@click.option("--amount", help="Amount of a purchase or quote.")
+@click.option("--currency", help="Currency of the amount (default: the workspace's).")
+@click.option("--item", "items", multiple=True, help="Item bought or quoted (repeatable).")
+@click.option("--discount", help="Discount in percent (purchases).")
+@click.option("--payment", type=click.Choice(PAYMENT_STATES), help="Payment status.")
+@click.option("--score", type=click.IntRange(0, 10), help="Feedback score 0-10.")
+@click.option("--service", help="Which service contract a service visit was for.")
+@click.option("--follow-up", metavar="YYYY-MM-DD", help="Date to follow up.")
+@click.option("--follow-up-what", metavar="TEXT", help="What to follow up about.")
+@pass_app
+def log(app: App, customer_id: str, kind: str, summary: str | None, when: str | None,
+        channel: str | None, direction: str | None, amount: str | None, currency: str | None,
+        items: tuple[str, ...], discount: str | None, payment: str | None, score: int | None,
+        service: str | None, follow_up: str | None, follow_up_what: str | None) -> None:
+    """Record an interaction with CUSTOMER as a new file below interactions/."""
+    app.require_customer(customer_id)
+    types = app.interaction_types()
+    if kind not in types:
+        raise CrmkitError(f"unknown interaction type {kind!r}{did_you_mean(kind, types)}; "
+                          f"known: {', '.join(types)}")
+    data: dict[str, Any] = {"customer": customer_id, "date": when or app.today.isoformat(),
+                            "type": kind, "channel": channel, "direction": direction,
+                            "summary": summary, "currency": currency, "payment": payment,
+                            "service": service, "items": list(items), "score": score}
+    for key, value in (("amount", amount), ("discount", discount)):
+        if value is not None:
+            try:
+                data[key] = _number(Decimal(value.replace(",", ".")))
+            except ArithmeticError:
+                raise CrmkitError(f"--{key}: {value!r} is not a number") from None
+    if follow_up:
+        data["follow_up"] = ({"date": follow_up, "what": follow_up_what} if follow_up_what
+                             else follow_up)
+    rel = app.record_interaction(data)
+    click.echo(f"created {rel}")
+
+
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+# --- show -------------------------------------------------------------------------------
+
+
+def _describe(i: Interaction, currency: str) -> str:
+    parts = [i.type]
+    if i.channel:
+        parts.append(f"({i.channel})")
+    if i.summary:
+        parts.append(f"— {i.summary}")
+    elif i.items:
+        parts.append(f"— {', '.join(item.name for item in i.items)}")
+    if i.amount is not None:
+        parts.append(f"[{money(i.amount, i.currency or currency)}]")
+    if i.score is not None:
+        parts.append(f"[score {i.score}]")
+    return clean(" ".join(parts))
+
+
+@replay.read_only
+@cli.command()
+@click.argument("customer_id", metavar="CUSTOMER")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("-n", "--limit", default=15, show_default=True,
+              help="How many recent interactions to list (0 = all).")
+@pass_app
+def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
+    """The 360° view of one customer: profile, derived values, history, what is open."""
+    view = app.customer(customer_id)
+    customer = view.customer
+    derived = view.derived
+    history = view.history
+    labels = app.labels()[customer_id]
+    reminders = [r for r in app.reminders() if r.customer == customer_id and not r.suppressed]
+    deals = list(view.deals)
+    currency = app.workspace.settings.currency
+    if fmt == "json":
+        echo_json({
+            "customer": customer.to_json(), "as_of": app.today.isoformat(),
+            "derived": derived.to_json(), "segments": labels,
+            "reminders": [r.to_json(app.today) for r in reminders],
+            "open_follow_ups": [{"date": o.follow_up.date.isoformat(), "what": o.follow_up.what,
+                                 "source": str(o.interaction.location)}
+                                for o in derived.open_follow_ups],
+            "deals": [{"id": d.id, "title": d.title, "stage": d.stage, "value": d.value,
+                       "probability": d.probability,
+                       "expected_close": day(d.expected_close) or None} for d in deals],
+            "history": [i.to_json() for i in reversed(history)],
+            "planned": [i.to_json() for i in view.planned],
+        })
+        app.warn_about_problems()
+        return
+    c = customer
+    title = clean(c.name) + (f" ({clean(c.company)})" if c.company else "")
+    lines = [f"{title}  [{c.id}]", "=" * min(79, len(title) + len(c.id) + 4)]
+
+    def row(label: str, value: Any) -> None:
+        if value not in (None, "", (), []):
+            lines.append(f"{label + ':':<20}{clean(value)}")
+
+    row("Email", ", ".join(c.emails))
+    row("Phone", ", ".join(c.phones))
+    row("Address", c.address.one_line() if c.address else None)
+    row("Birthday", day(c.birthday))
+    row("Tags", ", ".join(c.tags))
+    row("Source", c.source)
+    row("Referred by", c.referred_by)
+    consent = ("yes" + (f", since {day(c.consent.since)}" if c.consent.since else "")
+               + (f" ({c.consent.how})" if c.consent.how else "")) if c.consent.email else "no"
+    row("Email consent", consent)
+    row("Prefers", c.preferred_channel)
+    for s in c.services:
+        row("Service", f"{s.name}, every {s.interval}"
+            + (f" since {day(s.start)}" if s.start else ""))
+    row("Notes", c.notes)
+    for key, value in c.fields.items():
+        row(str(key), value)
+    lines.append("")
+    lines.append(f"As of {app.today.isoformat()}")
+    row("Customer since", day(derived.first_purchase) or "no purchase yet")
+    row("Last contact", day(derived.last_contact))
+    row("Last purchase", day(derived.last_purchase))
+    row("Purchases", derived.purchase_count)
+    row("Revenue", money(derived.revenue, currency))
+    row("Revenue 12 months", money(derived.revenue_12m, currency))
+    row("Avg order value", money(derived.average_order_value, currency))
+    if derived.complaint_count:
+        row("Complaints", derived.complaint_count)
+    if labels:
+        flat = []
+        for key, value in labels.items():
+            if isinstance(value, dict):
+                flat.extend(f"{k}" for k, v in value.items() if v is True)
+            elif key.endswith("_since") or value in (None, False):
+                continue
+            else:
+                text = key if value is True else f"{key}={value}"
+                since = labels.get(f"{key}_since")
+                flat.append(f"{text} (since {since})" if since else text)
+        row("Segments", ", ".join(flat))
+    if derived.open_follow_ups:
+        lines.append("")
+        lines.append("Open follow-ups")
+        for o in derived.open_follow_ups:
+            what = clean(o.follow_up.what or o.interaction.summary)
+            lines.append(f"  {day(o.follow_up.date)}  {what}  ({o.interaction.location})")
+    listed = {o.interaction.location for o in derived.open_follow_ups}
+    others = [r for r in reminders if r.source not in listed]
+    if others:
+        lines.append("")
+        lines.append("Reminders")
+        for r in others:
+            flag = " (overdue)" if r.overdue(app.today) else ""
+            lines.append(f"  {day(r.due)}  {r.kind}: {clean(r.title)}{flag}")
+    if deals:
+        lines.append("")
+        lines.append("Deals")
+        for d in deals:
+            prob = f", {d.probability:.0%}" if d.probability is not None else ""
+            lines.append(f"  {d.id}: {clean(d.title)} [{d.stage}{prob}] "
+                         f"{money(d.value, currency)}".rstrip())
+    if derived.planned:
+        lines.append("")
+        lines.append("Planned")
+        for i in derived.planned:
+            lines.append(f"  {day(i.date)}  {_describe(i, currency)}")
+    lines.append("")
+    shown = list(reversed(history))
+    if limit:
+        shown = shown[:limit]
+    noun = "interaction" if len(history) == 1 else "interactions"
+    lines.append(f"History ({len(history)} {noun}" +
+                 (f", latest {len(shown)}" if len(shown) < len(history) else "") + ")")
+    for i in shown:
+        lines.append(f"  {day(i.date)}  {_describe(i, currency)}")
+    click.echo("\n".join(lines))
+    app.warn_about_problems()
+
+
+# --- customers --------------------------------------------------------------------------
+
+
+@replay.read_only
+@cli.command()
+@click.option("--tag", "tags", multiple=True,
+              help="Only customers with this tag (repeatable: all).")
+@click.option("--segment", "segments", multiple=True, metavar="NAME[=VALUE]",
+              help="Only customers in a segment, e.g. 'lifecycle=active' or a custom "
+                   "segment's name (repeatable: all).")
+@click.option("--format", "fmt", type=FORMAT_TABLE_JSON, default="table", show_default=True)
+@pass_app
+def customers(app: App, tags: tuple[str, ...], segments: tuple[str, ...], fmt: str) -> None:
+    """List customers with their key figures."""
+    everybody = len(app.workspace.customers)
+    try:
+        chosen = [c for c in app.customers(*segments) if all(t in c.customer.tags for t in tags)]
+    except CrmkitError as exc:
+        raise click.BadParameter(str(exc), param_hint="--segment") from None
+    currency = app.workspace.settings.currency
+    if fmt == "json":
+        echo_json([{**c.customer.to_json(), "derived": c.derived.to_json()} for c in chosen])
+    else:
+        rows = []
+        for c in chosen:
+            d = c.derived
+            rows.append([c.id, c.customer.name, c.customer.company, ", ".join(c.customer.tags),
+                         day(d.last_contact), d.purchase_count,
+                         money(d.revenue_12m, currency) if d.revenue_12m else ""])
+        click.echo(table(["id", "name", "company", "tags", "last contact", "purchases",
+                          "revenue 12m"], rows))
+        click.echo(f"{len(chosen)} of {everybody} customers", err=True)
+    app.warn_about_problems()
+
+
+# --- build and watch --------------------------------------------------------------------
+
+
+@cli.command()
+@pass_app
+def build(app: App) -> None:
+    """Write every generated file (reports, reminder calendar) to the output folder."""
+    written = app.build()
+    for path in written:
+        click.echo(f"wrote {app.display_path(path)}")
+    app.warn_about_problems()
+
+
+@cli.command()
+@click.option("--serve", "serve_", is_flag=True,
+              help="Also serve the output folder on 127.0.0.1; pages reload themselves.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port for --serve (0 picks a free one).")
+@pass_app
+def watch(app: App, serve_: bool, port: int) -> None:
+    """Rebuild the output whenever a workspace file changes (Ctrl-C stops)."""
+    from .watch import Watcher
+
+    watcher = Watcher(app.root, app._today, lambda line: click.echo(line))
+    try:
+        watcher.run(port if serve_ else None)
+    except OSError as exc:
+        raise CrmkitError(f"cannot serve on 127.0.0.1:{port}: {exc.strerror}") from None
+
+
+# --- plugins ----------------------------------------------------------------------------
+
+
+@replay.read_only
+@cli.command()
+@click.option("--format", "fmt", type=FORMAT_TABLE_JSON, default="table", show_default=True)
+@pass_app
+def plugins(app: App, fmt: str) -> None:
+    """List plugins (stock, installed, the workspace's own), what each registered and the
+    hooks it implements."""
+    host = app.host
+    registry = app.registry
+    provided: dict[str, dict[str, list[str]]] = {}
+    for (kind, name), owner in registry.owners.items():
+        provided.setdefault(owner, {}).setdefault(_REGISTERED[kind], []).append(name)
+    infos = sorted(host.plugins, key=lambda p: (p.kind != "stock", p.kind, p.name))
+    if fmt == "json":
+        echo_json([{"name": p.name, "kind": p.kind, "origin": p.origin, "version": p.version,
+                    "enabled": not p.disabled, "hooks": list(p.hooks),
+                    "registers": provided.get(p.name, {})} for p in infos])
+    else:
+        def registers(name: str) -> str:
+            found = provided.get(name, {})
+            return ", ".join(f"{len(found[k])} {k if len(found[k]) > 1 else k[:-1]}"
+                             for k in _REGISTERED.values() if k in found)
+
+        click.echo(table(["name", "kind", "version", "registers", "hooks"], [
+            [p.name, p.kind, p.version or "", registers(p.name),
+             "(disabled)" if p.disabled else
+             ", ".join(h.removeprefix("crmkit_") for h in p.hooks)] for p in infos]))
+    for problem in [*host.diagnostics, *registry.diagnostics]:
+        click.echo(str(problem), err=True)
+
+
+_REGISTERED = {"Label": "labels", "ReminderKind": "reminder kinds", "Metric": "metrics",
+               "Check": "checks", "ReportSection": "report sections",
+               "ConfigSection": "settings sections", "Importer": "importers"}

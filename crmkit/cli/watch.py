@@ -1,0 +1,284 @@
+"""``crmkit watch``: rebuild the generated files whenever the workspace changes.
+
+The watchdog callback only records which paths changed, under a condition; the
+main loop waits until events stop for a moment (an editor's save is several
+events), reloads the workspace with the parse cache kept in memory (so only the
+changed files are parsed again), and lets the plugins rebuild (``crmkit_build``).
+A file that is broken mid-edit shows its diagnostic and the last good output
+stays.  ``--serve`` serves the output folder on 127.0.0.1, and pages reload
+themselves after each rebuild.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import gc
+import http.server
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..engine.app import App
+from ..engine.plugins import LOCAL_PLUGIN_DIR
+from ..engine.templates import WORKSPACE_TEMPLATES
+from ..incremental.cache import ParseCache
+from ..incremental.memo import Memo
+from ..incremental.reload import apply_changes
+from ..loading.loader import (
+    CACHE_FILE,
+    CONFIG_FILE,
+    LoadedFiles,
+    is_editor_file,
+    load_workspace_files,
+)
+
+DEBOUNCE_SECONDS = 0.03
+IGNORED_DIRS = frozenset({".git", ".hg", ".svn", ".crmkit", "__pycache__", ".idea", ".vscode"})
+VERSION_PATH = "/__crmkit__/version"
+RELOAD_SCRIPT = f"""<script>
+(function () {{
+  var seen = null;
+  setInterval(function () {{
+    fetch("{VERSION_PATH}", {{cache: "no-store"}}).then(function (r) {{ return r.text(); }})
+      .then(function (v) {{ if (seen !== null && v !== seen) location.reload(); seen = v; }})
+      .catch(function () {{}});
+  }}, 1000);
+}})();
+</script>"""
+
+
+def is_ignored(rel: str, output: str) -> bool:
+    """Paths a rebuild does not care about: VCS and cache folders, output, editor files."""
+    parts = rel.replace(os.sep, "/").split("/")
+    if any(p in IGNORED_DIRS for p in parts[:-1]) or parts[0] == output.strip("/"):
+        return True
+    return parts[-1] in IGNORED_DIRS or is_editor_file(parts[-1])
+
+
+class ChangeCollector:
+    """Collects changed paths from watchdog's thread; the main loop takes them in batches."""
+
+    def __init__(self, root: Path, output: str) -> None:
+        self.root = root
+        self.output = output
+        self.condition = threading.Condition()
+        self.changed: set[str] = set()
+        self.last_event = 0.0
+
+    def dispatch(self, event: object) -> None:  # the watchdog handler protocol
+        if getattr(event, "is_directory", False) and getattr(event, "event_type", "") in (
+                "modified", "opened", "closed", "closed_no_write"):
+            return
+        if getattr(event, "event_type", "") in ("opened", "closed_no_write"):
+            return
+        paths = [getattr(event, "src_path", ""), getattr(event, "dest_path", "")]
+        for raw in paths:
+            if not raw:
+                continue
+            path = os.fsdecode(raw)
+            try:
+                rel = Path(path).relative_to(self.root).as_posix()
+            except ValueError:
+                continue
+            if rel in ("", ".") or is_ignored(rel, self.output):
+                continue
+            with self.condition:
+                self.changed.add(rel)
+                self.last_event = time.monotonic()
+                self.condition.notify_all()
+
+    def next_batch(self, quiet: float = DEBOUNCE_SECONDS, poll: float = 0.5) -> set[str]:
+        """Block until something changed and then nothing for ``quiet`` seconds."""
+        with self.condition:
+            while not self.changed:
+                self.condition.wait(poll)
+            while True:
+                remaining = self.last_event + quiet - time.monotonic()
+                if remaining <= 0:
+                    break
+                self.condition.wait(remaining)
+            batch, self.changed = self.changed, set()
+            return batch
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves the output folder; HTML pages get the reload script."""
+
+    version: Callable[[], str] = staticmethod(lambda: "0")
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] == VERSION_PATH:
+            self._send(self.version().encode(), "text/plain")
+            return
+        path = Path(self.translate_path(self.path))
+        if path.is_dir() and (path / "index.html").is_file():
+            path = path / "index.html"
+        if path.suffix == ".html" and path.is_file():
+            html = path.read_text(encoding="utf-8")
+            html = html.replace("</body>", RELOAD_SCRIPT + "</body>") if "</body>" in html \
+                else html + RELOAD_SCRIPT
+            self._send(html.encode("utf-8"), "text/html; charset=utf-8")
+            return
+        super().do_GET()
+
+    def _send(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def serve(folder: Path, port: int, version: Callable[[], str]) -> http.server.HTTPServer:
+    """Start serving ``folder`` on 127.0.0.1:``port`` in a thread."""
+    handler = type("Handler", (_Handler,), {"version": staticmethod(version)})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", port), functools.partial(handler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class Watcher:
+    """Rebuilds on change; ``echo`` gets one line per rebuild."""
+
+    def __init__(self, root: Path, today: dt.date | None, echo: Callable[[str], None]) -> None:
+        self.root = root
+        self.today = today
+        self.echo = echo
+        self.cache = ParseCache(root / CACHE_FILE)
+        self.builds = 0
+        self.output = "out"
+        self.app: App | None = None
+        self.files: LoadedFiles | None = None
+
+    def next_app(self, changed: set[str] | None) -> App:
+        """The App after ``changed``: the change applied to the loaded workspace when
+        :mod:`crmkit.incremental.reload` can, else a full load (through the parse cache
+        in memory) with a fresh memo.  The settings or a workspace plugin changed:
+        plugins, registrations and everything else are loaded afresh."""
+        previous = self.app
+        if previous is None or changed is None or any(
+                rel == CONFIG_FILE or rel.startswith(LOCAL_PLUGIN_DIR + "/") for rel in changed):
+            app = App(self.root, self.today, parse_cache=self.cache, memo=Memo(active=True))
+        else:
+            records = {rel for rel in changed if not rel.startswith(WORKSPACE_TEMPLATES + "/")}
+            app = previous._sharing(self.today, *(("workspace",) if not records else ()),
+                                    *(("templates",) if len(records) == len(changed) else ()))
+            app.problems = []
+            if records:
+                updated = None if self.files is None else apply_changes(
+                    previous.workspace, self.files, records, self.cache, app.host, app.today,
+                    app.registry, app._memo)
+                if updated is not None:
+                    app.__dict__["workspace"] = updated
+                else:  # a full load: nothing kept can be trusted to be current
+                    app._memo = Memo(active=True)
+        if "workspace" not in app.__dict__:
+            self.app = self.files = None
+            workspace, self.files = load_workspace_files(
+                app.root, app.host, settings_file=app._settings_file[0], cache=self.cache,
+                today=app.today, registry=app.registry, memo=app._memo)
+            app.__dict__["workspace"] = workspace
+            _keep_out_of_gc()
+        self.app = app
+        return app
+
+    def rebuild(self, changed: set[str] | None = None) -> bool:
+        """Reload and rebuild; ``False`` (and the old output kept) if a changed file broke."""
+        started = time.perf_counter()
+        gc.disable()  # collected after the rebuild, when nobody waits for it
+        try:
+            return self._rebuild(changed, started)
+        finally:
+            gc.enable()
+            gc.collect()
+
+    def _rebuild(self, changed: set[str] | None, started: float) -> bool:
+        app = self.next_app(changed)
+        workspace = app.workspace
+        self.output = workspace.settings.output
+        what = _describe(changed)
+        broken = [d for d in workspace.diagnostics if d.is_error and d.location
+                  and (changed is None or d.location.path in changed)]
+        if broken:
+            for diagnostic in broken:
+                self.echo(str(diagnostic))
+            self.echo(f"{_clock()} {what}: {len(broken)} error(s), kept the last good output")
+            return False
+        written = app.build()
+        for problem in app.problems:
+            self.echo(str(problem))
+        self.builds += 1
+        took = time.perf_counter() - started
+        stats = workspace.stats
+        parsed = f", {stats.parsed} file(s) parsed" if stats else ""
+        self.echo(f"{_clock()} {what}: wrote {len(written)} file(s) in {took:.2f} s{parsed}")
+        return True
+
+    def run(self, serve_port: int | None = None) -> None:
+        from watchdog.observers import Observer  # imported lazily: only watch needs it
+
+        self.rebuild(None)
+        collector = ChangeCollector(self.root, self.output)
+        observer = Observer()
+        observer.schedule(collector, str(self.root), recursive=True)
+        observer.start()
+        server = None
+        if serve_port is not None:
+            out = self.root / self.output
+            out.mkdir(parents=True, exist_ok=True)
+            server = serve(out, serve_port, lambda: str(self.builds))
+            self.echo(f"serving {self.output}/ on http://127.0.0.1:{server.server_port}/ "
+                      "(pages reload after each rebuild)")
+        self.echo("watching for changes; Ctrl-C stops")
+        try:
+            while True:
+                batch = collector.next_batch()
+                collector.output = self.output
+                try:
+                    self.rebuild(batch)
+                except Exception as exc:  # a failed rebuild is logged; watching goes on
+                    self.echo(f"{_clock()} rebuild failed: {type(exc).__name__}: {exc}")
+                    self.app = None  # the next change loads everything afresh
+        except KeyboardInterrupt:
+            pass
+        finally:
+            observer.stop()
+            observer.join(timeout=5)
+            if server is not None:
+                server.shutdown()
+            self.cache.save()
+            self.echo("stopped")
+
+
+def _keep_out_of_gc() -> None:
+    """Move what a full load made out of the cyclic garbage collector's way.
+
+    The records live until their file changes, and when it does they are freed by
+    reference counting (they hold no cycles).  Left to the collector, each of its
+    full passes over 100,000s of them costs most of a second in the middle of a
+    rebuild.  Objects frozen by the previous full load are unfrozen first, so that
+    garbage among them is still collected.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def _describe(changed: set[str] | None) -> str:
+    if changed is None:
+        return "start"
+    names = sorted(changed)
+    shown = ", ".join(names[:3])
+    return f"{shown} (+{len(names) - 3} more)" if len(names) > 3 else shown

@@ -1,0 +1,1 @@
+"""The rule engine: plugins, what they register, settings, views, evaluation, the App."""

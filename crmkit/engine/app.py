@@ -1,0 +1,327 @@
+"""One crmkit run: the workspace, its plugins and the day it is computed for.
+
+Commands (built-in and from plugins) receive the :class:`App` with
+``@crmkit.pass_app`` and ask it for what they need; everything is loaded on
+first use, so ``crmkit --help`` and ``crmkit init`` never touch a workspace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import shutil
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..incremental.cache import CACHE_DIR, ParseCache
+from ..incremental.memo import Memo
+from ..loading.atomic import replace as replace_file
+from ..loading.loader import (
+    find_workspace,
+    load_workspace,
+    preliminary_settings,
+    read_settings_data,
+)
+from ..loading.schema import BASE_INTERACTION_TYPES, did_you_mean, time_zone
+from ..loading.writing import write_customer, write_interaction
+from ..loading.yamlsource import ParsedFile, YamlMap
+from ..model import CrmkitError, Customer, Diagnostic, Workspace
+from .evaluate import Engine, Labels
+from .plugins import PluginHost, load_plugins
+from .registry import Registry, collect
+from .rules import Importer, ReminderKind, ReportSection
+from .templates import render_sections, template_environment
+from .values import EmailDraft, MetricValue, Reminder
+from .views import CustomerView
+
+if TYPE_CHECKING:
+    import jinja2
+
+
+class App:
+    """The current run, as commands see it."""
+
+    def __init__(self, workspace: str | Path | None = None, today: dt.date | None = None,
+                 verbose: bool = False, use_cache: bool = True, *,
+                 parse_cache: ParseCache | None = None, memo: Memo | None = None,
+                 one_shot: bool = False) -> None:
+        self.workspace_option = workspace
+        self._today = today
+        self.verbose = verbose
+        self.use_cache = use_cache
+        self._parse_cache = parse_cache
+        self._memo = memo or Memo()
+        #: This process ends with the command (the ``crmkit`` command line).
+        self._one_shot = one_shot
+        #: Problems raised by plugins' rules and hooks during this run (after loading).
+        self.problems: list[Diagnostic] = []
+
+    # --- what is loaded -------------------------------------------------------------
+
+    @cached_property
+    def root(self) -> Path:
+        return find_workspace(self.workspace_option)
+
+    @cached_property
+    def _settings_file(self) -> tuple[ParsedFile, list[str]]:
+        return read_settings_data(self.root)
+
+    @cached_property
+    def host(self) -> PluginHost:
+        """The loaded plugins; only the installed ones when there is no workspace."""
+        try:
+            root = self.root
+        except Exception:
+            return load_plugins(None)
+        return load_plugins(root, self._settings_file[1])
+
+    @cached_property
+    def registry(self) -> Registry:
+        """Everything the plugins registered: labels, reminder kinds, metrics, ..."""
+        try:
+            settings = preliminary_settings(self._settings_file[0])
+        except CrmkitError:
+            from ..model import Settings
+
+            settings = Settings(business="")
+        return collect(self.host, settings)
+
+    @cached_property
+    def workspace(self) -> Workspace:
+        workspace = load_workspace(self.root, self.host, use_cache=self.use_cache,
+                                   settings_file=self._settings_file[0],
+                                   cache=self._parse_cache, today=self._today,
+                                   registry=self.registry, memo=self._memo)
+        if self._one_shot:
+            # The records live as long as this process: keep the cyclic garbage
+            # collector from walking 100,000s of them again and again while the
+            # command computes (a long-running watch must not freeze anything).
+            gc.freeze()
+        return workspace
+
+    @property
+    def today(self) -> dt.date:
+        """``--today``, else today's date in the workspace's time zone (read from
+        ``crmkit.yaml`` alone: knowing the day must not cost loading every record)."""
+        if self._today is None:
+            tz = time_zone(self._raw_setting("timezone", "UTC")) or time_zone("UTC")
+            self._today = dt.datetime.now(tz).date()
+        return self._today
+
+    def _raw_setting(self, key: str, default: str) -> str:
+        """A text setting of ``crmkit.yaml`` as written, before the workspace is loaded."""
+        data = self._settings_file[0].data
+        value = data.get(key) if isinstance(data, YamlMap) else None
+        return value.strip() if isinstance(value, str) and value.strip() else default
+
+    @cached_property
+    def _engine(self) -> Engine:
+        engine = Engine(self.workspace, self.registry, self.today, self._memo)
+        engine.problems = self.problems
+        return engine
+
+    def at(self, day: dt.date) -> App:
+        """The same workspace and plugins as of another day (to compare with last week)."""
+        if day == self._today:
+            return self
+        others = self.__dict__.setdefault("_others", {})
+        if day not in others:
+            other = self._sharing(day, "workspace", "templates")
+            others[day] = other
+        return others[day]
+
+    def _sharing(self, day: dt.date | None, *loaded: str) -> App:
+        """A new App for ``day`` with this one's plugins, registry and settings, and the
+        ``loaded`` parts (``"workspace"``, ``"templates"``) already loaded by this one."""
+        other = App(self.workspace_option, day, self.verbose, self.use_cache,
+                    parse_cache=self._parse_cache, memo=self._memo)
+        other.problems = self.problems
+        for name in ("root", "_settings_file", "host", "registry", *loaded):
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        return other
+
+    # --- customers, labels, reminders, metrics --------------------------------------
+
+    def customer(self, customer_id: str) -> CustomerView:
+        """One customer as of ``today``, every label readable; a one-line error with a
+        suggestion if there is no such customer."""
+        return self._engine.view(self.require_customer(customer_id))
+
+    def customers(self, *segments: str) -> list[CustomerView]:
+        """Every customer as of ``today``, by id; with ``segments``, those in all of them
+        (a label's name, ``NAME=VALUE`` or any expression of the rule language)."""
+        from .expressions import ExpressionError, compile_expression
+
+        selectors = []
+        for text in segments:
+            try:
+                selectors.append(compile_expression(text, self.registry.names()))
+            except ExpressionError as exc:
+                raise CrmkitError(f"segment {text!r}: {exc.message} (column {exc.column})"
+                                  ) from None
+        engine = self._engine
+        views = [engine.view(c) for c in self.workspace.customers.values()]
+        if selectors:
+            views = [v for v in views if all(s(v.variables) for s in selectors)]
+        return views
+
+    def importers(self) -> dict[str, Importer]:
+        """The registered importers by name (``crmkit import FORMAT``)."""
+        return dict(self.registry.importers)
+
+    def labels(self) -> Labels:
+        """Every customer's labels: ``labels()[id]`` is ``{name: value, group: {...}}``,
+        ``labels().column(name)`` is ``{id: value}``."""
+        return self._engine.labels()
+
+    def reminders(self) -> list[Reminder]:
+        """All open reminders of every enabled kind, by due date, customer, kind and
+        title (held-back ones included, with ``suppressed`` saying why)."""
+        return self._engine.reminders()
+
+    def calendar(self, reminders: list[Reminder], key: str = "calendar") -> bytes:
+        """``reminders`` as an iCalendar feed (RFC 5545) for a calendar subscription;
+        ``key`` names the feed (one per file or output)."""
+        from .calendar import to_ics
+
+        name = f"{self.workspace.settings.business}: reminders"
+        return to_ics(reminders, self.today, name, key)
+
+    def plugin_of(self, registered: Any) -> str:
+        """The name of the plugin that registered a label, kind, metric, ..."""
+        return self.registry.owner(registered)
+
+    def kinds(self) -> list[ReminderKind]:
+        """Every registered reminder kind (``enabled_kinds()`` for the ones switched on)."""
+        return list(self.registry.kinds.values())
+
+    def enabled_kinds(self) -> list[ReminderKind]:
+        return self._engine.kinds()
+
+    def metric(self, name: str) -> MetricValue:
+        """One metric as of ``today``."""
+        if name not in self.registry.metrics:
+            raise CrmkitError(f"unknown metric {name!r}{did_you_mean(name, self.registry.metrics)}")
+        return self._engine.metric(name)
+
+    def metrics(self, names: list[str] | tuple[str, ...] | None = None
+                ) -> dict[str, MetricValue]:
+        """The metrics named (default: all but the plugins' helpers, whose names start
+        with ``_``), computed once per run."""
+        chosen = [n for n in self.registry.metrics if not n.startswith("_")] \
+            if names is None else [n for n in names if n in self.registry.metrics]
+        return {name: self._engine.metric(name) for name in chosen}
+
+    # --- templates, drafts, reports -------------------------------------------------
+
+    @cached_property
+    def templates(self) -> jinja2.Environment:
+        """Jinja environment: workspace ``templates/``, then plugin folders and filters."""
+        env, problems = template_environment(self.root, self.host)
+        self.problems.extend(problems)
+        return env
+
+    def draft_email(self, reminder: Reminder) -> EmailDraft | None:
+        """The first plugin's draft for ``reminder``, or ``None`` if no plugin drafts it."""
+        customer = self.workspace.customers.get(reminder.customer)
+        if customer is None:
+            return None
+        draft, problems = self.host.first("crmkit_draft_email", reminder=reminder,
+                                          kind=self.registry.kinds.get(reminder.kind),
+                                          customer=self._engine.view(customer),
+                                          templates=self.templates)
+        self.problems.extend(problems)
+        return draft
+
+    def report_sections(self, report: str) -> list[ReportSection]:
+        """The sections registered for ``report``, in order."""
+        return self.registry.sections_of(report)
+
+    def render_sections(self, report: str, fmt: str, variables: dict[str, Any]
+                        ) -> list[dict[str, Any]]:
+        """Each section of ``report`` rendered as ``fmt`` (``name``, ``title``, ``body``)."""
+        return render_sections(self, report, fmt, variables)
+
+    # --- records and files ----------------------------------------------------------
+
+    def require_customer(self, customer_id: str) -> Customer:
+        """The customer, or a one-line error with a suggestion (for commands)."""
+        customer = self.workspace.customers.get(customer_id)
+        if customer is None:
+            raise CrmkitError(f"unknown customer {customer_id!r}"
+                              f"{did_you_mean(customer_id, self.workspace.customers)}; "
+                              "see 'crmkit customers'")
+        return customer
+
+    def interaction_types(self) -> list[str]:
+        """Every interaction type files may use: the base ones, crmkit.yaml's, plugins'."""
+        return sorted({*BASE_INTERACTION_TYPES, *self.workspace.settings.interaction_types,
+                       *self.registry.interaction_types})
+
+    def record_interaction(self, data: dict[str, Any], dry_run: bool = False) -> str:
+        """Write a new interaction file (validated, atomic, never overwriting).
+
+        ``data`` is what the file holds (``customer``, ``date``, ``type``, ...); empty
+        values are left out. Returns the workspace-relative path. Raises
+        :class:`~crmkit.CrmkitError` for invalid data; ``dry_run`` only checks.
+        """
+        rel, _ = write_interaction(self.workspace, dict(data), self.interaction_types(),
+                                   dry_run=dry_run)
+        return rel
+
+    def record_customer(self, customer_id: str, data: dict[str, Any],
+                        dry_run: bool = False) -> str:
+        """Write ``customers/<customer_id>.yaml`` like :meth:`record_interaction`."""
+        return write_customer(self.workspace, customer_id, dict(data), dry_run=dry_run)
+
+    def write_output(self, path: str | Path, data: str | bytes) -> Path:
+        """Replace a generated file (``path`` relative to the output folder, or absolute)
+        atomically; returns where it was written."""
+        target = Path(path)
+        if not target.is_absolute():
+            target = self.workspace.output_dir / target
+        replace_file(target, data, durable=False)
+        return target
+
+    def write_file(self, path: str | Path, data: str | bytes) -> Path:
+        """Replace a file a command was asked to write (an export's ``--out``, an edited
+        record) atomically and durably: never a half-written file, even after a crash."""
+        target = Path(path)
+        replace_file(target, data)
+        return target
+
+    def build(self) -> list[Path]:
+        """Let every plugin write its generated files (``crmkit_build``)."""
+        written, problems = self.host.call("crmkit_build", app=self)
+        self.problems.extend(problems)
+        return [Path(p) for p in written]
+
+    def clear_caches(self) -> None:
+        """Delete what crmkit keeps in ``.crmkit/`` (parse cache, kept outputs): after an
+        erasure they would still hold copies of the erased data."""
+        shutil.rmtree(self.root / CACHE_DIR, ignore_errors=True)
+
+    def display_path(self, path: Path) -> str:
+        """``path`` as users see it: relative to the workspace when it is inside it."""
+        try:
+            return path.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+    def warn_about_problems(self) -> None:
+        """For commands other than ``check``: say once that the workspace has errors, and
+        print what plugins reported during this run (on stderr)."""
+        problems = list(dict.fromkeys(self.problems))
+        errors = self.workspace.errors + [p for p in problems if p.is_error]
+        if errors:
+            click.echo(f"warning: the workspace has {len(errors)} error(s); "
+                       "run 'crmkit check' to see them", err=True)
+        for problem in problems:
+            click.echo(str(problem), err=True)
+
+
+pass_app = click.make_pass_decorator(App)

@@ -1,0 +1,119 @@
+"""Jinja templates: the workspace's ``templates/`` first, then what plugins ship.
+
+Templates are looked up by name, so a workspace overrides a shipped template
+by putting a file of the same name in ``templates/``.  HTML and XML templates
+escape every value automatically (customer data can contain anything).
+Report sections are rendered here, so that the core decides what text to reuse
+(:mod:`crmkit.incremental.render`): only sections declared ``pure``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..incremental import render
+from ..model import Diagnostic
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from .app import App
+    from .plugins import PluginHost
+    from .rules import ReportSection
+
+WORKSPACE_TEMPLATES = "templates"
+_MARKUP = frozenset({"html", "htm", "xml", "svg"})
+
+
+def _escapes(name: str | None) -> bool:
+    """Autoescape ``report.html`` and ``report.html.j2`` alike."""
+    return name is not None and not _MARKUP.isdisjoint(name.lower().split(".")[1:])
+
+
+def md_cell(value: Any) -> str:
+    """One Markdown table cell of customer data: one line, no table breaks, no HTML, no
+    links or images (``[text](url)`` stays text)."""
+    from ..cli.output import clean
+
+    return (clean(value).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+            .replace(">", "&gt;").replace("[", "\\[").replace("]", "\\]"))
+
+
+def template_environment(root: Path | None, host: PluginHost
+                         ) -> tuple[jinja2.Environment, list[Diagnostic]]:
+    """A Jinja environment with the template search path and the plugins' functions."""
+    import jinja2  # imported lazily: most commands never render a template
+
+    problems: list[Diagnostic] = []
+    folders: list[Path] = []
+    if root is not None and (root / WORKSPACE_TEMPLATES).is_dir():
+        folders.append(root / WORKSPACE_TEMPLATES)
+    dirs, failed = host.call("crmkit_template_dirs")
+    problems.extend(failed)
+    for folder in map(Path, dirs):
+        if folder not in folders:
+            folders.append(folder)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(f) for f in folders]),
+        autoescape=_escapes,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["rows"] = jinja2.pass_eval_context(render.rows)
+    env.filters["md"] = env.globals["md"] = md_cell
+    functions, failed = host.call("crmkit_jinja_filters")
+    problems.extend(failed)
+    for mapping in functions:
+        if not isinstance(mapping, dict):
+            continue
+        env.filters.update(mapping)
+        env.globals.update(mapping)
+    return env, problems
+
+
+def render_sections(app: App, report: str, fmt: str, variables: dict[str, Any]
+                    ) -> list[dict[str, Any]]:
+    """Every registered section of ``report`` rendered as ``fmt``: ``name``, ``title``
+    and ``body`` of each, in order.  ``variables`` are the report's own (a section
+    that is not pure sees them too).  A section whose template or context fails is
+    left out with a diagnostic naming its plugin."""
+    import jinja2
+    from markupsafe import Markup
+
+    env = app.templates
+    registry = app.registry
+    rendered = []
+    for section in registry.sections_of(report):
+        owner = registry.owner_of_section(section)
+        name = f"{section.template}.{fmt}.j2"
+        try:
+            template = env.get_template(name)
+        except jinja2.TemplateNotFound:
+            app.problems.append(Diagnostic.warning(
+                f"report section {section.name!r} (plugin {owner!r}) has no template "
+                f"{name}; left out", section.where, source=owner))
+            continue
+        try:
+            body = _render(app, section, template, variables)
+        except Exception as exc:
+            from .plugins import location_in_traceback
+
+            app.problems.append(Diagnostic.error(
+                f"report section {section.name!r} (plugin {owner!r}) failed: "
+                f"{type(exc).__name__}: {exc}",
+                location_in_traceback(exc, root=app.root) or section.where, source=owner))
+            continue
+        rendered.append({"name": section.name, "title": section.title,
+                         "body": Markup(body) if fmt == "html" else body})
+    return rendered
+
+
+def _render(app: App, section: ReportSection, template: Any, variables: dict[str, Any]) -> str:
+    context = dict(section.context(app)) if section.context is not None else {}
+    if section.pure:
+        settings = app.workspace.settings
+        return render.render_pure(template, {
+            "business": settings.business, "today": app.today,
+            "currency": settings.currency, "locale": settings.locale, **context})
+    return str(template.render({**variables, **context, "section": section}))

@@ -1,0 +1,116 @@
+"""What rules and plugins hand back, and what the core hands out: plain typed values."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import Interaction, Location
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """What a reminder kind's rule yields: something to do for this customer by ``date``.
+
+    The core makes a :class:`Reminder` of it, adding the kind, the customer, the
+    channel (the customer's preferred one, else email where allowed, else phone)
+    and the priority (the kind's, or ``reminders.<kind>.priority``).
+    """
+
+    date: dt.date
+    title: str
+    reason: str = ""
+    #: The interaction that caused it (shown as the reminder's source).
+    source: Interaction | None = None
+    #: Facts for email templates, e.g. ``{"service": "Wartung", "age": 48}``.
+    details: Mapping[str, Any] = field(default_factory=dict)
+    #: Overrides the kind's priority for this one (1 = most important).
+    priority: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """Something to do for a customer by a date, and why."""
+
+    due: dt.date
+    customer: str
+    kind: str
+    title: str
+    reason: str
+    channel: str | None = None
+    #: 1 = most important; lower priorities are held back first by the frequency cap.
+    priority: int = 3
+    #: The interaction or setting that caused it.
+    source: Location | None = None
+    #: Why it is not shown by default (e.g. the frequency cap), if it is held back.
+    suppressed: str | None = None
+    #: Facts for templates, e.g. ``{"service": "Wartung", "age": 48}`` (compared, not
+    #: hashed: a dict has no hash).
+    details: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def overdue(self, today: dt.date) -> bool:
+        return self.due < today
+
+    def to_json(self, today: dt.date) -> dict[str, Any]:
+        return {
+            "due": self.due.isoformat(), "customer": self.customer, "kind": self.kind,
+            "title": self.title, "channel": self.channel, "priority": self.priority,
+            "overdue": self.overdue(today), "reason": self.reason,
+            "source": str(self.source) if self.source else None,
+            "suppressed": self.suppressed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EmailDraft:
+    """An email a plugin drafted for a reminder, ready for review."""
+
+    reminder: Reminder
+    to: str
+    subject: str
+    body: str
+    locale: str
+    template: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricValue:
+    """A figure as computed for a day, e.g. ``repeat_purchase_rate = 0.42``."""
+
+    name: str
+    label: str
+    value: Any
+    unit: str | None = None
+    description: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "value": self.value, "unit": self.unit,
+                "description": self.description}
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    """One record read by an importer, in the workspace's file format.
+
+    ``kind`` is ``"customer"`` or ``"interaction"``; ``data`` is what the new
+    file would hold (an interaction may name its customer by ``customer``
+    (an id) or by ``customer_email``/``customer_phone``/``customer_name``, which
+    the import resolves).  ``row`` is the 1-based row or entry number in the
+    source, for messages; ``problems`` are reasons the row cannot be imported.
+    """
+
+    row: int
+    kind: str
+    data: Mapping[str, Any]
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """What the user asked for: column mapping overrides and the source's encoding."""
+
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    encoding: str | None = None
+    delimiter: str | None = None

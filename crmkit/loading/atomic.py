@@ -1,0 +1,71 @@
+"""Writing files without ever losing data.
+
+New files are written to a temporary file in the same folder, flushed, then
+*linked* into place: ``os.link`` fails if the name exists, so two concurrent
+``crmkit log`` runs can never clobber each other and a crash leaves no half file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def _write_temp(path: Path, data: bytes, durable: bool = True) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def create_new(path: Path, data: bytes) -> None:
+    """Create ``path`` with ``data``; raise ``FileExistsError`` if it already exists."""
+    tmp = _write_temp(path, data)
+    try:
+        os.link(tmp, path)
+    except OSError as exc:
+        if isinstance(exc, FileExistsError):
+            raise
+        # Filesystems without hard links: exclusive create, then copy in.
+        with open(path, "xb") as handle:
+            handle.write(data)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def replace(path: Path, data: bytes | str, durable: bool = True) -> None:
+    """Atomically replace ``path`` (files crmkit owns, such as caches and output, or a
+    user's file that a command was explicitly asked to change).  Text is written as UTF-8.
+
+    ``durable=False`` is for generated files that the next build writes again
+    (reports, the reminder calendar): still never a half file under the name, but
+    not forced to disk before the rename (``crmkit watch`` writes them after every
+    save; after a power cut the next build makes them again).
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    tmp = _write_temp(path, data, durable)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_atomically(path: Path, data: bytes | str) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (text as UTF-8): never a
+    half-written file under the name, even after a crash."""
+    replace(Path(path), data)

@@ -1,0 +1,120 @@
+"""Creating new record files: validated first, written atomically, never overwriting.
+
+``crmkit add customer``, ``crmkit log`` and plugins (through
+:meth:`crmkit.App.record_interaction`) all go through here, so every file crmkit
+writes passes the same checks as ``crmkit check``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..model import Interaction, Workspace
+from ..model.diagnostics import CrmkitError, Diagnostic
+from .atomic import create_new
+from .ids import slugify
+from .schema import parse_customer, parse_interaction
+from .yamlsource import dump_yaml, parse_yaml
+
+
+def _as_date(value: Any) -> Any:
+    """``"2026-03-05"`` → a date (dumped unquoted, as a person writes it); else unchanged."""
+    if isinstance(value, str):
+        try:
+            return (dt.datetime.fromisoformat(value) if ("T" in value or ":" in value)
+                    else dt.date.fromisoformat(value))
+        except ValueError:
+            return value
+    return value
+
+
+def check_record(text: str, rel: str, parse: Callable[[Any, str, list[Diagnostic]], Any]) -> Any:
+    """Run the loader's checks on a new file's text; raise ``CrmkitError`` on errors."""
+    problems: list[Diagnostic] = []
+    parsed = parse_yaml(text.encode("utf-8"), rel)
+    problems.extend(parsed.diagnostics)
+    result = parse(parsed.data, rel, problems)
+    errors = [p for p in problems if p.is_error]
+    if errors:
+        raise CrmkitError("; ".join(p.message for p in errors))
+    return result
+
+
+def _create(workspace: Workspace, rel: str, text: str) -> None:
+    try:
+        create_new(workspace.root / rel, text.encode("utf-8"))
+    except PermissionError as exc:
+        raise CrmkitError(f"cannot write {rel}: {exc.strerror}") from None
+
+
+def write_customer(workspace: Workspace, customer_id: str, data: dict[str, Any],
+                   dry_run: bool = False) -> str:
+    """Create ``customers/<id>.yaml``; returns its workspace-relative path.
+
+    With ``dry_run`` the data is checked (``CrmkitError`` if invalid) but nothing written.
+    """
+    from .schema import ID_PATTERN
+
+    if not ID_PATTERN.match(customer_id):
+        raise CrmkitError(f"{customer_id!r} is not a valid customer id")
+    for key in ("birthday",):
+        if key in data:
+            data[key] = _as_date(data[key])
+    if isinstance(data.get("consent"), dict) and "since" in data["consent"]:
+        data["consent"]["since"] = _as_date(data["consent"]["since"])
+    rel = f"customers/{customer_id}.yaml"
+    text = dump_yaml(data)
+    check_record(text, rel, lambda d, r, out: parse_customer(d, r, customer_id, out))
+    if dry_run:
+        if (workspace.root / rel).exists():
+            raise CrmkitError(f"{rel} already exists")
+        return rel
+    try:
+        _create(workspace, rel, text)
+    except FileExistsError:
+        raise CrmkitError(f"{rel} already exists; not overwriting it (pass another id)") from None
+    return rel
+
+
+def write_interaction(workspace: Workspace, data: dict[str, Any],
+                      known_types: Iterable[str], dry_run: bool = False
+                      ) -> tuple[str, Interaction]:
+    """Create ``interactions/<year>/<date>-<customer>-<type>[-N].yaml``.
+
+    With ``dry_run`` the data is checked (``CrmkitError`` if invalid) but nothing written.
+    """
+    customer_id = str(data.get("customer"))
+    if customer_id not in workspace.customers:
+        from .schema import did_you_mean
+
+        raise CrmkitError(f"unknown customer {customer_id!r}"
+                          f"{did_you_mean(customer_id, workspace.customers)}")
+    data = {k: v for k, v in data.items() if v not in (None, "", [], {})}
+    data["date"] = _as_date(data.get("date"))
+    follow_up = data.get("follow_up")
+    if isinstance(follow_up, dict):
+        data["follow_up"] = {**follow_up, "date": _as_date(follow_up.get("date"))}
+    elif follow_up is not None:
+        data["follow_up"] = _as_date(follow_up)
+    text = dump_yaml(data)
+    settings = workspace.settings
+    tz = zoneinfo.ZoneInfo(settings.timezone)
+    record: Interaction | None = check_record(
+        text, "interaction", lambda d, r, out: parse_interaction(
+            d, r, out, frozenset(known_types), tz, settings.currency, workspace.customers))
+    assert record is not None
+    base = (f"interactions/{record.date.year}/{record.date.isoformat()}-{customer_id}-"
+            f"{slugify(record.type)}")
+    if dry_run:
+        return f"{base}.yaml", record
+    for attempt in range(1, 1000):
+        rel = f"{base}.yaml" if attempt == 1 else f"{base}-{attempt}.yaml"
+        try:
+            _create(workspace, rel, text)
+            return rel, record
+        except FileExistsError:
+            continue
+    raise CrmkitError(f"too many files named {base}-N.yaml")

@@ -1,0 +1,102 @@
+"""Data-quality checks beyond the file format: duplicates and records that do not add up.
+
+Registered as :class:`crmkit.Check` rules: per customer (their interactions), and
+across everybody's contact details (duplicates).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import crmkit
+from crmkit import Check, Customer, CustomerView, Diagnostic, Interaction, Location, Workspace
+
+NAME = "checks"
+
+
+def _phone_key(phone: str) -> str:
+    digits = re.sub(r"\D", "", phone)
+    if phone.strip().startswith("+"):
+        return digits
+    if digits.startswith("00"):
+        return digits[2:]
+    return digits.lstrip("0")[-9:]
+
+
+#: A customer's emails and phones with their comparison keys, and where they are written.
+ContactKeys = tuple[tuple[tuple[str, str], ...], Location, tuple[tuple[str, str], ...], Location]
+
+
+def contact_keys(customer: Customer) -> ContactKeys:
+    emails = tuple((email, email.strip().lower()) for email in customer.emails)
+    phones = tuple((phone, _phone_key(phone)) for phone in customer.phones)
+    return (emails, customer.locate("emails" if "emails" in customer.locations else "email"),
+            phones, customer.locate("phones" if "phones" in customer.locations else "phone"))
+
+
+def contact_keys_of(c: CustomerView) -> ContactKeys:
+    return contact_keys(c.customer)
+
+
+def duplicates(keys: Mapping[str, ContactKeys], scope: Any = None) -> list[Diagnostic]:
+    """Customers with the email or the phone of a customer before them (by id)."""
+    seen_email: dict[str, str] = {}
+    seen_phone: dict[str, str] = {}
+    found = []
+    for customer_id, (emails, email_at, phones, phone_at) in keys.items():
+        for email, key in emails:
+            if key in seen_email:
+                found.append(Diagnostic.error(
+                    f"duplicate customer: {seen_email[key]!r} has the same email {email!r}",
+                    email_at, source=NAME))
+            else:
+                seen_email[key] = customer_id
+        for phone, key in phones:
+            if len(key) >= 6 and key in seen_phone and seen_phone[key] != customer_id:
+                found.append(Diagnostic.warning(
+                    f"possible duplicate: {seen_phone[key]!r} has the same phone {phone!r}",
+                    phone_at, source=NAME))
+            else:
+                seen_phone.setdefault(key, customer_id)
+    return found
+
+
+def interaction_checks(c: CustomerView) -> Iterator[Diagnostic]:
+    """Records that do not add up, in every interaction of the customer (planned ones
+    too)."""
+    return _interaction_checks((*c.history, *c.planned), c.settings.currency)
+
+
+@crmkit.hookimpl
+def crmkit_register(register: Any) -> None:
+    register(Check("duplicates", contact_keys_of, across=duplicates))
+    register(Check("interactions", interaction_checks))
+
+
+@crmkit.hookimpl
+def crmkit_validate(workspace: Workspace) -> Iterator[Diagnostic]:
+    for deal in workspace.deals.values():
+        if deal.is_open and deal.value is None:
+            yield Diagnostic.warning("open deal without 'value'", deal.location, source=NAME)
+
+
+def _interaction_checks(history: Iterable[Interaction], currency: str) -> Iterator[Diagnostic]:
+    for interaction in history:
+        kind = interaction.type
+        if kind in ("purchase", "quote") and interaction.amount is None:
+            yield Diagnostic.warning(f"{kind} without 'amount'", interaction.location, source=NAME)
+        if kind == "feedback" and interaction.score is None and interaction.summary is None:
+            yield Diagnostic.warning("feedback without 'score' or 'summary'",
+                                     interaction.location, source=NAME)
+        if interaction.amount is not None and interaction.currency not in (None, currency):
+            yield Diagnostic.warning(
+                f"amount in {interaction.currency}, not the workspace currency {currency}: "
+                "not counted in revenue", interaction.locate("currency"), source=NAME)
+        if interaction.score is not None and kind != "feedback":
+            yield Diagnostic.warning(f"'score' on a {kind}; scores belong to feedback",
+                                     interaction.locate("score"), source=NAME)
+        if interaction.follow_up is not None and interaction.follow_up.date < interaction.date:
+            yield Diagnostic.warning("'follow_up' is dated before the interaction itself",
+                                     interaction.locate("follow_up"), source=NAME)

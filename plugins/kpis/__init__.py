@@ -1,0 +1,323 @@
+"""Key figures of the business as of ``--today``, for reports and ``--format json``.
+
+Most figures are sums over every customer's :class:`Contribution` (a plain
+function of one customer, registered as the per-customer rule of each metric;
+the core computes it once per customer and keeps it while the customer's data is
+the same); the definitions are in docs/reports.md.  "The period" is the 365 days
+up to and including ``--today``; "the previous period" the 365 days before it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import crmkit
+from crmkit import CustomerView, Interaction, Metric
+
+NAME = "kpis"
+STAGES = ("lead", "new", "active", "at_risk", "lost")
+STAGE_PROBABILITY = {"lead": Decimal("0.1"), "qualified": Decimal("0.3"),
+                     "proposal": Decimal("0.5"), "negotiation": Decimal("0.7"),
+                     "open": Decimal("0.5")}
+TOP = 10
+
+
+def _counted(i: Interaction, currency: str) -> bool:
+    return i.type == "purchase" and i.amount is not None and i.currency in (None, currency)
+
+
+def _ratio(part: int | Decimal, whole: int | Decimal) -> float | None:
+    return round(float(part) / float(whole), 4) if whole else None
+
+
+def month_keys(today: dt.date, months: int = 12) -> list[str]:
+    """The last ``months`` calendar months up to today's, oldest first (``2026-11``)."""
+    keys = []
+    year, month = today.year, today.month
+    for _ in range(months):
+        keys.append(f"{year:04d}-{month:02d}")
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return keys[::-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One customer's part of the figures (kept per customer while it does not change)."""
+
+    purchase_days: int
+    bought_now: bool
+    bought_before: bool
+    lifetime: Decimal | None
+    revenue_12m: Decimal
+    orders_12m: int
+    by_month: tuple[tuple[str, Decimal], ...]
+    nps: int | None
+    complaints: tuple[Interaction, ...]
+    new_lead: bool
+
+
+def contribution(c: CustomerView) -> Contribution:
+    """One customer's part of the figures."""
+    today = c.today
+    currency = c.settings.currency
+    start = today - dt.timedelta(days=365)
+    previous_start = today - dt.timedelta(days=730)
+    days = set()
+    bought_now = bought_before = False
+    lifetime: Decimal | None = None
+    revenue_12m = Decimal(0)
+    orders_12m = 0
+    by_month: dict[str, Decimal] = {}
+    nps = None
+    complaints = []
+    for i in c.history:
+        if i.type == "purchase":
+            days.add(i.date)
+            if i.date > start:
+                bought_now = True
+            elif i.date > previous_start:
+                bought_before = True
+        if _counted(i, currency):
+            lifetime = (lifetime or Decimal(0)) + i.amount  # type: ignore[operator]
+            if i.date > start:
+                revenue_12m += i.amount  # type: ignore[operator]
+                orders_12m += 1
+                key = f"{i.date.year:04d}-{i.date.month:02d}"
+                by_month[key] = by_month.get(key, Decimal(0)) + i.amount  # type: ignore[operator]
+        if i.date > start:
+            if i.type == "feedback" and i.score is not None:
+                nps = i.score  # the latest
+            if i.type == "complaint":
+                complaints.append(i)
+    first_contact = c.derived.first_contact
+    return Contribution(len(days), bought_now, bought_before, lifetime, revenue_12m, orders_12m,
+                        tuple(by_month.items()), nps, tuple(complaints),
+                        first_contact is not None and first_contact > start)
+
+
+@dataclass
+class Totals:
+    """The figures summed over every customer's :class:`Contribution`."""
+
+    revenue_12m: Decimal = Decimal(0)
+    orders_12m: int = 0
+    by_month: dict[str, Decimal] = field(default_factory=dict)
+    per_customer_12m: dict[str, Decimal] = field(default_factory=dict)
+    buyers: int = 0
+    repeaters: int = 0
+    retained: int = 0
+    buyers_before: int = 0
+    lifetime: list[Decimal] = field(default_factory=list)
+    new_leads_12m: int = 0
+    converted_12m: int = 0
+    nps_scores: list[int] = field(default_factory=list)
+    complaints: list[Interaction] = field(default_factory=list)
+    #: The customers with the highest revenue in the period, best first.
+    top: list[str] = field(default_factory=list)
+    #: Every customer's revenue in the period, highest first.
+    ranked: list[float] = field(default_factory=list)
+
+
+def totals(parts: dict[str, Contribution], today: dt.date) -> Totals:
+    """Sum the contributions of every customer."""
+    return merged_totals((partial_totals(tuple(parts), tuple(parts.values()), today),), today)
+
+
+def partial_totals(ids: tuple[str, ...], parts: tuple[Contribution, ...], today: dt.date
+                   ) -> Totals:
+    """The sums of some customers' contributions (without the rankings)."""
+    t = Totals(by_month=dict.fromkeys(month_keys(today), Decimal(0)))
+    by_month = t.by_month
+    for cid, part in zip(ids, parts, strict=True):
+        if part.bought_before:
+            t.buyers_before += 1
+            if part.bought_now:
+                t.retained += 1
+        if part.lifetime is not None:
+            t.lifetime.append(part.lifetime)
+        t.orders_12m += part.orders_12m
+        for key, amount in part.by_month:
+            if key in by_month:
+                by_month[key] += amount
+        if part.nps is not None:
+            t.nps_scores.append(part.nps)
+        t.complaints.extend(part.complaints)
+        if part.purchase_days:
+            t.buyers += 1
+            if part.purchase_days >= 2:
+                t.repeaters += 1
+        if part.revenue_12m:
+            t.per_customer_12m[cid] = part.revenue_12m
+            t.revenue_12m += part.revenue_12m
+        if part.new_lead:
+            t.new_leads_12m += 1
+            if part.purchase_days:
+                t.converted_12m += 1
+    return t
+
+
+def merged_totals(blocks: tuple[Totals, ...], today: dt.date) -> Totals:
+    """The blocks' sums added up, in order, and the rankings.  Decimal sums are exact,
+    so adding block sums gives the very value (and exponent) of one long sum."""
+    t = Totals(by_month=dict.fromkeys(month_keys(today), Decimal(0)))
+    for block in blocks:
+        for name in ("orders_12m", "buyers", "repeaters", "retained", "buyers_before",
+                     "new_leads_12m", "converted_12m", "revenue_12m"):
+            setattr(t, name, getattr(t, name) + getattr(block, name))
+        for key, amount in block.by_month.items():
+            t.by_month[key] += amount
+        t.per_customer_12m.update(block.per_customer_12m)
+        t.lifetime.extend(block.lifetime)
+        t.nps_scores.extend(block.nps_scores)
+        t.complaints.extend(block.complaints)
+    revenue = t.per_customer_12m
+    t.top = sorted(revenue, key=lambda cid: (-revenue[cid], cid))[:TOP]
+    t.ranked = [float(v) for v in sorted(revenue.values(), reverse=True)]
+    t.complaints.sort(key=lambda i: i.sort_key, reverse=True)
+    return t
+
+
+def totals_of(parts: Mapping[str, Contribution], scope: Any) -> Totals:
+    """Every customer's contribution summed (kept by the core while the parts are the
+    same)."""
+    return totals(dict(parts), scope.today)
+
+
+def _stages(parts: Mapping[str, str | None], scope: Any) -> dict[str, int]:
+    stages = Counter(parts.values())
+    return {s: stages.get(s, 0) for s in STAGES}
+
+
+def _revenue_by_abc(parts: Mapping[str, tuple[str | None, Decimal]], scope: Any
+                    ) -> dict[str, Decimal]:
+    by_abc = {"A": Decimal(0), "B": Decimal(0), "C": Decimal(0)}
+    for abc, revenue in parts.values():
+        if revenue:
+            by_abc[abc or "C"] += revenue
+    return by_abc
+
+
+def _abc_and_revenue(c: CustomerView) -> tuple[str | None, Decimal]:
+    return c.labels["abc"], c.derived.revenue_12m
+
+
+def _top(c: CustomerView) -> tuple[str, str | None]:
+    return c.customer.name, c.labels["abc"]
+
+
+def _top_customers(parts: Mapping[str, tuple[str, str | None]], scope: Any
+                   ) -> list[dict[str, Any]]:
+    t: Totals = scope.metrics["_totals"]
+    return [{"customer": cid, "name": parts[cid][0], "revenue": t.per_customer_12m[cid],
+             "abc": parts[cid][1]} for cid in t.top]
+
+
+def _at_risk_row(c: CustomerView) -> dict[str, object] | None:
+    if c.labels["lifecycle"] != "at_risk":
+        return None
+    derived = c.derived
+    return {"customer": c.id, "name": c.customer.name, "since": c.labels["lifecycle_since"],
+            "last_purchase": derived.last_purchase, "revenue": derived.revenue}
+
+
+def _present(parts: Mapping[str, Any], scope: Any) -> list[Any]:
+    return [row for row in parts.values() if row is not None]
+
+
+def _one(c: CustomerView) -> int:
+    return 1
+
+
+def _count(parts: Mapping[str, int], scope: Any) -> int:
+    return len(parts)
+
+
+def _pipeline(population: Any) -> tuple[Decimal, Decimal, int]:
+    open_deals = [d for d in population.deals.values() if d.is_open and d.value]
+    value = sum((d.value for d in open_deals), Decimal(0))
+    weighted = sum((d.value * (d.probability if d.probability is not None
+                               else STAGE_PROBABILITY.get(d.stage, Decimal("0.5")))
+                    for d in open_deals), Decimal(0))
+    return value, weighted.quantize(Decimal("0.01")), len(open_deals)
+
+
+def _distribution(t: Totals) -> dict[int, int]:
+    distribution = dict.fromkeys(range(11), 0)
+    for score in t.nps_scores:
+        distribution[score] += 1
+    return distribution
+
+
+def _nps(t: Totals) -> int | None:
+    scores = t.nps_scores
+    promoters = sum(1 for s in scores if s >= 9)
+    detractors = sum(1 for s in scores if s <= 6)
+    return round(100 * (promoters - detractors) / len(scores)) if scores else None
+
+
+def _retention(t: Totals) -> float | None:
+    return _ratio(t.retained, t.buyers_before)
+
+
+def _figure(name: str, title: str, value: Any, unit: str | None = None,
+            description: Any = "") -> Metric:
+    return Metric(name, title, contribution, across=totals_of, value=value, unit=unit,
+                  description=description)
+
+
+METRICS = (
+    Metric("customers", "Customers", _one, across=_count),
+    Metric("stages", "Customers by lifecycle stage",
+           lambda c: c.labels["lifecycle"], across=_stages, reads=("lifecycle",)),
+    _figure("revenue_12m", "Revenue, last 12 months", lambda t: t.revenue_12m, "currency"),
+    _figure("revenue_by_month", "Revenue by month",
+            lambda t: [{"month": k, "revenue": v} for k, v in t.by_month.items()], "currency"),
+    Metric("revenue_by_abc", "Revenue by ABC class, last 12 months", _abc_and_revenue,
+           across=_revenue_by_abc, reads=("abc",), unit="currency"),
+    _figure("average_order_value", "Average order value, last 12 months",
+            lambda t: (t.revenue_12m / t.orders_12m).quantize(Decimal("0.01"))
+            if t.orders_12m else None, "currency"),
+    _figure("repeat_purchase_rate", "Repeat purchase rate",
+            lambda t: _ratio(t.repeaters, t.buyers), "ratio",
+            "customers with purchases on two or more days / customers with a purchase"),
+    _figure("retention_rate", "Retention rate", _retention, "ratio",
+            "buyers of the previous 12 months who bought again in the last 12 months"),
+    _figure("churn_rate", "Churn rate",
+            lambda t: round(1 - r, 4) if (r := _retention(t)) is not None else None, "ratio",
+            "1 - retention rate"),
+    _figure("historical_clv", "Historical customer lifetime value",
+            lambda t: (sum(t.lifetime, Decimal(0)) / len(t.lifetime)).quantize(Decimal("0.01"))
+            if t.lifetime else None, "currency", "all-time revenue per customer who bought"),
+    _figure("nps", "Net Promoter Score, last 12 months", _nps, "points",
+            lambda t: f"latest score per customer; {len(t.nps_scores)} responses"),
+    _figure("nps_distribution", "Feedback scores, last 12 months", _distribution),
+    _figure("lead_conversion", "Lead to customer conversion",
+            lambda t: _ratio(t.converted_12m, t.new_leads_12m), "ratio",
+            lambda t: f"of {t.new_leads_12m} customers first in touch in the last 12 months, "
+                      "the share that bought"),
+    Metric("pipeline_value", "Open pipeline", over_all=_pipeline, value=lambda p: p[0],
+           unit="currency", description=lambda p: f"{p[2]} open deals"),
+    Metric("pipeline_weighted", "Open pipeline, weighted by probability", over_all=_pipeline,
+           value=lambda p: p[1], unit="currency"),
+    _figure("_totals", "The sums every figure above is made of", lambda t: t),
+    Metric("top_customers", "Top customers, last 12 months", _top, across=_top_customers,
+           reads=("abc", "_totals"), unit="currency"),
+    _figure("pareto", "Cumulative share of revenue by customers ranked",
+            lambda t: list(t.ranked), "currency"),
+    Metric("at_risk", "Customers at risk", _at_risk_row, across=_present,
+           reads=("lifecycle", "lifecycle_since"), unit="currency"),
+    _figure("complaints", "Complaints, last 12 months",
+            lambda t: [{"customer": i.customer, "date": i.date, "summary": i.summary}
+                       for i in t.complaints]),
+)
+
+
+@crmkit.hookimpl
+def crmkit_register(register: Any) -> None:
+    for metric in METRICS:
+        register(metric)

@@ -1,0 +1,30 @@
+"""``crmkit duplicates``: customers who are probably the same person, with the evidence."""
+
+from __future__ import annotations
+
+import click
+
+import crmkit
+
+from .matching import Person, duplicate_pairs
+
+
+@crmkit.read_only
+@click.command("duplicates")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@crmkit.pass_app
+def duplicates_command(app: crmkit.App, fmt: str) -> None:
+    """Likely duplicate customers: same email, same phone, or the same or a very similar
+    name at the same postal code or town. Exit 1 if there are any."""
+    people = [Person.of(c) for c in app.workspace.customers.values()]
+    pairs = list(duplicate_pairs(people))
+    if fmt == "json":
+        crmkit.echo_json([{"customer": a.key, "duplicate": b.key, "evidence": why}
+                          for a, b, why in pairs])
+    else:
+        for a, b, why in pairs:
+            click.echo(f"{a.key} ~ {b.key}: {why}")
+        click.echo(f"{len(pairs)} likely duplicate(s) among {len(people)} customers", err=True)
+    if pairs:
+        raise SystemExit(1)

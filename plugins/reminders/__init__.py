@@ -1,0 +1,339 @@
+"""Reminders: the stock kinds of the communication calendar, and where it is shown.
+
+Each kind is a :class:`crmkit.ReminderKind`: a plain function of one customer
+that yields what is due.  A reminder is resolved by the history, never by
+editing a field: the rule of each kind says which later interaction makes it
+disappear (docs/reminders.md).  The core gives every kind, this plugin's and any
+other's, the same treatment: options and ``enabled`` in ``crmkit.yaml``, the
+channel, the frequency cap, ``--kind``, drafts and the calendar this plugin
+writes (``crmkit reminders``, ``reminders.ics``, ``reminders.md``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+
+import crmkit
+from crmkit import ConfigSection, CustomerView, Due, Interaction, Option, ReminderKind
+
+NAME = "reminders"
+#: Interaction types that count as having talked to the customer about something.
+CONVERSATION_TYPES = frozenset({"call", "email", "message", "letter", "meeting", "visit"})
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _latest(history: Iterable[Interaction], test: Callable[[Interaction], bool]
+            ) -> Interaction | None:
+    found = None
+    for interaction in history:
+        if test(interaction):
+            found = interaction
+    return found
+
+
+def _any_after(history: Iterable[Interaction], day: dt.date,
+               test: Callable[[Interaction], bool], inclusive: bool = False) -> bool:
+    return any((i.date >= day if inclusive else i.date > day) and test(i) for i in history)
+
+
+def _is_conversation(i: Interaction) -> bool:
+    return i.type in CONVERSATION_TYPES
+
+
+# --- the kinds --------------------------------------------------------------------------
+
+
+def birthday(c: CustomerView) -> Iterator[Due]:
+    """The next birthday (Feb 29 is celebrated on Feb 28 in other years); it stays
+    open ``grace_days`` after the day; resolved by a contact from a week before on."""
+    born = c.customer.birthday
+    if born is None:
+        return
+    today = c.today
+    for year in (today.year - 1, today.year, today.year + 1):
+        day = _anniversary(born, year)
+        if day >= today - dt.timedelta(days=c.options.grace_days):
+            break
+    if _any_after(c.history, day - dt.timedelta(days=7), lambda i: i.is_contact, True):
+        return
+    age = day.year - born.year
+    yield Due(day, f"Birthday of {c.customer.name} ({age})", f"born {born.isoformat()}",
+              details={"age": age})
+
+
+def _anniversary(born: dt.date, year: int) -> dt.date:
+    try:
+        return born.replace(year=year)
+    except ValueError:  # Feb 29 in a non-leap year
+        return dt.date(year, 2, 28)
+
+
+def service_due(c: CustomerView) -> Iterator[Due]:
+    """Each contract is due one interval after its last ``service`` interaction (or,
+    before the first, after its start); resolved by that service, or by a service
+    already planned after today."""
+    services = c.customer.services
+    single = len(services) == 1
+    for service in services:
+        def matches(i: Interaction, name: str = service.name, only: bool = single) -> bool:
+            return i.type == "service" and (i.service == name or (only and not i.service))
+
+        if any(matches(i) for i in c.planned):
+            continue
+        last = _latest(c.history, matches)
+        if last is not None:
+            due = service.interval.add_to(last.date)
+            reason = f"last {service.name} on {last.date.isoformat()}"
+        elif service.start is not None:
+            due = service.interval.add_to(service.start)
+            reason = f"contract started {service.start.isoformat()}, no service yet"
+        else:
+            continue
+        yield Due(due, f"{service.name} due", f"{reason}; every {service.interval}", last,
+                  details={"service": service.name, "interval": str(service.interval)})
+
+
+def follow_up(c: CustomerView) -> Iterator[Due]:
+    """An interaction's ``follow_up``; resolved by any contact after that interaction."""
+    for item in c.derived.open_follow_ups:
+        what = item.follow_up.what or item.interaction.summary or item.interaction.type
+        yield Due(item.follow_up.date, f"Follow up: {what}",
+                  f"{item.interaction.type} on {item.interaction.date.isoformat()}",
+                  item.interaction, details={"what": what})
+
+
+def quote_follow_up(c: CustomerView) -> Iterator[Due]:
+    """``after_days`` after the latest quote (younger than ``max_age_days``, without a
+    follow_up of its own); resolved by a purchase or newer quote since, or any
+    contact on or after the due day."""
+    history = c.history
+    quote = _latest(history, lambda i: i.type == "quote")
+    if quote is None or quote.follow_up is not None:
+        return
+    if (c.today - quote.date).days > c.options.max_age_days:
+        return
+    due = quote.date + dt.timedelta(days=c.options.after_days)
+    if _any_after(history, quote.date, lambda i: i.type == "purchase", inclusive=True):
+        return
+    if _any_after(history, due, lambda i: i.is_contact, inclusive=True):
+        return
+    amount = f" ({quote.amount:,.2f} {quote.currency})" if quote.amount is not None else ""
+    what = quote.summary or ", ".join(i.name for i in quote.items) or "quote"
+    yield Due(due, f"Ask about the quote: {what}{amount}",
+              f"quote on {quote.date.isoformat()}, no purchase since", quote)
+
+
+def thank_you(c: CustomerView) -> Iterator[Due]:
+    """``after_days`` after the latest purchase (of at least ``min_amount``, younger than
+    ``max_age_days``); resolved by a call, email, message, letter, meeting or visit
+    after the purchase."""
+    history = c.history
+    purchase = _latest(history, lambda i: i.type == "purchase")
+    if purchase is None or (c.today - purchase.date).days > c.options.max_age_days:
+        return
+    if purchase.amount is not None and purchase.amount < Decimal(str(c.options.min_amount)):
+        return
+    if _any_after(history, purchase.date, _is_conversation):
+        return
+    what = purchase.summary or ", ".join(i.name for i in purchase.items) or "the purchase"
+    yield Due(purchase.date + dt.timedelta(days=c.options.after_days),
+              f"Thank {c.customer.name} for: {what}",
+              f"purchase on {purchase.date.isoformat()}", purchase)
+
+
+def feedback_request(c: CustomerView) -> Iterator[Due]:
+    """``after_days`` after the latest interaction of ``types`` (default service and
+    purchase, at least ``min_amount`` for purchases); resolved by feedback or a
+    complaint since, or any email/message/letter on or after the due day."""
+    types = set(c.options.types)
+    minimum = Decimal(str(c.options.min_amount))
+
+    def trigger(i: Interaction) -> bool:
+        if i.type not in types:
+            return False
+        return i.type != "purchase" or (i.amount is not None and i.amount >= minimum)
+
+    history = c.history
+    event = _latest(history, trigger)
+    if event is None or (c.today - event.date).days > c.options.max_age_days:
+        return
+    due = event.date + dt.timedelta(days=c.options.after_days)
+    if _any_after(history, event.date, lambda i: i.type in ("feedback", "complaint")):
+        return
+    if _any_after(history, due, lambda i: i.type in ("email", "message", "letter"), True):
+        return
+    what = event.summary or event.service or event.type
+    yield Due(due, f"Ask for feedback: {what}", f"{event.type} on {event.date.isoformat()}",
+              event)
+
+
+def _check_rule(rule: Any) -> str | None:
+    kinds = [k for k in ("segment", "tag") if rule.get(k) is not None]
+    if len(kinds) != 1 or rule.get("days") is None:
+        return ("each rule needs 'days' and either 'segment' or 'tag': "
+                "{segment: abc=A, days: 60} or {tag: vip, days: 45}")
+    return None
+
+
+def _check_rules(rules: Any) -> str | None:
+    for rule in rules:
+        problem = _check_rule(rule)
+        if problem:
+            return f"'reminders.stay_in_touch.rules': {problem}"
+    return None
+
+
+def stay_in_touch(c: CustomerView) -> Iterator[Due]:
+    """Per segment or tag, a contact every N days (the shortest matching cadence); due
+    N days after the last contact, resolved by any contact.  Leads and lost customers
+    are left to the other kinds."""
+    if c.labels["lifecycle"] in ("lead", "lost"):
+        return
+    last = c.derived.last_contact
+    if last is None:
+        return
+    matching = []
+    for rule in c.options.rules:
+        if rule.tag is not None:
+            if rule.tag in c.customer.tags:
+                matching.append((rule.days, f"tag {rule.tag}"))
+        elif rule.segment(c):
+            matching.append((rule.days, f"segment {rule.segment.text}"))
+    if not matching:
+        return
+    days, why = min(matching)
+    yield Due(last + dt.timedelta(days=days), f"Stay in touch with {c.customer.name}",
+              f"{why}: every {days} days; last contact {last.isoformat()}",
+              details={"days": days, "last_contact": last})
+
+
+def _stage_reminder(stage: str, title: str, extra: str | None = None
+                    ) -> Callable[[CustomerView], Iterator[Due]]:
+    def rule(c: CustomerView) -> Iterator[Due]:
+        since = c.labels["lifecycle_since"]
+        if c.labels["lifecycle"] != stage or not since:
+            return
+        if extra and c.labels[extra] is not True:
+            return
+        day = dt.date.fromisoformat(since)
+        if _any_after(c.history, day, _is_conversation, inclusive=True):
+            return
+        last = c.derived.last_purchase
+        yield Due(day, title.format(name=c.customer.name),
+                  f"{stage.replace('_', ' ')} since {since}; last purchase "
+                  f"{last.isoformat() if last else 'never'}")
+
+    rule.__doc__ = (f"When the customer became {stage}"
+                    + (f" (and {extra})" if extra else "")
+                    + "; resolved by a call, email, message, letter, meeting or visit since.")
+    return rule
+
+
+def loyalty_reward(c: CustomerView) -> Iterator[Due]:
+    """Every ``every``-th purchase (younger than ``max_age_days``) earns a reward;
+    resolved by a call, email, message, letter, meeting or visit after it."""
+    history = c.history
+    purchases = [i for i in history if i.type == "purchase"]
+    if not purchases or len(purchases) % c.options.every:
+        return
+    milestone = purchases[-1]
+    if (c.today - milestone.date).days > c.options.max_age_days:
+        return
+    if _any_after(history, milestone.date, _is_conversation):
+        return
+    yield Due(milestone.date + dt.timedelta(days=1),
+              f"Reward {c.customer.name}: purchase no. {len(purchases)}",
+              f"{len(purchases)} purchases, the latest on {milestone.date.isoformat()}",
+              milestone, details={"count": len(purchases)})
+
+
+DEFAULT_CADENCE = ({"segment": "abc=A", "days": 60}, {"segment": "abc=B", "days": 120})
+
+KINDS = (
+    ReminderKind("birthday", birthday, "birthday greeting", priority=3,
+                 options={"grace_days": Option(3, "Open this many days after.", minimum=0)}),
+    ReminderKind("service_due", service_due, "service contract interval reached", priority=2),
+    ReminderKind("follow_up", follow_up, "an interaction's follow_up date", priority=1),
+    ReminderKind("quote_follow_up", quote_follow_up, "a quote without purchase", priority=2,
+                 options={"after_days": Option(14, minimum=0),
+                          "max_age_days": Option(180, minimum=1)}),
+    ReminderKind("thank_you", thank_you, "thanks after a purchase", priority=3,
+                 options={"after_days": Option(1, minimum=0),
+                          "max_age_days": Option(30, minimum=1),
+                          "min_amount": Option(0.0, minimum=0)}),
+    ReminderKind("feedback_request", feedback_request, "ask for feedback", priority=4,
+                 options={"after_days": Option(14, minimum=0),
+                          "max_age_days": Option(60, minimum=1),
+                          "types": Option(("service", "purchase")),
+                          "min_amount": Option(200.0, minimum=0)}),
+    ReminderKind("stay_in_touch", stay_in_touch, "contact cadence per segment or tag",
+                 priority=4, reads=("lifecycle",),
+                 options={"rules": Option(
+                     DEFAULT_CADENCE, "Contact every 'days' days when 'segment' (a label "
+                     "selector such as abc=A, or an expression) or 'tag' matches.",
+                     kind="list", check=_check_rules,
+                     items={"segment": Option(None, kind="expression"),
+                            "tag": Option(None, kind="text"),
+                            "days": Option(None, kind="integer", minimum=1)})}),
+    ReminderKind("at_risk", _stage_reminder("at_risk", "{name} is at risk: get in touch"),
+                 "customer became at risk", priority=2,
+                 reads=("lifecycle", "lifecycle_since")),
+    ReminderKind("win_back", _stage_reminder("lost", "Win back {name}", "win_back_worthy"),
+                 "lost but worth winning back", priority=3,
+                 reads=("lifecycle", "lifecycle_since", "win_back_worthy")),
+    ReminderKind("loyalty_reward", loyalty_reward, "every Nth purchase", priority=3,
+                 options={"every": Option(10, minimum=2),
+                          "max_age_days": Option(60, minimum=1)}),
+)
+
+SETTINGS_EXAMPLE = """\
+reminders:
+  within_days: 30
+  frequency_cap: {max_contacts: 2, days: 30, protect_priority: 2}
+  birthday: {grace_days: 3}
+  quote_follow_up: {after_days: 14}
+  stay_in_touch:
+    rules:
+      - {segment: abc=A, days: 60}
+      - {tag: vip, days: 45}
+  loyalty_reward: {enabled: false}"""
+
+
+# --- hooks ------------------------------------------------------------------------------
+
+
+@crmkit.hookimpl
+def crmkit_register(register: Any) -> None:
+    register(ConfigSection(NAME, "Which reminders, when, and how often to contact a customer.",
+                           SETTINGS_EXAMPLE, options={"within_days": Option(
+                               30, "What the calendar and 'crmkit reminders' show ahead.",
+                               minimum=0)}))
+    for kind in KINDS:
+        register(kind)
+
+
+@crmkit.hookimpl
+def crmkit_template_dirs() -> list[Path]:
+    return [TEMPLATES]
+
+
+@crmkit.hookimpl
+def crmkit_build(app: crmkit.App) -> list[Path]:
+    """``reminders.ics`` (for a calendar subscription) and ``reminders.md``: the overdue
+    reminders and those due in the next ``within_days``, in the output folder."""
+    from .cli import write_outputs
+
+    return write_outputs(app)
+
+
+@crmkit.hookimpl
+def crmkit_register_commands(cli: click.Group) -> None:
+    from .cli import reminders_command
+
+    cli.add_command(reminders_command)

@@ -1,0 +1,271 @@
+"""Reports: the KPI dashboard and the weekly to-do report, as HTML and Markdown.
+
+A report is a layout template ``reports/<name>.<format>.j2`` plus the sections
+registered for it (:class:`crmkit.ReportSection`, any plugin's); each section
+names a template base, rendered as ``<template>.<format>.j2``.  A workspace
+overrides any of them, or adds a report, by putting a template of that name in
+its ``templates/`` folder.  This plugin's sections are pure: each says what it
+shows through its context.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+import crmkit
+from crmkit import CustomerView, Label, Reminder, ReportSection
+
+from . import charts
+
+NAME = "reports"
+FORMATS = {"html": "html", "md": "md"}
+#: Dashboard sections and the metrics each shows.
+DASHBOARD_SECTIONS = (
+    ("kpis", "Key figures", ("revenue_12m", "average_order_value", "repeat_purchase_rate",
+                             "retention_rate", "churn_rate", "historical_clv", "nps",
+                             "lead_conversion", "pipeline_weighted")),
+    ("revenue", "Revenue", ("revenue_by_month",)),
+    ("lifecycle", "Lifecycle", ("stages",)),
+    ("abc", "ABC and Pareto", ("pareto", "revenue_by_abc")),
+    ("nps", "Feedback", ("nps", "nps_distribution")),
+    ("top_customers", "Top customers", ("top_customers",)),
+    ("at_risk", "Customers at risk", ("at_risk",)),
+    ("pipeline", "Open deals", ("pipeline_value", "pipeline_weighted")),
+    ("complaints", "Complaints", ("complaints",)),
+)
+#: Metrics compared week over week in the weekly report.
+WEEKLY_METRICS = ("customers", "revenue_12m", "average_order_value", "repeat_purchase_rate",
+                  "nps", "pipeline_weighted")
+#: How far back the weekly report lists open quotes.
+QUOTE_DAYS = 60
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{float(value):.0%}"
+
+
+def number(value: Any, unit: str | None = None) -> str:
+    """A metric value for people: money with two decimals, ratios as percent."""
+    if value is None:
+        return "–"
+    if unit == "ratio":
+        return percent(value)
+    if unit and len(unit) == 3 and unit.isupper():
+        return f"{float(value):,.2f} {unit}"
+    if unit == "points":
+        return f"{value:+d}" if isinstance(value, int) else str(value)
+    return str(value)
+
+
+# --- what the weekly report lists, per customer ------------------------------------------
+
+
+def _week_ago(c: CustomerView) -> dt.date:
+    return c.today - dt.timedelta(days=7)
+
+
+def new_lead(c: CustomerView) -> dict[str, Any] | None:
+    """A lead whose first contact was in the last seven days."""
+    first = c.derived.first_contact
+    if c.labels["lifecycle"] != "lead" or not first or first <= _week_ago(c):
+        return None
+    return {"name": c.customer.name, "source": c.customer.source}
+
+
+def newly_at_risk(c: CustomerView) -> dict[str, Any] | None:
+    """A customer who became at risk in the last seven days."""
+    since = c.labels["lifecycle_since"]
+    if c.labels["lifecycle"] != "at_risk" or not since or \
+            dt.date.fromisoformat(since) <= _week_ago(c):
+        return None
+    return {"name": c.customer.name, "since": since}
+
+
+def open_quote(c: CustomerView) -> dict[str, Any] | None:
+    """The latest quote of the last 60 days, if no purchase came since."""
+    start = c.today - dt.timedelta(days=QUOTE_DAYS)
+    latest = None
+    for i in c.history:
+        if i.type == "quote" and i.date > start:
+            latest = i
+    if latest is None or any(i.type == "purchase" and i.date >= latest.date
+                             for i in c.history):
+        return None
+    return {"customer": c.id, "name": c.customer.name, "date": latest.date,
+            "amount": latest.amount, "currency": latest.currency, "summary": latest.summary}
+
+
+def _listed(app: crmkit.App, label: str) -> list[Any]:
+    return [row for row in app.labels().column(label).values() if row is not None]
+
+
+# --- section contexts -------------------------------------------------------------------
+
+
+def _by_kind(items: list[Reminder]) -> list[tuple[str, list[Reminder]]]:
+    groups: dict[str, list[Reminder]] = {}
+    for r in items:
+        groups.setdefault(r.kind, []).append(r)
+    return sorted(groups.items())
+
+
+def _shown(app: crmkit.App) -> list[Reminder]:
+    return [r for r in app.reminders() if not r.suppressed]
+
+
+def overdue(app: crmkit.App) -> dict[str, Any]:
+    items = [r for r in _shown(app) if r.due < app.today]
+    return {"groups": _by_kind(items), "count": len(items)}
+
+
+def this_week(app: crmkit.App) -> dict[str, Any]:
+    next_week = app.today + dt.timedelta(days=7)
+    items = [r for r in _shown(app) if app.today <= r.due <= next_week]
+    return {"groups": _by_kind(items), "count": len(items)}
+
+
+def kpi_changes(app: crmkit.App) -> dict[str, Any]:
+    now = app.metrics(WEEKLY_METRICS)
+    before = app.at(app.today - dt.timedelta(days=7)).metrics(WEEKLY_METRICS)
+    return {"changes": [(now[k], before.get(k)) for k in WEEKLY_METRICS if k in now]}
+
+
+def _showing(names: tuple[str, ...]) -> Callable[[crmkit.App], dict[str, Any]]:
+    def context(app: crmkit.App) -> dict[str, Any]:
+        return {"metrics": app.metrics(names)}
+
+    return context
+
+
+def pipeline(app: crmkit.App) -> dict[str, Any]:
+    deals = sorted((d for d in app.workspace.deals.values() if d.is_open), key=lambda d: d.id)
+    return {"metrics": app.metrics(("pipeline_value", "pipeline_weighted")), "deals": deals}
+
+
+WEEKLY_SECTIONS = (
+    ("overdue", "Overdue", overdue),
+    ("this_week", "This week", this_week),
+    ("new_leads", "New leads", lambda app: {"customers": _listed(app, "_new_lead")}),
+    ("open_quotes", "Quotes without an answer",
+     lambda app: {"quotes": _listed(app, "_open_quote")}),
+    ("newly_at_risk", "Newly at risk",
+     lambda app: {"customers": _listed(app, "_newly_at_risk")}),
+    ("kpi_changes", "This week's numbers", kpi_changes),
+)
+
+
+# --- rendering --------------------------------------------------------------------------
+
+
+def available_reports(env: Any) -> dict[str, list[str]]:
+    """Report names and their formats, from every template folder."""
+    reports: dict[str, set[str]] = {}
+    for name in env.list_templates(filter_func=lambda n: n.startswith("reports/")
+                                   and n.count("/") == 1 and n.endswith(".j2")):
+        stem = name.removeprefix("reports/").removesuffix(".j2")
+        report, _, fmt = stem.rpartition(".")
+        if report and not report.startswith("_") and fmt in FORMATS:
+            reports.setdefault(report, set()).add(fmt)
+    return {name: sorted(fmts) for name, fmts in sorted(reports.items())}
+
+
+class Metrics(Mapping[str, Any]):
+    """Every metric by name for templates, each computed when first read."""
+
+    def __init__(self, app: crmkit.App) -> None:
+        self._app = app
+
+    def __getitem__(self, name: str) -> Any:
+        found = self._app.metrics([name])
+        if name not in found:
+            raise KeyError(name)
+        return found[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._app.metrics())
+
+    def __len__(self) -> int:
+        return len(self._app.metrics())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and bool(self._app.metrics([name]))
+
+
+def render_report(app: crmkit.App, name: str, fmt: str) -> str:
+    """Render report ``name`` in ``fmt`` ("html" or "md")."""
+    import jinja2
+
+    env = app.templates
+    try:
+        layout = env.get_template(f"reports/{name}.{fmt}.j2")
+    except jinja2.TemplateNotFound:
+        known = available_reports(env)
+        if name in known:
+            raise crmkit.CrmkitError(f"report {name!r} has no {fmt} template; "
+                                     f"it comes as {', '.join(known[name])}") from None
+        raise crmkit.CrmkitError(f"unknown report {name!r}{crmkit.did_you_mean(name, known)}; "
+                                 "see 'crmkit report --list'") from None
+    settings = app.workspace.settings
+    variables = {
+        "business": settings.business, "today": app.today, "currency": settings.currency,
+        "locale": settings.locale, "report": name, "app": app, "metrics": Metrics(app),
+    }
+    sections = app.render_sections(name, fmt, variables)
+    return layout.render({**variables, "sections": sections})
+
+
+def write_report(app: crmkit.App, name: str, fmt: str, out: Path | None = None) -> Path:
+    file = f"{name}.{FORMATS[fmt]}"
+    if out is None:
+        return app.write_output(Path("reports") / file, render_report(app, name, fmt))
+    return app.write_file(out / file, render_report(app, name, fmt))
+
+
+# --- hooks ------------------------------------------------------------------------------
+
+
+@crmkit.hookimpl
+def crmkit_register(register: Any) -> None:
+    for order, (name, title, metrics) in enumerate(DASHBOARD_SECTIONS):
+        context = pipeline if name == "pipeline" else _showing(metrics)
+        register(ReportSection("dashboard", name, title, f"reports/sections/{name}", context,
+                               order=10 * (order + 1), pure=True))
+    for order, (name, title, context) in enumerate(WEEKLY_SECTIONS):
+        register(ReportSection("weekly", name, title, f"reports/sections/{name}", context,
+                               order=10 * (order + 1), pure=True))
+    register(Label("_new_lead", new_lead, reads=("lifecycle",)))
+    register(Label("_newly_at_risk", newly_at_risk, reads=("lifecycle", "lifecycle_since")))
+    register(Label("_open_quote", open_quote))
+
+
+@crmkit.hookimpl
+def crmkit_template_dirs() -> list[Path]:
+    return [Path(__file__).parent / "templates"]
+
+
+@crmkit.hookimpl
+def crmkit_jinja_filters() -> dict[str, Any]:
+    return {"percent": percent, "number": number, "funnel_chart": charts.funnel,
+            "pareto_chart": charts.pareto, "score_chart": charts.score_distribution,
+            "monthly_chart": charts.monthly}
+
+
+@crmkit.hookimpl
+def crmkit_build(app: crmkit.App) -> list[Path]:
+    written = []
+    for name, formats in available_reports(app.templates).items():
+        for fmt in formats:
+            written.append(write_report(app, name, fmt))
+    return written
+
+
+@crmkit.hookimpl
+def crmkit_register_commands(cli: click.Group) -> None:
+    from .cli import report_command
+
+    cli.add_command(report_command)
