@@ -11,6 +11,7 @@ core can validate ``crmkit.yaml`` in one place (:mod:`crmkit.engine.settings`).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -320,8 +321,10 @@ def _declare_settings(registry: Registry, host: PluginHost) -> None:
         seen: list[Any] = []
         if function is None:
             continue
+        arguments = {"register": seen.append, "settings": None}
+        accepted = inspect.signature(function).parameters
         with contextlib.suppress(Exception):  # a disabled plugin: nothing of it may stop us
-            function(register=seen.append, settings=None)
+            function(**{k: v for k, v in arguments.items() if k in accepted})
         for thing in seen:
             if isinstance(thing, ConfigSection) and thing.name not in tree.children:
                 tree.children[thing.name] = Node(owners={"": name}, ignored=True)

@@ -118,9 +118,10 @@ class _Validator:
                ) -> Any:
         kind = option.type
         checked, message = _typed(kind, option, value, self.names)
+        before = len(self.diagnostics)
         if message is None and kind == "list":
             checked = self.items(option, value, name, where, owner)
-        if message is None and option.check is not None:
+        if message is None and option.check is not None and len(self.diagnostics) == before:
             message = option.check(checked)
         if message is not None:
             if isinstance(message, tuple):  # an expression's error: (message, column)
