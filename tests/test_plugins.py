@@ -1,6 +1,7 @@
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -132,11 +133,13 @@ def test_a_plugin_label_through_the_app(make_workspace):
 
 @pytest.fixture(scope="module")
 def installed_example(tmp_path_factory):
-    """The docs' example plugin, pip-installed as a real package into a folder."""
+    """The docs' example plugins, pip-installed as real packages into a folder."""
     target = tmp_path_factory.mktemp("site")
+    examples = [str(p) for p in sorted((REPO / "docs" / "examples").iterdir())
+                if (p / "pyproject.toml").is_file()]
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(EXAMPLE_PLUGIN)],
+         "--no-index", "--target", str(target), *examples],
         check=True, capture_output=True, cwd=tmp_path_factory.mktemp("build"))
     return target
 
@@ -148,8 +151,19 @@ def test_the_docs_example_works_as_an_installed_package(make_workspace, installe
     listing = subprocess.run([CRMKIT, "-w", root, "plugins", "--format", "json"], env=env,
                              capture_output=True, text=True, check=True)
     plugins = {p["name"]: p for p in json.loads(listing.stdout)}
-    assert plugins["referrals"]["kind"] == "installed"
-    assert plugins["referrals"]["version"] == "1.0.0"
+    for name in ("referrals", "anniversary", "busy_area"):
+        assert (plugins[name]["kind"], plugins[name]["version"]) == ("installed", "1.0.0")
+    assert plugins["anniversary"]["registers"] == {"reminder kinds": ["anniversary"]}
+    kinds = subprocess.run([CRMKIT, "-w", root, "reminders", "--list-kinds"], env=env,
+                           capture_output=True, text=True, check=True).stdout
+    assert re.search(r"^anniversary +anniversary +yes +3 +thanks on the anniversary$", kinds,
+                     re.MULTILINE)
+    (root / "templates").mkdir()
+    for template in (REPO / "docs" / "examples" / "busy_area" / "templates").iterdir():
+        (root / "templates" / template.name).write_text(template.read_text())
+    weekly = subprocess.run([CRMKIT, "-w", root, "report", "weekly", "--format", "md",
+                             "--out", "-"], env=env, capture_output=True, text=True, check=True)
+    assert "## Where most customers live\n\nNobody shares a postal code." in weekly.stdout
     out = subprocess.run([CRMKIT, "-w", root, "referrals"], env=env, capture_output=True,
                          text=True, check=True)
     assert out.stdout == "anna: bob, cleo (0.00 EUR)\n"
