@@ -104,15 +104,19 @@ class Engine:
             return self.metric_result(name)
         return None  # an optional read ("name?") that no plugin registers
 
-    def _inputs(self, reads: frozenset[str]) -> tuple[Any, ...]:
-        """The current values of what a rule reads: label columns, metric figures."""
+    def _inputs(self, reads: frozenset[str]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The current values of what a rule reads (label columns, metric figures), in
+        order, and by name for the rule's views."""
         found = []
+        resolved: dict[str, Any] = {}
         for name in sorted(reads):
             if name in self.registry.labels:
-                found.append(self.column(name))
+                found.append(column := self.column(name))
+                resolved[name] = column
             elif name in self.registry.metrics:
-                found.append(self.metric_result(name))
-        return tuple(found)
+                found.append(value := self.metric_result(name))
+                resolved[name] = (value,)
+        return tuple(found), resolved
 
     # --- per-customer rules ---------------------------------------------------------
 
@@ -126,7 +130,7 @@ class Engine:
         ``many``, ``rule`` takes a list of customers and returns a list of results."""
         if ids is None and key in self._nodes:
             return self._nodes[key]
-        inputs = self._inputs(reads)
+        inputs, resolved = self._inputs(reads)
         customers = self.workspace.customers
 
         def failure(cid: str, exc: Exception) -> _Failure:
@@ -141,7 +145,7 @@ class Engine:
             if many:
                 records = [customers[cid] for cid in todo]
                 try:
-                    results = list(rule([CustomerView(self, c, options, reads)
+                    results = list(rule([CustomerView(self, c, options, reads, resolved)
                                          for c in records]))
                     if len(results) != len(records):
                         raise ValueError(f"returned {len(results)} values for "
@@ -152,11 +156,12 @@ class Engine:
                     out = dict.fromkeys(todo, failed)
                     failures = {cid: failure(cid, exc) for cid in todo}
                 return out, failures
+            view = CustomerView
             for cid in todo:
                 customer = customers[cid]
                 try:
-                    value = rule(CustomerView(self, customer, options, reads))
-                    out[cid] = wrap(value, customer) if wrap else value
+                    value = rule(view(self, customer, options, reads, resolved))
+                    out[cid] = wrap(value, customer) if wrap is not None else value
                 except Exception as exc:
                     out[cid] = failed
                     failures[cid] = failure(cid, exc)
@@ -194,10 +199,12 @@ class Engine:
         reads = self.registry.reads_of(rule)
         scope = Scope(self, options, reads)
         across = rule.across
-        key = ("across", across, rule.rule, reads, options)
+        key = ("across", self.registry.shared_name(rule))
         if key not in self._acrosses:
             metrics = tuple(self.metric_result(r) for r in sorted(reads)
                             if r in self.registry.metrics)
+            scope.metrics._resolved = {r: (v,) for r, v in zip(
+                [r for r in sorted(reads) if r in self.registry.metrics], metrics, strict=True)}
             self._acrosses[key] = self.memo.whole(key, self.today, (parts, options, *metrics),
                                                   lambda: across(parts, scope))
         return self._acrosses[key]
@@ -242,7 +249,7 @@ class Engine:
             expression = registry.expressions[label.name]
             rule = expression.__call__
         assert callable(rule)
-        parts = self.per_customer(("label", label.name, rule), rule, reads, options,
+        parts = self.per_customer(("label", label.name), rule, reads, options,
                                   describe, owner, many=label.many)
         if label.across is None:
             return parts
@@ -289,7 +296,7 @@ class Engine:
             else:
                 assert metric.rule is not None
                 parts = self.per_customer(
-                    ("metric-part", metric.rule), metric.rule,
+                    ("metric-part", self.registry.shared_name(metric)), metric.rule,
                     self.registry.reads_of(metric),
                     self.registry.options_of(metric, self.settings), describe, owner,
                     many=metric.many)
@@ -332,7 +339,7 @@ class Engine:
                      priority: int = priority) -> tuple[Reminder, ...]:
                 return tuple(reminder_of(due, kind, customer, priority) for due in dues or ())
 
-            found.append(self.per_customer(("kind", kind.name, kind.rule), kind.rule,
+            found.append(self.per_customer(("kind", kind.name), kind.rule,
                                            registry.reads_of(kind), options,
                                            f"reminder kind {kind.name!r}",
                                            registry.owner(kind), wrap, failed=(),
@@ -370,13 +377,13 @@ class Engine:
             else:
                 assert check.rule is not None
                 if check.across is None:
-                    per = self.per_customer(("check", check.name, check.rule), check.rule,
+                    per = self.per_customer(("check", check.name), check.rule,
                                             frozenset(), options, describe, owner,
                                             lambda result, customer: tuple(result or ()),
                                             failed=(), many=check.many)
                     found = list(itertools.chain.from_iterable(per.values()))
                 else:
-                    parts = self.per_customer(("check-part", check.name, check.rule),
+                    parts = self.per_customer(("check-part", check.name),
                                               check.rule, frozenset(), options, describe,
                                               owner, many=check.many)
                     found = list(self._across(check, parts, describe))

@@ -14,7 +14,7 @@ import contextlib
 import inspect
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,8 @@ class Registry:
     reads: dict[tuple[str, str], frozenset[str]]
     #: Labels in an order where each comes after what it reads.
     label_order: list[str]
+    _shared: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    _settings: Settings | None = None
 
     def owner(self, thing: Any) -> str:
         if isinstance(thing, ReportSection):
@@ -98,6 +100,21 @@ class Registry:
     def reports(self) -> list[str]:
         return sorted({s.report for s in self.sections})
 
+    def shared_name(self, rule: Label | Metric | Check) -> str:
+        """A name for what ``rule`` computes, the same for metrics that share their
+        per-customer rule (and ``across`` step) and the same in every run of this code:
+        the kept results of one rule serve them all."""
+        if not isinstance(rule, Metric):
+            return f"{type(rule).__name__}:{rule.name}"
+        if not self._shared:  # named after the first metric that registered them
+            for metric in self.metrics.values():
+                self._shared.setdefault(self._share_key(metric), f"Metric:{metric.name}")
+        return self._shared.get(self._share_key(rule), f"Metric:{rule.name}")
+
+    def _share_key(self, metric: Metric) -> tuple[Any, ...]:
+        options = self._settings.options(self.settings_path(metric)) if self._settings else None
+        return (metric.rule, metric.across, self.reads_of(metric), options)
+
     def settings_path(self, rule: Any) -> str:
         if isinstance(rule, ReminderKind):
             return rule.settings
@@ -112,6 +129,8 @@ class Registry:
     def complete(self, settings: Settings) -> None:
         """Add the names read by expressions in the rules' validated options, then
         put the labels in order (a cycle is an error)."""
+        self._settings = settings
+        self._shared.clear()
         for rule in self.rules():
             found = _expression_names(self.options_of(rule, settings))
             key = (type(rule).__name__, _name(rule))

@@ -14,10 +14,12 @@ from collections.abc import Iterable
 from dataclasses import replace
 from operator import attrgetter
 
-from ..model import Customer, Interaction, OptionValues
+from ..model import Customer, FrozenMap, Interaction, OptionValues
 from .rules import ReminderKind
 from .values import Due, Reminder
 
+#: The details of a reminder without any (one object for all of them).
+NO_DETAILS = FrozenMap()
 #: The order reminders are listed in.
 ORDER = attrgetter("due", "customer", "kind", "title")
 
@@ -40,7 +42,7 @@ def reminder_of(due: Due, kind: ReminderKind, customer: Customer, priority: int)
         reason=due.reason, channel=kind.channel or channel_for(customer),
         priority=due.priority if due.priority is not None else priority,
         source=source.location if isinstance(source, Interaction) else customer.location,
-        details=dict(due.details))
+        details=FrozenMap(due.details) if due.details else NO_DETAILS)
 
 
 def capped(reminders: Iterable[Reminder], history: tuple[Interaction, ...], today: dt.date,

@@ -70,19 +70,34 @@ _VARIABLE_FUNCTIONS: dict[str, Callable[[CustomerView], Any]] = {
 VARIABLES = tuple(_VARIABLE_FUNCTIONS)
 
 
+#: What a rule's reads resolve to while it runs: a label's column ``{id: value}`` or a
+#: metric's figure (in a one-element tuple).
+Resolved = dict[str, Any]
+_UNRESOLVED = object()
+
+
 class Reads(Mapping[str, Any]):
     """The labels (or metrics) a rule declared, for one customer."""
 
-    __slots__ = ("_allowed", "_customer", "_engine", "_what")
+    __slots__ = ("_allowed", "_customer", "_engine", "_resolved", "_what")
 
     def __init__(self, engine: Engine, customer: str | None, allowed: frozenset[str] | None,
-                 what: str) -> None:
+                 what: str, resolved: Resolved | None = None) -> None:
         self._engine = engine
         self._customer = customer
         self._allowed = allowed
         self._what = what
+        self._resolved = resolved or {}
 
     def __getitem__(self, name: str) -> Any:
+        found = self._resolved.get(name, _UNRESOLVED)
+        if found is not _UNRESOLVED:  # the common case: read from what was resolved
+            if type(found) is dict:
+                if self._customer is None:
+                    raise LookupError(f"{name!r} is a label: read it as "
+                                      f"customer.labels[{name!r}]")
+                return found.get(self._customer)
+            return found[0]
         allowed = self._allowed
         if allowed is not None and name not in allowed:
             declared = ", ".join(sorted(allowed)) or "nothing"
@@ -113,23 +128,42 @@ class Reads(Mapping[str, Any]):
 class CustomerView:
     """One customer as of ``today``, as a rule sees them (read-only)."""
 
-    __slots__ = ("_engine", "customer", "id", "labels", "metrics", "options", "settings",
-                 "today")
+    __slots__ = ("_engine", "_labels", "_metrics", "_reads", "_resolved", "customer", "id",
+                 "options")
 
     def __init__(self, engine: Engine, customer: Customer, options: OptionValues,
-                 reads: frozenset[str] | None) -> None:
+                 reads: frozenset[str] | None, resolved: Resolved | None = None) -> None:
         self._engine = engine
+        self._reads = reads
+        self._resolved = resolved
+        self._labels = self._metrics = None
         self.id = customer.id
         #: The record (``customers/<id>.yaml``).
         self.customer = customer
-        self.today: dt.date = engine.today
-        self.settings: Settings = engine.settings
         #: The rule's validated options (``options.after_days``).
         self.options = options
-        #: The labels the rule declared in ``reads``, by name.
-        self.labels = Reads(engine, customer.id, reads, "labels")
-        #: The metrics the rule declared in ``reads`` (whole-population values).
-        self.metrics = Reads(engine, None, reads, "metrics")
+
+    @property
+    def today(self) -> dt.date:
+        return self._engine.today
+
+    @property
+    def settings(self) -> Settings:
+        return self._engine.settings
+
+    @property
+    def labels(self) -> Reads:
+        """The labels the rule declared in ``reads``, by name."""
+        if self._labels is None:
+            self._labels = Reads(self._engine, self.id, self._reads, "labels", self._resolved)
+        return self._labels
+
+    @property
+    def metrics(self) -> Reads:
+        """The metrics the rule declared in ``reads`` (whole-population values)."""
+        if self._metrics is None:
+            self._metrics = Reads(self._engine, None, self._reads, "metrics", self._resolved)
+        return self._metrics
 
     @property
     def history(self) -> tuple[Interaction, ...]:

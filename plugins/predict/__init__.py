@@ -89,6 +89,15 @@ def summary_yesterday(c: CustomerView) -> History | None:
     return summarise(days, totals, yesterday, c.id)
 
 
+def summaries(c: CustomerView) -> tuple[History | None, History | None]:
+    """The purchase summary as of today and as of yesterday, from one pass."""
+    days, totals = _purchase_days(c, c.today)
+    yesterday = c.today - dt.timedelta(days=1)
+    before = len(days) - 1 if days and days[-1] == c.today else len(days)
+    return (summarise(days, totals, c.today, c.id),
+            summarise(days[:before], totals[:before], yesterday, c.id))
+
+
 # --- the model --------------------------------------------------------------------------
 
 
@@ -105,7 +114,7 @@ def predictions(customers: list[CustomerView]) -> list[dict[str, float] | None]:
     if fitted is None or not fitted.usable:
         return [None] * len(customers)
     options = customers[0].options
-    histories = {c.id: h for c in customers if (h := summary_today(c)) is not None}
+    histories = {c.id: h for c in customers if (h := c.labels["_purchases"][0]) is not None}
     found = predict(fitted, list(histories.values()), options.horizon_days,
                     options.discount_rate)
     return [_as_dict(found[c.id]) if c.id in found else None for c in customers]
@@ -128,7 +137,7 @@ def model_lifecycle(c: CustomerView) -> tuple[str, dt.date | None] | None:
     fitted: Fit = c.metrics["_purchase_model"]
     if not options.use_for_segments or not trustworthy(fitted, options):
         return None
-    history = summary_today(c)
+    history = c.labels["_purchases"][0]
     if history is None or history.x == 0:
         return None
     model = fitted.bgnbd
@@ -207,12 +216,14 @@ def _section_context(app: crmkit.App) -> dict[str, Any]:
 def crmkit_register(register: Any) -> None:
     register(ConfigSection(NAME, "Predictive CRM (BG/NBD, Gamma-Gamma).", SETTINGS_EXAMPLE,
                            options=OPTIONS))
+    register(Label("_purchases", summaries))
     register(Metric("_purchase_model", "The fitted purchase and spend models",
-                    summary_yesterday, across=fit_models, settings=NAME))
-    register(Label("_prediction", predictions, many=True, reads=("_purchase_model",),
-                   settings=NAME))
-    register(Label("_model_lifecycle", model_lifecycle, reads=("_purchase_model",),
-                   settings=NAME))
+                    lambda c: c.labels["_purchases"][1], across=fit_models,
+                    reads=("_purchases",), settings=NAME))
+    register(Label("_prediction", predictions, many=True,
+                   reads=("_purchase_model", "_purchases"), settings=NAME))
+    register(Label("_model_lifecycle", model_lifecycle,
+                   reads=("_purchase_model", "_purchases"), settings=NAME))
     register(Label("p_alive", _rounded("p_alive", 3), reads=("_prediction", "_model_lifecycle"),
                    description="the probability that the customer still buys (BG/NBD)"))
     register(Label("clv", _rounded("clv", 2), reads=("_prediction", "_model_lifecycle"),

@@ -92,7 +92,7 @@ def lifecycle(days: list[dt.date], today: dt.date, rules: Mapping[str, Any]
     return "active", first + dt.timedelta(days=rules["new_days"] + 1)
 
 
-def stage(c: CustomerView) -> tuple[str, dt.date | None, str]:
+def stage(c: CustomerView) -> tuple[str, str | None, str]:
     """The stage, the day it began and what decided it (``stage:`` in the file, the
     purchase model or the heuristic)."""
     if c.customer.stage in STAGES:
@@ -101,17 +101,17 @@ def stage(c: CustomerView) -> tuple[str, dt.date | None, str]:
     model = c.labels.get("_model_lifecycle")
     if model is not None and heuristic != "new":
         model_stage, model_since = model
-        return model_stage, (model_since if model_stage != "active" else since), "model"
-    return heuristic, since, "heuristic"
+        since = model_since if model_stage != "active" else since
+        return model_stage, since.isoformat() if since else None, "model"
+    return heuristic, since.isoformat() if since else None, "heuristic"
 
 
 def lifecycle_label(c: CustomerView) -> str:
-    return stage(c)[0]
+    return c.labels["_stage"][0]
 
 
 def lifecycle_since(c: CustomerView) -> str | None:
-    since = stage(c)[1]
-    return since.isoformat() if since else None
+    return c.labels["_stage"][1]
 
 
 def lifecycle_basis(c: CustomerView) -> str | None:
@@ -119,7 +119,7 @@ def lifecycle_basis(c: CustomerView) -> str | None:
     (otherwise every stage is the heuristic's: ``None``)."""
     if c.metrics.get("model_status", "not registered") is not None:
         return None
-    return stage(c)[2]
+    return c.labels["_stage"][2]
 
 
 # --- ABC --------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def rfm_cuts(values: Mapping[str, tuple[int, int, Decimal] | None], scope: Any
 
 
 def rfm_code(c: CustomerView) -> str | None:
-    value = rfm_values(c)
+    value = c.labels["_rfm_values"]
     if value is None:
         return None
     cuts = c.metrics["_rfm_cuts"]
@@ -289,19 +289,20 @@ def crmkit_register(register: Any, settings: Any) -> None:
                            SETTINGS_EXAMPLE))
     register(ConfigSection("segments", "Your own segments: name: expression.",
                            SEGMENTS_EXAMPLE))
-    lifecycle_settings = "segmentation.lifecycle"
-    register(Label("lifecycle", lifecycle_label, reads=(MODEL,), options=LIFECYCLE,
-                   settings=lifecycle_settings,
+    register(Label("_stage", stage, reads=(MODEL,), options=LIFECYCLE,
+                   settings="segmentation.lifecycle"))
+    register(Label("lifecycle", lifecycle_label, reads=("_stage",),
                    description="lead, new, active, at_risk or lost (docs/segments.md)"))
-    register(Label("lifecycle_since", lifecycle_since, reads=(MODEL,),
-                   settings=lifecycle_settings, description="the day the stage began"))
-    register(Label("lifecycle_basis", lifecycle_basis, reads=(MODEL, "model_status?"),
-                   settings=lifecycle_settings,
+    register(Label("lifecycle_since", lifecycle_since, reads=("_stage",),
+                   description="the day the stage began"))
+    register(Label("lifecycle_basis", lifecycle_basis, reads=("_stage", "model_status?"),
                    description="what decided the stage: file, model or heuristic"))
     register(Label("abc", window_revenue, across=abc_classes, options=ABC,
                    settings="segmentation.abc", description="A, B or C by revenue"))
-    register(crmkit.Metric("_rfm_cuts", "RFM quintile cuts", rfm_values, across=rfm_cuts))
-    register(Label("rfm", rfm_code, reads=("_rfm_cuts",),
+    register(Label("_rfm_values", rfm_values))
+    register(crmkit.Metric("_rfm_cuts", "RFM quintile cuts", lambda c: c.labels["_rfm_values"],
+                           across=rfm_cuts, reads=("_rfm_values",)))
+    register(Label("rfm", rfm_code, reads=("_rfm_cuts", "_rfm_values"),
                    description="recency, frequency, monetary quintiles, e.g. 553"))
     for position, letter in enumerate("rfm"):
         register(Label(letter, rfm_digit(position), reads=("rfm",), listed=False,
