@@ -2,8 +2,8 @@ import os
 
 from conftest import age_files
 
-from crmkit.incremental import parallel
-from crmkit.incremental.cache import MAGIC, ParseCache, read_checked
+from crmkit.incremental import blobs, parallel, signing
+from crmkit.incremental.cache import MAGIC
 from crmkit.loading.loader import CACHE_FILE, load_workspace
 
 FILES = {
@@ -75,6 +75,35 @@ def test_a_corrupt_cache_is_ignored(make_workspace):
     assert sorted(load_workspace(root).customers) == ["a", "b"]
 
 
+def test_an_altered_blob_is_never_unpickled(make_workspace):
+    """The records of each file are a signed blob: a changed byte means a re-parse."""
+    root = make_workspace(FILES)
+    age_files(root)
+    load_workspace(root)
+    (blob_file,) = (root / ".crmkit" / "cache").glob("blobs-*")
+    data = bytearray(blob_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob_file.write_bytes(bytes(data))
+    ws = load_workspace(root)
+    assert ws.stats.parsed == 1 and ws.stats.from_cache == 2
+    assert sorted(ws.customers) == ["a", "b"] and ws.interactions[0].amount == 10
+
+
+def test_a_cache_signed_on_another_machine_is_ignored(make_workspace, monkeypatch, tmp_path):
+    """A ``.crmkit/`` folder committed to a repository must never be unpickled: the
+    digest is keyed with a secret outside the workspace."""
+    root = make_workspace(FILES)
+    age_files(root)
+    load_workspace(root)
+    monkeypatch.setenv(signing.KEY_ENV, str(tmp_path / "other-machine-key"))
+    signing.machine_key.cache_clear()
+    try:
+        assert stats(load_workspace(root)) == (3, 3, 0)
+        assert (tmp_path / "other-machine-key").stat().st_mode & 0o077 == 0
+    finally:
+        signing.machine_key.cache_clear()
+
+
 def test_cached_diagnostics_are_reported_again(make_workspace):
     root = make_workspace({"customers/a.yaml": "name: A\nname: B\n"})
     age_files(root)
@@ -135,32 +164,40 @@ def test_changed_interaction_types_invalidate_the_cache(make_workspace):
     assert stats(again)[1] == 2  # re-read: the fingerprint changed
 
 
-def test_changes_are_appended_as_segments_and_compacted(make_workspace):
-    """A one-file change must not re-pickle the whole cache; outdated entries are
-    dropped once they make up more than a quarter of it."""
+def test_a_change_appends_one_blob_and_dead_blobs_are_compacted(make_workspace,
+                                                                  monkeypatch):
+    """A one-file change must not rewrite the records of every file: it appends one
+    blob; once most of the blob file is outdated, the next save keeps only live blobs."""
     files = {f"customers/c{i:02}.yaml": f"name: C{i}\n" for i in range(12)}
     root = make_workspace(files)
     age_files(root)
+    folder = root / ".crmkit" / "cache"
 
-    def segments():
-        return len(read_checked(root / CACHE_FILE, MAGIC)[2])
+    def blob_files():
+        return sorted(folder.glob("blobs-*"))
 
     load_workspace(root)
-    assert segments() == 1
-    for n, name in enumerate(["c00", "c01", "c02"], start=1):
+    (first,) = blob_files()
+    size = first.stat().st_size
+    monkeypatch.setattr(blobs, "MIN_COMPACT", 0)
+    monkeypatch.setattr(blobs, "SLACK", 1.5)
+    path = root / "customers" / "c00.yaml"
+    path.write_text("name: Changed c00\n")
+    os.utime(path, (1_600_000_001, 1_600_000_001))
+    ws = load_workspace(root)
+    assert stats(ws) == (12, 1, 11)
+    assert blob_files() == [first] and size < first.stat().st_size < size * 1.2
+    for n, name in enumerate(["c01", "c02", "c03", "c04", "c05", "c06"], start=2):
         path = root / "customers" / f"{name}.yaml"
         path.write_text(f"name: Changed {name}\n")
         os.utime(path, (1_600_000_000 + n, 1_600_000_000 + n))
         ws = load_workspace(root)
         assert stats(ws) == (12, 1, 11)
-        assert segments() == n + 1  # the old segment as it was, plus one per change
-    (root / "customers" / "c03.yaml").unlink()  # 4 of 11 entries outdated: compact
-    ws = load_workspace(root)
-    assert segments() == 1
-    cache = ParseCache(root / CACHE_FILE, read_checked(root / CACHE_FILE, MAGIC)[1])
-    assert sorted(cache.entries) == sorted(f"customers/{c}.yaml" for c in ws.customers)
-    assert ws.customers["c02"].name == "Changed c02"
-    assert stats(load_workspace(root)) == (11, 0, 11)
+    (compacted,) = blob_files()
+    assert compacted != first and compacted.stat().st_size < size * 1.5
+    assert ws.customers["c06"].name == "Changed c06"
+    again = load_workspace(root)
+    assert stats(again) == (12, 0, 12) and again.customers == ws.customers
 
 
 def test_parallel_cold_load_equals_the_serial_one(make_workspace, monkeypatch):
@@ -188,7 +225,7 @@ def test_parallel_cold_load_equals_the_serial_one(make_workspace, monkeypatch):
     assert cold.interactions == serial.interactions
     assert [str(d) for d in cold.diagnostics] == [str(d) for d in serial.diagnostics]
     assert any("unknown customer 'c040'" in str(d) for d in cold.diagnostics)
-    warm = load_workspace(root)  # from the segments the workers pickled
+    warm = load_workspace(root)  # from the blobs the workers wrote
     assert stats(warm) == (161, 0, 161)
     assert warm.interactions == serial.interactions
 

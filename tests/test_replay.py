@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import CRMKIT, age_files
 
-from crmkit.incremental.replay import REPLAY_DIR, _code_files
+from crmkit.incremental.replay import REPLAY_DIR, code_files
 
 REPLAYED = "(replayed: nothing changed since this command last ran"
 
@@ -115,6 +115,6 @@ def test_no_cache_option_runs_and_keeps_nothing(make_workspace):
 
 def test_plugin_code_is_part_of_the_key():
     """Editing an installed plugin (or crmkit) must not replay stale output."""
-    files = b"".join(_code_files()).decode()
+    files = b"".join(code_files()).decode()
     assert "plugins/reminders/__init__.py\0" in files
     assert "crmkit/incremental/replay.py\0" in files

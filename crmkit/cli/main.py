@@ -18,6 +18,7 @@ import click
 from .. import __version__
 from ..engine.app import App
 from ..incremental import replay
+from ..incremental.memo import BrokenState
 from ..loading.schema import did_you_mean
 from ..model import CrmkitError
 
@@ -71,17 +72,34 @@ class CrmkitGroup(click.Group):
         return self._plugin_commands(ctx).get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        finished = False
         try:
-            return self._invoke_or_replay(ctx)
+            result = self._invoke_or_replay(ctx)
+            finished = True
+            return result
         except CrmkitError as exc:
+            finished = True
             raise click.ClickException(str(exc)) from None
+        except BrokenState as exc:
+            ctx.obj.forget_state()
+            raise click.ClickException(
+                f"{exc}; crmkit removed what it kept from earlier runs: run the command "
+                "again") from None
+        except (SystemExit, click.exceptions.Exit, click.ClickException):
+            finished = True
+            raise
+        finally:
+            if finished and isinstance(ctx.obj, App):
+                ctx.obj.save_state()  # not after Ctrl-C or a crash: quit quickly
 
     def _invoke_or_replay(self, ctx: click.Context) -> Any:
         """Replay a read-only command's output if nothing it read has changed
         (:mod:`crmkit.replay`); otherwise run it, and keep its output if it was read-only."""
         app = self._app(ctx)
         inputs = self._replay_inputs(ctx, app)
-        key = replay.replay_key(*inputs) if inputs else None
+        key, listing = replay.replay_key(*inputs) if inputs else (None, None)
+        if listing is not None:
+            app._listing = listing  # the loader walks no second time
         if inputs is None or key is None:
             return super().invoke(ctx)
         code = replay.play(app.root, key)
@@ -108,8 +126,7 @@ class CrmkitGroup(click.Group):
                 return result
         finally:
             if (code is not None and recorder.recorded and recorder.complete
-                    and ctx.meta.get(replay.META_READ_ONLY)
-                    and replay.replay_key(*inputs) == key):  # nothing changed meanwhile
+                    and ctx.meta.get(replay.META_READ_ONLY)):
                 replay.keep(app.root, key, code, recorder.chunks)
 
     def _replay_inputs(self, ctx: click.Context, app: App

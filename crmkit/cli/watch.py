@@ -28,7 +28,6 @@ from ..incremental.cache import ParseCache
 from ..incremental.memo import Memo
 from ..incremental.reload import apply_changes
 from ..loading.loader import (
-    CACHE_FILE,
     CONFIG_FILE,
     LoadedFiles,
     is_editor_file,
@@ -152,7 +151,7 @@ class Watcher:
         self.root = root
         self.today = today
         self.echo = echo
-        self.cache = ParseCache(root / CACHE_FILE)
+        self.cache = ParseCache(root)
         self.builds = 0
         self.output = "out"
         self.app: App | None = None

@@ -7,6 +7,7 @@ first use, so ``crmkit --help`` and ``crmkit init`` never touch a workspace.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import shutil
@@ -16,12 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..incremental.cache import CACHE_DIR, ParseCache
+from ..incremental import state
+from ..incremental.cache import STATE_FILE, ParseCache
 from ..incremental.memo import Memo
+from ..incremental.scan import Listing
+from ..incremental.signing import CACHE_DIR
 from ..loading.atomic import replace as replace_file
 from ..loading.loader import (
     find_workspace,
     load_workspace,
+    load_workspace_files,
     preliminary_settings,
     read_settings_data,
 )
@@ -58,6 +63,10 @@ class App:
         self._one_shot = one_shot
         #: Problems raised by plugins' rules and hooks during this run (after loading).
         self.problems: list[Diagnostic] = []
+        #: What the replay key's walk saw of the record folders, if it ran.
+        self._listing: Listing | None = None
+        #: What this run leaves for the next (:mod:`crmkit.incremental.state`).
+        self._pending: state.Pending | None = None
 
     # --- what is loaded -------------------------------------------------------------
 
@@ -91,16 +100,62 @@ class App:
 
     @cached_property
     def workspace(self) -> Workspace:
-        workspace = load_workspace(self.root, self.host, use_cache=self.use_cache,
-                                   settings_file=self._settings_file[0],
-                                   cache=self._parse_cache, today=self._today,
-                                   registry=self.registry, memo=self._memo)
+        if self._one_shot and self.use_cache and self._parse_cache is None:
+            workspace = self._load_from_state()
+        else:
+            workspace = load_workspace(self.root, self.host, use_cache=self.use_cache,
+                                       settings_file=self._settings_file[0],
+                                       cache=self._parse_cache, today=self._today,
+                                       registry=self.registry, memo=self._memo,
+                                       listing=self._listing)
         if self._one_shot:
             # The records live as long as this process: keep the cyclic garbage
             # collector from walking 100,000s of them again and again while the
             # command computes (a long-running watch must not freeze anything).
             gc.freeze()
         return workspace
+
+    def _load_from_state(self) -> Workspace:
+        """A one-off run starts from what the last run kept and keeps what it computes
+        (:mod:`crmkit.incremental.state`); without a usable state, a full load."""
+        kept = state.read(self.root)
+        if kept.files is not None:
+            memo = kept.memo or Memo(active=True)
+            found = state.load(self.root, kept.files, self.host, self._settings_file[0],
+                               self._today, self.registry, memo, self._listing)
+            if found is not None:
+                self._memo = memo
+                workspace, self._pending = found
+                return workspace
+        self._memo = Memo(active=True)
+        cache = ParseCache(self.root, kept=kept.files)
+        workspace, _ = load_workspace_files(
+            self.root, self.host, settings_file=self._settings_file[0], cache=cache,
+            today=self._today, registry=self.registry, memo=self._memo, listing=self._listing)
+        if cache.files is not None:
+            self._pending = state.Pending(cache.files, cache.store)
+        return workspace
+
+    def forget_state(self) -> None:
+        """Remove what earlier runs kept (:mod:`crmkit.incremental.state`)."""
+        self._pending = None
+        with contextlib.suppress(OSError):
+            (self.root / STATE_FILE).unlink()
+
+    def save_state(self) -> None:
+        """Keep what this run loaded and computed for the next one (at the end of a
+        one-off command; never raises: the state is only ever a shortcut)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            state.write(self.root, pending, self._memo)
+        except Exception:
+            if self.verbose:
+                import traceback
+
+                click.echo("crmkit: could not keep the state for the next run:\n"
+                           + traceback.format_exc(), err=True)
 
     @property
     def today(self) -> dt.date:
@@ -127,6 +182,7 @@ class App:
         """The same workspace and plugins as of another day (to compare with last week)."""
         if day == self._today:
             return self
+        self.workspace  # noqa: B018  (loaded first: the other day shares it and its memo)
         others = self.__dict__.setdefault("_others", {})
         if day not in others:
             other = self._sharing(day, "workspace", "templates")

@@ -92,12 +92,12 @@ class Reads(Mapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         found = self._resolved.get(name, _UNRESOLVED)
         if found is not _UNRESOLVED:  # the common case: read from what was resolved
-            if type(found) is dict:
-                if self._customer is None:
-                    raise LookupError(f"{name!r} is a label: read it as "
-                                      f"customer.labels[{name!r}]")
-                return found.get(self._customer)
-            return found[0]
+            if type(found) is tuple:  # a metric's figure
+                return found[0]
+            if self._customer is None:
+                raise LookupError(f"{name!r} is a label: read it as "
+                                  f"customer.labels[{name!r}]")
+            return found.get(self._customer)
         allowed = self._allowed
         if allowed is not None and name not in allowed:
             declared = ", ".join(sorted(allowed)) or "nothing"

@@ -1,161 +1,369 @@
-"""The parse cache: a second run re-reads only files that changed.
+"""The parse cache: a second run re-reads only the files that changed.
 
-It keeps, per file, the records read from it and their diagnostics, keyed by
-workspace-relative path, size and mtime (nanoseconds), under a fingerprint of
-everything else that shapes those records (crmkit's version, the interaction
-types, time zone and currency): a different fingerprint empties the cache.
-The cache file carries a checksum of its payload; a cache that is corrupt,
-truncated, from another crmkit version or unreadable is ignored, so the worst
-a bad cache can do is cost a re-parse.  Files modified in the last couple of
-seconds are not cached ("racy" entries, as git calls them): their mtime could
-repeat after a quick second edit of the same size.
+Every record file's records (and their problems) are kept as one blob in the
+blob file (:mod:`crmkit.incremental.blobs`), and the :class:`FileIndex` says
+where, by workspace-relative path, size and mtime (nanoseconds).  All of it is
+kept under a fingerprint of everything else that shapes those records (crmkit's
+version, the interaction types, time zone and currency): a different
+fingerprint starts afresh.  Files modified in the last couple of seconds are
+not kept ("racy" entries, as git calls them): their mtime could repeat after a
+quick second edit of the same size.
+
+The same index and blobs are what a one-off run starts from
+(:mod:`crmkit.incremental.state`), so a cold start writes each file's blob once,
+in the parallel workers that parse it.  Everything is signed with this
+machine's key (:mod:`crmkit.incremental.signing`).
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
 import gc
-import hashlib
 import os
 import pickle
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..loading.atomic import replace
+from .blobs import BlobLog, BlobMissing, Ref
+from .signing import CACHE_DIR, read_checked, write_checked
 
-MAGIC = b"crmkit-parse-cache\n"
 RACY_WINDOW_NS = 2_000_000_000
-CACHE_DIR = Path(".crmkit") / "cache"
-_VERSION = f"{__version__}/py{sys.version_info[0]}.{sys.version_info[1]}/4"
+STATE_FILE = CACHE_DIR / "state.pickle"
+MAGIC = b"crmkit-state\n"
+_VERSION = f"{__version__}/py{sys.version_info[0]}.{sys.version_info[1]}/5"
+SEPARATOR = "\0"
 
 Key = tuple[int, int]  # (size, mtime_ns)
-Entry = tuple[Key, Any]
+
+
+class FileIndex:
+    """Every record file in the order the loader read them: its size and mtime as read,
+    the customer ids its records name (for a customer file: its own id, then whom it
+    was referred by) and where its blob is.  Kept as flat arrays: 110,000 files
+    pickle and load in milliseconds, and an unchanged file list compares in one step."""
+
+    def __init__(self, names: list[str], sizes: array.array, mtimes: array.array,
+                 refs: list[str], offsets: array.array, lengths: array.array,
+                 digests: bytes) -> None:
+        self.names, self.sizes, self.mtimes, self.refs = names, sizes, mtimes, refs
+        self.offsets, self.lengths, self.digests = offsets, lengths, digests
+        self._positions: dict[str, int] | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FileIndex, (self.names, self.sizes, self.mtimes, self.refs, self.offsets,
+                            self.lengths, self.digests))
+
+    def position(self, rel: str) -> int | None:
+        if self._positions is None:
+            self._positions = {rel: i for i, rel in enumerate(self.names)}
+        return self._positions.get(rel)
+
+    def key(self, i: int) -> Key:
+        return (self.sizes[i], self.mtimes[i])
+
+    def blob(self, i: int) -> Ref | None:
+        offset = self.offsets[i]
+        if offset < 0:
+            return None
+        return Ref(offset, self.lengths[i], self.digests[16 * i:16 * i + 16])
+
+    def refs_of(self, rel: str) -> tuple[str, ...]:
+        i = self.position(rel)
+        return split_ids(self.refs[i]) if i is not None else ()
+
+    def all_refs(self) -> Iterator[tuple[str, tuple[str, ...]]]:
+        for rel, joined in zip(self.names, self.refs, strict=True):
+            if joined:
+                yield rel, split_ids(joined)
+
+    def changes(self, names: list[str], sizes: array.array, mtimes: array.array
+                ) -> tuple[list[int], list[str]]:
+        """The positions in ``names`` of files new or changed since, and the files gone."""
+        if names == self.names:
+            if sizes == self.sizes and mtimes == self.mtimes:
+                return [], []
+            return [i for i, (a, b, c, d) in enumerate(zip(sizes, self.sizes, mtimes,
+                                                            self.mtimes, strict=True))
+                    if a != b or c != d], []
+        changed = []
+        for i, rel in enumerate(names):
+            j = self.position(rel)
+            if j is None or sizes[i] != self.sizes[j] or mtimes[i] != self.mtimes[j]:
+                changed.append(i)
+        present = set(names)
+        return changed, [rel for rel in self.names if rel not in present]
+
+
+#: The size kept for a file too new to trust: never equal to a real one.
+RACY = -2
+
+
+def split_ids(joined: str) -> tuple[str, ...]:
+    return tuple(joined.split(SEPARATOR)) if joined else ()
+
+
+def join_ids(ids: tuple[str, ...] | list[str]) -> str:
+    return SEPARATOR.join(ids)
+
+
+class IndexBuilder:
+    """Collects the index of one load, file by file, in order."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.sizes, self.mtimes = array.array("q"), array.array("q")
+        self.refs: list[str] = []
+        self.offsets, self.lengths = array.array("q"), array.array("q")
+        self.digests: list[bytes] = []
+        #: Refs not written yet (offset -1): filled in after the blob file's flush.
+        self.pending: list[tuple[int, Ref]] = []
+
+    def add(self, rel: str, key: Key | None, ids: str, ref: Ref | None) -> None:
+        i = len(self.names)
+        self.names.append(rel)
+        racy = key is None or too_new(key[1])
+        self.sizes.append(RACY if racy or key is None else key[0])
+        self.mtimes.append(0 if key is None else key[1])
+        self.refs.append(ids)
+        if ref is None or racy:
+            self.offsets.append(-1)
+            self.lengths.append(0)
+            self.digests.append(bytes(16))
+            return
+        self.offsets.append(ref.offset)
+        self.lengths.append(ref.length)
+        self.digests.append(ref.digest)
+        if ref.offset < 0:
+            self.pending.append((i, ref))
+
+    def build(self) -> FileIndex:
+        for i, ref in self.pending:
+            self.offsets[i] = ref.offset
+        return FileIndex(self.names, self.sizes, self.mtimes, self.refs, self.offsets,
+                         self.lengths, b"".join(self.digests))
+
+
+@dataclass
+class Files:
+    """The record files as a load read them: what the next run starts from."""
+
+    #: What shapes the records besides the files (see the module docstring).
+    fingerprint: str
+    index: FileIndex
+    #: The blob file the index refers to.
+    blobs: str
+    #: The loader's problems of each file that has any.
+    problems: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    #: Customer id → the file it is read from, by id.
+    customers: dict[str, str] = field(default_factory=dict)
+    #: Customer id → how many interactions they have (only if any).
+    lengths: dict[str, int] = field(default_factory=dict)
+    #: Deal file → its parts.
+    deals: dict[str, Any] = field(default_factory=dict)
+    #: A run may start from it without a full load (no broken or duplicate customer).
+    clean: bool = False
+
+
+def read_kept(root: Path) -> dict[str, Any] | None:
+    """The state file's parts (``files``, ``rules``), if it was written by this version
+    of crmkit on this machine."""
+    with gc_paused():
+        stored = read_checked(root / STATE_FILE, MAGIC)
+    if not isinstance(stored, tuple) or len(stored) != 2 or stored[0] != _VERSION \
+            or not isinstance(stored[1], dict):
+        return None
+    return stored[1]
+
+
+def write_kept(root: Path, parts: dict[str, Any]) -> bool:
+    return write_checked(root / STATE_FILE, MAGIC, (_VERSION, parts))
 
 
 class ParseCache:
-    """Records per file, stored as a log of pickled segments.
+    """The records of each file read before, by path and key (size, mtime).
 
-    A save appends one segment with what changed (``None`` marks a deleted file)
-    instead of pickling 100,000 entries again, and a cold start stores the
-    segments its parallel workers pickled (:meth:`add_segment`) as they are.
-    When more than a quarter of the stored entries are outdated, the next save
-    writes everything as one segment again.
-    """
+    ``crmkit watch`` keeps one in memory across reloads: what it parses stays in
+    memory (:meth:`put`).  A load turns what it read into the next :class:`Files`
+    (:meth:`keep`), which :meth:`save` writes."""
 
-    def __init__(self, path: Path | None, fingerprint: str | None = None) -> None:
-        """``fingerprint=None`` takes the stored entries whatever they were made with;
-        :meth:`use_fingerprint` then drops them if that does not match."""
-        self.path = path
+    def __init__(self, root: Path | None, fingerprint: str | None = None,
+                 kept: Files | None = None) -> None:
+        """``root=None``: nothing is read or written.  ``fingerprint=None`` takes the
+        stored files whatever they were made with; :meth:`use_fingerprint` then drops
+        them if that does not match."""
+        self.root = root
         self.fingerprint = fingerprint or ""
-        self.entries: dict[str, Entry] = {}
         self.hits = 0
         self.misses = 0
-        self._segments: list[bytes] = []
-        self._changes: dict[str, Entry | None] = {}
-        self._outdated = 0  # stored entries that a later segment or change replaces
-        self.dirty = False
-        if path is not None:
-            with gc_paused():
-                self._read(path, fingerprint)
+        if kept is None and root is not None:
+            stored = read_kept(root)
+            found = stored.get("files") if stored else None
+            kept = found if isinstance(found, Files) else None
+        if kept is not None and fingerprint is not None and kept.fingerprint != fingerprint:
+            kept = None
+        if kept is not None:
+            self.fingerprint = fingerprint or kept.fingerprint
+        self.index: FileIndex | None = kept.index if kept is not None else None
+        folder = (root or Path(".")) / CACHE_DIR
+        self.store = BlobLog(folder, kept.blobs if kept is not None else None)
+        #: Parsed in this process: (key, parts), pickled when kept.
+        self.fresh: dict[str, tuple[Key, Any]] = {}
+        #: Pickled by the parallel workers: (key, ref, the ids the records name).
+        self.written: dict[str, tuple[Key, Ref, str]] = {}
+        #: What the last load read (written by :meth:`save`).
+        self.files: Files | None = None
+
+    @property
+    def entries(self) -> int:
+        """How many files' records are kept (known to be reusable or not)."""
+        return (len(self.index.names) if self.index is not None else 0) + len(self.fresh)
 
     def use_fingerprint(self, fingerprint: str) -> None:
         """Forget every entry if what shapes the records has changed."""
         if fingerprint != self.fingerprint:
-            self.entries.clear()
-            self._segments.clear()
-            self._changes.clear()
-            self._outdated = 0
+            self.index = None
+            self.fresh.clear()
+            self.written.clear()
             self.fingerprint = fingerprint
-            self.dirty = True
+            self.store = BlobLog(self.store.folder)
 
-    def _read(self, path: Path, fingerprint: str | None) -> None:
-        stored = read_checked(path, MAGIC)
-        if not isinstance(stored, tuple) or len(stored) != 3:
-            return
-        version, stored_fingerprint, segments = stored
-        if version != _VERSION or not isinstance(segments, list) \
-                or fingerprint not in (None, stored_fingerprint):
-            return
-        self.fingerprint = stored_fingerprint
-        stored_count = 0
-        try:
-            for segment in segments:
-                changes = pickle.loads(segment)
-                stored_count += len(changes)
-                for rel, entry in changes.items():
-                    if entry is None:
-                        self.entries.pop(rel, None)
-                    else:
-                        self.entries[rel] = entry
-        except Exception:
-            self.entries.clear()
-            return
-        self._segments = segments
-        self._outdated = stored_count - len(self.entries)
+    def _indexed(self, rel: str, key: Key) -> Ref | None:
+        index = self.index
+        if index is None:
+            return None
+        i = index.position(rel)
+        if i is None or index.sizes[i] != key[0] or index.mtimes[i] != key[1]:
+            return None
+        return index.blob(i)
+
+    def has(self, rel: str, key: Key) -> bool:
+        fresh = self.fresh.get(rel)
+        if fresh is not None:
+            return fresh[0] == key
+        written = self.written.get(rel)
+        if written is not None:
+            return written[0] == key
+        return self._indexed(rel, key) is not None
 
     def get(self, rel: str, key: Key) -> Any:
-        entry = self.entries.get(rel)
-        if entry is not None and entry[0] == key:
+        """The file's parts if its key is the one kept, else ``None``."""
+        fresh = self.fresh.get(rel)
+        if fresh is not None and fresh[0] == key:
             self.hits += 1
-            return entry[1]
+            return fresh[1]
+        written = self.written.get(rel)
+        if written is not None and written[0] == key:
+            parts = self._load(written[1])
+            if parts is not None:
+                self.misses += 1  # parsed in this run, by a worker
+                return parts
+        ref = None if fresh is not None or written is not None else self._indexed(rel, key)
+        if ref is not None:
+            parts = self._load(ref)
+            if parts is not None:
+                self.hits += 1
+                return parts
         self.misses += 1
         return None
 
-    def has(self, rel: str, key: Key) -> bool:
-        entry = self.entries.get(rel)
-        return entry is not None and entry[0] == key
+    def _load(self, ref: Ref) -> Any:
+        try:
+            return pickle.loads(self.store.get(ref))
+        except (BlobMissing, Exception):
+            return None
 
-    def put(self, rel: str, key: Key, parsed: Any) -> None:
-        if self.has(rel, key):
-            return
+    def put(self, rel: str, key: Key, parts: Any) -> None:
         if too_new(key[1]):
             self.forget(rel)
             return
-        self._outdated += rel in self.entries
-        self.entries[rel] = self._changes[rel] = (key, parsed)
-        self.dirty = True
+        self.fresh[rel] = (key, parts)
 
-    def add_segment(self, segment: bytes, entries: dict[str, Entry]) -> None:
-        """Entries that are already pickled as ``segment`` (by a worker process)."""
-        self._outdated += sum(1 for rel in entries if rel in self.entries)
-        self.entries.update(entries)
-        for rel in entries:
-            self._changes.pop(rel, None)
-        self._segments.append(segment)
-        self.dirty = True
+    def add_written(self, rel: str, key: Key, ref: Ref, ids: str) -> None:
+        """A file that a parallel worker parsed and appended to the blob file."""
+        self.written[rel] = (key, ref, ids)
 
     def forget(self, rel: str) -> None:
-        """Drop the entry of a file that is gone."""
-        if rel in self.entries:
-            del self.entries[rel]
-            self._changes[rel] = None
-            self._outdated += 1
-            self.dirty = True
+        self.fresh.pop(rel, None)
+        self.written.pop(rel, None)
 
-    def prune(self, seen: set[str]) -> None:
-        for rel in [rel for rel in self.entries if rel not in seen]:
-            self.forget(rel)
+    def keep(self, order: list[tuple[str, Key | None]], ids_of: Callable[[str, Any], str]
+             ) -> FileIndex:
+        """The index of the files a load read (``order``), their blobs written: those
+        parsed in this process are pickled now, the others keep theirs."""
+        builder = IndexBuilder()
+        index = self.index
+        for rel, key in order:
+            ref: Ref | None = None
+            ids = ""
+            if key is not None:
+                fresh = self.fresh.get(rel)
+                written = self.written.get(rel)
+                if fresh is not None and fresh[0] == key:
+                    ids = ids_of(rel, fresh[1])
+                    if not too_new(key[1]):
+                        try:
+                            ref = self.store.put(_dumps(fresh[1]))
+                        except Exception:
+                            ref = None
+                elif written is not None and written[0] == key:
+                    ref, ids = written[1], written[2]
+                elif index is not None and (i := index.position(rel)) is not None \
+                        and index.key(i) == key:
+                    ref, ids = index.blob(i), index.refs[i]
+            builder.add(rel, key, ids, ref)
+        if not self.store.flush():
+            builder = _without_pending(builder)
+        built = builder.build()
+        compacted = compact(self.store, built, ())
+        if compacted is not None:
+            self.store = compacted
+        return built
 
     def save(self) -> None:
-        if self.path is None or not self.dirty:
+        """Write what the last load read (the rules' results are the state's business:
+        :mod:`crmkit.incremental.state` writes both)."""
+        if self.root is None or self.files is None:
             return
-        compact = self._outdated > len(self.entries) // 4
-        if compact:
-            segments = [pickle.dumps(self.entries, protocol=pickle.HIGHEST_PROTOCOL)]
-        else:
-            segments = list(self._segments)
-            if self._changes:
-                segments.append(pickle.dumps(self._changes, protocol=pickle.HIGHEST_PROTOCOL))
-        if write_checked(self.path, MAGIC, (_VERSION, self.fingerprint, segments)):
-            self._segments = segments
-            self._changes.clear()
-            if compact:
-                self._outdated = 0
-            self.dirty = False
+        if write_kept(self.root, {"files": self.files, "rules": None}):
+            self.store.remove_others()
+
+
+def compact(store: BlobLog, index: FileIndex, others: Any) -> BlobLog | None:
+    """A new blob file with only the blobs ``index`` and ``others`` (refs) refer to, if
+    the current one is mostly dead weight (the index and refs are updated in place)."""
+    extra = list(others)
+    used = sum(length for offset, length in zip(index.offsets, index.lengths, strict=True)
+               if offset >= 0)
+    if not store.worth_compacting(used + sum(r.length for r in extra)):
+        return None
+    live = [index.blob(i) for i in range(len(index.names)) if index.offsets[i] >= 0]
+    new = store.compacted([*live, *extra])  # type: ignore[list-item]
+    if new is None:
+        return None
+    j = 0
+    for i in range(len(index.names)):
+        if index.offsets[i] >= 0:
+            index.offsets[i] = live[j].offset  # type: ignore[union-attr]
+            j += 1
+    return new
+
+
+def _without_pending(builder: IndexBuilder) -> IndexBuilder:
+    """The blob file could not be written: the blobs not written are not kept."""
+    for i, _ in builder.pending:
+        builder.offsets[i] = -1
+    builder.pending.clear()
+    return builder
+
+
+def _dumps(value: Any) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def too_new(mtime_ns: int) -> bool:
@@ -180,41 +388,6 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-def read_checked(path: Path, magic: bytes) -> Any:
-    """What :func:`write_checked` stored at ``path``; ``None`` if it is missing, corrupt,
-    truncated or unreadable (caches are only ever a shortcut)."""
-    try:
-        blob = path.read_bytes()
-    except OSError:
-        return None
-    header = len(magic) + 32
-    if not blob.startswith(magic) or len(blob) < header:
-        return None
-    digest, payload = blob[len(magic):header], blob[header:]
-    if hashlib.blake2b(payload, digest_size=32).digest() != digest:
-        return None
-    try:
-        return pickle.loads(payload)
-    except Exception:
-        return None
-
-
-def write_checked(path: Path, magic: bytes, value: Any) -> bool:
-    """Pickle ``value`` to ``path`` below ``.crmkit/`` with a checksum, atomically; ``False``
-    if the workspace is read-only (which still works, just without the cache)."""
-    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    digest = hashlib.blake2b(payload, digest_size=32).digest()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for folder in path.parents:
-            if folder.name == ".crmkit" and not (folder / ".gitignore").exists():
-                (folder / ".gitignore").write_text("*\n", encoding="utf-8")
-        replace(path, magic + digest + payload)
-    except OSError:
-        return False
-    return True
 
 
 def file_key(stat: os.stat_result) -> Key:

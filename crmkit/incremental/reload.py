@@ -31,16 +31,14 @@ from ..loading.loader import (
     InteractionParts,
     LoadedFiles,
     customer_records,
-    dropped_problems,
+    interaction_file_problems,
     is_editor_file,
     read_records,
     referral_problems,
-    unknown_customer,
     with_plugin_checks,
 )
 from ..loading.yamlsource import ParsedFile
 from ..model import Customer, Interaction, LoadStats, Workspace
-from ..model.diagnostics import Diagnostic
 from .cache import Key, ParseCache, file_key
 
 if TYPE_CHECKING:
@@ -89,16 +87,9 @@ def apply_changes(workspace: Workspace, files: LoadedFiles, changed: Iterable[st
             removed.extend(old[0])
         if parts is None:
             continue
-        records, refs, problems = parts
         files.interactions[rel] = parts
-        found = list(problems)
-        for record in records:
-            if record.customer in customers:
-                added.append(record)
-            else:
-                found.append(Diagnostic.error(unknown_customer(record.customer, customers),
-                                              record.locate("customer")))
-        found.extend(dropped_problems(refs, customers, {}))
+        added.extend(r for r in parts[0] if r.customer in customers)
+        found = interaction_file_problems(parts, customers)
         if found:
             files.problems_at[rel] = found
 

@@ -16,12 +16,13 @@ made of everything the output can depend on:
 
 If any workspace file was modified in the last two seconds (its mtime could
 repeat after a quick second edit, the "racy" case), nothing is replayed or
-kept.  ``--no-cache`` turns replaying off.
+kept.  Output is kept under the key of the files as they were when the run
+started: a file changed while it ran has a newer mtime, so that key never comes
+back.  ``--no-cache`` turns replaying off.
 """
 
 from __future__ import annotations
 
-import array
 import hashlib
 import io
 import os
@@ -36,13 +37,15 @@ import click
 
 from .. import __version__
 from ..engine.plugins import ENTRY_POINT_GROUP, STOCK_PACKAGE
-from .cache import CACHE_DIR, read_checked, too_new, write_checked
+from .cache import too_new
+from .scan import SKIPPED_DIRS, Listing, walk
+from .signing import CACHE_DIR, read_checked, write_checked
 
 REPLAY_DIR = CACHE_DIR / "replay"
 MAGIC = b"crmkit-replay\n"
 KEEP = 16
 MAX_OUTPUT = 64 * 1024 * 1024
-SKIPPED_DIRS = frozenset({"__pycache__", "node_modules"})
+RECORD_FOLDERS = frozenset({"customers", "interactions", "deals"})
 META_READ_ONLY = "crmkit.read_only"
 
 Chunks = list[tuple[int, bytes]]  # (1 = stdout | 2 = stderr, bytes), in the order written
@@ -78,46 +81,7 @@ def read_only(command: click.Command | None = None, *,
     return mark(command) if command is not None else mark
 
 
-def _walk(root: Path, skip: frozenset[str], digest: Any) -> int:
-    """Hash the name, size, mtime and inode of every workspace file into ``digest``;
-    return the newest mtime.  (Folders are hashed in scandir's order: an order that
-    changes without the files changing only costs a replay.)"""
-    newest = 0
-    stack = [(str(root), "")]
-    while stack:
-        path, rel = stack.pop()
-        names = [rel]
-        numbers = array.array("q")
-        add = numbers.extend
-        try:
-            scan = os.scandir(path)
-        except OSError:
-            names.append("\0unreadable")
-            scan = None
-        if scan is not None:
-            with scan:
-                for entry in scan:
-                    name = entry.name
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            if not (name.startswith(".") or name in SKIPPED_DIRS
-                                    or (not rel and name in skip)):
-                                stack.append((entry.path, f"{rel}{name}/"))
-                            continue
-                        st = entry.stat()
-                    except OSError:
-                        names.append(f"\0{name}")  # e.g. a dangling link
-                        continue
-                    names.append(name)
-                    add((st.st_size, st.st_mtime_ns, st.st_ino))
-        digest.update("\0".join(names).encode("utf-8", "surrogateescape"))
-        digest.update(numbers.tobytes())
-        if numbers:
-            newest = max(newest, max(numbers[1::3]))
-    return newest
-
-
-def _code_files() -> list[bytes]:
+def code_files() -> tuple[bytes, ...]:
     """``path size mtime`` of every file of crmkit and of each installed plugin package."""
     folders: dict[str, None] = {str(Path(__file__).resolve().parent.parent): None}
     stock = find_spec(STOCK_PACKAGE)
@@ -149,21 +113,24 @@ def _code_files() -> list[bytes]:
         if os.path.isfile(folder):
             st = os.stat(folder)
             lines.append(f"{folder}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return sorted(lines)
+    return tuple(sorted(lines))
 
 
-def replay_key(root: Path, argv: list[str], today: str, output_folder: str) -> str | None:
-    """The key of this run's output, or ``None`` if a file is too new to be trusted."""
+def replay_key(root: Path, argv: list[str], today: str, output_folder: str
+               ) -> tuple[str | None, Listing]:
+    """The key of this run's output (``None`` if a file is too new to be trusted), and
+    what the walk saw of the record folders (for the loader: one walk per run)."""
     digest = hashlib.blake2b(digest_size=20)
     environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("CRMKIT_"))
     streams = [(_isatty(s), getattr(s, "encoding", None)) for s in (sys.stdout, sys.stderr)]
     digest.update(repr((__version__, sys.version, str(root), argv, today, streams,
                         environment)).encode())
-    digest.update(b"".join(_code_files()))
-    newest = _walk(root, frozenset({output_folder.strip("/").split("/")[0]}), digest)
+    digest.update(b"".join(code_files()))
+    newest, listing = walk(root, frozenset({output_folder.strip("/").split("/")[0]}), digest,
+                           RECORD_FOLDERS)
     if too_new(newest):
-        return None
-    return digest.hexdigest()
+        return None, listing
+    return digest.hexdigest(), listing
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -19,8 +19,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..incremental import parallel
-from ..incremental.cache import CACHE_DIR, Key, ParseCache, file_key, gc_paused, too_new
+from ..incremental import parallel, scan
+from ..incremental.blobs import BlobLog, Ref, sign
+from ..incremental.cache import (
+    STATE_FILE,
+    Files,
+    Key,
+    ParseCache,
+    file_key,
+    gc_paused,
+    join_ids,
+    too_new,
+)
 from ..model import Customer, Deal, Interaction, LoadStats, Settings, Workspace
 from ..model.diagnostics import CrmkitError, Diagnostic, Location, sort_key
 from .schema import (
@@ -42,7 +52,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 CONFIG_FILE = "crmkit.yaml"
 ENV_WORKSPACE = "CRMKIT_WORKSPACE"
-CACHE_FILE = CACHE_DIR / "parse.pickle"
+CACHE_FILE = STATE_FILE
 YAML_SUFFIXES = (".yaml", ".yml")
 RECORD_FOLDERS = ("customers", "interactions", "deals")
 
@@ -74,38 +84,67 @@ def is_editor_file(name: str) -> bool:
             or name.endswith(("~", ".swp", ".swx", ".swo", ".tmp", ".part", ".crdownload")))
 
 
-def iter_files(root: Path, folder: str, out: list[Diagnostic]
-               ) -> Iterator[tuple[os.DirEntry, str]]:
-    """Yield ``(entry, relative posix path)`` of YAML files below ``root/folder``, sorted.
+#: A record file found by :func:`iter_files`: its path, workspace-relative path, and its
+#: stat result (``None`` if it could not be read: reading it reports why).
+Found = tuple[str, str, "os.stat_result | None"]
 
-    ``os.scandir`` entries carry their stat results, which keeps a warm run close
-    to the cost of listing the folders.
-    """
+
+def _scanned(path: str) -> list[scan.Entry]:
+    """A folder's entries as :mod:`crmkit.incremental.scan` lists them."""
+    found: list[scan.Entry] = []
+    with os.scandir(path) as entries:
+        for entry in entries:
+            name = entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    found.append((name, scan.DIRECTORY, None))
+                elif entry.is_symlink():
+                    if entry.is_dir():
+                        found.append((name, scan.LINKED_DIRECTORY, None))
+                    else:
+                        found.append((name, scan.LINKED_FILE, entry.stat()))
+                else:
+                    found.append((name, scan.FILE, entry.stat()))
+            except OSError:
+                found.append((name, scan.BROKEN, None))
+    return found
+
+
+def iter_files(root: Path, folder: str, out: list[Diagnostic],
+               listing: scan.Listing | None = None) -> Iterator[Found]:
+    """Yield the YAML files below ``root/folder``, sorted, with their stat results (from
+    ``listing``, the replay key's walk, when it covers the folder)."""
     base = root / folder
-    if not base.is_dir():
+    if listing is not None and not listing.covers(folder):
+        listing = None
+    if listing is None and not base.is_dir():
+        return
+    if listing is not None and listing.entries(folder) is None and not base.is_dir():
         return
     root_text = str(root.resolve())
-    stack = [(str(base), folder)]
+    stack = [folder]
     while stack:
-        path, rel_dir = stack.pop()
+        rel_dir = stack.pop()
+        path = str(root / rel_dir)
         try:
-            with os.scandir(path) as scan:
-                entries = sorted(scan, key=lambda e: e.name)
+            entries = listing.entries(rel_dir) if listing is not None else None
+            if entries is None:
+                entries = _scanned(path)
+            entries = sorted(entries, key=lambda e: e[0])
         except OSError as exc:
             out.append(Diagnostic.error(f"cannot read folder: {exc.strerror}",
                                         Location(rel_dir)))
             continue
         subdirs = []
-        for entry in entries:
-            name = entry.name
-            if entry.is_symlink() and entry.is_dir():
+        for name, kind, st in entries:
+            if kind == scan.LINKED_DIRECTORY:
                 out.append(Diagnostic.warning(
                     "ignored: a linked folder (crmkit does not follow folder links)",
                     Location(f"{rel_dir}/{name}")))
                 continue
-            if entry.is_dir(follow_symlinks=False):
+            if kind == scan.DIRECTORY:
                 if not name.startswith("."):
-                    subdirs.append((entry.path, f"{rel_dir}/{name}"))
+                    subdirs.append(f"{rel_dir}/{name}")
                 continue
             if is_editor_file(name):
                 continue
@@ -113,13 +152,14 @@ def iter_files(root: Path, folder: str, out: list[Diagnostic]
             if not name.endswith(YAML_SUFFIXES):
                 out.append(Diagnostic.warning("ignored: not a .yaml file", Location(rel)))
                 continue
-            if entry.is_symlink():
-                target = os.path.realpath(entry.path)
+            full = f"{path}/{name}"
+            if kind == scan.LINKED_FILE:
+                target = os.path.realpath(full)
                 if os.path.commonpath([root_text, target]) != root_text:
                     out.append(Diagnostic.error(
                         "ignored: symlink points outside the workspace", Location(rel)))
                     continue
-            yield entry, rel
+            yield full, rel, st
         stack.extend(reversed(subdirs))
 
 
@@ -130,62 +170,66 @@ class _Reader:
         self.root = root
         self.cache = cache
         self.files = 0
-        self.seen: set[str] = set()
-        #: Records parsed ahead, in parallel (:mod:`crmkit.parallel`), by path.
+        #: The key (size, mtime) of every file read, in order (``None``: not readable).
+        self.keys: dict[str, Key | None] = {}
+        #: Records parsed ahead by the workers.
         self.prefetched: dict[str, Any] = {}
-        self._segments: list[tuple[bytes, dict[str, tuple[Key, Any]]]] = []
+        self.parsed_ahead = 0
 
-    def read(self, entry: os.DirEntry, rel: str, build: Callable[[ParsedFile], T]) -> T:
+    def read(self, path: str, rel: str, st: os.stat_result | None,
+             build: Callable[[ParsedFile], T]) -> T:
         """``build``'s records from the file, from the cache when the file is unchanged."""
         self.files += 1
-        self.seen.add(rel)
         try:
-            key = file_key(entry.stat())
+            key = file_key(st if st is not None else os.stat(path))
         except OSError as exc:
+            self.keys[rel] = None
             return build(ParsedFile(rel, None, [Diagnostic.error(
                 f"cannot read: {exc.strerror}", Location(rel))]))
+        self.keys[rel] = key
+        if rel in self.prefetched:
+            self.parsed_ahead += 1
+            return self.prefetched.pop(rel)  # type: ignore[no-any-return]
         cached = self.cache.get(rel, key)
         if cached is not None:
-            return cached
-        if rel in self.prefetched:
-            return self.prefetched.pop(rel)  # the cache gets it with its segment
-        records = read_records(entry.path, rel, build)
+            return cached  # type: ignore[no-any-return]
+        records = read_records(path, rel, build)
         self.cache.put(rel, key, records)
         return records
 
-    def prefetch(self, files: list[tuple[os.DirEntry, str, Callable[[ParsedFile], Any]]]
-                 ) -> None:
+    def prefetch(self, files: list[tuple[str, str, os.stat_result | None,
+                                         Callable[[ParsedFile], Any]]]) -> None:
         """Parse the files the cache does not have on every core, when there are many
-        (a cold start).  :meth:`read` takes their records from here; the parse cache
-        gets them as the segments the workers pickled."""
-        if len(files) - len(self.cache.entries) < parallel.MIN_ITEMS:
+        (a cold start): each worker appends the records of its files to the blob file
+        (:mod:`crmkit.incremental.blobs`), and :meth:`read` takes them from there."""
+        if len(files) - self.cache.entries < parallel.MIN_ITEMS:
             return  # too few files can be missing to be worth a look (a warm start)
         missing = []
-        for entry, rel, build in files:
-            try:
-                key = file_key(entry.stat())
-            except OSError:
+        for path, rel, st, build in files:
+            if st is None:
                 continue
+            key = file_key(st)
             if not self.cache.has(rel, key):
-                missing.append((entry.path, rel, build, key))
-        chunks = parallel.map_chunks(_read_chunk, missing)
+                missing.append((path, rel, build, key))
+        store = self.cache.store
+        chunks = parallel.map_chunks(
+            lambda jobs: _read_chunk(jobs, store.folder if self.cache.root else None,
+                                     store.name), missing)
         if chunks is None:
             return
         try:
-            for segment, racy in chunks:
-                entries = pickle.loads(segment)
-                self._segments.append((segment, entries))
-                self.prefetched.update((rel, entry[1]) for rel, entry in entries.items())
+            loads = pickle.loads
+            for chunk, offset, entries, racy in chunks:
+                # unpickled as they come, while the workers parse the next chunks
+                view = memoryview(chunk)
+                for rel, (key, start, length, digest, ids) in entries.items():
+                    self.prefetched[rel] = loads(view[start:start + length])
+                    if offset is not None:
+                        self.cache.add_written(rel, key, Ref(offset + start, length, digest),
+                                               ids)
                 self.prefetched.update(racy)
         except Exception:  # no workers (e.g. a sandbox): read() parses the rest itself
             return
-
-    def finish(self) -> None:
-        """Hand the prefetched segments to the parse cache (after reading, so that
-        the reads count them as parsed, not as cache hits)."""
-        for segment, entries in self._segments:
-            self.cache.add_segment(segment, entries)
-        self._segments.clear()
 
 
 def read_records(path: str, rel: str, build: Callable[[ParsedFile], T]) -> T:
@@ -199,19 +243,50 @@ def read_records(path: str, rel: str, build: Callable[[ParsedFile], T]) -> T:
     return build(parse_yaml(data, rel))
 
 
-def _read_chunk(jobs: Sequence[tuple[str, str, Callable[[ParsedFile], Any], Key]]
-                ) -> tuple[bytes, dict[str, Any]]:
-    """In a worker: the records of some files, pickled as a parse cache segment, and
-    those of files too new to cache (:func:`~crmkit.cache.too_new`)."""
-    entries: dict[str, tuple[Key, Any]] = {}
+def _read_chunk(jobs: Sequence[tuple[str, str, Callable[[ParsedFile], Any], Key]],
+                folder: Path | None, name: str) -> tuple[bytes, int | None, dict[str, Any],
+                                                         dict[str, Any]]:
+    """In a worker: parse some files and append each one's records, pickled, to the blob
+    file (:mod:`crmkit.incremental.blobs`).  Returns those blobs, where they went (or
+    ``None``), each file's (key, start, length, digest, ids it names), and the
+    records of files too new to keep (:func:`~crmkit.incremental.cache.too_new`)."""
+    blobs: list[bytes] = []
+    entries: dict[str, Any] = {}
     racy: dict[str, Any] = {}
+    start = 0
     for path, rel, build, key in jobs:
         records = read_records(path, rel, build)
         if too_new(key[1]):
             racy[rel] = records
-        else:
-            entries[rel] = (key, records)
-    return pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL), racy
+            continue
+        data = pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
+        entries[rel] = (key, start, len(data), sign(data), ids_of(rel, records))
+        blobs.append(data)
+        start += len(data)
+    chunk = b"".join(blobs)
+    offset = BlobLog(folder, name).append(chunk) if folder is not None and chunk else None
+    return chunk, offset, entries, racy
+
+
+def ids_of(rel: str, parts: Any) -> str:
+    """The customer ids a file's records name, for the index (a customer file: its own
+    id, then whom it was referred by)."""
+    folder = rel.split("/", 1)[0]
+    if folder == "customers":
+        cid, customer, _ = parts
+        if cid is None:
+            return ""
+        if customer is not None and customer.referred_by:
+            return join_ids((cid, customer.referred_by))
+        return cid  # type: ignore[no-any-return]
+    if folder == "interactions":
+        records, dropped, _ = parts
+        if len(records) == 1 and not dropped:
+            return records[0].customer  # type: ignore[no-any-return]
+        return join_ids(list(dict.fromkeys(
+            [r.customer for r in records] + [cid for cid, _ in dropped])))
+    deal = parts[1]
+    return deal.customer if deal is not None else ""  # type: ignore[no-any-return]
 
 
 def read_settings_data(root: Path) -> tuple[ParsedFile, list[str]]:
@@ -244,7 +319,8 @@ def _stem_id(rel: str, kind: str, out: list[Diagnostic]) -> str | None:
 def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool = True,
                    settings_file: ParsedFile | None = None,
                    cache: ParseCache | None = None, today: dt.date | None = None,
-                   registry: Registry | None = None, memo: Memo | None = None) -> Workspace:
+                   registry: Registry | None = None, memo: Memo | None = None,
+                   listing: scan.Listing | None = None) -> Workspace:
     """Load the workspace at ``root``.  Never raises for bad content: see ``diagnostics``.
 
     ``cache`` lets a long-running caller (``crmkit watch``) keep the parse cache in
@@ -252,7 +328,7 @@ def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool =
     (``host``) their registrations are collected unless ``registry`` is given.
     """
     return load_workspace_files(root, host, use_cache, settings_file, cache, today,
-                                registry, memo)[0]
+                                registry, memo, listing)[0]
 
 
 CustomerParts = tuple[str | None, Customer | None, list[Diagnostic]]
@@ -288,12 +364,13 @@ class LoadedFiles:
 def load_workspace_files(root: Path, host: PluginHost | None = None, use_cache: bool = True,
                          settings_file: ParsedFile | None = None,
                          cache: ParseCache | None = None, today: dt.date | None = None,
-                         registry: Registry | None = None, memo: Memo | None = None
+                         registry: Registry | None = None, memo: Memo | None = None,
+                         listing: scan.Listing | None = None
                          ) -> tuple[Workspace, LoadedFiles]:
     """:func:`load_workspace`, and what it read per file."""
     with gc_paused():
         return _load_workspace(root, host, use_cache, settings_file, cache, today, registry,
-                               memo)
+                               memo, listing)
 
 
 def preliminary_settings(settings_file: ParsedFile) -> Settings:
@@ -319,10 +396,28 @@ def settings_with_values(settings_file: ParsedFile, registry: Registry | None,
     return settings
 
 
-def _load_workspace(root: Path, host: PluginHost | None, use_cache: bool,
-                    settings_file: ParsedFile | None, cache: ParseCache | None,
-                    today: dt.date | None, registry: Registry | None, memo: Memo | None
-                    ) -> tuple[Workspace, LoadedFiles]:
+@dataclass
+class Prepared:
+    """What a load needs before it reads a record: the checked settings, and how to
+    turn each record folder's files into records."""
+
+    settings: Settings
+    #: The settings' and plugins' loading problems so far.
+    problems: list[Diagnostic]
+    #: A digest of what shapes the records besides the files (types, time zone, currency).
+    fingerprint: str
+    interaction_records: Callable[[ParsedFile], InteractionParts]
+
+    def builder(self, folder: str, rel: str) -> Callable[[ParsedFile], Any]:
+        if folder == "customers":
+            return customer_records(rel)
+        if folder == "interactions":
+            return self.interaction_records
+        return _stem_records(rel, "deal", parse_deal)
+
+
+def prepare(root: Path, host: PluginHost | None, settings_file: ParsedFile | None,
+            registry: Registry | None) -> tuple[Prepared, Registry | None]:
     out: list[Diagnostic] = []
     if settings_file is None:
         settings_file, _ = read_settings_data(root)
@@ -335,38 +430,41 @@ def _load_workspace(root: Path, host: PluginHost | None, use_cache: bool,
     extra_types = registry.interaction_types if registry is not None else ()
     known_types = frozenset((*BASE_INTERACTION_TYPES, *settings.interaction_types, *extra_types))
     tz = zoneinfo.ZoneInfo(settings.timezone)
-
     fingerprint = hashlib.sha1(
         f"{sorted(known_types)}|{settings.timezone}|{settings.currency}".encode()).hexdigest()
+    return Prepared(settings, out, fingerprint,
+                    _interaction_builder(known_types, tz, settings)), registry
+
+
+def _load_workspace(root: Path, host: PluginHost | None, use_cache: bool,
+                    settings_file: ParsedFile | None, cache: ParseCache | None,
+                    today: dt.date | None, registry: Registry | None, memo: Memo | None,
+                    listing: scan.Listing | None = None) -> tuple[Workspace, LoadedFiles]:
+    prepared, registry = prepare(root, host, settings_file, registry)
+    out = prepared.problems
     keep_in_memory = cache is not None
     if cache is None:
-        cache = ParseCache(root / CACHE_FILE if use_cache else None, fingerprint)
-    cache.use_fingerprint(fingerprint)
+        cache = ParseCache(root if use_cache else None, prepared.fingerprint)
+    cache.use_fingerprint(prepared.fingerprint)
     hits, misses = cache.hits, cache.misses
     reader = _Reader(root, cache)
-    interaction_records = _interaction_builder(known_types, tz, settings)
-    builders: dict[str, Callable[[str], Callable[[ParsedFile], Any]]] = {
-        "customers": customer_records, "interactions": lambda rel: interaction_records,
-        "deals": lambda rel: _stem_records(rel, "deal", parse_deal)}
-    jobs = {folder: [(entry, rel, builders[folder](rel))
-                     for entry, rel in iter_files(root, folder, out)]
+    jobs = {folder: [(path, rel, st, prepared.builder(folder, rel))
+                     for path, rel, st in iter_files(root, folder, out, listing)]
             for folder in RECORD_FOLDERS}
     reader.prefetch([job for folder in RECORD_FOLDERS for job in jobs[folder]])
-    parts = {folder: {rel: reader.read(entry, rel, build) for entry, rel, build in jobs[folder]}
+    parts = {folder: {rel: reader.read(path, rel, st, build)
+                      for path, rel, st, build in jobs[folder]}
              for folder in RECORD_FOLDERS}
     loaded = LoadedFiles(customers=parts["customers"], interactions=parts["interactions"],
                          deals=parts["deals"], broken={},
-                         interaction_records=interaction_records)
-    reader.finish()
-    cache.prune(reader.seen)
-    if not keep_in_memory:
-        cache.save()
+                         interaction_records=prepared.interaction_records)
 
     customers, loaded.broken = _customers(loaded.customers, out)
     interactions, dropped = _interactions(loaded.interactions, out)
-    deals = _deals(loaded.deals, out)
+    deals, deal_problems = deals_of(loaded.deals, customers, loaded.broken)
+    out.extend(deal_problems)
     interactions.sort(key=lambda i: i.sort_key)  # once; the per-customer lists keep the order
-    by_customer = _link(customers, interactions, deals, out, loaded.broken, dropped)
+    by_customer = _link(customers, interactions, out, loaded.broken, dropped)
     linked = tuple(i for i in interactions if i.customer in customers)
     for diagnostic in out:
         path = diagnostic.location.path if diagnostic.location else None
@@ -375,14 +473,34 @@ def _load_workspace(root: Path, host: PluginHost | None, use_cache: bool,
         else:
             loaded.other_problems.append(diagnostic)
     workspace = Workspace(
-        root=root, settings=settings,
+        root=root, settings=prepared.settings,
         customers=MappingProxyType(dict(sorted(customers.items()))), interactions=linked,
         deals=MappingProxyType(deals), diagnostics=(),
         by_customer=MappingProxyType(by_customer),
         deals_by_customer=deals_index(deals),
-        stats=LoadStats(reader.files, cache.misses - misses, cache.hits - hits),
+        stats=LoadStats(reader.files, cache.misses - misses + reader.parsed_ahead,
+                        cache.hits - hits),
     )
+    if use_cache or keep_in_memory:
+        cache.files = _files_to_keep(cache, reader, loaded, workspace)
+        if not keep_in_memory:
+            cache.save()
     return with_plugin_checks(workspace, out, host, today, registry, memo), loaded
+
+
+def _files_to_keep(cache: ParseCache, reader: _Reader, loaded: LoadedFiles,
+                   workspace: Workspace) -> Files:
+    """What the next run starts from (:mod:`crmkit.incremental.state`)."""
+    index = cache.keep(list(reader.keys.items()), ids_of)
+    customers = workspace.customers
+    named = sum(1 for p in loaded.customers.values() if p[0] is not None and p[1] is not None)
+    lengths = {cid: len(history) for cid, history in workspace.by_customer.items()}
+    return Files(
+        cache.fingerprint, index, cache.store.name,
+        problems={rel: tuple(found) for rel, found in loaded.problems_at.items() if found},
+        customers={cid: c.location.path for cid, c in customers.items()},
+        lengths=lengths, deals=dict(loaded.deals),
+        clean=not loaded.broken and named == len(customers))
 
 
 def deals_index(deals: Mapping[str, Deal]) -> MappingProxyType[str, tuple[Deal, ...]]:
@@ -497,8 +615,12 @@ def _interactions(files: dict[str, InteractionParts], out: list[Diagnostic]
     return interactions, dropped
 
 
-def _deals(files: dict[str, DealParts], out: list[Diagnostic]) -> dict[str, Deal]:
+def deals_of(files: Mapping[str, DealParts], customers: Mapping[str, Customer],
+             broken: Mapping[str, str]) -> tuple[dict[str, Deal], list[Diagnostic]]:
+    """The deals, and every problem of the deal files (their own, duplicate ids and
+    customers that do not exist)."""
     deals: dict[str, Deal] = {}
+    out: list[Diagnostic] = []
     for rel, (deal_id, deal, problems) in files.items():
         out.extend(problems)
         if deal_id is None or deal is None:
@@ -507,7 +629,11 @@ def _deals(files: dict[str, DealParts], out: list[Diagnostic]) -> dict[str, Deal
             out.append(Diagnostic.error(f"duplicate deal id {deal_id!r}", Location(rel)))
             continue
         deals[deal_id] = deal
-    return deals
+    for deal in deals.values():
+        if deal.customer not in customers and deal.customer not in broken:
+            out.append(Diagnostic.error(unknown_customer(deal.customer, customers),
+                                        deal.locate("customer")))
+    return deals, out
 
 
 def unknown_customer(customer_id: str, customers: Mapping[str, Customer]) -> str:
@@ -515,10 +641,10 @@ def unknown_customer(customer_id: str, customers: Mapping[str, Customer]) -> str
 
 
 def _link(customers: dict[str, Customer], interactions: list[Interaction],
-          deals: dict[str, Deal], out: list[Diagnostic], broken: dict[str, str],
+          out: list[Diagnostic], broken: dict[str, str],
           dropped: Dropped) -> dict[str, tuple[Interaction, ...]]:
-    """Check references between records and index interactions per customer
-    (``interactions`` is sorted, so each customer's history is too)."""
+    """Check references between customers and interactions and index interactions per
+    customer (``interactions`` is sorted, so each customer's history is too)."""
     grouped: dict[str, list[Interaction]] = {}
     orphaned: dict[str, int] = {}
     for interaction in interactions:
@@ -534,15 +660,22 @@ def _link(customers: dict[str, Customer], interactions: list[Interaction],
         out.append(Diagnostic.warning(
             f"{count} interaction(s) of {customer_id!r} are left out until this file is fixed",
             Location(broken[customer_id])))
-    for deal in deals.values():
-        if deal.customer in broken:
-            continue
-        if deal.customer not in customers:
-            out.append(Diagnostic.error(unknown_customer(deal.customer, customers),
-                                        deal.locate("customer")))
     for customer in customers.values():
         out.extend(referral_problems(customer, customers, broken))
     return {cid: tuple(items) for cid, items in grouped.items()}
+
+
+def interaction_file_problems(parts: InteractionParts, customers: Mapping[str, Any]
+                              ) -> list[Diagnostic]:
+    """An interaction file's problems once linked to ``customers`` (none broken)."""
+    records, refs, problems = parts
+    found = list(problems)
+    for record in records:
+        if record.customer not in customers:
+            found.append(Diagnostic.error(unknown_customer(record.customer, customers),
+                                          record.locate("customer")))
+    found.extend(dropped_problems(refs, customers, {}))
+    return found
 
 
 def dropped_problems(dropped: Dropped, customers: Mapping[str, Customer],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -29,17 +30,18 @@ class Workspace:
 
     Records that were too broken to use are left out; their problems are in
     ``diagnostics``.  Interactions are sorted by date and indexed per customer.
+    The collections are read-only; a run that starts from the last run's state
+    (:mod:`crmkit.incremental.state`) reads each customer only when asked.
     """
 
     root: Path
     settings: Settings
-    customers: MappingProxyType[str, Customer]
-    interactions: tuple[Interaction, ...]
-    deals: MappingProxyType[str, Deal]
+    customers: Mapping[str, Customer]
+    interactions: Sequence[Interaction]
+    deals: Mapping[str, Deal]
     diagnostics: tuple[Diagnostic, ...]
-    by_customer: MappingProxyType[str, tuple[Interaction, ...]] = field(default_factory=_empty_map)
-    deals_by_customer: MappingProxyType[str, tuple[Deal, ...]] = field(
-        default_factory=_empty_map)
+    by_customer: Mapping[str, tuple[Interaction, ...]] = field(default_factory=_empty_map)
+    deals_by_customer: Mapping[str, tuple[Deal, ...]] = field(default_factory=_empty_map)
     stats: LoadStats | None = None
 
     def history(self, customer_id: str) -> tuple[Interaction, ...]:
