@@ -2,19 +2,29 @@
 
     python benchmarks/run.py                    # 1k/10k and 10k/100k
     python benchmarks/run.py --sizes 1000:10000
+    python benchmarks/run.py --crmkit OTHER/bin/crmkit --crmkit .venv/bin/crmkit
 
 For each size it generates a workspace (benchmarks/generate.py) and measures,
 each in a fresh process, side by side:
 
 * the parse floor: one process reading every file with PyYAML's C loader;
 * the I/O floor: an os.scandir walk with a stat of every file;
-* cold (no parse cache), warm (nothing changed: the output is replayed) and
-  one-file-changed (the parse cache, no replay) `crmkit check` and
-  `crmkit report weekly --format md --out -`;
+* cold (no cache), warm (nothing changed: the output is replayed) and
+  one-file-changed (from the state the last run kept, no replay) `crmkit check`
+  and `crmkit report weekly --format md --out -`;
+* `crmkit show` on an unchanged workspace right after `check` (a different
+  read-only command: nothing to replay);
 * `crmkit watch`: the time from saving one file (an edited customer, a logged
-  call that resolves an overdue follow-up, a new purchase) to the end of the
-  re-render;
+  call that resolves an overdue follow-up, a purchase dated today, one dated
+  yesterday) to the end of the re-render;
 * the peak memory (max RSS) of each crmkit run.
+
+With several ``--crmkit`` executables (say, of the last release and of this
+checkout), each is measured on the same workspace, one after the other, so that
+both tables come from one run on one machine.  Each package's Python files are
+compiled first (as pip does when it installs), and before each timed command the
+benchmark waits until crmkit's background warm-up from the previous one is done
+(docs/performance.md), so that no two runs overlap.
 """
 
 from __future__ import annotations
@@ -38,7 +48,9 @@ sys.path.insert(0, str(HERE))
 from generate import generate  # noqa: E402
 
 CRMKIT = str(Path(sys.executable).parent / "crmkit")
-TODAY = "2026-11-01"
+TODAY = "2026-11-11"
+YESTERDAY = "2026-11-10"
+WARM_UP_LOCK = Path(".crmkit") / "cache" / "warm-up.lock"
 
 PARSE_FLOOR = """
 import os, sys, yaml
@@ -67,8 +79,35 @@ print(walk(os.path.join(root, "customers")) + walk(os.path.join(root, "interacti
 """
 
 
+def settle(root: Path) -> None:
+    """Wait until no background warm-up of an earlier crmkit run is running."""
+    import fcntl
+
+    try:
+        fd = os.open(root / WARM_UP_LOCK, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    finally:
+        os.close(fd)
+
+
+def compile_packages(crmkit: str) -> None:
+    """Compile the installation's Python files, as pip does (an editable install, or
+    ``PYTHONDONTWRITEBYTECODE``, would compile them on every run instead)."""
+    python = str(Path(crmkit).parent / "python")
+    found = subprocess.run(
+        [python, "-c", "import importlib.util as u\nfor n in ('crmkit', 'crmkit_plugins'):\n"
+         "    s = u.find_spec(n)\n    if s: print(*s.submodule_search_locations, sep='\\n')"],
+        capture_output=True, text=True, check=True).stdout.split()
+    subprocess.run([python, "-m", "compileall", "-q", *found], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def timed(args: list[str], cwd: Path) -> tuple[float, float]:
     """Wall seconds and peak memory (MB) of one process."""
+    settle(cwd)
     started = time.perf_counter()
     process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -79,17 +118,19 @@ def timed(args: list[str], cwd: Path) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024
 
 
-def watch_changes(root: Path) -> dict[str, float]:
+def watch_changes(crmkit: str, root: Path) -> dict[str, float]:
     """Seconds from saving a file to the end of the re-render, for an edited customer,
-    a logged call that resolves an overdue follow-up, and a new purchase (the median
-    of three each)."""
-    listed = subprocess.run([CRMKIT, "--today", TODAY, "reminders", "--format", "json"],
+    a logged call that resolves an overdue follow-up, a purchase dated today and one
+    dated yesterday (the median of three each)."""
+    settle(root)
+    listed = subprocess.run([crmkit, "--today", TODAY, "reminders", "--format", "json"],
                             cwd=root, capture_output=True, text=True, check=True).stdout
     followed_up = list(dict.fromkeys(
         r["customer"] for r in json.loads(listed) if r["kind"] == "follow_up" and r["overdue"]))
     if len(followed_up) < 3:
         raise SystemExit("the generated workspace has fewer than 3 overdue follow-ups")
-    process = subprocess.Popen([CRMKIT, "--today", TODAY, "watch"], cwd=root,
+    settle(root)
+    process = subprocess.Popen([crmkit, "--today", TODAY, "watch"], cwd=root,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines: queue.Queue[str] = queue.Queue()
@@ -127,14 +168,17 @@ def watch_changes(root: Path) -> dict[str, float]:
     purchases = [save(f"interactions/bench-{n}.yaml",
                       f"customer: c00000{n + 2}\ndate: {TODAY}\ntype: purchase\n"
                       f"amount: {100 + n}\n") for n in range(3)]
+    yesterdays = [save(f"interactions/bench-y{n}.yaml",
+                       f"customer: c00001{n + 2}\ndate: {YESTERDAY}\ntype: purchase\n"
+                       f"amount: {100 + n}\n") for n in range(3)]
     process.terminate()
     process.wait(timeout=30)
-    for n in range(3):
-        (root / "interactions" / f"bench-{n}.yaml").unlink()
-        (root / "interactions" / f"bench-call-{n}.yaml").unlink()
+    for name in [f"bench-{kind}{n}.yaml" for kind in ("", "call-", "y") for n in range(3)]:
+        (root / "interactions" / name).unlink()
     return {"customer edited": sorted(edits)[1],
             "call logged": sorted(calls)[1],
-            "purchase added": sorted(purchases)[1]}
+            "purchase dated today added": sorted(purchases)[1],
+            "purchase dated yesterday added": sorted(yesterdays)[1]}
 
 
 def touch_one_file(root: Path) -> None:
@@ -146,7 +190,8 @@ def touch_one_file(root: Path) -> None:
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
 
 
-def bench(customers: int, interactions: int) -> list[tuple[str, float, str, str]]:
+def bench(customers: int, interactions: int, executables: list[str]
+          ) -> dict[str, list[tuple[str, float, str, str]]]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
         generate(root, customers, interactions)
@@ -155,39 +200,56 @@ def bench(customers: int, interactions: int) -> list[tuple[str, float, str, str]
             os.utime(path, (past, past))
         parse_floor, _ = timed([sys.executable, "-c", PARSE_FLOOR, str(root)], root)
         io_floor, _ = timed([sys.executable, "-c", IO_FLOOR, str(root)], root)
-        rows = [("parse floor (1 process, C loader)", parse_floor, "", ""),
-                ("I/O floor (scandir + stat)", io_floor, "", "")]
-        for name, args in (("check", ["check"]),
-                           ("report weekly", ["report", "weekly", "--format", "md", "--out",
-                                              "-"])):
+        tables = {}
+        for crmkit in executables:
+            rows = [("parse floor (1 process, C loader)", parse_floor, "", ""),
+                    ("I/O floor (scandir + stat)", io_floor, "", "")]
+            for name, args in (("check", ["check"]),
+                               ("report weekly", ["report", "weekly", "--format", "md",
+                                                  "--out", "-"])):
+                shutil.rmtree(root / ".crmkit", ignore_errors=True)
+                cold, cold_mem = timed([crmkit, "--today", TODAY, *args], root)
+                warm, warm_mem = timed([crmkit, "--today", TODAY, *args], root)
+                rows.append((f"cold {name}", cold, f"{cold / parse_floor:.2f}× parse floor",
+                             f"{cold_mem:.0f} MB"))
+                rows.append((f"warm {name}", warm, f"{warm / io_floor:.2f}× I/O floor",
+                             f"{warm_mem:.0f} MB"))
+                touch_one_file(root)
+                changed, changed_mem = timed([crmkit, "--today", TODAY, *args], root)
+                rows.append((f"{name}, one file changed", changed,
+                             f"{changed / io_floor:.2f}× I/O floor", f"{changed_mem:.0f} MB"))
             shutil.rmtree(root / ".crmkit", ignore_errors=True)
-            cold, cold_mem = timed([CRMKIT, "--today", TODAY, *args], root)
-            warm, warm_mem = timed([CRMKIT, "--today", TODAY, *args], root)
-            rows.append((f"cold {name}", cold, f"{cold / parse_floor:.2f}× parse floor",
-                         f"{cold_mem:.0f} MB"))
-            rows.append((f"warm {name}", warm, f"{warm / io_floor:.2f}× I/O floor",
-                         f"{warm_mem:.0f} MB"))
-            touch_one_file(root)
-            changed, changed_mem = timed([CRMKIT, "--today", TODAY, *args], root)
-            rows.append((f"{name}, one file changed", changed,
-                         f"{changed / io_floor:.2f}× I/O floor", f"{changed_mem:.0f} MB"))
-        for what, seconds in watch_changes(root).items():
-            rows.append((f"watch: {what} → re-rendered", seconds, "", ""))
-        return rows
+            timed([crmkit, "--today", TODAY, "check"], root)
+            show, show_mem = timed([crmkit, "--today", TODAY, "show", "c000042"], root)
+            rows.append(("show after check (unchanged workspace)", show,
+                         f"{show / io_floor:.2f}× I/O floor", f"{show_mem:.0f} MB"))
+            for what, seconds in watch_changes(crmkit, root).items():
+                rows.append((f"watch: {what} → re-rendered", seconds, "", ""))
+            settle(root)
+            shutil.rmtree(root / ".crmkit", ignore_errors=True)
+            tables[crmkit] = rows
+        return tables
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="*", default=["1000:10000", "10000:100000"],
                         help="CUSTOMERS:INTERACTIONS pairs")
+    parser.add_argument("--crmkit", action="append", metavar="EXECUTABLE",
+                        help="a crmkit executable to measure (repeatable; default: the one "
+                             "next to this Python)")
     args = parser.parse_args()
+    executables = args.crmkit or [CRMKIT]
+    for crmkit in executables:
+        compile_packages(crmkit)
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     for size in args.sizes:
         customers, interactions = (int(x) for x in size.split(":"))
-        print(f"\n{customers} customers / {interactions} interactions")
-        print(f"{'':42}{'seconds':>9}  {'ratio':<22}{'peak memory':>11}")
-        for name, seconds, ratio, memory in bench(customers, interactions):
-            print(f"{name:42}{seconds:>9.2f}  {ratio:<22}{memory:>11}")
+        for crmkit, rows in bench(customers, interactions, executables).items():
+            print(f"\n{customers} customers / {interactions} interactions: {crmkit}")
+            print(f"{'':46}{'seconds':>9}  {'ratio':<22}{'peak memory':>11}")
+            for name, seconds, ratio, memory in rows:
+                print(f"{name:46}{seconds:>9.2f}  {ratio:<22}{memory:>11}")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,12 @@ if TYPE_CHECKING:
     import jinja2
 
 
+#: From this many customers on, a one-off command computes the rest of the day's rules
+#: in the background when it is done (:meth:`App._warm_up`).
+WARM_UP_MIN = 2000
+WARM_UP_LOCK = CACHE_DIR / "warm-up.lock"
+
+
 class App:
     """The current run, as commands see it."""
 
@@ -65,8 +71,10 @@ class App:
         self.problems: list[Diagnostic] = []
         #: What the replay key's walk saw of the record folders, if it ran.
         self._listing: Listing | None = None
-        #: What this run leaves for the next (:mod:`crmkit.incremental.state`).
+        #: What this run leaves for the next (:mod:`crmkit.incremental.state`), and the
+        #: day for which every rule was computed (see :meth:`_warm_up`).
         self._pending: state.Pending | None = None
+        self._warmed: dt.date | None = None
 
     # --- what is loaded -------------------------------------------------------------
 
@@ -125,6 +133,7 @@ class App:
                                self._today, self.registry, memo, self._listing)
             if found is not None:
                 self._memo = memo
+                self._warmed = kept.warmed if kept.memo is not None else None
                 workspace, self._pending = found
                 return workspace
         self._memo = Memo(active=True)
@@ -144,18 +153,52 @@ class App:
 
     def save_state(self) -> None:
         """Keep what this run loaded and computed for the next one (at the end of a
-        one-off command; never raises: the state is only ever a shortcut)."""
+        one-off command; never raises: the state is only ever a shortcut), and start
+        the warm-up if the day's rules are not all computed yet."""
         pending, self._pending = self._pending, None
         if pending is None:
             return
+        if self.verbose:
+            click.echo(self._memo.summary(), err=True)
         try:
-            state.write(self.root, pending, self._memo)
+            if state.write(self.root, pending, self._memo, self._warmed):
+                self._warm_up(pending)
         except Exception:
             if self.verbose:
                 import traceback
 
                 click.echo("crmkit: could not keep the state for the next run:\n"
                            + traceback.format_exc(), err=True)
+
+    def _warm_up(self, pending: state.Pending) -> None:
+        """Compute every rule for today in a process of its own, after this command, so
+        that the next command (``show`` after ``check``, the first report of the day)
+        finds them.  Only for workspaces where that takes a while, where forking is
+        safe, not in CI (``$CI``), and never with ``CRMKIT_WARM_UP=0``."""
+        import os
+
+        from ..incremental import parallel
+
+        today = self.today
+        if (self._warmed == today or os.environ.get("CRMKIT_WARM_UP") == "0"
+                or os.environ.get("CI")
+                or len(self.workspace.customers) < int(os.environ.get(
+                    "CRMKIT_WARM_UP_MIN", WARM_UP_MIN))):
+            return
+        engine, root, memo = self._engine, self.root, self._memo
+
+        def compute_everything() -> None:
+            for name in self.registry.labels:
+                with contextlib.suppress(Exception):
+                    engine.column(name)
+            with contextlib.suppress(Exception):
+                engine.reminders()
+            for name in self.registry.metrics:
+                with contextlib.suppress(Exception):
+                    engine.metric(name)
+            state.write(root, pending, memo, today)
+
+        parallel.detach(compute_everything, root / WARM_UP_LOCK)
 
     @property
     def today(self) -> dt.date:

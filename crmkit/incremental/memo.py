@@ -85,7 +85,7 @@ class _Table:
         self.touched: set[str] = set()
 
     def clear(self) -> None:
-        self.values.clear()
+        self.values = {}  # a new one: results handed out earlier may read the old one
         self.failures.clear()
         self.stale.clear()
         self.columns = self.ids = self.result = self.shards = None
@@ -129,6 +129,11 @@ class Memo:
         #: Where the tables' parts are (:mod:`crmkit.incremental.blobs`).
         self.store: BlobLog | None = None
         self._exported: dict[tuple[str, Any, Any], Stored] = {}
+        #: What happened to each table in this process (for ``--verbose``).
+        self._kept: set[Hashable] = set()
+        self._updated: set[Hashable] = set()
+        self._computed: set[Hashable] = set()
+        self._recomputed: set[str] = set()
         self._counter = itertools.count(1)
 
     def _new_version(self) -> tuple[int, int]:
@@ -183,6 +188,8 @@ class Memo:
         if not self.active:
             return compute(ids)
         table = self._table(key, day)
+        if table.result is not None:
+            self._kept.add((key, day))
         if table.shared != shared or table.columns is None \
                 or len(table.columns) != len(columns):
             table.clear()
@@ -214,7 +221,13 @@ class Memo:
             todo.update(cid for cid in ids if cid not in values)
         moved = False
         order = [cid for cid in ids if cid in todo] if todo else []
+        where = (key, day)
         if order:
+            if len(order) == len(ids):
+                self._computed.add(where)
+            elif where not in self._computed:
+                self._updated.add(where)
+                self._recomputed.update(order)
             computed, failures = compute(order)
             kept_failures = table.failures
             for cid in order:
@@ -259,6 +272,13 @@ class Memo:
         table.result, table.ids = result, list(ids)
         table.dirty = True
         return result, table.failures
+
+    def summary(self) -> str:
+        """One line on what was kept and what computed (``--verbose``)."""
+        kept = {k for k in self._kept if k not in self._computed and k not in self._updated}
+        return (f"rule results: {len(self._computed)} computed, {len(kept)} kept from "
+                f"earlier runs, {len(self._updated)} updated for {len(self._recomputed)} "
+                f"customer(s)")
 
     def whole(self, key: Hashable, day: dt.date | None, inputs: tuple[Any, ...],
               compute: Callable[[], V]) -> V:
@@ -486,7 +506,7 @@ def _shards(table: _Table, store: BlobLog) -> tuple[Ref, ...]:
     else:
         old, redo = None, set(range(SHARDS))
     if isinstance(values, _Sharded):
-        parts = [values.part(i) if i in redo else {} for i in range(SHARDS)]
+        parts = [values.current(i) if i in redo else {} for i in range(SHARDS)]
     else:
         parts = [{} for _ in range(SHARDS)]
         for cid, value in values.items():
@@ -499,15 +519,21 @@ def _shards(table: _Table, store: BlobLog) -> tuple[Ref, ...]:
 
 class _Sharded:
     """A kept table's values: :data:`SHARDS` parts by customer, each unpickled when a
-    customer in it is first read (a run that changed a few customers reads a few)."""
+    customer in it is first read (a run that changed a few customers reads a few).
 
-    __slots__ = ("blobs", "parts")
+    The parts as loaded never change (results handed out earlier read them, see
+    :class:`_Column`); what this run computes goes to ``changes`` (and ``deleted``)."""
+
+    __slots__ = ("blobs", "changes", "deleted", "parts")
 
     def __init__(self, blobs: list[bytes]) -> None:
         self.blobs: list[bytes | None] = list(blobs)
         self.parts: list[dict[str, Any] | None] = [None] * SHARDS
+        self.changes: dict[str, Any] = {}
+        self.deleted: set[str] = set()
 
     def part(self, i: int) -> dict[str, Any]:
+        """Shard ``i`` as loaded."""
         found = self.parts[i]
         if found is None:
             blob = self.blobs[i]
@@ -520,32 +546,50 @@ class _Sharded:
             self.blobs[i] = None
         return found
 
+    def current(self, i: int) -> dict[str, Any]:
+        """Shard ``i`` with this run's changes."""
+        found = {cid: value for cid, value in self.part(i).items() if cid not in self.deleted}
+        found.update((cid, value) for cid, value in self.changes.items()
+                     if _shard_of(cid) == i)
+        return found
+
+    def loaded(self, cid: str, default: Any = None) -> Any:
+        return self.part(_shard_of(cid)).get(cid, default)
+
     def get(self, cid: str, default: Any = None) -> Any:
+        found = self.changes.get(cid, _MISSING)
+        if found is not _MISSING:
+            return found
+        if cid in self.deleted:
+            return default
         return self.part(_shard_of(cid)).get(cid, default)
 
     def __getitem__(self, cid: str) -> Any:
-        return self.part(_shard_of(cid))[cid]
+        found = self.get(cid, _MISSING)
+        if found is _MISSING:
+            raise KeyError(cid)
+        return found
 
     def __setitem__(self, cid: str, value: Any) -> None:
-        self.part(_shard_of(cid))[cid] = value
+        self.changes[cid] = value
+        self.deleted.discard(cid)
 
     def __delitem__(self, cid: str) -> None:
-        del self.part(_shard_of(cid))[cid]
+        if cid not in self:
+            raise KeyError(cid)
+        self.changes.pop(cid, None)
+        self.deleted.add(cid)
 
     def __contains__(self, cid: str) -> bool:
-        return cid in self.part(_shard_of(cid))
+        return self.get(cid, _MISSING) is not _MISSING
 
     def __iter__(self) -> Iterator[str]:
         for i in range(SHARDS):
-            yield from self.part(i)
+            yield from self.current(i)
 
     def items(self) -> Iterator[tuple[str, Any]]:
         for i in range(SHARDS):
-            yield from self.part(i).items()
-
-    def clear(self) -> None:
-        self.blobs = [None] * SHARDS
-        self.parts = [{} for _ in range(SHARDS)]
+            yield from self.current(i).items()
 
 
 class BrokenState(Exception):
@@ -558,6 +602,7 @@ class _Column(Mapping[str, Any]):
     __slots__ = ("_ids", "_values", "ids")
 
     def __init__(self, ids: list[str], values: _Sharded) -> None:
+        """``values``' parts as loaded: what this run computes does not show here."""
         self.ids = ids
         self._ids = dict.fromkeys(ids)
         self._values = values
@@ -565,10 +610,10 @@ class _Column(Mapping[str, Any]):
     def __getitem__(self, cid: str) -> Any:
         if cid not in self._ids:
             raise KeyError(cid)
-        return self._values[cid]
+        return self._values.loaded(cid)
 
     def get(self, cid: str, default: Any = None) -> Any:
-        return self._values[cid] if cid in self._ids else default
+        return self._values.loaded(cid) if cid in self._ids else default
 
     def __contains__(self, cid: object) -> bool:
         return cid in self._ids

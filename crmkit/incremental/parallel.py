@@ -11,12 +11,14 @@ not available or not safe (not Linux, one core, other threads running, as in
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .cache import gc_paused
@@ -107,3 +109,62 @@ def in_background(function: Callable[[], R]) -> Callable[[], R] | None:
         return pickle.loads(data)  # type: ignore[no-any-return]
 
     return result
+
+
+def detach(function: Callable[[], Any], lock: Path) -> bool:
+    """Run ``function()`` in a process of its own that outlives this one (stdin, stdout
+    and stderr on ``/dev/null``, at a lower priority), holding an exclusive lock on
+    ``lock`` while it runs (:func:`wait_for` waits for it).  ``False`` where forking is
+    not available or not safe, or another such process holds the lock."""
+    if not _can_fork():
+        return False
+    try:
+        import fcntl
+
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+    except (ImportError, OSError):
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False  # one is running already
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(fd)
+        return False
+    if pid:  # the caller: the lock stays with the child
+        os.close(fd)
+        os.waitpid(pid, 0)
+        return True
+    try:  # the first child: a session of its own, then a grandchild nobody waits for
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        null = os.open(os.devnull, os.O_RDWR)
+        for stream in (0, 1, 2):
+            os.dup2(null, stream)
+        with contextlib.suppress(OSError):
+            os.nice(10)
+        with gc_paused():
+            function()
+    finally:
+        os._exit(0)
+
+
+def wait_for(lock: Path) -> None:
+    """Wait until no process started by :func:`detach` holds ``lock``."""
+    try:
+        import fcntl
+
+        fd = os.open(lock, os.O_RDWR)
+    except (ImportError, OSError):
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    finally:
+        os.close(fd)

@@ -10,6 +10,7 @@ tuple per entry, not the ``DirEntry`` objects) and the loader takes it.
 from __future__ import annotations
 
 import array
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,9 @@ class Listing:
 
     root: Path
     folders: dict[str, list[Entry] | None] = field(default_factory=dict)
+    #: Per folder, a digest of its entries' names, sizes, mtimes and inodes: a folder
+    #: with the same digest as last time holds the same files, unchanged.
+    digests: dict[str, bytes] = field(default_factory=dict)
 
     def entries(self, rel_dir: str) -> list[Entry] | None:
         return self.folders.get(rel_dir)
@@ -52,6 +56,7 @@ def walk(root: Path, skip: frozenset[str], digest: Any, keep: frozenset[str] = f
         names = [rel]
         numbers = array.array("q")
         add = numbers.extend
+        named = names.append
         entries: list[Entry] | None = [] if kept else None
         try:
             scan = os.scandir(path)
@@ -71,24 +76,29 @@ def walk(root: Path, skip: frozenset[str], digest: Any, keep: frozenset[str] = f
                             if entries is not None:
                                 entries.append((name, DIRECTORY, None))
                             continue
-                        linked = entry.is_symlink()
-                        if linked and entries is not None and entry.is_dir():
-                            entries.append((name, LINKED_DIRECTORY, None))
                         st = entry.stat()
                     except OSError:
-                        names.append(f"\0{name}")  # e.g. a dangling link
+                        named(f"\0{name}")  # e.g. a dangling link
                         if entries is not None:
                             entries.append((name, BROKEN, None))
                         continue
-                    names.append(name)
+                    named(name)
                     add((st.st_size, st.st_mtime_ns, st.st_ino))
-                    if entries is not None and not (linked and entries
-                                                    and entries[-1][0] == name):
-                        entries.append((name, LINKED_FILE if linked else FILE, st))
+                    if entries is not None:
+                        if not entry.is_symlink():
+                            entries.append((name, FILE, st))
+                        elif entry.is_dir():
+                            entries.append((name, LINKED_DIRECTORY, None))
+                        else:
+                            entries.append((name, LINKED_FILE, st))
+        joined = "\0".join(names).encode("utf-8", "surrogateescape")
+        numbered = numbers.tobytes()
         if kept:
             listing.folders[rel.rstrip("/")] = entries
-        digest.update("\0".join(names).encode("utf-8", "surrogateescape"))
-        digest.update(numbers.tobytes())
+            listing.digests[rel.rstrip("/")] = hashlib.blake2b(
+                joined + b"\0\0" + numbered, digest_size=16).digest()
+        digest.update(joined)
+        digest.update(numbered)
         if numbers:
             newest = max(newest, max(numbers[1::3]))
     return newest, listing

@@ -48,9 +48,11 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..loading.loader import (
     RECORD_FOLDERS,
+    Folders,
     Prepared,
     deals_index,
     deals_of,
+    folder_files,
     ids_of,
     interaction_file_problems,
     iter_files,
@@ -107,6 +109,8 @@ class Kept:
     files: Files | None
     #: The rules' results, if they were computed with the same code and settings.
     memo: Memo | None
+    #: The day for which every rule's results were computed (see ``App.warm_up``).
+    warmed: dt.date | None = None
 
 
 def fingerprint(root: Path) -> str:
@@ -143,14 +147,14 @@ def read(root: Path) -> Kept:
     if not isinstance(files, Files):
         return Kept(None, None)
     rules = stored.get("rules")
-    memo = None
-    if isinstance(rules, tuple) and len(rules) == 2 and rules[0] == fingerprint(root) \
-            and rules[1] is not None:
-        try:
-            memo = Memo.restore(*rules[1], BlobLog(files_folder(root), files.blobs))
-        except Exception:
-            memo = None
-    return Kept(files, memo)
+    if not (isinstance(rules, tuple) and len(rules) == 3 and rules[0] == fingerprint(root)
+            and rules[1] is not None):
+        return Kept(files, None)
+    try:
+        memo = Memo.restore(*rules[1], BlobLog(files_folder(root), files.blobs))
+    except Exception:
+        return Kept(files, None)
+    return Kept(files, memo, rules[2])
 
 
 def files_folder(root: Path) -> Path:
@@ -159,9 +163,11 @@ def files_folder(root: Path) -> Path:
     return root / CACHE_DIR
 
 
-def write(root: Path, pending: Pending, memo: Memo | None) -> bool:
+def write(root: Path, pending: Pending, memo: Memo | None, warmed: dt.date | None = None
+          ) -> bool:
     """Keep ``pending`` and what ``memo`` holds for the next run: new blobs are appended
-    to the blob file, then the (small) state file is replaced."""
+    to the blob file, then the (small) state file is replaced.  ``warmed``: the day
+    every rule was computed for, if so."""
     files, store = pending.files, pending.store
     with gc_paused():
         kept = None
@@ -178,7 +184,7 @@ def write(root: Path, pending: Pending, memo: Memo | None) -> bool:
         if compacted is not None:
             store = compacted
             files.blobs = store.name
-        rules = (fingerprint(root), kept) if kept is not None else None
+        rules = (fingerprint(root), kept, warmed) if kept is not None else None
         if not write_kept(root, {"files": files, "rules": rules}):
             return False
     if compacted is not None:
@@ -347,19 +353,67 @@ def load(root: Path, files: Files, host: PluginHost | None, settings_file: Parse
         return None
 
 
+def _walked(root: Path, files: Files, listing: scan.Listing | None, out: list[Diagnostic]
+            ) -> tuple[list[str], array.array, array.array,
+                       dict[str, tuple[bytes, int, tuple[Diagnostic, ...]]]]:
+    """Every record file now, in the loader's order, with its size and mtime; and what
+    the walk saw of each folder (for the next run)."""
+    index = files.index
+    if listing is not None and files.folders and _same_folders(files, listing):
+        # Only folders whose digest changed (or with files too new to trust last time)
+        # are looked at: if they hold the same files as before, the file list is the
+        # same and only sizes and mtimes changed.
+        sizes, mtimes = array.array("q", index.sizes), array.array("q", index.mtimes)
+        folders = {}
+        root_text = str(root.resolve())
+        start = 0
+        for rel_dir, (digest, count, problems) in files.folders.items():
+            now = listing.digests[rel_dir]
+            if now == digest and RACY not in index.sizes[start:start + count]:
+                out.extend(problems)
+                folders[rel_dir] = (digest, count, problems)
+                start += count
+                continue
+            entries = listing.entries(rel_dir)
+            found: list[Diagnostic] = []
+            listed, _ = folder_files(root, root_text, rel_dir, entries or [], found)
+            if entries is None or [rel for _, rel, _ in listed] != index.names[start:
+                                                                              start + count]:
+                break  # files came or went: the whole walk below
+            for k, (_, _, st) in enumerate(listed, start=start):
+                sizes[k] = st.st_size if st is not None else -1
+                mtimes[k] = st.st_mtime_ns if st is not None else 0
+            out.extend(found)
+            folders[rel_dir] = (now, count, tuple(found))
+            start += count
+        else:
+            return index.names, sizes, mtimes, folders
+        del out[len(out) - sum(len(p) for _, _, p in folders.values()):]
+    names: list[str] = []
+    sizes, mtimes = array.array("q"), array.array("q")
+    seen: Folders = {}
+    for folder in RECORD_FOLDERS:
+        for _, rel, st in iter_files(root, folder, out, listing, seen):
+            names.append(rel)
+            sizes.append(st.st_size if st is not None else -1)
+            mtimes.append(st.st_mtime_ns if st is not None else 0)
+    folders = {}
+    if listing is not None and all(d in listing.digests for d in seen):
+        folders = {d: (listing.digests[d], count, found) for d, (count, found) in seen.items()}
+    return names, sizes, mtimes, folders
+
+
+def _same_folders(files: Files, listing: scan.Listing) -> bool:
+    """Whether the walk saw the very folders the last load went through."""
+    now = [d for d in listing.digests if d.split("/", 1)[0] in RECORD_FOLDERS]
+    return len(now) == len(files.folders) and all(d in files.folders for d in now)
+
+
 def _load(root: Path, files: Files, prepared: Prepared, host: PluginHost | None,
           today: dt.date | None, registry: Registry | None, memo: Memo,
           listing: scan.Listing | None) -> tuple[Workspace, Pending]:
     out = list(prepared.problems)
-    names: list[str] = []
-    paths: list[str] = []
-    sizes, mtimes = array.array("q"), array.array("q")
-    for folder in RECORD_FOLDERS:
-        for path, rel, st in iter_files(root, folder, out, listing):
-            names.append(rel)
-            paths.append(path)
-            sizes.append(st.st_size if st is not None else -1)
-            mtimes.append(st.st_mtime_ns if st is not None else 0)
+    names, sizes, mtimes, folders = _walked(root, files, listing, out)
     index = files.index
     positions, removed = index.changes(names, sizes, mtimes)
     if len(positions) + len(removed) > MAX_CHANGED:
@@ -376,7 +430,7 @@ def _load(root: Path, files: Files, prepared: Prepared, host: PluginHost | None,
 
     def reread(i: int) -> None:
         rel = names[i]
-        parts[rel] = read_records(paths[i], rel, prepared.builder(folder_of(rel), rel))
+        parts[rel] = read_records(str(root / rel), rel, prepared.builder(folder_of(rel), rel))
 
     for i in positions:
         reread(i)
@@ -513,7 +567,8 @@ def _load(root: Path, files: Files, prepared: Prepared, host: PluginHost | None,
         index = _updated_index(index, names, sizes, mtimes, removed, parts, position, store,
                                unwritten)
     kept = Files(files.fingerprint, index, store.name, problems,
-                 dict(sorted(customer_files.items())), ordered_lengths, deal_files, clean=True)
+                 dict(sorted(customer_files.items())), ordered_lengths, deal_files, clean=True,
+                 folders=folders)
     return workspace, Pending(kept, store, unwritten)
 
 

@@ -110,8 +110,14 @@ def _scanned(path: str) -> list[scan.Entry]:
     return found
 
 
+#: What :func:`iter_files` saw of each folder, in the order it went through them: the
+#: number of YAML files it yielded from the folder itself, and the problems it found.
+Folders = dict[str, tuple[int, tuple[Diagnostic, ...]]]
+
+
 def iter_files(root: Path, folder: str, out: list[Diagnostic],
-               listing: scan.Listing | None = None) -> Iterator[Found]:
+               listing: scan.Listing | None = None, folders: Folders | None = None
+               ) -> Iterator[Found]:
     """Yield the YAML files below ``root/folder``, sorted, with their stat results (from
     ``listing``, the replay key's walk, when it covers the folder)."""
     base = root / folder
@@ -125,42 +131,55 @@ def iter_files(root: Path, folder: str, out: list[Diagnostic],
     stack = [folder]
     while stack:
         rel_dir = stack.pop()
-        path = str(root / rel_dir)
+        found: list[Diagnostic] = []
         try:
             entries = listing.entries(rel_dir) if listing is not None else None
             if entries is None:
-                entries = _scanned(path)
-            entries = sorted(entries, key=lambda e: e[0])
+                entries = _scanned(str(root / rel_dir))
         except OSError as exc:
-            out.append(Diagnostic.error(f"cannot read folder: {exc.strerror}",
-                                        Location(rel_dir)))
-            continue
-        subdirs = []
-        for name, kind, st in entries:
-            if kind == scan.LINKED_DIRECTORY:
-                out.append(Diagnostic.warning(
-                    "ignored: a linked folder (crmkit does not follow folder links)",
-                    Location(f"{rel_dir}/{name}")))
-                continue
-            if kind == scan.DIRECTORY:
-                if not name.startswith("."):
-                    subdirs.append(f"{rel_dir}/{name}")
-                continue
-            if is_editor_file(name):
-                continue
-            rel = f"{rel_dir}/{name}"
-            if not name.endswith(YAML_SUFFIXES):
-                out.append(Diagnostic.warning("ignored: not a .yaml file", Location(rel)))
-                continue
-            full = f"{path}/{name}"
-            if kind == scan.LINKED_FILE:
-                target = os.path.realpath(full)
-                if os.path.commonpath([root_text, target]) != root_text:
-                    out.append(Diagnostic.error(
-                        "ignored: symlink points outside the workspace", Location(rel)))
-                    continue
-            yield full, rel, st
+            found.append(Diagnostic.error(f"cannot read folder: {exc.strerror}",
+                                          Location(rel_dir)))
+            entries = []
+        files, subdirs = folder_files(root, root_text, rel_dir, entries, found)
+        out.extend(found)
+        if folders is not None:
+            folders[rel_dir] = (len(files), tuple(found))
+        yield from files
         stack.extend(reversed(subdirs))
+
+
+def folder_files(root: Path, root_text: str, rel_dir: str, entries: list[scan.Entry],
+                 out: list[Diagnostic]) -> tuple[list[Found], list[str]]:
+    """The YAML files of one folder, sorted, and its subfolders (what to skip and warn
+    about: :func:`iter_files`)."""
+    path = str(root / rel_dir)
+    files: list[Found] = []
+    subdirs = []
+    for name, kind, st in sorted(entries, key=lambda e: e[0]):
+        if kind == scan.LINKED_DIRECTORY:
+            out.append(Diagnostic.warning(
+                "ignored: a linked folder (crmkit does not follow folder links)",
+                Location(f"{rel_dir}/{name}")))
+            continue
+        if kind == scan.DIRECTORY:
+            if not name.startswith("."):
+                subdirs.append(f"{rel_dir}/{name}")
+            continue
+        if is_editor_file(name):
+            continue
+        rel = f"{rel_dir}/{name}"
+        if not name.endswith(YAML_SUFFIXES):
+            out.append(Diagnostic.warning("ignored: not a .yaml file", Location(rel)))
+            continue
+        full = f"{path}/{name}"
+        if kind == scan.LINKED_FILE:
+            target = os.path.realpath(full)
+            if os.path.commonpath([root_text, target]) != root_text:
+                out.append(Diagnostic.error(
+                    "ignored: symlink points outside the workspace", Location(rel)))
+                continue
+        files.append((full, rel, st))
+    return files, subdirs
 
 
 class _Reader:
@@ -448,8 +467,9 @@ def _load_workspace(root: Path, host: PluginHost | None, use_cache: bool,
     cache.use_fingerprint(prepared.fingerprint)
     hits, misses = cache.hits, cache.misses
     reader = _Reader(root, cache)
+    folders: Folders = {}
     jobs = {folder: [(path, rel, st, prepared.builder(folder, rel))
-                     for path, rel, st in iter_files(root, folder, out, listing)]
+                     for path, rel, st in iter_files(root, folder, out, listing, folders)]
             for folder in RECORD_FOLDERS}
     reader.prefetch([job for folder in RECORD_FOLDERS for job in jobs[folder]])
     parts = {folder: {rel: reader.read(path, rel, st, build)
@@ -483,6 +503,9 @@ def _load_workspace(root: Path, host: PluginHost | None, use_cache: bool,
     )
     if use_cache or keep_in_memory:
         cache.files = _files_to_keep(cache, reader, loaded, workspace)
+        if listing is not None and all(d in listing.digests for d in folders):
+            cache.files.folders = {d: (listing.digests[d], count, found)
+                                   for d, (count, found) in folders.items()}
         if not keep_in_memory:
             cache.save()
     return with_plugin_checks(workspace, out, host, today, registry, memo), loaded

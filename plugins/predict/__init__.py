@@ -1,12 +1,14 @@
 """Predictive retention: who is still "alive", what they will buy, what they are worth.
 
 Fits the BG/NBD and Gamma-Gamma models (``model.py``) on the workspace's purchase
-history up to the day before ``--today`` and predicts every customer from their
-history as of ``--today``.  Everything is registered with the core:
+history up to the end of the month before ``--today``'s and predicts every
+customer from their history as of ``--today``.  Everything is registered with the
+core:
 
 * ``_purchase_model`` (a metric): the fit, from each customer's purchase summary
-  as of yesterday; kept by the core while those summaries are the same, so a
-  purchase logged today does not fit the models again;
+  at the end of last month; kept by the core while those summaries are the same,
+  so a purchase logged today or yesterday does not fit the models again (they are
+  fitted once a month, or when a purchase of an earlier month is entered);
 * ``_prediction`` (a label, computed with numpy for many customers at once) and
   the labels ``p_alive`` and ``clv``;
 * ``_model_lifecycle``: repeat buyers' stage from P(alive), which the segments
@@ -20,6 +22,7 @@ heuristic.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import heapq
 from collections.abc import Iterator, Mapping
@@ -83,26 +86,31 @@ def summary_today(c: CustomerView) -> History | None:
     return summarise(days, totals, c.today, c.id)
 
 
-def summary_yesterday(c: CustomerView) -> History | None:
-    yesterday = c.today - dt.timedelta(days=1)
-    days, totals = _purchase_days(c, yesterday)
-    return summarise(days, totals, yesterday, c.id)
+def calibration_end(today: dt.date) -> dt.date:
+    """The last day of the history the models are fitted on: the end of last month."""
+    return today.replace(day=1) - dt.timedelta(days=1)
+
+
+def summary_at_calibration(c: CustomerView) -> History | None:
+    end = calibration_end(c.today)
+    days, totals = _purchase_days(c, end)
+    return summarise(days, totals, end, c.id)
 
 
 def summaries(c: CustomerView) -> tuple[History | None, History | None]:
-    """The purchase summary as of today and as of yesterday, from one pass."""
+    """The purchase summary as of today and at the end of last month, from one pass."""
     days, totals = _purchase_days(c, c.today)
-    yesterday = c.today - dt.timedelta(days=1)
-    before = len(days) - 1 if days and days[-1] == c.today else len(days)
+    end = calibration_end(c.today)
+    before = bisect.bisect_right(days, end)
     return (summarise(days, totals, c.today, c.id),
-            summarise(days[:before], totals[:before], yesterday, c.id))
+            summarise(days[:before], totals[:before], end, c.id))
 
 
 # --- the model --------------------------------------------------------------------------
 
 
 def fit_models(summaries: Mapping[str, History | None], scope: Any) -> Fit:
-    """Both models fitted on everybody's purchases up to the end of yesterday."""
+    """Both models fitted on everybody's purchases up to the end of last month."""
     histories = [h for h in summaries.values() if h is not None]
     return fit(histories, scope.options.min_repeat_customers)
 
