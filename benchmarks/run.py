@@ -23,7 +23,7 @@ With several ``--crmkit`` executables (say, of the last release and of this
 checkout), each is measured on the same workspace, one after the other, so that
 both tables come from one run on one machine.  Each package's Python files are
 compiled first (as pip does when it installs), and before each timed command the
-benchmark waits until crmkit's background warm-up from the previous one is done
+benchmark waits until crmkit's background work after the previous one is done
 (docs/performance.md), so that no two runs overlap.
 """
 
@@ -50,7 +50,7 @@ from generate import generate  # noqa: E402
 CRMKIT = str(Path(sys.executable).parent / "crmkit")
 TODAY = "2026-11-11"
 YESTERDAY = "2026-11-10"
-WARM_UP_LOCK = Path(".crmkit") / "cache" / "warm-up.lock"
+BACKGROUND_LOCK = Path(".crmkit") / "cache" / "background.lock"
 
 PARSE_FLOOR = """
 import os, sys, yaml
@@ -80,11 +80,12 @@ print(walk(os.path.join(root, "customers")) + walk(os.path.join(root, "interacti
 
 
 def settle(root: Path) -> None:
-    """Wait until no background warm-up of an earlier crmkit run is running."""
+    """Wait until crmkit's background work after the last command is done (keeping its
+    state, computing the rest of the day's rules: docs/performance.md)."""
     import fcntl
 
     try:
-        fd = os.open(root / WARM_UP_LOCK, os.O_RDWR)
+        fd = os.open(root / BACKGROUND_LOCK, os.O_RDWR)
     except OSError:
         return
     try:
@@ -247,9 +248,9 @@ def main() -> None:
         customers, interactions = (int(x) for x in size.split(":"))
         for crmkit, rows in bench(customers, interactions, executables).items():
             print(f"\n{customers} customers / {interactions} interactions: {crmkit}")
-            print(f"{'':46}{'seconds':>9}  {'ratio':<22}{'peak memory':>11}")
+            print(f"{'':54}{'seconds':>9}  {'ratio':<22}{'peak memory':>11}")
             for name, seconds, ratio, memory in rows:
-                print(f"{name:46}{seconds:>9.2f}  {ratio:<22}{memory:>11}")
+                print(f"{name:54}{seconds:>9.2f}  {ratio:<22}{memory:>11}")
 
 
 if __name__ == "__main__":

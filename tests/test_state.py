@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_watch_equals_build import EDITS, NAMES, TODAY, workspace_files
 
-from crmkit.engine.app import WARM_UP_LOCK
+from crmkit.engine.app import BACKGROUND_LOCK
 from crmkit.incremental import parallel, state
 from crmkit.incremental.cache import STATE_FILE
 
@@ -162,7 +162,8 @@ def test_the_state_is_used(one_off, tmp_path):
 
 
 def _crmkit(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k not in ("CI", "CRMKIT_WARM_UP")}
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("CI", "CRMKIT_BACKGROUND")}
     return subprocess.run([str(CRMKIT), "-v", "-w", str(root), "--today", TODAY.isoformat(),
                            *args], capture_output=True, text=True, timeout=120,
                           env={**environment, **env})
@@ -176,20 +177,20 @@ def test_after_a_command_the_days_rules_are_computed_in_the_background(tmp_path)
     write_files(root, workspace_files())
     age_files(root, 3600)
     started = time.monotonic()
-    checked = _crmkit(root, "check", CRMKIT_WARM_UP_MIN="1")
+    checked = _crmkit(root, "check", CRMKIT_BACKGROUND_MIN="1")
     assert checked.returncode == 0 and time.monotonic() - started < 60
-    parallel.wait_for(root / WARM_UP_LOCK)
-    shown = _crmkit(root, "show", "anna", CRMKIT_WARM_UP_MIN="1")
+    parallel.wait_for(root / BACKGROUND_LOCK)
+    shown = _crmkit(root, "show", "anna", CRMKIT_BACKGROUND_MIN="1")
     assert shown.returncode == 0 and "Anna" in shown.stdout
     assert re.search(r"rule results: 0 computed, [1-9]\d* kept", shown.stderr), shown.stderr
 
 
-@pytest.mark.parametrize("switch", [{"CRMKIT_WARM_UP": "0"}, {"CI": "true"}])
+@pytest.mark.parametrize("switch", [{"CRMKIT_BACKGROUND": "0"}, {"CI": "true"}])
 def test_no_warm_up_when_switched_off_or_in_ci(tmp_path, switch):
     root = tmp_path / "ws"
     write_files(root, workspace_files())
     age_files(root, 3600)
-    _crmkit(root, "check", CRMKIT_WARM_UP_MIN="1", **switch)
-    parallel.wait_for(root / WARM_UP_LOCK)
-    shown = _crmkit(root, "show", "anna", CRMKIT_WARM_UP_MIN="1", **switch)
+    _crmkit(root, "check", CRMKIT_BACKGROUND_MIN="1", **switch)
+    parallel.wait_for(root / BACKGROUND_LOCK)
+    shown = _crmkit(root, "show", "anna", CRMKIT_BACKGROUND_MIN="1", **switch)
     assert re.search(r"rule results: [1-9]\d* computed", shown.stderr), shown.stderr

@@ -46,10 +46,10 @@ if TYPE_CHECKING:
     import jinja2
 
 
-#: From this many customers on, a one-off command computes the rest of the day's rules
-#: in the background when it is done (:meth:`App._warm_up`).
-WARM_UP_MIN = 2000
-WARM_UP_LOCK = CACHE_DIR / "warm-up.lock"
+#: From this many customers on, a one-off command keeps its state, and computes the
+#: rest of the day's rules, in the background when it is done (:meth:`App.save_state`).
+BACKGROUND_MIN = 500
+BACKGROUND_LOCK = CACHE_DIR / "background.lock"
 
 
 class App:
@@ -72,7 +72,7 @@ class App:
         #: What the replay key's walk saw of the record folders, if it ran.
         self._listing: Listing | None = None
         #: What this run leaves for the next (:mod:`crmkit.incremental.state`), and the
-        #: day for which every rule was computed (see :meth:`_warm_up`).
+        #: day for which every rule was computed (see :meth:`save_state`).
         self._pending: state.Pending | None = None
         self._warmed: dt.date | None = None
 
@@ -153,16 +153,37 @@ class App:
 
     def save_state(self) -> None:
         """Keep what this run loaded and computed for the next one (at the end of a
-        one-off command; never raises: the state is only ever a shortcut), and start
-        the warm-up if the day's rules are not all computed yet."""
+        one-off command; never raises: the state is only ever a shortcut).
+
+        In a large workspace this happens in a process of its own once the command is
+        done (a second at 10,000 customers), which then also computes the rest of the
+        day's rules, so that the next command (``show`` after ``check``, the first
+        report of the day) finds them.  Not with ``CRMKIT_BACKGROUND=0``, and not in CI
+        (``$CI``: the state is written before the command ends, nothing more computed)."""
         pending, self._pending = self._pending, None
         if pending is None:
             return
         if self.verbose:
             click.echo(self._memo.summary(), err=True)
+        import os
+
+        from ..incremental import parallel
+
+        memo, root, today = self._memo, self.root, self.today
+        big = len(self.workspace.customers) >= int(os.environ.get(
+            "CRMKIT_BACKGROUND_MIN", BACKGROUND_MIN))
+        warm = self._warmed != today
+        if big and os.environ.get("CRMKIT_BACKGROUND") != "0" and not os.environ.get("CI"):
+            def in_background() -> None:
+                if not state.write(root, pending, memo, self._warmed) or not warm:
+                    return
+                self._compute_everything()
+                state.write(root, pending, memo, today)
+
+            if parallel.detach(in_background, root / BACKGROUND_LOCK):
+                return
         try:
-            if state.write(self.root, pending, self._memo, self._warmed):
-                self._warm_up(pending)
+            state.write(root, pending, memo, self._warmed)
         except Exception:
             if self.verbose:
                 import traceback
@@ -170,35 +191,17 @@ class App:
                 click.echo("crmkit: could not keep the state for the next run:\n"
                            + traceback.format_exc(), err=True)
 
-    def _warm_up(self, pending: state.Pending) -> None:
-        """Compute every rule for today in a process of its own, after this command, so
-        that the next command (``show`` after ``check``, the first report of the day)
-        finds them.  Only for workspaces where that takes a while, where forking is
-        safe, not in CI (``$CI``), and never with ``CRMKIT_WARM_UP=0``."""
-        import os
-
-        from ..incremental import parallel
-
-        today = self.today
-        if (self._warmed == today or os.environ.get("CRMKIT_WARM_UP") == "0"
-                or os.environ.get("CI")
-                or len(self.workspace.customers) < int(os.environ.get(
-                    "CRMKIT_WARM_UP_MIN", WARM_UP_MIN))):
-            return
-        engine, root, memo = self._engine, self.root, self._memo
-
-        def compute_everything() -> None:
-            for name in self.registry.labels:
-                with contextlib.suppress(Exception):
-                    engine.column(name)
+    def _compute_everything(self) -> None:
+        """Every label, reminder and metric for today (each one's failure is its own)."""
+        engine = self._engine
+        for name in self.registry.labels:
             with contextlib.suppress(Exception):
-                engine.reminders()
-            for name in self.registry.metrics:
-                with contextlib.suppress(Exception):
-                    engine.metric(name)
-            state.write(root, pending, memo, today)
-
-        parallel.detach(compute_everything, root / WARM_UP_LOCK)
+                engine.column(name)
+        with contextlib.suppress(Exception):
+            engine.reminders()
+        for name in self.registry.metrics:
+            with contextlib.suppress(Exception):
+                engine.metric(name)
 
     @property
     def today(self) -> dt.date:

@@ -145,30 +145,41 @@ class IndexBuilder:
         self.digests: list[bytes] = []
         #: Refs not written yet (offset -1): filled in after the blob file's flush.
         self.pending: list[tuple[int, Ref]] = []
+        self._limit = time.time_ns() - RACY_WINDOW_NS
 
-    def add(self, rel: str, key: Key | None, ids: str, ref: Ref | None) -> None:
-        i = len(self.names)
+    def add(self, rel: str, key: Key | None, ids: str, offset: int, length: int,
+            digest: bytes) -> None:
+        """A file with its blob at ``offset`` (-1: none)."""
         self.names.append(rel)
-        racy = key is None or too_new(key[1])
-        self.sizes.append(RACY if racy or key is None else key[0])
-        self.mtimes.append(0 if key is None else key[1])
         self.refs.append(ids)
-        if ref is None or racy:
-            self.offsets.append(-1)
-            self.lengths.append(0)
-            self.digests.append(bytes(16))
+        if key is None or key[1] >= self._limit:  # unreadable or too new to trust
+            self.sizes.append(RACY)
+            self.mtimes.append(0 if key is None else key[1])
+            offset = -1
+        else:
+            self.sizes.append(key[0])
+            self.mtimes.append(key[1])
+        self.offsets.append(offset)
+        self.lengths.append(length)
+        self.digests.append(digest)
+
+    def add_ref(self, rel: str, key: Key | None, ids: str, ref: Ref | None) -> None:
+        if ref is None:
+            self.add(rel, key, ids, -1, 0, NO_DIGEST)
             return
-        self.offsets.append(ref.offset)
-        self.lengths.append(ref.length)
-        self.digests.append(ref.digest)
         if ref.offset < 0:
-            self.pending.append((i, ref))
+            self.pending.append((len(self.names), ref))
+        self.add(rel, key, ids, ref.offset, ref.length, ref.digest)
 
     def build(self) -> FileIndex:
         for i, ref in self.pending:
-            self.offsets[i] = ref.offset
+            if self.sizes[i] != RACY:
+                self.offsets[i] = ref.offset
         return FileIndex(self.names, self.sizes, self.mtimes, self.refs, self.offsets,
                          self.lengths, b"".join(self.digests))
+
+
+NO_DIGEST = bytes(16)
 
 
 @dataclass
@@ -241,8 +252,9 @@ class ParseCache:
         self.store = BlobLog(folder, kept.blobs if kept is not None else None)
         #: Parsed in this process: (key, parts), pickled when kept.
         self.fresh: dict[str, tuple[Key, Any]] = {}
-        #: Pickled by the parallel workers: (key, ref, the ids the records name).
-        self.written: dict[str, tuple[Key, Ref, str]] = {}
+        #: Pickled by the parallel workers: (key, offset, length, digest, the ids the
+        #: records name).
+        self.written: dict[str, tuple[Key, int, int, bytes, str]] = {}
         #: What the last load read (written by :meth:`save`).
         self.files: Files | None = None
 
@@ -286,7 +298,7 @@ class ParseCache:
             return fresh[1]
         written = self.written.get(rel)
         if written is not None and written[0] == key:
-            parts = self._load(written[1])
+            parts = self._load(Ref(written[1], written[2], written[3]))
             if parts is not None:
                 self.misses += 1  # parsed in this run, by a worker
                 return parts
@@ -311,10 +323,6 @@ class ParseCache:
             return
         self.fresh[rel] = (key, parts)
 
-    def add_written(self, rel: str, key: Key, ref: Ref, ids: str) -> None:
-        """A file that a parallel worker parsed and appended to the blob file."""
-        self.written[rel] = (key, ref, ids)
-
     def forget(self, rel: str) -> None:
         self.fresh.pop(rel, None)
         self.written.pop(rel, None)
@@ -324,26 +332,31 @@ class ParseCache:
         """The index of the files a load read (``order``), their blobs written: those
         parsed in this process are pickled now, the others keep theirs."""
         builder = IndexBuilder()
+        add, add_ref = builder.add, builder.add_ref
         index = self.index
+        fresh_of, written_of = self.fresh.get, self.written.get
         for rel, key in order:
-            ref: Ref | None = None
-            ids = ""
-            if key is not None:
-                fresh = self.fresh.get(rel)
-                written = self.written.get(rel)
-                if fresh is not None and fresh[0] == key:
-                    ids = ids_of(rel, fresh[1])
-                    if not too_new(key[1]):
-                        try:
-                            ref = self.store.put(_dumps(fresh[1]))
-                        except Exception:
-                            ref = None
-                elif written is not None and written[0] == key:
-                    ref, ids = written[1], written[2]
-                elif index is not None and (i := index.position(rel)) is not None \
-                        and index.key(i) == key:
-                    ref, ids = index.blob(i), index.refs[i]
-            builder.add(rel, key, ids, ref)
+            written = written_of(rel)
+            if written is not None and written[0] == key:  # most files of a cold start
+                add(rel, key, written[4], written[1], written[2], written[3])
+                continue
+            fresh = fresh_of(rel)
+            if key is None:
+                add(rel, key, "", -1, 0, NO_DIGEST)
+            elif fresh is not None and fresh[0] == key:
+                ref = None
+                if not too_new(key[1]):
+                    try:
+                        ref = self.store.put(_dumps(fresh[1]))
+                    except Exception:
+                        ref = None
+                add_ref(rel, key, ids_of(rel, fresh[1]), ref)
+            elif index is not None and (i := index.position(rel)) is not None \
+                    and index.key(i) == key:
+                add(rel, key, index.refs[i], index.offsets[i], index.lengths[i],
+                    index.digests[16 * i:16 * i + 16])
+            else:
+                add(rel, key, "", -1, 0, NO_DIGEST)
         if not self.store.flush():
             builder = _without_pending(builder)
         built = builder.build()

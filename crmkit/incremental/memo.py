@@ -27,6 +27,7 @@ sees any of this: a rule is a plain function.
 from __future__ import annotations
 
 import bisect
+import copyreg
 import dataclasses
 import datetime as dt
 import io
@@ -229,6 +230,14 @@ class Memo:
                 self._updated.add(where)
                 self._recomputed.update(order)
             computed, failures = compute(order)
+            if table.result is None and type(values) is dict and not values \
+                    and len(order) == len(ids):
+                # the first computation (a cold run): everything is new, in order
+                table.values = dict(computed)
+                table.failures.update(failures)
+                table.version = self._new_version()
+                table.result, table.ids, table.dirty = computed, list(ids), True
+                return computed, table.failures
             kept_failures = table.failures
             for cid in order:
                 new = computed[cid]
@@ -651,21 +660,34 @@ class _Changed(Mapping[str, Any]):
         return len(self.base)
 
 
-class _Pickler(pickle.Pickler):
-    """Pickles slotted dataclasses (most rule values) as their field values: their
-    generic ``__getstate__``/``__setstate__`` cost a ``fields()`` call per object,
-    a third of loading 20,000 reminders."""
+class _Reducers(dict):  # type: ignore[type-arg]
+    """How to pickle each type, decided the first time one is met (a pickler looks its
+    ``dispatch_table`` up per object, in C).  Slotted dataclasses (most rule values)
+    are pickled as their field values: their generic ``__getstate__``/``__setstate__``
+    cost a ``fields()`` call per object, a third of loading 20,000 reminders.  Other
+    types as they would be anyway."""
 
-    def reducer_override(self, obj: Any) -> Any:
-        kind = type(obj)
-        names = _SLOTTED.get(kind, _MISSING)
-        if names is _MISSING:
-            names = _SLOTTED[kind] = _slotted_fields(kind)
-        if names is None:
-            return NotImplemented
-        return _rebuild, (kind, tuple([getattr(obj, n) for n in names]))
+    def __missing__(self, kind: type) -> Callable[[Any], Any]:
+        if issubclass(kind, type):
+            raise KeyError(kind)  # classes (of a metaclass such as ABCMeta): by name
+        names = _slotted_fields(kind)
+        if names is not None:
+            _SLOTTED[kind] = names
+            getter = operator.attrgetter(*names) if len(names) > 1 else None
+
+            def reduce(obj: Any) -> tuple[Any, ...]:
+                values = getter(obj) if getter is not None else (getattr(obj, names[0]),)
+                return _rebuild, (kind, values)
+
+            found: Callable[[Any], Any] = reduce
+        else:
+            found = copyreg.dispatch_table.get(kind) or operator.methodcaller(
+                "__reduce_ex__", pickle.HIGHEST_PROTOCOL)
+        self[kind] = found
+        return found
 
 
+_REDUCERS = _Reducers()
 _SLOTTED: dict[type, tuple[str, ...] | None] = {}
 
 
@@ -691,7 +713,9 @@ def _rebuild(kind: type, values: tuple[Any, ...]) -> Any:
 
 def _dumps(value: Any) -> bytes:
     buffer = io.BytesIO()
-    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = _REDUCERS
+    pickler.dump(value)
     return buffer.getvalue()
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import os
 import pickle
+import time
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,8 +21,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..incremental import parallel, scan
-from ..incremental.blobs import BlobLog, Ref, sign
+from ..incremental.blobs import BlobLog, sign
 from ..incremental.cache import (
+    RACY_WINDOW_NS,
     STATE_FILE,
     Files,
     Key,
@@ -29,7 +31,6 @@ from ..incremental.cache import (
     file_key,
     gc_paused,
     join_ids,
-    too_new,
 )
 from ..model import Customer, Deal, Interaction, LoadStats, Settings, Workspace
 from ..model.diagnostics import CrmkitError, Diagnostic, Location, sort_key
@@ -238,15 +239,15 @@ class _Reader:
             return
         try:
             loads = pickle.loads
+            prefetched, written = self.prefetched, self.cache.written
             for chunk, offset, entries, racy in chunks:
                 # unpickled as they come, while the workers parse the next chunks
                 view = memoryview(chunk)
                 for rel, (key, start, length, digest, ids) in entries.items():
-                    self.prefetched[rel] = loads(view[start:start + length])
+                    prefetched[rel] = loads(view[start:start + length])
                     if offset is not None:
-                        self.cache.add_written(rel, key, Ref(offset + start, length, digest),
-                                               ids)
-                self.prefetched.update(racy)
+                        written[rel] = (key, offset + start, length, digest, ids)
+                prefetched.update(racy)
         except Exception:  # no workers (e.g. a sandbox): read() parses the rest itself
             return
 
@@ -273,9 +274,10 @@ def _read_chunk(jobs: Sequence[tuple[str, str, Callable[[ParsedFile], Any], Key]
     entries: dict[str, Any] = {}
     racy: dict[str, Any] = {}
     start = 0
+    limit = time.time_ns() - RACY_WINDOW_NS
     for path, rel, build, key in jobs:
         records = read_records(path, rel, build)
-        if too_new(key[1]):
+        if key[1] >= limit:  # too new to keep
             racy[rel] = records
             continue
         data = pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
