@@ -177,11 +177,13 @@ Revenue 12 months:  200.00 EUR
 Avg order value:    200.00 EUR
 Segments:           lifecycle=active (since 2025-05-31), abc=A, rfm=111
 
-Open follow-ups
-  2025-12-10  send the offer  (interactions/2025/a.yaml:3:3)
-
-Reminders
-  2025-01-15  service_due: Wartung due (overdue)
+Reminders (crmkit done ID, crmkit snooze ID --for 1w)
+  2025-01-15  Wartung due (overdue)
+              service_due/anna-mueller/2025-01-15
+  2025-12-10  Follow up: send the offer (overdue)
+              follow_up/anna-mueller/2025-12-10
+  2026-01-30  Stay in touch with Anna Müller (held back by the frequency cap)
+              stay_in_touch/anna-mueller/2026-01-30
 
 Deals
   anna-bath: Bathroom [open, 50%] 9,000.00 EUR

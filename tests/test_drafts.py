@@ -222,9 +222,14 @@ def test_send_records_sent_emails_and_reports_the_refused_one(make_workspace, ru
     recorded = (root / "interactions/2026/2026-06-01-anna-email.yaml").read_text()
     assert "type: email\n" in recorded and "direction: outbound\n" in recorded
     assert not (root / "interactions/2026/2026-06-01-bert-email.yaml").exists()
-    # the sent ones resolved their reminders; only bert's is still due
+    # the sent ones resolved their reminders; bert's is still due, but his address was
+    # refused: recorded, and not tried again
+    assert "Email not delivered to bert@example.com: recipient refused: 550" in (
+        root / "interactions/2026/2026-06-01-bert-note.yaml").read_text()
     left = json.loads(run_drafts(run, root, "--format", "json").stdout)
-    assert [d["customer"] for d in left["drafts"]] == ["bert"]
+    assert left["drafts"] == []
+    [bert] = [s for s in left["skipped"] if s["customer"] == "bert"]
+    assert bert["reason"].startswith("the server refused bert@example.com on 2026-06-01")
 
 
 def test_send_asks_first_and_no_means_nothing_sent(make_workspace, run, smtp_server):

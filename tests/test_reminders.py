@@ -110,15 +110,20 @@ QUOTE = {"customers/quin.yaml": "name: Quin\n",
 def test_quote_follow_up(make_workspace):
     assert only("quote_follow_up", make_workspace, QUOTE, "2026-05-10") == [
         ("2026-05-15", "quin", "quote_follow_up")]
-    talked_early = {**QUOTE,
-                    "interactions/c.yaml": "customer: quin\ndate: 2026-05-03\ntype: call\n"}
-    assert only("quote_follow_up", make_workspace, talked_early, "2026-05-20") == [
+    # the customer calling us is no follow-up; an Instagram comment neither
+    called_us = {**QUOTE, "interactions/c.yaml": "- {customer: quin, date: 2026-05-03, type: "
+                 "call, direction: inbound}\n- {customer: quin, date: 2026-05-04, type: social, "
+                 "channel: instagram}\n"}
+    assert only("quote_follow_up", make_workspace, called_us, "2026-05-20") == [
         ("2026-05-15", "quin", "quote_follow_up")]
 
 
 @pytest.mark.parametrize("later", [
     "customer: quin\ndate: 2026-05-05\ntype: purchase\namount: 900\n",
     "customer: quin\ndate: 2026-05-16\ntype: call\n",
+    # an email before the due day asking about the quote settles it (it did not, once:
+    # drafts --send sent the same question every day)
+    "customer: quin\ndate: 2026-05-03\ntype: email\ndirection: outbound\n",
 ])
 def test_quote_follow_up_resolved(make_workspace, later):
     files = {**QUOTE, "interactions/later.yaml": later}
@@ -232,7 +237,7 @@ def test_frequency_cap_holds_back_low_priority_reminders(make_workspace):
     everything, found = reminders(make_workspace, files, "2026-06-01", everything=True)
     assert everything == [("2026-06-05", "max", "follow_up"), ("2026-06-10", "max", "birthday")]
     assert found[1].suppressed == (
-        "at most 2 contacts in 30 days: 2 outbound contact(s) lately, 1 more important "
+        "held back: at most 2 contacts in 30 days: 2 outbound contact(s) lately, 1 more important "
         "reminder(s)")
 
 
@@ -276,9 +281,10 @@ def test_reminders_cli_sorting_window_and_json(make_workspace, run):
                 "--kind", "quote_follow_up", "--kind", "follow_up", "--format", "json")
     assert [r["kind"] for r in json.loads(short.stdout)] == ["follow_up", "quote_follow_up"]
     table = run("-w", root, "--today", "2026-06-01", "reminders", "--customer", "bob")
-    assert table.stdout.splitlines()[2].startswith("2026-05-30  bob       follow_up")
+    assert table.stdout.splitlines()[2].startswith("2026-05-30  follow_up/bob/2026-05-30  ")
     assert table.stdout.splitlines()[2].endswith("OVERDUE")
-    assert table.stderr == "1 reminders (1 overdue) up to 2026-07-01\n"
+    assert table.stderr == ("1 reminders (1 overdue) up to 2026-07-01\n"
+                            "mark one done: crmkit done ID; later: crmkit snooze ID --for 1w\n")
 
 
 def test_reminders_cli_errors(make_workspace, run):

@@ -152,7 +152,8 @@ def test_listed_rows_are_rendered_once_per_item_and_escaped_once(make_workspace)
         return len(renders)
 
     day = dt.date(2026, 7, 1)
-    a, b, c = (Reminder(day, "lea", "birthday", t, "why") for t in ("A", "B", "<C>"))
+    a, b, c = (Reminder(day, "lea", "birthday", t, "why", id=f"birthday/lea/2026-07-01/{t}")
+               for t in ("A", "B", "<C>"))
     listing = env.from_string('{{ items | rows("reports/rows/probe.md.j2", n=n) }}')
     assert listing.render(items=[a, b], n=n) == "A 1\nB 2\n"
     assert listing.render(items=[b, a, c], n=n) == "B 2\nA 1\n<C> 3\n"  # a and b kept
@@ -169,5 +170,5 @@ def test_listed_rows_are_rendered_once_per_item_and_escaped_once(make_workspace)
                            '"reports/rows/reminder.html.j2", today=today) }}</table>'
                            '{% endautoescape %}')
     assert html.render(items=[c], today=day) == (
-        '<table><tr><td class="">2026-07-01</td><td>lea</td><td>&lt;C&gt;</td><td></td></tr>\n'
-        "</table>")
+        '<table><tr><td class="">2026-07-01</td><td>lea</td><td>&lt;C&gt;</td><td></td>'
+        '<td class="id"><code>birthday/lea/2026-07-01/&lt;C&gt;</code></td></tr>\n</table>')

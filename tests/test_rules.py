@@ -121,7 +121,8 @@ def test_the_frequency_cap_holds_back_any_plugins_kind(make_workspace):
                           settings="business: X\nreminders:\n  anniversary: {grace_days: 30}\n")
     [held] = [r for r in App(root, TODAY).reminders()
               if r.kind == "anniversary" and r.customer == "anna"]
-    assert held.suppressed and held.suppressed.startswith("at most 2 contacts in 30 days")
+    assert held.suppressed and held.suppressed.startswith(
+        "held back: at most 2 contacts in 30 days")
 
 
 def test_a_drafter_that_raises_is_reported_and_the_stock_one_still_drafts(make_workspace):

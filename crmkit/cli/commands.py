@@ -221,6 +221,9 @@ def _describe(i: Interaction, currency: str) -> str:
         parts.append(f"[{money(i.amount, i.currency or currency)}]")
     if i.score is not None:
         parts.append(f"[score {i.score}]")
+    if i.resolves:
+        until = f" until {day(i.until)}" if i.type == "snooze" and i.until else ""
+        parts.append(f"({', '.join(i.resolves)}{until})")
     return clean(" ".join(parts))
 
 
@@ -239,7 +242,7 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
     derived = view.derived
     history = view.history
     labels = app.labels()[customer_id]
-    reminders = [r for r in app.reminders() if r.customer == customer_id and not r.suppressed]
+    reminders = [r for r in app.reminders() if r.customer == customer_id]
     deals = list(view.deals)
     currency = app.workspace.settings.currency
     if fmt == "json":
@@ -306,20 +309,19 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
                 since = labels.get(f"{key}_since")
                 flat.append(f"{text} (since {since})" if since else text)
         row("Segments", ", ".join(flat))
-    if derived.open_follow_ups:
+    if reminders:
         lines.append("")
-        lines.append("Open follow-ups")
-        for o in derived.open_follow_ups:
-            what = clean(o.follow_up.what or o.interaction.summary)
-            lines.append(f"  {day(o.follow_up.date)}  {what}  ({o.interaction.location})")
-    listed = {o.interaction.location for o in derived.open_follow_ups}
-    others = [r for r in reminders if r.source not in listed]
-    if others:
-        lines.append("")
-        lines.append("Reminders")
-        for r in others:
-            flag = " (overdue)" if r.overdue(app.today) else ""
-            lines.append(f"  {day(r.due)}  {r.kind}: {clean(r.title)}{flag}")
+        lines.append("Reminders (crmkit done ID, crmkit snooze ID --for 1w)")
+        for r in reminders:
+            if r.snoozed_until:
+                flag = f" (snoozed until {day(r.snoozed_until)})"
+            elif r.suppressed:
+                flag = (f" (expired on {day(r.expires)})" if r.expires and r.expires < app.today
+                        else " (held back by the frequency cap)")
+            else:
+                flag = " (overdue)" if r.overdue(app.today) else ""
+            lines.append(f"  {day(r.due)}  {clean(r.title)}{clean(flag)}")
+            lines.append(f"              {r.id}")
     if deals:
         lines.append("")
         lines.append("Deals")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import os
 import shutil
 from functools import cached_property
 from pathlib import Path
@@ -358,6 +359,29 @@ class App:
                               f"{did_you_mean(customer_id, self.workspace.customers)}; "
                               "see 'crmkit customers'")
         return customer
+
+    @cached_property
+    def user(self) -> str:
+        """Who runs this command, for the records it writes (``by:``): git's
+        ``user.name`` in the workspace, else ``$CRMKIT_USER``, else the login name."""
+        import getpass
+        import subprocess
+
+        name = os.environ.get("CRMKIT_USER", "").strip()
+        if name:
+            return name
+        try:
+            found = subprocess.run(["git", "config", "user.name"], cwd=self.root,
+                                   capture_output=True, text=True, timeout=5)
+            name = found.stdout.strip() if found.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            name = ""
+        if not name:
+            try:
+                name = getpass.getuser()
+            except (OSError, KeyError):
+                name = "unknown"
+        return " ".join(name.split())[:100]
 
     def interaction_types(self) -> list[str]:
         """Every interaction type files may use: the base ones, crmkit.yaml's, plugins'."""

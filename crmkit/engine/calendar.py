@@ -16,10 +16,9 @@ from .values import Reminder
 
 
 def reminder_uid(reminder: Reminder) -> str:
-    """Stable across runs, so a subscribed calendar updates instead of duplicating."""
-    source = reminder.source.path if reminder.source else ""
-    key = f"{reminder.customer}|{reminder.kind}|{reminder.due.isoformat()}|{source}"
-    return f"{hashlib.sha1(key.encode()).hexdigest()[:20]}@crmkit"
+    """From the reminder's id: stable across runs, so a subscribed calendar updates
+    instead of duplicating."""
+    return f"{hashlib.sha1(reminder.id.encode()).hexdigest()[:20]}@crmkit"
 
 
 def _event(reminder: Reminder, today: dt.date) -> bytes:
@@ -31,7 +30,7 @@ def _event(reminder: Reminder, today: dt.date) -> bytes:
     event.add("dtstart", reminder.due)
     event.add("dtend", reminder.due + dt.timedelta(days=1))
     event.add("summary", reminder.title)
-    lines = [reminder.reason, f"customer: {reminder.customer}"]
+    lines = [reminder.reason, f"customer: {reminder.customer}", f"id: {reminder.id}"]
     if reminder.channel:
         lines.append(f"channel: {reminder.channel}")
     event.add("description", "\n".join(lines))

@@ -24,7 +24,7 @@ from ..incremental.memo import Memo, Ordered
 from ..model import Customer, Derived, Diagnostic, Interaction, OptionValues, Workspace, derive
 from .plugins import location_in_traceback
 from .registry import Registry
-from .reminders import ORDER, capped, reminder_of
+from .reminders import ORDER, capped, distinct_ids, reminder_of, settled
 from .rules import Check, Label, Metric, ReminderKind
 from .values import MetricValue, Reminder
 from .views import CustomerView, Population, Scope
@@ -337,7 +337,8 @@ class Engine:
 
             def wrap(dues: Iterable[Any], customer: Customer, kind: ReminderKind = kind,
                      priority: int = priority) -> tuple[Reminder, ...]:
-                return tuple(reminder_of(due, kind, customer, priority) for due in dues or ())
+                return distinct_ids(tuple(reminder_of(due, kind, customer, priority)
+                                          for due in dues or ()))
 
             found.append(self.per_customer(("kind", kind.name), kind.rule,
                                            registry.reads_of(kind), options,
@@ -350,7 +351,8 @@ class Engine:
         def final(view: CustomerView) -> tuple[Reminder, ...]:
             cid = view.id
             items = list(itertools.chain.from_iterable(column[cid] for column in found))
-            return capped(items, view.history, today, cap)
+            history = view.history
+            return capped(settled(items, history, today), history, today, cap)
 
         return self.memo.per_customer(
             ("crmkit.reminders", tuple(k.name for k in kinds)), today, self.ids,

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from operator import attrgetter
 
+from ..loading.ids import slugify
 from ..model import Customer, FrozenMap, Interaction, OptionValues
 from .rules import ReminderKind
 from .values import Due, Reminder
@@ -33,6 +34,12 @@ def channel_for(customer: Customer) -> str:
     return "phone" if customer.phones else "email" if customer.emails else "visit"
 
 
+def reminder_id(kind: str, customer: str, day: dt.date, occasion: str | None = None) -> str:
+    """``kind/customer/YYYY-MM-DD[/occasion]``: stable while the reminder is the same."""
+    rid = f"{kind}/{customer}/{day.isoformat()}"
+    return f"{rid}/{slugify(occasion)}" if occasion else rid
+
+
 def reminder_of(due: Due, kind: ReminderKind, customer: Customer, priority: int) -> Reminder:
     if not isinstance(due, Due):
         raise TypeError(f"a reminder kind's rule yields crmkit.Due values, not {due!r}")
@@ -42,7 +49,58 @@ def reminder_of(due: Due, kind: ReminderKind, customer: Customer, priority: int)
         reason=due.reason, channel=kind.channel or channel_for(customer),
         priority=due.priority if due.priority is not None else priority,
         source=source.location if isinstance(source, Interaction) else customer.location,
-        details=FrozenMap(due.details) if due.details else NO_DETAILS)
+        details=FrozenMap(due.details) if due.details else NO_DETAILS,
+        id=reminder_id(kind.name, customer.id, due.date, due.occasion), expires=due.expires)
+
+
+def distinct_ids(reminders: tuple[Reminder, ...]) -> tuple[Reminder, ...]:
+    """One kind's reminders of one customer, two with the same id told apart by
+    ``/2``, ``/3``... (in the order the rule yielded them)."""
+    if len(reminders) < 2 or len({r.id for r in reminders}) == len(reminders):
+        return reminders
+    seen: dict[str, int] = {}
+    out = []
+    for r in reminders:
+        n = seen[r.id] = seen.get(r.id, 0) + 1
+        out.append(replace(r, id=f"{r.id}/{n}") if n > 1 else r)
+    return tuple(out)
+
+
+def settled(reminders: Iterable[Reminder], history: tuple[Interaction, ...],
+            today: dt.date) -> list[Reminder]:
+    """One customer's reminders without those the history settles: an interaction's
+    ``resolves`` removes exactly those ids (a ``done`` with ``never`` every reminder
+    of their kinds); a ``snooze`` holds them back until its ``until`` (the latest
+    snooze counts); a reminder past its ``expires`` is held back as expired."""
+    resolved: set[str] = set()
+    never: set[str] = set()
+    snoozed: dict[str, Interaction] = {}
+    for i in history:
+        if not i.resolves:
+            continue
+        if i.type == "snooze":
+            for rid in i.resolves:
+                snoozed[rid] = i
+            continue
+        resolved.update(i.resolves)
+        if i.never and i.type == "done":
+            never.update(rid.partition("/")[0] for rid in i.resolves)
+    out = []
+    for r in reminders:
+        if r.id in resolved or r.kind in never:
+            continue
+        snooze = snoozed.get(r.id)
+        if snooze is not None and snooze.until is not None and snooze.until > today:
+            why = f"snoozed until {snooze.until.isoformat()}"
+            if snooze.by:
+                why += f" by {snooze.by}"
+            if snooze.summary:
+                why += f": {snooze.summary}"
+            r = replace(r, suppressed=why, snoozed_until=snooze.until)
+        elif r.expires is not None and r.expires < today:
+            r = replace(r, suppressed=f"expired on {r.expires.isoformat()}, not done")
+        out.append(r)
+    return out
 
 
 def capped(reminders: Iterable[Reminder], history: tuple[Interaction, ...], today: dt.date,
@@ -67,9 +125,9 @@ def capped(reminders: Iterable[Reminder], history: tuple[Interaction, ...], toda
             budget -= 1
             kept += 1
         else:
-            held[id(reminder)] = (f"at most {limit} contacts in {days} days: {recent} "
-                                  f"outbound contact(s) lately, {kept} more important "
-                                  "reminder(s)")
+            held[id(reminder)] = (f"held back: at most {limit} contacts in {days} days: "
+                                  f"{recent} outbound contact(s) lately, {kept} more "
+                                  "important reminder(s)")
     if not held:
         return tuple(ordered)
     return tuple(replace(r, suppressed=held[id(r)]) if id(r) in held else r for r in ordered)

@@ -28,11 +28,22 @@ class Due:
     details: Mapping[str, Any] = field(default_factory=dict)
     #: Overrides the kind's priority for this one (1 = most important).
     priority: int | None = None
+    #: Tells two reminders of this kind for one customer on one day apart (e.g. the
+    #: service's name); becomes the last part of the reminder's id.
+    occasion: str | None = None
+    #: The last day it is worth doing (a birthday's grace): after it, the reminder is
+    #: listed as expired (``reminders --all``), no longer as open.
+    expires: dt.date | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Reminder:
-    """Something to do for a customer by a date, and why."""
+    """Something to do for a customer by a date, and why.
+
+    ``id`` (``kind/customer/YYYY-MM-DD[/occasion]``) names it in every output and in
+    the records that settle it: ``resolves: [ID]``, ``crmkit done ID``,
+    ``crmkit snooze ID``.
+    """
 
     due: dt.date
     customer: str
@@ -44,11 +55,16 @@ class Reminder:
     priority: int = 3
     #: The interaction or setting that caused it.
     source: Location | None = None
-    #: Why it is not shown by default (e.g. the frequency cap), if it is held back.
+    #: Why it is not shown by default (snoozed, expired, the frequency cap), if it is
+    #: held back.
     suppressed: str | None = None
     #: Facts for templates, e.g. ``{"service": "Wartung", "age": 48}`` (compared, not
     #: hashed: a dict has no hash).
     details: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    id: str = ""
+    #: A snoozed reminder comes back on this day.
+    snoozed_until: dt.date | None = None
+    expires: dt.date | None = None
 
     def overdue(self, today: dt.date) -> bool:
         return self.due < today
@@ -58,15 +74,17 @@ class Reminder:
         # class (the kept results of a workspace hold 10,000s of reminders)
         return (Reminder, (self.due, self.customer, self.kind, self.title, self.reason,
                            self.channel, self.priority, self.source, self.suppressed,
-                           self.details))
+                           self.details, self.id, self.snoozed_until, self.expires))
 
     def to_json(self, today: dt.date) -> dict[str, Any]:
         return {
-            "due": self.due.isoformat(), "customer": self.customer, "kind": self.kind,
-            "title": self.title, "channel": self.channel, "priority": self.priority,
-            "overdue": self.overdue(today), "reason": self.reason,
+            "id": self.id, "due": self.due.isoformat(), "customer": self.customer,
+            "kind": self.kind, "title": self.title, "channel": self.channel,
+            "priority": self.priority, "overdue": self.overdue(today), "reason": self.reason,
             "source": str(self.source) if self.source else None,
             "suppressed": self.suppressed,
+            "snoozed_until": self.snoozed_until.isoformat() if self.snoozed_until else None,
+            "expires": self.expires.isoformat() if self.expires else None,
         }
 
 

@@ -44,7 +44,7 @@ _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 #: ``interaction_types`` and the ``crmkit_interaction_types`` hook add more.
 BASE_INTERACTION_TYPES = (
     "call", "email", "meeting", "visit", "purchase", "quote", "service", "complaint",
-    "feedback", "support", "social", "message", "letter", "note",
+    "feedback", "support", "social", "message", "letter", "card", "note", "done", "snooze",
 )
 DIRECTIONS = ("inbound", "outbound")
 PAYMENT_STATES = ("paid", "late", "open", "unpaid")
@@ -57,8 +57,13 @@ CUSTOMER_KEYS = (
 )
 INTERACTION_KEYS = (
     "customer", "date", "type", "channel", "direction", "summary", "amount", "currency",
-    "items", "discount", "payment", "score", "service", "follow_up", "fields",
+    "items", "discount", "payment", "score", "service", "follow_up", "resolves", "until",
+    "never", "by", "fields",
 )
+#: A reminder id: ``kind/customer/YYYY-MM-DD`` and, where a customer can have two of a
+#: kind on one day, ``/occasion`` (docs/reminders.md).
+REMINDER_ID = re.compile(r"^[A-Za-z0-9_.:-]+/[a-z0-9](?:[a-z0-9-]*[a-z0-9])?/"
+                         r"\d{4}-\d{2}-\d{2}(?:/[a-z0-9][a-z0-9-]*)?$")
 DEAL_KEYS = ("customer", "title", "stage", "value", "probability", "expected_close",
              "notes", "fields")
 DEAL_STAGES = ("lead", "qualified", "proposal", "negotiation", "open", "won", "lost")
@@ -493,7 +498,8 @@ def parse_interaction(data: Any, path: str, out: list[Diagnostic], known_types: 
     rest = dict(channel=f.text("channel"), direction=f.choice("direction", DIRECTIONS),
                 summary=f.text("summary"), items=_items(f),
                 payment=f.choice("payment", PAYMENT_STATES), service=f.text("service"),
-                follow_up=_follow_up(f), fields=f.free())
+                follow_up=_follow_up(f), by=f.text("by"), fields=f.free(),
+                **_resolution(f, kind, customer))
     if customer is None or day is None or kind is None:
         if customer is not None and dropped is not None:
             dropped.append((customer, f.loc("customer")))
@@ -511,6 +517,44 @@ def parse_interaction(data: Any, path: str, out: list[Diagnostic], known_types: 
         locations=f.locations(),
         **rest,
     )
+
+
+def _resolution(f: Fields, kind: str | None, customer: str | None) -> dict[str, Any]:
+    """``resolves``, ``until`` and ``never``: which reminders this record settles."""
+    resolves = f.text_list("resolves")
+    raw = f.data.get("resolves")
+    for index, rid in enumerate(resolves):
+        line, col = (raw.marks[index] if isinstance(raw, YamlList)
+                     else f.data.marks.get("resolves", f.data.start))
+        where = Location(f.path, line, col)
+        problem = None
+        if not REMINDER_ID.match(rid):
+            problem = (f"'resolves': item {index + 1}, {rid!r}, is not a reminder id "
+                       "(kind/customer/YYYY-MM-DD, as `crmkit reminders` shows it)")
+        elif customer is not None and rid.split("/")[1] != customer:
+            problem = (f"'resolves': {rid!r} is a reminder of {rid.split('/')[1]!r}, "
+                       f"not of this interaction's customer {customer!r}")
+        if problem:
+            f.out.append(Diagnostic.error(problem, where))
+            resolves = ()
+            break
+    until = f.date("until")
+    never = False
+    if f.present("never"):
+        value = f.data["never"]
+        if isinstance(value, bool):
+            never = value
+        else:
+            f.error("never", f"'never' must be true or false, not {value!r}")
+    if kind in ("done", "snooze") and not resolves and "resolves" not in f.data:
+        f.error(None, f"a {kind!r} record needs 'resolves': the reminder ids it settles")
+    if kind == "snooze" and until is None and "until" not in f.data:
+        f.error(None, "a 'snooze' record needs 'until': the day its reminders come back")
+    if until is not None and kind != "snooze":
+        f.warning("until", "'until' only means something on a 'snooze' record")
+    if never and kind != "done":
+        f.warning("never", "'never' only means something on a 'done' record")
+    return {"resolves": resolves, "until": until, "never": never}
 
 
 def parse_interactions(data: Any, path: str, out: list[Diagnostic], known_types: frozenset[str],

@@ -79,8 +79,9 @@ def derive(history: tuple[Interaction, ...] | list[Interaction], today: dt.date,
     purchases = counted = complaints = 0
     last_score = None
     revenue = revenue_12m = Decimal(0)
-    promised: list[Interaction] = []
-    for i in past:  # one pass: this runs for every customer, often twice per run
+    promised: list[tuple[int, Interaction]] = []
+    reached_out = -1  # the position of the latest outbound contact
+    for n, i in enumerate(past):  # one pass: this runs for every customer, often twice
         kind = i.type
         if kind == "purchase":
             purchases += 1
@@ -96,14 +97,16 @@ def derive(history: tuple[Interaction, ...] | list[Interaction], today: dt.date,
         if kind not in NON_CONTACT_TYPES:
             first_contact = first_contact or i.date
             last_contact = i.date
+            if i.reaches_out:
+                reached_out = n
         if i.follow_up is not None:
-            promised.append(i)
+            promised.append((n, i))
         if i.score is not None:
             last_score = i.score
-    # History is sorted, so "a contact dated after it" means "the last contact is later".
+    # A promise is kept by reaching out after it (later in the sorted history).
     open_follow_ups = tuple(
-        OpenFollowUp(i, i.follow_up) for i in promised  # type: ignore[arg-type]
-        if last_contact is None or last_contact <= i.date
+        OpenFollowUp(i, i.follow_up) for n, i in promised  # type: ignore[arg-type]
+        if reached_out <= n
     )
     return Derived(
         customer=customer_id,

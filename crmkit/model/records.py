@@ -18,7 +18,13 @@ from typing import Any
 from .diagnostics import Location
 
 #: Interaction types that are records, not contact with the customer.
-NON_CONTACT_TYPES = frozenset({"note"})
+#: Interaction types that are not contact with the customer: internal notes, and the
+#: records ``crmkit done`` and ``crmkit snooze`` write.
+NON_CONTACT_TYPES = frozenset({"note", "done", "snooze"})
+#: Interaction types that are a conversation: without a ``direction`` they count as
+#: reaching out to the customer.
+CONVERSATION_TYPES = frozenset({"call", "email", "message", "letter", "card", "meeting",
+                                "visit"})
 
 
 _FIELD_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
@@ -282,6 +288,16 @@ class Interaction:
     score: int | None = None
     service: str | None = None
     follow_up: FollowUp | None = None
+    #: The reminder ids this interaction resolves (``done``: for good; ``snooze``:
+    #: until ``until``), e.g. ``("service_due/meier-hans/2026-11-21",)``.
+    resolves: tuple[str, ...] = ()
+    #: Until when a ``snooze`` holds its reminders back.
+    until: dt.date | None = None
+    #: On a ``done``: the kinds of the reminders it resolves never come back for
+    #: this customer.
+    never: bool = False
+    #: Who recorded it (``crmkit done``/``snooze``/``drafts --send``).
+    by: str | None = None
     fields: Mapping[str, Any] = field(default_factory=_empty_fields)
     locations: Mapping[str, Location] = field(default_factory=_empty_fields)
 
@@ -289,6 +305,15 @@ class Interaction:
     def is_contact(self) -> bool:
         """Whether this was contact with the customer (a ``note`` is internal)."""
         return self.type not in NON_CONTACT_TYPES
+
+    @property
+    def reaches_out(self) -> bool:
+        """Whether we contacted the customer: ``direction: outbound``, or a
+        conversation (call, email, message, letter, card, meeting, visit) without a
+        direction.  What settles a follow-up, a thank-you, a greeting."""
+        if self.direction is not None:
+            return self.direction == "outbound" and self.type not in NON_CONTACT_TYPES
+        return self.type in CONVERSATION_TYPES
 
     @property
     def sort_key(self) -> tuple[dt.date, dt.datetime | None, str, int]:
@@ -310,6 +335,9 @@ class Interaction:
             "payment": self.payment, "discount": self.discount, "service": self.service,
             "follow_up": ({"date": self.follow_up.date.isoformat(), "what": self.follow_up.what}
                           if self.follow_up else None),
+            "resolves": list(self.resolves),
+            "until": self.until.isoformat() if self.until else None,
+            "never": self.never, "by": self.by,
             "fields": dict(self.fields), "source": str(self.location),
         }
 

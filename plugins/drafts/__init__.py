@@ -142,7 +142,7 @@ def skip_reason(reminder: Reminder, customer: Customer | None) -> str | None:
     if customer is None:
         return "unknown customer"
     if reminder.suppressed:
-        return f"held back: {reminder.suppressed}"
+        return reminder.suppressed
     if not customer.emails:
         return "no email address: suggest a call" if customer.phones else "no email address"
     if not customer.consent.email:
@@ -170,6 +170,7 @@ SMTP = {
                            "password."),
     "timeout": Option(30.0, "Seconds to wait for the server.", minimum=1),
 }
+SETTINGS_EXAMPLE += "\n  max_per_customer: 1        # emails per customer and run"
 
 
 def smtp_settings(settings: Any) -> Any:
@@ -190,7 +191,11 @@ def smtp_settings(settings: Any) -> Any:
 @crmkit.hookimpl
 def crmkit_register(register: Any) -> None:
     register(ConfigSection("email", "How `crmkit drafts --send` sends (SMTP).",
-                           SETTINGS_EXAMPLE, options={"smtp": SMTP}))
+                           SETTINGS_EXAMPLE, options={
+                               "smtp": SMTP,
+                               "max_per_customer": Option(
+                                   1, "At most this many emails per customer and run of "
+                                   "'drafts' (the most important first).", minimum=1)}))
 
 
 @crmkit.hookimpl

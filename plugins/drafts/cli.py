@@ -39,15 +39,33 @@ def _describe(draft_or_reminder: object) -> str:
               help="eml: one file per draft; mbox: one drafts.mbox; json: print, write nothing.")
 @click.option("--send", is_flag=True, help="Send the drafts via SMTP (email.smtp in crmkit.yaml) "
               "and record each sent email as an interaction.")
-@click.option("--yes", is_flag=True, help="With --send: do not ask for confirmation.")
+@click.option("--yes", is_flag=True, help="With --send: do not ask for confirmation (an "
+              "email that may have gone out in an interrupted run is held back, not resent).")
+@click.option("--resend", multiple=True, metavar="ID",
+              help="With --send: send the email for reminder ID even though an interrupted "
+                   "run may have sent it (repeatable).")
 @crmkit.pass_app
 def drafts_command(app: crmkit.App, within: int, kinds: tuple[str, ...],
                    customers: tuple[str, ...], out_dir: Path | None, fmt: str, send: bool,
-                   yes: bool) -> None:
+                   yes: bool, resend: tuple[str, ...]) -> None:
     """Emails for due reminders, from templates, for customers who agreed to email.
 
     Customers without consent or address are listed at the end: call them instead.
+    With --send, each email is recorded as an interaction right after the server
+    took it (resolving its reminder), so no run sends it twice (docs/drafts.md).
     """
+    if send:
+        from .outbox import Outbox
+
+        with Outbox(app).sending():  # before anything is read: a run that just ended
+            _drafts(app, within, kinds, customers, out_dir, fmt, send, yes, resend)
+        return
+    _drafts(app, within, kinds, customers, out_dir, fmt, send, yes, resend)
+
+
+def _drafts(app: crmkit.App, within: int, kinds: tuple[str, ...], customers: tuple[str, ...],
+            out_dir: Path | None, fmt: str, send: bool, yes: bool, resend: tuple[str, ...]
+            ) -> None:
     from . import Skipped, drafts_for, smtp_settings
     from .mail import build_message, draft_file_name, write_eml, write_mbox
 
@@ -55,8 +73,10 @@ def drafts_command(app: crmkit.App, within: int, kinds: tuple[str, ...],
     for cid in customers:
         app.require_customer(cid)
     horizon = app.today + dt.timedelta(days=within)
+    today = app.today
     reminders = [r for r in app.reminders() if r.due <= horizon
-                 and (not kinds or r.kind in kinds) and (not customers or r.customer in customers)]
+                 and (not kinds or r.kind in kinds) and (not customers or r.customer in customers)
+                 and not r.snoozed_until and not (r.expires and r.expires < today)]
     if ws.settings.sender is None:
         raise crmkit.CrmkitError("crmkit.yaml has no 'sender' (name and email): "
                                  "drafts need a From address")
@@ -69,13 +89,18 @@ def drafts_command(app: crmkit.App, within: int, kinds: tuple[str, ...],
             skipped.append(item)
             continue
         customer = ws.customers[item.reminder.customer]
+        refused = refused_before(app, item)
+        if refused:
+            skipped.append(Skipped(item.reminder, refused))
+            continue
         try:
             drafts.append((item, build_message(item, sender, customer.name, when)))
         except (ValueError, TypeError) as exc:
             skipped.append(Skipped(item.reminder, f"invalid address {item.to!r}: {exc}"))
+    drafts = _one_per_customer(app, drafts, skipped)
 
     if send:
-        _send(app, drafts, skipped, yes, smtp_settings)
+        _send(app, drafts, skipped, yes, smtp_settings, resend)
         return
     if fmt == "json":
         crmkit.echo_json({
@@ -101,6 +126,26 @@ def drafts_command(app: crmkit.App, within: int, kinds: tuple[str, ...],
     app.warn_about_problems()
 
 
+def _one_per_customer(app: crmkit.App, drafts: list, skipped: list) -> list:
+    """At most ``email.max_per_customer`` emails per customer and run: the most
+    important (priority, then due date) go; the others wait, with the reason."""
+    from . import Skipped
+
+    limit = int(app.workspace.settings.options("email").max_per_customer)
+    ranked = sorted(drafts, key=lambda d: (d[0].reminder.priority, d[0].reminder.due))
+    counts: dict[str, list[str]] = {}
+    chosen = set()
+    for draft, _ in ranked:
+        first = counts.setdefault(draft.reminder.customer, [])
+        if len(first) < limit:
+            first.append(draft.reminder.id)
+            chosen.add(draft.reminder.id)
+        else:
+            skipped.append(Skipped(draft.reminder, f"at most {limit} email(s) per customer "
+                                   f"and run (email.max_per_customer): {first[0]} goes first"))
+    return [d for d in drafts if d[0].reminder.id in chosen]
+
+
 def _report_skipped(skipped: list) -> None:
     if not skipped:
         return
@@ -109,8 +154,19 @@ def _report_skipped(skipped: list) -> None:
         click.echo(f"  {_describe(s)}: {s.reason}")
 
 
-def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings) -> None:
-    from .mail import send_all
+def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings,
+          resend: tuple[str, ...]) -> None:
+    """Send one message at a time, each recorded before the next one goes out.
+
+    Before a message goes out an outbox entry is written; once the server took it,
+    the email is recorded below ``interactions/`` (``resolves`` its reminder, so no
+    later run drafts it again) and the entry removed.  An entry left behind by a run
+    that stopped in between means the message may have been accepted: this run asks
+    (or, with --yes, holds that reminder back) instead of sending it again.
+    """
+    from . import Skipped
+    from .mail import ConnectionLost, Mailer
+    from .outbox import Outbox
 
     problems = [d for d in app.workspace.errors
                 if d.location is not None and d.location.path == "crmkit.yaml"
@@ -121,31 +177,166 @@ def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings
     if settings is None:
         raise crmkit.CrmkitError("no SMTP server configured: add email.smtp.host to "
                                  "crmkit.yaml (see docs/drafts.md)")
+    outbox = Outbox(app)
+    held, recorded = _unconfirmed(app, outbox, yes, set(resend))
+    drafts = [d for d in drafts if d[0].reminder.id not in recorded]
+    if held:
+        drafts, unsure = ([d for d in drafts if d[0].reminder.id not in held],
+                          [d for d in drafts if d[0].reminder.id in held])
+        skipped.extend(Skipped(d.reminder, f"may have gone out on {held[d.reminder.id]} "
+                               "in a run that stopped before recording it: run "
+                               "'crmkit drafts --send' without --yes to decide, or "
+                               f"--resend {d.reminder.id}") for d, _ in unsure)
     if not drafts:
         click.echo("nothing to send")
         _report_skipped(skipped)
+        if held:
+            raise SystemExit(1)
         return
     for draft, _ in drafts:
         click.echo(f"  {_describe(draft)} → {draft.to}: {draft.subject}")
     if not yes:
         click.confirm(f"Send {len(drafts)} email(s) via {settings.host}:{settings.port}?",
                       abort=True)
-    results = send_all(settings, drafts)
+    sent: list[str] = []
     failed = 0
-    for result in results:
-        draft = result.draft
-        if not result.sent:
-            failed += 1
-            click.echo(f"failed: {_describe(draft)} → {draft.to}: {result.error}", err=True)
-            continue
-        rel = app.record_interaction({
-            "customer": draft.reminder.customer, "date": app.today, "type": "email",
-            "channel": "email", "direction": "outbound", "summary": draft.subject,
-            "fields": {"message_id": str(result.message["Message-ID"]),
-                       "reminder": draft.reminder.kind},
-        })
-        click.echo(f"sent: {_describe(draft)} → {draft.to} (recorded in {rel})")
-    click.echo(f"{len(results) - failed} sent, {failed} failed")
+    stopped: str | None = None
+    with Mailer(settings) as mailer:
+        for draft, msg in drafts:
+            reminder = draft.reminder
+            try:
+                entry = outbox.add(reminder.id, reminder.customer, draft.to, draft.subject,
+                                   str(msg["Message-ID"]))
+            except OSError as exc:
+                stopped = (f"cannot write the outbox journal ({exc.strerror or exc}), so "
+                           f"{_describe(draft)} and the rest were not sent")
+                break
+            try:
+                refusal = mailer.send(msg)
+            except ConnectionLost as exc:
+                stopped = (f"connection lost while sending {_describe(draft)} → {draft.to} "
+                           f"({exc}): it may have gone out; the next run asks before "
+                           "sending it again")
+                break
+            if refusal is not None:
+                outbox.remove(entry)
+                failed += 1
+                click.echo(f"failed: {_describe(draft)} → {draft.to}: {refusal}", err=True)
+                _record_refusal(app, draft, msg, refusal)
+                continue
+            try:
+                rel = _record_sent(app, draft, msg)
+            except (crmkit.CrmkitError, OSError) as exc:
+                sent.append(f"{_describe(draft)} → {draft.to} (not recorded)")
+                stopped = (f"{_describe(draft)} went out but could not be recorded "
+                           f"({getattr(exc, 'strerror', None) or exc}); "
+                           f"{app.display_path(outbox.folder / entry.file_name)} keeps it, "
+                           "so no run sends it again; the rest were not sent")
+                break
+            outbox.remove(entry)
+            sent.append(f"{_describe(draft)} → {draft.to}")
+            _forget_draft_file(app, draft)
+            click.echo(f"sent: {_describe(draft)} → {draft.to} (recorded in {rel})")
+    click.echo(f"{len(sent)} sent, {failed} failed"
+               + (f", {len(drafts) - len(sent) - failed} not sent" if stopped else ""))
     _report_skipped(skipped)
-    if failed:
+    if stopped:
+        click.echo(f"stopped: {stopped}", err=True)
+        if sent:
+            click.echo(f"{len(sent)} email(s) went out in this run:", err=True)
+            for line in sent:
+                click.echo(f"  {line}", err=True)
+    if failed or stopped or held:
         raise SystemExit(1)
+
+
+def _unconfirmed(app: crmkit.App, outbox, yes: bool, resend: set[str]
+                 ) -> tuple[dict[str, str], set[str]]:
+    """Settle the outbox entries earlier runs left: those recorded since, or whose
+    reminder is no longer open, are removed; for the others, ask (without --yes) or
+    hold the reminder back.  Returns ``{reminder id: when}`` of those held back and
+    the ids of those recorded as sent now."""
+    open_ids = {r.id for r in app.reminders()}
+    held: dict[str, str] = {}
+    recorded: set[str] = set()
+    for entry in outbox.entries():
+        if entry.reminder not in open_ids or _recorded(app, entry):
+            outbox.remove(entry)
+            continue
+        if entry.reminder in resend:
+            outbox.remove(entry)
+            continue
+        question = (f"An email to {entry.to} ({entry.subject!r}, {entry.reminder}) may have "
+                    f"gone out on {entry.started}: the run stopped before recording it.")
+        if yes:
+            click.echo(f"held back: {question}", err=True)
+            held[entry.reminder] = entry.started
+            continue
+        click.echo(question)
+        answer = click.prompt("Record it as sent (y), send it again (n), or decide later (s)?",
+                              type=click.Choice(["y", "n", "s"]), default="s")
+        if answer == "y":
+            rel = app.record_interaction({
+                "customer": entry.customer, "date": app.today, "type": "email",
+                "channel": "email", "direction": "outbound", "summary": entry.subject,
+                "resolves": [entry.reminder], "by": app.user,
+                "fields": {"message_id": entry.message_id, "to": entry.to,
+                           "recorded": "after an interrupted run"}})
+            outbox.remove(entry)
+            recorded.add(entry.reminder)
+            click.echo(f"recorded in {rel}")
+        elif answer == "n":
+            outbox.remove(entry)
+        else:
+            held[entry.reminder] = entry.started
+    return held, recorded
+
+
+def _recorded(app: crmkit.App, entry) -> bool:
+    if entry.customer not in app.workspace.customers:
+        return False
+    view = app.customer(entry.customer)
+    return any(i.fields.get("message_id") == entry.message_id
+               for i in (*view.history, *view.planned))
+
+
+def _record_sent(app: crmkit.App, draft: EmailDraft, msg) -> str:
+    return app.record_interaction({
+        "customer": draft.reminder.customer, "date": app.today, "type": "email",
+        "channel": "email", "direction": "outbound", "summary": draft.subject,
+        "resolves": [draft.reminder.id], "by": app.user,
+        "fields": {"message_id": str(msg["Message-ID"]), "to": draft.to},
+    })
+
+
+def _record_refusal(app: crmkit.App, draft: EmailDraft, msg, refusal: str) -> None:
+    """A note, so that the next run does not try the same address again."""
+    try:
+        app.record_interaction({
+            "customer": draft.reminder.customer, "date": app.today, "type": "note",
+            "summary": f"Email not delivered to {draft.to}: {refusal}", "by": app.user,
+            "fields": {"message_id": str(msg["Message-ID"]), "to": draft.to,
+                       "delivery": "refused", "reminder": draft.reminder.id},
+        })
+    except (crmkit.CrmkitError, OSError) as exc:
+        click.echo(f"warning: the refusal could not be recorded: {exc}", err=True)
+
+
+def refused_before(app: crmkit.App, draft: EmailDraft) -> str | None:
+    """Why not to try again: the server refused this address for this reminder."""
+    for i in app.customer(draft.reminder.customer).history:
+        fields = i.fields
+        if (i.type == "note" and fields.get("delivery") == "refused"
+                and fields.get("reminder") == draft.reminder.id and fields.get("to") == draft.to):
+            return (f"the server refused {draft.to} on {i.date.isoformat()} ({i.location}): "
+                    "fix the address, or 'crmkit done ID'")
+    return None
+
+
+def _forget_draft_file(app: crmkit.App, draft: EmailDraft) -> None:
+    """A sent draft leaves out/drafts: it must not be sent again from a mail client."""
+    from .mail import draft_file_name, is_ours
+
+    path = app.workspace.output_dir / "drafts" / draft_file_name(draft)
+    if path.is_file() and is_ours(path):
+        path.unlink()

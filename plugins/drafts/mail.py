@@ -39,16 +39,17 @@ class SmtpSettings:
 
 
 def message_id(draft: EmailDraft, sender: Any) -> str:
-    """Stable per reminder, so a re-run produces the same message."""
-    r = draft.reminder
-    key = f"{r.customer}|{r.kind}|{r.due.isoformat()}|{r.source.path if r.source else ''}"
+    """From the reminder's id: a draft written twice, or sent after it was written, is
+    the same message (a mail client or server can tell a duplicate)."""
     domain = sender.email.rpartition("@")[2]
-    return f"<{hashlib.sha1(key.encode()).hexdigest()[:24]}.crmkit@{domain}>"
+    digest = hashlib.sha1(draft.reminder.id.encode()).hexdigest()[:24]
+    return f"<{digest}.crmkit@{domain}>"
 
 
 def draft_file_name(draft: EmailDraft) -> str:
-    r = draft.reminder
-    return f"{r.due.isoformat()}-{r.customer}-{r.kind}.eml"
+    """``<due>-<customer>-<kind>[-<occasion>].eml``, from the reminder's id."""
+    kind, customer, due, *rest = draft.reminder.id.split("/")
+    return "-".join((due, customer, kind, *rest)) + ".eml"
 
 
 def build_message(draft: EmailDraft, sender: Any, customer_name: str,
@@ -61,7 +62,7 @@ def build_message(draft: EmailDraft, sender: Any, customer_name: str,
     msg["Date"] = format_datetime(when)
     msg["Message-ID"] = message_id(draft, sender)
     r = draft.reminder
-    msg[HEADER_REMINDER] = f"{r.kind}; customer={r.customer}; due={r.due.isoformat()}"
+    msg[HEADER_REMINDER] = r.id
     msg.set_content(draft.body, charset="utf-8", cte="quoted-printable")
     return msg
 
@@ -77,12 +78,12 @@ def write_eml(app: crmkit.App, folder: Path, messages: list[tuple[str, EmailMess
     keep = {p.name for p in written}
     if folder.is_dir():
         for old in folder.glob("*.eml"):
-            if old.name not in keep and _is_ours(old):
+            if old.name not in keep and is_ours(old):
                 old.unlink()
     return written
 
 
-def _is_ours(path: Path) -> bool:
+def is_ours(path: Path) -> bool:
     try:
         with open(path, "rb") as handle:
             head = handle.read(8192)
@@ -110,58 +111,71 @@ def write_mbox(path: Path, messages: Iterable[EmailMessage]) -> Path:
     return path
 
 
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    draft: EmailDraft
-    message: EmailMessage
-    error: str | None = None
-
-    @property
-    def sent(self) -> bool:
-        return self.error is None
+class ConnectionLost(Exception):
+    """The connection broke while a message was on its way: it may have been accepted."""
 
 
-def send_all(settings: SmtpSettings, batch: list[tuple[EmailDraft, EmailMessage]]
-             ) -> list[SendResult]:
-    """Send one by one; a refused recipient fails only that message."""
-    password = os.environ.get(settings.password_env) if settings.user else None
-    if settings.user and password is None:
-        raise crmkit.CrmkitError(f"set the SMTP password in ${settings.password_env} "
-                                 "(crmkit never reads passwords from files)")
-    results: list[SendResult] = []
-    try:
-        if settings.security == "ssl":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port,
-                                                  timeout=settings.timeout,
-                                                  context=ssl.create_default_context())
-        else:
-            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
-    except (OSError, smtplib.SMTPException) as exc:
-        raise crmkit.CrmkitError(f"cannot connect to {settings.host}:{settings.port}: "
-                                 f"{exc}; nothing was sent") from None
-    with smtp:
+class Mailer:
+    """One SMTP connection; :meth:`send` says for each message whether the server took
+    it, refused it, or (raising :class:`ConnectionLost`) cannot be known."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self._smtp: smtplib.SMTP | None = None
+
+    def __enter__(self) -> Mailer:
+        settings = self.settings
+        password = os.environ.get(settings.password_env) if settings.user else None
+        if settings.user and password is None:
+            raise crmkit.CrmkitError(f"set the SMTP password in ${settings.password_env} "
+                                     "(crmkit never reads passwords from files); nothing was "
+                                     "sent")
+        try:
+            if settings.security == "ssl":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port,
+                                                      timeout=settings.timeout,
+                                                      context=ssl.create_default_context())
+            else:
+                smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise crmkit.CrmkitError(f"cannot connect to {settings.host}:{settings.port}: "
+                                     f"{exc}; nothing was sent") from None
         try:
             if settings.security == "starttls":
                 smtp.starttls(context=ssl.create_default_context())
             if settings.user:
                 smtp.login(settings.user, password or "")
         except (OSError, smtplib.SMTPException) as exc:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                smtp.close()
             raise crmkit.CrmkitError(f"SMTP login to {settings.host} failed: {exc}; "
                                      "nothing was sent") from None
-        broken: str | None = None
-        for draft, msg in batch:
-            if broken:
-                results.append(SendResult(draft, msg, broken))
-                continue
-            try:
-                refused = smtp.send_message(msg)
-                error = (f"refused: {refused}" if refused else None)
-            except smtplib.SMTPRecipientsRefused as exc:
-                code, text = next(iter(exc.recipients.values()))
-                error = f"recipient refused: {code} {text.decode(errors='replace')}"
-            except smtplib.SMTPResponseException as exc:
-                error = f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace')}"
-            except (OSError, smtplib.SMTPException) as exc:
-                broken = error = f"connection lost: {exc}"
-            results.append(SendResult(draft, msg, error))
-    return results
+        self._smtp = smtp
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._smtp is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self._smtp.quit()
+            with contextlib.suppress(OSError):
+                self._smtp.close()
+
+    def send(self, msg: EmailMessage) -> str | None:
+        """``None`` when the server accepted ``msg``, else why it refused it."""
+        assert self._smtp is not None
+        try:
+            refused = self._smtp.send_message(msg)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            return f"recipient refused: {code} {_text(text)}"
+        except smtplib.SMTPServerDisconnected as exc:
+            raise ConnectionLost(str(exc) or "the server closed the connection") from None
+        except smtplib.SMTPResponseException as exc:  # sender or data refused: not taken
+            return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ConnectionLost(str(exc) or type(exc).__name__) from None
+        return f"refused: {refused}" if refused else None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)

@@ -23,9 +23,16 @@ import crmkit
 from crmkit import ConfigSection, CustomerView, Due, Interaction, Option, ReminderKind
 
 NAME = "reminders"
-#: Interaction types that count as having talked to the customer about something.
-CONVERSATION_TYPES = frozenset({"call", "email", "message", "letter", "meeting", "visit"})
 TEMPLATES = Path(__file__).parent / "templates"
+#: How long an expired reminder stays listed (as expired) with ``reminders --all``.
+LISTED_AFTER_EXPIRY = dt.timedelta(days=30)
+#: A greeting counts from this many days before the birthday.
+GREET_EARLY = dt.timedelta(days=7)
+#: A conversation either way: someone at risk who called us is in touch.
+CONVERSATION_TYPES = frozenset({"call", "email", "message", "letter", "card", "meeting",
+                                "visit"})
+#: What a birthday greeting is.
+GREETING_TYPES = frozenset({"call", "email", "message", "letter", "card", "visit"})
 
 
 def _latest(history: Iterable[Interaction], test: Callable[[Interaction], bool]
@@ -42,29 +49,46 @@ def _any_after(history: Iterable[Interaction], day: dt.date,
     return any((i.date >= day if inclusive else i.date > day) and test(i) for i in history)
 
 
-def _is_conversation(i: Interaction) -> bool:
-    return i.type in CONVERSATION_TYPES
+def _reached_out_after(history: tuple[Interaction, ...], event: Interaction) -> bool:
+    """Whether we contacted the customer after ``event`` (later in the sorted history:
+    the same day counts when it was recorded after it)."""
+    found = False
+    for i in reversed(history):
+        if i is event:
+            return found
+        found = found or i.reaches_out
+    return False
+
+
+def _listed(c: CustomerView, expires: dt.date) -> bool:
+    """Still worth listing: open, or expired less than a month ago."""
+    return c.today <= expires + LISTED_AFTER_EXPIRY
 
 
 # --- the kinds --------------------------------------------------------------------------
 
 
 def birthday(c: CustomerView) -> Iterator[Due]:
-    """The next birthday (Feb 29 is celebrated on Feb 28 in other years); it stays
-    open ``grace_days`` after the day; resolved by a contact from a week before on."""
+    """The next birthday (Feb 29 is celebrated on Feb 28 in other years), open until
+    ``grace_days`` after the day; resolved by a greeting (an outbound call, email,
+    message, letter, card or visit) from a week before to the end of the grace."""
     born = c.customer.birthday
     if born is None:
         return
     today = c.today
+    grace = dt.timedelta(days=c.options.grace_days)
     for year in (today.year - 1, today.year, today.year + 1):
         day = _anniversary(born, year)
-        if day >= today - dt.timedelta(days=c.options.grace_days):
-            break
-    if _any_after(c.history, day - dt.timedelta(days=7), lambda i: i.is_contact, True):
-        return
-    age = day.year - born.year
-    yield Due(day, f"Birthday of {c.customer.name} ({age})", f"born {born.isoformat()}",
-              details={"age": age})
+        if not _listed(c, day + grace):
+            continue
+        start, end = day - GREET_EARLY, day + grace
+        if not any(start <= i.date <= end and i.type in GREETING_TYPES and i.reaches_out
+                   for i in c.history):
+            age = day.year - born.year
+            yield Due(day, f"Birthday of {c.customer.name} ({age})",
+                      f"born {born.isoformat()}", details={"age": age}, expires=end)
+        if end >= today:  # this one is open: the next is a year away
+            return
 
 
 def _anniversary(born: dt.date, year: int) -> dt.date:
@@ -96,11 +120,13 @@ def service_due(c: CustomerView) -> Iterator[Due]:
         else:
             continue
         yield Due(due, f"{service.name} due", f"{reason}; every {service.interval}", last,
-                  details={"service": service.name, "interval": str(service.interval)})
+                  details={"service": service.name, "interval": str(service.interval)},
+                  occasion=None if single else service.name)
 
 
 def follow_up(c: CustomerView) -> Iterator[Due]:
-    """An interaction's ``follow_up``; resolved by any contact after that interaction."""
+    """An interaction's ``follow_up``; resolved by reaching out to the customer (an
+    outbound contact) after that interaction."""
     for item in c.derived.open_follow_ups:
         what = item.follow_up.what or item.interaction.summary or item.interaction.type
         yield Due(item.follow_up.date, f"Follow up: {what}",
@@ -109,48 +135,53 @@ def follow_up(c: CustomerView) -> Iterator[Due]:
 
 
 def quote_follow_up(c: CustomerView) -> Iterator[Due]:
-    """``after_days`` after the latest quote (younger than ``max_age_days``, without a
-    follow_up of its own); resolved by a purchase or newer quote since, or any
-    contact on or after the due day."""
+    """``after_days`` after the latest quote (without a follow_up of its own), until
+    ``max_age_days`` after it; resolved by a purchase since the quote or by reaching
+    out to the customer after it."""
     history = c.history
     quote = _latest(history, lambda i: i.type == "quote")
     if quote is None or quote.follow_up is not None:
         return
-    if (c.today - quote.date).days > c.options.max_age_days:
+    expires = quote.date + dt.timedelta(days=c.options.max_age_days)
+    if not _listed(c, expires):
         return
     due = quote.date + dt.timedelta(days=c.options.after_days)
     if _any_after(history, quote.date, lambda i: i.type == "purchase", inclusive=True):
         return
-    if _any_after(history, due, lambda i: i.is_contact, inclusive=True):
+    if _reached_out_after(history, quote):
         return
     amount = f" ({quote.amount:,.2f} {quote.currency})" if quote.amount is not None else ""
     what = quote.summary or ", ".join(i.name for i in quote.items) or "quote"
     yield Due(due, f"Ask about the quote: {what}{amount}",
-              f"quote on {quote.date.isoformat()}, no purchase since", quote)
+              f"quote on {quote.date.isoformat()}, no purchase since", quote, expires=expires)
 
 
 def thank_you(c: CustomerView) -> Iterator[Due]:
-    """``after_days`` after the latest purchase (of at least ``min_amount``, younger than
-    ``max_age_days``); resolved by a call, email, message, letter, meeting or visit
-    after the purchase."""
+    """``after_days`` after the latest purchase (of at least ``min_amount``), until
+    ``max_age_days`` after it; resolved by reaching out to the customer after the
+    purchase."""
     history = c.history
     purchase = _latest(history, lambda i: i.type == "purchase")
-    if purchase is None or (c.today - purchase.date).days > c.options.max_age_days:
+    if purchase is None:
+        return
+    expires = purchase.date + dt.timedelta(days=c.options.max_age_days)
+    if not _listed(c, expires):
         return
     if purchase.amount is not None and purchase.amount < Decimal(str(c.options.min_amount)):
         return
-    if _any_after(history, purchase.date, _is_conversation):
+    if _reached_out_after(history, purchase):
         return
     what = purchase.summary or ", ".join(i.name for i in purchase.items) or "the purchase"
     yield Due(purchase.date + dt.timedelta(days=c.options.after_days),
               f"Thank {c.customer.name} for: {what}",
-              f"purchase on {purchase.date.isoformat()}", purchase)
+              f"purchase on {purchase.date.isoformat()}", purchase, expires=expires)
 
 
 def feedback_request(c: CustomerView) -> Iterator[Due]:
     """``after_days`` after the latest interaction of ``types`` (default service and
-    purchase, at least ``min_amount`` for purchases); resolved by feedback or a
-    complaint since, or any email/message/letter on or after the due day."""
+    purchase, at least ``min_amount`` for purchases), until ``max_age_days`` after
+    it; resolved by feedback or a complaint since, or by reaching out to the customer
+    on or after the due day."""
     types = set(c.options.types)
     minimum = Decimal(str(c.options.min_amount))
 
@@ -161,16 +192,19 @@ def feedback_request(c: CustomerView) -> Iterator[Due]:
 
     history = c.history
     event = _latest(history, trigger)
-    if event is None or (c.today - event.date).days > c.options.max_age_days:
+    if event is None:
+        return
+    expires = event.date + dt.timedelta(days=c.options.max_age_days)
+    if not _listed(c, expires):
         return
     due = event.date + dt.timedelta(days=c.options.after_days)
     if _any_after(history, event.date, lambda i: i.type in ("feedback", "complaint")):
         return
-    if _any_after(history, due, lambda i: i.type in ("email", "message", "letter"), True):
+    if _any_after(history, due, lambda i: i.reaches_out, True):
         return
     what = event.summary or event.service or event.type
     yield Due(due, f"Ask for feedback: {what}", f"{event.type} on {event.date.isoformat()}",
-              event)
+              event, expires=expires)
 
 
 def _check_rule(rule: Any) -> str | None:
@@ -198,6 +232,10 @@ def stay_in_touch(c: CustomerView) -> Iterator[Due]:
     last = c.derived.last_contact
     if last is None:
         return
+    for i in c.history:  # "done" without a contact: the next round counts from then
+        if i.type == "done" and i.date > last and any(
+                rid.startswith("stay_in_touch/") for rid in i.resolves):
+            last = i.date
     matching = []
     for rule in c.options.rules:
         if rule.tag is not None:
@@ -222,7 +260,7 @@ def _stage_reminder(stage: str, title: str, extra: str | None = None
         if extra and c.labels[extra] is not True:
             return
         day = dt.date.fromisoformat(since)
-        if _any_after(c.history, day, _is_conversation, inclusive=True):
+        if _any_after(c.history, day, lambda i: i.type in CONVERSATION_TYPES, inclusive=True):
             return
         last = c.derived.last_purchase
         yield Due(day, title.format(name=c.customer.name),
@@ -231,26 +269,28 @@ def _stage_reminder(stage: str, title: str, extra: str | None = None
 
     rule.__doc__ = (f"When the customer became {stage}"
                     + (f" (and {extra})" if extra else "")
-                    + "; resolved by a call, email, message, letter, meeting or visit since.")
+                    + "; resolved by a call, email, message, letter, card, meeting or visit "
+                    "since (either way).")
     return rule
 
 
 def loyalty_reward(c: CustomerView) -> Iterator[Due]:
-    """Every ``every``-th purchase (younger than ``max_age_days``) earns a reward;
-    resolved by a call, email, message, letter, meeting or visit after it."""
+    """Every ``every``-th purchase earns a reward, until ``max_age_days`` after it;
+    resolved by reaching out to the customer after it."""
     history = c.history
     purchases = [i for i in history if i.type == "purchase"]
     if not purchases or len(purchases) % c.options.every:
         return
     milestone = purchases[-1]
-    if (c.today - milestone.date).days > c.options.max_age_days:
+    expires = milestone.date + dt.timedelta(days=c.options.max_age_days)
+    if not _listed(c, expires):
         return
-    if _any_after(history, milestone.date, _is_conversation):
+    if _reached_out_after(history, milestone):
         return
     yield Due(milestone.date + dt.timedelta(days=1),
               f"Reward {c.customer.name}: purchase no. {len(purchases)}",
               f"{len(purchases)} purchases, the latest on {milestone.date.isoformat()}",
-              milestone, details={"count": len(purchases)})
+              milestone, details={"count": len(purchases)}, expires=expires)
 
 
 DEFAULT_CADENCE = ({"segment": "abc=A", "days": 60}, {"segment": "abc=B", "days": 120})
@@ -334,6 +374,8 @@ def crmkit_build(app: crmkit.App) -> list[Path]:
 
 @crmkit.hookimpl
 def crmkit_register_commands(cli: click.Group) -> None:
-    from .cli import reminders_command
+    from .cli import done_command, reminders_command, snooze_command
 
     cli.add_command(reminders_command)
+    cli.add_command(done_command)
+    cli.add_command(snooze_command)

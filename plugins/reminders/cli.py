@@ -3,7 +3,9 @@ and the files ``crmkit build`` writes (``reminders.ics``, ``reminders.md``)."""
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+import re
 import sys
 from pathlib import Path
 
@@ -47,7 +49,8 @@ def write_outputs(app: crmkit.App) -> list[Path]:
 @click.option("--customer", "customers", multiple=True, metavar="ID",
               help="Only this customer (repeatable).")
 @click.option("--all", "show_all", is_flag=True,
-              help="Also show reminders held back by the frequency cap, with the reason.")
+              help="Also show reminders held back: snoozed (until when), expired (not "
+                   "done in time) and held by the frequency cap, with the reason.")
 @click.option("--list-kinds", is_flag=True,
               help="List every reminder kind (any plugin's): whether it is enabled, its "
                    "priority and what it is for.")
@@ -93,18 +96,20 @@ def reminders_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...
     else:
         rows = []
         for r in chosen:
-            flags = "OVERDUE" if r.overdue(today) else ""
+            flags = "OVERDUE" if r.overdue(today) and not r.suppressed else ""
             if r.suppressed:
-                flags = f"{flags} held: {r.suppressed}".strip()
-            rows.append([r.due.isoformat(), r.customer, r.kind, r.title, r.channel,
-                         r.priority, flags])
-        click.echo(crmkit.table(["due", "customer", "kind", "title", "channel", "prio", ""],
-                                rows))
-        overdue = sum(1 for r in chosen if r.overdue(today))
+                flags = f"{flags} {r.suppressed}".strip()
+            rows.append([r.due.isoformat(), r.id, r.title, r.channel, r.priority, flags])
+        click.echo(crmkit.table(["due", "id", "title", "channel", "prio", ""], rows))
+        overdue = sum(1 for r in chosen if r.overdue(today) and not r.suppressed)
         summary = f"{len(chosen)} reminders ({overdue} overdue) up to {horizon.isoformat()}"
         if held:
-            summary += f"; {held} held back by the frequency cap (--all shows them)"
+            summary += (f"; {held} held back (snoozed, expired or by the frequency cap: "
+                        "--all shows them)")
         click.echo(summary, err=True)
+        if chosen and not show_all:
+            click.echo("mark one done: crmkit done ID; later: crmkit snooze ID --for 1w",
+                       err=True)
     app.warn_about_problems()
 
 
@@ -125,3 +130,105 @@ def _list_kinds(app: crmkit.App, fmt: str) -> None:
         ["kind", "plugin", "enabled", "prio", "what"],
         [[r["kind"], r["plugin"], "yes" if r["enabled"] else "no", r["priority"],
           r["description"]] for r in rows]))
+
+
+# --- settling reminders: done and snooze --------------------------------------------------
+
+_FOR = re.compile(r"^\s*(\d+)\s*(d|w|m|days?|weeks?|months?)\s*$", re.IGNORECASE)
+
+
+def _open_reminders(app: crmkit.App, ids: tuple[str, ...]) -> dict[str, list[Reminder]]:
+    """The reminders named, by customer; a one-line error for an id that is not one."""
+    known = {r.id: r for r in app.reminders()}
+    chosen: dict[str, list[Reminder]] = {}
+    for rid in dict.fromkeys(ids):
+        reminder = known.get(rid)
+        if reminder is None:
+            customer = rid.split("/")[1] if rid.count("/") >= 2 else ""
+            if customer in app.workspace.customers:
+                for i in app.customer(customer).history:
+                    if rid in i.resolves and i.type != "snooze":
+                        raise crmkit.CrmkitError(f"{rid!r} is settled already, in {i.location}")
+            same = [k for k, r in known.items() if r.customer == customer] or list(known)
+            raise crmkit.CrmkitError(
+                f"no open reminder {rid!r}{crmkit.did_you_mean(rid, same)}; "
+                "'crmkit reminders --all' lists them with their ids")
+        chosen.setdefault(reminder.customer, []).append(reminder)
+    return chosen
+
+
+def _settle(app: crmkit.App, ids: tuple[str, ...], data: dict, fmt: str, verb: str) -> None:
+    written = []
+    for customer, reminders in _open_reminders(app, ids).items():
+        rel = app.record_interaction({"customer": customer, "date": app.today, **data,
+                                      "resolves": [r.id for r in reminders], "by": app.user})
+        written.append({"file": rel, "resolves": [r.id for r in reminders]})
+    if fmt == "json":
+        crmkit.echo_json(written)
+        return
+    for item in written:
+        for rid in item["resolves"]:
+            click.echo(f"{verb}: {rid} (recorded in {item['file']})")
+
+
+def _format_option(function):
+    return click.option("--format", "fmt", type=click.Choice(("text", "json")),
+                        default="text", show_default=True)(function)
+
+
+@click.command("done")
+@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.option("--note", metavar="TEXT", help="Why, or what was done (kept in the record).")
+@click.option("--never", is_flag=True,
+              help="Never remind me of this kind for this customer again (e.g. birthdays).")
+@_format_option
+@crmkit.pass_app
+def done_command(app: crmkit.App, ids: tuple[str, ...], note: str | None, never: bool,
+                 fmt: str) -> None:
+    """Mark reminders done: each ID (as `crmkit reminders` shows it) disappears.
+
+    Writes one record per customer below interactions/ (type: done, who, when, why),
+    so the change is reviewable in git; delete the file to undo it.
+    """
+    _settle(app, ids, {"type": "done", "summary": note, "never": never or None}, fmt,
+            "never again" if never else "done")
+
+
+@click.command("snooze")
+@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.option("--until", "until", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="The day the reminders come back.")
+@click.option("--for", "span", metavar="N[d|w|m]", help="Or: for this long, e.g. 10d, 2w, 3m.")
+@click.option("--note", metavar="TEXT", help="Why (kept in the record).")
+@_format_option
+@crmkit.pass_app
+def snooze_command(app: crmkit.App, ids: tuple[str, ...], until: dt.datetime | None,
+                   span: str | None, note: str | None, fmt: str) -> None:
+    """Not now: hold reminders back until a day, then they are due again.
+
+    Writes one record per customer below interactions/ (type: snooze); snoozed
+    reminders are listed with `crmkit reminders --all`, with the day they come back.
+    """
+    if (until is None) == (span is None):
+        raise click.UsageError("give either --until YYYY-MM-DD or --for N[d|w|m]")
+    day = until.date() if until is not None else _later(app.today, span or "")
+    if day <= app.today:
+        raise click.BadParameter(f"{day.isoformat()} is not after today "
+                                 f"({app.today.isoformat()})", param_hint="--until")
+    _settle(app, ids, {"type": "snooze", "summary": note, "until": day}, fmt,
+            f"snoozed until {day.isoformat()}")
+
+
+def _later(today: dt.date, span: str) -> dt.date:
+    match = _FOR.match(span)
+    if not match:
+        raise click.BadParameter(f"{span!r}: write a number and d, w or m, e.g. 2w",
+                                 param_hint="--for")
+    count, unit = int(match[1]), match[2][0].lower()
+    if unit == "d":
+        return today + dt.timedelta(days=count)
+    if unit == "w":
+        return today + dt.timedelta(weeks=count)
+    month = today.month - 1 + count
+    year, month = today.year + month // 12, month % 12 + 1
+    return dt.date(year, month, min(today.day, calendar.monthrange(year, month)[1]))

@@ -1,0 +1,236 @@
+"""Never send twice: ``drafts --send`` against a real SMTP server on 127.0.0.1, run
+again on the same day and on the following days, killed mid-batch (really, in a
+subprocess) and unable to record what it sent."""
+
+import asyncio
+import email
+import email.policy
+import os
+import signal
+import subprocess
+import threading
+from collections import Counter
+
+import pytest
+from conftest import CRMKIT
+from test_drafts import free_port
+
+SETTINGS = """\
+business: Sanitär Sommer
+sender: {{name: Sina Sommer, email: sina@sommer.example}}
+locale: de
+timezone: Europe/Berlin
+reminders: {{frequency_cap: {{enabled: false}}}}
+email:
+  smtp: {{host: 127.0.0.1, port: {port}, security: none}}
+"""
+CONSENT = "consent: {email: true, since: 2024-01-01, how: Formular}\n"
+
+
+def customers(n):
+    """``n`` customers, each with one service due on 2026-06-01 and a birthday soon."""
+    return {f"customers/k{i:02d}.yaml": (
+        f"name: Kunde {i}\nemail: k{i:02d}@example.de\n{CONSENT}"
+        "services: [{name: Wartung, interval: 1 year, start: 2025-06-01}]\n")
+        for i in range(n)}
+
+
+class Server:
+    """An aiosmtpd handler that keeps every message and can stall one: it takes the
+    message (as a server that wrote it to its queue) and then does not answer."""
+
+    def __init__(self, refuse=(), stall_at=None):
+        self.refuse = set(refuse)
+        self.stall_at = stall_at
+        self.stalled = threading.Event()
+        self.messages = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content,
+                                                      policy=email.policy.default))
+        if self.stall_at is not None and len(self.messages) == self.stall_at:
+            self.stalled.set()
+            await asyncio.sleep(60)
+        return "250 Message accepted for delivery"
+
+    def reminders(self):
+        return Counter(m["X-Crmkit-Reminder"] for m in self.messages)
+
+
+@pytest.fixture
+def smtp():
+    from aiosmtpd.controller import Controller
+
+    started = []
+
+    def start(**options):
+        handler = Server(**options)
+        controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+        controller.start()
+        started.append(controller)
+        return controller.port, handler
+
+    yield start
+    for controller in started:
+        controller.stop()
+
+
+def send(run, root, today, *more, input=None):
+    return run("-w", root, "--today", today, "drafts", "--send", "--within", "0", *more,
+               input=input)
+
+
+def test_runs_on_one_day_and_the_following_days_send_each_message_once(
+        make_workspace, run, smtp):
+    port, server = smtp()
+    files = {**customers(3), "interactions/q.yaml": (
+        "customer: k00\ndate: 2026-05-10\ntype: quote\namount: 900\n"
+        "summary: Angebot Badsanierung\n")}
+    root = make_workspace(files, settings=SETTINGS.format(port=port))
+    first = send(run, root, "2026-06-01", "--yes")
+    assert first.exit_code == 0, first.output
+    # k00 has two reminders due: one email per customer and run, the quote first
+    assert "3 sent, 0 failed" in first.stdout
+    assert "at most 1 email(s) per customer and run (email.max_per_customer): " \
+           "quote_follow_up/k00/2026-05-24 goes first" in first.stdout
+    for today in ("2026-06-01", "2026-06-01", "2026-06-02", "2026-06-03", "2026-06-10"):
+        again = send(run, root, today, "--yes")
+        assert again.exit_code == 0, again.output
+    assert server.reminders() == {
+        "quote_follow_up/k00/2026-05-24": 1, "service_due/k00/2026-06-01": 1,
+        "service_due/k01/2026-06-01": 1, "service_due/k02/2026-06-01": 1}
+    # each went out once, and each is recorded once, resolving its reminder
+    records = sorted((root / "interactions/2026").glob("*-email*.yaml"))
+    assert len(records) == 4
+    assert all("resolves:\n- " in r.read_text() for r in records)
+    assert "nothing to send" in send(run, root, "2026-06-11", "--yes").stdout
+
+
+def test_sent_drafts_leave_the_drafts_folder(make_workspace, run, smtp):
+    port, _ = smtp()
+    root = make_workspace(customers(2), settings=SETTINGS.format(port=port))
+    written = run("-w", root, "--today", "2026-06-01", "drafts", "--within", "0")
+    assert written.exit_code == 0
+    folder = root / "out" / "drafts"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "2026-06-01-k00-service_due.eml", "2026-06-01-k01-service_due.eml"]
+    (folder / "mine.eml").write_text("Subject: mine\n\nnot crmkit's\n")
+    assert send(run, root, "2026-06-01", "--yes").exit_code == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["mine.eml"]
+
+
+def test_a_refused_recipient_is_recorded_and_reported_and_not_tried_again(
+        make_workspace, run, smtp):
+    port, server = smtp(refuse={"k01@example.de"})
+    root = make_workspace(customers(3), settings=SETTINGS.format(port=port))
+    first = send(run, root, "2026-06-01", "--yes")
+    assert first.exit_code == 1, first.output
+    assert "2 sent, 1 failed" in first.stdout
+    assert "failed: 2026-06-01 k01 service_due → k01@example.de: recipient refused: 550 " \
+           "5.1.1 mailbox unavailable" in first.stderr
+    second = send(run, root, "2026-06-02", "--yes")
+    assert second.exit_code == 0 and "nothing to send" in second.stdout
+    assert "k01 service_due: the server refused k01@example.de on 2026-06-01" in second.stdout
+    assert sorted(server.reminders()) == ["service_due/k00/2026-06-01",
+                                          "service_due/k02/2026-06-01"]
+
+
+def test_a_run_that_cannot_record_stops_and_says_what_went_out(make_workspace, run, smtp):
+    port, server = smtp()
+    root = make_workspace(customers(4), settings=SETTINGS.format(port=port))
+    (root / "interactions").mkdir()
+    (root / "interactions" / "2026").write_text("a file where the folder should be\n")
+    broken = send(run, root, "2026-06-01", "--yes")
+    assert broken.exit_code == 1
+    assert "1 sent, 0 failed, 3 not sent" in broken.stdout  # one went out, unrecorded
+    assert "stopped: 2026-06-01 k00 service_due went out but could not be recorded" \
+        in broken.stderr
+    assert ".crmkit/outbox/" in broken.stderr and "so no run sends it again" in broken.stderr
+    assert "1 email(s) went out in this run:\n  2026-06-01 k00 service_due → k00@example.de" \
+        in broken.stderr
+    assert len(server.messages) == 1
+
+    (root / "interactions" / "2026").unlink()
+    held = send(run, root, "2026-06-01", "--yes")
+    assert held.exit_code == 1  # sent the others, held k00's back: someone must decide
+    assert "held back: An email to k00@example.de" in held.stderr
+    assert "3 sent, 0 failed" in held.stdout
+    assert server.reminders()["service_due/k00/2026-06-01"] == 1
+
+    decided = send(run, root, "2026-06-01", input="y\n")
+    assert decided.exit_code == 0, decided.output
+    assert "recorded in interactions/2026/2026-06-01-k00-email.yaml" in decided.stdout
+    assert "nothing to send" in decided.stdout
+    assert not list((root / ".crmkit" / "outbox").glob("*.json"))
+    assert all(n == 1 for n in server.reminders().values()) and len(server.messages) == 4
+
+
+def test_resend_sends_again_on_request(make_workspace, run, smtp):
+    port, server = smtp()
+    root = make_workspace(customers(1), settings=SETTINGS.format(port=port))
+    (root / "interactions").mkdir()
+    (root / "interactions" / "2026").write_text("not a folder\n")
+    assert send(run, root, "2026-06-01", "--yes").exit_code == 1
+    (root / "interactions" / "2026").unlink()
+    again = send(run, root, "2026-06-01", "--yes", "--resend", "service_due/k00/2026-06-01")
+    assert again.exit_code == 0, again.output
+    assert server.reminders()["service_due/k00/2026-06-01"] == 2
+
+
+def test_killed_mid_batch_then_run_again_sends_no_message_twice(make_workspace, smtp):
+    """The server has taken the third message when the process is killed (-9) before
+    it could hear so, let alone record it: the next run sends the rest and holds the
+    third back; answering 'y' records it."""
+    port, server = smtp(stall_at=3)
+    root = make_workspace(customers(6), settings=SETTINGS.format(port=port))
+    env = {**os.environ, "CRMKIT_BACKGROUND": "0"}
+    command = [str(CRMKIT), "-w", str(root), "--today", "2026-06-01", "drafts", "--send",
+               "--within", "0"]
+    process = subprocess.Popen([*command, "--yes"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env)
+    assert server.stalled.wait(60)
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    assert len(server.messages) == 3
+    recorded = sorted(p.name for p in (root / "interactions" / "2026").iterdir())
+    assert recorded == ["2026-06-01-k00-email.yaml", "2026-06-01-k01-email.yaml"]
+    assert len(list((root / ".crmkit" / "outbox").glob("*.json"))) == 1
+
+    server.stall_at = None
+    rerun = subprocess.run([*command, "--yes"], capture_output=True, text=True, env=env,
+                           timeout=120)
+    assert rerun.returncode == 1, rerun.stderr
+    assert "held back: An email to k02@example.de" in rerun.stderr
+    assert "3 sent, 0 failed" in rerun.stdout
+    assert server.reminders() == {f"service_due/k{i:02d}/2026-06-01": 1 for i in range(6)}
+
+    decide = subprocess.run(command, input="y\n", capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert decide.returncode == 0, decide.stderr
+    assert "recorded in interactions/2026/2026-06-01-k02-email.yaml" in decide.stdout
+    assert "nothing to send" in decide.stdout
+    assert len(server.messages) == 6
+
+
+def test_two_runs_at_once_do_not_both_send(make_workspace, run, smtp):
+    port, server = smtp(stall_at=1)
+    root = make_workspace(customers(2), settings=SETTINGS.format(port=port))
+    env = {**os.environ, "CRMKIT_BACKGROUND": "0"}
+    first = subprocess.Popen([str(CRMKIT), "-w", str(root), "--today", "2026-06-01", "drafts",
+                              "--send", "--within", "0", "--yes"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert server.stalled.wait(60)
+        second = send(run, root, "2026-06-01", "--yes")
+        assert second.exit_code == 1
+        assert "another 'crmkit drafts --send' is sending from this workspace" in second.stderr
+    finally:
+        first.kill()
+        first.wait(30)
+    assert len(server.messages) == 1
