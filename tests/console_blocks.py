@@ -53,7 +53,9 @@ def run_command(command: str, cwd: Path) -> str:
         return ""
     if args[0] != "crmkit":
         raise ValueError(f"console examples run only crmkit and cp, not {args[0]!r}")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "80", "CRMKIT_WORKSPACE": ""}
+    # the records `done`, `snooze` and `drafts --send` write name who wrote them
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "80", "CRMKIT_WORKSPACE": "",
+           "CRMKIT_USER": "Sina Sommer"}
     env.pop("CRMKIT_WORKSPACE")
     result = subprocess.run([str(crmkit), *args[1:]], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
