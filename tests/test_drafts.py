@@ -113,7 +113,7 @@ def test_header_injection_is_impossible(make_workspace, run):
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert msg["Bcc"] is None
     assert [a.addr_spec for a in msg["To"].addresses] == ["eve@example.de"]
-    assert msg["To"].addresses[0].display_name == "Eve  Bcc: victim@evil.example"
+    assert msg["To"].addresses[0].display_name == "Eve Bcc victim evil example"
     headers = raw.partition(b"\n\n")[0]
     assert b"\nBcc:" not in headers
     assert msg.get_content().startswith("Guten Tag Eve  Bcc: victim@evil.example,\n")
@@ -126,10 +126,10 @@ def test_json_reports_drafts_and_skipped(make_workspace, run):
         ("anna", "de", "anna@example.de"), ("bert", "en", "bert@example.com"),
         ("eve", "de", "eve@example.de")]
     assert data["skipped"] == [
-        {"due": "2026-05-28", "customer": "cleo", "kind": "follow_up",
-         "reason": "no email consent: suggest a call"},
-        {"due": "2026-05-28", "customer": "dora", "kind": "follow_up",
-         "reason": "no email address: suggest a call"}]
+        {"id": "follow_up/cleo/2026-05-28", "due": "2026-05-28", "customer": "cleo",
+         "kind": "follow_up", "reason": "no email consent: suggest a call"},
+        {"id": "follow_up/dora/2026-05-28", "due": "2026-05-28", "customer": "dora",
+         "kind": "follow_up", "reason": "no email address: suggest a call"}]
     assert not (root / "out").exists()
 
 
@@ -141,7 +141,7 @@ def test_mbox(make_workspace, run):
         email.message_from_binary_file(f, policy=email.policy.default)))
     assert [m["To"] for m in box] == [
         "Anna Müller <anna@example.de>", "Bert Brown <bert@example.com>",
-        '"Eve  Bcc: victim@evil.example" <eve@example.de>']
+        "Eve Bcc victim evil example <eve@example.de>"]
 
 
 def test_workspace_templates_override_the_shipped_ones(make_workspace, run):
@@ -250,3 +250,30 @@ def test_send_without_a_server_records_nothing(make_workspace, run):
     unconfigured = make_workspace(FILES, settings=SETTINGS)
     missing = run_drafts(run, unconfigured, "--send", "--yes")
     assert "no SMTP server configured" in missing.stderr
+
+
+@pytest.mark.parametrize("name", [
+    "Mueller, <attacker@evil.example>, Kundin seit vielen Jahren aus Weimar sehr lang",
+    'a"b; c@d <e>, ' * 6,
+    "Zoë Müller, <x@y.z>; \"quoted\" " * 3,
+    "Dr. Ö. Y., \"Praxis\" <praxis@evil.example>; bcc: x@evil.example " + "sehr " * 20,
+    "@" * 200, "x" * 75 + ",<y@evil.example>",
+])
+def test_no_name_can_add_a_recipient(name):
+    """Names with <>, ", ",", ";" and "@" at lengths that fold: the To header, parsed
+    back as a mail client would (reply all, or sending the draft), names the customer
+    alone."""
+    from email.utils import getaddresses
+
+    from crmkit_plugins.drafts.mail import build_message
+
+    from crmkit import EmailDraft, Reminder
+
+    reminder = Reminder(dt.date(2026, 6, 1), "k", "birthday", "t", "r", id="birthday/k/2026-06-01")
+    draft = EmailDraft(reminder, "kunde@example.de", "Hallo", "Text", "de")
+    sender = type("Sender", (), {"name": name, "email": "info@firma.example"})
+    msg = build_message(draft, sender, name, dt.datetime(2026, 6, 1, 9, tzinfo=dt.UTC))
+    parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+    assert [a.addr_spec for a in parsed["To"].addresses] == ["kunde@example.de"]
+    assert [a for _, a in getaddresses([str(parsed["To"])])] == ["kunde@example.de"]
+    assert [a.addr_spec for a in parsed["From"].addresses] == ["info@firma.example"]

@@ -104,11 +104,13 @@ def _drafts(app: crmkit.App, within: int, kinds: tuple[str, ...], customers: tup
         return
     if fmt == "json":
         crmkit.echo_json({
-            "drafts": [{"due": d.reminder.due.isoformat(), "customer": d.reminder.customer,
+            "drafts": [{"id": d.reminder.id, "due": d.reminder.due.isoformat(),
+                        "customer": d.reminder.customer,
                         "kind": d.reminder.kind, "to": d.to, "subject": d.subject,
                         "body": d.body, "locale": d.locale, "template": d.template,
                         "file": draft_file_name(d)} for d, _ in drafts],
-            "skipped": [{"due": s.reminder.due.isoformat(), "customer": s.reminder.customer,
+            "skipped": [{"id": s.reminder.id, "due": s.reminder.due.isoformat(),
+                         "customer": s.reminder.customer,
                          "kind": s.reminder.kind, "reason": s.reason} for s in skipped],
         })
         app.warn_about_problems()

@@ -12,6 +12,7 @@ import email.policy
 import hashlib
 import mailbox
 import os
+import re
 import smtplib
 import ssl
 from collections.abc import Iterable
@@ -52,12 +53,24 @@ def draft_file_name(draft: EmailDraft) -> str:
     return "-".join((due, customer, kind, *rest)) + ".eml"
 
 
+#: Characters with a meaning in an address header.  A display name holding one is
+#: quoted, and Python's header folding drops the quotes of a long one, so that
+#: "Mueller, <attacker@evil.example>, ..." became three recipients.
+_SPECIALS = re.compile(r'[<>()\[\]:;@\\,."]+')
+
+
+def display_name(name: str) -> str:
+    """``name`` as a display name that is words only: whatever its length and however
+    the header is folded, it cannot name another recipient."""
+    return " ".join(_SPECIALS.sub(" ", crmkit.clean(name)).split())
+
+
 def build_message(draft: EmailDraft, sender: Any, customer_name: str,
                   when: dt.datetime) -> EmailMessage:
     """A complete message; raises ``ValueError`` for an address that is not one."""
     msg = EmailMessage(policy=email.policy.default)
-    msg["From"] = Address(display_name=crmkit.clean(sender.name), addr_spec=sender.email)
-    msg["To"] = Address(display_name=crmkit.clean(customer_name), addr_spec=draft.to)
+    msg["From"] = Address(display_name=display_name(sender.name), addr_spec=sender.email)
+    msg["To"] = Address(display_name=display_name(customer_name), addr_spec=draft.to)
     msg["Subject"] = " ".join(crmkit.clean(draft.subject).split())
     msg["Date"] = format_datetime(when)
     msg["Message-ID"] = message_id(draft, sender)
