@@ -8,6 +8,8 @@ the template context (``busy_area``).  Hypothesis applies random edits (a rename
 purchase today, yesterday or long ago, a call, a deletion, a referral or an address
 change, a settings change, a template change, a change to a plugin file); after each,
 the watcher rebuilds incrementally and a fresh build runs on a copy of the workspace.
+Two playbooks (a quote's follow-ups, and onboarding for new customers in a segment)
+take part, and so do edits of them.
 """
 
 from __future__ import annotations
@@ -59,6 +61,15 @@ INTERACTIONS = {
     "interactions/d1.yaml": "customer: dora\ndate: 2026-05-20\ntype: call\n"
                             "follow_up: 2026-05-27\n",
 }
+PLAYBOOKS = {
+    "playbooks/quote.yaml": "trigger: {type: quote}\nsteps:\n"
+                            "  - {name: ask, after: 3 days, title: Ask about the quote}\n"
+                            "  - {name: again, after: 8 weeks, title: Ask again}\n"
+                            "stop: [{type: purchase}]\n",
+    "playbooks/welcome.yaml": "trigger: {stage: new, segment: 'revenue > 100'}\nsteps:\n"
+                              "  - {name: hello, after: 0 days, title: Welcome}\n"
+                              "  - {name: tips, after: 30 days, title: Tips}\n",
+}
 NAMES = sorted(CUSTOMERS)
 
 
@@ -69,6 +80,7 @@ def workspace_files() -> dict[str, str]:
         "crmkit.yaml": SETTINGS,
         **{f"customers/{cid}.yaml": text for cid, text in CUSTOMERS.items()},
         **INTERACTIONS,
+        **PLAYBOOKS,
         "plugins/anniversary.py": anniversary.read_text(encoding="utf-8"),
         "plugins/busy_area.py": (busy / "crmkit_busy_area.py").read_text(encoding="utf-8"),
         **{f"templates/{p.name}": p.read_text(encoding="utf-8")
@@ -162,8 +174,46 @@ def plugin_change(root: Path, cid: str, n: int) -> str:
     return _replace(root, rel, old, new)
 
 
+SETTLES = {"anna": "birthday/anna/2026-06-05", "bert": "at_risk/bert/2026-01-01",
+           "cleo": "service_due/cleo/2026-02-01", "dora": "follow_up/dora/2026-05-27"}
+
+
+def settle(root: Path, cid: str, n: int) -> str:
+    """``crmkit done``, ``done --never`` or ``snooze`` (until tomorrow or later) of one
+    of the customer's reminders, as the commands write them."""
+    rel = f"interactions/settle{n}-{cid}.yaml"
+    kind = ("done", "snooze", "done")[n % 3]
+    extra = (f"until: {TODAY + dt.timedelta(days=1 + n // 3)}\n" if kind == "snooze"
+             else "never: true\n" if n % 3 == 2 else "")
+    write_files(root, {rel: f"customer: {cid}\ndate: {TODAY}\ntype: {kind}\n"
+                            f"resolves: [{SETTLES[cid]}]\n{extra}"})
+    return rel
+
+
+PLAYBOOK_CHANGES = [
+    ("playbooks/quote.yaml", "after: 3 days", "after: 5 days"),
+    ("playbooks/quote.yaml", "Ask again", "Ask once more"),
+    ("playbooks/welcome.yaml", "revenue > 100", "revenue > 1000"),
+    ("playbooks/quote.yaml", "stop: [{type: purchase}]", "stop: [{type: call}]"),
+    ("playbooks/welcome.yaml", "", ""),  # deleted, or written again
+    ("playbooks/quote.yaml", "after: 8 weeks", "after: soon"),  # an error: kept going
+]
+
+
+def playbook_change(root: Path, cid: str, n: int) -> str:
+    rel, old, new = PLAYBOOK_CHANGES[n % len(PLAYBOOK_CHANGES)]
+    if old:
+        return _replace(root, rel, old, new)
+    if (root / rel).exists():
+        (root / rel).unlink()
+    else:
+        write_files(root, {rel: PLAYBOOKS[rel]})
+    return rel
+
+
 EDITS = {
     "rename": rename,
+    "settle": settle,
     "purchase today": lambda root, cid, n: interaction(root, cid, n, "purchase", 0),
     "purchase yesterday": lambda root, cid, n: interaction(root, cid, n, "purchase", 1),
     "purchase long ago": lambda root, cid, n: interaction(root, cid, n, "purchase", 380),
@@ -174,6 +224,7 @@ EDITS = {
     "settings": settings_change,
     "template": template_change,
     "plugin": plugin_change,
+    "playbook": playbook_change,
 }
 steps = st.lists(st.tuples(st.sampled_from(sorted(EDITS)), st.sampled_from(NAMES),
                            st.integers(0, 11)), min_size=1, max_size=6)
@@ -197,6 +248,8 @@ def fresh_build(root: Path, scratch: Path) -> dict[str, bytes]:
 @example([("purchase yesterday", "bert", 1), ("rename", "anna", 0), ("plugin", "anna", 3)])
 @example([("address", "cleo", 0), ("template", "anna", 1), ("settings", "dora", 1)])
 @example([("referral", "dora", 1), ("delete", "anna", 0), ("call", "dora", 0)])
+@example([("purchase today", "dora", 1), ("playbook", "anna", 2), ("playbook", "cleo", 3),
+          ("purchase yesterday", "cleo", 0), ("playbook", "dora", 4)])
 def test_watch_writes_what_a_fresh_build_writes(edits):
     with tempfile.TemporaryDirectory() as tmp:
         root, scratch = Path(tmp) / "ws", Path(tmp) / "scratch"
@@ -219,7 +272,8 @@ def test_the_example_plugins_take_part(tmp_path):
     write_files(root, workspace_files())
     app = App(root, TODAY)
     assert app.workspace.errors == []
-    assert {r.kind for r in app.reminders()} >= {"anniversary", "follow_up", "stay_in_touch"}
+    assert {r.kind for r in app.reminders()} >= {"anniversary", "follow_up", "stay_in_touch",
+                                                 "quote"}
     assert app.labels().column("busy_area") == {"anna": True, "bert": True, "cleo": False,
                                                 "dora": False}
     weekly = App(root, TODAY).build()
