@@ -234,3 +234,50 @@ def test_two_runs_at_once_do_not_both_send(make_workspace, run, smtp):
         first.kill()
         first.wait(30)
     assert len(server.messages) == 1
+
+
+def test_the_password_comes_only_from_a_crmkit_variable(make_workspace, run):
+    settings = SETTINGS.format(port=25).replace(
+        "security: none}", "security: starttls, user: me, password_env: GITHUB_TOKEN}")
+    root = make_workspace(customers(1), settings=settings)
+    check = run("-w", root, "check")
+    assert check.exit_code == 1
+    assert "crmkit.yaml:7:" in check.stdout and "'email.smtp.password_env' must name a " \
+        "CRMKIT_ variable, not 'GITHUB_TOKEN'" in check.stdout
+    sent = send(run, root, "2026-06-01", "--yes")
+    assert sent.exit_code == 1 and "fix the email settings first" in sent.stderr
+
+
+def test_no_password_in_clear_except_to_this_machine(make_workspace, run, monkeypatch):
+    monkeypatch.setenv("CRMKIT_SMTP_PASSWORD", "geheim")
+    settings = SETTINGS.format(port=25).replace(
+        "host: 127.0.0.1, port: 25, security: none}",
+        "host: smtp.example.com, port: 25, security: none, user: me}")
+    root = make_workspace(customers(1), settings=settings)
+    sent = send(run, root, "2026-06-01", "--yes")
+    assert sent.exit_code == 1
+    assert "'email.smtp.security: none' would send the password to smtp.example.com in " \
+        "clear" in sent.stderr and "nothing was sent" in sent.stderr
+
+
+def test_a_non_ascii_password_is_not_shown_in_the_error(make_workspace, run, monkeypatch):
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    monkeypatch.setenv("CRMKIT_SMTP_PASSWORD", "Grüße-sind-geheim")
+    controller = Controller(Server(), hostname="127.0.0.1", port=free_port(),
+                            auth_require_tls=False,
+                            authenticator=lambda *args: AuthResult(success=False))
+    controller.start()
+    try:
+        settings = SETTINGS.format(port=controller.port).replace(
+            "security: none}", "security: none, user: me}")
+        root = make_workspace(customers(1), settings=settings)
+        sent = send(run, root, "2026-06-01", "--yes")
+    finally:
+        controller.stop()
+    assert sent.exit_code == 1
+    assert "SMTP login to 127.0.0.1 failed: the user name or password has characters the " \
+        "login cannot carry; nothing was sent" in sent.stderr
+    assert "Grüße" not in sent.output and "geheim" not in sent.output
+    assert "position" not in sent.stderr

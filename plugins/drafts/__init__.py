@@ -167,7 +167,11 @@ SMTP = {
     "security": Option("starttls", "How the connection is secured.", choices=SECURITY),
     "user": Option(None, "Who logs in.", kind="text"),
     "password_env": Option("CRMKIT_SMTP_PASSWORD", "The environment variable that holds the "
-                           "password."),
+                           "password (its name starts with CRMKIT_).",
+                           check=lambda name: None if str(name).startswith("CRMKIT_") else (
+                               f"'email.smtp.password_env' must name a CRMKIT_ variable, not "
+                               f"{name!r}: a workspace must not choose which of your secrets "
+                               "crmkit sends to its SMTP server")),
     "timeout": Option(30.0, "Seconds to wait for the server.", minimum=1),
 }
 SETTINGS_EXAMPLE += "\n  max_per_customer: 1        # emails per customer and run"

@@ -139,6 +139,11 @@ class Mailer:
     def __enter__(self) -> Mailer:
         settings = self.settings
         password = os.environ.get(settings.password_env) if settings.user else None
+        if settings.user and settings.security == "none" and not _loopback(settings.host):
+            raise crmkit.CrmkitError(f"'email.smtp.security: none' would send the password to "
+                                     f"{settings.host} in clear: use starttls or ssl "
+                                     "(none only for a server on this machine); nothing was "
+                                     "sent")
         if settings.user and password is None:
             raise crmkit.CrmkitError(f"set the SMTP password in ${settings.password_env} "
                                      "(crmkit never reads passwords from files); nothing was "
@@ -158,10 +163,12 @@ class Mailer:
                 smtp.starttls(context=ssl.create_default_context())
             if settings.user:
                 smtp.login(settings.user, password or "")
-        except (OSError, smtplib.SMTPException) as exc:
+        except (OSError, smtplib.SMTPException, UnicodeError) as exc:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 smtp.close()
-            raise crmkit.CrmkitError(f"SMTP login to {settings.host} failed: {exc}; "
+            why = ("the user name or password has characters the login cannot carry"
+                   if isinstance(exc, UnicodeError) else str(exc))  # never the password
+            raise crmkit.CrmkitError(f"SMTP login to {settings.host} failed: {why}; "
                                      "nothing was sent") from None
         self._smtp = smtp
         return self
@@ -188,6 +195,17 @@ class Mailer:
         except (OSError, smtplib.SMTPException) as exc:
             raise ConnectionLost(str(exc) or type(exc).__name__) from None
         return f"refused: {refused}" if refused else None
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _text(value: bytes | str) -> str:
