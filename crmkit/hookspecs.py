@@ -60,12 +60,16 @@ def crmkit_interaction_types() -> Iterable[str]:
 
 
 @hookspec
-def crmkit_validate(workspace: Workspace, today: dt.date) -> Iterable[Diagnostic]:
+def crmkit_validate(workspace: Workspace, today: dt.date, interaction_types: tuple[str, ...],
+                    template_dirs: tuple[Path, ...]) -> Iterable[Diagnostic]:
     """Check the whole loaded workspace and return problems as diagnostics.
 
     The escape hatch for checks that fit no :class:`~crmkit.Check` (deals, settings
-    that depend on each other): it runs on every load.  ``today`` is the run's
-    ``--today``.  Point each diagnostic at ``record.location`` or
+    that depend on each other, files a plugin reads such as the playbooks): it runs
+    on every load.  ``today`` is the run's ``--today``; ``interaction_types`` are the
+    types files may use (the base ones, ``crmkit.yaml``'s and the plugins');
+    ``template_dirs`` are the folders templates are looked up in, the workspace's
+    ``templates/`` first.  Point each diagnostic at ``record.location`` or
     ``record.locate(field)`` so users can jump to it.
     """
 
@@ -76,9 +80,10 @@ def crmkit_draft_email(reminder: Reminder, kind: ReminderKind | None, customer: 
     """Draft an email for a reminder; the first plugin that returns a draft wins.
 
     ``kind`` is the reminder's kind as registered (``kind.email_template`` names its
-    template); ``customer`` is the customer it is for (every label readable);
-    ``templates`` is the Jinja environment (the workspace's ``templates/`` first,
-    then the plugins' template folders).  Return ``None`` for reminders this plugin
+    template: the reminder's own where its rule gave one, as a playbook step does);
+    ``customer`` is the customer it is for (every label readable); ``templates`` is
+    the Jinja environment (the workspace's ``templates/`` first, then the plugins'
+    template folders).  Return ``None`` for reminders this plugin
     does not draft; a plugin that raises is reported and the next one is asked.
     """
 

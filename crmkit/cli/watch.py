@@ -29,12 +29,15 @@ from ..incremental.memo import Memo
 from ..incremental.reload import apply_changes
 from ..loading.loader import (
     CONFIG_FILE,
+    PLAYBOOK_FOLDER,
     LoadedFiles,
     is_editor_file,
     load_workspace_files,
 )
 
 DEBOUNCE_SECONDS = 0.03
+#: A change in these folders reloads plugins and registrations, like crmkit.yaml.
+SETTINGS_FOLDERS = frozenset({LOCAL_PLUGIN_DIR, PLAYBOOK_FOLDER})
 IGNORED_DIRS = frozenset({".git", ".hg", ".svn", ".crmkit", "__pycache__", ".idea", ".vscode"})
 VERSION_PATH = "/__crmkit__/version"
 RELOAD_SCRIPT = f"""<script>
@@ -160,11 +163,13 @@ class Watcher:
     def next_app(self, changed: set[str] | None) -> App:
         """The App after ``changed``: the change applied to the loaded workspace when
         :mod:`crmkit.incremental.reload` can, else a full load (through the parse cache
-        in memory) with a fresh memo.  The settings or a workspace plugin changed:
-        plugins, registrations and everything else are loaded afresh."""
+        in memory) with a fresh memo.  The settings, a playbook (a reminder kind of its
+        own) or a workspace plugin changed: plugins, registrations and everything else
+        are loaded afresh."""
         previous = self.app
         if previous is None or changed is None or any(
-                rel == CONFIG_FILE or rel.startswith(LOCAL_PLUGIN_DIR + "/") for rel in changed):
+                rel == CONFIG_FILE or rel.split("/", 1)[0] in SETTINGS_FOLDERS
+                for rel in changed):
             app = App(self.root, self.today, parse_cache=self.cache, memo=Memo(active=True))
         else:
             records = {rel for rel in changed if not rel.startswith(WORKSPACE_TEMPLATES + "/")}

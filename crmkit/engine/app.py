@@ -12,6 +12,7 @@ import datetime as dt
 import gc
 import os
 import shutil
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from ..incremental.scan import Listing
 from ..incremental.signing import CACHE_DIR
 from ..loading.atomic import replace as replace_file
 from ..loading.loader import (
+    SettingsFiles,
     find_workspace,
     load_workspace,
     load_workspace_files,
@@ -33,7 +35,7 @@ from ..loading.loader import (
 )
 from ..loading.schema import BASE_INTERACTION_TYPES, did_you_mean, time_zone
 from ..loading.writing import write_customer, write_interaction
-from ..loading.yamlsource import ParsedFile, YamlMap
+from ..loading.yamlsource import YamlMap
 from ..model import CrmkitError, Customer, Diagnostic, Workspace
 from .evaluate import Engine, Labels
 from .plugins import PluginHost, load_plugins
@@ -84,7 +86,7 @@ class App:
         return find_workspace(self.workspace_option)
 
     @cached_property
-    def _settings_file(self) -> tuple[ParsedFile, list[str]]:
+    def _settings_file(self) -> tuple[SettingsFiles, list[str]]:
         return read_settings_data(self.root)
 
     @cached_property
@@ -333,8 +335,10 @@ class App:
         customer = self.workspace.customers.get(reminder.customer)
         if customer is None:
             return None
-        draft, problems = self.host.first("crmkit_draft_email", reminder=reminder,
-                                          kind=self.registry.kinds.get(reminder.kind),
+        kind = self.registry.kinds.get(reminder.kind)
+        if kind is not None and reminder.template:  # its own template (a playbook step's)
+            kind = replace(kind, template=reminder.template)
+        draft, problems = self.host.first("crmkit_draft_email", reminder=reminder, kind=kind,
                                           customer=self._engine.view(customer),
                                           templates=self.templates)
         self.problems.extend(problems)

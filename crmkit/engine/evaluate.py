@@ -18,6 +18,7 @@ import bisect
 import datetime as dt
 import itertools
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..incremental.memo import Memo, Ordered
@@ -26,7 +27,7 @@ from .plugins import location_in_traceback
 from .registry import Registry
 from .reminders import ORDER, capped, distinct_ids, reminder_of, settled
 from .rules import Check, Label, Metric, ReminderKind
-from .values import MetricValue, Reminder
+from .values import Due, MetricValue, Reminder
 from .views import CustomerView, Population, Scope
 
 
@@ -337,7 +338,7 @@ class Engine:
 
             def wrap(dues: Iterable[Any], customer: Customer, kind: ReminderKind = kind,
                      priority: int = priority) -> tuple[Reminder, ...]:
-                return distinct_ids(tuple(reminder_of(due, kind, customer, priority)
+                return distinct_ids(tuple(_own(reminder_of(due, kind, customer, priority), due)
                                           for due in dues or ()))
 
             found.append(self.per_customer(("kind", kind.name), kind.rule,
@@ -403,6 +404,14 @@ class Engine:
 
 def _date(interaction: Interaction) -> dt.date:
     return interaction.date
+
+
+def _own(reminder: Reminder, due: Due) -> Reminder:
+    """The reminder with the channel and email template its ``Due`` names, if it names
+    any (a playbook step's own, instead of the kind's)."""
+    if due.channel is None and due.template is None:
+        return reminder
+    return replace(reminder, channel=due.channel or reminder.channel, template=due.template)
 
 
 class Labels(Mapping[str, dict[str, Any]]):

@@ -359,9 +359,13 @@ def _compile_and_check_reads(registry: Registry) -> None:
             compiled = compile_expression(label.rule, names)
         except ExpressionError as exc:
             what = "segment" if label.group == "segments" else "label"
+            if label.name.startswith("_") and label.description:  # a plugin's helper
+                what = label.description
+            else:
+                what = f"{what} {label.name!r}"
             registry.diagnostics.append(Diagnostic.error(
-                f"{what} {label.name!r}: {exc.message} (column {exc.column} of the "
-                "expression)", label.where, source=registry.owner(label)))
+                f"{what}: {exc.message} (column {exc.column} of the expression)",
+                label.where, source=registry.owner(label)))
             del registry.labels[label.name]
             continue
         registry.expressions[label.name] = compiled

@@ -40,20 +40,26 @@ def md_cell(value: Any) -> str:
             .replace(">", "&gt;").replace("[", "\\[").replace("]", "\\]"))
 
 
+def template_folders(root: Path | None, host: PluginHost
+                     ) -> tuple[list[Path], list[Diagnostic]]:
+    """Where templates are looked up, in order: the workspace's ``templates/``, then the
+    plugins' folders (``crmkit_template_dirs``)."""
+    folders: list[Path] = []
+    if root is not None and (root / WORKSPACE_TEMPLATES).is_dir():
+        folders.append(root / WORKSPACE_TEMPLATES)
+    dirs, failed = host.call("crmkit_template_dirs")
+    for folder in map(Path, dirs):
+        if folder not in folders:
+            folders.append(folder)
+    return folders, failed
+
+
 def template_environment(root: Path | None, host: PluginHost
                          ) -> tuple[jinja2.Environment, list[Diagnostic]]:
     """A Jinja environment with the template search path and the plugins' functions."""
     import jinja2  # imported lazily: most commands never render a template
 
-    problems: list[Diagnostic] = []
-    folders: list[Path] = []
-    if root is not None and (root / WORKSPACE_TEMPLATES).is_dir():
-        folders.append(root / WORKSPACE_TEMPLATES)
-    dirs, failed = host.call("crmkit_template_dirs")
-    problems.extend(failed)
-    for folder in map(Path, dirs):
-        if folder not in folders:
-            folders.append(folder)
+    folders, problems = template_folders(root, host)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(f) for f in folders]),
         autoescape=_escapes,

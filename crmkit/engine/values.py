@@ -15,8 +15,9 @@ class Due:
     """What a reminder kind's rule yields: something to do for this customer by ``date``.
 
     The core makes a :class:`Reminder` of it, adding the kind, the customer, the
-    channel (the customer's preferred one, else email where allowed, else phone)
-    and the priority (the kind's, or ``reminders.<kind>.priority``).
+    channel (its own, else the kind's, else the customer's preferred one, else email
+    where allowed, else phone) and the priority (its own, else the kind's, or
+    ``reminders.<kind>.priority``).
     """
 
     date: dt.date
@@ -34,6 +35,10 @@ class Due:
     #: The last day it is worth doing (a birthday's grace): after it, the reminder is
     #: listed as expired (``reminders --all``), no longer as open.
     expires: dt.date | None = None
+    #: Overrides the kind's channel for this one (a playbook step's own).
+    channel: str | None = None
+    #: Overrides the kind's email template for this one (``email/<playbook>/<step>``).
+    template: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,8 @@ class Reminder:
     #: A snoozed reminder comes back on this day.
     snoozed_until: dt.date | None = None
     expires: dt.date | None = None
+    #: Its own email template, if its rule named one (else its kind's).
+    template: str | None = None
 
     def overdue(self, today: dt.date) -> bool:
         return self.due < today
@@ -74,7 +81,8 @@ class Reminder:
         # class (the kept results of a workspace hold 10,000s of reminders)
         return (Reminder, (self.due, self.customer, self.kind, self.title, self.reason,
                            self.channel, self.priority, self.source, self.suppressed,
-                           self.details, self.id, self.snoozed_until, self.expires))
+                           self.details, self.id, self.snoozed_until, self.expires,
+                           self.template))
 
     def to_json(self, today: dt.date) -> dict[str, Any]:
         return {

@@ -23,8 +23,8 @@ disappear, every file that names them, or names a customer that does not exist
 The files are kept under a fingerprint of what shapes the records (types, time
 zone, currency, crmkit's version); the rules' results under a fingerprint of
 crmkit's and every installed plugin's code, the workspace's plugins,
-``crmkit.yaml`` and the ``CRMKIT_*`` variables.  What this path does not handle
-(a broken customer file or a duplicate id, then or now; more than
+``crmkit.yaml``, ``playbooks/`` and the ``CRMKIT_*`` variables.  What this path does
+not handle (a broken customer file or a duplicate id, then or now; more than
 :data:`MAX_CHANGED` changed files) is loaded in full, which is always right.  A
 property test (``tests/test_state.py``) compares runs that start from the state
 with fresh runs after random edits.
@@ -47,9 +47,11 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..loading.loader import (
+    PLAYBOOK_FOLDER,
     RECORD_FOLDERS,
     Folders,
     Prepared,
+    SettingsFiles,
     deals_index,
     deals_of,
     folder_files,
@@ -61,7 +63,6 @@ from ..loading.loader import (
     referral_problems,
     with_plugin_checks,
 )
-from ..loading.yamlsource import ParsedFile
 from ..model import Customer, Interaction, LoadStats, Workspace
 from ..model.diagnostics import Diagnostic
 from . import scan
@@ -125,19 +126,26 @@ def fingerprint(root: Path) -> str:
         digest.update((root / "crmkit.yaml").read_bytes())
     except OSError:
         digest.update(b"\0missing")
-    plugins = root / LOCAL_PLUGIN_DIR
-    if plugins.is_dir():
-        for dirpath, dirnames, filenames in sorted(os.walk(plugins)):
-            dirnames[:] = sorted(d for d in dirnames if d not in scan.SKIPPED_DIRS)
-            for name in sorted(filenames):
-                path = os.path.join(dirpath, name)
-                digest.update(f"\0{os.path.relpath(path, plugins)}\0".encode())
-                try:
-                    with open(path, "rb") as handle:
-                        digest.update(handle.read())
-                except OSError:
-                    digest.update(b"\0unreadable")
+    for folder in (LOCAL_PLUGIN_DIR, PLAYBOOK_FOLDER):  # plugin code; reminder kinds
+        _digest_folder(digest, root / folder)
     return digest.hexdigest()
+
+
+def _digest_folder(digest: Any, folder: Path) -> None:
+    """Every file below ``folder``: its name and content."""
+    if not folder.is_dir():
+        return
+    digest.update(f"\0{folder.name}/\0".encode())
+    for dirpath, dirnames, filenames in sorted(os.walk(folder)):
+        dirnames[:] = sorted(d for d in dirnames if d not in scan.SKIPPED_DIRS)
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            digest.update(f"\0{os.path.relpath(path, folder)}\0".encode())
+            try:
+                with open(path, "rb") as handle:
+                    digest.update(handle.read())
+            except OSError:
+                digest.update(b"\0unreadable")
 
 
 def read(root: Path) -> Kept:
@@ -339,7 +347,7 @@ class _FullLoad(Exception):
     """A change this path does not apply: load the workspace in full."""
 
 
-def load(root: Path, files: Files, host: PluginHost | None, settings_file: ParsedFile,
+def load(root: Path, files: Files, host: PluginHost | None, settings_file: SettingsFiles,
          today: dt.date | None, registry: Registry | None, memo: Memo,
          listing: scan.Listing | None) -> tuple[Workspace, Pending] | None:
     """The workspace from ``files`` and the files changed since, or ``None`` when only a

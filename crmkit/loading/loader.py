@@ -56,6 +56,8 @@ ENV_WORKSPACE = "CRMKIT_WORKSPACE"
 CACHE_FILE = STATE_FILE
 YAML_SUFFIXES = (".yaml", ".yml")
 RECORD_FOLDERS = ("customers", "interactions", "deals")
+#: Read with the settings (:class:`SettingsFiles`): one file per playbook.
+PLAYBOOK_FOLDER = "playbooks"
 
 
 def find_workspace(start: Path | str | None = None) -> Path:
@@ -310,8 +312,28 @@ def ids_of(rel: str, parts: Any) -> str:
     return deal.customer if deal is not None else ""  # type: ignore[no-any-return]
 
 
-def read_settings_data(root: Path) -> tuple[ParsedFile, list[str]]:
-    """Parse ``crmkit.yaml`` and pick out ``disable_plugins`` (needed before plugins load)."""
+@dataclass
+class SettingsFiles:
+    """What the settings are made of, parsed before any plugin loads: ``crmkit.yaml`` and
+    the files of ``playbooks/`` (plugins register a reminder kind for each playbook, so
+    they are read with the settings, not with the records)."""
+
+    config: ParsedFile
+    #: Each playbook file's data by workspace-relative path (``None``: empty; a file that
+    #: does not parse is left out, its problem is in ``diagnostics``).
+    playbooks: dict[str, Any] = field(default_factory=dict)
+    #: The problems found in all of them (syntax, ignored files in ``playbooks/``).
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def data(self) -> Any:
+        """``crmkit.yaml`` as parsed."""
+        return self.config.data
+
+
+def read_settings_data(root: Path) -> tuple[SettingsFiles, list[str]]:
+    """Parse ``crmkit.yaml`` and the playbooks, and pick out ``disable_plugins`` (needed
+    before plugins load)."""
     rel = CONFIG_FILE
     try:
         parsed = parse_yaml((root / rel).read_bytes(), rel)
@@ -324,7 +346,13 @@ def read_settings_data(root: Path) -> tuple[ParsedFile, list[str]]:
             disabled = [str(v) for v in value if isinstance(v, str)]
         elif isinstance(value, str):
             disabled = [value]
-    return parsed, disabled
+    files = SettingsFiles(parsed, diagnostics=list(parsed.diagnostics))
+    for path, rel, _ in iter_files(root, PLAYBOOK_FOLDER, files.diagnostics):
+        playbook = read_records(path, rel, lambda found: found)
+        files.diagnostics.extend(playbook.diagnostics)
+        if playbook.data is not None or not playbook.diagnostics:  # not: told already
+            files.playbooks[rel] = playbook.data
+    return files, disabled
 
 
 def _stem_id(rel: str, kind: str, out: list[Diagnostic]) -> str | None:
@@ -338,7 +366,7 @@ def _stem_id(rel: str, kind: str, out: list[Diagnostic]) -> str | None:
 
 
 def load_workspace(root: Path, host: PluginHost | None = None, use_cache: bool = True,
-                   settings_file: ParsedFile | None = None,
+                   settings_file: SettingsFiles | None = None,
                    cache: ParseCache | None = None, today: dt.date | None = None,
                    registry: Registry | None = None, memo: Memo | None = None,
                    listing: scan.Listing | None = None) -> Workspace:
@@ -383,7 +411,7 @@ class LoadedFiles:
 
 
 def load_workspace_files(root: Path, host: PluginHost | None = None, use_cache: bool = True,
-                         settings_file: ParsedFile | None = None,
+                         settings_file: SettingsFiles | None = None,
                          cache: ParseCache | None = None, today: dt.date | None = None,
                          registry: Registry | None = None, memo: Memo | None = None,
                          listing: scan.Listing | None = None
@@ -394,19 +422,27 @@ def load_workspace_files(root: Path, host: PluginHost | None = None, use_cache: 
                                memo, listing)
 
 
-def preliminary_settings(settings_file: ParsedFile) -> Settings:
-    """``crmkit.yaml`` as written, every section accepted: what plugins get to register
-    their rules (before anything is validated against what they declare)."""
-    return parse_settings(settings_file.data, CONFIG_FILE, [], None)
+def preliminary_settings(settings_file: SettingsFiles) -> Settings:
+    """``crmkit.yaml`` as written, every section accepted, and the playbooks: what plugins
+    get to register their rules (before anything is validated against what they declare)."""
+    return _with_playbooks(parse_settings(settings_file.data, CONFIG_FILE, [], None),
+                           settings_file)
 
 
-def settings_with_values(settings_file: ParsedFile, registry: Registry | None,
+def _with_playbooks(settings: Settings, settings_file: SettingsFiles) -> Settings:
+    if not settings_file.playbooks:
+        return settings
+    return replace(settings, playbooks=MappingProxyType(dict(settings_file.playbooks)))
+
+
+def settings_with_values(settings_file: SettingsFiles, registry: Registry | None,
                          out: list[Diagnostic]) -> Settings:
     """``crmkit.yaml`` checked against the core's keys and everything plugins declared."""
     from ..engine.settings import validate
 
     claimed = set(registry.tree.children) if registry is not None else set()
-    settings = parse_settings(settings_file.data, CONFIG_FILE, out, lambda: claimed)
+    settings = _with_playbooks(
+        parse_settings(settings_file.data, CONFIG_FILE, out, lambda: claimed), settings_file)
     if registry is None:
         return settings
     values, problems = validate(registry.tree, settings.sections, settings.locate,
@@ -437,7 +473,7 @@ class Prepared:
         return _stem_records(rel, "deal", parse_deal)
 
 
-def prepare(root: Path, host: PluginHost | None, settings_file: ParsedFile | None,
+def prepare(root: Path, host: PluginHost | None, settings_file: SettingsFiles | None,
             registry: Registry | None) -> tuple[Prepared, Registry | None]:
     out: list[Diagnostic] = []
     if settings_file is None:
@@ -458,7 +494,7 @@ def prepare(root: Path, host: PluginHost | None, settings_file: ParsedFile | Non
 
 
 def _load_workspace(root: Path, host: PluginHost | None, use_cache: bool,
-                    settings_file: ParsedFile | None, cache: ParseCache | None,
+                    settings_file: SettingsFiles | None, cache: ParseCache | None,
                     today: dt.date | None, registry: Registry | None, memo: Memo | None,
                     listing: scan.Listing | None = None) -> tuple[Workspace, LoadedFiles]:
     prepared, registry = prepare(root, host, settings_file, registry)
@@ -553,8 +589,14 @@ def with_plugin_checks(workspace: Workspace, found: list[Diagnostic], host: Plug
             engine = Engine(workspace, registry, today, memo)
             out.extend(engine.checks())
             out.extend(engine.problems)
+        from ..engine.templates import template_folders
+
+        types = (*BASE_INTERACTION_TYPES, *workspace.settings.interaction_types,
+                 *(registry.interaction_types if registry is not None else ()))
+        folders, _ = template_folders(workspace.root, host)  # a failure: told when rendering
         problems_from_plugins, failures = host.call(
-            "crmkit_validate", workspace=workspace, today=today)
+            "crmkit_validate", workspace=workspace, today=today,
+            interaction_types=tuple(dict.fromkeys(types)), template_dirs=tuple(folders))
         for item in problems_from_plugins:
             if isinstance(item, Diagnostic):
                 out.append(item)

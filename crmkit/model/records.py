@@ -396,6 +396,10 @@ class Settings:
     #: The validated values of every declared section, by dotted path
     #: (``"reminders.birthday"``): defaults filled in, wrong values replaced by them.
     values: Mapping[str, OptionValues] = field(default_factory=_empty_map)
+    #: The files of ``playbooks/`` as written, by workspace-relative path (``YamlMap``
+    #: values keep marks; ``None`` for a file that does not parse): read with the
+    #: settings, for the plugin that gives them a meaning (the stock ``playbooks``).
+    playbooks: Mapping[str, Any] = field(default_factory=_empty_map)
 
     def section(self, name: str) -> Any:
         """A top-level section as written (a mapping that remembers where each value
