@@ -3,11 +3,12 @@ earlier commands kept prints exactly what the same command prints from scratch
 (``--no-cache``), after any sequence of edits and commands.
 
 The workspace is the one of tests/test_watch_equals_build.py (the stock plugins and
-the two plugins from the docs).  Hypothesis interleaves its edits, plus customers
-that appear and disappear, interactions naming a customer who does not exist and
-a customer file that breaks, with commands in any order (``show`` after ``check``
-reads labels ``check`` never computed) on this day or another.  Every command runs
-twice: from the state, then with ``--no-cache``, and both outputs must be equal.
+the two plugins from the docs, two playbooks).  Hypothesis interleaves its edits (of the
+playbooks too), plus customers that appear and disappear, interactions naming a
+customer who does not exist and a customer file that breaks, with commands in any
+order (``show`` after ``check`` reads labels ``check`` never computed) on this day or
+another.  Every command runs twice: from the state, then with ``--no-cache``, and
+both outputs must be equal.
 """
 
 from __future__ import annotations
@@ -115,9 +116,16 @@ def one_off(monkeypatch):
 @example([("run", "reminders", "anna", 0), ("edit", "call", "anna", 0),
           ("run", "reminders", "anna", 0), ("run", "reminders", "anna", 0),
           ("run", "show", "anna", 0)])
+@example([("run", "reminders", "anna", 0), ("edit", "playbook", "anna", 0),
+          ("run", "reminders", "anna", 0), ("edit", "purchase today", "cleo", 1),
+          ("run", "show", "cleo", 0), ("edit", "playbook", "anna", 4),
+          ("run", "weekly", "anna", 0)])
 @example([("run", "weekly", "anna", 0), ("edit", "settings", "anna", 1),
           ("run", "weekly", "anna", 0), ("edit", "plugin", "anna", 2),
           ("run", "customers", "anna", 1), ("run", "show", "anna", 1)])
+@example([("run", "check", "anna", 0), ("edit", "call", "anna", 0),
+          ("run", "check", "anna", 0), ("edit", "delete", "anna", 0),
+          ("run", "show", "anna", 0)])  # a file too new to keep, then gone
 def test_a_run_from_the_state_prints_what_a_fresh_run_prints(one_off, steps):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
@@ -194,3 +202,21 @@ def test_no_warm_up_when_switched_off_or_in_ci(tmp_path, switch):
     parallel.wait_for(root / BACKGROUND_LOCK)
     shown = _crmkit(root, "show", "anna", CRMKIT_BACKGROUND_MIN="1", **switch)
     assert re.search(r"rule results: [1-9]\d* computed", shown.stderr), shown.stderr
+
+
+def test_a_broken_state_in_a_plugins_command_is_the_cores_error(one_off, tmp_path,
+                                                                  monkeypatch):
+    """Not "plugin 'people' failed": the state is removed and the next run works."""
+    root = tmp_path / "ws"
+    write_files(root, workspace_files())
+    age_files(root, 3600)
+    run(root, ["check"], TODAY, no_cache=False)
+
+    def broken(*args, **kwargs):
+        raise state.BrokenState("the kept records of x.yaml cannot be read")
+
+    monkeypatch.setattr(state, "_load", broken)
+    code, out = run(root, ["export", "csv", "--out", "-"], TODAY, no_cache=False)
+    assert code == 1 and "plugin" not in out
+    assert "crmkit removed what it kept from earlier runs: run the command again" in out
+    assert not (root / STATE_FILE).exists()

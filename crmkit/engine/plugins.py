@@ -47,6 +47,7 @@ DEFAULT_PLUGINS = (
     "checks",
     "segments",
     "reminders",
+    "playbooks",
     "drafts",
     "kpis",
     "reports",

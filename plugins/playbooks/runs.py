@@ -1,0 +1,178 @@
+"""A playbook's run for one customer: when it started, what stopped it, what is due.
+
+Everything here is a plain function of one customer as of one day (a
+:class:`crmkit.CustomerView`), so the core keeps the results per customer like
+any rule's.  The rules (docs/playbooks.md):
+
+* **start**: the latest interaction that matches the trigger (from the ``nth``
+  on; with ``repeat: once`` the first), or the day the customer entered the
+  trigger's lifecycle stage (``lifecycle_since``) while they are in it; and only
+  while the customer has the trigger's tag and is in its segment.  A trigger that
+  fires again starts a new run and ends the earlier one.
+* **repeat: every SPAN**: the run starts again every SPAN after the trigger,
+  until the next trigger; the run after the current one is planned already.
+* **stop**: an interaction after the trigger that matches a stop condition ends
+  the run for good (its repetitions too); a stop tag or segment the customer has
+  today does so while it holds.  A step's own stop conditions settle that step
+  (interactions from the run's start on).
+* **steps**: each step of the run is due its ``after`` after the start, open
+  until ``expires_after`` after that, and listed as expired for 30 more days.
+  A step is a reminder like any other: settled by ``resolves``, ``crmkit done``,
+  ``crmkit snooze``, and ``crmkit done --never`` ends the playbook for the customer.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from crmkit import CustomerView, Due, Interaction
+
+from .model import Condition, Playbook, Step
+
+#: How long an expired step stays listed (as expired) with ``reminders --all``.
+LISTED_AFTER_EXPIRY = dt.timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class StepDue:
+    """One step of a run: when it is due and until when, and what settled it already
+    (one of its own stop conditions), if anything."""
+
+    step: Step
+    number: int
+    due: dt.date
+    expires: dt.date
+    skipped: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    playbook: Playbook
+    start: dt.date
+    #: The interaction that started it (``None``: entering a lifecycle stage).
+    trigger: Interaction | None
+    #: 0 for the trigger's own run, 1, 2, ... for its repetitions.
+    repetition: int
+    steps: tuple[StepDue, ...]
+    #: What ended it, if a stop condition holds, and on which day (``None``: today).
+    stopped: str | None = None
+    stopped_on: dt.date | None = None
+
+    def step_id(self, customer: str, step: StepDue) -> str:
+        """The id of the step's reminder (``playbook/customer/due/step``)."""
+        return f"{self.playbook.name}/{customer}/{step.due.isoformat()}/{step.step.name}"
+
+    @property
+    def listed_until(self) -> dt.date:
+        """The last day any of its steps is listed (open, or expired with ``--all``)."""
+        return max(s.expires for s in self.steps) + LISTED_AFTER_EXPIRY
+
+    def why(self) -> str:
+        """What started it, e.g. ``purchase on 2026-09-28`` or ``new since 2026-10-13``."""
+        playbook = self.playbook
+        if self.trigger is not None:
+            text = f"{self.trigger.type} on {self.trigger.date.isoformat()}"
+        else:
+            text = f"{playbook.trigger.stage} since {self.start.isoformat()}"
+        if playbook.every is not None and self.repetition:
+            text += f", repeated every {playbook.every} (run {self.repetition + 1})"
+        return text
+
+
+def _date(interaction: Interaction) -> dt.date:
+    return interaction.date
+
+
+def _holds(c: CustomerView, condition: Condition) -> bool:
+    """Whether a tag or segment condition holds for the customer today."""
+    if condition.tag is not None:
+        return condition.tag in c.customer.tags
+    if condition.label is not None:
+        return bool(c.labels[condition.label])
+    return False
+
+
+def _stopped(c: CustomerView, conditions: Iterable[Condition],
+             events: Iterable[Interaction]) -> tuple[str | None, dt.date | None]:
+    """The first of ``events`` that matches one of ``conditions``, else the first tag or
+    segment condition that holds: what it was and its day."""
+    conditions = tuple(conditions)
+    if not conditions:
+        return None, None
+    matches = [c.match for c in conditions if c.match is not None]
+    if matches:
+        for event in events:
+            if any(match(event) for match in matches):
+                what = f" ({event.summary})" if event.summary else ""
+                return f"{event.type} on {event.date.isoformat()}{what}", event.date
+    for condition in conditions:
+        if condition.match is None and _holds(c, condition):
+            return condition.describe(), None
+    return None, None
+
+
+def runs(playbook: Playbook, c: CustomerView) -> list[Run]:
+    """The customer's current run of ``playbook`` (none if it was not triggered, or not
+    for this customer), and with ``repeat: every``, the next one."""
+    trigger = playbook.trigger
+    if trigger.tag is not None and trigger.tag not in c.customer.tags:
+        return []
+    if trigger.label is not None and not c.labels[trigger.label]:
+        return []
+    history = c.history
+    source: Interaction | None = None
+    if trigger.stage is not None:
+        since = c.labels["lifecycle_since"]
+        if c.labels["lifecycle"] != trigger.stage or not since:
+            return []
+        anchor = dt.date.fromisoformat(since)
+        first = bisect.bisect_left(history, anchor, key=_date)
+    else:
+        match = trigger.match
+        assert match is not None
+        found = [n for n, i in enumerate(history) if match(i)][trigger.nth - 1:]
+        if not found:
+            return []
+        n = found[0] if playbook.repeat == "once" else found[-1]
+        source, first = history[n], n + 1
+        anchor = source.date
+    events = history[first:]
+    stopped, stopped_on = _stopped(c, playbook.stop, events)
+    every = playbook.every
+    current = every.times_until(anchor, c.today) if every is not None else 0
+    found_runs = []
+    for repetition in ([current, current + 1] if every is not None else [0]):
+        start = every.add_to(anchor, repetition) if every is not None else anchor
+        later = events[bisect.bisect_left(events, start, key=_date):]
+        steps = []
+        for number, step in enumerate(playbook.steps, start=1):
+            due = step.after.add_to(start)
+            skipped, _ = _stopped(c, step.stop, later)
+            steps.append(StepDue(step, number, due, playbook.expires_after.add_to(due),
+                                 skipped))
+        found_runs.append(Run(playbook, start, source, repetition, tuple(steps), stopped,
+                              stopped_on))
+    return found_runs
+
+
+def dues(playbook: Playbook, c: CustomerView) -> Iterator[Due]:
+    """The playbook's rule: the steps of the customer's runs that are still to do."""
+    today = c.today
+    count = len(playbook.steps)
+    for run in runs(playbook, c):
+        if run.stopped is not None:
+            return
+        for s in run.steps:
+            if s.skipped is not None or today > s.expires + LISTED_AFTER_EXPIRY:
+                continue
+            step = s.step
+            yield Due(
+                s.due, step.title,
+                f"{playbook.name} step {s.number}/{count}: {run.why()}", run.trigger,
+                details={"playbook": playbook.name, "step": step.name, "number": s.number,
+                         "steps": count, "started": run.start},
+                priority=step.priority, occasion=step.name, expires=s.expires,
+                channel=step.channel, template=playbook.template(step))
