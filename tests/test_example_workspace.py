@@ -46,3 +46,21 @@ def test_example_has_customers_in_every_stage_of_life():
     interactions = [i for c in customers for i in c.history]
     assert sum(1 for i in interactions if i.payment == "late") >= 2
     assert sum(1 for i in interactions if i.discount) >= 2
+
+
+def test_the_example_runs_every_playbook():
+    app = App(EXAMPLE, TODAY, use_cache=False)
+    reminders = app.reminders()
+    shown = {r.kind for r in reminders if not r.suppressed}
+    assert {"heating", "onboarding", "quote"} <= shown
+    assert "premium-upsell" in {r.kind for r in reminders}  # held back by the cap today
+
+
+def test_the_hand_written_files_are_the_generators():
+    """tools/make_example_workspace.py copies the playbooks and their templates from
+    tools/example_workspace_files/: edit them there."""
+    source = EXAMPLE.parent / "tools" / "example_workspace_files"
+    files = [p for p in sorted(source.rglob("*")) if p.is_file()]
+    assert len(files) >= 4
+    for path in files:
+        assert (EXAMPLE / path.relative_to(source)).read_bytes() == path.read_bytes(), path

@@ -1119,6 +1119,9 @@ DEALS = {
 }
 for did, d in DEALS.items():
     dump(ROOT / "deals" / f"{did}.yaml", d)
+# Written by hand, copied as they are: the playbooks and their email templates.
+shutil.copytree(Path(__file__).resolve().parent / "example_workspace_files", ROOT,
+                dirs_exist_ok=True)
 for sub in ("templates", "plugins"):
     (ROOT / sub).mkdir(exist_ok=True)
     (ROOT / sub / ".gitkeep").touch()
