@@ -178,3 +178,33 @@ def test_a_crashing_plugin_command_names_the_plugin(make_workspace, run):
     assert result.stderr == ("Error: plugin 'broken_cmd' failed in 'crmkit boom': "
                              "KeyError: 'missing'\n")
     assert run("-w", root, "check").exit_code == 0  # the rest of crmkit is unaffected
+
+
+@pytest.mark.parametrize("amount", ["1e27", "1e100", "-2e15", "1e999999999"])
+def test_an_absurd_amount_is_a_located_error_and_the_rest_still_works(make_workspace, run,
+                                                                      amount):
+    """An amount of 1e27 made every sum overflow: reminders printed "0 reminders",
+    check said 0 errors; 1e999999999 hung 'log'."""
+    root = make_workspace({
+        "customers/anna.yaml": "name: Anna\nbirthday: 1980-06-10\n",
+        "customers/bert.yaml": "name: Bert\n",
+        "interactions/a.yaml": "- {customer: anna, date: 2026-05-01, type: purchase, "
+                               "amount: 300}\n"
+                               f"- {{customer: bert, date: 2026-05-02, type: purchase, "
+                               f"amount: {amount}}}\n",
+    })
+    check = run("-w", root, "check")
+    assert check.exit_code == 1
+    assert f"interactions/a.yaml:2:62: error: 'amount': '{amount}' is too large" in check.stdout
+    reminders = run("-w", root, "--today", "2026-06-01", "reminders", "--format", "json")
+    assert [r["id"] for r in json.loads(reminders.stdout)] == [
+        # anna's thanks expired on 05-31; bert's purchase without a valid amount earns
+        # thanks but no feedback request (those need 200)
+        "thank_you/bert/2026-05-03", "feedback_request/anna/2026-05-15",
+        "birthday/anna/2026-06-10"]
+    for command in (["show", "bert"], ["export", "csv", "--out", "-"], ["segments"]):
+        assert run("-w", root, "--today", "2026-06-01", *command).exit_code == 0, command
+    logged = subprocess.run([str(CRMKIT), "-w", str(root), "log", "anna", "-t", "purchase",
+                             "--amount", amount], capture_output=True, text=True, timeout=60)
+    assert logged.returncode == 1
+    assert f"--amount: '{amount}' is not a number below 999,999,999,999" in logged.stderr

@@ -12,7 +12,14 @@ import click
 from ..engine.app import App, pass_app
 from ..incremental import replay
 from ..loading.ids import slugify
-from ..loading.schema import DIRECTIONS, ID_PATTERN, LOCALES, PAYMENT_STATES, did_you_mean
+from ..loading.schema import (
+    DIRECTIONS,
+    ID_PATTERN,
+    LOCALES,
+    MAX_NUMBER,
+    PAYMENT_STATES,
+    did_you_mean,
+)
 from ..loading.writing import write_customer
 from ..model import CrmkitError, Interaction
 from .main import cli
@@ -192,9 +199,14 @@ def log(app: App, customer_id: str, kind: str, summary: str | None, when: str | 
     for key, value in (("amount", amount), ("discount", discount)):
         if value is not None:
             try:
-                data[key] = _number(Decimal(value.replace(",", ".")))
+                number = Decimal(value.replace(",", "."))
+                too_large = not number.is_finite() or number.copy_abs() >= MAX_NUMBER
             except ArithmeticError:
                 raise CrmkitError(f"--{key}: {value!r} is not a number") from None
+            if too_large:
+                raise CrmkitError(f"--{key}: {value!r} is not a number below "
+                                  f"{MAX_NUMBER - 1:,}")
+            data[key] = _number(number)
     if follow_up:
         data["follow_up"] = ({"date": follow_up, "what": follow_up_what} if follow_up_what
                              else follow_up)

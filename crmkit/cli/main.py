@@ -193,8 +193,8 @@ def _guarded(command: click.Command, plugin: str) -> click.Command:
         try:
             return original(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort, CrmkitError,
-                SystemExit, KeyboardInterrupt):
-            raise
+                SystemExit, KeyboardInterrupt, BrokenState):
+            raise  # BrokenState: the core's, not the plugin's (the state is removed)
         except Exception as exc:
             raise CrmkitError(f"plugin {plugin!r} failed in 'crmkit {command.name}': "
                               f"{type(exc).__name__}: {exc}") from exc

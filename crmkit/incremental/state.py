@@ -248,10 +248,24 @@ class _Records:
             self._files_of = found
         return self._files_of.get(customer_id, [])
 
+    def history_without(self, customer_id: str, skip: set[str]) -> list[Interaction]:
+        """The customer's kept interactions outside the files in ``skip`` (changed or
+        gone: a file gone, or too new to trust last time, may have no records kept)."""
+        if not self.files.lengths.get(customer_id):
+            return []
+        return [i for rel in self._history_files(customer_id) if rel not in skip
+                for i in self._parts(rel)[0] if i.customer == customer_id]
+
+    def customer(self, customer_id: str) -> Customer:
+        found = self.loaded.get(customer_id)
+        if found is not None:
+            return found[0]
+        return self._parts(self.files.customers[customer_id])[1]
+
     def __call__(self, customer_id: str) -> Record:
         found = self.loaded.get(customer_id)
         if found is None:
-            customer = self._parts(self.files.customers[customer_id])[1]
+            customer = self.customer(customer_id)
             history = []
             if self.files.lengths.get(customer_id):
                 history = [i for rel in self._history_files(customer_id)
@@ -536,8 +550,7 @@ def _load(root: Path, files: Files, prepared: Prepared, host: PluginHost | None,
     for cid in affected:
         if cid not in customer_files:
             continue
-        old = records(cid)[1] if cid in before else ()
-        history = [i for i in old if i.location.path not in touched]
+        history = records.history_without(cid, touched) if cid in before else []
         history.extend(arriving.get(cid, ()))
         history.sort(key=_sort_key)
         histories[cid] = tuple(history)
@@ -550,7 +563,7 @@ def _load(root: Path, files: Files, prepared: Prepared, host: PluginHost | None,
         histories.setdefault(cid, ())
     now: dict[str, Record] = {}
     for cid in fresh.keys() | histories.keys():
-        now[cid] = (fresh[cid] if cid in fresh else records(cid)[0],
+        now[cid] = (fresh[cid] if cid in fresh else records.customer(cid),
                     histories[cid] if cid in histories else records(cid)[1])
     records.loaded.update(now)
 

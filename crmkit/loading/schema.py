@@ -40,6 +40,9 @@ EMAIL_PATTERN = re.compile(r"^[^@\s<>,;:\"()\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(day|week|month|year)s?\s*$", re.IGNORECASE)
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 
+#: Amounts, prices and quantities are below this: a figure of 1e27 made every sum
+#: overflow, and formatting 1e999999999 never ended.
+MAX_NUMBER = Decimal(10) ** 12
 #: The interaction types every workspace knows; ``crmkit.yaml``'s
 #: ``interaction_types`` and the ``crmkit_interaction_types`` hook add more.
 BASE_INTERACTION_TYPES = (
@@ -183,6 +186,9 @@ class Fields:
             return None
         if not number.is_finite():
             self.error(key, f"{key!r} must be a finite number")
+            return None
+        if number.copy_abs() >= MAX_NUMBER:  # copy_abs: no context, no overflow
+            self.error(key, f"{key!r}: {value!r} is too large (at most {MAX_NUMBER - 1:,})")
             return None
         return number
 

@@ -85,7 +85,8 @@ def crmkit_validate(workspace: Workspace) -> Iterator[Diagnostic]:
 def _interaction_checks(history: Iterable[Interaction], currency: str) -> Iterator[Diagnostic]:
     for interaction in history:
         kind = interaction.type
-        if kind in ("purchase", "quote") and interaction.amount is None:
+        if (kind in ("purchase", "quote") and interaction.amount is None
+                and "amount" not in interaction.locations):  # an invalid one: an error
             yield Diagnostic.warning(f"{kind} without 'amount'", interaction.location, source=NAME)
         if kind == "feedback" and interaction.score is None and interaction.summary is None:
             yield Diagnostic.warning("feedback without 'score' or 'summary'",
