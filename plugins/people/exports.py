@@ -105,7 +105,7 @@ def to_vcard(customers: list[Customer]) -> str:
               help="Only customers in this segment (repeatable: all must match).")
 @click.option("--tag", "tags", multiple=True, help="Only customers with this tag.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file (default: stdout).")
+              help="Write to this file (default, or -: stdout).")
 @click.option("--delimiter", default=",", show_default=True,
               help="CSV delimiter (';' for German Excel).")
 @crmkit.pass_app
@@ -123,7 +123,7 @@ def export_command(app: crmkit.App, fmt: str, segments: tuple[str, ...], tags: t
         crmkit.echo_json([{**c.customer.to_json(), "derived": c.derived.to_json(),
                            "segments": labels[c.id]} for c in chosen], file=buffer)
         text = buffer.getvalue()
-    if out is None:
+    if out is None or str(out) == "-":
         sys.stdout.write(text)
     else:
         app.write_file(out, text)
