@@ -5,12 +5,16 @@ steps as reminders (ids, done/snooze/never, resolves, drafts, cap, calendar, sho
 import datetime as dt
 import json
 import os
+import re
 import shutil
 
 import pytest
+from conftest import EXAMPLE, REPO
+from crmkit_plugins.playbooks.model import parse
 
 from crmkit import App
 from crmkit.cli.watch import Watcher
+from crmkit.loading.yamlsource import parse_yaml
 
 SETTINGS = """\
 business: X
@@ -599,3 +603,19 @@ def test_a_changed_playbook_is_seen_by_watch_and_by_the_state_between_runs(make_
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("out", ".crmkit"))
     App(copy, dt.date(2026, 10, 1), use_cache=False).build()
     assert (copy / "out" / "reminders.md").read_text(encoding="utf-8") == written
+
+
+# --- the docs ---------------------------------------------------------------------------
+
+
+def test_the_docs_show_the_example_playbooks_verbatim_and_their_snippets_parse():
+    doc = (REPO / "docs" / "playbooks.md").read_text(encoding="utf-8")
+    files = sorted((EXAMPLE / "playbooks").glob("*.yaml"))
+    assert [p.stem for p in files] == ["heating", "onboarding", "premium-upsell", "quote"]
+    for path in files:
+        assert f"```yaml\n{path.read_text(encoding='utf-8')}```" in doc, path
+    [repeating] = re.findall(r"```yaml\n(# playbooks/heating-check.yaml.*?)```", doc, re.DOTALL)
+    parsed = parse("playbooks/heating-check.yaml",
+                   parse_yaml(repeating.encode(), "playbooks/heating-check.yaml").data)
+    assert parsed.problems == [] and parsed.playbook is not None
+    assert str(parsed.playbook.every) == "1 year"
