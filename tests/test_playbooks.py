@@ -212,6 +212,16 @@ def test_a_tag_or_segment_on_the_trigger_selects_who_gets_the_playbook(make_work
     assert sorted(steps(root, "2026-09-01")) == ["vip/anna/2026-09-02/thanks"]
 
 
+def test_segments_of_playbooks_whose_names_overlap_are_kept_apart(make_workspace):
+    stop = "stop: [{segment: 'complaints > 0'}]\n"
+    root = workspace(make_workspace, {
+        "a": "trigger: {type: quote}\nsteps:\n  - {name: b, after: 1 day, title: A, " + stop[:-1]
+             + "}\n",
+        "a_b": "trigger: {type: quote}\nsteps: [{name: c, after: 2 days, title: B}]\n" + stop,
+    }, "- {customer: anna, date: 2026-11-01, type: quote}\n")
+    assert sorted(steps(root, "2026-11-02")) == ["a/anna/2026-11-02/b", "a_b/anna/2026-11-03/c"]
+
+
 # --- stop --------------------------------------------------------------------------------
 
 

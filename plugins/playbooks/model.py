@@ -347,6 +347,11 @@ def _match(r: _Reader, mapping: Mapping[str, Any]) -> Match | None:
     return Match(types, texts, direction)
 
 
+# A segment's label is named ``_playbook_<name>_Trigger``, ``..._Stop<n>`` or
+# ``..._Step_<step>_Stop<n>``: a playbook's name has no capitals, so no two playbooks'
+# labels can have the same name.
+
+
 def _segment(r: _Reader, mapping: Mapping[str, Any], label: str
              ) -> tuple[str | None, str | None, Location | None]:
     text = r.text(mapping, "segment", "")
@@ -384,7 +389,7 @@ def _conditions(r: _Reader, mapping: Mapping[str, Any], key: str, what: str, pre
     found = []
     for n, item in enumerate(value):
         where = r.at(marks[n] if n < len(marks) else None)
-        condition = _condition(r, item, where, f"{what} {n + 1}", f"{prefix}_{n + 1}")
+        condition = _condition(r, item, where, f"{what} {n + 1}", f"{prefix}{n + 1}")
         if condition is None:
             return None
         found.append(condition)
@@ -404,7 +409,7 @@ def _trigger(r: _Reader, data: Mapping[str, Any], name: str) -> Trigger | None:
     match = _match(r, mapping)
     stage = r.text(mapping, "stage", "the trigger")
     tag = r.text(mapping, "tag", "the trigger")
-    segment, label, place = _segment(r, mapping, f"_playbook_{name}_trigger")
+    segment, label, place = _segment(r, mapping, f"_playbook_{name}_Trigger")
     nth = mapping.get("nth", 1)
     if isinstance(nth, bool) or not isinstance(nth, int) or nth < 1:
         r.error(r.place(mapping, "nth"), f"'nth' must be a whole number of at least 1, "
@@ -471,7 +476,7 @@ def _steps(r: _Reader, data: Mapping[str, Any], name: str) -> tuple[Step, ...] |
             r.templates.append((step_name, template, channel, where))
         priority = r.priority(mapping)
         stop = _conditions(r, mapping, "stop", f"stop condition of step {n + 1}",
-                           f"_playbook_{name}_{step_name}_stop")
+                           f"_playbook_{name}_Step_{step_name}_Stop")
         if step_name is None or after is None or title is None or stop is None or (
                 "priority" in mapping and priority is None):
             ok = False
@@ -536,7 +541,7 @@ def _playbook(r: _Reader, name: str, path: str, data: Any) -> Playbook | None:
     before = len(r.problems)
     trigger = _trigger(r, mapping, name)
     steps = _steps(r, mapping, name)
-    stop = _conditions(r, mapping, "stop", "stop condition", f"_playbook_{name}_stop")
+    stop = _conditions(r, mapping, "stop", "stop condition", f"_playbook_{name}_Stop")
     repeat = _repeat(r, mapping)
     expiry = r.offset(mapping, "expires_after", "") if "expires_after" in mapping else \
         parse_offset(DEFAULT_EXPIRY)
