@@ -232,8 +232,7 @@ class Playbook:
 
     def describe_repeat(self) -> str:
         if self.every is not None:
-            return f"every {self.every}" + (" (first trigger only)" if self.repeat == "once"
-                                            else "")
+            return f"every {self.every}"
         return "once" if self.repeat == "once" else "each trigger"
 
 
@@ -261,9 +260,6 @@ class _Reader:
 
     def error(self, where: Location, message: str) -> None:
         self.problems.append(Diagnostic.error(message, where, source=NAME))
-
-    def warning(self, where: Location, message: str) -> None:
-        self.problems.append(Diagnostic.warning(message, where, source=NAME))
 
     def mapping(self, value: Any, where: Location, what: str, allowed: tuple[str, ...]
                 ) -> Mapping[str, Any] | None:
