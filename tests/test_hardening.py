@@ -208,3 +208,15 @@ def test_an_absurd_amount_is_a_located_error_and_the_rest_still_works(make_works
                              "--amount", amount], capture_output=True, text=True, timeout=60)
     assert logged.returncode == 1
     assert f"--amount: '{amount}' is not a number below 999,999,999,999" in logged.stderr
+
+
+def test_a_build_that_cannot_write_exits_1_naming_the_output_folder(make_workspace, run):
+    """It exited 0, blaming a line inside Python's pathlib.py."""
+    root = make_workspace({"customers/anna.yaml": "name: Anna\n"})
+    (root / "out").write_text("a file where the output folder should be\n")
+    result = run("-w", root, "build")
+    assert result.exit_code == 1
+    assert "error: plugin 'reports': cannot write out/reports/dashboard.html in the output " \
+        "folder out: Not a directory" in result.stderr
+    assert "the build is incomplete: 2 plugin(s) could not write their files" in result.stderr
+    assert "pathlib" not in result.stderr and "workspace has" not in result.stderr

@@ -401,10 +401,15 @@ def customers(app: App, tags: tuple[str, ...], segments: tuple[str, ...], fmt: s
 @pass_app
 def build(app: App) -> None:
     """Write every generated file (reports, reminder calendar) to the output folder."""
+    before = len(app.problems)
     written = app.build()
+    failed = [p for p in app.problems[before:] if p.is_error]
     for path in written:
         click.echo(f"wrote {app.display_path(path)}")
     app.warn_about_problems()
+    if failed:
+        raise CrmkitError(f"the build is incomplete: {len(failed)} plugin(s) could not write "
+                          "their files (above)")
 
 
 @cli.command()

@@ -414,7 +414,12 @@ class App:
         target = Path(path)
         if not target.is_absolute():
             target = self.workspace.output_dir / target
-        replace_file(target, data, durable=False)
+        try:
+            replace_file(target, data, durable=False)
+        except OSError as exc:
+            raise CrmkitError(f"cannot write {self.display_path(target)} in the output folder "
+                              f"{self.display_path(self.workspace.output_dir)}: "
+                              f"{exc.strerror or exc}") from None
         return target
 
     def write_file(self, path: str | Path, data: str | bytes) -> Path:
@@ -446,7 +451,7 @@ class App:
         """For commands other than ``check``: say once that the workspace has errors, and
         print what plugins reported during this run (on stderr)."""
         problems = list(dict.fromkeys(self.problems))
-        errors = self.workspace.errors + [p for p in problems if p.is_error]
+        errors = self.workspace.errors
         if errors:
             click.echo(f"warning: the workspace has {len(errors)} error(s); "
                        "run 'crmkit check' to see them", err=True)

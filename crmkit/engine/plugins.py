@@ -35,7 +35,7 @@ from typing import Any
 import pluggy
 
 from .. import hookspecs
-from ..model import Diagnostic, Location
+from ..model import CrmkitError, Diagnostic, Location
 
 ENTRY_POINT_GROUP = "crmkit"
 LOCAL_PLUGIN_DIR = "plugins"
@@ -136,6 +136,8 @@ def _is_firstresult(caller: Any) -> bool:
 
 def hook_failure(plugin: str, hook: str, exc: BaseException, root: Path | None = None
                  ) -> Diagnostic:
+    if isinstance(exc, CrmkitError):  # said in words, e.g. an output it cannot write
+        return Diagnostic.error(f"plugin {plugin!r}: {exc}", source=plugin)
     where = location_in_traceback(exc, root=root)
     return Diagnostic.error(
         f"plugin {plugin!r} failed in {hook}: {type(exc).__name__}: {exc}", where, source=plugin)
