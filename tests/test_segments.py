@@ -2,10 +2,12 @@ import datetime as dt
 import json
 from types import SimpleNamespace
 
+import pytest
 from crmkit_plugins.segments import (
     LIFECYCLE,
     abc_classes,
     lifecycle,
+    occasions,
     quintile_cuts,
     quintile_score,
     quintile_scores,
@@ -188,3 +190,152 @@ def test_same_day_purchases_count_as_one_purchase_day(make_workspace):
     seg = App(root, dt.date(2026, 3, 1)).labels()
     assert seg["sam"]["lifecycle"] == "active"
     assert App(root, dt.date(2026, 5, 2)).labels()["sam"]["lifecycle"] == "at_risk"
+
+
+def test_a_service_and_its_invoice_days_later_are_one_occasion():
+    # a yearly rhythm, each visit a service and its invoice three days later
+    visits = days_ago(730, 727, 365, 362)  # 2024-06-01, 06-04; 2025-06-01, 06-04
+    # one gap of 365 days between the occasions: at risk after max(90, 1.5 × 365 = 548)
+    # days quiet; quiet since 2025-06-04: 362 days → active
+    assert lifecycle(visits, TODAY, RULES) == ("active", visits[0] + dt.timedelta(days=91))
+    # counted day by day, the gaps 3, 362, 3 (median 3) would make them at risk after the
+    # 90-day minimum
+    apart = {**RULES, "occasion_days": 0}
+    assert lifecycle(visits, TODAY, apart) == ("at_risk", visits[-1] + dt.timedelta(days=91))
+
+
+def test_occasions_are_counted_from_their_first_day():
+    daily = [TODAY + dt.timedelta(days=n) for n in range(20)]
+    # a day more than 7 days after the occasion's first day starts the next one
+    assert occasions(daily, 7) == [daily[0], daily[8], daily[16]]
+    assert occasions(daily[:1], 7) == daily[:1] and occasions([], 7) == []
+
+
+VISITS = {
+    # kai: maintenance contract; bought twice long ago, services every year since (the
+    # last six days ago), no invoice logged for them
+    "customers/kai.yaml": """\
+        name: Kai
+        email: kai@example.de
+        consent: {email: true, since: 2022-01-01}
+        services:
+          - {name: Wartung, interval: 1 year, start: 2022-01-01}
+    """,
+    # uwe: the same visits without a contract
+    "customers/uwe.yaml": "name: Uwe\n",
+    # ole: a contract whose last service is more than a year and 30 days ago
+    "customers/ole.yaml": """\
+        name: Ole
+        services:
+          - {name: Wartung, interval: 1 year, start: 2022-01-01}
+    """,
+    "interactions/h.yaml": "".join(
+        purchase(cid, "2022-01-05", 900) + purchase(cid, "2022-02-05", 900)
+        for cid in ("kai", "uwe", "ole")) + "".join(
+        f"- {{customer: {cid}, date: {day}, type: service}}\n"
+        for cid in ("kai", "uwe") for day in ("2024-11-20", "2025-11-14", "2026-11-17"))
+        + "- {customer: ole, date: 2025-09-01, type: service, service: Wartung}\n",
+}
+TODAY_VISITS = dt.date(2026, 11, 23)
+
+
+def _stages(make_workspace, settings="business: X\n", today=TODAY_VISITS, files=VISITS):
+    app = App(make_workspace(files, settings=settings), today)
+    assert [d for d in app.workspace.diagnostics if d.is_error] == []
+    labels = app.labels()
+    assert app.problems == []
+    reminders = sorted((r.customer, r.kind, r.due.isoformat()) for r in app.reminders()
+                       if not r.suppressed and r.kind in ("win_back", "at_risk", "service_due"))
+    return {cid: (row["lifecycle"], row["lifecycle_since"]) for cid, row in labels.items()}, \
+        reminders
+
+
+def test_services_count_as_activity_by_default(make_workspace):
+    stages, reminders = _stages(make_workspace)
+    # kai and uwe: occasions 2022-01-05, 2022-02-05, 2024-11-20, 2025-11-14, 2026-11-17;
+    # quiet for six days → active (since the first purchase + 91 days)
+    assert stages["kai"] == stages["uwe"] == ("active", "2022-04-06")
+    # ole: purchases 31 days apart and a service on 2025-09-01: gaps 31 and 1304, usual
+    # 667.5 → at risk after 1001 days quiet; 448 days → active
+    assert stages["ole"] == ("active", "2022-04-06")
+    # no win-back mail next to the maintenance mail: kai's service is due a year after
+    # the last, ole's is overdue
+    assert reminders == [("kai", "service_due", "2027-11-17"),
+                         ("ole", "service_due", "2026-09-01")]
+
+
+def test_the_measured_bug_with_purchases_only_and_the_contract_that_prevents_it(
+        make_workspace):
+    purchases_only = "business: X\nsegmentation:\n  lifecycle: {activity_types: [purchase]}\n"
+    stages, reminders = _stages(make_workspace, purchases_only)
+    # purchases alone: quiet since 2022-02-05 for 1752 days, lost after max(365, 93) days
+    assert stages["uwe"] == ("lost", "2023-02-06")
+    # kai's contract was serviced six days ago, within its interval: never lost
+    assert stages["kai"] == ("active", "2022-04-06")
+    # ole's last service (2025-09-01) is more than a year and 30 days ago: lost
+    assert stages["ole"] == ("lost", "2023-02-06")
+    assert reminders == [("kai", "service_due", "2027-11-17"),
+                         ("ole", "service_due", "2026-09-01"), ("ole", "win_back", "2023-02-06"),
+                         ("uwe", "win_back", "2023-02-06")]
+
+
+@pytest.mark.parametrize(("today", "kept"), [
+    ("2026-10-01", True),   # 2025-09-01 + 1 year + 30 days
+    ("2026-10-02", False),
+])
+def test_a_contract_keeps_the_customer_for_its_interval_and_the_tolerance(
+        make_workspace, today, kept):
+    purchases_only = "business: X\nsegmentation:\n  lifecycle: {activity_types: [purchase]}\n"
+    stages, _ = _stages(make_workspace, purchases_only, dt.date.fromisoformat(today))
+    assert (stages["ole"][0] == "active") is kept
+    longer = purchases_only.replace("}", ", contract_tolerance_days: 60}")
+    stages, _ = _stages(make_workspace, longer, dt.date.fromisoformat("2026-10-02"))
+    assert stages["ole"][0] == "active"
+
+
+def test_a_contract_that_has_not_started_keeps_nobody(make_workspace):
+    files = {**VISITS, "customers/kai.yaml": VISITS["customers/kai.yaml"].replace(
+        "start: 2022-01-01", "start: 2027-01-01")}
+    purchases_only = "business: X\nsegmentation:\n  lifecycle: {activity_types: [purchase]}\n"
+    stages, _ = _stages(make_workspace, purchases_only, files=files)
+    assert stages["kai"][0] == "lost"
+
+
+def test_activity_types_are_configurable(make_workspace):
+    # with meetings counting too, a meeting a month ago keeps uwe active
+    files = {**VISITS, "interactions/m.yaml":
+             "customer: uwe\ndate: 2026-10-20\ntype: meeting\n"}
+    settings = ("business: X\nsegmentation:\n"
+                "  lifecycle: {activity_types: [purchase, meeting]}\n")
+    stages, _ = _stages(make_workspace, settings, files=files)
+    assert stages["uwe"][0] == "active"
+    assert stages["ole"][0] == "lost"  # services do not count here
+
+
+MODEL_PLUGIN = '''\
+import datetime as dt
+
+import crmkit
+
+
+@crmkit.hookimpl
+def crmkit_register(register):
+    # a purchase model that says everybody is lost since 2025-01-01
+    register(crmkit.Label("_model_lifecycle", lambda c: ("lost", dt.date(2025, 1, 1))))
+    register(crmkit.Metric("model_status", "trusted", over_all=lambda population: None))
+'''
+
+
+def test_a_contract_overrides_the_purchase_model_too(make_workspace):
+    files = {**VISITS, "plugins/model.py": MODEL_PLUGIN}
+    settings = "business: X\ndisable_plugins: [predict]\n"
+    app = App(make_workspace(files, settings=settings), TODAY_VISITS)
+    assert [d for d in app.workspace.diagnostics if d.is_error] == []
+    labels = app.labels()
+    assert (labels["kai"]["lifecycle"], labels["kai"]["lifecycle_since"],
+            labels["kai"]["lifecycle_basis"]) == ("active", "2022-04-06", "contract")
+    assert (labels["uwe"]["lifecycle"], labels["uwe"]["lifecycle_since"],
+            labels["uwe"]["lifecycle_basis"]) == ("lost", "2025-01-01", "model")
+    assert sorted((r.customer, r.kind) for r in app.reminders()
+                  if r.kind in ("win_back", "at_risk")) == [("ole", "win_back"),
+                                                           ("uwe", "win_back")]

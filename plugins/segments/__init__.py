@@ -4,7 +4,9 @@ workspace's own segments, for every customer as of ``--today``.
 Every label is a rule registered with the core: a plain function of one customer
 (or of everybody's parts, for ABC and RFM).  docs/segments.md states the rules
 exactly.  When a plugin registers ``_model_lifecycle`` (the predict plugin, from
-the fitted purchase model), repeat buyers' stages come from it.
+the fitted purchase model), repeat buyers' stages come from it.  Either way, a
+customer kept by a service contract (serviced within its interval) is never at
+risk or lost.
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ NAME = "segments"
 STAGES = ("lead", "new", "active", "at_risk", "lost")
 
 LIFECYCLE = {
-    "new_days": Option(90, "A first purchase this recent makes a customer new.", minimum=1),
+    "activity_types": Option(("purchase", "service"), "Interaction types that count as "
+                             "activity for the stage (their distinct days)."),
+    "occasion_days": Option(7, "Activity days this close after an occasion's first day "
+                            "belong to it (a service and its invoice days later are one "
+                            "occasion, not a rhythm of a few days).", minimum=0),
+    "contract_tolerance_days": Option(
+        30, "A customer whose service contract was serviced at most its interval plus "
+        "this many days ago is never at risk or lost.", minimum=0),
+    "new_days": Option(90, "A first activity this recent makes a customer new.", minimum=1),
     "at_risk_factor": Option(1.5, "At risk after this many times the usual gap.", minimum=1),
     "lost_factor": Option(3.0, "Lost after this many times the usual gap.", minimum=1),
     "at_risk_min_days": Option(90, "Never at risk sooner than this.", minimum=1),
@@ -51,7 +61,8 @@ WIN_BACK = {
 
 SETTINGS_EXAMPLE = """\
 segmentation:
-  lifecycle: {new_days: 90, at_risk_factor: 1.5, lost_factor: 3.0}
+  lifecycle: {activity_types: [purchase, service], new_days: 90, at_risk_factor: 1.5,
+              lost_factor: 3.0, contract_tolerance_days: 30}
   abc: {window_days: 365, a: 0.8, b: 0.95}
   win_back: {min_revenue: 500, max_complaints: 2, max_late_payments: 2}"""
 SEGMENTS_EXAMPLE = """\
@@ -63,21 +74,56 @@ segments:
 # --- lifecycle --------------------------------------------------------------------------
 
 
-def purchase_days(history: Iterable[crmkit.Interaction]) -> list[dt.date]:
-    """Distinct purchase dates (same-day purchases count once)."""
-    return sorted({i.date for i in history if i.type == "purchase"})
+def activity_days(history: Iterable[crmkit.Interaction], types: Iterable[str] = ("purchase",)
+                  ) -> list[dt.date]:
+    """Distinct days with an interaction of ``types`` (several on one day count once)."""
+    wanted = frozenset(types)
+    return sorted({i.date for i in history if i.type in wanted})
+
+
+def under_contract(c: CustomerView) -> bool:
+    """Whether a service contract that has started keeps the customer: its latest
+    ``service`` (``service: NAME``, or none with a single contract, the rule of
+    ``service_due``) is at most one interval plus ``contract_tolerance_days`` ago."""
+    services = c.customer.services
+    if not services:
+        return False
+    today = c.today
+    tolerance = dt.timedelta(days=c.options.contract_tolerance_days)
+    single = len(services) == 1
+    for service in services:
+        if service.start is not None and service.start > today:
+            continue
+        last = None
+        for i in c.history:
+            if i.type == "service" and (i.service == service.name or (single and not i.service)):
+                last = i.date
+        if last is not None and today <= service.interval.add_to(last) + tolerance:
+            return True
+    return False
+
+
+def occasions(days: list[dt.date], within: int) -> list[dt.date]:
+    """The first day of each occasion: a day more than ``within`` days after the first
+    day of the occasion before it starts a new one."""
+    starts: list[dt.date] = []
+    for day in days:
+        if not starts or (day - starts[-1]).days > within:
+            starts.append(day)
+    return starts
 
 
 def lifecycle(days: list[dt.date], today: dt.date, rules: Mapping[str, Any]
               ) -> tuple[str, dt.date | None]:
-    """The heuristic stage and the day it began, from the distinct purchase dates."""
+    """The heuristic stage and the day it began, from the distinct activity days."""
     if not days:
         return "lead", None
     first, last = days[0], days[-1]
     if (today - first).days <= rules["new_days"]:
         return "new", first
-    if len(days) >= 2:
-        usual = statistics.median((b - a).days for a, b in itertools.pairwise(days))
+    starts = occasions(days, rules["occasion_days"])
+    if len(starts) >= 2:
+        usual = statistics.median((b - a).days for a, b in itertools.pairwise(starts))
         at_risk_after = max(rules["at_risk_min_days"], round(rules["at_risk_factor"] * usual))
         lost_after = max(rules["lost_min_days"], round(rules["lost_factor"] * usual),
                          at_risk_after)
@@ -94,16 +140,22 @@ def lifecycle(days: list[dt.date], today: dt.date, rules: Mapping[str, Any]
 
 def stage(c: CustomerView) -> tuple[str, str | None, str]:
     """The stage, the day it began and what decided it (``stage:`` in the file, the
-    purchase model or the heuristic)."""
+    purchase model, the heuristic, or a service contract that overrode them)."""
     if c.customer.stage in STAGES:
         return c.customer.stage, None, "file"
-    heuristic, since = lifecycle(purchase_days(c.history), c.today, c.options)
+    days = activity_days(c.history, c.options.activity_types)
+    heuristic, since = lifecycle(days, c.today, c.options)
+    found, basis = heuristic, "heuristic"
     model = c.labels.get("_model_lifecycle")
     if model is not None and heuristic != "new":
         model_stage, model_since = model
+        found, basis = model_stage, "model"
         since = model_since if model_stage != "active" else since
-        return model_stage, since.isoformat() if since else None, "model"
-    return heuristic, since.isoformat() if since else None, "heuristic"
+    if found in ("at_risk", "lost") and under_contract(c):
+        # active, as the heuristic dates it: from the end of being new
+        found, basis = "active", "contract"
+        since = days[0] + dt.timedelta(days=c.options.new_days + 1) if days else None
+    return found, since.isoformat() if since else None, basis
 
 
 def lifecycle_label(c: CustomerView) -> str:
@@ -296,7 +348,7 @@ def crmkit_register(register: Any, settings: Any) -> None:
     register(Label("lifecycle_since", lifecycle_since, reads=("_stage",),
                    description="the day the stage began"))
     register(Label("lifecycle_basis", lifecycle_basis, reads=("_stage", "model_status?"),
-                   description="what decided the stage: file, model or heuristic"))
+                   description="what decided the stage: file, model, heuristic or contract"))
     register(Label("abc", window_revenue, across=abc_classes, options=ABC,
                    settings="segmentation.abc", description="A, B or C by revenue"))
     register(Label("_rfm_values", rfm_values))
