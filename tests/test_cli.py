@@ -251,7 +251,7 @@ def test_plugins_command(make_workspace, run):
     assert "crmkit_register" in segments["hooks"]
     table = run("-w", root, "plugins").stdout
     assert re.search(r"^checks +stock +0\.1\.0 +\(disabled\)$", table, re.MULTILINE)
-    assert re.search(r"^reminders +stock +0\.1\.0 +10 reminder kinds, 1 settings section ",
+    assert re.search(r"^reminders +stock +0\.1\.0 +11 reminder kinds, 1 settings section ",
                      table, re.MULTILINE)
 
 
@@ -296,7 +296,7 @@ def test_installed_command_runs_as_a_real_process(tmp_path):
         "out until this file is fixed",
         "customers/mueller-anna.yaml:2:8: error: invalid YAML: mapping values are not allowed "
         "in this context",
-        "30 customers, 336 interactions, 5 deals: 1 error(s), 1 warning(s)"]
+        "30 customers, 337 interactions, 5 deals: 1 error(s), 1 warning(s)"]
     assert "Traceback" not in result.stderr
     show = subprocess.run([CRMKIT, "-w", broken, "--today", "2026-11-23", "show",
                            "schaefer-bjoern"], capture_output=True, text=True)

@@ -2,8 +2,9 @@
 
 A plumbing and heating firm in Weimar: 31 customers in every lifecycle stage,
 about 340 interactions from November 2023 to November 2026 (the story ends on
-2026-11-23), maintenance contracts, birthdays (one on Feb 29), complaints,
-feedback scores, quotes never booked, deals, German and English customers.
+2026-11-23), maintenance contracts, birthdays (one on Feb 29), complaints, a
+support request without an answer, feedback scores, quotes never booked, deals,
+German and English customers.
 Run it after changing the story; it replaces the folder, so edit the story
 here rather than the generated files:
 
@@ -987,6 +988,9 @@ add("neumann-klaus", D(2026, 7, 28), "complaint", channel="phone", direction="in
     summary="Rechnung höher als im Angebot")
 add("neumann-klaus", D(2026, 7, 29), "call", channel="phone", direction="outbound",
     summary="Rechnung erklärt, Kulanz 50 EUR gutgeschrieben")
+# a support request on Friday with no answer yet: due two working days later (Tuesday)
+add("wagner-eva", D(2026, 11, 20), "support", channel="email", direction="inbound",
+    summary="Warmwasser wird nicht mehr richtig heiß")
 add(
     "lehmann-kerstin",
     D(2026, 11, 10),

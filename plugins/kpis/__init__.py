@@ -9,7 +9,9 @@ up to and including ``--today``; "the previous period" the 365 days before it.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import statistics
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ STAGE_PROBABILITY = {"lead": Decimal("0.1"), "qualified": Decimal("0.3"),
                      "proposal": Decimal("0.5"), "negotiation": Decimal("0.7"),
                      "open": Decimal("0.5")}
 TOP = 10
+#: The interaction types that are requests to answer (the ``respond`` reminder's default).
+REQUEST_TYPES = frozenset({"support", "complaint"})
 
 
 def _counted(i: Interaction, currency: str) -> bool:
@@ -264,6 +268,58 @@ def _retention(t: Totals) -> float | None:
     return _ratio(t.retained, t.buyers_before)
 
 
+def working_days_between(start: dt.date, end: dt.date) -> int:
+    """The working days (Monday to Friday) after ``start`` up to and including ``end``:
+    0 on the same day, 1 from a Friday to the Monday after."""
+    weeks, rest = divmod((end - start).days, 7)
+    days = 5 * weeks
+    for n in range(1, rest + 1):
+        if (start + dt.timedelta(days=n)).weekday() < 5:
+            days += 1
+    return days
+
+
+def _answers(answer: Interaction, request: Interaction) -> bool:
+    """The ``respond`` reminder's rule (docs/reminders.md): reaching out on a later day,
+    or on the request's day unless both have times and the answer's is earlier."""
+    if answer is request or not answer.reaches_out or answer.date < request.date:
+        return False
+    if answer.date > request.date:
+        return True
+    return answer.at is None or request.at is None or answer.at >= request.at
+
+
+def first_responses(c: CustomerView) -> tuple[int | None, ...]:
+    """Per inbound request (support or complaint, not outbound) in the period: the
+    working days until the first answer, or ``None`` while it has none."""
+    start = c.today - dt.timedelta(days=365)
+    history = c.history
+    answers = [n for n, i in enumerate(history) if i.reaches_out]
+    days = [history[n].date for n in answers]
+    found: list[int | None] = []
+    for request in history:
+        if request.date <= start or request.type not in REQUEST_TYPES \
+                or request.direction == "outbound":
+            continue
+        first = None
+        for k in range(bisect.bisect_left(days, request.date), len(answers)):
+            answer = history[answers[k]]
+            if _answers(answer, request):
+                first = working_days_between(request.date, answer.date)
+                break
+        found.append(first)
+    return tuple(found)
+
+
+def _median_response(parts: Mapping[str, tuple[int | None, ...]], scope: Any
+                     ) -> tuple[float | int | None, int, int]:
+    """The median working days to the first answer, the requests answered and those
+    without an answer."""
+    answered = sorted(d for times in parts.values() for d in times if d is not None)
+    waiting = sum(1 for times in parts.values() for d in times if d is None)
+    return (statistics.median(answered) if answered else None), len(answered), waiting
+
+
 def _figure(name: str, title: str, value: Any, unit: str | None = None,
             description: Any = "") -> Metric:
     return Metric(name, title, contribution, across=totals_of, value=value, unit=unit,
@@ -311,6 +367,11 @@ METRICS = (
             lambda t: list(t.ranked), "currency"),
     Metric("at_risk", "Customers at risk", _at_risk_row, across=_present,
            reads=("lifecycle", "lifecycle_since"), unit="currency"),
+    Metric("first_response_time", "Median first response, last 12 months",
+           first_responses, across=_median_response, value=lambda r: r[0],
+           unit="working days",
+           description=lambda r: f"support requests and complaints: {r[1]} answered, "
+                                 f"{r[2]} without an answer"),
     _figure("complaints", "Complaints, last 12 months",
             lambda t: [{"customer": i.customer, "date": i.date, "summary": i.summary}
                        for i in t.complaints]),

@@ -33,6 +33,8 @@ CONVERSATION_TYPES = frozenset({"call", "email", "message", "letter", "card", "m
                                 "visit"})
 #: What a birthday greeting is.
 GREETING_TYPES = frozenset({"call", "email", "message", "letter", "card", "visit"})
+#: How a request is named in a reminder's title.
+REQUEST_NAMES = {"support": "support request"}
 
 
 def _latest(history: Iterable[Interaction], test: Callable[[Interaction], bool]
@@ -293,6 +295,68 @@ def loyalty_reward(c: CustomerView) -> Iterator[Due]:
               milestone, details={"count": len(purchases)}, expires=expires)
 
 
+def add_working_days(day: dt.date, count: int) -> dt.date:
+    """The day ``count`` working days (Monday to Friday) after ``day``; 0: ``day``."""
+    while count > 0:
+        day += dt.timedelta(days=1)
+        if day.weekday() < 5:
+            count -= 1
+    return day
+
+
+def answers(answer: Interaction, request: Interaction) -> bool:
+    """Whether reaching out answers a request: on a later day, or on its day unless
+    both have times and the answer's is earlier (files of one day sort by name, not
+    by when they happened)."""
+    if answer is request or not answer.reaches_out or answer.date < request.date:
+        return False
+    if answer.date > request.date:
+        return True
+    return answer.at is None or request.at is None or answer.at >= request.at
+
+
+def _unanswered(history: tuple[Interaction, ...], types: frozenset[str]) -> list[Interaction]:
+    """The requests of ``types`` (not outbound) that no later outreach answers, oldest
+    first: those after the day of the latest outreach, and on that day those the
+    day's outreaches do not answer."""
+    requests: list[Interaction] = []
+    day_answers: list[Interaction] = []
+    for i in reversed(history):
+        if day_answers and i.date < day_answers[0].date:
+            break
+        if i.reaches_out:
+            if not day_answers or i.date == day_answers[0].date:
+                day_answers.append(i)
+        elif i.type in types and i.direction != "outbound":
+            requests.append(i)
+    return [r for r in reversed(requests) if not any(answers(a, r) for a in day_answers)]
+
+
+def respond(c: CustomerView) -> Iterator[Due]:
+    """Every inbound request (an interaction of ``types``, default support and
+    complaint, that is not ``direction: outbound``) is due ``respond_within``
+    working days (Monday to Friday) after its day, until ``max_age_days`` after
+    it; resolved by reaching out to the customer after it (on its day too, unless
+    both have times and the answer's is earlier); one answer settles every request
+    before it."""
+    within = c.options.respond_within
+    max_age = dt.timedelta(days=c.options.max_age_days)
+    for request in _unanswered(c.history, frozenset(c.options.types)):
+        expires = request.date + max_age
+        if not _listed(c, expires):
+            continue
+        noun = REQUEST_NAMES.get(request.type, request.type)
+        title = (f"Answer the {noun}: {request.summary}" if request.summary
+                 else f"Answer the {noun} of {c.customer.name}")
+        via = f" ({request.channel})" if request.channel else ""
+        yield Due(add_working_days(request.date, within), title,
+                  f"{request.type} on {request.date.isoformat()}{via}, no answer since; "
+                  f"answer within {within} working days", request,
+                  details={"type": request.type, "summary": request.summary,
+                           "working_days": within},
+                  expires=expires)
+
+
 DEFAULT_CADENCE = ({"segment": "abc=A", "days": 60}, {"segment": "abc=B", "days": 120})
 
 KINDS = (
@@ -330,6 +394,12 @@ KINDS = (
     ReminderKind("loyalty_reward", loyalty_reward, "every Nth purchase", priority=3,
                  options={"every": Option(10, minimum=2),
                           "max_age_days": Option(60, minimum=1)}),
+    ReminderKind("respond", respond, "an inbound request without an answer", priority=1,
+                 options={"respond_within": Option(2, "Working days (Monday to Friday) "
+                                                   "to answer in.", minimum=0),
+                          "types": Option(("support", "complaint"),
+                                          "The interaction types that are requests."),
+                          "max_age_days": Option(30, minimum=1)}),
 )
 
 SETTINGS_EXAMPLE = """\
@@ -342,7 +412,8 @@ reminders:
     rules:
       - {segment: abc=A, days: 60}
       - {tag: vip, days: 45}
-  loyalty_reward: {enabled: false}"""
+  loyalty_reward: {enabled: false}
+  respond: {respond_within: 2}"""
 
 
 # --- hooks ------------------------------------------------------------------------------

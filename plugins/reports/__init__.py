@@ -28,7 +28,7 @@ FORMATS = {"html": "html", "md": "md"}
 DASHBOARD_SECTIONS = (
     ("kpis", "Key figures", ("revenue_12m", "average_order_value", "repeat_purchase_rate",
                              "retention_rate", "churn_rate", "historical_clv", "nps",
-                             "lead_conversion", "pipeline_weighted")),
+                             "lead_conversion", "first_response_time", "pipeline_weighted")),
     ("revenue", "Revenue", ("revenue_by_month",)),
     ("lifecycle", "Lifecycle", ("stages",)),
     ("abc", "ABC and Pareto", ("pareto", "revenue_by_abc")),
@@ -59,6 +59,8 @@ def number(value: Any, unit: str | None = None) -> str:
         return f"{float(value):,.2f} {unit}"
     if unit == "points":
         return f"{value:+d}" if isinstance(value, int) else str(value)
+    if unit in ("days", "working days"):
+        return f"{float(value):g} {unit[:-1] if float(value) == 1 else unit}"
     return str(value)
 
 
