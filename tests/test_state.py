@@ -126,6 +126,9 @@ def one_off(monkeypatch):
 @example([("run", "check", "anna", 0), ("edit", "call", "anna", 0),
           ("run", "check", "anna", 0), ("edit", "delete", "anna", 0),
           ("run", "show", "anna", 0)])  # a file too new to keep, then gone
+@example([("edit", "address", "anna", 0), ("run", "check", "anna", 0),
+          ("edit", "remove customer", "anna", 0), ("run", "check", "anna", 0)])
+# ... a customer's file, too new to keep: the index still says whose it was
 def test_a_run_from_the_state_prints_what_a_fresh_run_prints(one_off, steps):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"

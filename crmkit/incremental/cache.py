@@ -252,6 +252,9 @@ class ParseCache:
         self.store = BlobLog(folder, kept.blobs if kept is not None else None)
         #: Parsed in this process: (key, parts), pickled when kept.
         self.fresh: dict[str, tuple[Key, Any]] = {}
+        #: Files too new to trust, as read: never handed out again, but the index
+        #: still names the customers they hold (a file that vanishes must say whose).
+        self.racy: dict[str, tuple[Key, Any]] = {}
         #: Pickled by the parallel workers: (key, offset, length, digest, the ids the
         #: records name).
         self.written: dict[str, tuple[Key, int, int, bytes, str]] = {}
@@ -320,12 +323,14 @@ class ParseCache:
     def put(self, rel: str, key: Key, parts: Any) -> None:
         if too_new(key[1]):
             self.forget(rel)
+            self.racy[rel] = (key, parts)
             return
         self.fresh[rel] = (key, parts)
 
     def forget(self, rel: str) -> None:
         self.fresh.pop(rel, None)
         self.written.pop(rel, None)
+        self.racy.pop(rel, None)
 
     def keep(self, order: list[tuple[str, Key | None]], ids_of: Callable[[str, Any], str]
              ) -> FileIndex:
@@ -356,7 +361,9 @@ class ParseCache:
                 add(rel, key, index.refs[i], index.offsets[i], index.lengths[i],
                     index.digests[16 * i:16 * i + 16])
             else:
-                add(rel, key, "", -1, 0, NO_DIGEST)
+                racy = self.racy.get(rel)
+                add(rel, key, ids_of(rel, racy[1]) if racy and racy[0] == key else "", -1, 0,
+                    NO_DIGEST)
         if not self.store.flush():
             builder = _without_pending(builder)
         built = builder.build()

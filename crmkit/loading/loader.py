@@ -211,7 +211,10 @@ class _Reader:
         self.keys[rel] = key
         if rel in self.prefetched:
             self.parsed_ahead += 1
-            return self.prefetched.pop(rel)  # type: ignore[no-any-return]
+            records = self.prefetched.pop(rel)
+            if rel not in self.cache.written:  # too new to keep: the index names its ids
+                self.cache.put(rel, key, records)
+            return records  # type: ignore[no-any-return]
         cached = self.cache.get(rel, key)
         if cached is not None:
             return cached  # type: ignore[no-any-return]
