@@ -60,6 +60,8 @@ reminders:
   within_days: 30
   # Every 5th order earns a free heating check.
   loyalty_reward: {every: 5}
+  # Our quote playbook (playbooks/quote.yaml) follows up every quote.
+  quote_follow_up: {enabled: false}
   stay_in_touch:
     rules:
       - {segment: abc=A, days: 90}

@@ -161,7 +161,8 @@ class Metric:
       metric's figure from it;
     * or ``over_all(population)`` computes it from everybody, every time.
 
-    ``unit``: ``"currency"`` (the workspace's), ``"ratio"``, ``"points"`` or None.
+    ``unit``: ``"currency"`` (the workspace's), ``"ratio"``, ``"points"``, ``"days"``,
+    ``"working days"`` or None.
     A metric is also a name that rules may ``read`` (a fitted model, quintile
     cuts); one whose name starts with ``_`` is a helper, left out of listings.
     """
