@@ -149,6 +149,7 @@ def test_a_read_only_workspace_gives_a_clear_error(make_workspace, run, monkeypa
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(crmkit.loading.atomic.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(crmkit.loading.atomic, "_link_unnamed", refuse)  # Linux: O_TMPFILE
     result = run("-w", root, "log", "anna", "-t", "call", "--date", "2026-05-01")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: cannot write interactions/2026/2026-05-01-anna-call"

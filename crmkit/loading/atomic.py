@@ -3,6 +3,8 @@
 New files are written to a temporary file in the same folder, flushed, then
 *linked* into place: ``os.link`` fails if the name exists, so two concurrent
 ``crmkit log`` runs can never clobber each other and a crash leaves no half file.
+On Linux that temporary file has no name (``O_TMPFILE``), so a killed run leaves
+no copy of the record behind either.
 """
 
 from __future__ import annotations
@@ -29,8 +31,42 @@ def _write_temp(path: Path, data: bytes, durable: bool = True) -> Path:
     return Path(tmp)
 
 
+def _link_unnamed(path: Path, data: bytes) -> bool:
+    """Linux: write ``data`` to a file that has no name yet (``O_TMPFILE``), then link it
+    in as ``path``.  A run killed at any moment leaves nothing behind (a named temporary
+    file would stay, with the record's personal data).  ``False`` where this is not
+    available (other systems, some filesystems): the caller uses a named temporary file."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not os.path.isdir("/proc/self/fd"):
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path.parent, flag | os.O_WRONLY, 0o600)
+    except OSError:
+        return False
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:  # linkat(AT_SYMLINK_FOLLOW): fails if the name exists, like os.link below
+            os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=folder)
+        except FileExistsError:
+            raise
+        except OSError:
+            return False
+        finally:
+            os.close(folder)
+    finally:
+        os.close(fd)
+    return True
+
+
 def create_new(path: Path, data: bytes) -> None:
     """Create ``path`` with ``data``; raise ``FileExistsError`` if it already exists."""
+    if _link_unnamed(path, data):
+        return
     tmp = _write_temp(path, data)
     try:
         os.link(tmp, path)
