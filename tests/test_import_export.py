@@ -220,8 +220,10 @@ def test_privacy_export_has_everything_about_one_person(make_workspace, run):
     assert doc["customer"]["emails"] == ["a@example.de"]
     assert [i["type"] for i in doc["interactions"]] == ["call", "purchase"]
     assert [d["id"] for d in doc["deals"]] == ["d"] and doc["referred"] == ["bert"]
-    assert doc["files"] == ["customers/anna.yaml", "deals/d.yaml", "interactions/log.yaml",
-                            "interactions/p.yaml"]
+    assert doc["files"] == ["customers/anna.yaml", "customers/bert.yaml", "deals/d.yaml",
+                            "interactions/log.yaml", "interactions/p.yaml"]
+    assert doc["mentions"] == [{"source": "customers/bert.yaml:2", "text": "referred_by: anna",
+                                "why": "their id"}]
     assert doc["derived"]["revenue"] == "9.00"
 
 

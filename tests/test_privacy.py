@@ -3,11 +3,13 @@ access requests that hold everything, and no personal data left behind by a kill
 
 The basic export and forget cases are in tests/test_import_export.py."""
 
+import json
 import os
 import signal
 import subprocess
 import time
 
+import pytest
 from conftest import CRMKIT, DEFAULT_SETTINGS
 
 TODAY = "2026-11-23"
@@ -69,3 +71,351 @@ def test_import_killed_mid_run_leaves_no_temporary_file(tmp_path):
     for path in made:  # complete files only
         text = path.read_text(encoding="utf-8")
         assert text.startswith("name: Anna ") and "import_id:" in text, path
+
+
+# --- forget: everything, by link and by content ------------------------------------------
+
+CONSENT = "consent: {email: true, since: 2024-01-01, how: web form}\n"
+ANNA = ("name: Anna Berg\nemail: anna@example.de\nphone: +49 3643 812345\n" + CONSENT
+        + "birthday: 1980-11-25\n")
+
+
+def holding(root, *needles):
+    """Every file below ``root`` (but .git) whose bytes contain one of ``needles``."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and ".git" not in path.relative_to(root).parts:
+            data = path.read_bytes()
+            if any(n.encode() in data for n in needles):
+                found.append(path.relative_to(root).as_posix())
+    return found
+
+
+def snapshot(root):
+    """The workspace's files (not crmkit's caches, which any command may write)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()
+            and p.relative_to(root).parts[0] != ".crmkit"}
+
+
+def test_forget_finds_their_records_that_fail_validation(make_workspace, run):
+    """Records of theirs with a bad date, broken YAML or an unknown type, a deal with a bad
+    value, a temporary file a killed run left: all found and gone; a customer whose id
+    merely starts with theirs ('anna-maria') is someone else."""
+    root = make_workspace({
+        "customers/anna.yaml": ANNA,
+        "customers/anna-maria.yaml": "name: Anna Maria\nreferred_by: anna\n",
+        "customers/bert.yaml": "name: Bert\nreferred_by: anna-maria\n",
+        "interactions/bad-date.yaml": "customer: anna\ndate: 2026-13-01\ntype: call\n",
+        "interactions/broken.yaml": "customer: anna\ndate: 2026-01-02\nsummary: [unclosed\n",
+        "interactions/odd-type.yaml": "customer: anna\ndate: 2026-01-03\ntype: seance\n",
+        "interactions/log.yaml": "- {customer: bert, date: 2026-01-02, type: call}\n"
+                                 "- customer: anna\n  date: 2026-02-30\n  type: call\n"
+                                 "- {customer: anna-maria, date: 2026-01-04, type: call}\n",
+        "deals/bath.yaml": "customer: anna\ntitle: Bath\nvalue: lots\n",
+        "customers/.anna.yaml.k2x9q0ab.tmp": ANNA,
+    })
+    before = run("-w", root, "--today", TODAY, "check")
+    assert before.exit_code == 1  # the invalid records are errors
+    result = run("-w", root, "--today", TODAY, "privacy", "forget", "anna", "--yes")
+    assert result.exit_code == 0, result.output
+    assert holding(root, "anna@example.de", "812345", "Anna Berg", "anna\n") == []
+    assert result.stdout.splitlines()[:11] == [
+        "Erasing anna (Anna Berg):",
+        "  edit   customers/anna-maria.yaml ('referred_by: anna' removed)",
+        "  edit   interactions/log.yaml (1 entry cut out, 2 of other customers kept)",
+        "  delete customers/.anna.yaml.k2x9q0ab.tmp (crmkit's own copy)",
+        "  clear  .crmkit/cache/ (crmkit's caches: copies of what was read and printed)",
+        "  delete deals/bath.yaml (their deal)",
+        "  delete interactions/bad-date.yaml (their interactions)",
+        "  delete interactions/broken.yaml (their interactions; not valid YAML)",
+        "  delete interactions/odd-type.yaml (their interactions)",
+        "  delete customers/anna.yaml (their customer file, last)",
+        "erased anna: 6 file(s) deleted, 2 edited, 0 generated file(s) deleted; crmkit's "
+        "caches cleared",
+    ]
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.yaml")) == [
+        "crmkit.yaml", "customers/anna-maria.yaml", "customers/bert.yaml",
+        "interactions/log.yaml"]
+    assert (root / "customers/bert.yaml").read_text() == "name: Bert\nreferred_by: anna-maria\n"
+    assert (root / "interactions/log.yaml").read_text() == (
+        "- {customer: bert, date: 2026-01-02, type: call}\n"
+        "- {customer: anna-maria, date: 2026-01-04, type: call}\n")
+    assert run("-w", root, "--today", TODAY, "check").exit_code == 0
+
+
+def test_forget_a_customer_whose_own_file_does_not_load(make_workspace, run):
+    root = make_workspace({
+        "customers/anna.yaml": "name: Anna\nemail: anna@example.de\nbirthday: 1980-02-31\n",
+        "customers/cleo.yaml": "name: [Cleo\nemail: cleo@example.de\n",
+        "interactions/a.yaml": "customer: anna\ndate: 2026-01-01\ntype: call\n",
+        "interactions/c.yaml": "- {customer: cleo, date: 2026-01-01, type: call}\n"
+                               "- {customer: anna, date: 2026-01-02, type: call}\n",
+    })
+    anna = run("-w", root, "privacy", "forget", "anna", "--yes")  # loads, with an error
+    assert anna.exit_code == 0, anna.output
+    cleo = run("-w", root, "privacy", "forget", "cleo", "--yes")  # not even YAML
+    assert cleo.exit_code == 0, cleo.output
+    assert cleo.stdout.startswith(
+        "cleo's customer file does not load (see 'crmkit check'): read as far as it goes\n"
+        "Erasing cleo:\n"
+        "  clear  .crmkit/cache/ (crmkit's caches: copies of what was read and printed)\n"
+        "  delete interactions/c.yaml (their interactions)\n"
+        "  delete customers/cleo.yaml (their customer file, last)\n")
+    assert holding(root, "anna", "cleo") == []
+    assert sorted(p.name for p in root.rglob("*.yaml")) == ["crmkit.yaml"]
+    unknown = run("-w", root, "privacy", "forget", "anna", "--yes")
+    assert unknown.exit_code == 1 and "unknown customer 'anna'" in unknown.stderr
+
+
+def test_forget_deletes_generated_files_that_mention_them(make_workspace, run):
+    """Reports, the reminder calendar, their .eml drafts and the mbox (which also holds
+    others' drafts) go; what does not mention them stays; the outbox entry goes."""
+    root = make_workspace({
+        "customers/anna.yaml": ANNA,
+        "customers/bert.yaml": "name: Bert Ohm\nemail: bert@example.de\n" + CONSENT
+                               + "birthday: 1970-11-26\n",
+        ".crmkit/outbox/0a1b2c.json": '{"reminder": "birthday/anna/2026-11-25", '
+                                      '"customer": "anna", "to": "anna@example.de"}\n',
+    })
+    for args in (["build"], ["drafts"], ["drafts", "--format", "mbox"]):
+        assert run("-w", root, "--today", TODAY, *args).exit_code == 0
+    drafts = sorted(p.name for p in (root / "out/drafts").iterdir())
+    assert drafts == ["2026-11-25-anna-birthday.eml", "2026-11-26-bert-birthday.eml",
+                      "drafts.mbox"]
+    assert holding(root / "out", "anna@example.de")
+    result = run("-w", root, "--today", TODAY, "privacy", "forget", "anna", "--yes")
+    assert result.exit_code == 0, result.output
+    assert holding(root, "anna", "Anna Berg", "812345") == []
+    assert sorted(p.name for p in (root / "out/drafts").iterdir()) == [
+        "2026-11-26-bert-birthday.eml"]
+    for line in ["  delete out/drafts/2026-11-25-anna-birthday.eml (generated)",
+                 "  delete out/drafts/drafts.mbox (generated)",
+                 "  delete out/reminders.ics (generated)",
+                 "  delete .crmkit/outbox/0a1b2c.json (crmkit's own copy)",
+                 "out/: generated files that mentioned them are deleted; 'crmkit build' (and "
+                 "'crmkit drafts') make them again"]:
+        assert line in result.stdout.splitlines()
+
+
+def test_phone_numbers_are_found_in_any_notation():
+    from crmkit_plugins.privacy.finding import Matcher, Person
+
+    matcher = Matcher(Person("anna", phones=("+49 3643 812345",)), ["anna"])
+    for text in ["+49 3643 812345", "+4936438123 45", "03643 812345", "03643/812345",
+                 "(03643) 81 23 45", "+49 (0)3643 812345", "0049 3643-812345", "3643812345"]:
+        assert [m.what for m in matcher.find(f"x: {text}\n".encode())] == [
+            "their phone +49 3643 812345"], text
+    for text in ["+49 3643 8123456", "13643812345", "03643 812346"]:
+        assert matcher.find(f"x: {text}\n".encode()) == [], text
+
+
+def test_a_mention_crmkit_cannot_remove_stops_the_plan_before_anything_changes(
+        make_workspace, run):
+    root = make_workspace({
+        "customers/anna.yaml": ANNA,
+        "customers/bert.yaml": "name: Bert\nnotes: Annas Bruder, erreichbar über "
+                               "anna@example.de\n",
+        "templates/notes.txt": "Anna: 03643 / 81 23 45\n",
+        "interactions/a.yaml": "customer: anna\ndate: 2026-01-01\ntype: call\n",
+    })
+    before = snapshot(root)
+    result = run("-w", root, "privacy", "forget", "anna", "--yes")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[-3:] == [
+        "These mention them, and crmkit cannot change them by itself:",
+        "  customers/bert.yaml:2: their email anna@example.de",
+        "  templates/notes.txt:1: their phone +49 3643 812345",
+    ]
+    assert result.stderr == (
+        "Error: nothing was changed: edit these by hand (or, for a file whose mention is not "
+        "about them, add --keep FILE), then run 'crmkit privacy forget anna' again\n")
+    assert snapshot(root) == before
+    (root / "customers/bert.yaml").write_text("name: Bert\nnotes: Annas Bruder\n")
+    done = run("-w", root, "privacy", "forget", "anna", "--yes", "--keep",
+               root / "templates/notes.txt")
+    assert done.exit_code == 0, done.output
+    assert "  keep   templates/notes.txt (as asked)" in done.stdout
+    assert ("The working tree no longer holds their id, emails or phone numbers (searched "
+            "again after erasing). Left as asked: templates/notes.txt.") in done.stdout
+    assert holding(root, "anna") == []
+    wrong = run("-w", make_workspace({"customers/anna.yaml": ANNA}), "privacy", "forget",
+                "anna", "--keep", "customers/anna.yaml")
+    assert wrong.exit_code == 1
+    assert "--keep customers/anna.yaml: not among the files crmkit cannot change" in wrong.stderr
+
+
+# --- forget: finished by running it again --------------------------------------------------
+
+SHARED = {
+    "customers/anna.yaml": ANNA,
+    "customers/bert.yaml": "name: Bert\nreferred_by: anna\n",
+    "interactions/log.yaml": "- {customer: bert, date: 2026-01-02, type: call}\n"
+                             "- {customer: anna, date: 2026-01-03, type: call}\n",
+    "interactions/a1.yaml": "customer: anna\ndate: 2026-01-04\ntype: purchase\namount: 5\n",
+    "interactions/a2.yaml": "customer: anna\ndate: 2026-01-05\ntype: visit\n",
+    "deals/d.yaml": "customer: anna\ntitle: Bath\n",
+    "out/old-report.md": "anna owes 5\n",
+}
+
+
+def failing_on(monkeypatch, root, n):
+    """``os.unlink`` and ``os.replace`` fail on their ``n``-th call for a file of the
+    workspace (crmkit's caches aside), as a file that cannot be removed would."""
+    calls = []
+    real = {"unlink": os.unlink, "replace": os.replace}
+
+    def patched(name):
+        def call(*args, **kwargs):
+            target = str(args[-1] if name == "replace" else args[0])
+            if target.startswith(str(root)) and "/.crmkit/" not in target:
+                calls.append(target)
+                if len(calls) == n:
+                    raise PermissionError(13, "Permission denied", target)
+            return real[name](*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "unlink", patched("unlink"))
+    monkeypatch.setattr(os, "replace", patched("replace"))
+    return calls
+
+
+def test_forget_stopped_at_any_step_is_finished_by_running_it_again(make_workspace, run,
+                                                                     monkeypatch):
+    """A failure at each step in turn: the customer file is still there (so no 'unknown
+    customer', no orphaned interactions), and a second run ends where one run ends."""
+    from crmkit import App
+
+    reference = make_workspace(SHARED)
+    assert run("-w", reference, "privacy", "forget", "anna", "--yes").exit_code == 0
+    expected = snapshot(reference)
+    told = []
+    n = 0
+    while True:
+        n += 1
+        root = make_workspace(SHARED)
+        with monkeypatch.context() as patch:
+            calls = failing_on(patch, root, n)
+            first = run("-w", root, "privacy", "forget", "anna", "--yes")
+        if len(calls) < n:  # there was no n-th step: every failure point was tried
+            assert first.exit_code == 0 and n == 8, (n, first.output)
+            break
+        assert first.exit_code == 1, first.output
+        assert (root / "customers/anna.yaml").exists()
+        problems = [str(d) for d in App(root).workspace.diagnostics]
+        assert not any("unknown customer" in p for p in problems), problems
+        second = run("-w", root, "privacy", "forget", "anna", "--yes")
+        assert second.exit_code == 0, second.output
+        assert snapshot(root) == expected, n
+        told.append(first.stderr)
+    for n, message in enumerate(told, start=1):  # what the interrupted runs said
+        assert message.startswith(f"Error: could not {'edit' if n <= 2 else 'delete'} "), n
+        assert message.endswith(" left (their customer file goes last, so nothing is lost "
+                                "track of): run 'crmkit privacy forget anna' again to "
+                                "finish\n"), message
+
+
+def test_the_printed_git_commands_are_quoted_for_the_shell(make_workspace, run, tmp_path):
+    root = make_workspace({
+        "customers/anna.yaml": ANNA,
+        "customers/bert.yaml": "name: Bert\nreferred_by: anna\n",
+        "interactions/$(touch pwned).yaml": "customer: anna\ndate: 2026-01-04\ntype: call\n",
+        "interactions/it's; rm -rf x.yaml": "customer: anna\ndate: 2026-01-05\ntype: call\n",
+    })
+    result = run("-w", root, "privacy", "forget", "anna", "--yes")
+    assert result.exit_code == 0, result.output
+    commands = [line.strip() for line in result.stdout.splitlines()
+                if line.startswith("  git ")]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "x").mkdir()
+    # each command as pasted into a shell, with `git` printing the arguments it gets
+    script = "git() { printf '%s\\n' \"$@\"; }\n" + "\n".join(commands) + "\n"
+    out = subprocess.run(["bash", "-c", script], cwd=scratch, capture_output=True, text=True)
+    assert sorted(p.name for p in scratch.iterdir()) == ["x"]  # nothing ran, nothing removed
+    assert out.returncode == 0, out.stderr
+    assert len(commands) == 5
+    words = out.stdout.splitlines()
+    assert "interactions/$(touch pwned).yaml" in words
+    assert "interactions/it's; rm -rf x.yaml" in words
+    assert words[words.index("commit"):words.index("commit") + 3] == [
+        "commit", "-m", "Erase customer anna (GDPR art. 17)"]
+
+
+# --- export: everything held about them ---------------------------------------------------
+
+
+def test_export_holds_everything_about_them(make_workspace, run):
+    """Deal fields, records that fail validation (as written, with what is wrong), open
+    reminders, drafts, mentions elsewhere and generated files."""
+    root = make_workspace({
+        "customers/anna.yaml": ANNA + "referred_by: bert\n",
+        "customers/bert.yaml": "name: Bert\nnotes: Schwager von anna@example.de\n",
+        "interactions/ok.yaml": "customer: anna\ndate: 2026-01-04\ntype: purchase\n"
+                                "amount: 50\n",
+        "interactions/bad.yaml": "customer: anna\ndate: 2026-13-01\ntype: call\n"
+                                 "summary: Rückruf\n",
+        "interactions/log.yaml": "- {customer: bert, date: 2026-01-02, type: call}\n"
+                                 "- customer: anna\n  date: 2026-01-03\n  type: seance\n",
+        "interactions/broken.yaml": "customer: anna\nsummary: [oops\n",
+        "deals/bath.yaml": "customer: anna\ntitle: Bath\nvalue: 900\n"
+                           "fields: {tiles: Marmor, floor_m2: 6}\n",
+    })
+    assert run("-w", root, "--today", TODAY, "build").exit_code == 0
+    result = run("-w", root, "--today", TODAY, "privacy", "export", "anna")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["deals"][0]["fields"] == {"tiles": "Marmor", "floor_m2": 6}
+    assert [(r["source"], r["text"]) for r in doc["invalid_records"]] == [
+        ("interactions/bad.yaml:1:1",
+         "customer: anna\ndate: 2026-13-01\ntype: call\nsummary: Rückruf\n"),
+        ("interactions/broken.yaml:1:1", "customer: anna\nsummary: [oops\n"),
+        ("interactions/log.yaml:2:3", "- customer: anna\n  date: 2026-01-03\n  type: seance\n"),
+    ]
+    assert doc["invalid_records"][0]["problems"] == [
+        "interactions/bad.yaml:2:7: error: 'date': '2026-13-01' is not a valid date or time "
+        "(month must be in 1..12)"]
+    assert "unknown interaction type 'seance'" in doc["invalid_records"][2]["problems"][0]
+    assert [i["type"] for i in doc["interactions"]] == ["purchase"]
+    assert [r["id"] for r in doc["reminders"]] == ["stay_in_touch/anna/2026-03-05",
+                                                   "birthday/anna/2026-11-25"]
+    birthday = next(d for d in doc["drafts"] if d["reminder"].startswith("birthday/"))
+    assert birthday["to"] == "anna@example.de" and birthday["body"].startswith("Dear Anna,")
+    assert doc["mentions"] == [{"source": "customers/bert.yaml:2",
+                                "text": "notes: Schwager von anna@example.de",
+                                "why": "their email anna@example.de"}]
+    assert doc["files"] == ["customers/anna.yaml", "customers/bert.yaml", "deals/bath.yaml",
+                            "interactions/bad.yaml", "interactions/broken.yaml",
+                            "interactions/log.yaml", "interactions/ok.yaml"]
+    assert "out/reminders.ics" in doc["generated_files"]
+    assert "predictions" in doc and doc["predictions"] is None  # too little history to fit
+
+
+def test_export_has_their_prediction(make_workspace, run):
+    from test_predict import simulated_workspace
+
+    root = simulated_workspace(make_workspace)
+    predicted = json.loads(run("-w", root, "--today", "2026-06-01", "predict", "--format",
+                               "json").stdout)["customers"]
+    cid = sorted(predicted)[0]
+    doc = json.loads(run("-w", root, "--today", "2026-06-01", "privacy", "export",
+                         cid).stdout)
+    assert doc["predictions"]["p_alive"] == pytest.approx(predicted[cid]["p_alive"], abs=1e-4)
+    assert doc["predictions"]["clv"] == pytest.approx(predicted[cid]["clv"], abs=0.01)
+    assert set(doc["predictions"]) == {"p_alive", "expected_purchases", "expected_spend",
+                                       "clv"}
+
+
+def test_export_of_a_customer_whose_file_does_not_load(make_workspace, run):
+    root = make_workspace({
+        "customers/cleo.yaml": "name: [Cleo\nemail: cleo@example.de\n",
+        "interactions/c.yaml": "customer: cleo\ndate: 2026-01-01\ntype: call\n",
+    })
+    doc = json.loads(run("-w", root, "privacy", "export", "cleo").stdout)
+    assert doc["customer"] is None
+    # their interaction is left out until their file is fixed: it is there, as written
+    assert [(r["source"], r["text"]) for r in doc["invalid_records"]] == [
+        ("customers/cleo.yaml:1:1", "name: [Cleo\nemail: cleo@example.de\n"),
+        ("interactions/c.yaml:1:1", "customer: cleo\ndate: 2026-01-01\ntype: call\n")]
+    assert doc["invalid_records"][1]["problems"] == []
+    assert doc["interactions"] == []

@@ -1,0 +1,246 @@
+"""``privacy forget``: a plan first, then steps that can be finished after a failure.
+
+The plan covers everything :mod:`.finding` finds: their records (also those that fail
+validation) are deleted, their entries in shared files and ``referred_by`` lines
+pointing to them are cut out (each edit checked to leave every other record exactly as
+it was), generated files and crmkit's own files that mention them are deleted and the
+caches cleared.  A mention crmkit cannot remove by itself (a note in another file, a
+template, a file that is not valid YAML and names others too) stops the plan before
+anything is changed: edit it by hand, or say ``--keep FILE`` if it is not about them.
+
+The steps run in an order that makes a re-run finish the job: their customer file
+goes last, so whatever stops the run half-way (a file that cannot be removed, a crash,
+Ctrl-C), the next run still knows the person and finds what is left.  Each step on its
+own is atomic (a replace, an unlink); a file that is already gone counts as done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import crmkit
+
+from .finding import (
+    CACHE_FOLDER,
+    GENERATED,
+    OWN,
+    RECORD,
+    Entries,
+    Found,
+    Mention,
+    Person,
+    cut_lines,
+    lines_without,
+    safe_data,
+    their_entries,
+)
+
+#: The order steps run in (the customer file last: see the module's docstring).
+EDIT, DELETE_COPY, CLEAR_CACHES, DELETE_RECORD, DELETE_CUSTOMER = range(5)
+
+
+@dataclass
+class Step:
+    order: int
+    action: str  # "edit" | "delete" | "clear"
+    rel: str
+    note: str = ""
+    #: Where the file is (:data:`.finding.RECORD`, ``GENERATED``, ``OWN``).
+    area: str = RECORD
+    #: For an edit: the new text, and a digest of the text it was planned from.
+    text: str | None = None
+    planned_from: str | None = None
+
+    def __str__(self) -> str:
+        verb = {"edit": "edit  ", "delete": "delete", "clear": "clear "}[self.action]
+        return f"{verb} {self.rel}" + (f" ({self.note})" if self.note else "")
+
+
+@dataclass
+class Plan:
+    person: Person
+    steps: list[Step] = field(default_factory=list)
+    #: Mentions crmkit cannot remove by itself: ``(path, "path:line: what")``.
+    by_hand: list[tuple[str, str]] = field(default_factory=list)
+    #: Files left unchanged as asked (``--keep``).
+    kept: list[str] = field(default_factory=list)
+
+    def ordered(self) -> list[Step]:
+        return sorted(self.steps, key=lambda s: (s.order, s.rel))
+
+
+class Interrupted(crmkit.CrmkitError):
+    """A step failed: the steps before it are done, the rest is left for a re-run."""
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def plan_erasure(person: Person, found: list[Found], root: Path,
+                 keep: tuple[str, ...] = ()) -> Plan:
+    """What forgetting ``person`` takes, from :func:`.finding.scan`'s files."""
+    plan = Plan(person)
+    for item in found:
+        if item.unreadable is not None:
+            plan.by_hand.append((item.rel, f"{item.rel}: cannot be read ({item.unreadable})"))
+        elif item.area == RECORD:
+            _plan_record(plan, item)
+        elif item.area == GENERATED:
+            plan.steps.append(Step(DELETE_COPY, "delete", item.rel, "generated", GENERATED))
+        elif item.area == OWN:
+            plan.steps.append(Step(DELETE_COPY, "delete", item.rel, "crmkit's own copy", OWN))
+        else:
+            _by_hand(plan, item, item.mentions, "")
+    if (root / CACHE_FOLDER).exists():
+        plan.steps.append(Step(CLEAR_CACHES, "clear", CACHE_FOLDER + "/",
+                               "crmkit's caches: copies of what was read and printed", OWN))
+    held = {rel for rel, _ in plan.by_hand}
+    for rel in keep:
+        if rel not in held:
+            raise crmkit.CrmkitError(
+                f"--keep {rel}: not among the files crmkit cannot change by itself "
+                f"({', '.join(sorted(held)) or 'there are none'})")
+    plan.kept = sorted(set(keep))
+    plan.by_hand = [(rel, why) for rel, why in plan.by_hand if rel not in plan.kept]
+    return plan
+
+
+def _by_hand(plan: Plan, item: Found, mentions: list, why: str) -> None:
+    for mention in mentions:
+        plan.by_hand.append((item.rel, f"{item.rel}:{mention.line}: {mention.what}{why}"))
+
+
+def _plan_record(plan: Plan, item: Found) -> None:
+    person = plan.person
+    entries = their_entries(item, person.id)
+    if entries.problem is not None:
+        _by_hand(plan, item, item.mentions or [Mention(1, "their record")],
+                 f" ({entries.problem})")
+        return
+    if entries.whole:
+        order = DELETE_CUSTOMER if item.folder == "customers" else DELETE_RECORD
+        what = {"customers": "their customer file, last", "interactions": "their interactions",
+                "deals": "their deal"}.get(item.folder, "theirs")
+        if entries.broken:
+            what += "; not valid YAML"
+        plan.steps.append(Step(order, "delete", item.rel, what))
+        return
+    cut = cut_lines(entries.spans)
+    left = [m for m in item.mentions if m.line not in cut]
+    if left:
+        _by_hand(plan, item, left, "")
+        return
+    if not entries.spans:
+        return
+    try:
+        text = item.data.decode("utf-8")
+    except UnicodeDecodeError:
+        plan.by_hand.append((item.rel, f"{item.rel}: not valid UTF-8: edit it by hand"))
+        return
+    new_text = lines_without(text, entries.spans)
+    problem = _check_edit(item, new_text, person.id, entries)
+    if problem is not None:
+        plan.by_hand.append((item.rel, f"{item.rel}: {problem}"))
+        return
+    note = (f"'referred_by: {person.id}' removed" if entries.kind == "referred_by" else
+            f"{len(entries.spans)} entr{'y' if len(entries.spans) == 1 else 'ies'} cut out, "
+            f"{entries.others} of other customers kept")
+    plan.steps.append(Step(EDIT, "edit", item.rel, note, RECORD, new_text, _digest(item.data)))
+
+
+def _check_edit(item: Found, new_text: str, customer_id: str, entries: Entries) -> str | None:
+    """The edited file must hold exactly its old records minus theirs."""
+    old, new = safe_data(item.text), safe_data(new_text)
+    if entries.kind == "referred_by":
+        expected = ({k: v for k, v in old.items() if k != "referred_by"}
+                    if isinstance(old, dict) else None)
+    else:
+        expected = ([x for x in old if not (isinstance(x, dict)
+                                            and x.get("customer") == customer_id)]
+                    if isinstance(old, list) else None)
+    if expected is None or new != expected:
+        return ("cannot cut their part out safely (unusual layout, or YAML anchors): "
+                "edit it by hand")
+    return None
+
+
+# --- applying it --------------------------------------------------------------------------
+
+
+def apply(app: crmkit.App, plan: Plan) -> list[Step]:
+    """Run the plan's steps in order; on the first failure raise :class:`Interrupted`
+    (what was done stays done; running ``forget`` again finishes)."""
+    root = app.workspace.root
+    done: list[Step] = []
+    for step in plan.ordered():
+        try:
+            _run(app, root, step)
+        except (OSError, crmkit.CrmkitError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            left = len(plan.steps) - len(done)
+            raise Interrupted(
+                f"could not {step.action} {step.rel}: {reason}. {len(done)} of "
+                f"{len(plan.steps)} step(s) done, {left} left (their customer file goes "
+                f"last, so nothing is lost track of): run 'crmkit privacy forget "
+                f"{plan.person.id}' again to finish") from None
+        done.append(step)
+    return done
+
+
+def _run(app: crmkit.App, root: Path, step: Step) -> None:
+    path = root / step.rel
+    if step.action == "edit":
+        try:
+            current = path.read_bytes()
+        except FileNotFoundError:
+            return
+        if _digest(current) != step.planned_from:
+            raise crmkit.CrmkitError("it changed since the plan was made")
+        app.write_file(path, step.text or "")
+    elif step.action == "clear":
+        app.clear_caches()
+        if path.exists():  # clear_caches does not say why it failed: try once more
+            shutil.rmtree(path)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+# --- telling ----------------------------------------------------------------------------
+
+
+def git_instructions(plan: Plan, done: list[Step]) -> str:
+    """How to commit the erasure and purge it from git history; every path quoted for
+    the shell (a file name may hold ``$(...)``)."""
+    q = shlex.quote
+    tracked = [s for s in done if s.area == RECORD]
+    deleted = sorted(s.rel for s in tracked if s.action == "delete")
+    edited = sorted(s.rel for s in tracked if s.action == "edit")
+    message = q(f"Erase customer {plan.person.id} (GDPR art. 17)")
+    lines = ["Commit that, e.g.:"]
+    if deleted:
+        lines.append("  git rm -q --cached --ignore-unmatch -- "
+                     + " ".join(q(p) for p in deleted))
+    if edited:
+        lines.append("  git add -- " + " ".join(q(p) for p in edited))
+    lines.append(f"  git commit -m {message}")
+    lines.append("Older commits still hold it. crmkit does not rewrite history; to purge it, "
+                 "with git-filter-repo:")
+    if deleted:
+        lines.append("  git filter-repo --invert-paths "
+                     + " ".join(f"--path {q(p)}" for p in deleted))
+    if edited:
+        lines += ["and for the edited files (their older versions still mention them), list "
+                  "the texts to scrub",
+                  "(their name, emails and phone numbers as written) one per line in a file "
+                  "and run:",
+                  "  git filter-repo --replace-text scrub.txt"]
+    lines.append("then force-push and ask everyone with a clone to re-clone.")
+    return "\n".join(lines)
