@@ -253,7 +253,8 @@ def test_forget_removes_everything_of_that_person_and_nothing_else(make_workspac
     assert refused.exit_code == 1 and (root / "customers/anna.yaml").exists()
     result = run("-w", root, "privacy", "forget", "anna", "--yes")
     assert result.exit_code == 0, result.output
-    assert "git filter-repo --invert-paths --path customers/anna.yaml" in result.stdout
+    assert ("  git filter-repo --invert-paths \\\n    --path customers/anna.yaml \\\n"
+            in result.stdout)
     after = App(root, dt.date(2026, 11, 23)).workspace
     assert after.diagnostics == ()
     assert sorted(after.customers) == ["bert", "cleo"] and list(after.deals) == ["e"]

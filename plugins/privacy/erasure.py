@@ -226,16 +226,14 @@ def git_instructions(plan: Plan, done: list[Step]) -> str:
     message = q(f"Erase customer {plan.person.id} (GDPR art. 17)")
     lines = ["Commit that, e.g.:"]
     if deleted:
-        lines.append("  git rm -q --cached --ignore-unmatch -- "
-                     + " ".join(q(p) for p in deleted))
+        lines += _command("git rm -q --cached --ignore-unmatch --", [q(p) for p in deleted])
     if edited:
-        lines.append("  git add -- " + " ".join(q(p) for p in edited))
+        lines += _command("git add --", [q(p) for p in edited])
     lines.append(f"  git commit -m {message}")
     lines.append("Older commits still hold it. crmkit does not rewrite history; to purge it, "
                  "with git-filter-repo:")
     if deleted:
-        lines.append("  git filter-repo --invert-paths "
-                     + " ".join(f"--path {q(p)}" for p in deleted))
+        lines += _command("git filter-repo --invert-paths", [f"--path {q(p)}" for p in deleted])
     if edited:
         lines += ["and for the edited files (their older versions still mention them), list "
                   "the texts to scrub",
@@ -244,3 +242,10 @@ def git_instructions(plan: Plan, done: list[Step]) -> str:
                   "  git filter-repo --replace-text scrub.txt"]
     lines.append("then force-push and ask everyone with a clone to re-clone.")
     return "\n".join(lines)
+
+
+def _command(command: str, arguments: list[str]) -> list[str]:
+    """A shell command as lines to paste: one argument per line when there are several."""
+    if len(arguments) == 1:
+        return [f"  {command} {arguments[0]}"]
+    return [f"  {command} \\", *(f"    {a} \\" for a in arguments[:-1]), f"    {arguments[-1]}"]
