@@ -175,20 +175,17 @@ def test_options_respond_within_and_types(make_workspace):
     assert ids(make_workspace, history, "2026-11-21", off) == []
 
 
-@pytest.mark.parametrize(("locale", "subject", "phrase"), [
-    ("de", "Ihre Reklamation vom 20. November 2026", "es tut uns leid"),
-    ("en", "Your complaint of 20 November 2026", "we are sorry"),
-])
-def test_the_draft_acknowledges_the_complaint(make_workspace, locale, subject, phrase):
-    from crmkit_plugins.drafts import render
-
-    settings = SETTINGS + "sender: {name: Tess Ter, email: tess@x.example, phone: 0123 45}\n"
-    app = App(make_workspace({**RIA, "interactions/h.yaml": COMPLAINT}, settings=settings),
-              dt.date(2026, 11, 23))
-    [reminder] = [r for r in app.reminders() if r.kind == "respond"]
-    draft = render(app.templates, reminder, app.customer("ria"), locale=locale)
-    assert draft.subject == subject
-    assert phrase in draft.body and "Heizung kalt" in draft.body and "0123 45" in draft.body
+def test_a_request_gets_no_template_email(make_workspace, run):
+    """An acknowledgement sent by `drafts --send` settled the reminder and left nobody
+    reminded to answer (and mailed the request's internal summary back): a request
+    needs a real answer, so there is no template and no draft."""
+    settings = SETTINGS + "sender: {name: Tess Ter, email: tess@x.example}\n"
+    root = make_workspace({**RIA, "interactions/h.yaml": COMPLAINT}, settings=settings)
+    out = run("-w", root, "--today", "2026-11-23", "drafts", "--kind", "respond",
+              "--format", "json")
+    data = json.loads(out.stdout)
+    assert data["drafts"] == []
+    assert [s["reason"] for s in data["skipped"]] == ["no email template for 'respond'"]
 
 
 # --- the median first-response time ------------------------------------------------------

@@ -39,8 +39,9 @@ class Server:
     """An aiosmtpd handler that keeps every message and can stall one: it takes the
     message (as a server that wrote it to its queue) and then does not answer."""
 
-    def __init__(self, refuse=(), stall_at=None):
+    def __init__(self, refuse=(), stall_at=None, later=()):
         self.refuse = set(refuse)
+        self.later = set(later)
         self.stall_at = stall_at
         self.stalled = threading.Event()
         self.messages = []
@@ -48,6 +49,8 @@ class Server:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
             return "550 5.1.1 mailbox unavailable"
+        if address in self.later:
+            return "451 4.3.0 try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -97,9 +100,12 @@ def test_runs_on_one_day_and_the_following_days_send_each_message_once(
     assert first.exit_code == 0, first.output
     # k00 has two reminders due: one email per customer and run, the quote first
     assert "3 sent, 0 failed" in first.stdout
-    assert "at most 1 email(s) per customer and run (email.max_per_customer): " \
+    assert "at most 1 email(s) per customer and day (email.max_per_customer): " \
            "quote_follow_up/k00/2026-05-24 goes first" in first.stdout
-    for today in ("2026-06-01", "2026-06-01", "2026-06-02", "2026-06-03", "2026-06-10"):
+    # a second run the same day sends k00 nothing more: the day's email was sent
+    same_day = send(run, root, "2026-06-01", "--yes")
+    assert same_day.exit_code == 0 and "nothing to send" in same_day.stdout
+    for today in ("2026-06-01", "2026-06-02", "2026-06-03", "2026-06-10"):
         again = send(run, root, today, "--yes")
         assert again.exit_code == 0, again.output
     assert server.reminders() == {
@@ -281,3 +287,53 @@ def test_a_non_ascii_password_is_not_shown_in_the_error(make_workspace, run, mon
         "login cannot carry; nothing was sent" in sent.stderr
     assert "Grüße" not in sent.output and "geheim" not in sent.output
     assert "position" not in sent.stderr
+
+
+def test_send_sends_nothing_before_its_day(make_workspace, run, smtp):
+    """With --send the default horizon is today: a birthday greeting a week early is
+    no greeting (plain drafts still look 7 days ahead)."""
+    port, server = smtp()
+    files = {"customers/bo.yaml": f"name: Bo\nemail: bo@example.de\n{CONSENT}"
+                                  "birthday: 1980-06-05\n"}
+    root = make_workspace(files, settings=SETTINGS.format(port=port))
+    early = run("-w", root, "--today", "2026-06-01", "drafts", "--send", "--yes")
+    assert early.exit_code == 0 and "nothing to send" in early.stdout
+    assert server.messages == []
+    written = run("-w", root, "--today", "2026-06-01", "drafts")
+    assert "wrote out/drafts/2026-06-05-bo-birthday.eml" in written.stdout
+    on_the_day = run("-w", root, "--today", "2026-06-05", "drafts", "--send", "--yes")
+    assert "1 sent, 0 failed" in on_the_day.stdout
+    assert run("-w", root, "drafts", "--resend", "x").exit_code == 2
+
+
+def test_a_server_saying_try_later_is_tried_again(make_workspace, run, smtp):
+    """A 4xx answer (greylisting) is no refusal for good: nothing recorded, and the
+    next run sends it."""
+    port, server = smtp(later={"k00@example.de"})
+    root = make_workspace(customers(1), settings=SETTINGS.format(port=port))
+    first = send(run, root, "2026-06-01", "--yes")
+    assert first.exit_code == 1
+    assert "recipient refused: 451 4.3.0 try again later (for now: the next run tries " \
+        "again)" in first.stderr
+    assert not (root / "interactions").exists()
+    server.later.clear()
+    second = send(run, root, "2026-06-02", "--yes")
+    assert "1 sent, 0 failed" in second.stdout
+    assert server.reminders() == {"service_due/k00/2026-06-01": 1}
+
+
+def test_sent_drafts_leave_an_mbox_and_another_drafts_folder(make_workspace, run, smtp):
+    import mailbox
+
+    port, _ = smtp()
+    root = make_workspace(customers(2), settings=SETTINGS.format(port=port))
+    day = ("-w", root, "--today", "2026-06-01", "drafts", "--within", "0")
+    assert run(*day, "--format", "mbox").exit_code == 0
+    assert run(*day, "--out", root / "mine").exit_code == 0
+    sent = run(*day, "--send", "--yes", "--customer", "k00", "--out", root / "mine")
+    assert "1 sent, 0 failed" in sent.stdout
+    assert sorted(p.name for p in (root / "mine").iterdir()) == [
+        "2026-06-01-k01-service_due.eml"]
+    sent = run(*day, "--send", "--yes", "--customer", "k01")
+    box = mailbox.mbox(root / "out" / "drafts" / "drafts.mbox")
+    assert [m["X-Crmkit-Reminder"] for m in box] == []  # both were sent

@@ -28,8 +28,9 @@ def _describe(draft_or_reminder: object) -> str:
 
 
 @click.command("drafts")
-@click.option("--within", type=click.IntRange(0), default=7, show_default=True, metavar="DAYS",
-              help="Draft for reminders due up to DAYS from today (overdue ones included).")
+@click.option("--within", type=click.IntRange(0, 3660), metavar="DAYS",
+              help="Draft for reminders due up to DAYS from today (overdue ones included; "
+                   "default 7, and 0 with --send: nothing goes out before its day).")
 @click.option("--kind", "kinds", multiple=True, metavar="KIND", help="Only this kind (repeatable).")
 @click.option("--customer", "customers", multiple=True, metavar="ID",
               help="Only this customer (repeatable).")
@@ -45,7 +46,7 @@ def _describe(draft_or_reminder: object) -> str:
               help="With --send: send the email for reminder ID even though an interrupted "
                    "run may have sent it (repeatable).")
 @crmkit.pass_app
-def drafts_command(app: crmkit.App, within: int, kinds: tuple[str, ...],
+def drafts_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...],
                    customers: tuple[str, ...], out_dir: Path | None, fmt: str, send: bool,
                    yes: bool, resend: tuple[str, ...]) -> None:
     """Emails for due reminders, from templates, for customers who agreed to email.
@@ -54,6 +55,10 @@ def drafts_command(app: crmkit.App, within: int, kinds: tuple[str, ...],
     With --send, each email is recorded as an interaction right after the server
     took it (resolving its reminder), so no run sends it twice (docs/drafts.md).
     """
+    if within is None:
+        within = 0 if send else 7
+    if resend and not send:
+        raise click.UsageError("--resend only means something with --send")
     if send:
         from .outbox import Outbox
 
@@ -100,7 +105,8 @@ def _drafts(app: crmkit.App, within: int, kinds: tuple[str, ...], customers: tup
     drafts = _one_per_customer(app, drafts, skipped)
 
     if send:
-        _send(app, drafts, skipped, yes, smtp_settings, resend)
+        _send(app, drafts, skipped, yes, smtp_settings, resend,
+              {ws.output_dir / "drafts", *([out_dir] if out_dir else [])})
         return
     if fmt == "json":
         crmkit.echo_json({
@@ -129,8 +135,9 @@ def _drafts(app: crmkit.App, within: int, kinds: tuple[str, ...], customers: tup
 
 
 def _one_per_customer(app: crmkit.App, drafts: list, skipped: list) -> list:
-    """At most ``email.max_per_customer`` emails per customer and run: the most
-    important (priority, then due date) go; the others wait, with the reason."""
+    """At most ``email.max_per_customer`` emails per customer and day (those sent
+    earlier today count): the most important (priority, then due date) go; the
+    others wait, with the reason."""
     from . import Skipped
 
     limit = int(app.workspace.settings.options("email").max_per_customer)
@@ -138,14 +145,25 @@ def _one_per_customer(app: crmkit.App, drafts: list, skipped: list) -> list:
     counts: dict[str, list[str]] = {}
     chosen = set()
     for draft, _ in ranked:
-        first = counts.setdefault(draft.reminder.customer, [])
+        cid = draft.reminder.customer
+        first = counts.get(cid)
+        if first is None:
+            first = counts[cid] = _sent_today(app, cid)
         if len(first) < limit:
             first.append(draft.reminder.id)
             chosen.add(draft.reminder.id)
         else:
             skipped.append(Skipped(draft.reminder, f"at most {limit} email(s) per customer "
-                                   f"and run (email.max_per_customer): {first[0]} goes first"))
+                                   f"and day (email.max_per_customer): {first[0]} goes "
+                                   "first"))
     return [d for d in drafts if d[0].reminder.id in chosen]
+
+
+def _sent_today(app: crmkit.App, customer_id: str) -> list[str]:
+    """What crmkit sent this customer today (its records' reminder ids)."""
+    return [rid for i in app.customer(customer_id).history
+            if i.date == app.today and i.type == "email" and i.fields.get("message_id")
+            for rid in (i.resolves or ("an email",))]
 
 
 def _report_skipped(skipped: list) -> None:
@@ -157,7 +175,7 @@ def _report_skipped(skipped: list) -> None:
 
 
 def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings,
-          resend: tuple[str, ...]) -> None:
+          resend: tuple[str, ...], folders: set[Path]) -> None:
     """Send one message at a time, each recorded before the next one goes out.
 
     Before a message goes out an outbox entry is written; once the server took it,
@@ -201,6 +219,7 @@ def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings
         click.confirm(f"Send {len(drafts)} email(s) via {settings.host}:{settings.port}?",
                       abort=True)
     sent: list[str] = []
+    sent_ids: set[str] = set()
     failed = 0
     stopped: str | None = None
     with Mailer(settings) as mailer:
@@ -223,8 +242,11 @@ def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings
             if refusal is not None:
                 outbox.remove(entry)
                 failed += 1
-                click.echo(f"failed: {_describe(draft)} → {draft.to}: {refusal}", err=True)
-                _record_refusal(app, draft, msg, refusal)
+                later = "" if refusal.permanent else " (for now: the next run tries again)"
+                click.echo(f"failed: {_describe(draft)} → {draft.to}: {refusal.text}{later}",
+                           err=True)
+                if refusal.permanent:
+                    _record_refusal(app, draft, msg, refusal.text)
                 continue
             try:
                 rel = _record_sent(app, draft, msg)
@@ -237,8 +259,12 @@ def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings
                 break
             outbox.remove(entry)
             sent.append(f"{_describe(draft)} → {draft.to}")
-            _forget_draft_file(app, draft)
+            sent_ids.add(str(msg["Message-ID"]))
+            for folder in folders:
+                _forget_draft_file(folder, draft)
             click.echo(f"sent: {_describe(draft)} → {draft.to} (recorded in {rel})")
+    for folder in folders:
+        _forget_mbox_drafts(folder, sent_ids)
     click.echo(f"{len(sent)} sent, {failed} failed"
                + (f", {len(drafts) - len(sent) - failed} not sent" if stopped else ""))
     _report_skipped(skipped)
@@ -335,10 +361,31 @@ def refused_before(app: crmkit.App, draft: EmailDraft) -> str | None:
     return None
 
 
-def _forget_draft_file(app: crmkit.App, draft: EmailDraft) -> None:
-    """A sent draft leaves out/drafts: it must not be sent again from a mail client."""
+def _forget_draft_file(folder: Path, draft: EmailDraft) -> None:
+    """A sent draft leaves the drafts folder: it must not be sent again from a mail
+    client."""
     from .mail import draft_file_name, is_ours
 
-    path = app.workspace.output_dir / "drafts" / draft_file_name(draft)
+    path = folder / draft_file_name(draft)
     if path.is_file() and is_ours(path):
         path.unlink()
+
+
+def _forget_mbox_drafts(folder: Path, message_ids: set[str]) -> None:
+    """The same for ``drafts.mbox``: the sent messages are taken out of it."""
+    path = folder / "drafts.mbox"
+    if not message_ids or not path.is_file():
+        return
+    import mailbox
+
+    box = mailbox.mbox(path, create=False)
+    try:
+        box.lock()
+        gone = [key for key, msg in box.iteritems() if msg["Message-ID"] in message_ids]
+        for key in gone:
+            box.remove(key)
+        if gone:
+            box.flush()  # written to a new file, then renamed into place
+    finally:
+        box.unlock()
+        box.close()

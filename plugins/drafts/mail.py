@@ -180,21 +180,37 @@ class Mailer:
             with contextlib.suppress(OSError):
                 self._smtp.close()
 
-    def send(self, msg: EmailMessage) -> str | None:
-        """``None`` when the server accepted ``msg``, else why it refused it."""
+    def send(self, msg: EmailMessage) -> Refusal | None:
+        """``None`` when the server accepted ``msg``, else why it did not take it."""
         assert self._smtp is not None
         try:
             refused = self._smtp.send_message(msg)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
-            return f"recipient refused: {code} {_text(text)}"
+            return Refusal(f"recipient refused: {code} {_text(text)}", code)
         except smtplib.SMTPServerDisconnected as exc:
             raise ConnectionLost(str(exc) or "the server closed the connection") from None
         except smtplib.SMTPResponseException as exc:  # sender or data refused: not taken
-            return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+            return Refusal(f"{exc.smtp_code} {_text(exc.smtp_error)}", exc.smtp_code)
         except (OSError, smtplib.SMTPException) as exc:
             raise ConnectionLost(str(exc) or type(exc).__name__) from None
-        return f"refused: {refused}" if refused else None
+        if refused:
+            code, text = next(iter(refused.values()))
+            return Refusal(f"recipient refused: {code} {_text(text)}", code)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why the server did not take a message; a 4xx answer (greylisting, a full
+    mailbox) is for now, a 5xx one for good."""
+
+    text: str
+    code: int
+
+    @property
+    def permanent(self) -> bool:
+        return self.code >= 500
 
 
 def _loopback(host: str) -> bool:
