@@ -247,10 +247,11 @@ def scan(app: crmkit.App, person: Person) -> list[Found]:
     matcher = Matcher(person, app.workspace.customers)
     theirs = {p.relative_to(root).as_posix() for p in customer_files(root, person.id)}
     found = []
-    for rel, path in _files(root):
+    for rel, path in _files(str(root)):
         area = area_of(rel, output)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as handle:
+                data = handle.read()
         except OSError as exc:
             found.append(Found(rel, area, unreadable=exc.strerror or str(exc)))
             continue
@@ -260,19 +261,27 @@ def scan(app: crmkit.App, person: Person) -> list[Found]:
     return found
 
 
-def _files(root: Path) -> Iterator[tuple[str, Path]]:
-    """Every regular file below ``root`` (links are not followed: one inside the workspace
-    is read where it points to), but ``.git/`` and the caches, sorted."""
-    for folder, subfolders, files in os.walk(root):
-        rel_folder = Path(folder).relative_to(root).as_posix()
-        prefix = "" if rel_folder == "." else rel_folder + "/"
-        subfolders[:] = sorted(d for d in subfolders
-                               if not (prefix == "" and d == ".git")
-                               and f"{prefix}{d}" != CACHE_FOLDER)
-        for name in sorted(files):
-            path = Path(folder) / name
-            if not path.is_symlink():
-                yield prefix + name, path
+def _files(root: str) -> Iterator[tuple[str, str]]:
+    """``(relative path, path)`` of every regular file below ``root``, sorted; links are
+    not followed (one inside the workspace is read where it points to); ``.git/`` and
+    the caches are left out."""
+    stack = [("", root)]
+    while stack:
+        prefix, folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError:
+            continue
+        subfolders = []
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if rel not in (".git", CACHE_FOLDER):
+                    subfolders.append((rel + "/", entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                yield rel, entry.path
+        stack.extend(reversed(subfolders))
 
 
 # --- their records in a record file -----------------------------------------------------
