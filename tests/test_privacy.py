@@ -168,6 +168,24 @@ def test_forget_a_customer_whose_own_file_does_not_load(make_workspace, run):
     assert unknown.exit_code == 1 and "unknown customer 'anna'" in unknown.stderr
 
 
+def test_forget_after_their_customer_file_was_deleted_by_hand(make_workspace, run):
+    """What an earlier crmkit, stopped half-way, left: interactions of a customer whose
+    file is gone ('unknown customer' errors) are still found by their id."""
+    root = make_workspace({
+        "interactions/a.yaml": "customer: anna\ndate: 2026-01-01\ntype: call\n",
+        "interactions/log.yaml": "- {customer: bert, date: 2026-01-02, type: call}\n"
+                                 "- {customer: anna, date: 2026-01-03, type: call}\n",
+        "customers/bert.yaml": "name: Bert\n",
+    })
+    result = run("-w", root, "privacy", "forget", "anna", "--yes")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(
+        "anna's customer file is gone: looking for their id only (their emails and phone "
+        "numbers are not known)\nErasing anna:\n")
+    assert holding(root, "anna") == []
+    assert run("-w", root, "check").exit_code == 0
+
+
 def test_forget_deletes_generated_files_that_mention_them(make_workspace, run):
     """Reports, the reminder calendar, their .eml drafts and the mbox (which also holds
     others' drafts) go; what does not mention them stays; the outbox entry goes."""
