@@ -221,3 +221,15 @@ def test_a_build_that_cannot_write_exits_1_naming_the_output_folder(make_workspa
         "folder out: Not a directory" in result.stderr
     assert "the build is incomplete: 2 plugin(s) could not write their files" in result.stderr
     assert "pathlib" not in result.stderr and "workspace has" not in result.stderr
+
+
+def test_a_long_customer_id_still_gets_its_records_written(make_workspace, run):
+    """A 240-character id made 'log', 'done' and recording a sent email fail with
+    "File name too long" (the email was out, its record not)."""
+    cid = "k" + "-lang" * 47 + "x"
+    root = make_workspace({f"customers/{cid}.yaml": "name: Lang\n"})
+    out = run("-w", root, "--today", "2026-06-01", "log", cid, "-t", "call")
+    assert out.exit_code == 0, out.output
+    [path] = (root / "interactions" / "2026").iterdir()
+    assert len(path.name) < 120 and f"customer: {cid}\n" in path.read_text()
+    assert run("-w", root, "check").exit_code == 0

@@ -93,14 +93,16 @@ def test_follow_up_resolved_by_contact_but_not_by_a_note(make_workspace):
 
 
 def test_follow_up_on_a_late_evening_call_counts_from_its_local_date(make_workspace):
-    # 23:30 UTC on 05-01 is 01:30 on 05-02 in Berlin: a call later on 05-02 is the same
-    # day, so it does not answer the follow-up.
-    files = {"customers/fay.yaml": "name: Fay\n", "interactions/f.yaml": """\
-        - {customer: fay, date: "2026-05-01T23:30:00+00:00", type: call, follow_up: 2026-05-08}
-        - {customer: fay, date: 2026-05-02, type: call}
-    """}
-    assert only("follow_up", make_workspace, files, "2026-05-10") == [
-        ("2026-05-08", "fay", "follow_up")]
+    # 23:30 UTC on 05-01 is 01:30 on 05-02 in Berlin: a call on 05-01 came before it,
+    # and one at 01:00 on 05-02 too; one later on 05-02 (or without a time) answers it.
+    promise = '- {customer: fay, date: "2026-05-01T23:30:00+00:00", type: call, ' \
+              'follow_up: 2026-05-08}\n'
+    for other, answered in (("2026-05-01", False), ('"2026-05-02T01:00:00+02:00"', False),
+                            ('"2026-05-02T09:00:00+02:00"', True), ("2026-05-02", True)):
+        files = {"customers/fay.yaml": "name: Fay\n", "interactions/f.yaml": promise
+                 + f"- {{customer: fay, date: {other}, type: call}}\n"}
+        open_ones = only("follow_up", make_workspace, files, "2026-05-10")
+        assert open_ones == ([] if answered else [("2026-05-08", "fay", "follow_up")]), other
 
 
 QUOTE = {"customers/quin.yaml": "name: Quin\n",

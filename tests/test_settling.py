@@ -184,3 +184,50 @@ def test_the_calendar_uid_comes_from_the_id(make_workspace, run):
     uid = hashlib.sha1(b"birthday/anna/2026-06-10").hexdigest()[:20]
     assert f"UID:{uid}@crmkit" in ics
     assert "id: birthday/anna/2026-06-10" in ics
+
+
+def test_records_written_today_are_ordered_by_when_they_were_written(make_workspace, run):
+    """Files of one day sort by name: a second snooze (…-snooze-2.yaml) sorted before
+    the first, and a call logged after a purchase (…-call.yaml) before it.  Records
+    crmkit writes for today carry the time, so the later one counts."""
+    import zoneinfo
+
+    today = dt.datetime.now(zoneinfo.ZoneInfo("Europe/Berlin")).date()
+    born = (today + dt.timedelta(days=10)).replace(year=1980)
+    root = make_workspace({"customers/anna.yaml": f"name: Anna\nbirthday: {born}\n"},
+                          settings=SETTINGS)
+    [birthday] = [r["id"] for r in json.loads(run("-w", root, "reminders", "--format",
+                                                  "json").stdout)]
+    assert run("-w", root, "snooze", birthday, "--for", "2w").exit_code == 0
+    assert run("-w", root, "snooze", birthday, "--for", "3d").exit_code == 0
+    held = json.loads(run("-w", root, "reminders", "--all", "--format", "json").stdout)
+    assert [r["snoozed_until"] for r in held] == [(today + dt.timedelta(days=3)).isoformat()]
+
+    assert run("-w", root, "log", "anna", "-t", "purchase", "--amount", "80").exit_code == 0
+    thanks = [r["id"] for r in json.loads(run("-w", root, "reminders", "--format",
+                                              "json").stdout) if r["kind"] == "thank_you"]
+    assert len(thanks) == 1
+    assert run("-w", root, "log", "anna", "-t", "call", "--direction", "outbound").exit_code == 0
+    after = json.loads(run("-w", root, "reminders", "--format", "json").stdout)
+    assert [r for r in after if r["kind"] == "thank_you"] == []
+
+
+def test_a_snooze_past_the_last_day_brings_the_reminder_back(make_workspace, run):
+    """Snoozing a birthday past its grace made it come back as "expired"."""
+    root = make_workspace(ANNA, settings=SETTINGS)
+    day = ("-w", root, "--today", "2026-06-01")
+    out = run(*day, "snooze", "birthday/anna/2026-06-10", "--until", "2026-06-20")
+    assert out.exit_code == 0, out.output
+    for today, listed in (("2026-06-20", True), ("2026-06-23", True), ("2026-06-24", False)):
+        back = json.loads(run("-w", root, "--today", today, "reminders", "--format",
+                              "json").stdout)  # open for its 3 days of grace
+        assert [r["id"] for r in back] == (["birthday/anna/2026-06-10"] if listed else [])
+    gone = json.loads(run("-w", root, "--today", "2026-06-24", "reminders", "--all",
+                          "--format", "json").stdout)
+    assert gone[0]["suppressed"] == "expired on 2026-06-23, not done"
+    too_far = run(*day, "snooze", "birthday/anna/2026-06-10", "--until", "2026-07-20")
+    assert too_far.exit_code == 2
+    assert "is no longer listed after 2026-07-13 (it expires on 2026-06-13)" in too_far.stderr
+    early = run(*day, "snooze", "birthday/anna/2026-06-10", "--until", "2026-06-05")
+    assert "note: birthday/anna/2026-06-10 is due on 2026-06-10, after the snooze ends" \
+        in early.stderr

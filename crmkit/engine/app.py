@@ -399,7 +399,19 @@ class App:
         values are left out. Returns the workspace-relative path. Raises
         :class:`~crmkit.CrmkitError` for invalid data; ``dry_run`` only checks.
         """
-        rel, _ = write_interaction(self.workspace, dict(data), self.interaction_types(),
+        data = dict(data)
+        day = data.get("date")
+        if isinstance(day, str):
+            with contextlib.suppress(ValueError):
+                day = dt.date.fromisoformat(day)
+        tz = time_zone(self.workspace.settings.timezone) or dt.UTC
+        now = dt.datetime.now(tz)  # to the microsecond: two records in one second
+        if day in (None, now.date()) and not isinstance(day, dt.datetime) \
+                and self.today == now.date():
+            # written now: the time orders it among the day's records (a snooze
+            # after a snooze, a call after the purchase it thanks for)
+            data["date"] = now
+        rel, _ = write_interaction(self.workspace, data, self.interaction_types(),
                                    dry_run=dry_run)
         return rel
 

@@ -90,6 +90,11 @@ def settled(reminders: Iterable[Reminder], history: tuple[Interaction, ...],
         if r.id in resolved or r.kind in never:
             continue
         snooze = snoozed.get(r.id)
+        expires = r.expires
+        if snooze is not None and snooze.until is not None and expires is not None \
+                and snooze.until > expires:
+            # snoozed past its last day: it comes back for as long as it was open
+            expires = snooze.until + max(expires - r.due, dt.timedelta())
         if snooze is not None and snooze.until is not None and snooze.until > today:
             why = f"snoozed until {snooze.until.isoformat()}"
             if snooze.by:
@@ -97,8 +102,8 @@ def settled(reminders: Iterable[Reminder], history: tuple[Interaction, ...],
             if snooze.summary:
                 why += f": {snooze.summary}"
             r = replace(r, suppressed=why, snoozed_until=snooze.until)
-        elif r.expires is not None and r.expires < today:
-            r = replace(r, suppressed=f"expired on {r.expires.isoformat()}, not done")
+        elif expires is not None and expires < today:
+            r = replace(r, suppressed=f"expired on {expires.isoformat()}, not done")
         out.append(r)
     return out
 

@@ -106,8 +106,10 @@ def write_interaction(workspace: Workspace, data: dict[str, Any],
         text, "interaction", lambda d, r, out: parse_interaction(
             d, r, out, frozenset(known_types), tz, settings.currency, workspace.customers))
     assert record is not None
-    base = (f"interactions/{record.date.year}/{record.date.isoformat()}-{customer_id}-"
-            f"{slugify(record.type)}")
+    # the name only helps a person find the file (the record says whose it is): a
+    # long id must not make it longer than a file system allows
+    base = (f"interactions/{record.date.year}/{record.date.isoformat()}-"
+            f"{customer_id[:80].rstrip('-')}-{slugify(record.type)}")
     if dry_run:
         return f"{base}.yaml", record
     for attempt in range(1, 1000):

@@ -79,9 +79,9 @@ def derive(history: tuple[Interaction, ...] | list[Interaction], today: dt.date,
     purchases = counted = complaints = 0
     last_score = None
     revenue = revenue_12m = Decimal(0)
-    promised: list[tuple[int, Interaction]] = []
-    reached_out = -1  # the position of the latest outbound contact
-    for n, i in enumerate(past):  # one pass: this runs for every customer, often twice
+    promised: list[Interaction] = []
+    reached: list[Interaction] = []  # the outbound contacts of the last day with any
+    for i in past:  # one pass: this runs for every customer, often twice
         kind = i.type
         if kind == "purchase":
             purchases += 1
@@ -98,15 +98,18 @@ def derive(history: tuple[Interaction, ...] | list[Interaction], today: dt.date,
             first_contact = first_contact or i.date
             last_contact = i.date
             if i.reaches_out:
-                reached_out = n
+                if reached and reached[-1].date != i.date:
+                    reached.clear()
+                reached.append(i)
         if i.follow_up is not None:
-            promised.append((n, i))
+            promised.append(i)
         if i.score is not None:
             last_score = i.score
-    # A promise is kept by reaching out after it (later in the sorted history).
+    # A promise is kept by reaching out after it (the latest day with outbound
+    # contact is enough to look at: the history is sorted by day).
     open_follow_ups = tuple(
-        OpenFollowUp(i, i.follow_up) for n, i in promised  # type: ignore[arg-type]
-        if reached_out <= n
+        OpenFollowUp(i, i.follow_up) for i in promised  # type: ignore[arg-type]
+        if not any(r is not i and r.is_after(i) for r in reached)
     )
     return Derived(
         customer=customer_id,

@@ -315,6 +315,14 @@ class Interaction:
             return self.direction == "outbound" and self.type not in NON_CONTACT_TYPES
         return self.type in CONVERSATION_TYPES
 
+    def is_after(self, other: Interaction) -> bool:
+        """Whether this happened after ``other``: a later day, or the same day unless
+        both have a time and this one's is earlier (files of one day sort by name,
+        which says nothing of when they were written)."""
+        if self.date != other.date:
+            return self.date > other.date
+        return not (self.at and other.at and self.at < other.at)
+
     @property
     def sort_key(self) -> tuple[dt.date, dt.datetime | None, str, int]:
         at = self.at.replace(tzinfo=None) if self.at else None

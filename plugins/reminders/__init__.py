@@ -52,13 +52,13 @@ def _any_after(history: Iterable[Interaction], day: dt.date,
 
 
 def _reached_out_after(history: tuple[Interaction, ...], event: Interaction) -> bool:
-    """Whether we contacted the customer after ``event`` (later in the sorted history:
-    the same day counts when it was recorded after it)."""
-    found = False
+    """Whether we contacted the customer after ``event`` (the same day counts unless
+    both have a time and the contact's is earlier: Interaction.is_after)."""
     for i in reversed(history):
-        if i is event:
-            return found
-        found = found or i.reaches_out
+        if i.date < event.date:
+            return False
+        if i is not event and i.reaches_out and i.is_after(event):
+            return True
     return False
 
 

@@ -215,6 +215,19 @@ def snooze_command(app: crmkit.App, ids: tuple[str, ...], until: dt.datetime | N
     if day <= app.today:
         raise click.BadParameter(f"{day.isoformat()} is not after today "
                                  f"({app.today.isoformat()})", param_hint="--until")
+    from . import LISTED_AFTER_EXPIRY
+
+    for reminders in _open_reminders(app, ids).values():
+        for r in reminders:
+            last = (r.expires or r.due) + LISTED_AFTER_EXPIRY
+            if r.expires and day > last:
+                raise click.BadParameter(
+                    f"{r.id} is no longer listed after {last.isoformat()} (it expires on "
+                    f"{r.expires.isoformat()}): snooze it until then at most, or mark it "
+                    "done", param_hint="--until/--for")
+            if day <= r.due:
+                click.echo(f"note: {r.id} is due on {r.due.isoformat()}, after the snooze "
+                           "ends: the snooze changes nothing", err=True)
     _settle(app, ids, {"type": "snooze", "summary": note, "until": day}, fmt,
             f"snoozed until {day.isoformat()}")
 
