@@ -231,3 +231,29 @@ def test_a_snooze_past_the_last_day_brings_the_reminder_back(make_workspace, run
     early = run(*day, "snooze", "birthday/anna/2026-06-10", "--until", "2026-06-05")
     assert "note: birthday/anna/2026-06-10 is due on 2026-06-10, after the snooze ends" \
         in early.stderr
+
+
+def test_check_reports_every_bad_id_and_a_snooze_that_ends_before_it_starts(make_workspace,
+                                                                            run):
+    root = make_workspace({**ANNA, "interactions/a.yaml": """\
+        - {customer: anna, date: 2026-05-01, type: done,
+           resolves: [birthday/anna/2026-13-40, bogus, birthday/bob/2026-06-10]}
+        - {customer: anna, date: 2026-05-01, type: snooze, until: 2026-04-01,
+           resolves: [birthday/anna/2026-06-10]}
+        """}, settings=SETTINGS)
+    out = run("-w", root, "check").stdout
+    assert "'resolves': item 1, 'birthday/anna/2026-13-40', is not a reminder id" in out
+    assert "'resolves': item 2, 'bogus', is not a reminder id" in out
+    assert "'birthday/bob/2026-06-10' is a reminder of 'bob'" in out
+    assert "interactions/a.yaml:3:59: error: 'until' (2026-04-01) must be after the " \
+        "snooze's date" in out
+
+
+@pytest.mark.parametrize("rid", ["follow_up/anna/2026-05-20", "respond/anna/2026-05-13"])
+def test_never_is_refused_where_it_would_hide_the_next_promise(make_workspace, run, rid):
+    root = make_workspace({**ANNA, "interactions/a.yaml": """\
+        - {customer: anna, date: 2026-05-10, type: complaint, follow_up: 2026-05-20}
+        """}, settings=SETTINGS)
+    out = run("-w", root, "--today", "2026-06-01", "done", rid, "--never")
+    assert out.exit_code == 2 and "not for" in out.stderr
+    assert not (root / "interactions" / "2026").exists()

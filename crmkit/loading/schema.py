@@ -525,25 +525,34 @@ def parse_interaction(data: Any, path: str, out: list[Diagnostic], known_types: 
     )
 
 
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _resolution(f: Fields, kind: str | None, customer: str | None) -> dict[str, Any]:
     """``resolves``, ``until`` and ``never``: which reminders this record settles."""
     resolves = f.text_list("resolves")
     raw = f.data.get("resolves")
+    bad = False
     for index, rid in enumerate(resolves):
         line, col = (raw.marks[index] if isinstance(raw, YamlList)
                      else f.data.marks.get("resolves", f.data.start))
-        where = Location(f.path, line, col)
         problem = None
-        if not REMINDER_ID.match(rid):
+        if not REMINDER_ID.match(rid) or not _is_date(rid.split("/")[2]):
             problem = (f"'resolves': item {index + 1}, {rid!r}, is not a reminder id "
                        "(kind/customer/YYYY-MM-DD, as `crmkit reminders` shows it)")
         elif customer is not None and rid.split("/")[1] != customer:
             problem = (f"'resolves': {rid!r} is a reminder of {rid.split('/')[1]!r}, "
                        f"not of this interaction's customer {customer!r}")
-        if problem:
-            f.out.append(Diagnostic.error(problem, where))
-            resolves = ()
-            break
+        if problem:  # every bad item is reported; none of them settles anything
+            f.out.append(Diagnostic.error(problem, Location(f.path, line, col)))
+            bad = True
+    if bad:
+        resolves = ()
     until = f.date("until")
     never = False
     if f.present("never"):
@@ -556,6 +565,11 @@ def _resolution(f: Fields, kind: str | None, customer: str | None) -> dict[str, 
         f.error(None, f"a {kind!r} record needs 'resolves': the reminder ids it settles")
     if kind == "snooze" and until is None and "until" not in f.data:
         f.error(None, "a 'snooze' record needs 'until': the day its reminders come back")
+    day = f.data.get("date")
+    if kind == "snooze" and until is not None and isinstance(day, dt.date) \
+            and until <= (day.date() if isinstance(day, dt.datetime) else day):
+        f.error("until", f"'until' ({until.isoformat()}) must be after the snooze's date")
+        until = None
     if until is not None and kind != "snooze":
         f.warning("until", "'until' only means something on a 'snooze' record")
     if never and kind != "done":

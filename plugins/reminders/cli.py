@@ -171,6 +171,13 @@ def _settle(app: crmkit.App, ids: tuple[str, ...], data: dict, fmt: str, verb: s
             click.echo(f"{verb}: {rid} (recorded in {item['file']})")
 
 
+#: Kinds whose reminders are each a promise or a request: "never" would hide the next.
+NO_NEVER = {
+    "respond": "every request of theirs would go unanswered",
+    "follow_up": "every follow-up promised to them would be forgotten",
+}
+
+
 def _format_option(function):
     return click.option("--format", "fmt", type=click.Choice(("text", "json")),
                         default="text", show_default=True)(function)
@@ -190,8 +197,18 @@ def done_command(app: crmkit.App, ids: tuple[str, ...], note: str | None, never:
     Writes one record per customer below interactions/ (type: done, who, when, why),
     so the change is reviewable in git; delete the file to undo it.
     """
+    if never:
+        for rid in ids:
+            kind = rid.split("/")[0]
+            if kind in NO_NEVER:
+                raise click.BadParameter(
+                    f"not for {kind!r}: {NO_NEVER[kind]}; mark this one done without it",
+                    param_hint="--never")
     _settle(app, ids, {"type": "done", "summary": note, "never": never or None}, fmt,
             "never again" if never else "done")
+    if never and fmt != "json":
+        click.echo("from now on no reminders of these kinds for these customers "
+                   "(delete the record to undo it)", err=True)
 
 
 @click.command("snooze")
