@@ -337,3 +337,15 @@ def test_sent_drafts_leave_an_mbox_and_another_drafts_folder(make_workspace, run
     sent = run(*day, "--send", "--yes", "--customer", "k01")
     box = mailbox.mbox(root / "out" / "drafts" / "drafts.mbox")
     assert [m["X-Crmkit-Reminder"] for m in box] == []  # both were sent
+
+
+def test_an_outbox_that_cannot_be_used_sends_nothing_and_says_so(make_workspace, run, smtp):
+    port, server = smtp()
+    root = make_workspace(customers(1), settings=SETTINGS.format(port=port))
+    (root / ".crmkit").mkdir()
+    (root / ".crmkit" / "outbox").write_text("a file where the outbox should be\n")
+    out = send(run, root, "2026-06-01", "--yes")
+    assert out.exit_code == 1
+    assert "cannot use the outbox .crmkit/outbox (" in out.stderr and "nothing was sent" \
+        in out.stderr
+    assert server.messages == []

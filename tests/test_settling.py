@@ -257,3 +257,12 @@ def test_never_is_refused_where_it_would_hide_the_next_promise(make_workspace, r
     out = run("-w", root, "--today", "2026-06-01", "done", rid, "--never")
     assert out.exit_code == 2 and "not for" in out.stderr
     assert not (root / "interactions" / "2026").exists()
+
+
+def test_snooze_for_too_long_or_nothing_is_a_clear_error(make_workspace, run):
+    root = make_workspace(ANNA, settings=SETTINGS)
+    day = ("-w", root, "--today", "2026-06-01", "snooze", "birthday/anna/2026-06-10", "--for")
+    for span, message in (("99999999d", "'99999999d' is too far ahead"),
+                          ("0d", "Invalid value for --for: 2026-06-01 is not after today")):
+        out = run(*day, span)
+        assert out.exit_code == 2 and message in out.stderr, out.stderr

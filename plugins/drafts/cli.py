@@ -198,6 +198,11 @@ def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings
         raise crmkit.CrmkitError("no SMTP server configured: add email.smtp.host to "
                                  "crmkit.yaml (see docs/drafts.md)")
     outbox = Outbox(app)
+    waiting = {entry.reminder for entry in outbox.entries()}
+    for rid in resend:
+        if rid not in waiting:
+            click.echo(f"note: --resend {rid}: no email of an interrupted run waits for it",
+                       err=True)
     held, recorded = _unconfirmed(app, outbox, yes, set(resend))
     drafts = [d for d in drafts if d[0].reminder.id not in recorded]
     if held:

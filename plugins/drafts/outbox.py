@@ -71,8 +71,15 @@ class Outbox:
         read the same due reminders and send them again."""
         import fcntl
 
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / ".lock", "a+b") as handle:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle = open(self.folder / ".lock", "a+b")  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            raise crmkit.CrmkitError(
+                f"cannot use the outbox {self.app.display_path(self.folder)} "
+                f"({exc.strerror or exc}): it keeps what is being sent, so nothing was "
+                "sent") from None
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

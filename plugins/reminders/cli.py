@@ -231,7 +231,8 @@ def snooze_command(app: crmkit.App, ids: tuple[str, ...], until: dt.datetime | N
     day = until.date() if until is not None else _later(app.today, span or "")
     if day <= app.today:
         raise click.BadParameter(f"{day.isoformat()} is not after today "
-                                 f"({app.today.isoformat()})", param_hint="--until")
+                                 f"({app.today.isoformat()})",
+                                 param_hint="--until" if until is not None else "--for")
     from . import LISTED_AFTER_EXPIRY
 
     for reminders in _open_reminders(app, ids).values():
@@ -255,10 +256,13 @@ def _later(today: dt.date, span: str) -> dt.date:
         raise click.BadParameter(f"{span!r}: write a number and d, w or m, e.g. 2w",
                                  param_hint="--for")
     count, unit = int(match[1]), match[2][0].lower()
-    if unit == "d":
-        return today + dt.timedelta(days=count)
-    if unit == "w":
-        return today + dt.timedelta(weeks=count)
-    month = today.month - 1 + count
-    year, month = today.year + month // 12, month % 12 + 1
-    return dt.date(year, month, min(today.day, calendar.monthrange(year, month)[1]))
+    try:
+        if unit == "d":
+            return today + dt.timedelta(days=count)
+        if unit == "w":
+            return today + dt.timedelta(weeks=count)
+        month = today.month - 1 + count
+        year, month = today.year + month // 12, month % 12 + 1
+        return dt.date(year, month, min(today.day, calendar.monthrange(year, month)[1]))
+    except (OverflowError, ValueError):
+        raise click.BadParameter(f"{span!r} is too far ahead", param_hint="--for") from None
