@@ -449,7 +449,12 @@ class App:
 
     def clear_caches(self) -> None:
         """Delete what crmkit keeps in ``.crmkit/`` (parse cache, kept outputs): after an
-        erasure they would still hold copies of the erased data."""
+        erasure they would still hold copies of the erased data.  Waits for a process
+        that keeps the last command's state (it would write it back)."""
+        from ..incremental import parallel
+
+        self._pending = None  # nor may this run keep what it read
+        parallel.wait_for(self.root / BACKGROUND_LOCK)
         shutil.rmtree(self.root / CACHE_DIR, ignore_errors=True)
 
     def display_path(self, path: Path) -> str:

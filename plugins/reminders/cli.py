@@ -243,9 +243,6 @@ def snooze_command(app: crmkit.App, ids: tuple[str, ...], until: dt.datetime | N
                     f"{r.id} is no longer listed after {last.isoformat()} (it expires on "
                     f"{r.expires.isoformat()}): snooze it until then at most, or mark it "
                     "done", param_hint="--until/--for")
-            if day <= r.due:
-                click.echo(f"note: {r.id} is due on {r.due.isoformat()}, after the snooze "
-                           "ends: the snooze changes nothing", err=True)
     _settle(app, ids, {"type": "snooze", "summary": note, "until": day}, fmt,
             f"snoozed until {day.isoformat()}")
 
