@@ -223,3 +223,21 @@ def test_a_broken_state_in_a_plugins_command_is_the_cores_error(one_off, tmp_pat
     assert code == 1 and "plugin" not in out
     assert "crmkit removed what it kept from earlier runs: run the command again" in out
     assert not (root / STATE_FILE).exists()
+
+
+def test_records_that_cannot_be_read_from_the_state_are_read_from_their_files(one_off,
+                                                                               tmp_path):
+    """A damaged blob file once ended a command ("the kept records ... cannot be
+    read"); an unchanged file is simply read again."""
+    root = tmp_path / "ws"
+    write_files(root, workspace_files())
+    age_files(root, 3600)
+    run(root, ["check"], TODAY, no_cache=False)
+    (blob_file,) = (root / ".crmkit" / "cache").glob("blobs-*")
+    data = bytearray(blob_file.read_bytes())
+    for k in range(0, len(data), 97):
+        data[k] ^= 0xFF  # every blob damaged
+    blob_file.write_bytes(bytes(data))
+    kept = run(root, ["show", "anna", "--format", "json"], TODAY, no_cache=False)
+    assert kept == run(root, ["show", "anna", "--format", "json"], TODAY, no_cache=True)
+    assert kept[0] == 0

@@ -39,7 +39,7 @@ import itertools
 import os
 import pickle
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -207,10 +207,13 @@ class _Records:
     """The customers' records and histories, read from their files' blobs when first
     asked for (a file read in this run gives its records from ``parts``)."""
 
-    def __init__(self, files: Files, store: BlobLog, parts: dict[str, Any]) -> None:
+    def __init__(self, files: Files, store: BlobLog, parts: dict[str, Any],
+                 reread: Callable[[str], Any] | None = None) -> None:
         self.files = files
         self.store = store
         self.parts = parts
+        #: Reads an unchanged file again when its kept records cannot be read.
+        self.reread = reread
         self.loaded: dict[str, Record] = {}
         self._read: dict[str, Any] = {}
         self._files_of: dict[str, list[str]] | None = None
@@ -228,7 +231,14 @@ class _Records:
                     raise BlobMissing
                 found = pickle.loads(self.store.get(ref))
             except Exception as exc:
-                raise BrokenState(f"the kept records of {rel} cannot be read") from exc
+                # the file is unchanged (the walk just saw its size and mtime): its
+                # records are read from it again, as a full load would
+                try:
+                    if self.reread is None:
+                        raise
+                    found = self.reread(rel)
+                except Exception:
+                    raise BrokenState(f"the kept records of {rel} cannot be read") from exc
             self._read[rel] = found
         return found
 
@@ -535,7 +545,8 @@ def _load(root: Path, files: Files, prepared: Prepared, host: PluginHost | None,
             problems[path] = (*problems.get(path, ()), problem)
 
     # Histories of the customers whose interaction files changed.
-    records = _Records(files, store, parts)
+    records = _Records(files, store, parts, lambda rel: read_records(
+        str(root / rel), rel, prepared.builder(folder_of(rel), rel)))
     touched = {rel for rel in (*parts, *removed) if folder_of(rel) == "interactions"}
     affected: set[str] = set()
     arriving: dict[str, list[Interaction]] = {}
