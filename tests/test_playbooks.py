@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import socket
 
 import pytest
 from conftest import EXAMPLE, REPO
@@ -417,6 +418,128 @@ def test_a_playbook_is_a_kind_in_settings_reminders_show_and_the_calendar(make_w
     assert steps(off, "2026-10-01", kinds=["heating"]) == {}
 
 
+# --- records that settle reminders ------------------------------------------------------
+
+ECHO = """\
+    trigger: {type: email}
+    steps:
+      - {name: again, after: 1 day, channel: email, template: email/birthday, priority: 1,
+         title: Write again}
+    """
+
+
+class _Inbox:
+    """An aiosmtpd handler that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(envelope.content)
+        return "250 Message accepted for delivery"
+
+
+def test_an_email_a_step_sent_never_starts_the_playbook_again(make_workspace, run):
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings = SETTINGS + f"email:\n  smtp: {{host: 127.0.0.1, port: {port}, security: none}}\n"
+    root = workspace(make_workspace, {"echo": ECHO}, """\
+        - {customer: anna, date: 2026-09-28, type: email, direction: inbound, summary: Hello}
+        """, settings=settings)
+    try:
+        for day in ("2026-09-29", "2026-09-30", "2026-10-01", "2026-10-02"):
+            result = run("-w", root, "--today", day, "drafts", "--send", "--yes",
+                         "--kind", "echo")
+            assert result.exit_code == 0, result.output
+    finally:
+        controller.stop()
+    assert len(inbox.messages) == 1  # the step's email, once; not one a day for ever
+    [sent] = (root / "interactions").rglob("2026-09-29-anna-email.yaml")
+    assert "resolves:\n- echo/anna/2026-09-29/again\n" in sent.read_text(encoding="utf-8")
+    assert steps(root, "2026-10-02", everything=True) == {}
+
+
+@pytest.mark.parametrize(("playbook", "history", "listed"), [
+    # an email drafts --send wrote does not stop the run (the second step is still due)
+    ("""\
+     trigger: {type: quote}
+     steps:
+       - {name: first, after: 3 days, title: Ask}
+       - {name: second, after: 10 days, title: Ask again}
+     stop: [{direction: outbound}]
+     """, """\
+     - {customer: anna, date: 2026-11-01, type: quote}
+     - {customer: anna, date: 2026-11-04, type: email, direction: outbound,
+        resolves: [quote/anna/2026-11-04/first]}
+     """, ["quote/anna/2026-11-11/second"]),
+    # nor does it count towards a trigger's nth
+    ("""\
+     trigger: {type: email, nth: 2}
+     steps: [{name: reply, after: 1 day, title: Reply}]
+     """, """\
+     - {customer: anna, date: 2026-11-01, type: email, direction: inbound}
+     - {customer: anna, date: 2026-11-02, type: email, direction: outbound,
+        resolves: [birthday/anna/2026-11-02]}
+     """, []),
+    # a done or snooze does not start a run whose trigger matches any interaction
+    ("""\
+     trigger: {text: Wartung}
+     steps: [{name: offer, after: 1 day, title: Offer}]
+     """, """\
+     - {customer: anna, date: 2026-11-01, type: done, summary: Wartung erledigt,
+        resolves: [birthday/anna/2026-11-01]}
+     - {customer: anna, date: 2026-11-02, type: snooze, summary: Wartung später,
+        resolves: [birthday/anna/2026-11-02], until: 2026-11-20}
+     """, []),
+], ids=["stop", "nth", "done-and-snooze"])
+def test_records_that_settle_reminders_never_start_stop_or_count_for_a_run(
+        make_workspace, playbook, history, listed):
+    root = workspace(make_workspace, {"quote": playbook}, history)
+    assert sorted(steps(root, "2026-11-05")) == listed
+
+
+@pytest.mark.parametrize(("trigger", "channel", "warned"), [
+    ("{type: email}", "email", "step 'again' (email)"),
+    ("{type: email, direction: outbound}", None, "step 'again' (the customer's channel)"),
+    ("{type: [call, email], text: Angebot}", "phone", "step 'again' (phone)"),
+    ("{direction: outbound}", "letter", "step 'again' (letter)"),  # any type
+    ("{type: message}", "whatsapp", "step 'again' (whatsapp)"),
+    ("{type: email, direction: inbound}", "email", None),
+    ("{type: call}", "email", None),
+    ("{type: purchase}", None, None),
+    ("{stage: new}", "email", None),
+])
+def test_check_warns_when_a_trigger_matches_what_its_own_steps_ask_for(
+        make_workspace, run, trigger, channel, warned):
+    playbook = ECHO.replace("{type: email}", trigger).replace(
+        "channel: email", f"channel: {channel}" if channel else "channel: null")
+    root = workspace(make_workspace, {"echo": playbook})
+    found = [line for line in run("-w", root, "check").stdout.splitlines()
+             if "warning: the trigger" in line]
+    if warned is None:
+        assert found == []
+        return
+    assert found == [
+        f"playbooks/echo.yaml:1:10: warning: the trigger ({trigger_text(trigger)}) also "
+        f"matches the contact that {warned} asks for: recorded with 'crmkit log', that "
+        "contact starts the playbook again, and so on for ever; give the trigger 'direction: "
+        "inbound' or the step another channel (records that settle a reminder, by 'drafts "
+        "--send', 'done' or 'snooze', never start a run)"]
+
+
+def trigger_text(trigger):
+    return {"{type: email}": "email", "{type: email, direction: outbound}": "outbound email",
+            "{type: [call, email], text: Angebot}": "call or email mentioning 'Angebot'",
+            "{direction: outbound}": "outbound interaction",
+            "{type: message}": "message"}[trigger]
+
+
 # --- crmkit check -----------------------------------------------------------------------
 
 
@@ -450,8 +573,8 @@ def test_check_reports_every_problem_of_a_playbook_at_its_place(make_workspace, 
             steps: [{name: a, after: 13 months, title: A}]
             repeat: every 1 year
             """,
-        "Bad Name": "trigger: {type: call}\nsteps: [{name: a, after: 1 day, title: A}]\n",
-        "birthday": "trigger: {type: call}\nsteps: [{name: a, after: 1 day, title: A}]\n",
+        "Bad Name": "trigger: {type: quote}\nsteps: [{name: a, after: 1 day, title: A}]\n",
+        "birthday": "trigger: {type: quote}\nsteps: [{name: a, after: 1 day, title: A}]\n",
         "empty": "",
         "unparsable": "trigger: [\n",
     }, extra={"playbooks/notes.txt": "ideas\n"})
@@ -496,13 +619,134 @@ def test_check_reports_every_problem_of_a_playbook_at_its_place(make_workspace, 
         "not find expected node content",
         "playbooks/yearly.yaml:1:18: error: 'stage' must be one of new, active, at_risk, lost, "
         "not 'lead' (a lead has no day it began: no purchase yet)",
-        "1 customers, 0 interactions, 0 deals: 16 error(s), 2 warning(s)",
+        "playbooks/yearly.yaml:2:9: error: step 'a' comes 13 months after the start, not "
+        "before the run starts again (every 1 year)",
+        "1 customers, 0 interactions, 0 deals: 17 error(s), 2 warning(s)",
     ]
+
+
+def test_check_reports_every_mistake_once_and_none_hides_another(make_workspace, run):
+    root = workspace(make_workspace, {
+        "quote": """\
+            trigger: {type: quote, segment: 'revenu > 5'}
+            steps:
+              - {name: first, after: 3 days, title: Ask, stop: [{tag: 5}, {segment: foo}]}
+              - {name: second, after: 10 days, title: Ask again, priority: 0}
+            stop:
+              - {tag: 5}
+              - {segment: 'complaints > 0 and bar'}
+            priority: 0
+            """,
+        "staged": "trigger: {stage: lead, nth: 0}\nsteps: [{name: a, after: 1 day, title: A}]\n",
+        "typed": "trigger: {type: 5, direction: out}\nsteps: [{name: a, after: 1 day, title: A}]\n",
+    })
+    assert run("-w", root, "check").stdout.splitlines() == [
+        "playbooks/quote.yaml:1:33: error: a segment of playbook quote: unknown name 'revenu' "
+        "(did you mean 'revenue'?) (column 1 of the expression)",
+        "playbooks/quote.yaml:3:59: error: 'tag' must be text, not 5",
+        "playbooks/quote.yaml:3:73: error: a segment of playbook quote: unknown name 'foo' "
+        "(column 1 of the expression)",
+        "playbooks/quote.yaml:4:64: error: 'priority' must be a whole number from 1 (most "
+        "important) to 9, not 0",
+        "playbooks/quote.yaml:6:11: error: 'tag' must be text, not 5",
+        "playbooks/quote.yaml:7:15: error: a segment of playbook quote: unknown name 'bar' "
+        "(column 20 of the expression)",
+        "playbooks/quote.yaml:8:11: error: 'priority' must be a whole number from 1 (most "
+        "important) to 9, not 0",
+        "playbooks/staged.yaml:1:18: error: 'stage' must be one of new, active, at_risk, lost, "
+        "not 'lead' (a lead has no day it began: no purchase yet)",
+        "playbooks/staged.yaml:1:29: error: 'nth' counts interactions; a stage trigger has none",
+        "playbooks/typed.yaml:1:17: error: 'type' must be a text or a list of texts, not 5",
+        "playbooks/typed.yaml:1:31: error: 'direction' must be inbound or outbound, not 'out' "
+        "(did you mean 'outbound'?)",
+        "1 customers, 0 interactions, 0 deals: 11 error(s), 0 warning(s)",
+    ]
+
+
+# --- dates crmkit cannot count to -------------------------------------------------------
+
+
+def test_offsets_expiries_and_repetitions_longer_than_100_years_are_errors(make_workspace,
+                                                                           run):
+    root = workspace(make_workspace, {"huge": """\
+        trigger: {type: purchase}
+        steps:
+          - {name: a, after: 7000 years, title: A}
+          - {name: b, after: 99999999999999999999, title: B}
+          - {name: c, after: 1201 months, title: C}
+          - {name: d, after: 100 years, title: D}
+        expires_after: 9000 years
+        repeat: every 200 years
+        """, "quote": "trigger: {type: purchase}\nsteps: [{name: a, after: 1 day, title: A}]\n"},
+        "- {customer: anna, date: 2026-09-28, type: purchase, amount: 1}\n")
+    longer = "is too long: at most 100 years (1200 months, 5217 weeks, 36525 days)"
+    assert run("-w", root, "check").stdout.splitlines() == [
+        f"playbooks/huge.yaml:3:22: error: 'after': '7000 years' {longer}",
+        f"playbooks/huge.yaml:4:22: error: 'after': 99999999999999999999 {longer}",
+        f"playbooks/huge.yaml:5:22: error: 'after': '1201 months' {longer}",
+        f"playbooks/huge.yaml:7:16: error: 'expires_after': '9000 years' {longer}",
+        f"playbooks/huge.yaml:8:9: error: 'repeat': 'every 200 years' {longer}",
+        "1 customers, 1 interactions, 0 deals: 5 error(s), 0 warning(s)",
+    ]
+    today = ("-w", root, "--today", "2026-10-01")
+    listed = run(*today, "playbooks")
+    assert listed.exit_code == 0 and "huge" not in listed.stdout  # not loaded
+    reminders = run(*today, "reminders", "--kind", "quote", "--format", "json")
+    assert [r["id"] for r in json.loads(reminders.stdout)] == ["quote/anna/2026-09-29/a"]
+
+
+def test_a_step_after_the_last_day_crmkit_can_count_to_is_left_out_and_reported_once(
+        make_workspace, run):
+    root = workspace(make_workspace, {
+        "late": """\
+            trigger: {type: purchase}
+            steps:
+              - {name: soon, after: 0 days, title: Soon}
+              - {name: later, after: 1 year, title: Later}
+            """,
+        "yearly": """\
+            trigger: {type: purchase}
+            steps: [{name: check, after: 0 days, title: Check}]
+            repeat: every 1 year
+            """,
+        "onboarding": """\
+            trigger: {stage: new}
+            steps:
+              - {name: welcome, after: 0 days, title: Welcome}
+              - {name: tips, after: 6 months, title: Tips}
+            """,
+    }, "- {customer: anna, date: 9999-06-01, type: purchase, amount: 5}\n")
+    today = ("-w", root, "--today", "9999-06-02")
+    beyond = "due or expiring after 9999-11-30, the last day crmkit can plan for"
+    result = run(*today, "check")
+    assert result.stdout.splitlines() == [
+        "playbooks/late.yaml:4:5: error: step 'later' is left out of the run started by the "
+        f"purchase of 9999-06-01 (interactions/all.yaml:1:3): {beyond}",
+        "playbooks/onboarding.yaml:4:5: error: step 'tips' is left out of runs that start as "
+        f"late as today (9999-06-02, entering stage new): {beyond}",
+        "playbooks/yearly.yaml:2:9: error: step 'check' is left out of the repetitions (every "
+        "1 year) of the run started by the purchase of 9999-06-01 (interactions/all.yaml:1:3): "
+        f"{beyond}",
+        "1 customers, 1 interactions, 0 deals: 3 error(s), 0 warning(s)",
+    ]
+    reminders = run(*today, "reminders", "--format", "json")
+    assert reminders.exit_code == 0
+    assert sorted(r["id"] for r in json.loads(reminders.stdout) if "/9999-" in r["id"]
+                  and not r["id"].startswith("thank_you")) == [
+        "late/anna/9999-06-01/soon", "onboarding/anna/9999-06-01/welcome",
+        "yearly/anna/9999-06-01/check"]
+    assert "failed" not in reminders.stderr
+    listed = run(*today, "playbooks")
+    assert listed.exit_code == 0
+    assert "late        anna      9999-06-01  1/2 soon" in listed.stdout
+    built = run(*today, "build")
+    assert built.exit_code == 0 and "failed" not in built.stderr
+    assert "Soon" in (root / "out" / "reminders.md").read_text(encoding="utf-8")
 
 
 def test_a_step_after_the_next_repetition_is_an_error(make_workspace, run):
     root = workspace(make_workspace, {"yearly": """\
-        trigger: {type: call}
+        trigger: {type: quote}
         steps: [{name: a, after: 13 months, title: A}]
         repeat: every 1 year
         """})

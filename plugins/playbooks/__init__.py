@@ -13,6 +13,7 @@ step.  See docs/playbooks.md.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator
 from functools import partial
 from pathlib import Path
@@ -23,8 +24,8 @@ import click
 import crmkit
 from crmkit import Diagnostic, ReminderKind
 
-from .model import Playbook, check_against, parse_all, playbooks_of
-from .runs import dues
+from .model import Playbook, check_against, parse_all
+from .runs import dues, left_out
 
 
 def kind_of(playbook: Playbook) -> ReminderKind:
@@ -40,20 +41,29 @@ def kind_of(playbook: Playbook) -> ReminderKind:
 def crmkit_register(register: Any, settings: Any) -> None:
     if settings is None:  # disabled: nothing to register
         return
-    for playbook in playbooks_of(settings.playbooks):  # problems: see crmkit_validate
-        for label in playbook.labels():
-            register(label)
-        register(kind_of(playbook))
+    taken: set[str] = set()
+    for parsed in parse_all(settings.playbooks):  # problems: see crmkit_validate
+        # the segments of a playbook that cannot be used too: the core reports their
+        # unknown names along with the playbook's other errors
+        for label in parsed.labels:
+            if label.name not in taken:
+                taken.add(label.name)
+                register(label)
+        if parsed.playbook is not None:
+            register(kind_of(parsed.playbook))
 
 
 @crmkit.hookimpl
-def crmkit_validate(workspace: crmkit.Workspace, interaction_types: Iterable[str],
+def crmkit_validate(workspace: crmkit.Workspace, today: dt.date,
+                    interaction_types: Iterable[str],
                     template_dirs: Iterable[Path]) -> Iterator[Diagnostic]:
     settings = workspace.settings
     types, folders = tuple(interaction_types), tuple(template_dirs)
     for parsed in parse_all(settings.playbooks):
         yield from parsed.problems
         yield from check_against(parsed, types, folders, settings.locale)
+        if parsed.playbook is not None:
+            yield from left_out(parsed.playbook, workspace, today)
 
 
 @crmkit.hookimpl

@@ -2,12 +2,16 @@
 diagnostics out.
 
 Every problem is reported at its ``path:line:col`` (unknown keys with a
-did-you-mean, offsets that are not offsets, steps without a title); a playbook
-with a problem in its structure is not loaded at all, so that a half-understood
-playbook never reminds anybody of anything.  What needs the rest of the
-workspace (interaction types, templates) is checked by :func:`check_against`.
+did-you-mean, offsets that are not offsets or longer than 100 years, steps without
+a title), each mistake once and none hiding another; a playbook with a problem in
+its structure is not loaded at all, so that a half-understood playbook never
+reminds anybody of anything.  A trigger that matches the contacts its own steps ask
+for is a warning (the playbook could start itself again and again).  What needs
+the rest of the workspace (interaction types, templates) is checked by
+:func:`check_against`.
 Segment expressions are compiled by the core, as labels of this plugin
-(:meth:`Playbook.labels`), which reports their unknown names at their place.
+(:attr:`Parsed.labels`, also of a playbook that cannot be used), which reports their
+unknown names at their place.
 See docs/playbooks.md.
 """
 
@@ -16,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +44,16 @@ TOP_KEYS = ("description", "trigger", "steps", "stop", "repeat", "expires_after"
 TRIGGER_KEYS = ("type", "text", "direction", "nth", "stage", "tag", "segment")
 STEP_KEYS = ("name", "after", "title", "channel", "priority", "template", "stop")
 STOP_KEYS = ("type", "text", "direction", "tag", "segment")
+MATCH_KEYS = ("type", "text", "direction")
 DEFAULT_EXPIRY = "30 days"
+#: The longest offset, expiry or repetition: 100 years in each unit.  Longer ones
+#: reach past the last day Python's dates can hold (9999-12-31) from any trigger.
+MAX_SPAN = {"days": 36525, "weeks": 5217, "months": 1200, "years": 100}
+#: The types of interactions a step's channel produces when the contact is recorded
+#: (``crmkit log``); a channel of the same name as a type produces that type too.
+CONTACTS = {"email": ("email",), "call": ("phone", "call"), "letter": ("letter",),
+            "message": ("message", "sms", "whatsapp", "signal", "telegram"),
+            "visit": ("visit",)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +87,10 @@ class Offset:
             n -= 1
         return n
 
+    @property
+    def too_long(self) -> bool:
+        return self.count > MAX_SPAN[self.unit]
+
     def __str__(self) -> str:
         return f"{self.count} {self.unit[:-1] if self.count == 1 else self.unit}"
 
@@ -93,12 +110,17 @@ def parse_offset(value: Any) -> Offset | None:
 @dataclass(frozen=True, slots=True)
 class Match:
     """Which interactions count: of one of ``types``, mentioning one of ``texts`` (in the
-    summary, an item or the service, ignoring case), in ``direction``."""
+    summary, an item or the service, ignoring case), in ``direction``.  A record that
+    settles reminders (``resolves``: what ``drafts --send``, ``done`` and ``snooze``
+    write) never counts: the email a step sent must not start the playbook again."""
 
     types: tuple[str, ...] = ()
     texts: tuple[str, ...] = ()
     direction: str | None = None
+
     def __call__(self, interaction: Interaction) -> bool:
+        if interaction.resolves:  # settles reminders (drafts --send, done, snooze)
+            return False
         if self.types and interaction.type not in self.types:
             return False
         if self.direction is not None and interaction.direction != self.direction:
@@ -215,13 +237,6 @@ class Playbook:
         for step in self.steps:
             yield from step.stop
 
-    def labels(self) -> list[crmkit.Label]:
-        """A label for each segment expression (the core compiles it, checks its names
-        and keeps its values per customer)."""
-        return [crmkit.Label(c.label, c.segment, where=c.segment_where or c.where,
-                             description=f"a segment of playbook {self.name}")
-                for c in self.conditions() if c.label is not None and c.segment is not None]
-
     def reads(self) -> tuple[str, ...]:
         """What the playbook's rule reads: the lifecycle for a stage trigger, and its
         segment labels (optional: a segment that does not compile is reported once, by
@@ -240,16 +255,27 @@ class Playbook:
 
 
 class _Reader:
-    """Typed, located access to one playbook file's values; problems are collected."""
+    """Typed, located access to one playbook file's values; problems are collected.
 
-    def __init__(self, path: str) -> None:
+    Each mistake is one error, and a mistake never hides another: a value that is
+    wrong is reported and left out, what does not depend on it is still read and
+    checked (a playbook with any error is not used, though)."""
+
+    def __init__(self, path: str, name: str) -> None:
         self.path = path
+        self.name = name
+        #: The start of its segment labels' names (a wrong file name is reported, and
+        #: the rest is read all the same: its labels get a name the core accepts).
+        self.prefix = f"_playbook_{re.sub(r'[^A-Za-z0-9_-]+', '-', name)}_"
         self.problems: list[Diagnostic] = []
         #: Interaction types as written, and where (checked against the known ones).
         self.types: list[tuple[str, Location]] = []
         #: Each step's template: (step, the template as written or None, its channel,
         #: where), checked against the template folders.
         self.templates: list[tuple[str, str | None, str | None, Location]] = []
+        #: A label for each segment expression, whether or not the playbook can be used
+        #: (the core compiles it and reports its unknown names at their place).
+        self.labels: list[crmkit.Label] = []
 
     def at(self, mark: tuple[int, int] | None) -> Location:
         return Location(self.path, *(mark or (1, 1)))
@@ -260,6 +286,10 @@ class _Reader:
 
     def error(self, where: Location, message: str) -> None:
         self.problems.append(Diagnostic.error(message, where, source=NAME))
+
+    @property
+    def failed(self) -> int:
+        return sum(p.is_error for p in self.problems)
 
     def mapping(self, value: Any, where: Location, what: str, allowed: tuple[str, ...]
                 ) -> Mapping[str, Any] | None:
@@ -325,10 +355,38 @@ class _Reader:
                        f"(e.g. 3 days, 2 weeks, 3 months)" if value is None else
                        f"'{key}': {value!r} is not an offset: write a number and days, "
                        "weeks, months or years (e.g. 3 days, 2 weeks, 3 months)")
+        elif found.too_long:
+            self.error(self.place(mapping, key), f"'{key}': {value!r} is too long: "
+                                                 f"{_AT_MOST}")
+            return None
         return found
+
+    def segment(self, mapping: Mapping[str, Any], label: str
+                ) -> tuple[str | None, str | None, Location | None]:
+        """The segment expression, the name of its label and its place."""
+        text = self.text(mapping, "segment", "")
+        if text is None:
+            return None, None, None
+        where = self.place(mapping, "segment")
+        name = self.prefix + label
+        self.labels.append(crmkit.Label(name, text, where=where,
+                                        description=f"a segment of playbook {self.name}"))
+        return text, name, where
+
+
+_AT_MOST = (f"at most {MAX_SPAN['years']} years ({MAX_SPAN['months']} months, "
+            f"{MAX_SPAN['weeks']} weeks, {MAX_SPAN['days']} days)")
+
+
+def _given(mapping: Mapping[str, Any], *keys: str) -> bool:
+    """Whether any of ``keys`` has a value (a wrong one too: it is reported by itself)."""
+    return any(mapping.get(key) is not None for key in keys)
 
 
 def _match(r: _Reader, mapping: Mapping[str, Any]) -> Match | None:
+    """The interaction to match, if the mapping gives one and every part of it is
+    right."""
+    before = r.failed
     types, places = r.texts(mapping, "type")
     texts, _ = r.texts(mapping, "text")
     direction = r.text(mapping, "direction", "")
@@ -336,24 +394,15 @@ def _match(r: _Reader, mapping: Mapping[str, Any]) -> Match | None:
         r.error(r.place(mapping, "direction"),
                 f"'direction' must be inbound or outbound, not {direction!r}"
                 f"{crmkit.did_you_mean(direction, DIRECTIONS)}")
-        direction = None
     r.types.extend(zip(types, places, strict=True))
-    if not types and not texts and direction is None:
+    if r.failed > before or not _given(mapping, *MATCH_KEYS):
         return None
     return Match(types, texts, direction)
 
 
 # A segment's label is named ``_playbook_<name>_Trigger``, ``..._Stop<n>`` or
-# ``..._Step_<step>_Stop<n>``: a playbook's name has no capitals, so no two playbooks'
-# labels can have the same name.
-
-
-def _segment(r: _Reader, mapping: Mapping[str, Any], label: str
-             ) -> tuple[str | None, str | None, Location | None]:
-    text = r.text(mapping, "segment", "")
-    if text is None:
-        return None, None, None
-    return text, label, r.place(mapping, "segment")
+# ``..._Step_<step>_Stop<n>`` (``..._Step<n>_Stop<n>`` for a step whose name is wrong):
+# a playbook's name has no capitals, so no two playbooks' labels can have the same name.
 
 
 def _condition(r: _Reader, value: Any, where: Location, what: str, label: str
@@ -361,18 +410,21 @@ def _condition(r: _Reader, value: Any, where: Location, what: str, label: str
     mapping = r.mapping(value, where, what, STOP_KEYS)
     if mapping is None:
         return None
+    before = r.failed
     match = _match(r, mapping)
     tag = r.text(mapping, "tag", what)
-    segment, label_name, place = _segment(r, mapping, label)
-    kinds = sum(x is not None for x in (match, tag, segment))
+    segment, label_name, place = r.segment(mapping, label)
+    kinds = sum((_given(mapping, *MATCH_KEYS), _given(mapping, "tag"),
+                 _given(mapping, "segment")))
     if kinds != 1:
         r.error(where, f"{what} needs one of: an interaction (type, text, direction), "
                        "a 'tag' or a 'segment'" + (", not several" if kinds else ""))
+    if r.failed > before:
         return None
     return Condition(where, match, tag, segment, label_name, place)
 
 
-def _conditions(r: _Reader, mapping: Mapping[str, Any], key: str, what: str, prefix: str
+def _conditions(r: _Reader, mapping: Mapping[str, Any], key: str, what: str, label: str
                 ) -> tuple[Condition, ...] | None:
     value = mapping.get(key)
     if value is None:
@@ -385,14 +437,11 @@ def _conditions(r: _Reader, mapping: Mapping[str, Any], key: str, what: str, pre
     found = []
     for n, item in enumerate(value):
         where = r.at(marks[n] if n < len(marks) else None)
-        condition = _condition(r, item, where, f"{what} {n + 1}", f"{prefix}{n + 1}")
-        if condition is None:
-            return None
-        found.append(condition)
-    return tuple(found)
+        found.append(_condition(r, item, where, f"{what} {n + 1}", f"{label}{n + 1}"))
+    return None if None in found else tuple(c for c in found if c is not None)
 
 
-def _trigger(r: _Reader, data: Mapping[str, Any], name: str) -> Trigger | None:
+def _trigger(r: _Reader, data: Mapping[str, Any]) -> Trigger | None:
     if data.get("trigger") is None:
         r.error(r.at(getattr(data, "start", None)),
                 "a playbook needs a 'trigger': an interaction (type, text) or a "
@@ -402,52 +451,52 @@ def _trigger(r: _Reader, data: Mapping[str, Any], name: str) -> Trigger | None:
     mapping = r.mapping(data["trigger"], where, "the trigger", TRIGGER_KEYS)
     if mapping is None:
         return None
+    before = r.failed
     match = _match(r, mapping)
     stage = r.text(mapping, "stage", "the trigger")
     tag = r.text(mapping, "tag", "the trigger")
-    segment, label, place = _segment(r, mapping, f"_playbook_{name}_Trigger")
+    segment, label, place = r.segment(mapping, "Trigger")
+    interaction, staged = _given(mapping, *MATCH_KEYS), _given(mapping, "stage")
     nth = mapping.get("nth", 1)
-    if isinstance(nth, bool) or not isinstance(nth, int) or nth < 1:
+    if staged and "nth" in mapping:
+        r.error(r.place(mapping, "nth"), "'nth' counts interactions; a stage trigger has none")
+    elif isinstance(nth, bool) or not isinstance(nth, int) or nth < 1:
         r.error(r.place(mapping, "nth"), f"'nth' must be a whole number of at least 1, "
                                          f"not {nth!r}")
-        return None
     if stage is not None and stage not in STAGES:
         why = (" (a lead has no day it began: no purchase yet)" if stage == "lead" else
                crmkit.did_you_mean(stage, STAGES))
         r.error(r.place(mapping, "stage"),
                 f"'stage' must be one of {', '.join(STAGES)}, not {stage!r}{why}")
-        return None
-    if (match is None) == (stage is None):
+    if interaction == staged:
         r.error(where, "the trigger needs either an interaction (type, text, direction) or "
-                       "a 'stage', not both" if match is not None else
+                       "a 'stage', not both" if interaction else
                 "the trigger needs an event with a day: an interaction (type, text, "
                 "direction) or entering a lifecycle 'stage' (a tag or a segment alone has no "
                 "day: crmkit keeps no history of when they were added)")
-        return None
-    if stage is not None and "nth" in mapping:
-        r.error(r.place(mapping, "nth"), "'nth' counts interactions; a stage trigger has none")
+    if r.failed > before:
         return None
     return Trigger(where, match, nth, stage, tag, segment, label, place)
 
 
-def _steps(r: _Reader, data: Mapping[str, Any], name: str) -> tuple[Step, ...] | None:
+def _steps(r: _Reader, data: Mapping[str, Any]) -> tuple[list[Step], bool]:
+    """The steps that are right, and whether all of them are."""
     value = data.get("steps")
     if not isinstance(value, list) or not value:
         r.error(r.place(data, "steps") if "steps" in data else
                 r.at(getattr(data, "start", None)),
                 "a playbook needs 'steps': a list of {name, after, title}")
-        return None
+        return [], False
     marks = getattr(value, "marks", [])
     steps: list[Step] = []
     seen: dict[str, Location] = {}
-    ok = True
     for n, item in enumerate(value):
         where = r.at(marks[n] if n < len(marks) else None)
         what = f"step {n + 1}"
         mapping = r.mapping(item, where, what, STEP_KEYS)
         if mapping is None:
-            ok = False
             continue
+        before = r.failed
         step_name = r.text(mapping, "name", what, required=True)
         if step_name is not None and (not STEP_NAME.match(step_name) or len(step_name) > 60):
             r.error(r.place(mapping, "name"),
@@ -458,28 +507,28 @@ def _steps(r: _Reader, data: Mapping[str, Any], name: str) -> tuple[Step, ...] |
             r.error(r.place(mapping, "name"),
                     f"two steps named {step_name!r} (the other at {seen[step_name]})")
             step_name = None
+        elif step_name is not None:
+            seen[step_name] = r.place(mapping, "name")
         after = r.offset(mapping, "after", what)
         title = r.text(mapping, "title", what, required=True)
         template = r.text(mapping, "template", what)
-        if template is not None and (template.startswith(("/", "\\")) or ".." in
-                                     template.replace("\\", "/").split("/")):
+        wrong_template = template is not None and (
+            template.startswith(("/", "\\")) or ".." in template.replace("\\", "/").split("/"))
+        if wrong_template:
             r.error(r.place(mapping, "template"),
                     f"'template' must name a template below templates/, not {template!r}")
-            template = None
-            ok = False
         channel = r.text(mapping, "channel", what)
-        if step_name is not None:
+        if step_name is not None and _given(mapping, "template") == (template is not None) \
+                and not wrong_template:
             r.templates.append((step_name, template, channel, where))
         priority = r.priority(mapping)
         stop = _conditions(r, mapping, "stop", f"stop condition of step {n + 1}",
-                           f"_playbook_{name}_Step_{step_name}_Stop")
-        if step_name is None or after is None or title is None or stop is None or (
-                "priority" in mapping and priority is None):
-            ok = False
+                           f"Step_{step_name}_Stop" if step_name else f"Step{n + 1}_Stop")
+        if r.failed > before or step_name is None or after is None or title is None \
+                or stop is None:
             continue
-        seen[step_name] = r.place(mapping, "name")
         steps.append(Step(step_name, after, title, where, channel, priority, template, stop))
-    return tuple(steps) if ok else None
+    return steps, len(steps) == len(value)
 
 
 def _repeat(r: _Reader, data: Mapping[str, Any]) -> tuple[str, Offset | None] | None:
@@ -496,13 +545,17 @@ def _repeat(r: _Reader, data: Mapping[str, Any]) -> tuple[str, Offset | None] | 
                 f"'repeat' must be 'once', 'each' (a trigger that fires again starts a new "
                 f"run; the default) or 'every' and a span (e.g. every 1 year), not {value!r}")
         return None
+    if span.too_long:
+        r.error(r.place(data, "repeat"), f"'repeat': {value!r} is too long: {_AT_MOST}")
+        return None
     return "each", span
 
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
     """What one file says: the playbook (``None``: too broken to use), its problems, and
-    what it refers to elsewhere (checked by :func:`check_against`)."""
+    what it refers to elsewhere (checked by :func:`check_against` and, for its segments'
+    labels, by the core)."""
 
     name: str
     playbook: Playbook | None
@@ -510,16 +563,17 @@ class Parsed:
     types: tuple[tuple[str, Location], ...] = ()
     templates: tuple[tuple[str, str | None, str | None, Location], ...] = ()
     channel: str | None = None
+    labels: tuple[crmkit.Label, ...] = ()
 
 
 def parse(path: str, data: Any) -> Parsed:
     """One playbook file: the playbook, if it can be used, and every problem in it."""
-    r = _Reader(path)
     name = Path(path).name.rsplit(".", 1)[0]
+    r = _Reader(path, name)
     playbook = _playbook(r, name, path, data)
     channel = data.get("channel") if isinstance(data, Mapping) else None
     return Parsed(name, playbook, r.problems, tuple(r.types), tuple(r.templates),
-                  channel if isinstance(channel, str) else None)
+                  channel if isinstance(channel, str) else None, tuple(r.labels))
 
 
 def _playbook(r: _Reader, name: str, path: str, data: Any) -> Playbook | None:
@@ -527,37 +581,72 @@ def _playbook(r: _Reader, name: str, path: str, data: Any) -> Playbook | None:
         r.error(r.at(None), f"playbook name {name!r} (the file name) must be lowercase "
                             "letters, digits, '-' and '_', e.g. 'heating-installation': it "
                             "becomes the reminders' kind")
-        return None
     if data is None:
         r.error(r.at(None), "empty playbook: it needs a 'trigger' and 'steps'")
         return None
     mapping = r.mapping(data, r.at(getattr(data, "start", None)), "a playbook", TOP_KEYS)
     if mapping is None:
         return None
-    before = len(r.problems)
-    trigger = _trigger(r, mapping, name)
-    steps = _steps(r, mapping, name)
-    stop = _conditions(r, mapping, "stop", "stop condition", f"_playbook_{name}_Stop")
+    trigger = _trigger(r, mapping)
+    steps, all_steps = _steps(r, mapping)
+    stop = _conditions(r, mapping, "stop", "stop condition", "Stop")
     repeat = _repeat(r, mapping)
     expiry = r.offset(mapping, "expires_after", "") if "expires_after" in mapping else \
         parse_offset(DEFAULT_EXPIRY)
     priority = r.priority(mapping)
     channel = r.text(mapping, "channel", "a playbook")
     description = r.text(mapping, "description", "a playbook") or ""
-    if trigger is None or steps is None or stop is None or repeat is None or expiry is None \
-            or any(p.is_error for p in r.problems[before:]):
-        return None
-    repeat_mode, every = repeat
+    repeat_mode, every = repeat or ("each", None)
     if every is not None:
         start = dt.date(2001, 1, 31)
         for step in steps:
             if step.after.add_to(start) >= every.add_to(start):
                 r.error(step.where, f"step {step.name!r} comes {step.after} after the start, "
                                     f"not before the run starts again (every {every})")
-        if len(r.problems) > before:
-            return None
-    return Playbook(name, path, trigger, steps, stop, description, repeat_mode, every, expiry,
-                    priority if priority is not None else 3, channel)
+    if trigger is not None:
+        r.problems.extend(_loops(trigger, steps, channel, path))
+    if r.failed or trigger is None or not all_steps or stop is None or repeat is None \
+            or expiry is None:
+        return None
+    return Playbook(name, path, trigger, tuple(steps), stop, description, repeat_mode, every,
+                    expiry, priority if priority is not None else 3, channel)
+
+
+def _produces(channel: str | None, kind: str) -> bool:
+    """Whether a contact on ``channel`` (``None``: the customer's, which may be any) is
+    recorded as an interaction of type ``kind``."""
+    if channel is None:
+        return kind in CONTACTS
+    return channel == kind or channel in CONTACTS.get(kind, ())
+
+
+CUSTOMERS_CHANNEL = "the customer's channel"
+
+
+def _loops(trigger: Trigger, steps: Iterable[Step], channel: str | None, path: str
+           ) -> Iterator[Diagnostic]:
+    """A warning when the trigger matches the contacts the steps ask for: recorded
+    with ``crmkit log`` (not by ``drafts --send`` or ``done``, which never count), each
+    such contact starts the playbook again, and so on for ever."""
+    match = trigger.match
+    if match is None or match.direction == "inbound":
+        return
+    found = []
+    for step in steps:
+        made = step.channel or channel
+        if any(_produces(made, kind) for kind in match.types or CONTACTS):
+            found.append(f"{step.name!r} ({made or CUSTOMERS_CHANNEL})")
+    if not found:
+        return
+    several = len(found) > 1
+    yield Diagnostic.warning(
+        f"the trigger ({match.describe()}) also matches the contact"
+        f"{'s' if several else ''} that step{'s' if several else ''} {', '.join(found)} "
+        f"ask{'' if several else 's'} for: recorded with 'crmkit log', "
+        f"{'each' if several else 'that contact'} starts the playbook again, and so on for "
+        "ever; give the trigger 'direction: inbound' or the step another channel (records "
+        "that settle a reminder, by 'drafts --send', 'done' or 'snooze', never start a run)",
+        trigger.where, source=NAME)
 
 
 def parse_all(files: Mapping[str, Any]) -> list[Parsed]:
@@ -572,8 +661,7 @@ def parse_all(files: Mapping[str, Any]) -> list[Parsed]:
             parsed.problems.append(Diagnostic.error(
                 f"playbook name {playbook.name!r} is taken by {taken[playbook.name]}",
                 playbook.where, source=NAME))
-            parsed = Parsed(parsed.name, None, parsed.problems, parsed.types, parsed.templates,
-                            parsed.channel)
+            parsed = replace(parsed, playbook=None)
         elif playbook is not None:
             taken[playbook.name] = path
         found.append(parsed)

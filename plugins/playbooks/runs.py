@@ -19,6 +19,11 @@ any rule's.  The rules (docs/playbooks.md):
   until ``expires_after`` after that, and listed as expired for 30 more days.
   A step is a reminder like any other: settled by ``resolves``, ``crmkit done``,
   ``crmkit snooze``, and ``crmkit done --never`` ends the playbook for the customer.
+* records that settle reminders (``resolves``: ``drafts --send``, ``done``,
+  ``snooze``) never start, restart or stop a run (:class:`~.model.Match`).
+* a step whose due day or expiry would be after :data:`LAST_DAY` (a trigger near
+  the year 9999) is left out, never a crash; ``crmkit check`` reports it once, at
+  the playbook (:func:`left_out`).
 """
 
 from __future__ import annotations
@@ -28,12 +33,46 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from crmkit import CustomerView, Due, Interaction
+from crmkit import CustomerView, Diagnostic, Due, Interaction, Workspace
 
-from .model import Condition, Playbook, Step
+from .model import NAME, Condition, Offset, Playbook, Step
 
 #: How long an expired step stays listed (as expired) with ``reminders --all``.
 LISTED_AFTER_EXPIRY = dt.timedelta(days=30)
+#: The last day a step may expire: it stays listed 30 days more, and the calendar ends
+#: an event a day after it begins; Python's dates end on 9999-12-31.
+LAST_DAY = dt.date.max - LISTED_AFTER_EXPIRY - dt.timedelta(days=1)
+
+
+def later(span: Offset, day: dt.date, times: int = 1) -> dt.date | None:
+    """``day`` plus ``span`` (``times`` over), or ``None`` if that is after
+    :data:`LAST_DAY`."""
+    try:
+        found = span.add_to(day, times)
+    except (OverflowError, ValueError):  # past 9999-12-31
+        return None
+    return found if found <= LAST_DAY else None
+
+
+def step_days(playbook: Playbook, step: Step, start: dt.date
+              ) -> tuple[dt.date, dt.date] | None:
+    """The step's due day and expiry in a run that starts on ``start`` (``None``:
+    after :data:`LAST_DAY`, so the step is left out)."""
+    due = later(step.after, start)
+    expires = later(playbook.expires_after, due) if due is not None else None
+    return None if due is None or expires is None else (due, expires)
+
+
+def run_starts(playbook: Playbook, anchor: dt.date, today: dt.date
+               ) -> list[tuple[int, dt.date | None]]:
+    """The runs computed for a trigger on ``anchor``: its own, or with ``repeat: every``
+    the current repetition and the next; each as (repetition, its start or ``None``
+    if after :data:`LAST_DAY`)."""
+    every = playbook.every
+    if every is None:
+        return [(0, anchor)]
+    current = every.times_until(anchor, today)
+    return [(n, later(every, anchor, n)) for n in (current, current + 1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,18 +180,20 @@ def runs(playbook: Playbook, c: CustomerView) -> list[Run]:
         anchor = source.date
     events = history[first:]
     stopped, stopped_on = _stopped(c, playbook.stop, events)
-    every = playbook.every
-    current = every.times_until(anchor, c.today) if every is not None else 0
     found_runs = []
-    for repetition in ([current, current + 1] if every is not None else [0]):
-        start = every.add_to(anchor, repetition) if every is not None else anchor
-        later = events[bisect.bisect_left(events, start, key=_date):]
+    for repetition, start in run_starts(playbook, anchor, c.today):
+        if start is None:  # after LAST_DAY: reported by crmkit check (left_out)
+            continue
+        since = events[bisect.bisect_left(events, start, key=_date):]
         steps = []
         for number, step in enumerate(playbook.steps, start=1):
-            due = step.after.add_to(start)
-            skipped, _ = _stopped(c, step.stop, later)
-            steps.append(StepDue(step, number, due, playbook.expires_after.add_to(due),
-                                 skipped))
+            days = step_days(playbook, step, start)
+            if days is None:  # after LAST_DAY: likewise
+                continue
+            skipped, _ = _stopped(c, step.stop, since)
+            steps.append(StepDue(step, number, *days, skipped))
+        if not steps:  # every step left out
+            continue
         found_runs.append(Run(playbook, start, source, repetition, tuple(steps), stopped,
                               stopped_on))
     return found_runs
@@ -176,3 +217,55 @@ def dues(playbook: Playbook, c: CustomerView) -> Iterator[Due]:
                          "steps": count, "started": run.start},
                 priority=step.priority, occasion=step.name, expires=s.expires,
                 channel=step.channel, template=playbook.template(step))
+
+
+def left_out(playbook: Playbook, workspace: Workspace, today: dt.date
+             ) -> Iterator[Diagnostic]:
+    """One error, at the playbook, if the latest run it has leaves out steps whose due
+    day or expiry would be after :data:`LAST_DAY` (:func:`runs` skips them): the run of
+    the latest trigger up to today, or for a stage trigger a run that starts today."""
+    def missing(anchor: dt.date) -> list[Step]:
+        starts = [start for _, start in run_starts(playbook, anchor, today)]
+        return [step for step in playbook.steps
+                if any(s is None or step_days(playbook, step, s) is None for s in starts)]
+
+    if not missing(today):  # no earlier start misses anything either: nothing to look for
+        return
+    trigger = playbook.trigger
+    if trigger.match is None:
+        anchor, what = today, f"runs that start as late as today ({today.isoformat()}, " \
+                              f"entering stage {trigger.stage})"
+    else:
+        source = _latest_trigger(playbook, workspace, today)
+        if source is None:
+            return
+        anchor, what = source.date, (f"the run started by the {source.type} of "
+                                     f"{source.date.isoformat()} ({source.location})")
+        if playbook.every is not None:
+            what = f"the repetitions (every {playbook.every}) of {what}"
+    steps = missing(anchor)
+    if not steps:
+        return
+    names = ", ".join(repr(s.name) for s in steps)
+    yield Diagnostic.error(
+        f"step{'s' if len(steps) > 1 else ''} {names} {'are' if len(steps) > 1 else 'is'} "
+        f"left out of {what}: due or expiring after {LAST_DAY.isoformat()}, the last day "
+        "crmkit can plan for", steps[0].where, source=NAME)
+
+
+def _latest_trigger(playbook: Playbook, workspace: Workspace, today: dt.date
+                    ) -> Interaction | None:
+    """The interaction that started the latest run of anybody's, as :func:`runs` picks
+    it (whatever the trigger's tag or segment)."""
+    match, nth = playbook.trigger.match, playbook.trigger.nth
+    assert match is not None
+    latest: Interaction | None = None
+    for cid in workspace.customers:
+        history = workspace.history(cid)
+        history = history[:bisect.bisect_right(history, today, key=_date)]
+        found = [i for i in history if match(i)][nth - 1:]
+        if found:
+            source = found[0] if playbook.repeat == "once" else found[-1]
+            if latest is None or source.date > latest.date:
+                latest = source
+    return latest
