@@ -127,7 +127,10 @@ def test_ci_examples_are_valid_yaml_and_run_crmkit_as_the_readme_installs_it(tmp
     doc = (REPO / "docs" / "ci.md").read_text(encoding="utf-8")
     blocks = [yaml.safe_load(b) for b in re.findall(r"^```yaml\n(.*?)^```", doc,
                                                     re.MULTILINE | re.DOTALL)]
-    assert len(blocks) == 2
+    assert len(blocks) == 3
+    sending = blocks[2]  # steps to add: send, then commit the records back, always
+    assert sending[0]["run"] == ".venv/bin/crmkit drafts --send --yes"
+    assert sending[1]["if"] == "always()" and "git add interactions/" in sending[1]["run"]
     github = [step.get("run", "") for step in blocks[0]["jobs"]["report"]["steps"]]
     gitlab = blocks[1]["crm-weekly"]["script"]
     readme = (REPO / "README.md").read_text(encoding="utf-8")
