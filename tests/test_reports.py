@@ -171,4 +171,5 @@ def test_listed_rows_are_rendered_once_per_item_and_escaped_once(make_workspace)
                            '{% endautoescape %}')
     assert html.render(items=[c], today=day) == (
         '<table><tr><td class="">2026-07-01</td><td>lea</td><td>&lt;C&gt;</td><td></td>'
-        '<td class="id"><code>birthday/lea/2026-07-01/&lt;C&gt;</code></td></tr>\n</table>')
+        '<td class="id"><code><span>birthday/</span><wbr><span>lea/</span><wbr>'
+        '<span>2026-07-01/</span><wbr><span>&lt;C&gt;</span></code></td></tr>\n</table>')
