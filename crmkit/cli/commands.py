@@ -279,7 +279,7 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
 
     def row(label: str, value: Any) -> None:
         if value not in (None, "", (), []):
-            lines.append(f"{label + ':':<20}{clean(value)}")
+            lines.append(f"{clean(label) + ':':<20}{clean(value)}")
 
     row("Email", ", ".join(c.emails))
     row("Phone", ", ".join(c.phones))
@@ -355,7 +355,7 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
                  (f", latest {len(shown)}" if len(shown) < len(history) else "") + ")")
     for i in shown:
         lines.append(f"  {day(i.date)}  {_describe(i, currency)}")
-    click.echo("\n".join(lines))
+    click.echo("\n".join(map(clean, lines)))  # ids, stages and keys come from files too
     app.warn_about_problems()
 
 

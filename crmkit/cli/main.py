@@ -21,6 +21,7 @@ from ..incremental import replay
 from ..incremental.memo import BrokenState
 from ..loading.schema import did_you_mean
 from ..model import CrmkitError
+from ..model.text import clean
 
 
 def _parse_today(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
@@ -79,7 +80,7 @@ class CrmkitGroup(click.Group):
             return result
         except CrmkitError as exc:
             finished = True
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(clean(str(exc))) from None
         except BrokenState as exc:
             ctx.obj.forget_state()
             raise click.ClickException(
@@ -246,16 +247,16 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except CrmkitError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {clean(exc)}", err=True)
         sys.exit(1)
     except OSError as exc:
         if verbose:
             traceback.print_exc()
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {clean(exc)}", err=True)  # OSError names the file
         sys.exit(1)
     except Exception as exc:
         if verbose:
             traceback.print_exc()
-        click.echo(f"Error: unexpected {type(exc).__name__}: {exc} "
+        click.echo(f"Error: unexpected {type(exc).__name__}: {clean(exc)} "
                    "(run with --verbose for the traceback)", err=True)
         sys.exit(1)

@@ -11,6 +11,10 @@ from typing import Any
 
 import click
 
+from ..model.text import clean
+
+__all__ = ["clean", "day", "echo_json", "money", "table", "to_json", "width"]
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
@@ -42,17 +46,8 @@ def width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
-def clean(value: Any) -> str:
-    """One line of text: customer data can hold newlines and control characters."""
-    if value is None:
-        return ""
-    text = str(value)
-    if text.isprintable():  # no control, format or unassigned character: most text
-        return text
-    return "".join(" " if unicodedata.category(c)[0] == "C" else c for c in text)
-
-
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    headers = [clean(h) for h in headers]
     cells = [[clean(c) for c in row] for row in rows]
     widths = [width(h) for h in headers]
     for row in cells:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .text import clean
+
 
 class Severity(StrEnum):
     ERROR = "error"
@@ -25,8 +27,8 @@ class Location:
 
     def __str__(self) -> str:
         if self.line <= 0:
-            return self.path
-        return f"{self.path}:{self.line}:{max(self.col, 1)}"
+            return clean(self.path)
+        return f"{clean(self.path)}:{self.line}:{max(self.col, 1)}"
 
     def __reduce__(self) -> tuple[type, tuple[str, int, int]]:
         return (Location, (self.path, self.line, self.col))
@@ -56,7 +58,7 @@ class Diagnostic:
 
     def __str__(self) -> str:
         where = f"{self.location}: " if self.location else ""
-        return f"{where}{self.severity.value}: {self.message}"
+        return f"{where}{self.severity.value}: {clean(self.message)}"
 
     def __reduce__(self) -> tuple[type, tuple[object, ...]]:
         return (Diagnostic, (self.severity, self.message, self.location, self.source))

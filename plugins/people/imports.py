@@ -236,11 +236,11 @@ def import_command(app: crmkit.App, source_format: str, file: Path, mappings: tu
                       "customer": o.customer, "note": o.note, "file": o.file}
                      for o in outcomes]})
         return
-    click.echo(f"{file.name}: {len(outcomes)} rows ({source_format})")
-    for o in outcomes:
-        click.echo(f"  row {o.row.row}: {_describe(o)}")
+    click.echo(f"{crmkit.clean(file.name)}: {len(outcomes)} rows ({source_format})")
+    for o in outcomes:  # a name in the file must not rewrite the lines shown
+        click.echo(f"  row {o.row.row}: {crmkit.clean(_describe(o))}")
         if do_apply and o.file:
-            click.echo(f"    created {o.file}")
+            click.echo(f"    created {crmkit.clean(o.file)}")
     click.echo(f"{counts['new']} new, {counts['existing']} existing (left unchanged), "
                f"{counts['already']} already imported, {counts['invalid']} invalid")
     if not do_apply:
