@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -101,6 +102,65 @@ def test_hostile_customer_data_stays_inert_in_every_output(make_workspace, run):
     assert b"\nBcc:" not in eml.split(b"\n\n")[0]
     shown = json.loads(run(*base, "show", "evil", "--format", "json").stdout)
     assert shown["customer"]["name"] == HOSTILE  # JSON keeps the data exactly
+
+
+LINKS = ("[Rabatt](https://evil.example/a) ![](https://evil.example/p.png) "
+         "www.evil.example <https://evil.example> http://evil.example x@evil.example")
+
+
+def test_links_in_customer_data_are_plain_text_in_every_markdown_output(make_workspace, run):
+    """A CI job summary renders the Markdown: customer data must not become a link, an
+    image or an autolink there (md_cell: backslash escapes, a WORD JOINER before ``@``)."""
+    text = json.dumps(LINKS)
+    root = make_workspace({
+        "customers/link.yaml": f"name: {text}\nsource: {text}\npreferred_channel: {text}\n",
+        "interactions/a.yaml": f"customer: link\ndate: 2026-05-20\ntype: call\n"
+                               f"channel: {text}\nsummary: {text}\nfollow_up: 2026-05-25\n",
+        "interactions/b.yaml": "customer: link\ndate: 2026-05-21\ntype: purchase\n"
+                               "amount: 100\n",
+        "interactions/c.yaml": f"customer: link\ndate: 2026-05-22\ntype: complaint\n"
+                               f"summary: {text}\n",
+        "deals/d.yaml": f"customer: link\ntitle: {text}\nstage: proposal\nvalue: 10\n",
+    }, settings=f"business: {text}\nsender: {{name: S, email: s@example.de}}\n")
+    base = ("-w", root, "--today", "2026-06-01")
+    run(*base, "build")
+    outputs = {
+        "reminders": run(*base, "reminders", "--format", "md").stdout,
+        "weekly": run(*base, "report", "weekly", "--format", "md", "--out", "-").stdout,
+        "dashboard": run(*base, "report", "dashboard", "--format", "md", "--out", "-").stdout,
+        "out/reminders.md": (root / "out" / "reminders.md").read_text(encoding="utf-8"),
+    }
+    for name, markdown in outputs.items():
+        assert markdown.count("evil.example") >= 6, name  # the data is there, as text
+        assert "[Rabatt]" not in markdown and "![]" not in markdown, name
+        assert re.search("[a-z]://", markdown) is None and "<https" not in markdown, name
+        assert "www.evil" not in markdown, name
+        assert "\u2060@evil" in markdown and re.search("[^\u2060]@evil", markdown) is None, name
+
+
+def test_no_escape_sequence_from_workspace_data_reaches_the_terminal(make_workspace, run,
+                                                                      tmp_path):
+    """Field keys (show), file names (check) and imported names (the dry run) can hold
+    ESC sequences, carriage returns and bidi overrides: crmkit.clean removes them."""
+    trap = "\x1b[2K\r\x1b[1Aok\u202e\x9b31m\x1b]8;;https://evil.example\x07"
+    root = make_workspace({
+        "customers/anna.yaml": f"name: Anna\nfields: {{{json.dumps('key' + trap)}: "
+                               f"{json.dumps('value' + trap)}}}\n",
+        f"customers/{trap}.yaml": "name: Bad\n",
+        f"interactions/{trap}.yaml": "customer: nobody\ndate: 2026-05-01\ntype: call\n",
+    })
+    csv_file = tmp_path / "people.csv"
+    csv_file.write_text(f"name,email\nEva{trap},eva@example.de\n", encoding="utf-8")
+    base = ("-w", root, "--today", "2026-06-01")
+    shown = run(*base, "show", "anna")
+    checked = run(*base, "check")
+    imported = run(*base, "import", "csv", csv_file)
+    for result in (shown, checked, imported):
+        for text in (result.stdout, result.stderr):
+            assert not any(c in text for c in "\x1b\x9b\r\u202e\x07"), repr(text)
+    assert "key" in shown.stdout and "value" in shown.stdout
+    assert checked.stdout.count("customers/") >= 1 and "interactions/" in checked.stdout
+    assert "Eva" in imported.stdout
 
 
 def test_concurrent_log_runs_never_clobber_each_other(make_workspace):

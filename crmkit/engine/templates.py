@@ -9,11 +9,13 @@ Report sections are rendered here, so that the core decides what text to reuse
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..incremental import render
 from ..model import Diagnostic
+from ..model.text import clean
 
 if TYPE_CHECKING:
     import jinja2
@@ -31,13 +33,34 @@ def _escapes(name: str | None) -> bool:
     return name is not None and not _MARKUP.isdisjoint(name.lower().split(".")[1:])
 
 
-def md_cell(value: Any) -> str:
-    """One Markdown table cell of customer data: one line, no table breaks, no HTML, no
-    links or images (``[text](url)`` stays text)."""
-    from ..cli.output import clean
+#: Escaped where they could mean something: ``_`` unless inside a word (``follow_up``
+#: is never emphasis), ``:`` only before ``//`` (the URL autolinks).
+_MD_PUNCTUATION = re.compile(r"([\\`*~\[\]|]|(?<![^\W_])_|_(?![^\W_])|:(?=//))")
+_MD_ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
+_MD_WWW = re.compile(r"(?<![0-9A-Za-z])(www)\.", re.IGNORECASE)
+_MD_BLOCK = re.compile(r"^(\s*(?:\d+)?)([#>+=.)-])")
+#: WORD JOINER: zero width, invisible, and not a character an email address can hold.
+_JOINER = "\u2060"
 
-    return (clean(value).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
-            .replace(">", "&gt;").replace("[", "\\[").replace("]", "\\]"))
+
+def md_cell(value: Any) -> str:
+    r"""Customer data as plain text in Markdown (a table cell, a list item, a heading):
+    one line, no table breaks, no HTML, no emphasis or code, no links, images or
+    autolinks.  GitHub shows the same visible text as the data.
+
+    A backslash before ASCII punctuation is CommonMark's way to say "this character, as
+    text": ``\[``, ``\]`` stop ``[text](url)`` and ``![](url)``; ``\:`` before ``//``
+    stops every URL autolink (``https://``, ``http://``, ``ftp://``) and ``www\.`` the
+    ``www.`` one, and the rendered and copied text is exactly the data.  ``<`` and ``>`` become
+    ``&lt;``/``&gt;`` (no HTML, no ``<url>`` autolink).  GitHub finds email addresses
+    (and ``mailto:``/``xmpp:`` links) after escapes are resolved, so there a backslash
+    does not help: a WORD JOINER (U+2060, zero width) before ``@`` shows the same text
+    and is no address.  A cell that starts like a heading, quote or list item gets its
+    marker escaped."""
+    text = _MD_PUNCTUATION.sub(r"\\\1", clean(value))
+    text = _MD_ENTITY.sub(r"\\&", text).replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_WWW.sub(r"\1\\.", text).replace("@", _JOINER + "@")
+    return _MD_BLOCK.sub(r"\1\\\2", text, count=1)  # no heading, quote or list
 
 
 def template_folders(root: Path | None, host: PluginHost
