@@ -69,6 +69,8 @@ def check(app: App, fmt: str, strict: bool) -> None:
     """
     ws = app.workspace
     diagnostics = list(ws.diagnostics)
+    if (output := ws.output_problem()) is not None and output not in diagnostics:
+        diagnostics.append(output)  # a link out of the workspace: not in crmkit.yaml itself
     errors = sum(1 for d in diagnostics if d.is_error)
     warnings = len(diagnostics) - errors
     if fmt == "json":

@@ -11,6 +11,7 @@ themselves after each rebuild.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import gc
@@ -34,6 +35,7 @@ from ..loading.loader import (
     is_editor_file,
     load_workspace_files,
 )
+from ..model.workspace import normal_output
 
 DEBOUNCE_SECONDS = 0.03
 #: A change in these folders reloads plugins and registrations, like crmkit.yaml.
@@ -53,9 +55,13 @@ RELOAD_SCRIPT = f"""<script>
 
 
 def is_ignored(rel: str, output: str) -> bool:
-    """Paths a rebuild does not care about: VCS and cache folders, output, editor files."""
-    parts = rel.replace(os.sep, "/").split("/")
-    if any(p in IGNORED_DIRS for p in parts[:-1]) or parts[0] == output.strip("/"):
+    """Paths a rebuild does not care about: VCS and cache folders, the output folder
+    (however ``output`` spells it: ``./out``, ``generated/site/``), editor files."""
+    rel = rel.replace(os.sep, "/")
+    parts = rel.split("/")
+    output = normal_output(output)
+    if any(p in IGNORED_DIRS for p in parts[:-1]) or rel == output \
+            or rel.startswith(output + "/"):
         return True
     return parts[-1] in IGNORED_DIRS or is_editor_file(parts[-1])
 
@@ -65,7 +71,8 @@ class ChangeCollector:
 
     def __init__(self, root: Path, output: str) -> None:
         self.root = root
-        self.output = output
+        #: The output folder as written and, when it is a link, where it leads.
+        self.outputs = [output]
         self.condition = threading.Condition()
         self.changed: set[str] = set()
         self.last_event = 0.0
@@ -85,7 +92,7 @@ class ChangeCollector:
                 rel = Path(path).relative_to(self.root).as_posix()
             except ValueError:
                 continue
-            if rel in ("", ".") or is_ignored(rel, self.output):
+            if rel in ("", ".") or any(is_ignored(rel, out) for out in self.outputs):
                 continue
             with self.condition:
                 self.changed.add(rel)
@@ -226,17 +233,29 @@ class Watcher:
         self.echo(f"{_clock()} {what}: wrote {len(written)} file(s) in {took:.2f} s{parsed}")
         return True
 
+    def outputs(self) -> list[str]:
+        """The output folder as written and, if it is a link, where it leads (relative)."""
+        outputs = [self.output]
+        with contextlib.suppress(OSError, ValueError):
+            root = self.root.resolve()
+            real = (self.root / self.output).resolve().relative_to(root).as_posix()
+            if real not in (".", normal_output(self.output)):
+                outputs.append(real)
+        return outputs
+
     def run(self, serve_port: int | None = None) -> None:
         from watchdog.observers import Observer  # imported lazily: only watch needs it
 
         self.rebuild(None)
         collector = ChangeCollector(self.root, self.output)
+        collector.outputs = self.outputs()
         observer = Observer()
         observer.schedule(collector, str(self.root), recursive=True)
         observer.start()
         server = None
         if serve_port is not None:
-            out = self.root / self.output
+            assert self.app is not None
+            out = self.app.workspace.output_dir  # checked: a folder of this workspace's own
             out.mkdir(parents=True, exist_ok=True)
             server = serve(out, serve_port, lambda: str(self.builds))
             self.echo(f"serving {self.output}/ on http://127.0.0.1:{server.server_port}/ "
@@ -245,7 +264,7 @@ class Watcher:
         try:
             while True:
                 batch = collector.next_batch()
-                collector.output = self.output
+                collector.outputs = self.outputs()
                 try:
                     self.rebuild(batch)
                 except Exception as exc:  # a failed rebuild is logged; watching goes on

@@ -442,7 +442,9 @@ class App:
         return target
 
     def build(self) -> list[Path]:
-        """Let every plugin write its generated files (``crmkit_build``)."""
+        """Let every plugin write its generated files (``crmkit_build``); nothing at all
+        when the output folder cannot be written (:meth:`Workspace.output_dir`)."""
+        self.workspace.output_dir  # noqa: B018  (raises, naming `output` in crmkit.yaml)
         written, problems = self.host.call("crmkit_build", app=self)
         self.problems.extend(problems)
         return [Path(p) for p in written]

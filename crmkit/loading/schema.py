@@ -32,6 +32,7 @@ from ..model.records import (
     Service,
     Settings,
 )
+from ..model.workspace import normal_output, output_problem
 from .yamlsource import YamlList, YamlMap
 
 ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
@@ -680,9 +681,10 @@ def parse_settings(data: Any, path: str, out: list[Diagnostic],
                 f"not {currency!r}")
         currency = "EUR"
     output = f.text("output") or "out"
-    if output.startswith(("/", "\\")) or ".." in output.replace("\\", "/").split("/"):
-        f.error("output", "'output' must be a folder inside the workspace")
-        output = "out"
+    if (problem := output_problem(output)) is not None:
+        f.error("output", problem)  # kept as written: Workspace.output_dir refuses it
+    else:
+        output = normal_output(output)
     return Settings(
         business=f.text("business", required=True) or "(unnamed)",
         sender=sender,
