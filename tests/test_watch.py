@@ -1,5 +1,8 @@
 """crmkit watch with real file events (inotify through watchdog) in a real process."""
 
+import base64
+import hashlib
+import http.client
 import os
 import queue
 import re
@@ -8,6 +11,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -209,3 +213,83 @@ def test_watch_output_equals_a_fresh_build_after_each_change(tmp_path):
                     (rel, path)
     finally:
         watch.process.kill()
+
+
+def _get(url: str, path: str, host: str | None = None) -> tuple[int, dict, bytes]:
+    """A real HTTP request, with the ``Host:`` header a browser (or an attacker) sends."""
+    parsed = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=5)
+    try:
+        connection.request("GET", path, headers={"Host": parsed.netloc if host is None else host})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def serving(make_workspace, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:the secret\n")
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "index.html").write_text("<p>the secret</p>")
+    root = make_workspace(FILES)
+    watch = Watch(root, "--serve", "--port", "0")
+    url = re.search(r"http://127\.0\.0\.1:\d+/", watch.expect("serving out/ on")).group(0)
+    watch.expect("watching for changes")
+    (root / "out" / "passwd").symlink_to("/etc/passwd")
+    (root / "out" / "secret.txt").symlink_to(secret)
+    (root / "out" / "secrets").symlink_to(tmp_path / "secrets", target_is_directory=True)
+    (root / "out" / "empty").mkdir()
+    yield root, url
+    if watch.process.poll() is None:
+        watch.process.kill()
+
+
+def test_serve_answers_only_regular_files_inside_the_output_folder(serving):
+    root, url = serving
+    for path in ("/passwd", "/secret.txt", "/secrets/", "/secrets/index.html", "/empty/",
+                 "/../crmkit.yaml", "/%2e%2e/crmkit.yaml", "/reports/../../crmkit.yaml"):
+        status, _, body = _get(url, path)
+        assert status == 404, path
+        assert b"root:" not in body and b"secret" not in body and b"business" not in body
+    (root / "out" / "reports" / "linked.html").symlink_to(root / "out" / "reports" /
+                                                          "weekly.html")
+    assert _get(url, "/reports/linked.html")[0] == 200  # a link that stays inside is fine
+    assert _get(url, "/reports/weekly.md")[0] == 200
+
+
+def test_serve_answers_only_requests_addressed_to_this_machine(serving):
+    _, url = serving
+    port = urllib.parse.urlsplit(url).port
+    for host in ("127.0.0.1", f"127.0.0.1:{port}", "localhost", f"localhost:{port}",
+                 f"LOCALHOST:{port}"):
+        assert _get(url, "/reports/weekly.html", host)[0] == 200, host
+    for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.evil.example:{port}",
+                 "localhost:1", f"localhost.:{port}", "", f"[::1]:{port}",
+                 f"localhost:{port}@evil.example"):
+        status, _, body = _get(url, "/reports/weekly.html", host)
+        assert status == 421 and b"<html" not in body.lower(), host
+        assert _get(url, "/__crmkit__/version", host)[0] == 421
+
+
+def test_serve_sends_nosniff_and_a_policy_that_allows_only_the_page_itself(serving):
+    _, url = serving
+    status, headers, body = _get(url, "/reports/dashboard.html")
+    assert status == 200 and headers["X-Content-Type-Options"] == "nosniff"
+    policy = dict(part.strip().split(" ", 1) for part in
+                  headers["Content-Security-Policy"].split(";"))
+    assert policy["default-src"] == "'none'"
+    assert policy["connect-src"] == "'self'"  # the version check of the reload script
+    assert policy["frame-ancestors"] == policy["base-uri"] == policy["form-action"] == "'none'"
+    assert "http" not in headers["Content-Security-Policy"]
+    # the only script the page runs is the reload script, allowed by its hash
+    scripts = re.findall(rb"<script>(.*?)</script>", body, re.S)
+    assert len(scripts) == 1
+    digest = base64.b64encode(hashlib.sha256(scripts[0]).digest()).decode()
+    assert policy["script-src"] == f"'sha256-{digest}'"
+    assert "'unsafe-inline'" in policy["style-src"]  # the page's own <style>
+    for path in ("/reports/weekly.md", "/reminders.ics", "/nothing-here"):
+        headers = _get(url, path)[1]
+        assert headers["X-Content-Type-Options"] == "nosniff", path
+        assert headers["Content-Security-Policy"].startswith("default-src 'none'"), path

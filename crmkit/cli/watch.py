@@ -11,12 +11,15 @@ themselves after each rebuild.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import functools
 import gc
+import hashlib
 import http.server
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -113,33 +116,81 @@ class ChangeCollector:
             return batch
 
 
+#: Names the server answers to: a page of another name (a DNS rebinding attack, a
+#: hostile site's requests to 127.0.0.1 under its own name) gets 421.
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
+#: Only the page itself: its own inline <style> and SVG, the reload script (by hash),
+#: the version check and images of the same origin; no plugins, frames, forms or
+#: anything from elsewhere.
+_RELOAD_CODE = RELOAD_SCRIPT.removeprefix("<script>").removesuffix("</script>").encode()
+_RELOAD_HASH = base64.b64encode(hashlib.sha256(_RELOAD_CODE).digest()).decode()
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; script-src 'sha256-{_RELOAD_HASH}'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves the output folder; HTML pages get the reload script."""
+    """Serves the regular files of the output folder (a link that leads out of it, a
+    folder without ``index.html`` and anything else is 404) to requests addressed to
+    127.0.0.1 or localhost; HTML pages get the reload script."""
 
     version: Callable[[], str] = staticmethod(lambda: "0")
 
     def do_GET(self) -> None:
-        if self.path.split("?")[0] == VERSION_PATH:
-            self._send(self.version().encode(), "text/plain")
+        self._answer(head=False)
+
+    def do_HEAD(self) -> None:
+        self._answer(head=True)
+
+    def _answer(self, head: bool) -> None:
+        host, _, port = (self.headers.get("Host") or "").strip().lower().rpartition(":")
+        if not host or not port.isdigit():
+            host, port = (self.headers.get("Host") or "").strip().lower(), ""
+        if host not in LOCAL_HOSTS or port not in ("", str(self.server.server_address[1])):
+            self._send(421, b"misdirected request: use http://127.0.0.1/ or localhost\n",
+                       "text/plain; charset=utf-8", head)
             return
-        path = Path(self.translate_path(self.path))
-        if path.is_dir() and (path / "index.html").is_file():
-            path = path / "index.html"
-        if path.suffix == ".html" and path.is_file():
-            html = path.read_text(encoding="utf-8")
+        if self.path.split("?")[0] == VERSION_PATH:
+            self._send(200, self.version().encode(), "text/plain", head)
+            return
+        path = self._regular_file(self.translate_path(self.path))
+        if path is None:
+            self._send(404, b"not found\n", "text/plain; charset=utf-8", head)
+            return
+        if path.suffix == ".html":
+            html = path.read_text(encoding="utf-8", errors="replace")
             html = html.replace("</body>", RELOAD_SCRIPT + "</body>") if "</body>" in html \
                 else html + RELOAD_SCRIPT
-            self._send(html.encode("utf-8"), "text/html; charset=utf-8")
+            self._send(200, html.encode("utf-8"), "text/html; charset=utf-8", head)
             return
-        super().do_GET()
+        self._send(200, path.read_bytes(), self.guess_type(str(path)), head)
 
-    def _send(self, body: bytes, content_type: str) -> None:
-        self.send_response(200)
+    def _regular_file(self, translated: str) -> Path | None:
+        """The regular file (or a folder's ``index.html``) the request names, resolved
+        and inside the served folder; ``None`` for anything else."""
+        folder = Path(self.directory).resolve()
+        try:
+            path = Path(translated).resolve()
+            if path.is_dir():
+                path = (path / "index.html").resolve()
+            if not path.is_relative_to(folder) or not stat.S_ISREG(path.stat().st_mode):
+                return None
+        except (OSError, RuntimeError):  # missing, unreadable, a link loop
+            return None
+        return path
+
+    def _send(self, status: int, body: bytes, content_type: str, head: bool = False) -> None:
+        self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.send_header("Referrer-Policy", "no-referrer")
         self.end_headers()
-        self.wfile.write(body)
+        if not head:
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         return
