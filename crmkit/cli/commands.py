@@ -212,7 +212,7 @@ def log(app: App, customer_id: str, kind: str, summary: str | None, when: str | 
     if follow_up:
         data["follow_up"] = ({"date": follow_up, "what": follow_up_what} if follow_up_what
                              else follow_up)
-    rel = app.record_interaction(data)
+    rel = app.record_interaction(data, now=when is None)
     click.echo(f"created {rel}")
 
 

@@ -392,28 +392,34 @@ class App:
         return sorted({*BASE_INTERACTION_TYPES, *self.workspace.settings.interaction_types,
                        *self.registry.interaction_types})
 
-    def record_interaction(self, data: dict[str, Any], dry_run: bool = False) -> str:
+    def record_interaction(self, data: dict[str, Any], dry_run: bool = False,
+                           now: bool = False) -> str:
         """Write a new interaction file (validated, atomic, never overwriting).
 
         ``data`` is what the file holds (``customer``, ``date``, ``type``, ...); empty
         values are left out. Returns the workspace-relative path. Raises
         :class:`~crmkit.CrmkitError` for invalid data; ``dry_run`` only checks.
+        ``now``: it happens as it is written (a call just logged, an email just
+        sent): dated today, it gets the time too, which orders it among the day's
+        records (files of one day sort by name, not by when they were written).
         """
         data = dict(data)
+        if now:
+            self._stamp(data)
+        rel, _ = write_interaction(self.workspace, data, self.interaction_types(),
+                                   dry_run=dry_run)
+        return rel
+
+    def _stamp(self, data: dict[str, Any]) -> None:
         day = data.get("date")
         if isinstance(day, str):
             with contextlib.suppress(ValueError):
                 day = dt.date.fromisoformat(day)
         tz = time_zone(self.workspace.settings.timezone) or dt.UTC
-        now = dt.datetime.now(tz)  # to the microsecond: two records in one second
-        if day in (None, now.date()) and not isinstance(day, dt.datetime) \
-                and self.today == now.date():
-            # written now: the time orders it among the day's records (a snooze
-            # after a snooze, a call after the purchase it thanks for)
-            data["date"] = now
-        rel, _ = write_interaction(self.workspace, data, self.interaction_types(),
-                                   dry_run=dry_run)
-        return rel
+        moment = dt.datetime.now(tz)  # to the microsecond: two records in one second
+        if day in (None, moment.date()) and not isinstance(day, dt.datetime) \
+                and self.today == moment.date():
+            data["date"] = moment
 
     def record_customer(self, customer_id: str, data: dict[str, Any],
                         dry_run: bool = False) -> str:

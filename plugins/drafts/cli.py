@@ -314,7 +314,7 @@ def _unconfirmed(app: crmkit.App, outbox, yes: bool, resend: set[str]
                 "channel": "email", "direction": "outbound", "summary": entry.subject,
                 "resolves": [entry.reminder], "by": app.user,
                 "fields": {"message_id": entry.message_id, "to": entry.to,
-                           "recorded": "after an interrupted run"}})
+                           "recorded": "after an interrupted run"}}, now=True)
             outbox.remove(entry)
             recorded.add(entry.reminder)
             click.echo(f"recorded in {rel}")
@@ -339,7 +339,7 @@ def _record_sent(app: crmkit.App, draft: EmailDraft, msg) -> str:
         "channel": "email", "direction": "outbound", "summary": draft.subject,
         "resolves": [draft.reminder.id], "by": app.user,
         "fields": {"message_id": str(msg["Message-ID"]), "to": draft.to},
-    })
+    }, now=True)
 
 
 def _record_refusal(app: crmkit.App, draft: EmailDraft, msg, refusal: str) -> None:
@@ -350,7 +350,7 @@ def _record_refusal(app: crmkit.App, draft: EmailDraft, msg, refusal: str) -> No
             "summary": f"Email not delivered to {draft.to}: {refusal}", "by": app.user,
             "fields": {"message_id": str(msg["Message-ID"]), "to": draft.to,
                        "delivery": "refused", "reminder": draft.reminder.id},
-        })
+        }, now=True)
     except (crmkit.CrmkitError, OSError) as exc:
         click.echo(f"warning: the refusal could not be recorded: {exc}", err=True)
 

@@ -161,7 +161,8 @@ def _settle(app: crmkit.App, ids: tuple[str, ...], data: dict, fmt: str, verb: s
     written = []
     for customer, reminders in _open_reminders(app, ids).items():
         rel = app.record_interaction({"customer": customer, "date": app.today, **data,
-                                      "resolves": [r.id for r in reminders], "by": app.user})
+                                      "resolves": [r.id for r in reminders], "by": app.user},
+                                     now=True)
         written.append({"file": rel, "resolves": [r.id for r in reminders]})
     if fmt == "json":
         crmkit.echo_json(written)
