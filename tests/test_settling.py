@@ -263,3 +263,20 @@ def test_snooze_for_too_long_or_nothing_is_a_clear_error(make_workspace, run):
                           ("0d", "Invalid value for --for: 2026-06-01 is not after today")):
         out = run(*day, span)
         assert out.exit_code == 2 and message in out.stderr, out.stderr
+
+
+def test_two_of_one_occasion_get_ids_a_record_can_name(make_workspace, run):
+    root = make_workspace({"customers/bo.yaml": """\
+        name: Bo
+        services:
+          - {name: Wartung, interval: 1 year, start: 2025-06-01}
+          - {name: Wartung, interval: 1 year, start: 2025-06-01}
+          - {name: Filter, interval: 1 year, start: 2025-06-01}
+        """}, settings=SETTINGS)
+    listed = json.loads(run("-w", root, "--today", "2026-06-01", "reminders", "--format",
+                            "json").stdout)
+    ids = sorted(r["id"] for r in listed)
+    assert ids == ["service_due/bo/2026-06-01/filter", "service_due/bo/2026-06-01/wartung",
+                   "service_due/bo/2026-06-01/wartung-2"]
+    done = run("-w", root, "--today", "2026-06-01", "done", ids[2])
+    assert done.exit_code == 0 and run("-w", root, "check").exit_code == 0

@@ -55,14 +55,16 @@ def reminder_of(due: Due, kind: ReminderKind, customer: Customer, priority: int)
 
 def distinct_ids(reminders: tuple[Reminder, ...]) -> tuple[Reminder, ...]:
     """One kind's reminders of one customer, two with the same id told apart by
-    ``/2``, ``/3``... (in the order the rule yielded them)."""
+    ``/2``, ``/3``... (``-2`` after an occasion), in the order the rule yielded them."""
     if len(reminders) < 2 or len({r.id for r in reminders}) == len(reminders):
         return reminders
     seen: dict[str, int] = {}
     out = []
     for r in reminders:
         n = seen[r.id] = seen.get(r.id, 0) + 1
-        out.append(replace(r, id=f"{r.id}/{n}") if n > 1 else r)
+        if n > 1:  # one more part, or the occasion numbered: an id has at most four
+            r = replace(r, id=f"{r.id}-{n}" if r.id.count("/") == 3 else f"{r.id}/{n}")
+        out.append(r)
     return tuple(out)
 
 
