@@ -293,3 +293,17 @@ def test_a_long_customer_id_still_gets_its_records_written(make_workspace, run):
     [path] = (root / "interactions" / "2026").iterdir()
     assert len(path.name) < 120 and f"customer: {cid}\n" in path.read_text()
     assert run("-w", root, "check").exit_code == 0
+
+
+def test_add_customer_refuses_another_customers_email(make_workspace, run):
+    """It wrote the file, and then 'check' failed (on the older customer's file)."""
+    root = make_workspace({"customers/sophie-lang.yaml":
+                           "name: Sophie Lang\nemail: Sophie@Lang.example\n"})
+    result = run("-w", root, "add", "customer", "--name", "Sophie L.",
+                  "--email", "sophie@lang.example ")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert "'sophie-lang' already has the email 'Sophie@Lang.example'" in result.stderr
+    assert "crmkit duplicates" in result.stderr
+    assert not (root / "customers" / "sophie-l.yaml").exists()
+    assert run("-w", root, "check").exit_code == 0

@@ -152,11 +152,6 @@ def add_customer(app: App, customer_id: str | None, name: str, company: str | No
         data["consent"] = {"email": True, "since": app.today, "how": email_consent}
     if notes:
         data["notes"] = notes
-    for other in ws.customers.values():
-        shared = {e.lower() for e in other.emails} & {e.lower() for e in emails}
-        if shared:
-            click.echo(f"warning: {other.id} has the same email ({', '.join(sorted(shared))})",
-                       err=True)
     rel = write_customer(ws, customer_id, data)
     click.echo(f"created {rel}")
 

@@ -67,7 +67,9 @@ def write_customer(workspace: Workspace, customer_id: str, data: dict[str, Any],
         data["consent"]["since"] = _as_date(data["consent"]["since"])
     rel = f"customers/{customer_id}.yaml"
     text = dump_yaml(data)
-    check_record(text, rel, lambda d, r, out: parse_customer(d, r, customer_id, out))
+    customer = check_record(text, rel, lambda d, r, out: parse_customer(d, r, customer_id, out))
+    if customer is not None:
+        _refuse_shared_email(workspace, customer_id, customer.emails)
     if dry_run:
         if (workspace.root / rel).exists():
             raise CrmkitError(f"{rel} already exists")
@@ -77,6 +79,26 @@ def write_customer(workspace: Workspace, customer_id: str, data: dict[str, Any],
     except FileExistsError:
         raise CrmkitError(f"{rel} already exists; not overwriting it (pass another id)") from None
     return rel
+
+
+def _refuse_shared_email(workspace: Workspace, customer_id: str,
+                         emails: Iterable[str]) -> None:
+    """A new customer with another's email would make ``crmkit check`` fail (the
+    duplicates check compares emails case-insensitively): refuse before writing."""
+    seen: set[str] = set()
+    for email in emails:
+        key = email.strip().lower()
+        if key in seen:
+            raise CrmkitError(f"the email {email!r} is given twice")
+        seen.add(key)
+    for other in workspace.customers.values():
+        if other.id == customer_id:
+            continue
+        shared = sorted(e for e in other.emails if e.strip().lower() in seen)
+        if shared:
+            raise CrmkitError(
+                f"{other.id!r} already has the email {shared[0]!r}; "
+                f"not creating a duplicate (update {other.id!r}, or see 'crmkit duplicates')")
 
 
 def write_interaction(workspace: Workspace, data: dict[str, Any],
