@@ -307,3 +307,30 @@ def test_add_customer_refuses_another_customers_email(make_workspace, run):
     assert "crmkit duplicates" in result.stderr
     assert not (root / "customers" / "sophie-l.yaml").exists()
     assert run("-w", root, "check").exit_code == 0
+
+
+@pytest.mark.parametrize("expression", ["not " * 1400 + "true",
+                                        "(" * 480 + "true" + ")" * 480,
+                                        "tags contains " + "[" * 400 + "]" * 400])
+def test_a_deeply_nested_segment_expression_is_a_located_error(make_workspace, run,
+                                                                expression):
+    """Under the size limit, a few hundred levels of nesting crashed 'check' and
+    'segments' with a RecursionError instead of a located error."""
+    root = make_workspace({"customers/anna.yaml": "name: Anna\n"},
+                          settings=f"business: X\nsegments:\n  deep: {expression}\n")
+    check = run("-w", root, "check")
+    assert check.exit_code == 1
+    assert "crmkit.yaml:3:9: error: segment 'deep': the expression is nested too deeply " \
+        "(more than 50 levels" in check.stdout
+    assert run("-w", root, "segments").exit_code == 0
+
+
+def test_the_longest_allowed_segment_expression_runs(make_workspace, run):
+    """A chain of 'or' as long as the size limit allows is evaluated without recursing
+    once per term."""
+    root = make_workspace({"customers/anna.yaml": "name: Anna\n"},
+                          settings="business: X\nsegments:\n  long: "
+                                   + " or ".join(["not true"] * 370) + " or true\n")
+    assert run("-w", root, "check").exit_code == 0
+    out = run("-w", root, "customers", "--segment", "long", "--format", "json")
+    assert out.exit_code == 0 and [c["id"] for c in json.loads(out.stdout)] == ["anna"]

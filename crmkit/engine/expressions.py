@@ -105,6 +105,9 @@ def _compare(op: str, left: Any, right: Any) -> bool:
 #: More terms than this are refused: nobody writes them by hand, and evaluating a
 #: chain of thousands of ``or`` would exhaust the stack at run time.
 MAX_TERMS = 500
+#: Parentheses, lists and ``not`` nested deeper than this are refused: parsing and
+#: evaluating recurse once per level, and a few hundred levels exhaust the stack.
+MAX_DEPTH = 50
 
 
 class _Parser:
@@ -114,6 +117,7 @@ class _Parser:
             raise ExpressionError(f"the expression is too long (more than {MAX_TERMS} terms)",
                                   1)
         self.index = 0
+        self.depth = 0
         self.names = set(names) if names is not None else None
         self.used: set[str] = set()
 
@@ -125,6 +129,12 @@ class _Parser:
         token = self.tokens[self.index]
         self.index += 1
         return token
+
+    def nest(self, token: _Token) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExpressionError(f"the expression is nested too deeply (more than {MAX_DEPTH} "
+                                  "levels of parentheses, lists or 'not')", token.column)
 
     def expect(self, text: str) -> None:
         if self.current.text != text:
@@ -140,25 +150,29 @@ class _Parser:
         return node
 
     def or_(self) -> Compiled:
-        node = self.and_()
+        nodes = [self.and_()]
         while self.current.text == "or":
             self.take()
-            left, right = node, self.and_()
-            node = lambda v, a=left, b=right: bool(a(v)) or bool(b(v))  # noqa: E731
-        return node
+            nodes.append(self.and_())
+        if len(nodes) == 1:
+            return nodes[0]
+        # one closure for the whole chain: evaluating it never recurses per term
+        return lambda v: any(node(v) for node in nodes)
 
     def and_(self) -> Compiled:
-        node = self.not_()
+        nodes = [self.not_()]
         while self.current.text == "and":
             self.take()
-            left, right = node, self.not_()
-            node = lambda v, a=left, b=right: bool(a(v)) and bool(b(v))  # noqa: E731
-        return node
+            nodes.append(self.not_())
+        if len(nodes) == 1:
+            return nodes[0]
+        return lambda v: all(node(v) for node in nodes)
 
     def not_(self) -> Compiled:
         if self.current.text == "not" and self.current.kind == "keyword":
-            self.take()
+            self.nest(self.take())
             inner = self.not_()
+            self.depth -= 1
             return lambda v: not inner(v)
         return self.comparison()
 
@@ -187,10 +201,13 @@ class _Parser:
             constant = {"true": True, "false": False, "null": None}[token.text]
             return lambda v: constant
         if token.text == "(":
+            self.nest(token)
             node = self.or_()
             self.expect(")")
+            self.depth -= 1
             return node
         if token.text == "[":
+            self.nest(token)
             items: list[Compiled] = []
             while self.current.text != "]":
                 items.append(self.operand())
@@ -199,6 +216,7 @@ class _Parser:
                 elif self.current.text != "]":
                     raise ExpressionError("expected ',' or ']'", self.current.column)
             self.take()
+            self.depth -= 1
             return lambda v: [item(v) for item in items]
         if token.kind == "name":
             return self.variable(token)
