@@ -334,3 +334,19 @@ def test_the_longest_allowed_segment_expression_runs(make_workspace, run):
     assert run("-w", root, "check").exit_code == 0
     out = run("-w", root, "customers", "--segment", "long", "--format", "json")
     assert out.exit_code == 0 and [c["id"] for c in json.loads(out.stdout)] == ["anna"]
+
+
+@pytest.mark.parametrize("business", ['"Muster\\nGmbH"', '"Muster\\u2028GmbH"', "M" * 201])
+def test_business_is_one_bounded_line_and_the_calendar_survives_anyway(make_workspace, run,
+                                                                       business):
+    """A newline in 'business' passed check and crashed the calendar in build."""
+    root = make_workspace({"customers/anna.yaml": "name: Anna\nbirthday: 1980-06-10\n"},
+                          settings=f"business: {business}\n")
+    check = run("-w", root, "check")
+    assert check.exit_code == 1
+    assert "crmkit.yaml:1:11: error: 'business' must be one line of at most 200 " \
+        "characters" in check.stdout
+    from crmkit.engine.calendar import to_ics
+
+    ics = to_ics([], dt.date(2026, 6, 1), "Muster\r\nGmbH\u2028: reminders")
+    assert b"X-WR-CALNAME:Muster GmbH : reminders\r\n" in ics

@@ -49,7 +49,8 @@ def to_ics(reminders: list[Reminder], today: dt.date, name: str, key: str = "cal
     calendar = icalendar.Calendar()
     calendar.add("prodid", "-//crmkit//reminders//EN")
     calendar.add("version", "2.0")
-    calendar.add("x-wr-calname", name)
+    # one line whatever the caller passes: a property value may not hold a line break
+    calendar.add("x-wr-calname", " ".join(name.split()))
     head, end = calendar.to_ical().rsplit(b"END:VCALENDAR", 1)
     events = render.each(key, reminders, today, lambda r: _event(r, today))
     return head + b"".join(events) + b"END:VCALENDAR" + end

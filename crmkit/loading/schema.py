@@ -641,6 +641,11 @@ def time_zone(name: str) -> zoneinfo.ZoneInfo | None:
         return None
 
 
+#: The business name heads every report, calendar and email: one line, this long at most.
+MAX_BUSINESS = 200
+_LINE_BREAK_OR_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def parse_settings(data: Any, path: str, out: list[Diagnostic],
                    plugin_sections: Callable[[], Iterable[str]] | None = None) -> Settings:
     """Read ``crmkit.yaml``.  Plugin-owned sections are kept as written for their plugins;
@@ -685,8 +690,15 @@ def parse_settings(data: Any, path: str, out: list[Diagnostic],
         f.error("output", problem)  # kept as written: Workspace.output_dir refuses it
     else:
         output = normal_output(output)
+    business = f.text("business", required=True)
+    if business is not None and (len(business) > MAX_BUSINESS
+                                 or _LINE_BREAK_OR_CONTROL.search(business)):
+        f.error("business", f"'business' must be one line of at most {MAX_BUSINESS} "
+                "characters, without line breaks or control characters (it heads reports, "
+                "calendars and emails)")
+        business = None
     return Settings(
-        business=f.text("business", required=True) or "(unnamed)",
+        business=business or "(unnamed)",
         sender=sender,
         locale=f.choice("locale", LOCALES) or "en",
         currency=currency,
