@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import os
 import pickle
+import stat
 import time
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -124,13 +125,20 @@ def iter_files(root: Path, folder: str, out: list[Diagnostic],
     """Yield the YAML files below ``root/folder``, sorted, with their stat results (from
     ``listing``, the replay key's walk, when it covers the folder)."""
     base = root / folder
+    root_text = str(root.resolve())
+    if base.is_symlink() and base.is_dir() and not _inside(root_text, str(base.resolve())):
+        out.append(Diagnostic.error(
+            "ignored: a link to a folder outside the workspace (crmkit does not read "
+            "through it; move the folder into the workspace)", Location(folder)))
+        if folders is not None:
+            folders[folder] = (0, (out[-1],))
+        return
     if listing is not None and not listing.covers(folder):
         listing = None
     if listing is None and not base.is_dir():
         return
     if listing is not None and listing.entries(folder) is None and not base.is_dir():
         return
-    root_text = str(root.resolve())
     stack = [folder]
     while stack:
         rel_dir = stack.pop()
@@ -175,14 +183,22 @@ def folder_files(root: Path, root_text: str, rel_dir: str, entries: list[scan.En
             out.append(Diagnostic.warning("ignored: not a .yaml file", Location(rel)))
             continue
         full = f"{path}/{name}"
-        if kind == scan.LINKED_FILE:
-            target = os.path.realpath(full)
-            if os.path.commonpath([root_text, target]) != root_text:
-                out.append(Diagnostic.error(
-                    "ignored: symlink points outside the workspace", Location(rel)))
-                continue
+        if kind == scan.LINKED_FILE and not _inside(root_text, os.path.realpath(full)):
+            out.append(Diagnostic.error(
+                "ignored: symlink points outside the workspace", Location(rel)))
+            continue
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            out.append(Diagnostic.warning(
+                "ignored: not a regular file (a pipe, socket or device is never read)",
+                Location(rel)))
+            continue
         files.append((full, rel, st))
     return files, subdirs
+
+
+def _inside(root_text: str, target: str) -> bool:
+    """Whether the resolved path ``target`` is the workspace ``root_text`` or below it."""
+    return os.path.commonpath([root_text, target]) == root_text
 
 
 class _Reader:
