@@ -95,3 +95,31 @@ def test_a_device_file_is_skipped_not_read(make_workspace):
     found = [str(d) for d in load_workspace(root, use_cache=False).diagnostics]
     assert found == ["customers/z.yaml: warning: ignored: not a regular file (a pipe, "
                      "socket or device is never read)"]
+
+
+@pytest.mark.parametrize("command", [("export", "csv"), ("privacy", "export", "a")])
+def test_out_never_replaces_a_file_crmkit_did_not_write(make_workspace, tmp_path, command):
+    root = make_workspace({"customers/a.yaml": "name: A\nemail: a@x.example\n",
+                           ".git/config": "[core]\n"})
+    for forbidden in ("customers/x.yaml", "customers/a.yaml", ".git/config", "crmkit.yaml"):
+        result = crmkit(root, *command, "--out", root / forbidden, "--force")
+        assert result.returncode == 1, forbidden
+        assert "refusing to write" in result.stderr
+    assert (root / "customers" / "a.yaml").read_text() == "name: A\nemail: a@x.example\n"
+    assert not (root / "customers" / "x.yaml").exists()
+    assert (root / ".git" / "config").read_text() == "[core]\n"
+    # someone else's file, and a link to one: only with --force, and never through the link
+    mine = tmp_path / "mine.txt"
+    mine.write_text("mine\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(mine)
+    for target in (mine, link):
+        result = crmkit(root, *command, "--out", target)
+        assert result.returncode == 1 and "add --force" in result.stderr, target
+    assert mine.read_text() == "mine\n" and link.is_symlink()
+    assert crmkit(root, *command, "--out", link, "--force").returncode == 0
+    assert mine.read_text() == "mine\n" and not link.is_symlink()
+    # a file crmkit wrote may be written again; a new file needs nothing
+    assert crmkit(root, *command, "--out", link).returncode == 0
+    assert crmkit(root, *command, "--out", tmp_path / "new.out").returncode == 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import json
 import os
 import shutil
+import stat
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -37,6 +39,7 @@ from ..loading.schema import BASE_INTERACTION_TYPES, did_you_mean, time_zone
 from ..loading.writing import write_customer, write_interaction
 from ..loading.yamlsource import YamlMap
 from ..model import CrmkitError, Customer, Diagnostic, Workspace
+from ..model.workspace import OUTPUT_FORBIDDEN
 from .evaluate import Engine, Labels
 from .plugins import PluginHost, load_plugins
 from .registry import Registry, collect
@@ -53,6 +56,17 @@ if TYPE_CHECKING:
 #: rest of the day's rules, in the background when it is done (:meth:`App.save_state`).
 BACKGROUND_MIN = 500
 BACKGROUND_LOCK = CACHE_DIR / "background.lock"
+#: The files written to a path named with ``--out`` (path: inode, size, mtime): those
+#: an export may replace again without ``--force``.
+OUTPUTS_FILE = CACHE_DIR / "outputs.json"
+
+
+def _written_outputs(root: Path) -> dict[str, Any]:
+    try:
+        kept = json.loads((root / OUTPUTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return kept if isinstance(kept, dict) else {}
 
 
 class App:
@@ -441,10 +455,58 @@ class App:
         return target
 
     def write_file(self, path: str | Path, data: str | bytes) -> Path:
-        """Replace a file a command was asked to write (an export's ``--out``, an edited
-        record) atomically and durably: never a half-written file, even after a crash."""
+        """Replace a file a command was asked to write (an edited record; for a path named
+        with ``--out`` see :meth:`write_named`) atomically and durably: never a
+        half-written file, even after a crash."""
         target = Path(path)
         replace_file(target, data)
+        return target
+
+    def write_named(self, path: str | Path, data: str | bytes, force: bool = False) -> Path:
+        """Write a file named on the command line (an export's ``--out``), atomically.
+
+        Never inside the workspace's own folders (records, plugins, templates, ``.git``,
+        ``.crmkit``) nor over ``crmkit.yaml``, whatever ``force`` says; an existing file
+        (or a link) that crmkit did not write here is replaced only with ``force``.  A
+        link is replaced by the file, never written through.  Raises :class:`CrmkitError`
+        naming the path."""
+        target = Path(path)
+        shown = str(path)
+        try:
+            where = target.parent.resolve() / target.name
+        except OSError as exc:
+            raise CrmkitError(f"cannot write {shown}: {exc.strerror}") from None
+        root = self.root.resolve()
+        try:
+            inside = where.relative_to(root).parts
+        except ValueError:
+            inside = ()
+        if inside and (inside[0] in OUTPUT_FORBIDDEN or inside == ("crmkit.yaml",)):
+            raise CrmkitError(f"refusing to write {shown}: it is inside the workspace's "
+                              f"{inside[0]!r}, which crmkit does not overwrite; choose "
+                              "another --out")
+        written = _written_outputs(self.root)
+        try:
+            st = os.lstat(where)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise CrmkitError(f"cannot write {shown}: {exc.strerror}") from None
+        if st is not None and not force and (
+                not stat.S_ISREG(st.st_mode)
+                or written.get(str(where)) != [st.st_ino, st.st_size, st.st_mtime_ns]):
+            what = "a link" if stat.S_ISLNK(st.st_mode) else "a file crmkit did not write"
+            raise CrmkitError(f"refusing to replace {shown}: it is {what}; add --force "
+                              "to replace it")
+        try:
+            replace_file(where, data)
+            st = os.lstat(where)
+        except OSError as exc:
+            raise CrmkitError(f"cannot write {shown}: {exc.strerror}") from None
+        written[str(where)] = [st.st_ino, st.st_size, st.st_mtime_ns]
+        with contextlib.suppress(OSError):
+            replace_file(self.root / OUTPUTS_FILE,
+                         json.dumps(written, sort_keys=True), durable=False)
         return target
 
     def build(self) -> list[Path]:

@@ -108,9 +108,11 @@ def to_vcard(customers: list[Customer]) -> str:
               help="Write to this file (default, or -: stdout).")
 @click.option("--delimiter", default=",", show_default=True,
               help="CSV delimiter (';' for German Excel).")
+@click.option("--force", is_flag=True,
+              help="Replace an existing --out file that crmkit did not write.")
 @crmkit.pass_app
 def export_command(app: crmkit.App, fmt: str, segments: tuple[str, ...], tags: tuple[str, ...],
-                   out: Path | None, delimiter: str) -> None:
+                   out: Path | None, delimiter: str, force: bool) -> None:
     """Export customers (all, or a segment or tag) as CSV, vCard or JSON."""
     chosen = [c for c in app.customers(*segments) if all(t in c.customer.tags for t in tags)]
     if fmt == "csv":
@@ -126,5 +128,5 @@ def export_command(app: crmkit.App, fmt: str, segments: tuple[str, ...], tags: t
     if out is None or str(out) == "-":
         sys.stdout.write(text)
     else:
-        app.write_file(out, text)
+        app.write_named(out, text, force)
         click.echo(f"wrote {len(chosen)} customers to {out}", err=True)

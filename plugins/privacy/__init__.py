@@ -10,6 +10,7 @@ plan, then erases it in steps that a re-run finishes if anything stops them
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,10 @@ def privacy_group() -> None:
 @click.argument("customer_id", metavar="CUSTOMER")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file (default: stdout).")
+@click.option("--force", is_flag=True,
+              help="Replace an existing --out file that crmkit did not write.")
 @crmkit.pass_app
-def privacy_export(app: crmkit.App, customer_id: str, out: Path | None) -> None:
+def privacy_export(app: crmkit.App, customer_id: str, out: Path | None, force: bool) -> None:
     """Everything held about CUSTOMER as one JSON document (an access request): records
     (also those that fail validation), predictions, open reminders, drafts, and every
     file that mentions them."""
@@ -95,8 +98,9 @@ def privacy_export(app: crmkit.App, customer_id: str, out: Path | None) -> None:
     if out is None:
         crmkit.echo_json(document)
     else:
-        with out.open("w", encoding="utf-8") as handle:
-            crmkit.echo_json(document, file=handle)
+        buffer = io.StringIO()
+        crmkit.echo_json(document, file=buffer)
+        app.write_named(out, buffer.getvalue(), force)
         click.echo(f"wrote {out}", err=True)
 
 
