@@ -350,3 +350,33 @@ def test_business_is_one_bounded_line_and_the_calendar_survives_anyway(make_work
 
     ics = to_ics([], dt.date(2026, 6, 1), "Muster\r\nGmbH\u2028: reminders")
     assert b"X-WR-CALNAME:Muster GmbH : reminders\r\n" in ics
+
+
+def test_an_xlsx_whose_dimension_lies_is_read_in_full(make_workspace, run, tmp_path):
+    """A <dimension> claiming one cell made every row but the header disappear: the
+    import said "nothing to create"."""
+    import re
+    import zipfile
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Name", "E-Mail"])
+    for n in range(40):
+        sheet.append([f"Kunde {n}", f"k{n}@example.de"])
+    honest = tmp_path / "honest.xlsx"
+    book.save(honest)
+    lying = tmp_path / "lying.xlsx"
+    with zipfile.ZipFile(honest) as source, zipfile.ZipFile(lying, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data, n = re.subn(rb'<dimension ref="[^"]*"', b'<dimension ref="A1"', data)
+                assert n == 1
+            target.writestr(item, data)
+    root = make_workspace({})
+    out = run("-w", root, "import", "xlsx", lying)
+    assert out.exit_code == 0, out.output
+    assert "lying.xlsx: 40 rows (xlsx)" in out.output
+    assert "40 new, 0 existing" in out.output, out.output

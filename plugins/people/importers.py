@@ -110,6 +110,9 @@ def _read_xlsx(path: Path) -> tuple[list[str], list[tuple[int, list[Any]]]]:
     book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
         sheet = book.worksheets[0]
+        # read every row there is: a <dimension> claiming one cell made 400,000 rows
+        # "nothing to create" (read-only mode trusts it)
+        sheet.reset_dimensions()
         rows = [(n, ["" if c is None else c for c in cells])
                 for n, cells in enumerate(sheet.iter_rows(values_only=True), start=1)
                 if any(c not in (None, "") for c in cells)]
