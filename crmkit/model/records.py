@@ -307,13 +307,18 @@ class Interaction:
         return self.type not in NON_CONTACT_TYPES
 
     @property
+    def is_conversation(self) -> bool:
+        """A call, email, message, letter, card, meeting or visit, either way."""
+        return self.type in CONVERSATION_TYPES
+
+    @property
     def reaches_out(self) -> bool:
         """Whether we contacted the customer: ``direction: outbound``, or a
         conversation (call, email, message, letter, card, meeting, visit) without a
         direction.  What settles a follow-up, a thank-you, a greeting."""
         if self.direction is not None:
             return self.direction == "outbound" and self.type not in NON_CONTACT_TYPES
-        return self.type in CONVERSATION_TYPES
+        return self.is_conversation
 
     def is_after(self, other: Interaction) -> bool:
         """Whether this happened after ``other``: a later day, or the same day unless

@@ -28,9 +28,6 @@ TEMPLATES = Path(__file__).parent / "templates"
 LISTED_AFTER_EXPIRY = dt.timedelta(days=30)
 #: A greeting counts from this many days before the birthday.
 GREET_EARLY = dt.timedelta(days=7)
-#: A conversation either way: someone at risk who called us is in touch.
-CONVERSATION_TYPES = frozenset({"call", "email", "message", "letter", "card", "meeting",
-                                "visit"})
 #: What a birthday greeting is.
 GREETING_TYPES = frozenset({"call", "email", "message", "letter", "card", "visit"})
 #: How a request is named in a reminder's title.
@@ -262,7 +259,8 @@ def _stage_reminder(stage: str, title: str, extra: str | None = None
         if extra and c.labels[extra] is not True:
             return
         day = dt.date.fromisoformat(since)
-        if _any_after(c.history, day, lambda i: i.type in CONVERSATION_TYPES, inclusive=True):
+        # a conversation either way: someone at risk who called us is in touch
+        if _any_after(c.history, day, lambda i: i.is_conversation, inclusive=True):
             return
         last = c.derived.last_purchase
         yield Due(day, title.format(name=c.customer.name),
