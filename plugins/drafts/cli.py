@@ -198,12 +198,13 @@ def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings
         raise crmkit.CrmkitError("no SMTP server configured: add email.smtp.host to "
                                  "crmkit.yaml (see docs/drafts.md)")
     outbox = Outbox(app)
-    waiting = {entry.reminder for entry in outbox.entries()}
+    entries = outbox.entries()
+    waiting = {entry.reminder for entry in entries}
     for rid in resend:
         if rid not in waiting:
             click.echo(f"note: --resend {rid}: no email of an interrupted run waits for it",
                        err=True)
-    held, recorded = _unconfirmed(app, outbox, yes, set(resend))
+    held, recorded = _unconfirmed(app, outbox, entries, yes, set(resend))
     drafts = [d for d in drafts if d[0].reminder.id not in recorded]
     if held:
         drafts, unsure = ([d for d in drafts if d[0].reminder.id not in held],
@@ -283,7 +284,7 @@ def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings
         raise SystemExit(1)
 
 
-def _unconfirmed(app: crmkit.App, outbox, yes: bool, resend: set[str]
+def _unconfirmed(app: crmkit.App, outbox, entries: list, yes: bool, resend: set[str]
                  ) -> tuple[dict[str, str], set[str]]:
     """Settle the outbox entries earlier runs left: those recorded since, or whose
     reminder is no longer open, are removed; for the others, ask (without --yes) or
@@ -292,7 +293,7 @@ def _unconfirmed(app: crmkit.App, outbox, yes: bool, resend: set[str]
     open_ids = {r.id for r in app.reminders()}
     held: dict[str, str] = {}
     recorded: set[str] = set()
-    for entry in outbox.entries():
+    for entry in entries:
         if entry.reminder not in open_ids or _recorded(app, entry):
             outbox.remove(entry)
             continue

@@ -157,9 +157,11 @@ def _open_reminders(app: crmkit.App, ids: tuple[str, ...]) -> dict[str, list[Rem
     return chosen
 
 
-def _settle(app: crmkit.App, ids: tuple[str, ...], data: dict, fmt: str, verb: str) -> None:
+def _settle(app: crmkit.App, chosen: dict[str, list[Reminder]], data: dict, fmt: str,
+            verb: str) -> None:
+    """Write one record per customer that settles ``chosen`` (:func:`_open_reminders`)."""
     written = []
-    for customer, reminders in _open_reminders(app, ids).items():
+    for customer, reminders in chosen.items():
         rel = app.record_interaction({"customer": customer, "date": app.today, **data,
                                       "resolves": [r.id for r in reminders], "by": app.user},
                                      now=True)
@@ -205,7 +207,8 @@ def done_command(app: crmkit.App, ids: tuple[str, ...], note: str | None, never:
                 raise click.BadParameter(
                     f"not for {kind!r}: {NO_NEVER[kind]}; mark this one done without it",
                     param_hint="--never")
-    _settle(app, ids, {"type": "done", "summary": note, "never": never or None}, fmt,
+    _settle(app, _open_reminders(app, ids),
+            {"type": "done", "summary": note, "never": never or None}, fmt,
             "never again" if never else "done")
     if never and fmt != "json":
         click.echo("from now on no reminders of these kinds for these customers "
@@ -236,7 +239,8 @@ def snooze_command(app: crmkit.App, ids: tuple[str, ...], until: dt.datetime | N
                                  param_hint="--until" if until is not None else "--for")
     from . import LISTED_AFTER_EXPIRY
 
-    for reminders in _open_reminders(app, ids).values():
+    chosen = _open_reminders(app, ids)
+    for reminders in chosen.values():
         for r in reminders:
             last = (r.expires or r.due) + LISTED_AFTER_EXPIRY
             if r.expires and day > last:
@@ -244,7 +248,7 @@ def snooze_command(app: crmkit.App, ids: tuple[str, ...], until: dt.datetime | N
                     f"{r.id} is no longer listed after {last.isoformat()} (it expires on "
                     f"{r.expires.isoformat()}): snooze it until then at most, or mark it "
                     "done", param_hint="--until/--for")
-    _settle(app, ids, {"type": "snooze", "summary": note, "until": day}, fmt,
+    _settle(app, chosen, {"type": "snooze", "summary": note, "until": day}, fmt,
             f"snoozed until {day.isoformat()}")
 
 
