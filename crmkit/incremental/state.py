@@ -39,7 +39,7 @@ import itertools
 import os
 import pickle
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -258,7 +258,8 @@ class _Records:
             self._files_of = found
         return self._files_of.get(customer_id, [])
 
-    def history_without(self, customer_id: str, skip: set[str]) -> list[Interaction]:
+    def history_without(self, customer_id: str, skip: Container[str] = ()
+                        ) -> list[Interaction]:
         """The customer's kept interactions outside the files in ``skip`` (changed or
         gone: a file gone, or too new to trust last time, may have no records kept)."""
         if not self.files.lengths.get(customer_id):
@@ -276,11 +277,8 @@ class _Records:
         found = self.loaded.get(customer_id)
         if found is None:
             customer = self.customer(customer_id)
-            history = []
-            if self.files.lengths.get(customer_id):
-                history = [i for rel in self._history_files(customer_id)
-                           for i in self._parts(rel)[0] if i.customer == customer_id]
-                history.sort(key=_sort_key)
+            history = self.history_without(customer_id)
+            history.sort(key=_sort_key)
             found = self.loaded[customer_id] = (customer, tuple(history))
         return found
 
