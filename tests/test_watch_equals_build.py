@@ -202,6 +202,8 @@ PLAYBOOK_CHANGES = [
 
 def playbook_change(root: Path, cid: str, n: int) -> str:
     rel, old, new = PLAYBOOK_CHANGES[n % len(PLAYBOOK_CHANGES)]
+    if old and not (root / rel).exists():
+        write_files(root, {rel: PLAYBOOKS[rel]})  # deleted by an earlier step: back, edited
     if old:
         return _replace(root, rel, old, new)
     if (root / rel).exists():
@@ -250,6 +252,7 @@ def fresh_build(root: Path, scratch: Path) -> dict[str, bytes]:
 @example([("referral", "dora", 1), ("delete", "anna", 0), ("call", "dora", 0)])
 @example([("purchase today", "dora", 1), ("playbook", "anna", 2), ("playbook", "cleo", 3),
           ("purchase yesterday", "cleo", 0), ("playbook", "dora", 4)])
+@example([("playbook", "anna", 10), ("address", "anna", 0), ("playbook", "cleo", 8)])
 def test_watch_writes_what_a_fresh_build_writes(edits):
     with tempfile.TemporaryDirectory() as tmp:
         root, scratch = Path(tmp) / "ws", Path(tmp) / "scratch"
