@@ -54,6 +54,7 @@ DEFAULT_PLUGINS = (
     "people",
     "privacy",
     "predict",
+    "pipeline",
 )
 STOCK_PACKAGE = "crmkit_plugins"
 

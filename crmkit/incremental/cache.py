@@ -58,7 +58,7 @@ _FIRST_CODE = 0x63726B00  # "crk": far from the codes the standard library reser
 for _code, (_module, _name) in enumerate(RECORD_CLASSES, start=_FIRST_CODE):
     with contextlib.suppress(ValueError):  # registered already (a second import)
         copyreg.add_extension(_module, _name, _code)
-_VERSION = (f"{__version__}/py{sys.version_info[0]}.{sys.version_info[1]}/7/"
+_VERSION = (f"{__version__}/py{sys.version_info[0]}.{sys.version_info[1]}/8/"
             + hashlib.sha1(repr(RECORD_CLASSES).encode()).hexdigest()[:8])
 
 Key = tuple[int, int]  # (size, mtime_ns)

@@ -56,7 +56,7 @@ LOCALES = ("de", "en")
 CUSTOMER_KEYS = (
     "name", "salutation", "company", "email", "emails", "phone", "phones", "address",
     "birthday", "tags",
-    "source", "referred_by", "consent", "preferred_channel", "locale", "stage", "notes",
+    "source", "campaign", "referred_by", "consent", "preferred_channel", "locale", "stage", "notes",
     "services", "fields",
 )
 INTERACTION_KEYS = (
@@ -69,8 +69,10 @@ INTERACTION_KEYS = (
 REMINDER_ID = re.compile(r"^[A-Za-z0-9_.:-]+/[a-z0-9](?:[a-z0-9-]*[a-z0-9])?/"
                          r"\d{4}-\d{2}-\d{2}(?:/[a-z0-9][a-z0-9-]*)?$")
 DEAL_KEYS = ("customer", "title", "stage", "value", "probability", "expected_close",
-             "notes", "fields")
-DEAL_STAGES = ("lead", "qualified", "proposal", "negotiation", "open", "won", "lost")
+             "notes", "fields", "source", "campaign", "reason")
+#: A deal's stage is one word; which words a workspace uses (and in what order) is
+#: the stock ``pipeline`` plugin's setting, checked there.
+DEAL_STAGE = re.compile(r"^[a-z][a-z0-9_-]*$")
 SETTINGS_KEYS = ("business", "sender", "locale", "currency", "timezone", "output",
                  "disable_plugins", "interaction_types")
 
@@ -391,6 +393,7 @@ def parse_customer(data: Any, path: str, customer_id: str,
         birthday=f.date("birthday"),
         tags=f.text_list("tags"),
         source=f.text("source"),
+        campaign=f.text("campaign"),
         preferred_channel=f.text("preferred_channel"),
         locale=f.choice("locale", LOCALES),
         stage=f.text("stage"),
@@ -632,12 +635,18 @@ def parse_deal(data: Any, path: str, deal_id: str, out: list[Diagnostic]) -> Dea
     title = f.text("title", required=True)
     if customer is None or title is None:
         return None
+    stage = f.text("stage")
+    if stage is not None and not DEAL_STAGE.match(stage):
+        f.error("stage", f"'stage' must be one word in lower case (a stage of the "
+                         f"pipeline), not {stage!r}")
+        stage = None
     return Deal(
         id=deal_id, customer=customer, title=title, location=Location(path, 1, 1),
-        stage=f.choice("stage", DEAL_STAGES) or "open",
+        stage=stage or "open",
         value=f.decimal("value"), probability=_probability(f),
         expected_close=f.date("expected_close"), notes=f.text("notes"),
-        fields=f.free(), locations=f.locations(),
+        fields=f.free(), locations=f.locations(), source=f.text("source"),
+        campaign=f.text("campaign"), reason=f.text("reason"),
     )
 
 

@@ -214,6 +214,8 @@ class Customer:
     fields: Mapping[str, Any] = field(default_factory=_empty_fields)
     #: Where each top-level key's value was written, for diagnostics.
     locations: Mapping[str, Location] = field(default_factory=_empty_fields)
+    #: The campaign that brought them (one of ``sources.campaigns`` in crmkit.yaml).
+    campaign: str | None = None
 
     @property
     def email(self) -> str | None:
@@ -233,7 +235,7 @@ class Customer:
                          "city": address.city, "country": address.country}
                         if address else None),
             "birthday": _day(self.birthday), "tags": list(self.tags), "source": self.source,
-            "referred_by": self.referred_by,
+            "campaign": self.campaign, "referred_by": self.referred_by,
             "consent": {"email": self.consent.email, "since": _day(self.consent.since),
                         "how": self.consent.how},
             "preferred_channel": self.preferred_channel, "locale": self.locale,
@@ -372,6 +374,11 @@ class Deal:
     notes: str | None = None
     fields: Mapping[str, Any] = field(default_factory=_empty_fields)
     locations: Mapping[str, Location] = field(default_factory=_empty_fields)
+    #: Where the deal came from and the campaign (``sources`` in crmkit.yaml).
+    source: str | None = None
+    campaign: str | None = None
+    #: Why it was won or lost.
+    reason: str | None = None
 
     @property
     def is_open(self) -> bool:

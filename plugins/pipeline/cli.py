@@ -1,0 +1,218 @@
+"""``crmkit sources``, ``crmkit leads`` and ``crmkit pipeline``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import click
+
+import crmkit
+
+from . import RULE_PREFIX, figures, reasons, scoring_rules
+
+FORMATS = ("table", "json")
+
+
+def _money(value: Decimal | float | None, currency: str) -> str:
+    return "" if value is None else f"{value:,.2f} {currency}"
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.0%}"
+
+
+def _days(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _since_option(function: Any) -> Any:
+    return click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+                        metavar="YYYY-MM-DD", help="Start of the period.")(function)
+
+
+def _day(value: Any) -> dt.date | None:
+    return value.date() if value is not None else None
+
+
+@crmkit.read_only
+@click.command("sources")
+@_since_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+              show_default=True)
+@crmkit.pass_app
+def sources_command(app: crmkit.App, since: Any, fmt: str) -> None:
+    """Per source: leads, customers won, conversion, days to buy, revenue and CLV.
+
+    A lead is a customer first in touch on or after --since (everybody without
+    it); won are those who bought since. Customers with 'referred_by' and no
+    'source' count under the referral source, and their referrer is credited in
+    the referrers table. The predicted CLV is the 'clv' label (BG/NBD and
+    Gamma-Gamma, the predict plugin) where it is fitted; the historical CLV is
+    revenue per customer won.
+    """
+    from . import model
+
+    settings = app.workspace.settings
+    start = _day(since)
+    views = app.customers()
+    labels = app.labels()
+    clv = labels.column("clv") if "clv" in _label_names(app) else {}
+    found = model.sources(views, start, settings.options("sources").referral, clv)
+    if fmt == "json":
+        crmkit.echo_json({"since": start, "currency": settings.currency, **found})
+        app.warn_about_problems()
+        return
+    currency = settings.currency
+    for title, key in (("source", "sources"), ("campaign", "campaigns"),
+                       ("referrer", "referrers")):
+        rows = found[key]
+        if not rows:
+            continue
+        if key != "sources":
+            click.echo("")
+        predicted = any(r["predicted_clv"] is not None for r in rows)
+        click.echo(crmkit.table(
+            [title, "leads", "won", "conversion", "median days to buy", "revenue",
+             "CLV (historical)", *(["CLV (predicted)"] if predicted else [])],
+            [[r["name"], r["leads"], r["won"], _percent(r["conversion"]),
+              _days(r["median_days_to_purchase"]), _money(r["revenue"], currency),
+              _money(r["historical_clv"], currency),
+              *([_money(r["predicted_clv"], currency)] if predicted else [])]
+             for r in rows]))
+    leads = sum(r["leads"] for r in found["sources"])
+    won = sum(r["won"] for r in found["sources"])
+    period = f"first in touch since {start.isoformat()}" if start else "all customers"
+    click.echo(f"{leads} leads ({period}), {won} won", err=True)
+    if not any(r["predicted_clv"] is not None for r in found["sources"]):
+        click.echo("CLV (predicted): no fitted purchase model ('crmkit predict' says why); "
+                   "CLV (historical) is revenue per customer won", err=True)
+    app.warn_about_problems()
+
+
+def _label_names(app: crmkit.App) -> set[str]:
+    labels = app.labels()
+    for row in labels.values():
+        return set(row)
+    return set()
+
+
+@crmkit.read_only
+@click.command("leads")
+@click.option("--stage", type=click.Choice(("cold", "warm", "qualified")), default=None,
+              help="Only leads in this stage.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+              show_default=True)
+@crmkit.pass_app
+def leads_command(app: crmkit.App, stage: str | None, fmt: str) -> None:
+    """Leads (customers without a purchase) by score, with the reasons.
+
+    The score is the sum of the points of the 'lead_scoring' rules in
+    crmkit.yaml that hold; the stage (cold, warm, qualified) is the
+    lead_stage label, usable in segments, reminders and playbooks.
+    """
+    rules = scoring_rules(app.workspace.settings)
+    labels = app.labels()
+    found = []
+    for view in app.customers():
+        if view.derived.first_purchase is not None:
+            continue
+        row = labels[view.id]
+        if stage is not None and row.get("lead_stage") != stage:
+            continue
+        record = view.customer
+        found.append({
+            "customer": view.id, "name": record.name, "source": record.source,
+            "campaign": record.campaign, "referred_by": record.referred_by,
+            "first_contact": view.derived.first_contact,
+            "last_contact": view.derived.last_contact,
+            "score": row.get("lead_score"), "stage": row.get("lead_stage"),
+            "reasons": reasons(_rule_values(view, len(rules)), rules)})
+    found.sort(key=lambda r: (-(r["score"] or 0), r["customer"]))
+    if fmt == "json":
+        crmkit.echo_json(found)
+        app.warn_about_problems()
+        return
+    click.echo(crmkit.table(
+        ["customer", "source", "first contact", "score", "stage", "reasons"],
+        [[r["customer"], r["source"] or "", r["first_contact"] or "", r["score"], r["stage"],
+          ", ".join(f"{x['rule']} {x['points']:+d}" for x in r["reasons"])]
+         for r in found]))
+    stages = [r["stage"] for r in found]
+    counts = ", ".join(f"{stages.count(s)} {s}" for s in ("qualified", "warm", "cold")
+                       if stages.count(s))
+    click.echo(f"{len(found)} lead{'s' if len(found) != 1 else ''}"
+               f"{': ' + counts if counts else ''}"
+               f"{'' if rules else ' (no lead_scoring rules in crmkit.yaml)'}", err=True)
+    app.warn_about_problems()
+
+
+def _rule_values(view: crmkit.CustomerView, count: int) -> dict[str, Any]:
+    """The helper labels of the scoring rules for one customer (they are not listed)."""
+    return {f"{RULE_PREFIX}{n}": view.labels.get(f"{RULE_PREFIX}{n}")
+            for n in range(1, count + 1)}
+
+
+@click.command("pipeline")
+@_since_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+              show_default=True)
+@crmkit.pass_app
+def pipeline_command(app: crmkit.App, since: Any, fmt: str) -> None:
+    """Deals by stage, the forecast by month, won and lost, stale and overdue deals.
+
+    Open deals by stage (count, value, value weighted by probability: the deal's
+    own, else its stage's from 'pipeline.stages'), the forecast by month of
+    expected close, the deals won and lost since --since (default: the last
+    'pipeline.period_days' days) with their reasons, the win rate and the average
+    cycle of the won deals (first known day to won). When a deal entered a stage
+    is read from 'git log' of deals/, else from interactions naming the deal
+    (fields: {deal: ID, stage: STAGE}). Stale: no contact with the customer for
+    'reminders.stale_deal.days' days; overdue: expected close before today.
+    """
+    found = figures(app, _day(since))
+    if fmt == "json":
+        crmkit.echo_json(found)
+        app.warn_about_problems()
+        return
+    currency = app.workspace.settings.currency
+    click.echo(crmkit.table(
+        ["stage", "deals", "value", "probability", "weighted"],
+        [[s["stage"], s["count"], _money(s["value"], currency),
+          _percent(s["probability"]), _money(s["weighted"], currency)]
+         for s in found["stages"]]
+        + [["total", found["open"]["count"], _money(found["open"]["value"], currency), "",
+            _money(found["open"]["weighted"], currency)]]))
+    click.echo("")
+    click.echo(crmkit.table(
+        ["expected close", "deals", "value", "weighted"],
+        [[m["month"], m["count"], _money(m["value"], currency),
+          _money(m["weighted"], currency)] for m in found["forecast"]]))
+    closed = [("won", r) for r in found["won"]] + [("lost", r) for r in found["lost"]]
+    click.echo("")
+    click.echo(f"Closed {found['since'].isoformat()} to {found['today'].isoformat()}: "
+               f"{len(found['won'])} won ({_money(found['won_value'], currency)}), "
+               f"{len(found['lost'])} lost; win rate {_percent(found['win_rate']) or '–'}, "
+               f"average cycle {_days(found['average_cycle_days']) or '–'} days")
+    if closed:
+        click.echo(crmkit.table(
+            ["", "deal", "customer", "closed", "value", "days", "reason"],
+            [[what, r["id"], r["customer"], r["closed"], _money(r["value"], currency),
+              _days(r["cycle_days"]), r["reason"] or ""] for what, r in closed]))
+    attention = ([("overdue", r["id"], r["customer"],
+                   f"expected close {r['expected_close'].isoformat()}, "
+                   f"{r['days_overdue']} days ago") for r in found["overdue"]]
+                 + [("stale", r["id"], r["customer"],
+                     f"no contact since {r['last_activity'].isoformat()} "
+                     f"({r['days_without_activity']} days)" if r["last_activity"]
+                     else "no contact yet") for r in found["stale"]])
+    if attention:
+        click.echo("")
+        click.echo(crmkit.table(["", "deal", "customer", "why"], [list(a) for a in attention]))
+    if found["closed_without_date"]:
+        click.echo(f"closed, but when is unknown (not counted in the period): "
+                   f"{', '.join(found['closed_without_date'])}", err=True)
+    app.warn_about_problems()
