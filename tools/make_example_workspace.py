@@ -66,6 +66,33 @@ reminders:
     rules:
       - {segment: abc=A, days: 90}
       - {tag: gewerbe, days: 60}
+
+# Where our customers come from (docs/pipeline.md): checked in every file.
+sources:
+  known: [website, ad, instagram, fair, referral]
+  campaigns: [baumesse-2026, instagram-2026]
+
+# Points per condition for leads; 20 points make a lead warm, 40 qualified.
+lead_scoring:
+  rules:
+    'source == "referral"': 30
+    'source == "fair"': 20
+    'source == "instagram"': 10
+    email_consent: 10
+    has_phone: 10
+    days_since_last_contact > 60: -20
+  warm: 20
+  qualified: 40
+
+# Our deal stages. The history comes from the interactions that name a deal
+# (this example lives in crmkit's own repository, whose git history is not ours).
+pipeline:
+  stages:
+    - {name: lead, probability: 0.1}
+    - {name: qualified, probability: 0.3}
+    - {name: proposal, probability: 0.5}
+    - {name: negotiation, probability: 0.7}
+  history: interactions
 """,
     encoding="utf-8",
 )
@@ -223,6 +250,7 @@ cust(
     birthday=D(1992, 2, 29),
     tags=["weimar"],
     source="instagram",
+    campaign="instagram-2026",
     consent=dict(
         email=True, since=D(2026, 10, 1), how="Instagram-Nachricht, schriftlich bestätigt"
     ),
@@ -346,6 +374,7 @@ cust(
     birthday=D(1979, 5, 5),
     tags=["weimar", "solar"],
     source="fair",
+    campaign="baumesse-2026",
     consent=dict(email=False),
     preferred_channel="phone",
     pattern="lead_quote",
@@ -358,6 +387,7 @@ cust(
     address=dict(city="Erfurt", postal_code="99084"),
     tags=["erfurt"],
     source="instagram",
+    campaign="instagram-2026",
     consent=dict(email=True, since=D(2026, 11, 2), how="Instagram, per E-Mail bestätigt"),
     pattern="lead",
     since=D(2026, 11, 2),
@@ -452,6 +482,7 @@ cust(
     birthday=D(1998, 1, 31),
     tags=["weimar", "student"],
     source="instagram",
+    campaign="instagram-2026",
     consent=dict(email=True, since=D(2026, 8, 20), how="Webformular"),
     pattern="new",
     since=D(2026, 8, 20),
@@ -1052,6 +1083,56 @@ add(
     score=9,
     summary="Schnelle Hilfe beim Notdienst",
 )
+# the pipeline (docs/pipeline.md): a price talk and a refusal, and the interactions
+# that name a deal and the stage it reached (its history, as this example has no git
+# history of its own)
+add(
+    "schwarz-julia",
+    D(2026, 7, 2),
+    "call",
+    channel="phone",
+    direction="inbound",
+    summary="Möchte über den Preis sprechen, fragt nach Rabatt",
+)
+add(
+    "zimmermann-frank",
+    D(2026, 5, 20),
+    "call",
+    channel="phone",
+    direction="inbound",
+    summary="Absage: hat einen günstigeren Anbieter gefunden",
+)
+DEAL_STEPS = {  # deal: customer, then (type, nth interaction of the type or -1, stage)
+    "lange-solarthermie": ("lange-michael", [("visit", 0, "qualified"),
+                                             ("quote", 0, "proposal"), ("call", 0, "won")]),
+    "zimmermann-solarthermie": ("zimmermann-frank", [
+        ("message", 0, "lead"), ("visit", 0, "qualified"), ("quote", 0, "proposal"),
+        ("call", -1, "lost")]),
+    "schwarz-gaeste-wc": ("schwarz-julia", [
+        ("message", 0, "lead"), ("visit", 0, "qualified"), ("quote", 0, "proposal"),
+        ("call", -1, "negotiation")]),
+    "lindner-heizungstausch-bruehl": ("hausverwaltung-lindner", [
+        ("meeting", -1, "qualified"), ("quote", -1, "proposal")]),
+    "yilmaz-wartungsvertrag": ("zahnarztpraxis-dr-yilmaz", [("call", -1, "qualified")]),
+    "krueger-wartungsvertrag": ("krueger-martin", [("call", 0, "lead")]),
+    "braun-heizungscheck": ("braun-sophie", [("message", 0, "lead"),
+                                             ("quote", 0, "proposal")]),
+    "kaiser-bad": ("kaiser-lukas", [("message", 0, "lead"), ("quote", 0, "proposal"),
+                                    ("purchase", 0, "won")]),
+    "oconnor-bathroom": ("oconnor-james", [("message", 0, "lead"), ("quote", 0, "proposal"),
+                                           ("purchase", 0, "won")]),
+    "fischer-bad": ("fischer-lena", [("message", 0, "lead"), ("quote", 0, "proposal"),
+                                     ("purchase", 0, "won")]),
+}
+DEAL_VALUES = {}
+for did, (cid, steps) in DEAL_STEPS.items():
+    for type_, nth, stage in steps:
+        of_type = sorted((e for e in EVENTS if e["customer"] == cid and e["type"] == type_),
+                         key=lambda e: e["date"])
+        event = of_type[nth]
+        event["fields"] = {"deal": did, "stage": stage}
+        if type_ in ("quote", "purchase") and event.get("amount"):
+            DEAL_VALUES[did] = event["amount"]
 
 # write customers
 for c in C:
@@ -1089,6 +1170,7 @@ DEALS = {
         value=38500,
         probability="60%",
         expected_close=D(2027, 1, 31),
+        source="fair",
     ),
     "yilmaz-wartungsvertrag": dict(
         customer="zahnarztpraxis-dr-yilmaz",
@@ -1097,6 +1179,7 @@ DEALS = {
         value=1200,
         probability=0.5,
         expected_close=D(2026, 12, 15),
+        source="ad",
     ),
     "schwarz-gaeste-wc": dict(
         customer="schwarz-julia",
@@ -1105,6 +1188,7 @@ DEALS = {
         value=9800,
         probability="40%",
         expected_close=D(2026, 12, 20),
+        source="website",
     ),
     "zimmermann-solarthermie": dict(
         customer="zimmermann-frank",
@@ -1113,6 +1197,9 @@ DEALS = {
         value=14500,
         probability=0,
         notes="Hat sich für einen günstigeren Anbieter entschieden.",
+        source="fair",
+        campaign="baumesse-2026",
+        reason="Preis: günstigerer Anbieter",
     ),
     "lange-solarthermie": dict(
         customer="lange-michael",
@@ -1121,6 +1208,54 @@ DEALS = {
         value=16000,
         probability=1,
         expected_close=D(2024, 6, 1),
+        source="website",
+        reason="Speicher inklusive, schneller Termin",
+    ),
+    "krueger-wartungsvertrag": dict(
+        customer="krueger-martin",
+        title="Wartungsvertrag Gasheizung",
+        stage="lead",
+        value=900,
+        expected_close=D(2026, 11, 15),
+        source="referral",
+    ),
+    "braun-heizungscheck": dict(
+        customer="braun-sophie",
+        title="Heizungscheck mit Entlüftung",
+        stage="proposal",
+        value=DEAL_VALUES["braun-heizungscheck"],
+        expected_close=D(2026, 12, 10),
+        source="instagram",
+        campaign="instagram-2026",
+    ),
+    "kaiser-bad": dict(
+        customer="kaiser-lukas",
+        title="Badsanierung",
+        stage="won",
+        value=DEAL_VALUES["kaiser-bad"],
+        expected_close=D(2026, 9, 15),
+        source="instagram",
+        campaign="instagram-2026",
+        reason="Schneller Termin",
+    ),
+    "oconnor-bathroom": dict(
+        customer="oconnor-james",
+        title="Bathroom refit",
+        stage="won",
+        value=DEAL_VALUES["oconnor-bathroom"],
+        expected_close=D(2026, 10, 1),
+        source="referral",
+        reason="Empfehlung von Emily Clarke",
+    ),
+    "fischer-bad": dict(
+        customer="fischer-lena",
+        title="Neue Dusche",
+        stage="won",
+        value=DEAL_VALUES["fischer-bad"],
+        expected_close=D(2026, 10, 15),
+        source="instagram",
+        campaign="instagram-2026",
+        reason="Festpreis",
     ),
 }
 for did, d in DEALS.items():
