@@ -24,7 +24,7 @@ from .engine.views import CustomerView
 from .hookspecs import hookimpl
 from .incremental.replay import read_only
 from .loading.ids import slugify
-from .loading.schema import did_you_mean
+from .loading.schema import did_you_mean, parse_amount
 from .model import (
     CrmkitError,
     Customer,
@@ -62,6 +62,7 @@ __all__ = [
     "did_you_mean",
     "echo_json",
     "hookimpl",
+    "parse_amount",
     "pass_app",
     "read_only",
     "slugify",

@@ -19,6 +19,7 @@ from ..loading.schema import (
     MAX_NUMBER,
     PAYMENT_STATES,
     did_you_mean,
+    parse_amount,
 )
 from ..loading.writing import write_customer
 from ..model import CrmkitError, Interaction
@@ -169,7 +170,7 @@ def add_customer(app: App, customer_id: str | None, name: str, company: str | No
               help="When (default: today; a future date plans it).")
 @click.option("--channel", help="phone, email, visit, web, instagram, whatsapp, fair, ...")
 @click.option("--direction", type=click.Choice(DIRECTIONS))
-@click.option("--amount", help="Amount of a purchase or quote.")
+@click.option("--amount", help="Amount of a purchase or quote (1600, 1.600,00, 1,600.00).")
 @click.option("--currency", help="Currency of the amount (default: the workspace's).")
 @click.option("--item", "items", multiple=True, help="Item bought or quoted (repeatable).")
 @click.option("--discount", help="Discount in percent (purchases).")
@@ -195,12 +196,11 @@ def log(app: App, customer_id: str, kind: str, summary: str | None, when: str | 
                             "service": service, "items": list(items), "score": score}
     for key, value in (("amount", amount), ("discount", discount)):
         if value is not None:
-            try:
-                number = Decimal(value.replace(",", "."))
-                too_large = not number.is_finite() or number.copy_abs() >= MAX_NUMBER
-            except ArithmeticError:
-                raise CrmkitError(f"--{key}: {value!r} is not a number") from None
-            if too_large:
+            number = parse_amount(value)  # as import reads them: 1.600,00 1,600.00 1600
+            if number is None:
+                raise CrmkitError(f"--{key}: {value!r} is not a number (write e.g. 1600, "
+                                  "1.600,00 or 1,600.00)")
+            if number.copy_abs() >= MAX_NUMBER:
                 raise CrmkitError(f"--{key}: {value!r} is not a number below "
                                   f"{MAX_NUMBER - 1:,}")
             data[key] = _number(number)

@@ -131,8 +131,9 @@ def _read_changes(root: Path, files: LoadedFiles, changed: list[str], cache: Par
     """The new parts of each changed file (``None``: the interaction file is gone).
 
     Raises :class:`_Unsupported` for the changes a full load must handle."""
-    if files.broken:
-        raise _Unsupported  # its interactions' warnings count over every file
+    if files.broken or files.aliases:
+        raise _Unsupported  # its interactions' warnings count over every file; records
+        # naming a former id (``aliases:``) are linked by the full load
     customers: dict[str, CustomerParts] = {}
     interactions: dict[str, InteractionParts | None] = {}
     for rel in changed:
@@ -167,8 +168,9 @@ def _read_changes(root: Path, files: LoadedFiles, changed: list[str], cache: Par
             continue
         old = files.customers.get(rel)
         new = _read(path, rel, key, cache, customer_records(rel))
-        if old is None or old[1] is None or new[1] is None or old[0] != new[0]:
-            raise _Unsupported  # a customer appears, disappears or breaks
+        if old is None or old[1] is None or new[1] is None or old[0] != new[0] \
+                or new[1].aliases:
+            raise _Unsupported  # a customer appears, disappears, breaks or gets aliases
         current: Customer = old[1]
         if current.location.path != rel:
             raise _Unsupported  # the second file of a duplicate id

@@ -482,6 +482,8 @@ def _load(root: Path, files: Files, prepared: Prepared, host: PluginHost | None,
             return  # an invalid file name: its problems say so
         if customer is None:
             raise _FullLoad  # broken: its interactions are counted over every file
+        if customer.aliases:
+            raise _FullLoad  # records naming a former id are linked by the full load
         if customer_files.get(cid, rel) != rel:
             raise _FullLoad  # a duplicate id
         customer_files[cid] = rel

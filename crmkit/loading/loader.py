@@ -420,6 +420,8 @@ class LoadedFiles:
     problems_at: dict[str, list[Diagnostic]] = field(default_factory=dict)
     #: The loader's other problems (settings, folders, ignored files).
     other_problems: list[Diagnostic] = field(default_factory=list)
+    #: Former customer ids (``aliases:``) -> the customer they now are.
+    aliases: dict[str, str] = field(default_factory=dict)
 
     def file_problems(self) -> list[Diagnostic]:
         """Every problem the loader found (not the plugins' checks)."""
@@ -538,7 +540,11 @@ def _load_workspace(root: Path, host: PluginHost | None, use_cache: bool,
 
     customers, loaded.broken = _customers(loaded.customers, out)
     interactions, dropped = _interactions(loaded.interactions, out)
-    deals, deal_problems = deals_of(loaded.deals, customers, loaded.broken)
+    loaded.aliases = _aliases(customers, loaded.broken, out)
+    if loaded.aliases:
+        customers, interactions, dropped = _resolve_aliases(loaded.aliases, customers,
+                                                            interactions, dropped)
+    deals, deal_problems = deals_of(loaded.deals, customers, loaded.broken, loaded.aliases)
     out.extend(deal_problems)
     interactions.sort(key=lambda i: i.sort_key)  # once; the per-customer lists keep the order
     by_customer = _link(customers, interactions, out, loaded.broken, dropped)
@@ -580,7 +586,9 @@ def _files_to_keep(cache: ParseCache, reader: _Reader, loaded: LoadedFiles,
         problems={rel: tuple(found) for rel, found in loaded.problems_at.items() if found},
         customers={cid: c.location.path for cid, c in customers.items()},
         lengths=lengths, deals=dict(loaded.deals),
-        clean=not loaded.broken and named == len(customers))
+        # aliases (resolved or not) are linked by a full load only
+        clean=not loaded.broken and named == len(customers)
+        and not any(c.aliases for c in customers.values()))
 
 
 def deals_index(deals: Mapping[str, Deal]) -> MappingProxyType[str, tuple[Deal, ...]]:
@@ -702,9 +710,11 @@ def _interactions(files: dict[str, InteractionParts], out: list[Diagnostic]
 
 
 def deals_of(files: Mapping[str, DealParts], customers: Mapping[str, Customer],
-             broken: Mapping[str, str]) -> tuple[dict[str, Deal], list[Diagnostic]]:
+             broken: Mapping[str, str], aliases: Mapping[str, str] | None = None
+             ) -> tuple[dict[str, Deal], list[Diagnostic]]:
     """The deals, and every problem of the deal files (their own, duplicate ids and
-    customers that do not exist)."""
+    customers that do not exist); a deal naming a former id (``aliases``) is its
+    customer's."""
     deals: dict[str, Deal] = {}
     out: list[Diagnostic] = []
     for rel, (deal_id, deal, problems) in files.items():
@@ -714,12 +724,52 @@ def deals_of(files: Mapping[str, DealParts], customers: Mapping[str, Customer],
         if deal_id in deals:
             out.append(Diagnostic.error(f"duplicate deal id {deal_id!r}", Location(rel)))
             continue
+        if aliases and deal.customer in aliases:
+            deal = replace(deal, customer=aliases[deal.customer])
         deals[deal_id] = deal
     for deal in deals.values():
         if deal.customer not in customers and deal.customer not in broken:
             out.append(Diagnostic.error(unknown_customer(deal.customer, customers),
                                         deal.locate("customer")))
     return deals, out
+
+
+def _aliases(customers: Mapping[str, Customer], broken: Mapping[str, str],
+             out: list[Diagnostic]) -> dict[str, str]:
+    """Former id -> customer, from the customers' ``aliases:`` (``crmkit merge``).  An
+    alias that is also a customer's id, or another customer's alias, is an error and
+    links nothing."""
+    found: dict[str, str] = {}
+    clashing: set[str] = set()
+    for customer in customers.values():
+        for alias in customer.aliases:
+            where = customer.locate("aliases")
+            if alias in customers or alias in broken:
+                out.append(Diagnostic.error(
+                    f"alias {alias!r} is an existing customer id (customers/{alias}.yaml): "
+                    f"finish the merge ('crmkit merge {customer.id} {alias}') or remove the "
+                    "alias", where))
+            elif alias in found and found[alias] != customer.id:
+                out.append(Diagnostic.error(
+                    f"alias {alias!r} is also an alias of {found[alias]!r}", where))
+                clashing.add(alias)
+            else:
+                found[alias] = customer.id
+    for alias in clashing:
+        found.pop(alias, None)
+    return found
+
+
+def _resolve_aliases(aliases: Mapping[str, str], customers: dict[str, Customer],
+                     interactions: list[Interaction], dropped: Dropped
+                     ) -> tuple[dict[str, Customer], list[Interaction], Dropped]:
+    """Records that name a former id become its customer's."""
+    interactions = [replace(i, customer=aliases[i.customer]) if i.customer in aliases else i
+                    for i in interactions]
+    dropped = [(aliases.get(cid, cid), where) for cid, where in dropped]
+    customers = {cid: replace(c, referred_by=aliases[c.referred_by])
+                 if c.referred_by in aliases else c for cid, c in customers.items()}
+    return customers, interactions, dropped
 
 
 def unknown_customer(customer_id: str, customers: Mapping[str, Customer]) -> str:

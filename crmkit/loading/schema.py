@@ -57,7 +57,7 @@ CUSTOMER_KEYS = (
     "name", "salutation", "company", "email", "emails", "phone", "phones", "address",
     "birthday", "tags",
     "source", "campaign", "referred_by", "consent", "preferred_channel", "locale", "stage", "notes",
-    "services", "fields",
+    "services", "fields", "aliases",
 )
 INTERACTION_KEYS = (
     "customer", "date", "type", "channel", "direction", "summary", "amount", "currency",
@@ -75,6 +75,46 @@ DEAL_KEYS = ("customer", "title", "stage", "value", "probability", "expected_clo
 DEAL_STAGE = re.compile(r"^[a-z][a-z0-9_-]*$")
 SETTINGS_KEYS = ("business", "sender", "locale", "currency", "timezone", "output",
                  "disable_plugins", "interaction_types")
+
+
+def parse_amount(value: Any) -> Decimal | None:
+    """An amount as people write it: ``1.600,00`` and ``1600,00`` (German), ``1,600.00``
+    (English), ``1600``, with a currency sign or spaces around; a number (from Excel) as
+    it is.  A single ``.`` or ``,`` followed by exactly three digits separates thousands
+    (``1.600`` and ``1,600`` are 1600); ``1e6`` is a number too.  ``None`` if it is not
+    a number."""
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return Decimal(str(value))
+    text = re.sub(r"[\s\u00a0\u202f']", "", str(value))
+    if re.fullmatch(r"[+\-]?\d+(?:\.\d+)?[eE][+\-]?\d+", text):
+        return Decimal(text)  # 1e27: a number (too large for an amount, as the caller says)
+    text = re.sub(r"^[^\d,.+\-]+|[^\d,.]+$", "", text)  # €, EUR, $ before or after
+    if not re.fullmatch(r"[+\-]?[\d.,]*\d[\d.,]*", text):
+        return None
+    sign = "-" if text.startswith("-") else ""
+    text = text.lstrip("+-")
+    if "," in text and "." in text:
+        decimal_sep = "," if text.rfind(",") > text.rfind(".") else "."
+        thousands = "." if decimal_sep == "," else ","
+        head, _, tail = text.rpartition(decimal_sep)
+        if decimal_sep in head or not re.fullmatch(r"\d{1,3}(?:" + re.escape(thousands)
+                                                    + r"\d{3})*", head):
+            return None
+        text = head.replace(thousands, "") + "." + tail
+    elif "," in text or "." in text:
+        sep = "," if "," in text else "."
+        head, _, tail = text.rpartition(sep)
+        if text.count(sep) > 1 or len(tail) == 3:
+            if not re.fullmatch(r"\d{1,3}(?:" + re.escape(sep) + r"\d{3})+", text):
+                return None
+            text = text.replace(sep, "")
+        else:
+            text = f"{head or '0'}.{tail}"
+    try:
+        number = Decimal(sign + text)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -385,6 +425,11 @@ def parse_customer(data: Any, path: str, customer_id: str,
     if referred_by and not ID_PATTERN.match(referred_by):
         f.error("referred_by", f"'referred_by': {referred_by!r} is not a customer id")
         referred_by = None
+    aliases = f.text_list("aliases")
+    for alias in aliases:
+        if not ID_PATTERN.match(alias) or alias == customer_id:
+            f.error("aliases", f"'aliases': {alias!r} is not another customer id")
+    aliases = tuple(a for a in aliases if ID_PATTERN.match(a) and a != customer_id)
     rest = dict(
         salutation=f.text("salutation"),
         company=f.text("company"),
@@ -404,7 +449,8 @@ def parse_customer(data: Any, path: str, customer_id: str,
     if name is None:
         return None
     return Customer(id=customer_id, name=name, location=Location(path, 1, 1), address=address,
-                    referred_by=referred_by, consent=consent, locations=f.locations(), **rest)
+                    referred_by=referred_by, consent=consent, locations=f.locations(),
+                    aliases=aliases, **rest)
 
 
 def _when(f: Fields, tz: dt.tzinfo) -> tuple[dt.date | None, dt.datetime | None]:

@@ -216,6 +216,9 @@ class Customer:
     locations: Mapping[str, Location] = field(default_factory=_empty_fields)
     #: The campaign that brought them (one of ``sources.campaigns`` in crmkit.yaml).
     campaign: str | None = None
+    #: Former ids of this customer (``crmkit merge``): records naming one of them are
+    #: this customer's.
+    aliases: tuple[str, ...] = ()
 
     @property
     def email(self) -> str | None:
@@ -240,9 +243,9 @@ class Customer:
                         "how": self.consent.how},
             "preferred_channel": self.preferred_channel, "locale": self.locale,
             "stage": self.stage, "notes": self.notes,
-            "services": [{"name": s.name, "interval": str(s.interval), "start": _day(s.start)}
-                         for s in self.services],
-            "fields": dict(self.fields),
+            "services": [{"name": s.name, "interval": str(s.interval), "start": _day(s.start),
+                          "notes": s.notes} for s in self.services],
+            "fields": dict(self.fields), "aliases": list(self.aliases),
         }
 
     __reduce__ = _reduce_by_fields

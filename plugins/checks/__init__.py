@@ -69,10 +69,33 @@ def interaction_checks(c: CustomerView) -> Iterator[Diagnostic]:
     return _interaction_checks((*c.history, *c.planned), c.settings.currency)
 
 
+def duplicate_purchases(c: CustomerView) -> Iterator[Diagnostic]:
+    """The same amount bought again within ``days`` days, written in another file: the
+    same purchase logged twice (by two people, or by two clones)?"""
+    days = c.options.days
+    earlier: list[Interaction] = []
+    for purchase in (i for i in c.history if i.type == "purchase" and i.amount is not None):
+        for before in reversed(earlier):
+            if (purchase.date - before.date).days > days:
+                break
+            if before.amount == purchase.amount and before.currency == purchase.currency \
+                    and before.location.path != purchase.location.path:
+                yield Diagnostic.warning(
+                    f"possible duplicate purchase: the same amount {purchase.amount} on "
+                    f"{before.date.isoformat()} in {before.location.path} (same purchase logged "
+                    "twice? delete one file)", purchase.locate("amount"), source=NAME)
+                break
+        earlier.append(purchase)
+
+
 @crmkit.hookimpl
 def crmkit_register(register: Any) -> None:
     register(Check("duplicates", contact_keys_of, across=duplicates))
     register(Check("interactions", interaction_checks))
+    register(Check("duplicate_purchases", duplicate_purchases, options={
+        "days": crmkit.Option(3, "Purchases of one customer with the same amount at most "
+                                 "this many days apart, in different files, are reported.",
+                              minimum=0)}))
 
 
 @crmkit.hookimpl

@@ -2,13 +2,17 @@
 
 CSV cells that a spreadsheet would run as a formula (starting with ``=``, ``+``,
 ``-``, ``@``, a tab or a carriage return) get a leading apostrophe, which
-spreadsheets show as text (OWASP's advice against CSV injection).
+spreadsheets show as text (OWASP's advice against CSV injection); ``crmkit import``
+takes it off again.  ``--no-derived`` leaves out what is computed from the
+interactions: then export, import into an empty workspace and export again give the
+same bytes.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,46 +22,120 @@ import click
 import crmkit
 from crmkit import Customer
 
-CSV_COLUMNS = ("id", "name", "company", "email", "phone", "street", "postal_code", "city",
-               "country", "birthday", "tags", "source", "referred_by", "email_consent",
-               "consent_since", "consent_how", "lifecycle", "abc", "last_contact",
-               "purchase_count", "revenue")
+#: What a customer file holds, as CSV columns (`crmkit import csv` reads them all back).
+DATA_COLUMNS = ("id", "name", "salutation", "company", "email", "phone", "street",
+                "postal_code", "city", "country", "birthday", "tags", "source", "referred_by",
+                "email_consent", "consent_since", "consent_how", "preferred_channel",
+                "locale", "stage", "notes", "services", "aliases")
+#: Computed from the interactions: left out with --no-derived (and ignored by import).
+DERIVED_COLUMNS = ("lifecycle", "abc", "last_contact", "purchase_count", "revenue")
+CSV_COLUMNS = (*DATA_COLUMNS, *DERIVED_COLUMNS)
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: Keys of :meth:`crmkit.Customer.to_json` that the columns above hold.
+_SPREAD = {"id", "name", "salutation", "company", "emails", "phones", "address", "birthday",
+           "tags", "source", "referred_by", "consent", "preferred_channel", "locale", "stage",
+           "notes", "services", "fields", "aliases"}
+
+
+#: A cell a spreadsheet would run as a formula, or one that would look guarded
+#: (apostrophes before such a start): it gets one more apostrophe, which import removes.
+GUARDED = re.compile(r"^'*[=+\-@\t\r]")
 
 
 def safe_cell(value: Any) -> str:
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return "'" + text if GUARDED.match(text) else text
 
 
-def csv_rows(app: crmkit.App, customers: list[crmkit.CustomerView]) -> list[dict[str, Any]]:
+def plain(value: Any) -> Any:
+    """Records' mappings and lists (read-only, with their places in the file) as plain
+    dicts and lists."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def flow(value: Any) -> str:
+    """A value as one line of YAML flow (services, free fields): read back exactly."""
+    import yaml  # lazily: only exports with services or free fields need it
+
+    text = yaml.safe_dump(plain(value), default_flow_style=True, allow_unicode=True, width=1 << 30,
+                          sort_keys=False)
+    return text.removesuffix("\n...\n").rstrip("\n")
+
+
+def _service(s: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in s.items() if v is not None}
+
+
+def customer_cells(customer: Customer) -> dict[str, Any]:
+    """Everything a customer file holds, as CSV cells (free fields as ``fields.NAME``;
+    any key a newer crmkit adds under its own name)."""
+    data = customer.to_json()
+    address = data["address"] or {}
+    consent = data["consent"]
+    cells: dict[str, Any] = {
+        "id": data["id"], "name": data["name"], "salutation": data["salutation"],
+        "company": data["company"], "email": "; ".join(data["emails"]),
+        "phone": "; ".join(data["phones"]), "street": address.get("street"),
+        "postal_code": address.get("postal_code"), "city": address.get("city"),
+        "country": address.get("country"), "birthday": data["birthday"],
+        "tags": ", ".join(data["tags"]), "source": data["source"],
+        "referred_by": data["referred_by"],
+        "email_consent": "yes" if consent["email"] else "no",
+        "consent_since": consent["since"], "consent_how": consent["how"],
+        "preferred_channel": data["preferred_channel"], "locale": data["locale"],
+        "stage": data["stage"], "notes": data["notes"],
+        "services": flow([_service(s) for s in data["services"]]) if data["services"] else None,
+        "aliases": ", ".join(data.get("aliases", ())),
+    }
+    for key, value in data.items():
+        if key not in _SPREAD:
+            cells[key] = ", ".join(map(str, value)) if isinstance(value, list) else value
+    for key, value in data["fields"].items():
+        cells[f"fields.{key}"] = _field_cell(value)
+    return cells
+
+
+def _field_cell(value: Any) -> str:
+    """A free field's value so that import reads back the same value and type: plain
+    text as it is when YAML reads it so, other text double-quoted, the rest as YAML."""
+    import yaml  # lazily
+
+    if isinstance(value, str):
+        if value == "" or flow(value) != value:
+            return yaml.safe_dump(value, default_style='"', allow_unicode=True,
+                                  width=1 << 30).removesuffix("\n...\n").rstrip("\n")
+        return value
+    return flow(value)
+
+
+def csv_rows(app: crmkit.App, customers: list[crmkit.CustomerView], derived: bool = True
+             ) -> list[dict[str, Any]]:
     rows = []
-    labels_of = app.labels()
+    labels_of = app.labels() if derived else None
     for view in customers:
-        c = view.customer
-        d = view.derived
-        a = c.address
-        labels = labels_of[c.id]
-        rows.append({
-            "id": c.id, "name": c.name, "company": c.company, "email": "; ".join(c.emails),
-            "phone": "; ".join(c.phones), "street": a.street if a else None,
-            "postal_code": a.postal_code if a else None, "city": a.city if a else None,
-            "country": a.country if a else None,
-            "birthday": c.birthday.isoformat() if c.birthday else None,
-            "tags": ", ".join(c.tags), "source": c.source, "referred_by": c.referred_by,
-            "email_consent": "yes" if c.consent.email else "no",
-            "consent_since": c.consent.since.isoformat() if c.consent.since else None,
-            "consent_how": c.consent.how, "lifecycle": labels.get("lifecycle"),
-            "abc": labels.get("abc"),
-            "last_contact": d.last_contact.isoformat() if d.last_contact else None,
-            "purchase_count": d.purchase_count, "revenue": f"{d.revenue:.2f}",
-        })
+        row = customer_cells(view.customer)
+        if labels_of is not None:
+            d = view.derived
+            labels = labels_of[view.id]
+            row.update({
+                "lifecycle": labels.get("lifecycle"), "abc": labels.get("abc"),
+                "last_contact": d.last_contact.isoformat() if d.last_contact else None,
+                "purchase_count": d.purchase_count, "revenue": f"{d.revenue:.2f}",
+            })
+        rows.append(row)
     return rows
 
 
-def to_csv(rows: list[dict[str, Any]], delimiter: str) -> str:
+def to_csv(rows: list[dict[str, Any]], delimiter: str, derived: bool = True) -> str:
+    extra = sorted({k for row in rows for k in row} - set(CSV_COLUMNS),
+                   key=lambda k: (k.startswith("fields."), k))
+    columns = [*DATA_COLUMNS, *extra, *(DERIVED_COLUMNS if derived else ())]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, delimiter=delimiter,
+    writer = csv.DictWriter(buffer, fieldnames=columns, delimiter=delimiter,
                             lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
@@ -110,19 +188,23 @@ def to_vcard(customers: list[Customer]) -> str:
               help="CSV delimiter (';' for German Excel).")
 @click.option("--force", is_flag=True,
               help="Replace an existing --out file that crmkit did not write.")
+@click.option("--no-derived", "no_derived", is_flag=True,
+              help="Only what the customer files hold (no lifecycle, revenue, segments): "
+                   "'crmkit import' reads it back into the same files.")
 @crmkit.pass_app
 def export_command(app: crmkit.App, fmt: str, segments: tuple[str, ...], tags: tuple[str, ...],
-                   out: Path | None, delimiter: str, force: bool) -> None:
+                   out: Path | None, delimiter: str, force: bool, no_derived: bool) -> None:
     """Export customers (all, or a segment or tag) as CSV, vCard or JSON."""
     chosen = [c for c in app.customers(*segments) if all(t in c.customer.tags for t in tags)]
     if fmt == "csv":
-        text = to_csv(csv_rows(app, chosen), delimiter)
+        text = to_csv(csv_rows(app, chosen, not no_derived), delimiter, not no_derived)
     elif fmt == "vcard":
         text = to_vcard([c.customer for c in chosen])
     else:
-        labels = app.labels()
+        labels = None if no_derived else app.labels()
         buffer = io.StringIO()
-        crmkit.echo_json([{**c.customer.to_json(), "derived": c.derived.to_json(),
+        crmkit.echo_json([c.customer.to_json() if labels is None else
+                          {**c.customer.to_json(), "derived": c.derived.to_json(),
                            "segments": labels[c.id]} for c in chosen], file=buffer)
         text = buffer.getvalue()
     if out is None or str(out) == "-":

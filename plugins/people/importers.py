@@ -9,11 +9,12 @@ column=field`` overrides.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import re
 from collections.abc import Iterable, Iterator
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,31 @@ HEADERS = {
     "notes": ("notiz", "notizen", "bemerkung", "bemerkungen", "notes", "note", "kommentar"),
     "source": ("quelle", "source", "leadsource", "originalsource"),
     "id": ("id", "kundenid", "customerid"),
+    # the rest of what `crmkit export csv` writes, so that its files come back whole
+    "salutation": ("salutation", "briefanrede"),
+    "referred_by": ("referredby", "empfohlenvon"),
+    "email_consent": ("emailconsent", "emaileinwilligung", "einwilligungemail"),
+    "consent_since": ("consentsince", "einwilligungseit"),
+    "consent_how": ("consenthow", "einwilligungwie"),
+    "preferred_channel": ("preferredchannel", "bevorzugterkanal"),
+    "locale": ("locale", "sprache"),
+    "stage": ("stage",),
+    "services": ("services", "wartungsvertraege"),
+    "aliases": ("aliases",),
+    "owner": ("owner", "betreuer", "zustaendig"),
 }
+#: Free fields: a column ``fields.NAME`` (as `crmkit export csv` writes them).
+FIELD_PREFIX = "fields."
+#: Keys of a customer file that the columns above do not cover (a column named like one
+#: is read as it is: what `crmkit export csv` writes for keys it has no column of its own
+#: for, such as ``campaign``).
+PASSTHROUGH = frozenset(f.name for f in dataclasses.fields(crmkit.Customer)) - {
+    "id", "location", "locations", "emails", "phones", "address", "consent", "services",
+    "fields", "tags", "aliases", *HEADERS}
+#: A cell with the CSV formula guard's apostrophe (plugins/people/exports.py).
+GUARDED = re.compile(r"^'+[=+\-@\t\r]")
+YES = ("yes", "ja", "true", "1", "x", "y", "j", "wahr")
+NO = ("no", "nein", "false", "0", "n", "falsch", "")
 TRANSACTION_HEADERS = {
     "customer": ("kunde", "customer", "kundennummer", "customerid", "kundenid", "id",
                  "customernumber"),
@@ -89,10 +114,18 @@ def read_table(path: Path, options: ImportOptions) -> tuple[list[str], list[tupl
     text = decode(path.read_bytes(), options.encoding)
     delimiter = options.delimiter or _sniff(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    rows = [(n, cells) for n, cells in enumerate(reader, start=1) if any(c.strip() for c in cells)]
+    rows = [(n, [unguard(c) for c in cells]) for n, cells in enumerate(reader, start=1)
+            if any(c.strip() for c in cells)]
     if not rows:
         return [], []
     return [h.strip() for h in rows[0][1]], rows[1:]
+
+
+def unguard(cell: str) -> str:
+    """A cell without the apostrophe that CSV exports put before ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return (so spreadsheets do not run it as a formula), and
+    before apostrophes in front of those (so that a text starting ``'=`` comes back)."""
+    return cell[1:] if GUARDED.match(cell) else cell
 
 
 def _sniff(text: str) -> str:
@@ -113,14 +146,27 @@ def _read_xlsx(path: Path) -> tuple[list[str], list[tuple[int, list[Any]]]]:
         # read every row there is: a <dimension> claiming one cell made 400,000 rows
         # "nothing to create" (read-only mode trusts it)
         sheet.reset_dimensions()
-        rows = [(n, ["" if c is None else c for c in cells])
-                for n, cells in enumerate(sheet.iter_rows(values_only=True), start=1)
-                if any(c not in (None, "") for c in cells)]
+        rows = []
+        for n, cells in enumerate(sheet.iter_rows(), start=1):
+            values = [_cell_value(c) for c in cells]
+            if any(v not in (None, "") for v in values):
+                rows.append((n, ["" if v is None else v for v in values]))
     finally:
         book.close()
     if not rows:
         return [], []
     return [str(h).strip() for h in rows[0][1]], rows[1:]
+
+
+def _cell_value(cell: Any) -> Any:
+    """A cell's value; a number shown with leading zeros (a number format such as
+    ``00000``, Excel's postal code format) as that text."""
+    value = getattr(cell, "value", None)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        fmt = getattr(cell, "number_format", "") or ""
+        if re.fullmatch(r"0+", fmt) and float(value).is_integer():
+            return str(int(value)).zfill(len(fmt))
+    return value
 
 
 def column_fields(headers: list[str], known: dict[str, tuple[str, ...]],
@@ -133,6 +179,10 @@ def column_fields(headers: list[str], known: dict[str, tuple[str, ...]],
     for i, header in enumerate(headers):
         key = normalise(header)
         field = overrides.get(key) or lookup.get(key)
+        if field is None and "name" in known and (
+                header in PASSTHROUGH or (header.startswith(FIELD_PREFIX)
+                                          and len(header) > len(FIELD_PREFIX))):
+            field = header  # a customer's free field, or a key read as it is
         if field and field != "ignore":
             if field not in fields.values():
                 fields[i] = field
@@ -173,24 +223,9 @@ def parse_date(value: Any) -> dt.date | None:
 
 
 def parse_amount(value: Any) -> Decimal | None:
-    """1.234,56 (German), 1,234.56 (English), 1234.56 and numbers from XLSX."""
-    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-        return Decimal(str(value))
-    text = re.sub(r"[^\d,.\-]", "", str(value))
-    if not text:
-        return None
-    if "," in text and "." in text:
-        decimal_sep = "," if text.rfind(",") > text.rfind(".") else "."
-        thousands = "." if decimal_sep == "," else ","
-        text = text.replace(thousands, "").replace(decimal_sep, ".")
-    elif "," in text:
-        head, _, tail = text.rpartition(",")
-        text = text.replace(",", ".") if len(tail) in (1, 2) and "," not in head else \
-            text.replace(",", "")
-    try:
-        return Decimal(text)
-    except InvalidOperation:
-        return None
+    """1.234,56 (German), 1,234.56 (English), 1234.56 and numbers from XLSX: the same
+    rules as ``crmkit log --amount`` (:func:`crmkit.parse_amount`)."""
+    return crmkit.parse_amount(value)
 
 
 def _text(value: Any) -> str:
@@ -199,48 +234,128 @@ def _text(value: Any) -> str:
     return str(value).strip() if value is not None else ""
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _flow(text: str) -> Any:
+    """A cell written as YAML flow (`crmkit export csv`'s services and free fields)."""
+    import yaml  # lazily: only these cells need it
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(text, Loader=loader)  # a safe loader
+
+
 def customer_row(row: int, values: dict[str, Any], extra_fields: dict[str, Any] | None = None
                  ) -> ImportRow:
-    """A customer file's data from named values (first_name, email, street, ...)."""
+    """A customer file's data from named values (first_name, email, street, ...).
+
+    Only a row without any name is a problem; a single bad value (a birthday that is
+    not a date) is left out with a warning (``data["_warnings"]``).  Phones and postal
+    codes that were numbers in a spreadsheet are named in ``data["_numbers"]``: their
+    leading zeros are gone, ``crmkit import`` restores them."""
     problems = []
+    warnings: list[str] = []
     first, last = _text(values.get("first_name")), _text(values.get("last_name"))
     name = _text(values.get("name")) or " ".join(p for p in (first, last) if p) or \
         _text(values.get("company"))
     data: dict[str, Any] = {}
+    numbers: list[str] = []
     if not name:
         problems.append("no name (need a name, first and last name, or a company)")
     else:
         data["name"] = name
+    if salutation := _text(values.get("salutation")):
+        data["salutation"] = salutation
     if company := _text(values.get("company")):
         data["company"] = company
-    emails = [e for e in re.split(r"[;,\s]+", _text(values.get("email"))) if e]
+    emails = []
+    for email in (e for e in re.split(r"[;,\s]+", _text(values.get("email"))) if e):
+        if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s.]+", email):
+            emails.append(email)
+        else:
+            warnings.append(f"email {email!r} is not an email address, left out")
     if emails:
         data["email" if len(emails) == 1 else "emails"] = emails[0] if len(emails) == 1 \
             else emails
-    phones = [p for p in (_text(values.get("phone")), _text(values.get("mobile"))) if p]
+    phones = []
+    for key in ("phone", "mobile"):
+        value = values.get(key)
+        if _is_number(value):
+            numbers.append(f"phone:{len(phones)}")
+            phones.append(_text(value))
+        else:
+            phones.extend(p.strip() for p in _text(value).split(";") if p.strip())
     if phones:
         data["phone" if len(phones) == 1 else "phones"] = phones[0] if len(phones) == 1 \
             else phones
     address = {k: _text(values.get(k)) for k in ("street", "postal_code", "city", "country")}
+    if _is_number(values.get("postal_code")):
+        numbers.append("postal_code")
     if any(address.values()):
         data["address"] = {k: v for k, v in address.items() if v}
     if values.get("birthday") not in (None, ""):
         born = parse_date(values["birthday"])
         if born is None:
-            problems.append(f"birthday {_text(values['birthday'])!r} is not a date")
+            warnings.append(f"birthday {_text(values['birthday'])!r} is not a date, left out")
         else:
             data["birthday"] = born
     tags = [t.strip() for t in re.split(r"[;,]", _text(values.get("tags"))) if t.strip()]
     if tags:
         data["tags"] = tags
-    for key in ("source", "notes"):
+    for key in ("source", "referred_by", "preferred_channel", "locale", "stage", "owner",
+                "notes", *(k for k in values if k in PASSTHROUGH)):
         if text := _text(values.get(key)):
             data[key] = text
-    if extra_fields:
-        data["fields"] = {k: v for k, v in extra_fields.items() if v not in (None, "")}
+    _consent(values, data, warnings)
+    if text := _text(values.get("services")):
+        try:
+            services = _flow(text)
+        except Exception:  # any YAML error: this one value is left out
+            services = None
+        if isinstance(services, list) and all(isinstance(s, dict) for s in services):
+            data["services"] = services
+        else:
+            warnings.append(f"services {text!r} are not a list of services, left out")
+    if aliases := [a for a in re.split(r"[;,\s]+", _text(values.get("aliases"))) if a]:
+        data["aliases"] = aliases
+    free = dict(extra_fields or {})
+    for key, value in values.items():
+        if key.startswith(FIELD_PREFIX) and value not in (None, ""):
+            try:
+                free[key[len(FIELD_PREFIX):]] = _flow(value) if isinstance(value, str) else value
+            except Exception:  # not YAML: the text as it is
+                free[key[len(FIELD_PREFIX):]] = value
+    free = {k: v for k, v in free.items() if v not in (None, "")}
+    if free:
+        data["fields"] = free
     if values.get("id"):
         data["_id"] = _text(values["id"])
+    if warnings:
+        data["_warnings"] = warnings
+    if numbers:
+        data["_numbers"] = numbers
     return ImportRow(row, "customer", data, tuple(problems))
+
+
+def _consent(values: dict[str, Any], data: dict[str, Any], warnings: list[str]) -> None:
+    given = _text(values.get("email_consent")).casefold()
+    since_text = values.get("consent_since")
+    how = _text(values.get("consent_how"))
+    if given not in YES and given not in NO:
+        warnings.append(f"email consent {given!r} is neither yes nor no, left out")
+        return
+    consent: dict[str, Any] = {"email": given in YES}
+    if since_text not in (None, ""):
+        since = parse_date(since_text)
+        if since is None:
+            warnings.append(f"consent since {_text(since_text)!r} is not a date, left out")
+        else:
+            consent["since"] = since
+    if how:
+        consent["how"] = how
+    if consent["email"] or len(consent) > 1:
+        data["consent"] = consent
 
 
 def read_spreadsheet(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
@@ -339,6 +454,55 @@ def read_vcard(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
         yield customer_row(number, values)
 
 
+#: Keys of `crmkit export json` that are computed, not held in the customer's file.
+JSON_DERIVED = ("id", "derived", "segments")
+
+
+def read_json(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
+    """``crmkit export json``'s customers (derived values and segments are skipped)."""
+    import json
+
+    try:
+        items = json.loads(decode(path.read_bytes(), options.encoding))
+    except json.JSONDecodeError as exc:
+        raise crmkit.CrmkitError(f"{path.name}:{exc.lineno}:{exc.colno}: not valid JSON "
+                                 f"({exc.msg})") from None
+    if not isinstance(items, list):
+        raise crmkit.CrmkitError(f"{path.name}: not a list of customers (as 'crmkit export "
+                                 "json' writes them)")
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            yield ImportRow(number, "customer", {}, (f"entry {number} is not an object",))
+            continue
+        yield ImportRow(number, "customer", *_customer_of_json(item))
+
+
+def _customer_of_json(item: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    data: dict[str, Any] = {}
+    for key, value in item.items():
+        if key in JSON_DERIVED or value in (None, "", [], {}):
+            continue
+        if key in ("emails", "phones"):
+            data[key[:-1] if len(value) == 1 else key] = value[0] if len(value) == 1 else value
+        elif key == "address" and isinstance(value, dict):
+            if address := {k: v for k, v in value.items() if v not in (None, "")}:
+                data["address"] = address
+        elif key == "consent" and isinstance(value, dict):
+            consent = {k: v for k, v in value.items() if v is not None}
+            if consent.get("email") or len(consent) > 1:
+                data["consent"] = consent
+        elif key == "services" and isinstance(value, list):
+            data["services"] = [{k: v for k, v in s.items() if v is not None}
+                                if isinstance(s, dict) else s for s in value]
+        else:
+            data[key] = value
+    if isinstance(item.get("id"), str):
+        data["_id"] = item["id"]
+    problems = () if isinstance(item.get("name"), str) and item["name"].strip() else (
+        "no name",)
+    return data, problems
+
+
 def rows_of(importer: Importer, path: Path, options: ImportOptions) -> Iterable[ImportRow]:
     return importer.read(path, options)
 
@@ -353,6 +517,8 @@ def importers() -> list[Importer]:
         Importer("vcard", "Contacts as vCard 3.0 or 4.0 (phones, khard, vdirsyncer)",
                  read_vcard, (".vcf", ".vcard")),
         Importer("hubspot", "HubSpot's contacts export (CSV)", read_hubspot),
+        Importer("json", "Customers as 'crmkit export json' writes them", read_json,
+                 (".json",)),
         Importer("transactions",
                  "Purchases as CSV: customer (id, email or name), date, amount, item",
                  read_transactions),

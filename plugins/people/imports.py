@@ -9,8 +9,10 @@ importing the same file again creates nothing new.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ import click
 import crmkit
 from crmkit import Importer, ImportOptions, ImportRow
 
-from .matching import PeopleIndex, Person, name_key, place_key
+from .matching import PeopleIndex, Person, email_key, name_key, place_key, similar_names
 
 PROGRESS_FROM = 1000
 
@@ -30,11 +32,15 @@ PROGRESS_FROM = 1000
 @dataclass
 class Outcome:
     row: ImportRow
-    status: str  # new | existing | already | invalid
+    status: str  # new | existing | already | invalid | skipped
     customer: str | None = None
     note: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     file: str | None = None
+    #: A possible match (created anyway, unless --skip-possible): the evidence.
+    possible: str | None = None
+    #: Values left out or read differently, the rest of the row imported.
+    warnings: list[str] = field(default_factory=list)
 
 
 def import_id(importer: str, data: dict[str, Any], seen: dict[str, int]) -> str:
@@ -64,13 +70,63 @@ def _new_id(wanted: str | None, name: str, taken: set[str]) -> str:
 
 
 def _valid_id(text: str) -> bool:
-    import re
-
     return bool(re.fullmatch(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?", text))
 
 
+GERMANY = ("de", "deu", "deutschland", "germany", "allemagne")
+
+
+def restore_numbers(data: dict[str, Any], numbers: list[str], locale: str) -> list[str]:
+    """Put back the leading zeros a spreadsheet dropped from numbers: a postal code of a
+    German address (the row's country, else the workspace's locale ``de``) has 5 digits;
+    a German phone number stored as a number lost its ``0`` (or its ``+`` before 49).
+    Says what it did, or what it could not know."""
+    told = []
+    address = data.get("address") or {}
+    country = str(address.get("country") or "").strip().casefold()
+    german = country in GERMANY if country else locale == "de"
+    for what in numbers:
+        if what == "postal_code":
+            code = address.get("postal_code", "")
+            if german and code.isdigit() and len(code) < 5:
+                address["postal_code"] = code.zfill(5)
+                told.append(f"postal code {code} was a number in the spreadsheet (its leading "
+                            f"zero lost): read as {address['postal_code']}")
+            elif code.isdigit() and len(code) < 5:
+                told.append(f"postal code {code} was a number in the spreadsheet: check it "
+                            "for lost leading zeros")
+            continue
+        key = "phones" if "phones" in data else "phone"
+        phones = data[key] if isinstance(data[key], list) else [data[key]]
+        i = int(what.split(":")[1])
+        digits = phones[i]
+        if german:
+            phones[i] = "+" + digits if digits.startswith("49") and len(digits) >= 11 \
+                else "0" + digits
+            told.append(f"phone {digits} was a number in the spreadsheet (its leading "
+                        f"{'+' if phones[i][0] == '+' else '0'} lost): read as {phones[i]}")
+        else:
+            told.append(f"phone {digits} was a number in the spreadsheet: check it for a lost "
+                        "leading 0 or +")
+        data[key] = phones if key == "phones" else phones[0]
+    return told
+
+
+@dataclass
+class _Known:
+    """What the rows are matched against: the workspace, and the rows planned so far."""
+
+    index: PeopleIndex
+    by_name: dict[str, list[str]]
+    known_ids: dict[str, str]
+    taken: set[str]
+    #: Customers planned by this import: id -> row number.
+    planned: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+
+
 def plan(app: crmkit.App, importer: Importer, rows: Iterable[ImportRow],
-         tags: tuple[str, ...]) -> list[Outcome]:
+         tags: tuple[str, ...], skip_possible: bool = False) -> list[Outcome]:
     """Decide what each row would become; writes nothing."""
     ws = app.workspace
     known_ids: dict[str, str] = {}
@@ -80,13 +136,11 @@ def plan(app: crmkit.App, importer: Importer, rows: Iterable[ImportRow],
     for i in ws.interactions:
         if isinstance(i.fields.get("import_id"), str):
             known_ids[i.fields["import_id"]] = i.customer
-    index = PeopleIndex(Person.of(c) for c in ws.customers.values())
-    by_name: dict[str, str | None] = {}
+    by_name: dict[str, list[str]] = {}
     for c in ws.customers.values():
-        key = name_key(c.name)
-        by_name[key] = None if key in by_name else c.id  # None: ambiguous
-    taken = set(ws.customers)
-    seen: dict[str, int] = {}
+        by_name.setdefault(name_key(c.name), []).append(c.id)
+    known = _Known(PeopleIndex(Person.of(c) for c in ws.customers.values()), by_name,
+                   known_ids, set(ws.customers))
     outcomes = []
     for row in rows:
         if row.problems:
@@ -94,64 +148,102 @@ def plan(app: crmkit.App, importer: Importer, rows: Iterable[ImportRow],
             continue
         data = dict(row.data)
         if row.kind == "customer":
-            outcomes.append(_plan_customer(app, importer, row, data, tags, known_ids, index,
-                                           taken, seen))
+            outcomes.append(_plan_customer(app, importer, row, data, tags, known,
+                                           skip_possible))
         else:
-            outcomes.append(_plan_interaction(app, importer, row, data, known_ids, index,
-                                              by_name, seen))
+            outcomes.append(_plan_interaction(app, importer, row, data, known))
     return outcomes
 
 
 def _plan_customer(app: crmkit.App, importer: Importer, row: ImportRow, data: dict[str, Any],
-                   tags: tuple[str, ...], known_ids: dict[str, str], index: PeopleIndex,
-                   taken: set[str], seen: dict[str, int]) -> Outcome:
+                   tags: tuple[str, ...], known: _Known, skip_possible: bool) -> Outcome:
+    ws = app.workspace
     wanted = data.pop("_id", None)
-    key = import_id(importer.name, data, seen)
-    if key in known_ids:
-        return Outcome(row, "already", known_ids[key], "imported before")
-    match = index.find(_person(f"row {row.row}", data))
+    warnings = list(data.pop("_warnings", ()))
+    numbers = data.pop("_numbers", ())
+    if numbers:
+        data = copy.deepcopy(data)
+        warnings.extend(restore_numbers(data, list(numbers), ws.settings.locale))
+    key = import_id(importer.name, data, known.seen)
+    if key in known.known_ids:
+        return Outcome(row, "already", known.known_ids[key], "imported before",
+                       warnings=warnings)
+    person = _person(f"row {row.row}", data)
+    if wanted in ws.customers and (
+            similar_names(person.name, ws.customers[wanted].name)
+            or {email_key(e) for e in person.emails}
+            & {email_key(e) for e in ws.customers[wanted].emails}):
+        return Outcome(row, "existing", wanted, f"same id {wanted}", warnings=warnings)
+    match = known.index.find(person)
+    possible = None
+    if match is not None and match.certain:
+        if match.key in known.planned:
+            return Outcome(row, "existing", match.key,
+                           f"the same person as row {known.planned[match.key]}: "
+                           f"{match.evidence}", warnings=warnings)
+        return Outcome(row, "existing", match.key, match.evidence, warnings=warnings)
     if match is not None:
-        note = (f"same as {match.key}: {match.evidence}" if match.key.startswith("row ")
-                else match.evidence)
-        status = "invalid" if match.key.startswith("row ") else "existing"
-        return Outcome(row, status, None if status == "invalid" else match.key, note)
-    customer_id = _new_id(wanted, data.get("name", ""), taken)
+        where = (f"row {known.planned[match.key]} ({match.key})" if match.key in known.planned
+                 else match.key)
+        possible = f"{where}: {match.evidence}"
+        if skip_possible:
+            return Outcome(row, "skipped", match.key, data.get("name", ""), possible=possible,
+                           warnings=warnings)
+    customer_id = _new_id(wanted, data.get("name", ""), known.taken)
     if tags:
         data["tags"] = [*data.get("tags", []), *(t for t in tags if t not in data.get("tags", []))]
-    data["fields"] = {**data.get("fields", {}), "import_id": key}
+    if customer_id != wanted:  # an id given in the file is its identity; else the row's hash
+        data["fields"] = {**data.get("fields", {}), "import_id": key}
     try:
         rel = app.record_customer(customer_id, data, dry_run=True)
     except crmkit.CrmkitError as exc:
-        return Outcome(row, "invalid", note=str(exc))
-    taken.add(customer_id)
-    index.add(_person(customer_id, data))
-    return Outcome(row, "new", customer_id, data.get("name", ""), data, rel)
+        return Outcome(row, "invalid", note=str(exc), warnings=warnings)
+    known.taken.add(customer_id)
+    known.planned[customer_id] = row.row
+    known.index.add(_person(customer_id, data))
+    return Outcome(row, "new", customer_id, data.get("name", ""), data, rel, possible,
+                   warnings)
+
+
+def _find_customer(ws: crmkit.Workspace, index: PeopleIndex, by_name: dict[str, list[str]],
+                   value: str) -> tuple[str | None, str]:
+    """A customer named by id, email or exact name; else ``None`` and why not."""
+    text = value.strip()
+    if text in ws.customers:
+        return text, f"id {text}"
+    if found := index.by_email.get(email_key(text)):
+        return found, f"email {text}"
+    ids = by_name.get(name_key(text), [])
+    if len(ids) == 1:
+        return ids[0], f"name {text}"
+    if ids:
+        return None, (f"the name {text!r} is several customers' ({', '.join(sorted(ids))}): "
+                      "give the id or email")
+    return None, ""
 
 
 def _plan_interaction(app: crmkit.App, importer: Importer, row: ImportRow,
-                      data: dict[str, Any], known_ids: dict[str, str], index: PeopleIndex,
-                      by_name: dict[str, str | None], seen: dict[str, int]) -> Outcome:
+                      data: dict[str, Any], known: _Known) -> Outcome:
     ws = app.workspace
+    given = [str(v) for v in (data.pop(k, None) for k in ("customer", "customer_email",
+                                                          "customer_phone", "customer_name"))
+             if v not in (None, "")]
     customer = None
     how = ""
-    if (given := data.pop("customer", None)) is not None:
-        if given in ws.customers:
-            customer, how = given, f"id {given}"
-        elif (found := index.by_email.get(str(given).casefold())):
-            customer, how = found, f"email {given}"
-    if customer is None and (email := data.pop("customer_email", None)):
-        customer = index.by_email.get(email.strip().casefold())
-        how = f"email {email}"
-    if customer is None and (name := data.pop("customer_name", None)):
-        customer = by_name.get(name_key(name))
-        how = f"name {name}"
-    data.pop("customer_email", None)
-    data.pop("customer_name", None)
-    if customer is None or customer not in ws.customers:
-        who = given or how.partition(" ")[2] or "?"
-        return Outcome(row, "invalid", note=f"no customer matches {who!r}")
-    key = import_id(importer.name, {**data, "customer": customer}, seen)
-    if key in known_ids:
+    problems = []
+    for value in given:
+        customer, how = _find_customer(ws, known.index, known.by_name, value)
+        if customer is not None:
+            break
+        if how:
+            problems.append(how)
+    if customer is None:
+        who = " / ".join(repr(v) for v in given) or "?"
+        return Outcome(row, "invalid",
+                       note="; ".join(problems) or f"no customer matches {who} (by id, email "
+                                                   "or exact name)")
+    key = import_id(importer.name, {**data, "customer": customer}, known.seen)
+    if key in known.known_ids:
         return Outcome(row, "already", customer, "imported before")
     data = {"customer": customer, **data, "fields": {"import_id": key}}
     try:
@@ -175,11 +267,13 @@ def _describe(o: Outcome) -> str:
     if o.status == "new":
         what = (f"new customer {o.customer} ({o.note})" if o.row.kind == "customer"
                 else f"new {o.note}")
-        return what
+        return what + (f"; possible match {o.possible}" if o.possible else "")
     if o.status == "existing":
         return f"existing customer {o.customer}: {o.note}"
     if o.status == "already":
         return f"already imported ({o.customer})"
+    if o.status == "skipped":
+        return f"skipped ({o.note}; --skip-possible): possible match {o.possible}"
     return f"invalid: {o.note}"
 
 
@@ -189,20 +283,27 @@ def _describe(o: Outcome) -> str:
 @click.option("--map", "mappings", multiple=True, metavar="COLUMN=FIELD",
               help="Use COLUMN for FIELD (name, first_name, last_name, company, email, phone, "
                    "mobile, birthday, street, postal_code, city, country, tags, notes, source, "
-                   "id; for transactions: customer, customer_email, customer_name, date, "
-                   "amount, item, currency) or 'ignore'. Repeatable.")
+                   "id, referred_by, email_consent, consent_since, consent_how, services, "
+                   "fields.NAME; for transactions: customer, customer_email, customer_name, "
+                   "date, amount, item, currency) or 'ignore'. Repeatable.")
 @click.option("--encoding", help="The file's encoding (default: UTF-8, else Windows-1252).")
 @click.option("--delimiter", help="The CSV delimiter (default: detected).")
 @click.option("--tag", "tags", multiple=True, help="Add this tag to every new customer.")
+@click.option("--skip-possible", is_flag=True,
+              help="Do not create rows that possibly match a customer (a shared phone, a "
+                   "similar name at the same address); default: create them, with the "
+                   "evidence shown.")
 @click.option("--apply", "do_apply", is_flag=True, help="Write the new files (default: dry run).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @crmkit.pass_app
 def import_command(app: crmkit.App, source_format: str, file: Path, mappings: tuple[str, ...],
                    encoding: str | None, delimiter: str | None, tags: tuple[str, ...],
-                   do_apply: bool, fmt: str) -> None:
-    """Import FILE in FORMAT (csv, xlsx, vcard, hubspot, transactions): a dry run unless
-    --apply; new files only, never edits; a second run creates nothing new."""
+                   skip_possible: bool, do_apply: bool, fmt: str) -> None:
+    """Import FILE in FORMAT (csv, xlsx, vcard, hubspot, json, transactions): a dry run
+    unless --apply; new files only, never edits; a second run creates nothing new. A row
+    matching a customer (same email, or same phone and a similar name) is left out; a
+    possible match is created unless --skip-possible."""
     importers = app.importers()
     if source_format not in importers:
         raise crmkit.CrmkitError(
@@ -222,27 +323,37 @@ def import_command(app: crmkit.App, source_format: str, file: Path, mappings: tu
         raise crmkit.CrmkitError(f"{file}: cannot decode ({exc}); try --encoding") from None
     if len(rows) >= PROGRESS_FROM and fmt == "text":
         with click.progressbar(length=len(rows), label="checking", file=sys.stderr) as bar:
-            outcomes = plan(app, importer, _counting(rows, bar), tags)
+            outcomes = plan(app, importer, _counting(rows, bar), tags, skip_possible)
     else:
-        outcomes = plan(app, importer, rows, tags)
+        outcomes = plan(app, importer, rows, tags, skip_possible)
     if do_apply:
         apply(app, outcomes)
     counts = {s: sum(1 for o in outcomes if o.status == s)
-              for s in ("new", "existing", "already", "invalid")}
+              for s in ("new", "existing", "already", "invalid", "skipped")}
+    possible = sum(1 for o in outcomes if o.status == "new" and o.possible)
     if fmt == "json":
         crmkit.echo_json({
             "format": source_format, "file": str(file), "applied": do_apply, **counts,
+            "possible": possible,
             "rows": [{"row": o.row.row, "kind": o.row.kind, "status": o.status,
-                      "customer": o.customer, "note": o.note, "file": o.file}
+                      "customer": o.customer, "note": o.note, "possible_match": o.possible,
+                      "warnings": o.warnings, "file": o.file}
                      for o in outcomes]})
         return
     click.echo(f"{crmkit.clean(file.name)}: {len(outcomes)} rows ({source_format})")
     for o in outcomes:  # a name in the file must not rewrite the lines shown
         click.echo(f"  row {o.row.row}: {crmkit.clean(_describe(o))}")
+        for warning in o.warnings:
+            click.echo(f"    warning: {crmkit.clean(warning)}")
         if do_apply and o.file:
             click.echo(f"    created {crmkit.clean(o.file)}")
-    click.echo(f"{counts['new']} new, {counts['existing']} existing (left unchanged), "
-               f"{counts['already']} already imported, {counts['invalid']} invalid")
+    click.echo(f"{counts['new']} new"
+               + (f" ({possible} possible match{'es' if possible != 1 else ''})"
+                  if possible else "")
+               + f", {counts['existing']} existing (left unchanged), "
+                 f"{counts['already']} already imported, {counts['invalid']} invalid"
+               + (f", {counts['skipped']} skipped (possible matches)"
+                  if counts["skipped"] else ""))
     if not do_apply:
         click.echo(f"dry run: nothing written; --apply creates the {counts['new']} new file(s)"
                    if counts["new"] else "dry run: nothing to create")

@@ -1,8 +1,12 @@
 """Recognising the same person: normalised emails, phone numbers and names.
 
 Used by ``crmkit import`` (does this row match an existing customer?) and
-``crmkit duplicates``.  Fuzzy name comparison only happens within the same
-postal code or town, so the work stays linear-ish in the number of customers.
+``crmkit duplicates``.  A *match* is certain enough to leave a row out: the same
+email, or the same phone and a similar name.  Anything weaker (a shared phone alone:
+a household, a company's switchboard; the same or a similar name at the same
+address) is a *possible* match, shown with its evidence.  Fuzzy name comparison
+only happens within the same postal code or town, so the work stays linear-ish in
+the number of customers.
 """
 
 from __future__ import annotations
@@ -30,11 +34,43 @@ def phone_key(phone: str) -> str | None:
     return digits[-9:] if len(digits) >= 6 else None
 
 
-def name_key(name: str) -> str:
+def name_words(name: str) -> list[str]:
+    """The words of a name, lower case, umlauts spelled out, titles left out."""
     text = unicodedata.normalize("NFKD", name.casefold().translate(_UMLAUTS))
     text = text.encode("ascii", "ignore").decode()
-    words = [w for w in re.split(r"[^a-z0-9]+", text) if w and w not in _TITLES]
-    return " ".join(sorted(words))
+    return [w for w in re.split(r"[^a-z0-9]+", text) if w and w not in _TITLES]
+
+
+def name_key(name: str) -> str:
+    return " ".join(sorted(name_words(name)))
+
+
+def _same_word(a: str, b: str, ratio: float) -> bool:
+    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= ratio
+
+
+def similar_names(a: str, b: str) -> bool:
+    """Whether two names are probably one person's: the same words (in any order), one
+    name's words all in the other's (a middle name, a title), or the same first and last
+    name but for a typo or an initial (``J. Weiß``, ``Jürgen Weiss``).  ``Jan`` and
+    ``Jana``, or ``Anke`` and ``Jörg`` with one family name, are not."""
+    wa, wb = name_words(a), name_words(b)
+    if not wa or not wb:
+        return False
+    if sorted(wa) == sorted(wb):
+        return True
+    short, long = sorted((wa, wb), key=len)
+    if len(short) >= 2 and set(short) <= set(long):
+        return True
+    if len(wa) >= 2 and len(wb) >= 2:
+        for first_a, last_a in ((wa[0], wa[-1]), (wa[-1], wa[0])):
+            first_b, last_b = wb[0], wb[-1]
+            initial = (len(first_a) == 1 or len(first_b) == 1) and first_a[0] == first_b[0]
+            if _same_word(last_a, last_b, 0.8) and (initial or _same_word(first_a, first_b,
+                                                                          0.88)):
+                return True
+        return False
+    return difflib.SequenceMatcher(None, " ".join(wa), " ".join(wb)).ratio() >= SIMILAR_NAME
 
 
 def place_key(postal_code: str | None, city: str | None) -> str | None:
@@ -67,45 +103,61 @@ class Person:
 class Match:
     key: str
     evidence: str
+    #: The same email, or the same phone and a similar name; else only possible.
+    certain: bool = True
 
 
 class PeopleIndex:
     def __init__(self, people: Iterable[Person] = ()) -> None:
         self.by_email: dict[str, str] = {}
-        self.by_phone: dict[str, str] = {}
+        self.by_phone: dict[str, list[str]] = {}
+        self.names: dict[str, str] = {}
         self.by_place: dict[str, list[tuple[str, str, str]]] = {}
         for person in people:
             self.add(person)
 
     def add(self, person: Person) -> None:
+        self.names[person.key] = person.name
         for email in person.emails:
             self.by_email.setdefault(email_key(email), person.key)
         for phone in person.phones:
             if key := phone_key(phone):
-                self.by_phone.setdefault(key, person.key)
+                keys = self.by_phone.setdefault(key, [])
+                if person.key not in keys:
+                    keys.append(person.key)
         if person.place:
             self.by_place.setdefault(person.place, []).append(
                 (person.key, name_key(person.name), person.name))
 
     def find(self, person: Person) -> Match | None:
-        """The existing person this one most likely is, with the evidence."""
+        """The existing person this one most likely is, with the evidence: a certain
+        match if there is one, else a possible one."""
         for email in person.emails:
             if (key := self.by_email.get(email_key(email))) and key != person.key:
                 return Match(key, f"same email {email}")
+        possible: Match | None = None
         for phone in person.phones:
-            pk = phone_key(phone)
-            if pk and (key := self.by_phone.get(pk)) and key != person.key:
-                return Match(key, f"same phone {phone}")
+            for key in self.by_phone.get(phone_key(phone) or "", ()):
+                if key == person.key:
+                    continue
+                other_name = self.names.get(key, "")
+                if similar_names(person.name, other_name):
+                    return Match(key, f"same phone {phone} and a similar name")
+                possible = possible or Match(
+                    key, f"same phone {phone}, but another name ({other_name!r})", False)
+        if possible is not None:
+            return possible
         if person.place:
             wanted = name_key(person.name)
             for key, other, other_name in self.by_place.get(person.place, ()):
                 if key == person.key:
                     continue
                 if other == wanted:
-                    return Match(key, "same name and address")
+                    return Match(key, "same name and address", False)
                 ratio = difflib.SequenceMatcher(None, wanted, other).ratio()
                 if ratio >= SIMILAR_NAME:
-                    return Match(key, f"similar name ({other_name!r}) at the same address")
+                    return Match(key, f"similar name ({other_name!r}) at the same address",
+                                 False)
         return None
 
 
