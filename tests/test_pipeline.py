@@ -144,6 +144,7 @@ def test_lead_scores_stages_and_reasons(make_workspace):
     app = App(root, __import__("datetime").date(2026, 6, 30))
     assert app.labels().column("lead_stage") == {"w": None, "x": "qualified", "y": "cold",
                                                  "z": "warm"}
+    assert app.labels().column("lead_score") == {"w": None, "x": 40, "y": -10, "z": 30}
     assert [c.id for c in app.customers("hot")] == ["x"]
     table = crmkit(root, "2026-06-30", "leads")
     assert 'x         referral  2026-06-20     40     qualified  source == "referral" +30, ' \

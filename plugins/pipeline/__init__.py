@@ -133,8 +133,11 @@ def _points(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def lead_score(c: CustomerView) -> int:
-    """The points of every rule that holds for the customer."""
+def lead_score(c: CustomerView) -> int | None:
+    """The points of every rule that holds for a lead (no purchase); ``None`` for a
+    customer who bought."""
+    if c.derived.first_purchase is not None:
+        return None
     rules = c.options.rules
     score = 0
     for n, (_text, points) in enumerate(rules.items(), start=1):
@@ -145,9 +148,10 @@ def lead_score(c: CustomerView) -> int:
 
 def lead_stage(c: CustomerView) -> str | None:
     """cold, warm or qualified for a lead (no purchase); ``None`` for a customer."""
-    if c.derived.first_purchase is not None:
+    score = c.labels["lead_score"]
+    if score is None:
         return None
-    return model.lead_stage(c.labels["lead_score"], c.options.warm, c.options.qualified)
+    return model.lead_stage(score, c.options.warm, c.options.qualified)
 
 
 def reasons(labels: Mapping[str, Any], rules: list[tuple[str, Any, Any]]
@@ -191,7 +195,7 @@ def stale_deal(c: CustomerView) -> Iterator[crmkit.Due]:
     due = last + dt.timedelta(days=c.options.days)
     for deal in open_deals:
         yield crmkit.Due(
-            due, f"Deal '{deal.title}' has gone quiet: call {c.customer.name}",
+            due, f"Deal '{deal.title}' has gone quiet: get in touch with {c.customer.name}",
             f"no contact since {last.isoformat()} ({deal.stage})",
             occasion=crmkit.slugify(deal.id) or "deal",
             details={"deal": deal.id, "title": deal.title, "stage": deal.stage,
@@ -322,7 +326,7 @@ def crmkit_register(register: Any, settings: Any) -> None:
     register(Label("lead_score", lead_score,
                    reads=tuple(f"{RULE_PREFIX}{n}?" for n in range(1, len(rules) + 1)),
                    options=SCORING_OPTIONS, settings="lead_scoring",
-                   description="points of the lead_scoring rules that hold"))
+                   description="points of the lead_scoring rules that hold (leads only)"))
     register(Label("lead_stage", lead_stage, reads=("lead_score",), options=STAGE_OPTIONS,
                    settings="lead_scoring",
                    description="cold, warm or qualified by lead_score (leads only)"))
