@@ -3,6 +3,7 @@
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
@@ -117,13 +118,15 @@ def test_done_snooze_and_never_from_the_command_line(make_workspace, run):
 
     done = run(*day, "done", "follow_up/anna/2026-05-20", "--note", "called her")
     assert done.exit_code == 0, done.output
-    assert done.stdout == ("done: follow_up/anna/2026-05-20 (recorded in "
-                           "interactions/2026/2026-06-01-anna-done.yaml)\n")
-    record = (root / "interactions/2026/2026-06-01-anna-done.yaml").read_text()
+    written = re.fullmatch(r"done: follow_up/anna/2026-05-20 \(recorded in "
+                           r"(interactions/2026/2026-06-01-anna-done-[a-z2-7]{6}\.yaml)\)\n",
+                           done.stdout)
+    assert written, done.stdout
+    record = (root / written.group(1)).read_text()
     assert "type: done\nsummary: called her\nresolves:\n- follow_up/anna/2026-05-20\n" in record
     again = run(*day, "done", "follow_up/anna/2026-05-20")
-    assert again.exit_code == 1 and "is settled already, in interactions/2026/" \
-        "2026-06-01-anna-done.yaml" in again.stderr
+    assert again.exit_code == 1 and f"is settled already, in {written.group(1)}" \
+        in again.stderr
     typo = run(*day, "done", "birthday/anna/2026-06-11")
     assert typo.exit_code == 1 and "(did you mean 'birthday/anna/2026-06-10'?)" in typo.stderr
 

@@ -7,7 +7,9 @@ writes passes the same checks as ``crmkit check``.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import zoneinfo
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -101,10 +103,20 @@ def _refuse_shared_email(workspace: Workspace, customer_id: str,
                 f"not creating a duplicate (update {other.id!r}, or see 'crmkit duplicates')")
 
 
+def name_suffix(text: str, author: str = "") -> str:
+    """Six characters derived from a new record's text and who writes it: two clones of
+    one repository never write the same name for different records (docs/team.md), and
+    the same record written by the same person is one file, whichever clone wrote it."""
+    digest = hashlib.sha256(f"{author}\0{text}".encode()).digest()
+    return base64.b32encode(digest[:5]).decode("ascii").lower()[:6]
+
+
 def write_interaction(workspace: Workspace, data: dict[str, Any],
-                      known_types: Iterable[str], dry_run: bool = False
+                      known_types: Iterable[str], dry_run: bool = False, author: str = ""
                       ) -> tuple[str, Interaction]:
-    """Create ``interactions/<year>/<date>-<customer>-<type>[-N].yaml``.
+    """Create ``interactions/<year>/<date>-<customer>-<type>-<suffix>.yaml``: the suffix
+    (:func:`name_suffix` of the text and ``author``) keeps clones from writing the same
+    name for different records.
 
     With ``dry_run`` the data is checked (``CrmkitError`` if invalid) but nothing written.
     """
@@ -131,10 +143,11 @@ def write_interaction(workspace: Workspace, data: dict[str, Any],
     # the name only helps a person find the file (the record says whose it is): a
     # long id must not make it longer than a file system allows
     base = (f"interactions/{record.date.year}/{record.date.isoformat()}-"
-            f"{customer_id[:80].rstrip('-')}-{slugify(record.type)}")
+            f"{customer_id[:80].rstrip('-')}-{slugify(record.type)}-"
+            f"{name_suffix(text, author)}")
     if dry_run:
         return f"{base}.yaml", record
-    for attempt in range(1, 1000):
+    for attempt in range(1, 1000):  # the same text twice in this clone: numbered
         rel = f"{base}.yaml" if attempt == 1 else f"{base}-{attempt}.yaml"
         try:
             _create(workspace, rel, text)
