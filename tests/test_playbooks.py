@@ -79,7 +79,7 @@ def test_a_matching_interaction_starts_a_run_with_steps_at_their_offsets(make_wo
     offer = found["heating/anna/2026-09-28/offer"]
     assert (offer.title, offer.priority, offer.channel, offer.kind) == (
         "Offer maintenance", 2, "email", "heating")
-    assert offer.reason == "heating step 1/2: purchase on 2026-09-28"
+    assert offer.reason == "heating step 1/2: purchase on Sep 28, 2026"
     assert str(offer.source) == "interactions/all.yaml:1:3"
     assert offer.expires == dt.date(2026, 10, 28)  # 30 days, the default
     assert offer.template == "email/heating/offer"
@@ -171,7 +171,7 @@ def test_repeat_every_starts_the_run_again_and_plans_the_next_one(make_workspace
     assert sorted(steps(root, "2026-12-01", everything=True)) == [
         "yearly/anna/2026-12-20/check", "yearly/anna/2027-01-20/tips"]
     second = steps(root, "2026-12-21")["yearly/anna/2026-12-20/check"]
-    assert second.reason == ("yearly step 1/2: purchase on 2024-12-20, repeated every "
+    assert second.reason == ("yearly step 1/2: purchase on Dec 20, 2024, repeated every "
                              "1 year (run 3)")
 
 
@@ -191,7 +191,7 @@ def test_entering_a_lifecycle_stage_starts_a_run_that_lasts_while_in_the_stage(
                              "onboarding/anna/2026-09-21/feedback",
                              "onboarding/anna/2026-11-06/tips"]
     assert found["onboarding/anna/2026-09-07/welcome"].reason == (
-        "onboarding step 1/3: new since 2026-09-07")
+        "onboarding step 1/3: new since Sep 7, 2026")
     assert str(found["onboarding/anna/2026-09-07/welcome"].source) == "customers/anna.yaml:1:1"
     # 90 days after the first purchase she is no longer new: crmkit keeps no history of
     # stages, so the run is over
@@ -370,7 +370,7 @@ def test_steps_are_drafted_with_their_own_template(make_workspace, run):
     drafts = {d["id"]: d for d in json.loads(result.stdout)["drafts"]}
     offer = drafts["heating/anna/2026-09-28/offer"]
     assert (offer["subject"], offer["body"], offer["template"]) == (
-        "Maintenance for Anna", "Your Therme of 28 September 2026.\n",
+        "Maintenance for Anna", "Your Therme of September 28, 2026.\n",
         "email/heating/offer.en.txt.j2")
     result = run("-w", root, "--today", "2026-12-27", "drafts", "--format", "json",
                  "--kind", "heating", "--within", "0")  # the offer expired: one per run

@@ -301,8 +301,9 @@ def test_reminders_cli_errors(make_workspace, run):
 def test_markdown_escapes_customer_data(make_workspace, run):
     root = make_workspace(CLI_FILES, settings=SETTINGS)
     md = run("-w", root, "--today", "2026-06-01", "reminders", "--format", "md").stdout
-    assert md.startswith("# Reminders as of 2026-06-01\n\n## Overdue (1)\n")
-    assert "Ask about the quote: Pipes \\| valves (100.00 EUR)" in md
+    assert md.startswith("# Reminders as of June 1, 2026\n\n## Overdue (1)\n")
+    assert "Ask about the quote: Pipes \\| valves (€100.00)" in md
+    assert "| Jun 20, 2026 | ann | Birthdays | Birthday of Ann &lt;b&gt; (46) | email |" in md
     assert "Birthday of Ann &lt;b&gt; (46)" in md
 
 
@@ -313,7 +314,7 @@ def test_ics_is_valid_and_uids_are_stable(make_workspace, run):
     calendar = icalendar.Calendar.from_ical(first)
     events = calendar.walk("VEVENT")
     assert [str(e["summary"]) for e in events] == [
-        "Follow up: call", "Ask about the quote: Pipes | valves (100.00 EUR)",
+        "Follow up: call", "Ask about the quote: Pipes | valves (€100.00)",
         "Birthday of Ann <b> (46)"]
     assert events[2].decoded("dtstart") == dt.date(2026, 6, 20)
     assert "\r\n" in first and all(len(line.encode()) <= 75 for line in first.split("\r\n"))

@@ -26,15 +26,16 @@ def test_weekly_markdown(make_workspace, run):
     out = run("-w", root, "--today", TODAY, "report", "weekly", "--format", "md", "--out", "-")
     assert out.exit_code == 0, out.output
     md = out.stdout
-    assert md.startswith("# This week: Blumen Berg\n\nAs of 2026-06-30.\n")
+    assert md.startswith("# This week: Blumen Berg\n\nAs of June 30, 2026.\n")
     overdue = md.split("## Overdue\n", 1)[1].split("## This week\n")[0]
-    assert "| 2026-06-20 | lea | Follow up: call | visit |" in overdue
+    assert "**Follow-ups** (1)" in overdue  # the kind's title, not its name
+    assert "| Jun 20, 2026 | lea | Follow up: call | visit |" in overdue
     this_week = md.split("## This week\n", 1)[1].split("## New leads")[0]
-    assert "| 2026-07-02 | lea | Birthday of Lea (36) |" in this_week
+    assert "| Jul 2, 2026 | lea | Birthday of Lea (36) |" in this_week
     assert "- &lt;script&gt;alert(1)&lt;/script&gt; (a\\|b)" in md  # new lead, escaped
-    assert "| 2026-06-26 | &lt;script&gt;alert(1)&lt;/script&gt; | Roses \\| tulips | " \
-           "300.00 EUR |" in md
-    assert "| Revenue, last 12 months | 80.00 EUR | 80.00 EUR |" in md
+    assert "| Jun 26, 2026 | &lt;script&gt;alert(1)&lt;/script&gt; | Roses \\| tulips | " \
+           "€300.00 |" in md
+    assert "| Revenue, last 12 months | €80.00 | €80.00 |" in md
 
 
 def test_html_escapes_customer_data_and_has_no_external_resources(make_workspace):
@@ -170,6 +171,6 @@ def test_listed_rows_are_rendered_once_per_item_and_escaped_once(make_workspace)
                            '"reports/rows/reminder.html.j2", today=today) }}</table>'
                            '{% endautoescape %}')
     assert html.render(items=[c], today=day) == (
-        '<table><tr><td class="">2026-07-01</td><td>lea</td><td>&lt;C&gt;</td><td></td>'
+        '<table><tr><td class="">Jul 1, 2026</td><td>lea</td><td>&lt;C&gt;</td><td></td>'
         '<td class="id"><code><span>birthday/</span><wbr><span>lea/</span><wbr>'
         '<span>2026-07-01/</span><wbr><span>&lt;C&gt;</span></code></td></tr>\n</table>')

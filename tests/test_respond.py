@@ -63,7 +63,7 @@ def test_a_complaint_on_friday_is_due_on_tuesday_and_answering_then_is_in_time(m
     assert (reminder.id, reminder.priority, reminder.channel) == (
         "respond/ria/2026-11-24", 1, "email")
     assert reminder.title == "Answer the complaint: Heizung kalt"
-    assert reminder.reason == ("complaint on 2026-11-20, no answer since; answer within 2 "
+    assert reminder.reason == ("complaint on Nov 20, 2026, no answer since; answer within 2 "
                                "working days")
     assert reminder.expires == dt.date(2026, 12, 20)
     assert not reminder.overdue(dt.date(2026, 11, 24))  # Tuesday: due today, in time

@@ -306,9 +306,12 @@ class App:
         """``reminders`` as an iCalendar feed (RFC 5545) for a calendar subscription;
         ``key`` names the feed (one per file or output)."""
         from .calendar import to_ics
+        from .i18n import translations
 
-        name = f"{self.workspace.settings.business}: reminders"
-        return to_ics(reminders, self.today, name, key)
+        settings = self.workspace.settings
+        name = translations(settings.locale).gettext("%(business)s: reminders") % {
+            "business": settings.business}
+        return to_ics(reminders, self.today, name, key, settings.locale)
 
     def plugin_of(self, registered: Any) -> str:
         """The name of the plugin that registered a label, kind, metric, ..."""
@@ -418,16 +421,13 @@ class App:
         records (files of one day sort by name, not by when they were written).
         """
         data = dict(data)
-        stamped = now and self._stamp(data)
-        # the file name's suffix is derived from the text and who writes it (two clones
-        # never pick one name for two records): a time to the microsecond already
-        # tells two records apart, so only a record without one asks for the user
-        author = str(data.get("by") or ("" if stamped else self.user))
+        if now:
+            self._stamp(data)
         rel, _ = write_interaction(self.workspace, data, self.interaction_types(),
-                                   dry_run=dry_run, author=author)
+                                   dry_run=dry_run)
         return rel
 
-    def _stamp(self, data: dict[str, Any]) -> bool:
+    def _stamp(self, data: dict[str, Any]) -> None:
         day = data.get("date")
         if isinstance(day, str):
             with contextlib.suppress(ValueError):
@@ -450,7 +450,7 @@ class App:
         if not target.is_absolute():
             target = self.workspace.output_dir / target
         try:
-            replace_file(target, data, durable=False)
+            replace_file(target, data, durable=False, public=True)
         except OSError as exc:
             raise CrmkitError(f"cannot write {self.display_path(target)} in the output folder "
                               f"{self.display_path(self.workspace.output_dir)}: "
@@ -516,8 +516,6 @@ class App:
         """Let every plugin write its generated files (``crmkit_build``); nothing at all
         when the output folder cannot be written (:meth:`Workspace.output_dir`)."""
         self.workspace.output_dir  # noqa: B018  (raises, naming `output` in crmkit.yaml)
-            return True
-        return False
         written, problems = self.host.call("crmkit_build", app=self)
         self.problems.extend(problems)
         return [Path(p) for p in written]

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 
 from ..incremental import render
+from .i18n import translations
 from .values import Reminder
 
 
@@ -21,8 +22,10 @@ def reminder_uid(reminder: Reminder) -> str:
     return f"{hashlib.sha1(reminder.id.encode()).hexdigest()[:20]}@crmkit"
 
 
-def _event(reminder: Reminder, today: dt.date) -> bytes:
+def _event(reminder: Reminder, today: dt.date, locale: str | None) -> bytes:
     import icalendar  # lazily: only calendars need it
+
+    t = translations(locale)
 
     event = icalendar.Event()
     event.add("uid", reminder_uid(reminder))
@@ -30,9 +33,10 @@ def _event(reminder: Reminder, today: dt.date) -> bytes:
     event.add("dtstart", reminder.due)
     event.add("dtend", reminder.due + dt.timedelta(days=1))
     event.add("summary", reminder.title)
-    lines = [reminder.reason, f"customer: {reminder.customer}", f"id: {reminder.id}"]
+    lines = [reminder.reason, t.gettext("customer: %(id)s") % {"id": reminder.customer},
+             t.gettext("id: %(id)s") % {"id": reminder.id}]
     if reminder.channel:
-        lines.append(f"channel: {reminder.channel}")
+        lines.append(t.gettext("channel: %(channel)s") % {"channel": t.word(reminder.channel)})
     event.add("description", "\n".join(lines))
     event.add("categories", [reminder.kind])
     event.add("priority", min(9, max(1, reminder.priority)))
@@ -40,10 +44,10 @@ def _event(reminder: Reminder, today: dt.date) -> bytes:
     return bytes(event.to_ical())
 
 
-def to_ics(reminders: list[Reminder], today: dt.date, name: str, key: str = "calendar"
-           ) -> bytes:
-    """A calendar of ``reminders`` called ``name``; ``key`` names the list for reuse
-    (one per file or output)."""
+def to_ics(reminders: list[Reminder], today: dt.date, name: str, key: str = "calendar",
+           locale: str | None = None) -> bytes:
+    """A calendar of ``reminders`` called ``name``, its events in ``locale``'s words;
+    ``key`` names the list for reuse (one per file or output)."""
     import icalendar
 
     calendar = icalendar.Calendar()
@@ -52,5 +56,5 @@ def to_ics(reminders: list[Reminder], today: dt.date, name: str, key: str = "cal
     # one line whatever the caller passes: a property value may not hold a line break
     calendar.add("x-wr-calname", " ".join(name.split()))
     head, end = calendar.to_ical().rsplit(b"END:VCALENDAR", 1)
-    events = render.each(key, reminders, today, lambda r: _event(r, today))
+    events = render.each(key, reminders, (today, locale), lambda r: _event(r, today, locale))
     return head + b"".join(events) + b"END:VCALENDAR" + end

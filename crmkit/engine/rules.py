@@ -141,6 +141,9 @@ class ReminderKind:
     options: Mapping[str, OptionSpec] = field(default_factory=dict)
     template: str | None = None
     where: Location | None = None
+    #: What a group of these is called in reports ("Birthdays"), in English; shown
+    #: translated (:func:`crmkit.translations`).  Default: the name, ``_`` as spaces.
+    title: str = ""
 
     @property
     def settings(self) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..incremental import render
 from ..model import Diagnostic
 from ..model.text import clean
+from . import i18n
 
 if TYPE_CHECKING:
     import jinja2
@@ -91,6 +92,7 @@ def template_environment(root: Path | None, host: PluginHost
     )
     env.filters["rows"] = jinja2.pass_eval_context(render.rows)
     env.filters["md"] = env.globals["md"] = md_cell
+    i18n.install(env)  # _(), ngettext and money/day/decimal/percentage per the `locale`
     functions, failed = host.call("crmkit_jinja_filters")
     problems.extend(failed)
     for mapping in functions:

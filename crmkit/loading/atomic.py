@@ -5,20 +5,57 @@ New files are written to a temporary file in the same folder, flushed, then
 ``crmkit log`` runs can never clobber each other and a crash leaves no half file.
 On Linux that temporary file has no name (``O_TMPFILE``), so a killed run leaves
 no copy of the record behind either.
+
+Permissions: generated output (``public=True``: reports, the calendar, drafts) gets
+the mode any program's new file gets, ``0666`` less the umask (``0644`` usually), so a
+web server can serve the output folder.  Everything else a temporary file is made
+for stays private (``0600``: caches, the outbox journal, exports of one person's
+data), and a file that is replaced keeps the mode it had (a record edited by a
+command stays as its owner set it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
+_UMASK: list[int] = []
 
-def _write_temp(path: Path, data: bytes, durable: bool = True) -> Path:
+
+def _umask() -> int:
+    """The process's umask, read once (``os.umask`` can only be read by setting it)."""
+    if not _UMASK:
+        try:
+            with open("/proc/self/status", encoding="ascii") as status:
+                mask = next(int(line.split()[1], 8) for line in status
+                            if line.startswith("Umask:"))
+        except (OSError, StopIteration, ValueError, IndexError):
+            mask = os.umask(0o022)
+            os.umask(mask)
+        _UMASK.append(mask)
+    return _UMASK[0]
+
+
+def _mode_for(path: Path, public: bool) -> int | None:
+    """The permission bits for a file replacing ``path``: ``None`` keeps ``mkstemp``'s 0600."""
+    if public:
+        return 0o666 & ~_umask()
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+
+
+def _write_temp(path: Path, data: bytes, durable: bool = True, mode: int | None = None
+                ) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if mode is not None and mode != 0o600:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -81,7 +118,8 @@ def create_new(path: Path, data: bytes) -> None:
             os.unlink(tmp)
 
 
-def replace(path: Path, data: bytes | str, durable: bool = True) -> None:
+def replace(path: Path, data: bytes | str, durable: bool = True, public: bool = False
+            ) -> None:
     """Atomically replace ``path`` (files crmkit owns, such as caches and output, or a
     user's file that a command was explicitly asked to change).  Text is written as UTF-8.
 
@@ -89,10 +127,13 @@ def replace(path: Path, data: bytes | str, durable: bool = True) -> None:
     (reports, the reminder calendar): still never a half file under the name, but
     not forced to disk before the rename (``crmkit watch`` writes them after every
     save; after a power cut the next build makes them again).
+
+    ``public=True`` for output meant to be shared or served: ``0666`` less the umask.
+    Otherwise a replaced file keeps its mode and a new one is ``0600``.
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
-    tmp = _write_temp(path, data, durable)
+    tmp = _write_temp(path, data, durable, _mode_for(path, public))
     try:
         os.replace(tmp, path)
     except BaseException:

@@ -21,32 +21,17 @@ import crmkit
 from crmkit import ConfigSection, Customer, CustomerView, EmailDraft, Interaction, Option, Reminder
 
 NAME = "drafts"
-MONTHS = {
-    "de": ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August",
-           "September", "Oktober", "November", "Dezember"),
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"),
-}
 SECURITY = ("starttls", "ssl", "none")
 
 
 def long_date(day: dt.date | None, locale: str = "en") -> str:
-    """``3. Dezember 2026`` / ``3 December 2026``."""
-    if day is None:
-        return ""
-    month = MONTHS.get(locale, MONTHS["en"])[day.month - 1]
-    return f"{day.day}. {month} {day.year}" if locale == "de" else f"{day.day} {month} {day.year}"
+    """``3. Dezember 2026`` / ``December 3, 2026`` (Babel's CLDR data)."""
+    return crmkit.translations(locale).date(day, "long")
 
 
 def money(amount: Decimal | float | None, currency: str | None = None, locale: str = "en") -> str:
-    """``1.234,50 EUR`` / ``EUR 1,234.50``."""
-    if amount is None:
-        return ""
-    text = f"{Decimal(str(amount)):,.2f}"
-    if locale == "de":
-        text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
-        return f"{text} {currency}".strip() if currency else text
-    return f"{currency} {text}".strip() if currency else text
+    """``1.234,50 €`` / ``€1,234.50`` (Babel's CLDR data); without a currency the number."""
+    return crmkit.translations(locale).money(amount, currency)
 
 
 TITLES = frozenset({"dr", "dr.", "prof", "prof.", "herr", "frau", "mr", "mr.", "mrs", "mrs.",
@@ -204,7 +189,8 @@ def crmkit_register(register: Any) -> None:
 
 @crmkit.hookimpl
 def crmkit_jinja_filters() -> dict[str, Any]:
-    return {"longdate": long_date, "money": money}
+    # `money` (amount, currency, locale) comes with every template environment
+    return {"longdate": long_date}
 
 
 @crmkit.hookimpl(trylast=True)

@@ -86,7 +86,7 @@ def write_eml(app: crmkit.App, folder: Path, messages: list[tuple[str, EmailMess
     written = []
     for name, msg in messages:
         path = folder / name
-        app.write_file(path, msg.as_bytes())
+        app.write_output(path, msg.as_bytes())  # output: 0644 less the umask, like reports
         written.append(path)
     keep = {p.name for p in written}
     if folder.is_dir():

@@ -22,6 +22,12 @@ import crmkit
 from crmkit import CustomerView, Interaction, Metric
 
 NAME = "kpis"
+
+
+def N_(message: str) -> str:
+    """Marks a title for translation (``pybabel extract``); reports translate it when shown."""
+    return message
+
 STAGES = ("lead", "new", "active", "at_risk", "lost")
 STAGE_PROBABILITY = {"lead": Decimal("0.1"), "qualified": Decimal("0.3"),
                      "proposal": Decimal("0.5"), "negotiation": Decimal("0.7"),
@@ -125,6 +131,8 @@ class Totals:
     top: list[str] = field(default_factory=list)
     #: Every customer's revenue in the period, highest first.
     ranked: list[float] = field(default_factory=list)
+    #: The workspace's, for the descriptions of the figures.
+    locale: str = "en"
 
 
 def totals(parts: dict[str, Contribution], today: dt.date) -> Totals:
@@ -189,7 +197,9 @@ def merged_totals(blocks: tuple[Totals, ...], today: dt.date) -> Totals:
 def totals_of(parts: Mapping[str, Contribution], scope: Any) -> Totals:
     """Every customer's contribution summed (kept by the core while the parts are the
     same)."""
-    return totals(dict(parts), scope.today)
+    result = totals(dict(parts), scope.today)
+    result.locale = scope.settings.locale  # for the descriptions
+    return result
 
 
 def _stages(parts: Mapping[str, str | None], scope: Any) -> dict[str, int]:
@@ -241,13 +251,14 @@ def _count(parts: Mapping[str, int], scope: Any) -> int:
     return len(parts)
 
 
-def _pipeline(population: Any) -> tuple[Decimal, Decimal, int]:
+def _pipeline(population: Any) -> tuple[Decimal, Decimal, int, str]:
     open_deals = [d for d in population.deals.values() if d.is_open and d.value]
     value = sum((d.value for d in open_deals), Decimal(0))
     weighted = sum((d.value * (d.probability if d.probability is not None
                                else STAGE_PROBABILITY.get(d.stage, Decimal("0.5")))
                     for d in open_deals), Decimal(0))
-    return value, weighted.quantize(Decimal("0.01")), len(open_deals)
+    return (value, weighted.quantize(Decimal("0.01")), len(open_deals),
+            population.settings.locale)  # the locale: for the description
 
 
 def _distribution(t: Totals) -> dict[int, int]:
@@ -312,12 +323,13 @@ def first_responses(c: CustomerView) -> tuple[int | None, ...]:
 
 
 def _median_response(parts: Mapping[str, tuple[int | None, ...]], scope: Any
-                     ) -> tuple[float | int | None, int, int]:
+                     ) -> tuple[float | int | None, int, int, str]:
     """The median working days to the first answer, the requests answered and those
     without an answer."""
     answered = sorted(d for times in parts.values() for d in times if d is not None)
     waiting = sum(1 for times in parts.values() for d in times if d is None)
-    return (statistics.median(answered) if answered else None), len(answered), waiting
+    return ((statistics.median(answered) if answered else None), len(answered), waiting,
+            scope.settings.locale)  # the locale: for the description
 
 
 def _figure(name: str, title: str, value: Any, unit: str | None = None,
@@ -327,52 +339,59 @@ def _figure(name: str, title: str, value: Any, unit: str | None = None,
 
 
 METRICS = (
-    Metric("customers", "Customers", _one, across=_count),
-    Metric("stages", "Customers by lifecycle stage",
+    Metric("customers", N_("Customers"), _one, across=_count),
+    Metric("stages", N_("Customers by lifecycle stage"),
            lambda c: c.labels["lifecycle"], across=_stages, reads=("lifecycle",)),
-    _figure("revenue_12m", "Revenue, last 12 months", lambda t: t.revenue_12m, "currency"),
-    _figure("revenue_by_month", "Revenue by month",
+    _figure("revenue_12m", N_("Revenue, last 12 months"), lambda t: t.revenue_12m, "currency"),
+    _figure("revenue_by_month", N_("Revenue by month"),
             lambda t: [{"month": k, "revenue": v} for k, v in t.by_month.items()], "currency"),
-    Metric("revenue_by_abc", "Revenue by ABC class, last 12 months", _abc_and_revenue,
+    Metric("revenue_by_abc", N_("Revenue by ABC class, last 12 months"), _abc_and_revenue,
            across=_revenue_by_abc, reads=("abc",), unit="currency"),
-    _figure("average_order_value", "Average order value, last 12 months",
+    _figure("average_order_value", N_("Average order value, last 12 months"),
             lambda t: (t.revenue_12m / t.orders_12m).quantize(Decimal("0.01"))
             if t.orders_12m else None, "currency"),
-    _figure("repeat_purchase_rate", "Repeat purchase rate",
+    _figure("repeat_purchase_rate", N_("Repeat purchase rate"),
             lambda t: _ratio(t.repeaters, t.buyers), "ratio",
-            "customers with purchases on two or more days / customers with a purchase"),
-    _figure("retention_rate", "Retention rate", _retention, "ratio",
-            "buyers of the previous 12 months who bought again in the last 12 months"),
-    _figure("churn_rate", "Churn rate",
+            N_("customers with purchases on two or more days / customers with a purchase")),
+    _figure("retention_rate", N_("Retention rate"), _retention, "ratio",
+            N_("buyers of the previous 12 months who bought again in the last 12 months")),
+    _figure("churn_rate", N_("Churn rate"),
             lambda t: round(1 - r, 4) if (r := _retention(t)) is not None else None, "ratio",
-            "1 - retention rate"),
-    _figure("historical_clv", "Historical customer lifetime value",
+            N_("1 - retention rate")),
+    _figure("historical_clv", N_("Historical customer lifetime value"),
             lambda t: (sum(t.lifetime, Decimal(0)) / len(t.lifetime)).quantize(Decimal("0.01"))
-            if t.lifetime else None, "currency", "all-time revenue per customer who bought"),
-    _figure("nps", "Net Promoter Score, last 12 months", _nps, "points",
-            lambda t: f"latest score per customer; {len(t.nps_scores)} responses"),
-    _figure("nps_distribution", "Feedback scores, last 12 months", _distribution),
-    _figure("lead_conversion", "Lead to customer conversion",
+            if t.lifetime else None, "currency", N_("all-time revenue per customer who bought")),
+    _figure("nps", N_("Net Promoter Score, last 12 months"), _nps, "points",
+            lambda t: crmkit.translations(t.locale).ngettext(
+                "latest score per customer; %(num)d response",
+                "latest score per customer; %(num)d responses",
+                len(t.nps_scores)) % {"num": len(t.nps_scores)}),
+    _figure("nps_distribution", N_("Feedback scores, last 12 months"), _distribution),
+    _figure("lead_conversion", N_("Lead to customer conversion"),
             lambda t: _ratio(t.converted_12m, t.new_leads_12m), "ratio",
-            lambda t: f"of {t.new_leads_12m} customers first in touch in the last 12 months, "
-                      "the share that bought"),
-    Metric("pipeline_value", "Open pipeline", over_all=_pipeline, value=lambda p: p[0],
-           unit="currency", description=lambda p: f"{p[2]} open deals"),
-    Metric("pipeline_weighted", "Open pipeline, weighted by probability", over_all=_pipeline,
+            lambda t: crmkit.translations(t.locale).ngettext(
+                "of %(num)d customer first in touch in the last 12 months, the share that bought",
+                "of %(num)d customers first in touch in the last 12 months, the share that "
+                "bought", t.new_leads_12m) % {"num": t.new_leads_12m}),
+    Metric("pipeline_value", N_("Open pipeline"), over_all=_pipeline, value=lambda p: p[0],
+           unit="currency", description=lambda p: crmkit.translations(p[3]).ngettext(
+               "%(num)d open deal", "%(num)d open deals", p[2]) % {"num": p[2]}),
+    Metric("pipeline_weighted", N_("Open pipeline, weighted by probability"), over_all=_pipeline,
            value=lambda p: p[1], unit="currency"),
     _figure("_totals", "The sums every figure above is made of", lambda t: t),
-    Metric("top_customers", "Top customers, last 12 months", _top, across=_top_customers,
+    Metric("top_customers", N_("Top customers, last 12 months"), _top, across=_top_customers,
            reads=("abc", "_totals"), unit="currency"),
-    _figure("pareto", "Cumulative share of revenue by customers ranked",
+    _figure("pareto", N_("Cumulative share of revenue by customers ranked"),
             lambda t: list(t.ranked), "currency"),
-    Metric("at_risk", "Customers at risk", _at_risk_row, across=_present,
+    Metric("at_risk", N_("Customers at risk"), _at_risk_row, across=_present,
            reads=("lifecycle", "lifecycle_since"), unit="currency"),
-    Metric("first_response_time", "Median first response, last 12 months",
+    Metric("first_response_time", N_("Median first response, last 12 months"),
            first_responses, across=_median_response, value=lambda r: r[0],
            unit="working days",
-           description=lambda r: f"support requests and complaints: {r[1]} answered, "
-                                 f"{r[2]} without an answer"),
-    _figure("complaints", "Complaints, last 12 months",
+           description=lambda r: crmkit.translations(r[3]).gettext(
+               "support requests and complaints: %(answered)d answered, %(waiting)d without "
+               "an answer") % {"answered": r[1], "waiting": r[2]}),
+    _figure("complaints", N_("Complaints, last 12 months"),
             lambda t: [{"customer": i.customer, "date": i.date, "summary": i.summary}
                        for i in t.complaints]),
 )

@@ -33,6 +33,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import crmkit
 from crmkit import CustomerView, Diagnostic, Due, Interaction, Workspace
 
 from .model import NAME, Condition, Offset, Playbook, Step
@@ -109,15 +110,23 @@ class Run:
         """The last day any of its steps is listed (open, or expired with ``--all``)."""
         return max(s.expires for s in self.steps) + LISTED_AFTER_EXPIRY
 
-    def why(self) -> str:
-        """What started it, e.g. ``purchase on 2026-09-28`` or ``new since 2026-10-13``."""
+    def why(self, locale: str | None = None) -> str:
+        """What started it, e.g. ``purchase on Sep 28, 2026`` or ``new since Oct 13, 2026``,
+        in ``locale``'s words (``Kauf am 28.09.2026``)."""
         playbook = self.playbook
+        t = crmkit.translations(locale)
         if self.trigger is not None:
-            text = f"{self.trigger.type} on {self.trigger.date.isoformat()}"
+            text = t.gettext("%(type)s on %(day)s") % {
+                "type": t.word(self.trigger.type),
+                "day": t.date(self.trigger.date, "medium")}
         else:
-            text = f"{playbook.trigger.stage} since {self.start.isoformat()}"
+            text = t.gettext("%(stage)s since %(day)s") % {
+                "stage": t.word(playbook.trigger.stage),
+                "day": t.date(self.start, "medium")}
         if playbook.every is not None and self.repetition:
-            text += f", repeated every {playbook.every} (run {self.repetition + 1})"
+            text += t.gettext(", repeated every %(interval)s (run %(num)d)") % {
+                "interval": t.duration(playbook.every.count, playbook.every.unit),
+                "num": self.repetition + 1}
         return text
 
 
@@ -203,6 +212,7 @@ def dues(playbook: Playbook, c: CustomerView) -> Iterator[Due]:
     """The playbook's rule: the steps of the customer's runs that are still to do."""
     today = c.today
     count = len(playbook.steps)
+    t = crmkit.translations(c.settings.locale)  # the business reads reminders
     for run in runs(playbook, c):
         if run.stopped is not None:
             return
@@ -212,7 +222,9 @@ def dues(playbook: Playbook, c: CustomerView) -> Iterator[Due]:
             step = s.step
             yield Due(
                 s.due, step.title,
-                f"{playbook.name} step {s.number}/{count}: {run.why()}", run.trigger,
+                t.gettext("%(playbook)s step %(num)d/%(count)d: %(why)s") % {
+                    "playbook": playbook.name, "num": s.number, "count": count,
+                    "why": run.why(c.settings.locale)}, run.trigger,
                 details={"playbook": playbook.name, "step": step.name, "number": s.number,
                          "steps": count, "started": run.start},
                 priority=step.priority, occasion=step.name, expires=s.expires,

@@ -37,6 +37,7 @@ from crmkit import ConfigSection, CustomerView, Diagnostic, Label, Metric, Optio
 
 from .model import (
     MIN_REPEAT_CUSTOMERS,
+    MIN_TO_FIT,
     Fit,
     Forecast,
     History,
@@ -209,11 +210,36 @@ def value_at_risk(parts: Mapping[str, Any], scope: Any, top: int = 10) -> list[d
              "value_at_risk": -minus_at_stake} for minus_at_stake, cid, name, p in ranked]
 
 
+def N_(message: str) -> str:
+    """Marks a text for translation (``pybabel extract``); translated when shown."""
+    return message
+
+
+def problem_in(fitted: Fit, locale: str | None) -> str | None:
+    """:attr:`Fit.problem` in the workspace's language (the cases of :func:`fit`)."""
+    if fitted.problem is None:
+        return None
+    t = crmkit.translations(locale)
+    facts = {"customers": fitted.customers, "repeat": fitted.repeat_customers,
+             "needed": fitted.min_repeat_customers}
+    if fitted.bgnbd is None:
+        facts["needed"] = min(MIN_TO_FIT, fitted.min_repeat_customers)
+        return t.gettext("too little history to fit: %(customers)d customers with purchases, "
+                         "%(repeat)d of them with repeat purchases (need at least "
+                         "%(needed)d)") % facts
+    if not fitted.bgnbd.converged:
+        return t.gettext("the purchase model found no stable fit on %(customers)d customers "
+                         "with purchases (%(repeat)d with repeat purchases); it needs more, "
+                         "and more varied, purchase history") % facts
+    return t.gettext("indicative only: %(repeat)d customers with repeat purchases, "
+                     "%(needed)d are needed before segments use the model") % facts
+
+
 def _section_context(app: crmkit.App) -> dict[str, Any]:
     figures = app.metrics(["expected_value", "value_at_risk", "_purchase_model"])
     fitted: Fit = figures["_purchase_model"].value
     return {"expected": figures["expected_value"], "at_risk": figures["value_at_risk"].value,
-            "problem": fitted.problem,
+            "problem": problem_in(fitted, app.workspace.settings.locale),
             "horizon": app.workspace.settings.options(NAME).horizon_days}
 
 
@@ -238,13 +264,13 @@ def crmkit_register(register: Any) -> None:
                    description="expected value over the horizon"))
     register(Metric("model_status", "Why the segments use the heuristic",
                     over_all=model_status, reads=("_purchase_model",), settings=NAME))
-    register(Metric("expected_value", "Expected value of the customer base", _predicted,
+    register(Metric("expected_value", N_("Expected value of the customer base"), _predicted,
                     across=expected_value, reads=("_prediction",), unit="currency",
-                    description="BG/NBD and Gamma-Gamma fitted on the purchase history"))
-    register(Metric("value_at_risk", "Highest value at risk", _predicted,
+                    description=N_("BG/NBD and Gamma-Gamma fitted on the purchase history")))
+    register(Metric("value_at_risk", N_("Highest value at risk"), _predicted,
                     across=value_at_risk, reads=("_prediction",), unit="currency",
-                    description="CLV if they stay × (1 − P(alive))"))
-    register(ReportSection("dashboard", "prediction", "Prediction",
+                    description=N_("CLV if they stay × (1 − P(alive))")))
+    register(ReportSection("dashboard", "prediction", N_("Prediction"),
                            "reports/sections/prediction", _section_context, order=95,
                            pure=True))
 

@@ -30,8 +30,21 @@ LISTED_AFTER_EXPIRY = dt.timedelta(days=30)
 GREET_EARLY = dt.timedelta(days=7)
 #: What a birthday greeting is.
 GREETING_TYPES = frozenset({"call", "email", "message", "letter", "card", "visit"})
-#: How a request is named in a reminder's title.
-REQUEST_NAMES = {"support": "support request"}
+
+
+def N_(message: str) -> str:
+    """Marks a text for translation (``pybabel extract``); translated where it is used."""
+    return message
+
+
+
+def _t(c: CustomerView) -> Any:
+    """The workspace's language: reminders are read by the business."""
+    return crmkit.translations(c.settings.locale)
+
+
+def _word(t: Any, interaction_type: str) -> str:
+    return str(t.word(interaction_type))
 
 
 def _latest(history: Iterable[Interaction], test: Callable[[Interaction], bool]
@@ -83,9 +96,11 @@ def birthday(c: CustomerView) -> Iterator[Due]:
         start, end = day - GREET_EARLY, day + grace
         if not any(start <= i.date <= end and i.type in GREETING_TYPES and i.reaches_out
                    for i in c.history):
-            age = day.year - born.year
-            yield Due(day, f"Birthday of {c.customer.name} ({age})",
-                      f"born {born.isoformat()}", details={"age": age}, expires=end)
+            age, t = day.year - born.year, _t(c)
+            yield Due(day, t.gettext("Birthday of %(name)s (%(age)d)")
+                      % {"name": c.customer.name, "age": age},
+                      t.gettext("born %(day)s") % {"day": t.date(born, "medium")},
+                      details={"age": age}, expires=end)
         if end >= today:  # this one is open: the next is a year away
             return
 
@@ -110,15 +125,22 @@ def service_due(c: CustomerView) -> Iterator[Due]:
         if any(matches(i) for i in c.planned):
             continue
         last = _latest(c.history, matches)
+        t = _t(c)
         if last is not None:
             due = service.interval.add_to(last.date)
-            reason = f"last {service.name} on {last.date.isoformat()}"
+            reason = t.gettext("last %(service)s on %(day)s") % {
+                "service": service.name, "day": t.date(last.date, "medium")}
         elif service.start is not None:
             due = service.interval.add_to(service.start)
-            reason = f"contract started {service.start.isoformat()}, no service yet"
+            reason = t.gettext("contract started %(day)s, no service yet") % {
+                "day": t.date(service.start, "medium")}
         else:
             continue
-        yield Due(due, f"{service.name} due", f"{reason}; every {service.interval}", last,
+        yield Due(due, t.gettext("%(service)s due") % {"service": service.name},
+                  t.gettext("%(reason)s; every %(interval)s") % {
+                      "reason": reason,
+                      "interval": t.duration(service.interval.count, service.interval.unit)},
+                  last,
                   details={"service": service.name, "interval": str(service.interval)},
                   occasion=None if single else service.name)
 
@@ -127,9 +149,13 @@ def follow_up(c: CustomerView) -> Iterator[Due]:
     """An interaction's ``follow_up``; resolved by reaching out to the customer (an
     outbound contact) after that interaction."""
     for item in c.derived.open_follow_ups:
-        what = item.follow_up.what or item.interaction.summary or item.interaction.type
-        yield Due(item.follow_up.date, f"Follow up: {what}",
-                  f"{item.interaction.type} on {item.interaction.date.isoformat()}",
+        t = _t(c)
+        what = item.follow_up.what or item.interaction.summary or \
+            _word(t, item.interaction.type)
+        yield Due(item.follow_up.date, t.gettext("Follow up: %(what)s") % {"what": what},
+                  t.gettext("%(type)s on %(day)s") % {
+                      "type": _word(t, item.interaction.type),
+                      "day": t.date(item.interaction.date, "medium")},
                   item.interaction, details={"what": what})
 
 
@@ -149,10 +175,12 @@ def quote_follow_up(c: CustomerView) -> Iterator[Due]:
         return
     if _reached_out_after(history, quote):
         return
-    amount = f" ({quote.amount:,.2f} {quote.currency})" if quote.amount is not None else ""
-    what = quote.summary or ", ".join(i.name for i in quote.items) or "quote"
-    yield Due(due, f"Ask about the quote: {what}{amount}",
-              f"quote on {quote.date.isoformat()}, no purchase since", quote, expires=expires)
+    t = _t(c)
+    amount = f" ({t.money(quote.amount, quote.currency)})" if quote.amount is not None else ""
+    what = quote.summary or ", ".join(i.name for i in quote.items) or t.gettext("quote")
+    yield Due(due, t.gettext("Ask about the quote: %(what)s") % {"what": what} + amount,
+              t.gettext("quote on %(day)s, no purchase since") % {
+                  "day": t.date(quote.date, "medium")}, quote, expires=expires)
 
 
 def thank_you(c: CustomerView) -> Iterator[Due]:
@@ -170,10 +198,14 @@ def thank_you(c: CustomerView) -> Iterator[Due]:
         return
     if _reached_out_after(history, purchase):
         return
-    what = purchase.summary or ", ".join(i.name for i in purchase.items) or "the purchase"
+    t = _t(c)
+    what = purchase.summary or ", ".join(i.name for i in purchase.items) or \
+        t.gettext("the purchase")
     yield Due(purchase.date + dt.timedelta(days=c.options.after_days),
-              f"Thank {c.customer.name} for: {what}",
-              f"purchase on {purchase.date.isoformat()}", purchase, expires=expires)
+              t.gettext("Thank %(name)s for: %(what)s") % {"name": c.customer.name,
+                                                           "what": what},
+              t.gettext("purchase on %(day)s") % {"day": t.date(purchase.date, "medium")},
+              purchase, expires=expires)
 
 
 def feedback_request(c: CustomerView) -> Iterator[Due]:
@@ -201,8 +233,11 @@ def feedback_request(c: CustomerView) -> Iterator[Due]:
         return
     if _any_after(history, due, lambda i: i.reaches_out, True):
         return
-    what = event.summary or event.service or event.type
-    yield Due(due, f"Ask for feedback: {what}", f"{event.type} on {event.date.isoformat()}",
+    t = _t(c)
+    what = event.summary or event.service or _word(t, event.type)
+    yield Due(due, t.gettext("Ask for feedback: %(what)s") % {"what": what},
+              t.gettext("%(type)s on %(day)s") % {"type": _word(t, event.type),
+                                                  "day": t.date(event.date, "medium")},
               event, expires=expires)
 
 
@@ -236,18 +271,28 @@ def stay_in_touch(c: CustomerView) -> Iterator[Due]:
                 rid.startswith("stay_in_touch/") for rid in i.resolves):
             last = i.date
     matching = []
+    t = _t(c)
     for rule in c.options.rules:
         if rule.tag is not None:
             if rule.tag in c.customer.tags:
-                matching.append((rule.days, f"tag {rule.tag}"))
+                matching.append((rule.days, t.gettext("tag %(tag)s") % {"tag": rule.tag}))
         elif rule.segment(c):
-            matching.append((rule.days, f"segment {rule.segment.text}"))
+            matching.append((rule.days, t.gettext("segment %(segment)s")
+                             % {"segment": rule.segment.text}))
     if not matching:
         return
     days, why = min(matching)
-    yield Due(last + dt.timedelta(days=days), f"Stay in touch with {c.customer.name}",
-              f"{why}: every {days} days; last contact {last.isoformat()}",
+    yield Due(last + dt.timedelta(days=days),
+              t.gettext("Stay in touch with %(name)s") % {"name": c.customer.name},
+              t.ngettext("%(why)s: every %(num)d day; last contact %(day)s",
+                         "%(why)s: every %(num)d days; last contact %(day)s", days)
+              % {"why": why, "num": days, "day": t.date(last, "medium")},
               details={"days": days, "last_contact": last})
+
+
+#: The reason of the stage reminders, per stage.
+STAGE_SINCE = {"at_risk": N_("at risk since %(day)s; last purchase %(last)s"),
+               "lost": N_("lost since %(day)s; last purchase %(last)s")}
 
 
 def _stage_reminder(stage: str, title: str, extra: str | None = None
@@ -263,9 +308,11 @@ def _stage_reminder(stage: str, title: str, extra: str | None = None
         if _any_after(c.history, day, lambda i: i.is_conversation, inclusive=True):
             return
         last = c.derived.last_purchase
-        yield Due(day, title.format(name=c.customer.name),
-                  f"{stage.replace('_', ' ')} since {since}; last purchase "
-                  f"{last.isoformat() if last else 'never'}")
+        t = _t(c)
+        yield Due(day, t.gettext(title) % {"name": c.customer.name},
+                  t.gettext(STAGE_SINCE[stage]) % {
+                      "day": t.date(day, "medium"),
+                      "last": t.date(last, "medium") if last else t.gettext("never")})
 
     rule.__doc__ = (f"When the customer became {stage}"
                     + (f" (and {extra})" if extra else "")
@@ -287,9 +334,13 @@ def loyalty_reward(c: CustomerView) -> Iterator[Due]:
         return
     if _reached_out_after(history, milestone):
         return
+    t, count = _t(c), len(purchases)
     yield Due(milestone.date + dt.timedelta(days=1),
-              f"Reward {c.customer.name}: purchase no. {len(purchases)}",
-              f"{len(purchases)} purchases, the latest on {milestone.date.isoformat()}",
+              t.gettext("Reward %(name)s: purchase no. %(num)d") % {"name": c.customer.name,
+                                                                     "num": count},
+              t.ngettext("%(num)d purchase, the latest on %(day)s",
+                         "%(num)d purchases, the latest on %(day)s", count)
+              % {"num": count, "day": t.date(milestone.date, "medium")},
               milestone, details={"count": len(purchases)}, expires=expires)
 
 
@@ -343,13 +394,20 @@ def respond(c: CustomerView) -> Iterator[Due]:
         expires = request.date + max_age
         if not _listed(c, expires):
             continue
-        noun = REQUEST_NAMES.get(request.type, request.type)
-        title = (f"Answer the {noun}: {request.summary}" if request.summary
-                 else f"Answer the {noun} of {c.customer.name}")
-        via = f" ({request.channel})" if request.channel else ""
+        t = _t(c)
+        noun = _word(t, request.type)
+        title = (t.gettext("Answer the %(request)s: %(summary)s")
+                 % {"request": noun, "summary": request.summary} if request.summary
+                 else t.gettext("Answer the %(request)s of %(name)s")
+                 % {"request": noun, "name": c.customer.name})
+        via = f" ({t.word(request.channel)})" if request.channel else ""
         yield Due(add_working_days(request.date, within), title,
-                  f"{request.type} on {request.date.isoformat()}{via}, no answer since; "
-                  f"answer within {within} working days", request,
+                  t.ngettext("%(type)s on %(day)s%(via)s, no answer since; answer within "
+                             "%(num)d working day",
+                             "%(type)s on %(day)s%(via)s, no answer since; answer within "
+                             "%(num)d working days", within)
+                  % {"type": noun, "day": t.date(request.date, "medium"), "via": via,
+                     "num": within}, request,
                   details={"type": request.type, "summary": request.summary,
                            "working_days": within},
                   expires=expires)
@@ -358,24 +416,29 @@ def respond(c: CustomerView) -> Iterator[Due]:
 DEFAULT_CADENCE = ({"segment": "abc=A", "days": 60}, {"segment": "abc=B", "days": 120})
 
 KINDS = (
-    ReminderKind("birthday", birthday, "birthday greeting", priority=3,
+    ReminderKind("birthday", birthday, "birthday greeting", priority=3, title=N_("Birthdays"),
                  options={"grace_days": Option(3, "Open this many days after.", minimum=0)}),
-    ReminderKind("service_due", service_due, "service contract interval reached", priority=2),
-    ReminderKind("follow_up", follow_up, "an interaction's follow_up date", priority=1),
+    ReminderKind("service_due", service_due, "service contract interval reached", priority=2,
+                 title=N_("Services due")),
+    ReminderKind("follow_up", follow_up, "an interaction's follow_up date", priority=1,
+                 title=N_("Follow-ups")),
     ReminderKind("quote_follow_up", quote_follow_up, "a quote without purchase", priority=2,
+                 title=N_("Quotes to follow up"),
                  options={"after_days": Option(14, minimum=0),
                           "max_age_days": Option(180, minimum=1)}),
     ReminderKind("thank_you", thank_you, "thanks after a purchase", priority=3,
+                 title=N_("Thank-yous"),
                  options={"after_days": Option(1, minimum=0),
                           "max_age_days": Option(30, minimum=1),
                           "min_amount": Option(0.0, minimum=0)}),
     ReminderKind("feedback_request", feedback_request, "ask for feedback", priority=4,
+                 title=N_("Feedback requests"),
                  options={"after_days": Option(14, minimum=0),
                           "max_age_days": Option(60, minimum=1),
                           "types": Option(("service", "purchase")),
                           "min_amount": Option(200.0, minimum=0)}),
     ReminderKind("stay_in_touch", stay_in_touch, "contact cadence per segment or tag",
-                 priority=4, reads=("lifecycle",),
+                 priority=4, reads=("lifecycle",), title=N_("Stay in touch"),
                  options={"rules": Option(
                      DEFAULT_CADENCE, "Contact every 'days' days when 'segment' (a label "
                      "selector such as abc=A, or an expression) or 'tag' matches.",
@@ -383,16 +446,18 @@ KINDS = (
                      items={"segment": Option(None, kind="expression"),
                             "tag": Option(None, kind="text"),
                             "days": Option(None, kind="integer", minimum=1)})}),
-    ReminderKind("at_risk", _stage_reminder("at_risk", "{name} is at risk: get in touch"),
-                 "customer became at risk", priority=2,
+    ReminderKind("at_risk", _stage_reminder("at_risk", N_("%(name)s is at risk: get in touch")),
+                 "customer became at risk", priority=2, title=N_("Customers at risk"),
                  reads=("lifecycle", "lifecycle_since")),
-    ReminderKind("win_back", _stage_reminder("lost", "Win back {name}", "win_back_worthy"),
-                 "lost but worth winning back", priority=3,
+    ReminderKind("win_back", _stage_reminder("lost", N_("Win back %(name)s"), "win_back_worthy"),
+                 "lost but worth winning back", priority=3, title=N_("Win-backs"),
                  reads=("lifecycle", "lifecycle_since", "win_back_worthy")),
     ReminderKind("loyalty_reward", loyalty_reward, "every Nth purchase", priority=3,
+                 title=N_("Loyalty rewards"),
                  options={"every": Option(10, minimum=2),
                           "max_age_days": Option(60, minimum=1)}),
     ReminderKind("respond", respond, "an inbound request without an answer", priority=1,
+                 title=N_("Requests to answer"),
                  options={"respond_within": Option(2, "Working days (Monday to Friday) "
                                                    "to answer in.", minimum=0),
                           "types": Option(("support", "complaint"),

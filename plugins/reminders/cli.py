@@ -19,8 +19,12 @@ FORMATS = ("table", "json", "md", "ics")
 
 def to_markdown(app: crmkit.App, reminders: list[Reminder], within: int) -> str:
     today = app.today
+    locale = app.workspace.settings.locale
+    t = crmkit.translations(locale)
+    # each kind's title in the workspace's language, as pairs (a row template's argument)
+    kinds = tuple((k.name, t.gettext(k.title or k.name.replace("_", " "))) for k in app.kinds())
     template = app.templates.get_template("reminders/calendar.md.j2")
-    return template.render(today=today, within=within,
+    return template.render(today=today, within=within, locale=locale, kinds=kinds,
                            overdue=[r for r in reminders if r.overdue(today)],
                            upcoming=[r for r in reminders if not r.overdue(today)])
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +25,25 @@ from . import charts
 
 NAME = "reports"
 FORMATS = {"html": "html", "md": "md"}
+
+
+def N_(message: str) -> str:
+    """Marks a text for translation (``pybabel extract``); translated when shown."""
+    return message
+
 #: Dashboard sections and the metrics each shows.
 DASHBOARD_SECTIONS = (
-    ("kpis", "Key figures", ("revenue_12m", "average_order_value", "repeat_purchase_rate",
+    ("kpis", N_("Key figures"), ("revenue_12m", "average_order_value", "repeat_purchase_rate",
                              "retention_rate", "churn_rate", "historical_clv", "nps",
                              "lead_conversion", "first_response_time", "pipeline_weighted")),
-    ("revenue", "Revenue", ("revenue_by_month",)),
-    ("lifecycle", "Lifecycle", ("stages",)),
-    ("abc", "ABC and Pareto", ("pareto", "revenue_by_abc")),
-    ("nps", "Feedback", ("nps", "nps_distribution")),
-    ("top_customers", "Top customers", ("top_customers",)),
-    ("at_risk", "Customers at risk", ("at_risk",)),
-    ("pipeline", "Open deals", ("pipeline_value", "pipeline_weighted")),
-    ("complaints", "Complaints", ("complaints",)),
+    ("revenue", N_("Revenue"), ("revenue_by_month",)),
+    ("lifecycle", N_("Lifecycle"), ("stages",)),
+    ("abc", N_("ABC and Pareto"), ("pareto", "revenue_by_abc")),
+    ("nps", N_("Feedback"), ("nps", "nps_distribution")),
+    ("top_customers", N_("Top customers"), ("top_customers",)),
+    ("at_risk", N_("Customers at risk"), ("at_risk",)),
+    ("pipeline", N_("Open deals"), ("pipeline_value", "pipeline_weighted")),
+    ("complaints", N_("Complaints"), ("complaints",)),
 )
 #: Metrics compared week over week in the weekly report.
 WEEKLY_METRICS = ("customers", "revenue_12m", "average_order_value", "repeat_purchase_rate",
@@ -45,22 +52,30 @@ WEEKLY_METRICS = ("customers", "revenue_12m", "average_order_value", "repeat_pur
 QUOTE_DAYS = 60
 
 
-def percent(value: float | None) -> str:
-    return "–" if value is None else f"{float(value):.0%}"
+def percent(value: float | None, locale: str | None = None) -> str:
+    """``42%`` / ``42 %`` (Babel's CLDR data), ``–`` for nothing."""
+    return crmkit.translations(locale).percent(value)
 
 
-def number(value: Any, unit: str | None = None) -> str:
-    """A metric value for people: money with two decimals, ratios as percent."""
+def number(value: Any, unit: str | None = None, locale: str | None = None) -> str:
+    """A metric value for people in ``locale``: money with the currency's decimals
+    (``1.234,56 €``), ratios as percent, days with their plural."""
     if value is None:
         return "–"
+    t = crmkit.translations(locale)
     if unit == "ratio":
-        return percent(value)
+        return t.percent(value)
     if unit and len(unit) == 3 and unit.isupper():
-        return f"{float(value):,.2f} {unit}"
+        return t.money(value, unit)
     if unit == "points":
         return f"{value:+d}" if isinstance(value, int) else str(value)
-    if unit in ("days", "working days"):
-        return f"{float(value):g} {unit[:-1] if float(value) == 1 else unit}"
+    if unit in ("days", "working days") and isinstance(value, int | float | Decimal):
+        many = 1 if value == 1 else 2
+        text = t.ngettext("%(num)s day", "%(num)s days", many) if unit == "days" else \
+            t.ngettext("%(num)s working day", "%(num)s working days", many)
+        return text % {"num": t.decimal(value)}
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return t.decimal(value)
     return str(value)
 
 
@@ -109,11 +124,21 @@ def _listed(app: crmkit.App, label: str) -> list[Any]:
 # --- section contexts -------------------------------------------------------------------
 
 
-def _by_kind(items: list[Reminder]) -> list[tuple[str, list[Reminder]]]:
+def _by_kind(app: crmkit.App, items: list[Reminder]) -> list[tuple[str, list[Reminder]]]:
+    """The reminders grouped by kind, each group headed by its kind's title in the
+    workspace's language (``Geburtstage``), in the order of the kinds' names."""
     groups: dict[str, list[Reminder]] = {}
     for r in items:
         groups.setdefault(r.kind, []).append(r)
-    return sorted(groups.items())
+    t = crmkit.translations(app.workspace.settings.locale)
+    kinds = {k.name: k for k in app.kinds()}
+
+    def title(name: str) -> str:
+        kind = kinds.get(name)
+        text = (kind.title if kind is not None else "") or name.replace("_", " ")
+        return t.gettext(text)
+
+    return [(title(name), found) for name, found in sorted(groups.items())]
 
 
 def _shown(app: crmkit.App) -> list[Reminder]:
@@ -122,13 +147,13 @@ def _shown(app: crmkit.App) -> list[Reminder]:
 
 def overdue(app: crmkit.App) -> dict[str, Any]:
     items = [r for r in _shown(app) if r.due < app.today]
-    return {"groups": _by_kind(items), "count": len(items)}
+    return {"groups": _by_kind(app, items), "count": len(items)}
 
 
 def this_week(app: crmkit.App) -> dict[str, Any]:
     next_week = app.today + dt.timedelta(days=7)
     items = [r for r in _shown(app) if app.today <= r.due <= next_week]
-    return {"groups": _by_kind(items), "count": len(items)}
+    return {"groups": _by_kind(app, items), "count": len(items)}
 
 
 def kpi_changes(app: crmkit.App) -> dict[str, Any]:
@@ -150,14 +175,14 @@ def pipeline(app: crmkit.App) -> dict[str, Any]:
 
 
 WEEKLY_SECTIONS = (
-    ("overdue", "Overdue", overdue),
-    ("this_week", "This week", this_week),
-    ("new_leads", "New leads", lambda app: {"customers": _listed(app, "_new_lead")}),
-    ("open_quotes", "Quotes without an answer",
+    ("overdue", N_("Overdue"), overdue),
+    ("this_week", N_("This week"), this_week),
+    ("new_leads", N_("New leads"), lambda app: {"customers": _listed(app, "_new_lead")}),
+    ("open_quotes", N_("Quotes without an answer"),
      lambda app: {"quotes": _listed(app, "_open_quote")}),
-    ("newly_at_risk", "Newly at risk",
+    ("newly_at_risk", N_("Newly at risk"),
      lambda app: {"customers": _listed(app, "_newly_at_risk")}),
-    ("kpi_changes", "This week's numbers", kpi_changes),
+    ("kpi_changes", N_("This week's numbers"), kpi_changes),
 )
 
 
@@ -252,7 +277,18 @@ def crmkit_template_dirs() -> list[Path]:
 
 @crmkit.hookimpl
 def crmkit_jinja_filters() -> dict[str, Any]:
-    return {"percent": percent, "number": number, "funnel_chart": charts.funnel,
+    import jinja2  # only when templates are rendered
+
+    def in_locale(function: Callable[..., str]) -> Callable[..., str]:
+        """``function`` in the template's ``locale`` (a variable of every report)."""
+        def localised(context: Any, *args: Any) -> str:
+            locale = context.get("locale")
+            return function(*args, locale=locale if isinstance(locale, str) else None)
+
+        return jinja2.pass_context(localised)
+
+    return {"percent": in_locale(percent), "number": in_locale(number),
+            "funnel_chart": charts.funnel,
             "pareto_chart": charts.pareto, "score_chart": charts.score_distribution,
             "monthly_chart": charts.monthly}
 

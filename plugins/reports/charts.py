@@ -85,8 +85,9 @@ def funnel(items: Sequence[tuple[str, int]], title: str, width: int = 420) -> st
 
 
 def pareto(values: Sequence[float], title: str, a: float = 0.8, b: float = 0.95,
-           width: int = 420) -> str:
-    """Cumulative share of revenue over customers ranked by revenue, with the A/B lines."""
+           width: int = 420, caption: str | None = None) -> str:
+    """Cumulative share of revenue over customers ranked by revenue, with the A/B lines;
+    ``caption`` under the curve (default: how many customers, in English)."""
     total = sum(values)
     plot_w, plot_h = width - PAD_LEFT - 8, HEIGHT - PAD_BOTTOM - PAD_TOP
     body = []
@@ -107,8 +108,8 @@ def pareto(values: Sequence[float], title: str, a: float = 0.8, b: float = 0.95,
     body.append(f'<polyline class="curve" points="{" ".join(points)}" fill="none" '
                 f'stroke="{ACCENT}" stroke-width="2.5"/>')
     body.append(f'<text x="{PAD_LEFT + plot_w / 2:.0f}" y="{HEIGHT - 8}" text-anchor="middle" '
-                f'font-size="11" fill="{MUTED}">{len(values)} customers with revenue, '
-                "ranked</text>")
+                f'font-size="11" fill="{MUTED}">'
+                f"{escape(caption or f'{len(values)} customers with revenue, ranked')}</text>")
     return _svg(body, title, width)
 
 

@@ -1,0 +1,237 @@
+"""German and English throughout: the catalogues are complete and compiled, and what the
+business reads (reports, reminders, the calendar) is in the workspace's language."""
+
+from __future__ import annotations
+
+import gettext
+import io
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import icalendar
+from conftest import CRMKIT, EXAMPLE, REPO
+
+import crmkit
+
+LOCALE = REPO / "crmkit" / "locale"
+LANGUAGES = ("de",)
+PYBABEL = Path(CRMKIT).parent / "pybabel"
+
+
+def problems(tmp: Path | None = None) -> list[str]:
+    """What is wrong with the catalogues: a message in the sources (``pybabel extract``
+    with babel.cfg) that a language's .po lacks or leaves untranslated or fuzzy, a
+    translation with placeholders the message does not have, a .mo that does not hold
+    exactly what its .po says (stale: compile with tools/translations.py)."""
+    import tempfile
+
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    found: list[str] = []
+    with tempfile.TemporaryDirectory() as folder:
+        pot = Path(folder) / "crmkit.pot"
+        subprocess.run([PYBABEL, "-q", "extract", "-F", "babel.cfg", "-o", pot, "."],
+                       cwd=REPO, check=True, capture_output=True)
+        with open(pot, "rb") as handle:
+            extracted = read_po(handle)
+    for language in LANGUAGES:
+        po_path = LOCALE / language / "LC_MESSAGES" / "crmkit.po"
+        with open(po_path, "rb") as handle:
+            catalogue = read_po(handle, locale=language)
+        for message in extracted:
+            if not message.id:
+                continue
+            shown = message.id if isinstance(message.id, str) else message.id[0]
+            where = ", ".join(f"{f}" for f, _ in message.locations[:2])
+            translated = catalogue.get(message.id)
+            if translated is None:
+                found.append(f"{language}: not in the .po: {shown!r} ({where})")
+            elif not (translated.string if isinstance(translated.string, str)
+                      else all(translated.string)):
+                found.append(f"{language}: untranslated: {shown!r} ({where})")
+            elif translated.fuzzy:
+                found.append(f"{language}: fuzzy: {shown!r} ({where})")
+        for message, errors in catalogue.check():
+            for error in errors:
+                found.append(f"{language}: {message.id!r}: {error}")
+        compiled = io.BytesIO()
+        write_mo(compiled, catalogue)
+        compiled.seek(0)
+        fresh = gettext.GNUTranslations(compiled)._catalog  # type: ignore[attr-defined]
+        with open(po_path.with_suffix(".mo"), "rb") as handle:
+            shipped = gettext.GNUTranslations(handle)._catalog  # type: ignore[attr-defined]
+        if fresh != shipped:
+            differ = sorted(str(k) for k in set(fresh) ^ set(shipped)
+                            | {k for k in fresh if k in shipped and fresh[k] != shipped[k]})
+            found.append(f"{language}: crmkit.mo is stale ({len(differ)} messages differ, "
+                         f"e.g. {differ[:1]}): run tools/translations.py")
+    return found
+
+
+def test_every_message_has_a_german_translation_and_the_mo_is_current():
+    assert problems() == []
+
+
+def test_cldr_numbers_money_dates_and_plurals():
+    import datetime as dt
+    from decimal import Decimal
+
+    de, en = crmkit.translations("de"), crmkit.translations("en")
+    assert de.money(Decimal("1234.56"), "EUR") == "1.234,56\xa0€"
+    assert en.money(Decimal("1234.56"), "EUR") == "€1,234.56"
+    assert de.date(dt.date(2026, 11, 23)) == "23. November 2026"
+    assert de.date(dt.date(2026, 11, 23), "medium") == "23.11.2026"
+    assert en.date(dt.date(2026, 11, 23)) == "November 23, 2026"
+    one, many = ("latest score per customer; %(num)d response",
+                 "latest score per customer; %(num)d responses")
+    assert de.ngettext(one, many, 1) % {"num": 1} == "letzte Bewertung je Kunde; 1 Antwort"
+    assert de.ngettext(one, many, 2) % {"num": 2} == "letzte Bewertung je Kunde; 2 Antworten"
+    assert de.percent(0.85) == "85\xa0%"
+    # an unknown or missing locale is English; de_DE.UTF-8 is German
+    assert crmkit.translations(None).gettext("Overdue") == "Overdue"
+    assert crmkit.translations("xx").money(1, "EUR") == "€1.00"
+    assert crmkit.translations("de_DE.UTF-8").gettext("Overdue") == "Überfällig"
+    assert crmkit.translations("de") is de  # read once per process
+
+
+def test_terminal_locale():
+    from crmkit.engine.i18n import terminal_locale
+
+    assert terminal_locale({}) == "en"
+    assert terminal_locale({"LANG": "C.UTF-8"}) == "en"
+    assert terminal_locale({"LANG": "de_DE.UTF-8"}) == "de_DE"
+    assert terminal_locale({"LANG": "en_US.UTF-8", "LC_ALL": "de_AT.UTF-8"}) == "de_AT"
+
+
+FILES = {
+    "customers/anna.yaml": "name: Anna Adler\nbirthday: 1980-11-28\nemail: a@example.de\n"
+                           "consent: {email: {date: 2026-01-01, how: form}}\n",
+    "customers/bert.yaml": "name: Bert Bach\n",
+    "interactions/2026.yaml": """\
+        - {customer: anna, date: 2026-11-02, type: purchase, amount: 1234.56, summary: Kessel}
+        - {customer: anna, date: 2026-11-03, type: feedback, score: 9}
+        - {customer: bert, date: 2025-01-10, type: purchase, amount: 100}
+        - {customer: bert, date: 2025-02-10, type: purchase, amount: 100}
+    """,
+}
+
+
+def build(root: Path, today: str = "2026-11-23") -> None:
+    done = subprocess.run([CRMKIT, "-w", root, "--today", today, "build"],
+                          capture_output=True, text=True,
+                          env={**os.environ, "CRMKIT_BACKGROUND": "0"})
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_german_workspace_reads_german(make_workspace):
+    root = make_workspace(FILES, settings="business: Test GmbH\nlocale: de\ncurrency: EUR\n"
+                                          "timezone: Europe/Berlin\n")
+    build(root)
+    weekly = (root / "out/reports/weekly.md").read_text()
+    assert weekly.startswith("# Diese Woche: Test GmbH\n\nStand: 23. November 2026.\n")
+    assert "**Geburtstage** (1)" in weekly
+    assert "| 28.11.2026 | anna | Geburtstag von Anna Adler (46) | E-Mail |" in weekly
+    dashboard = (root / "out/reports/dashboard.md").read_text()
+    assert "| Umsatz, letzte 12 Monate | 1.234,56\xa0€ |" in dashboard
+    assert "NPS +100 (letzte Bewertung je Kunde; 1 Antwort)." in dashboard
+    assert "## Kundenbindungsrate" not in dashboard and "| Kundenbindungsrate |" in dashboard
+    html = (root / "out/reports/dashboard.html").read_text()
+    assert '<html lang="de">' in html and "<h2>ABC und Pareto</h2>" in html
+    calendar = icalendar.Calendar.from_ical((root / "out/reminders.ics").read_bytes())
+    assert str(calendar["x-wr-calname"]) == "Test GmbH: Erinnerungen"
+    [birthday] = [e for e in calendar.walk("VEVENT") if "Geburtstag" in str(e["summary"])]
+    assert str(birthday["description"]).splitlines() == [
+        "geboren am 28.11.1980", "Kunde: anna", "ID: birthday/anna/2026-11-28",
+        "Kanal: E-Mail"]
+    md = (root / "out/reminders.md").read_text()
+    assert md.startswith("# Erinnerungen, Stand 23. November 2026\n")
+    assert "| 28.11.2026 | anna | Geburtstage | Geburtstag von Anna Adler (46) |" in md
+
+
+#: English a German report must not contain (outside ids and code): the words of
+#: every heading, label and reminder text crmkit writes.
+ENGLISH = re.compile(r"\b(the|of|and|for|due|customers?|revenue|rate|week|overdue|nothing|"
+                     r"reminders?|since|last|purchases?|open|deals?|risk|value|"
+                     r"responses?|probability|dashboard|birthday|win|thank|stay|follow|"
+                     r"generated|channel|kind|what|date|days?|months?|answer|as of|"
+                     r"lead|lost|active|new|figures?|feedback|complaints?|none|never)\b",
+                     re.IGNORECASE)
+#: German a report in English must not contain (crmkit's words, not the user's).
+GERMAN = re.compile(r"\b(Kunden?|fällig|Überfällig|Umsatz|Geburtstag|Geburtstage|Stand|"
+                    r"Erinnerungen|gefährdet|Nichts|Rückmeldungen?|Wahrscheinlichkeit|"
+                    r"Werktage?|zurückgewinnen|Kennzahlen?|verloren|Kanal|Betrag|"
+                    r"Diese Woche|Übersicht|Dankeschöns|Wiedervorlagen)\b|\d,\d\d\xa0€")
+
+
+def _readable(path: Path) -> str:
+    """What a person reads in an output: text without markup, code, ids and styles."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".ics":
+        calendar = icalendar.Calendar.from_ical(text)
+        parts = [str(calendar["x-wr-calname"])]
+        for event in calendar.walk("VEVENT"):
+            parts.append(str(event["summary"]))
+            parts += [line for line in str(event["description"]).splitlines()
+                      if not line.startswith(("ID:", "id:", "Kunde:", "customer:"))]
+        return "\n".join(parts)
+    text = re.sub(r"<style>.*?</style>|<code>.*?</code>|`[^`]*`", " ", text, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", text)
+
+
+def _example(tmp_path: Path, locale: str) -> Path:
+    root = tmp_path / f"example-{locale}"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("out", ".crmkit"))
+    settings = root / "crmkit.yaml"
+    settings.write_text(re.sub(r"(?m)^locale: \w+$", f"locale: {locale}", settings.read_text()))
+    build(root)
+    return root
+
+
+def _stock_outputs(root: Path) -> list[Path]:
+    return [root / "out/reports" / f"{name}.{fmt}" for name in ("dashboard", "weekly")
+            for fmt in ("html", "md")] + [root / "out/reminders.md", root / "out/reminders.ics"]
+
+
+def test_the_example_workspace_in_german_has_no_english_left(tmp_path):
+    root = _example(tmp_path, "de")
+    left = {}
+    for path in _stock_outputs(root):
+        for line in _readable(path).splitlines():
+            words = ENGLISH.findall(line)
+            if words:
+                left.setdefault(path.name, []).append((words, line.strip()[:120]))
+    assert left == {}
+
+
+def test_the_example_workspace_in_english_has_no_german_but_the_users(tmp_path):
+    root = _example(tmp_path, "en")
+    assert '<html lang="en">' in (root / "out/reports/weekly.html").read_text()
+    left = {}
+    for path in _stock_outputs(root):
+        for line in _readable(path).splitlines():
+            words = GERMAN.findall(line)
+            if words:
+                left.setdefault(path.name, []).append((words, line.strip()[:120]))
+    assert left == {}
+
+
+def test_outputs_are_readable_by_others_and_the_cache_is_not(make_workspace):
+    """A web server serves the output folder: 0644 files in 0755 folders (umask 022);
+    what crmkit keeps for itself (.crmkit/) stays 0600."""
+    root = make_workspace(FILES)
+    done = subprocess.run(["sh", "-c", 'umask 022 && exec "$0" "$@"', CRMKIT, "-w", root,
+                           "--today", "2026-11-23", "build"], capture_output=True, text=True,
+                          env={**os.environ, "CRMKIT_BACKGROUND": "0"})
+    assert done.returncode == 0, done.stderr
+    written = [p for p in (root / "out").rglob("*")]
+    assert {p.name for p in written} >= {"reports", "weekly.html", "reminders.ics"}
+    for path in written:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))
+    kept = [p for p in (root / ".crmkit").rglob("*") if p.is_file() and p.name != ".gitignore"]
+    assert kept and all(stat.S_IMODE(p.stat().st_mode) & 0o077 == 0 for p in kept)
