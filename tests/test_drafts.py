@@ -3,6 +3,7 @@ import email
 import email.policy
 import json
 import mailbox
+import re
 import socket
 
 import pytest
@@ -216,20 +217,23 @@ def test_send_records_sent_emails_and_reports_the_refused_one(make_workspace, ru
     assert result.exit_code == 1
     assert "failed: 2026-05-28 bert follow_up → bert@example.com: recipient refused: 550 " \
            "5.1.1 mailbox unavailable" in result.stderr
-    assert "sent: 2026-05-28 anna follow_up → anna@example.de (recorded in " \
-           "interactions/2026/2026-06-01-anna-email.yaml)" in result.stdout
+    sent = re.search(r"sent: 2026-05-28 anna follow_up → anna@example.de \(recorded in "
+                     r"(interactions/2026/2026-06-01-anna-email-[a-z2-7]{6}\.yaml)\)",
+                     result.stdout)
+    assert sent, result.stdout
     assert "2 sent, 1 failed" in result.stdout
     assert sorted(rcpts[0] for rcpts, _ in handler.messages) == [
         "anna@example.de", "eve@example.de"]
     received = email.message_from_bytes(handler.messages[0][1], policy=email.policy.default)
     assert received["Subject"] == "Unser Gespräch vom 20. Mai 2026"
-    recorded = (root / "interactions/2026/2026-06-01-anna-email.yaml").read_text()
+    recorded = (root / sent.group(1)).read_text()
     assert "type: email\n" in recorded and "direction: outbound\n" in recorded
-    assert not (root / "interactions/2026/2026-06-01-bert-email.yaml").exists()
+    assert not list((root / "interactions/2026").glob("2026-06-01-bert-email*"))
     # the sent ones resolved their reminders; bert's is still due, but his address was
     # refused: recorded, and not tried again
-    assert "Email not delivered to bert@example.com: recipient refused: 550" in (
-        root / "interactions/2026/2026-06-01-bert-note.yaml").read_text()
+    [note] = (root / "interactions/2026").glob("2026-06-01-bert-note-*.yaml")
+    assert "Email not delivered to bert@example.com: recipient refused: 550" in \
+        note.read_text()
     left = json.loads(run_drafts(run, root, "--format", "json").stdout)
     assert left["drafts"] == []
     [bert] = [s for s in left["skipped"] if s["customer"] == "bert"]

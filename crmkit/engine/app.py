@@ -421,13 +421,16 @@ class App:
         records (files of one day sort by name, not by when they were written).
         """
         data = dict(data)
-        if now:
-            self._stamp(data)
+        stamped = now and self._stamp(data)
+        # the file name's suffix is derived from the text and who writes it (two clones
+        # never pick one name for two records): a time to the microsecond already
+        # tells two records apart, so only a record without one asks for the user
+        author = str(data.get("by") or ("" if stamped else self.user))
         rel, _ = write_interaction(self.workspace, data, self.interaction_types(),
-                                   dry_run=dry_run)
+                                   dry_run=dry_run, author=author)
         return rel
 
-    def _stamp(self, data: dict[str, Any]) -> None:
+    def _stamp(self, data: dict[str, Any]) -> bool:
         day = data.get("date")
         if isinstance(day, str):
             with contextlib.suppress(ValueError):
@@ -513,6 +516,8 @@ class App:
         return target
 
     def build(self) -> list[Path]:
+            return True
+        return False
         """Let every plugin write its generated files (``crmkit_build``); nothing at all
         when the output folder cannot be written (:meth:`Workspace.output_dir`)."""
         self.workspace.output_dir  # noqa: B018  (raises, naming `output` in crmkit.yaml)
