@@ -248,3 +248,40 @@ def test_a_broken_customer_file_does_not_flood_its_interactions_with_errors(make
         "customers/anna.yaml:2:1: error: invalid YAML: did not find expected ',' or ']' "
         "(while parsing a flow sequence at line 1)",
     ]
+
+
+CONFLICT = "unresolved merge conflict: git left its <<<<<<< ======= >>>>>>> markers here"
+
+
+def test_merge_conflict_markers_are_named_as_such_wherever_git_left_them(make_workspace):
+    root = make_workspace({
+        "customers/anna.yaml": "name: Anna\n<<<<<<< HEAD\nphone: '1'\n=======\nphone: '2'\n"
+                               ">>>>>>> theirs\n",
+        # diff3 style, in a list of interactions
+        "interactions/a.yaml": "- {customer: bob, date: 2024-01-01, type: call}\n"
+                               "<<<<<<< ours\n- {customer: bob, date: 2024-01-02, type: call}\n"
+                               "||||||| base\n=======\n"
+                               "- {customer: bob, date: 2024-01-03, type: call}\n>>>>>>> b\n",
+        "customers/bob.yaml": "name: Bob\n",
+        # a line of equals signs in a text, without <<<<<<< or >>>>>>>, is text
+        "customers/cleo.yaml": "name: Cleo\nnotes: |\n  Heading\n  =======\n  text\n",
+    })
+    ws = load_workspace(root)
+    assert diagnostics(ws) == [
+        "customers/anna.yaml:2:1: error: " + CONFLICT + " (and at lines 4, 6); keep the right "
+        "lines, delete the markers and commit (docs/team.md)",
+        "interactions/a.yaml:2:1: error: " + CONFLICT + " (and at lines 4, 5, 7); keep the "
+        "right lines, delete the markers and commit (docs/team.md)",
+    ]
+    assert sorted(ws.customers) == ["bob", "cleo"]
+    assert ws.customers["cleo"].notes == "Heading\n=======\ntext"
+
+
+def test_a_merge_conflict_in_crmkit_yaml_is_one_error_not_an_empty_file(make_workspace):
+    root = make_workspace(settings="business: X\n<<<<<<< HEAD\nlocale: de\n=======\n"
+                                   "locale: en\n>>>>>>> other\n")
+    from crmkit import App
+
+    assert [str(d) for d in App(root).workspace.diagnostics if d.is_error] == [
+        "crmkit.yaml:2:1: error: " + CONFLICT + " (and at lines 4, 6); keep the right lines, "
+        "delete the markers and commit (docs/team.md)"]

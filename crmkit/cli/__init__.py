@@ -1,6 +1,8 @@
-"""The command line: the ``crmkit`` group, its built-in commands, ``crmkit watch``."""
+"""The command line: the ``crmkit`` group, its built-in commands, ``crmkit watch``,
+``crmkit git``."""
 
-from . import commands  # noqa: F401  (registers the built-in commands on the group)
+# importing them registers the built-in commands on the group (git: crmkit git ...)
+from . import commands, git  # noqa: F401
 from .main import cli, main
 
 __all__ = ["cli", "main"]

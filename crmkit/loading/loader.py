@@ -462,8 +462,11 @@ def settings_with_values(settings_file: SettingsFiles, registry: Registry | None
     from ..engine.settings import validate
 
     claimed = set(registry.tree.children) if registry is not None else set()
+    unreadable = settings_file.data is None and any(
+        d.is_error for d in settings_file.config.diagnostics)  # said already: not "empty"
     settings = _with_playbooks(
-        parse_settings(settings_file.data, CONFIG_FILE, out, lambda: claimed), settings_file)
+        parse_settings(settings_file.data, CONFIG_FILE, [] if unreadable else out,
+                       lambda: claimed), settings_file)
     if registry is None:
         return settings
     values, problems = validate(registry.tree, settings.sections, settings.locate,

@@ -309,8 +309,31 @@ def parse_yaml(data: bytes, path: str) -> ParsedFile:
     return parse_text(text, path)
 
 
+#: The lines git leaves in a file it could not merge (``|||||||``: the base, with diff3).
+_CONFLICT_MARKER = re.compile(r"^(?:<{7}|\|{7}|>{7})(?: |$)|^={7}$", re.MULTILINE)
+
+
+def conflict_markers(text: str) -> list[int]:
+    """The lines (1-based) of merge-conflict markers in ``text``; ``[]`` when there is no
+    ``<<<<<<<`` or ``>>>>>>>`` line (a lone ``=======`` is not a conflict)."""
+    if "<<<<<<<" not in text and ">>>>>>>" not in text:
+        return []
+    found = [(m.group()[0], text.count("\n", 0, m.start()) + 1)
+             for m in _CONFLICT_MARKER.finditer(text)]
+    if not any(kind in "<>" for kind, _ in found):
+        return []
+    return [line for _, line in found]
+
+
 def parse_text(text: str, path: str) -> ParsedFile:
     """:func:`parse_yaml` of decoded text, always with the full parser."""
+    markers = conflict_markers(text)
+    if markers:  # git's markers: a merge left unfinished, not a YAML problem to explain
+        others = ", ".join(str(n) for n in markers[1:6])
+        return ParsedFile(path, None, [Diagnostic.error(
+            "unresolved merge conflict: git left its <<<<<<< ======= >>>>>>> markers "
+            f"here{f' (and at lines {others})' if others else ''}; keep the right lines, "
+            "delete the markers and commit (docs/team.md)", Location(path, markers[0], 1))])
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
