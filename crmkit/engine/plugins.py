@@ -55,6 +55,7 @@ DEFAULT_PLUGINS = (
     "privacy",
     "predict",
     "pipeline",
+    "team",
 )
 STOCK_PACKAGE = "crmkit_plugins"
 

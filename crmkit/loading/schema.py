@@ -31,6 +31,7 @@ from ..model.records import (
     Sender,
     Service,
     Settings,
+    TeamMember,
 )
 from ..model.workspace import normal_output, output_problem
 from .yamlsource import YamlList, YamlMap
@@ -57,7 +58,7 @@ CUSTOMER_KEYS = (
     "name", "salutation", "company", "email", "emails", "phone", "phones", "address",
     "birthday", "tags",
     "source", "campaign", "referred_by", "consent", "preferred_channel", "locale", "stage", "notes",
-    "services", "fields", "aliases",
+    "services", "fields", "aliases", "owner",
 )
 INTERACTION_KEYS = (
     "customer", "date", "type", "channel", "direction", "summary", "amount", "currency",
@@ -74,7 +75,7 @@ DEAL_KEYS = ("customer", "title", "stage", "value", "probability", "expected_clo
 #: the stock ``pipeline`` plugin's setting, checked there.
 DEAL_STAGE = re.compile(r"^[a-z][a-z0-9_-]*$")
 SETTINGS_KEYS = ("business", "sender", "locale", "currency", "timezone", "output",
-                 "disable_plugins", "interaction_types")
+                 "disable_plugins", "interaction_types", "team")
 
 
 def parse_amount(value: Any) -> Decimal | None:
@@ -439,6 +440,7 @@ def parse_customer(data: Any, path: str, customer_id: str,
         tags=f.text_list("tags"),
         source=f.text("source"),
         campaign=f.text("campaign"),
+        owner=f.text("owner"),
         preferred_channel=f.text("preferred_channel"),
         locale=f.choice("locale", LOCALES),
         stage=f.text("stage"),
@@ -709,6 +711,40 @@ MAX_BUSINESS = 200
 _LINE_BREAK_OR_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+def _team(f: Fields) -> tuple[TeamMember, ...]:
+    """``team``: names, or mappings of ``name`` and ``email`` (docs/team.md)."""
+    value = f.data.get("team")
+    if value is None:
+        return ()
+    if not isinstance(value, YamlList):
+        f.error("team", "'team' must be a list of names, or of 'name' and 'email' "
+                        "mappings")
+        return ()
+    members: list[TeamMember] = []
+    for i, item in enumerate(value):
+        where = Location(f.path, *value.marks[i])
+        if isinstance(item, YamlMap):
+            m = Fields(item, f.path, f.out)
+            m.check_keys(("name", "email"), "a team member")
+            name, email = m.text("name", required=True), m.text("email")
+            if email and not is_valid_email(email):
+                m.error("email", f"{email!r} is not a valid email address")
+                email = None
+        elif isinstance(item, str) and item.strip():
+            name, email = item.strip(), None
+        else:
+            f.out.append(Diagnostic.error(
+                f"a team member is a name or a mapping with 'name', not {item!r}", where))
+            continue
+        if name is None:
+            continue
+        if any(name.casefold() == other.name.casefold() for other in members):
+            f.out.append(Diagnostic.error(f"{name!r} is in the team twice", where))
+            continue
+        members.append(TeamMember(" ".join(name.split()), email))
+    return tuple(members)
+
+
 def parse_settings(data: Any, path: str, out: list[Diagnostic],
                    plugin_sections: Callable[[], Iterable[str]] | None = None) -> Settings:
     """Read ``crmkit.yaml``.  Plugin-owned sections are kept as written for their plugins;
@@ -761,6 +797,7 @@ def parse_settings(data: Any, path: str, out: list[Diagnostic],
                 "calendars and emails)")
         business = None
     return Settings(
+        team=_team(f),
         business=business or "(unnamed)",
         sender=sender,
         locale=f.choice("locale", LOCALES) or "en",

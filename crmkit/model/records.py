@@ -219,6 +219,8 @@ class Customer:
     #: Former ids of this customer (``crmkit merge``): records naming one of them are
     #: this customer's.
     aliases: tuple[str, ...] = ()
+    #: The team member who looks after them (one of ``team`` in crmkit.yaml).
+    owner: str | None = None
 
     @property
     def email(self) -> str | None:
@@ -401,6 +403,14 @@ class Sender:
 
 
 @dataclass(frozen=True, slots=True)
+class TeamMember:
+    """One of ``team`` in crmkit.yaml: who may own customers (``owner:``)."""
+
+    name: str
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """``crmkit.yaml``: the workspace's own settings plus the sections plugins own."""
 
@@ -423,6 +433,18 @@ class Settings:
     #: values keep marks; ``None`` for a file that does not parse): read with the
     #: settings, for the plugin that gives them a meaning (the stock ``playbooks``).
     playbooks: Mapping[str, Any] = field(default_factory=_empty_map)
+    #: ``team``: the people who share the workspace's repository (docs/team.md).
+    team: tuple[TeamMember, ...] = ()
+
+    def member(self, who: str | None) -> TeamMember | None:
+        """The team member ``who`` names: a name (any case) or an email; else ``None``."""
+        if not who:
+            return None
+        key = " ".join(who.split()).casefold()
+        for member in self.team:
+            if key in (member.name.casefold(), (member.email or "").casefold()):
+                return member
+        return None
 
     def section(self, name: str) -> Any:
         """A top-level section as written (a mapping that remembers where each value

@@ -34,6 +34,10 @@ def _describe(draft_or_reminder: object) -> str:
 @click.option("--kind", "kinds", multiple=True, metavar="KIND", help="Only this kind (repeatable).")
 @click.option("--customer", "customers", multiple=True, metavar="ID",
               help="Only this customer (repeatable).")
+@click.option("--owner", metavar="NAME",
+              help="Only the customers this team member owns (docs/team.md).")
+@click.option("--mine", is_flag=True,
+              help="Only my customers: owned by git's user.name (or $CRMKIT_USER).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the drafts (default: the workspace's output folder + /drafts).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="eml", show_default=True,
@@ -47,8 +51,9 @@ def _describe(draft_or_reminder: object) -> str:
                    "run may have sent it (repeatable).")
 @crmkit.pass_app
 def drafts_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...],
-                   customers: tuple[str, ...], out_dir: Path | None, fmt: str, send: bool,
-                   yes: bool, resend: tuple[str, ...]) -> None:
+                   customers: tuple[str, ...], owner: str | None, mine: bool,
+                   out_dir: Path | None, fmt: str, send: bool, yes: bool,
+                   resend: tuple[str, ...]) -> None:
     """Emails for due reminders, from templates, for customers who agreed to email.
 
     Customers without consent or address are listed at the end: call them instead.
@@ -63,24 +68,27 @@ def drafts_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...],
         from .outbox import Outbox
 
         with Outbox(app).sending():  # before anything is read: a run that just ended
-            _drafts(app, within, kinds, customers, out_dir, fmt, send, yes, resend)
+            _drafts(app, within, kinds, customers, out_dir, fmt, send, yes, resend,
+                    (owner, mine))
         return
-    _drafts(app, within, kinds, customers, out_dir, fmt, send, yes, resend)
+    _drafts(app, within, kinds, customers, out_dir, fmt, send, yes, resend, (owner, mine))
 
 
 def _drafts(app: crmkit.App, within: int, kinds: tuple[str, ...], customers: tuple[str, ...],
-            out_dir: Path | None, fmt: str, send: bool, yes: bool, resend: tuple[str, ...]
-            ) -> None:
+            out_dir: Path | None, fmt: str, send: bool, yes: bool, resend: tuple[str, ...],
+            owners: tuple[str | None, bool] = (None, False)) -> None:
     from . import Skipped, drafts_for, smtp_settings
     from .mail import build_message, draft_file_name, write_eml, write_mbox
 
     ws = app.workspace
     for cid in customers:
         app.require_customer(cid)
+    owned = app.owned_by(*owners)
     horizon = app.today + dt.timedelta(days=within)
     today = app.today
     reminders = [r for r in app.reminders() if r.due <= horizon
                  and (not kinds or r.kind in kinds) and (not customers or r.customer in customers)
+                 and (owned is None or r.customer in owned)
                  and not r.snoozed_until and not (r.expires and r.expires < today)]
     if ws.settings.sender is None:
         raise crmkit.CrmkitError("crmkit.yaml has no 'sender' (name and email): "

@@ -43,7 +43,7 @@ def write_outputs(app: crmkit.App) -> list[Path]:
     ]
 
 
-@crmkit.read_only
+@crmkit.read_only(writes_when=lambda params: params.get("mine"))  # git's user: not in the key
 @click.command("reminders")
 @click.option("--within", type=click.IntRange(0), metavar="DAYS",
               help="Show reminders due up to DAYS from today (default: "
@@ -52,6 +52,10 @@ def write_outputs(app: crmkit.App) -> list[Path]:
               help="Only this kind (repeatable); --list-kinds lists them.")
 @click.option("--customer", "customers", multiple=True, metavar="ID",
               help="Only this customer (repeatable).")
+@click.option("--owner", metavar="NAME",
+              help="Only the customers this team member owns (docs/team.md).")
+@click.option("--mine", is_flag=True,
+              help="Only my customers: owned by git's user.name (or $CRMKIT_USER).")
 @click.option("--all", "show_all", is_flag=True,
               help="Also show reminders held back: snoozed (until when), expired (not "
                    "done in time) and held by the frequency cap, with the reason.")
@@ -62,14 +66,15 @@ def write_outputs(app: crmkit.App) -> list[Path]:
               show_default=True)
 @crmkit.pass_app
 def reminders_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...],
-                      customers: tuple[str, ...], show_all: bool, list_kinds: bool,
-                      fmt: str) -> None:
+                      customers: tuple[str, ...], owner: str | None, mine: bool,
+                      show_all: bool, list_kinds: bool, fmt: str) -> None:
     """What to do for whom, by due date: overdue first, then the coming days."""
     if list_kinds:
         _list_kinds(app, fmt)
         return
     for cid in customers:
         app.require_customer(cid)
+    owned = app.owned_by(owner, mine)
     known = {k.name: k for k in app.kinds()}
     enabled = {k.name for k in app.enabled_kinds()}
     for kind in kinds:
@@ -86,7 +91,8 @@ def reminders_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...
     horizon = today + dt.timedelta(days=within)
     matching = [r for r in app.reminders() if r.due <= horizon
                 and (not kinds or r.kind in kinds)
-                and (not customers or r.customer in customers)]
+                and (not customers or r.customer in customers)
+                and (owned is None or r.customer in owned)]
     chosen = [r for r in matching if show_all or not r.suppressed]
     held = len(matching) - len(chosen)
     if fmt == "json":

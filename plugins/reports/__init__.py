@@ -126,7 +126,8 @@ def _listed(app: crmkit.App, label: str) -> list[Any]:
 
 def _by_kind(app: crmkit.App, items: list[Reminder]) -> list[tuple[str, list[Reminder]]]:
     """The reminders grouped by kind, each group headed by its kind's title in the
-    workspace's language (``Geburtstage``), in the order of the kinds' names."""
+    workspace's language (``Geburtstage``), in the order of the kinds' names; with a
+    ``team`` in crmkit.yaml, by owner first (``Anna Berger · Birthdays``)."""
     groups: dict[str, list[Reminder]] = {}
     for r in items:
         groups.setdefault(r.kind, []).append(r)
@@ -138,7 +139,30 @@ def _by_kind(app: crmkit.App, items: list[Reminder]) -> list[tuple[str, list[Rem
         text = (kind.title if kind is not None else "") or name.replace("_", " ")
         return t.gettext(text)
 
-    return [(title(name), found) for name, found in sorted(groups.items())]
+    by_kind = [(title(name), found) for name, found in sorted(groups.items())]
+    settings = app.workspace.settings
+    if not settings.team:
+        return by_kind
+    # a team (docs/team.md): each member's reminders together, in the team's order,
+    # then those of customers nobody owns
+    customers = app.workspace.customers
+    order = {member.name: i for i, member in enumerate(settings.team)}
+    nobody = t.gettext(N_("no owner"))
+
+    def owner(r: Reminder) -> str:
+        customer = customers.get(r.customer)
+        member = settings.member(customer.owner if customer else None)
+        return member.name if member else nobody
+
+    grouped: list[tuple[int, str, str, list[Reminder]]] = []
+    for kind_title, found in by_kind:
+        mine: dict[str, list[Reminder]] = {}
+        for r in found:
+            mine.setdefault(owner(r), []).append(r)
+        grouped += [(order.get(name, len(order)), name, kind_title, items)
+                    for name, items in mine.items()]
+    grouped.sort(key=lambda g: (g[0], g[1]))
+    return [(f"{name} · {kind_title}", items) for _, name, kind_title, items in grouped]
 
 
 def _shown(app: crmkit.App) -> list[Reminder]:
