@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 from .cli.output import clean, echo_json, table
 from .engine.app import App, pass_app
+from .engine.i18n import translations
 from .engine.rules import (
     Check,
     ConfigSection,
@@ -67,4 +68,5 @@ __all__ = [
     "read_only",
     "slugify",
     "table",
+    "translations",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable
@@ -28,6 +29,13 @@ timezone: Europe/Berlin
 """
 
 MakeWorkspace = Callable[..., Path]
+
+# Workspace plugins run only in trusted workspaces (docs/security.md): the tests' own
+# workspaces are trusted, as in CI, and `crmkit init` records what it creates in a list
+# of the test session's own, never in the user's (tests/test_trust.py unsets both).
+os.environ["CRMKIT_TRUST_WORKSPACE"] = "1"
+os.environ["CRMKIT_TRUST_FILE"] = os.path.join(
+    tempfile.mkdtemp(prefix="crmkit-trust-"), "trusted")
 
 
 def write_files(root: Path, files: dict[str, str | bytes]) -> None:

@@ -54,9 +54,12 @@ def run_command(command: str, cwd: Path) -> str:
     if args[0] != "crmkit":
         raise ValueError(f"console examples run only crmkit and cp, not {args[0]!r}")
     # the records `done`, `snooze` and `drafts --send` write name who wrote them
+    # a workspace's plugins run where the examples say `crmkit trust`, in a list of
+    # the scratch copy's own (never the user's)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "80", "CRMKIT_WORKSPACE": "",
-           "CRMKIT_USER": "Sina Sommer"}
+           "CRMKIT_USER": "Sina Sommer", "CRMKIT_TRUST_FILE": str(cwd / ".trusted")}
     env.pop("CRMKIT_WORKSPACE")
+    env.pop("CRMKIT_TRUST_WORKSPACE", None)
     result = subprocess.run([str(crmkit), *args[1:]], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     return result.stdout

@@ -133,6 +133,9 @@ def test_ci_examples_are_valid_yaml_and_run_crmkit_as_the_readme_installs_it(tmp
     assert sending[1]["if"] == "always()" and "git add interactions/" in sending[1]["run"]
     github = [step.get("run", "") for step in blocks[0]["jobs"]["report"]["steps"]]
     gitlab = blocks[1]["crm-weekly"]["script"]
+    # the workspace's own plugins run in CI only when the job says it trusts them
+    assert blocks[0]["jobs"]["report"]["env"]["CRMKIT_TRUST_WORKSPACE"] == "1"
+    assert blocks[1]["crm-weekly"]["variables"]["CRMKIT_TRUST_WORKSPACE"] == "1"
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "python3 -m venv .venv && .venv/bin/pip install -e ." in readme
     for lines in (github, gitlab):

@@ -380,3 +380,90 @@ def test_an_xlsx_whose_dimension_lies_is_read_in_full(make_workspace, run, tmp_p
     assert out.exit_code == 0, out.output
     assert "lying.xlsx: 40 rows (xlsx)" in out.output
     assert "40 new, 0 existing" in out.output, out.output
+
+
+ESCAPES = [
+    '{{ cycler.__init__.__globals__.os.popen("touch MARKER").read() }}',
+    '{{ "".__class__.__mro__[1].__subclasses__() }}',
+    "{{ lipsum.__globals__['os'].system('touch MARKER') }}",
+    "{{ self._TemplateReference__context.cycler.__init__.__globals__.os }}",
+]
+
+
+@pytest.mark.parametrize("escape", ESCAPES)
+def test_a_workspace_template_cannot_reach_python(make_workspace, run, tmp_path, escape):
+    """Workspace templates render in Jinja's sandbox: an escape is a located error in
+    the template, nothing runs; stock templates still render."""
+    marker = tmp_path / "pwned"
+    files = {"customers/a.yaml": "name: A\nemail: a@x.de\n",
+             "interactions/i.yaml": "customer: a\ndate: 2026-01-02\ntype: purchase\n"
+                                    "amount: 10\n"}
+    plain = make_workspace(files)
+    for args in (["report", "--format", "md", "--out", "-"],
+                 ["report", "weekly", "--format", "md", "--out", "-"],
+                 ["report", "pipeline", "--out", "-"]):
+        result = run("-w", plain, "--today", "2026-03-01", *args)
+        assert result.exit_code == 0, (args, result.stderr)
+    root = make_workspace({**files, "templates/reports/dashboard.md.j2":
+                           "Hello\n\n" + escape.replace("MARKER", str(marker)) + "\n"})
+    result = run("-w", root, "--today", "2026-03-01", "report", "--format", "md", "--out", "-")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: templates/reports/dashboard.md.j2:3:1: plugin "
+                                    "'reports' failed in 'crmkit report': SecurityError: ")
+    built = run("-w", root, "--today", "2026-03-01", "build")
+    assert built.exit_code == 1
+    assert "templates/reports/dashboard.md.j2:3:1: error: plugin 'reports' failed in " \
+           "crmkit_build: SecurityError: " in built.stderr
+    assert not marker.exists()
+
+
+def test_a_failing_rule_makes_the_command_exit_1_and_the_rest_still_shows(make_workspace,
+                                                                          run):
+    """One bad rule never switches off the others, nor hides that the job is not done."""
+    root = make_workspace({
+        "customers/a.yaml": "name: A\nemail: a@x.de\nbirthday: 1980-03-10\n",
+        "customers/b.yaml": "name: B\nemail: b@x.de\nbirthday: 1981-03-12\n",
+        "plugins/broken.py": (
+            "import crmkit\n\n\n"
+            "def explode(customer):\n"
+            "    if customer.id == 'b':\n"
+            "        raise ValueError('boom')\n\n\n"
+            "def shaky(customer):\n"
+            "    raise ValueError('label boom')\n\n\n"
+            "@crmkit.hookimpl\n"
+            "def crmkit_register(register):\n"
+            "    register(crmkit.ReminderKind('explode', explode, 'fails for b'))\n"
+            "    register(crmkit.Label('shaky', shaky))\n")})
+    kind = ("plugins/broken.py:6:1: error: plugin 'broken': reminder kind 'explode' failed "
+            "for customer 'b': ValueError: boom")
+    for args in (["reminders"], ["show", "b"], ["reminders", "--format", "json"]):
+        result = run("-w", root, "--today", "2026-03-01", *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert kind in result.stderr.splitlines(), args
+        assert "birthday/a/2026-03-10" in result.stdout or args[0] == "show"
+        assert "birthday/b/2026-03-12" in result.stdout
+    result = run("-w", root, "--today", "2026-03-01", "segments")
+    assert result.exit_code == 1
+    assert any("label 'shaky' failed for customer 'a'" in line
+               for line in result.stderr.splitlines())
+    assert [line.split()[0] for line in result.stdout.splitlines()[2:4]] == ["a", "b"]
+    # a command that does not run the broken rules does its job
+    assert run("-w", root, "--today", "2026-03-01", "customers").exit_code == 0
+
+
+def test_every_command_says_a_record_folder_is_linked_out(make_workspace, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "o.yaml").write_text("name: Outside\n")
+    root = make_workspace({"interactions/i.yaml": "customer: a\ndate: 2026-01-02\n"
+                                                  "type: call\n"})
+    (root / "customers").symlink_to(outside, target_is_directory=True)
+    line = ("customers: error: ignored: a link to a folder outside the workspace (crmkit "
+            "does not read through it; move the folder into the workspace)")
+    env = {**os.environ, "CRMKIT_BACKGROUND": "0"}
+    for args in (["customers"], ["reminders"], ["segments"], ["customers"],
+                 ["--no-cache", "show", "a"]):
+        result = subprocess.run([str(CRMKIT), "-w", str(root), *args], capture_output=True,
+                                text=True, env=env, timeout=120)
+        assert result.stderr.splitlines().count(line) == 1, (args, result.stderr)
+        assert "Outside" not in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import click
 
 from ..engine.app import App, pass_app
+from ..engine.plugins import trust as trust_workspace
+from ..engine.plugins import trust_file, workspace_plugin_files
 from ..incremental import replay
 from ..loading.ids import slugify
 from ..loading.schema import (
@@ -44,13 +47,29 @@ FORMAT_TABLE_JSON = click.Choice(["table", "json"])
 @pass_app
 def init(app: App, directory: Path, business: str | None, locale: str, currency: str,
          timezone: str, sender_name: str | None, sender_email: str | None) -> None:
-    """Create a new workspace in DIRECTORY (with a .gitignore for generated files)."""
+    """Create a new workspace in DIRECTORY (with a .gitignore for generated files).
+
+    The new workspace is trusted: plugins you put in its plugins/ will run (see
+    'crmkit trust')."""
+    app.workspace_plugins = False  # no code of the workspace we may be standing in
     sections = list(app.registry.config_sections.values())
     name = business or directory.resolve().name
+    foreign = workspace_plugin_files(directory)  # code that was there before (a clone)
     created = create_workspace(directory, name, locale, currency.upper(), timezone,
                                sender_name, sender_email, sections)
     for path in created:
         click.echo(f"created {path}")
+    if foreign:
+        click.echo(f"note: {clean(directory)}/plugins/ already holds code "
+                   f"({', '.join(clean(p.name) for p in foreign)}): not trusted; if you "
+                   f"trust it, run 'crmkit trust {shlex.quote(str(directory))}'", err=True)
+    else:
+        try:
+            trust_workspace(directory)
+        except OSError as exc:
+            click.echo(f"warning: could not record {clean(directory)} as trusted in "
+                       f"{trust_file()} ({exc.strerror or exc}): run 'crmkit trust' there",
+                       err=True)
     click.echo(f"\nNext: cd {directory} && git init && crmkit add customer --name 'Anna Muster'")
 
 

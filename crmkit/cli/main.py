@@ -17,6 +17,8 @@ import click
 
 from .. import __version__
 from ..engine.app import App
+from ..engine.plugins import PluginHost, may_define_command, template_in_traceback, trust_file
+from ..engine.plugins import trust as trust_workspace
 from ..incremental import replay
 from ..incremental.memo import BrokenState
 from ..loading.schema import did_you_mean
@@ -40,37 +42,57 @@ class CrmkitGroup(click.Group):
         if not isinstance(ctx.obj, App):
             ctx.obj = App(ctx.params.get("workspace"), ctx.params.get("today"),
                           bool(ctx.params.get("verbose")),
-                          use_cache=not ctx.params.get("no_cache"), one_shot=_one_shot)
+                          use_cache=not ctx.params.get("no_cache"), one_shot=_one_shot,
+                          workspace_plugins=not ctx.params.get("no_workspace_plugins"))
         return ctx.obj
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["crmkit.argv"] = list(args)
         return super().parse_args(ctx, args)
 
-    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+    def _plugin_commands(self, ctx: click.Context, workspace: bool = False
+                         ) -> dict[str, click.Command]:
         """Each plugin's commands (``crmkit_register_commands``, called through pluggy),
-        guarded so that a crash names the plugin."""
-        cached = ctx.meta.get("crmkit.plugin_commands")
+        guarded so that a crash names the plugin: crmkit's own and installed plugins',
+        or (``workspace``) the workspace plugins' ones."""
+        key = "crmkit.workspace_commands" if workspace else "crmkit.plugin_commands"
+        cached = ctx.meta.get(key)
         if cached is not None:
             return cached  # type: ignore[no-any-return]
         app = self._app(ctx)
-        group = _PluginGroup(app)
-        _, problems = app.host.call("crmkit_register_commands", cli=group)
+        host = app.host if workspace else app.base_host
+        group = _PluginGroup(host)
+        kinds = ("workspace",) if workspace else ("stock", "installed")
+        _, problems = host.call("crmkit_register_commands", kinds=kinds, cli=group)
         for problem in problems:
             click.echo(f"error: {problem.message}", err=True)
+        taken = self.commands if workspace is False else {
+            **self.commands, **self._plugin_commands(ctx)}
         commands = {name: _guarded(command, group.owners[name])
-                    for name, command in group.commands.items() if name not in self.commands}
-        ctx.meta["crmkit.plugin_commands"] = commands
+                    for name, command in group.commands.items() if name not in taken}
+        ctx.meta[key] = commands
         return commands
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        """Built-in commands and those of crmkit's own and installed plugins: listing
+        runs no workspace code (a workspace plugin's command runs when named)."""
         return sorted({*super().list_commands(ctx), *self._plugin_commands(ctx)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             return command
-        return self._plugin_commands(ctx).get(cmd_name)
+        command = self._plugin_commands(ctx).get(cmd_name)
+        if command is not None:
+            return command
+        app = self._app(ctx)
+        try:
+            root = app.root
+        except CrmkitError:
+            return None
+        if not may_define_command(root, cmd_name):
+            return None  # a mistyped command: no workspace code runs to find out
+        return self._plugin_commands(ctx, workspace=True).get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         finished = False
@@ -102,7 +124,7 @@ class CrmkitGroup(click.Group):
         if listing is not None:
             app._listing = listing  # the loader walks no second time
         if inputs is None or key is None:
-            return super().invoke(ctx)
+            return self._run(ctx)
         code = replay.play(app.root, key)
         if code is not None:
             if app.verbose:
@@ -116,7 +138,7 @@ class CrmkitGroup(click.Group):
         try:
             with recorder:
                 try:
-                    result = super().invoke(ctx)
+                    result = self._run(ctx)
                 except click.exceptions.Exit as exc:
                     code = exc.exit_code
                     raise
@@ -129,6 +151,30 @@ class CrmkitGroup(click.Group):
             if (code is not None and recorder.recorded and recorder.complete
                     and ctx.meta.get(replay.META_READ_ONLY)):
                 replay.keep(app.root, key, code, recorder.chunks)
+
+    def _run(self, ctx: click.Context) -> Any:
+        """Run the command; then say which record folders could not be read (``check``
+        lists them itself) and print what plugins reported: exit 1 if a rule or hook
+        failed (one bad rule never switches the others off, nor hides that it failed)."""
+        try:
+            result = super().invoke(ctx)
+        except (SystemExit, click.exceptions.Exit, click.ClickException, CrmkitError):
+            self._warn_unread(ctx)
+            raise
+        self._warn_unread(ctx)
+        if isinstance(ctx.obj, App) and ctx.obj.report_problems():
+            sys.exit(1)
+        return result
+
+    @staticmethod
+    def _warn_unread(ctx: click.Context) -> None:
+        app = ctx.obj
+        if not isinstance(app, App) or ctx.invoked_subcommand == "check":
+            return
+        for problem in app.unread_folders():
+            if problem not in app._printed:
+                app._printed.add(problem)
+                click.echo(str(problem), err=True)
 
     def _replay_inputs(self, ctx: click.Context, app: App
                        ) -> tuple[Path, list[str], str, str] | None:
@@ -173,9 +219,9 @@ class CrmkitGroup(click.Group):
 class _PluginGroup(click.Group):
     """Collects plugins' commands and which plugin added each (the first one wins)."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, host: PluginHost) -> None:
         super().__init__()
-        self.app = app
+        self.host = host
         self.owners: dict[str, str] = {}
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
@@ -183,7 +229,7 @@ class _PluginGroup(click.Group):
         if name is None or name in self.commands:
             return
         super().add_command(cmd, name)
-        self.owners[name] = self.app.host.current or "?"
+        self.owners[name] = self.host.current or "?"
 
 
 def _guarded(command: click.Command, plugin: str) -> click.Command:
@@ -197,8 +243,11 @@ def _guarded(command: click.Command, plugin: str) -> click.Command:
                 SystemExit, KeyboardInterrupt, BrokenState):
             raise  # BrokenState: the core's, not the plugin's (the state is removed)
         except Exception as exc:
-            raise CrmkitError(f"plugin {plugin!r} failed in 'crmkit {command.name}': "
-                              f"{type(exc).__name__}: {exc}") from exc
+            app = ctx.find_object(App)
+            where = template_in_traceback(exc, app.root if app is not None else None)
+            raise CrmkitError(f"{f'{where}: ' if where else ''}plugin {plugin!r} failed in "
+                              f"'crmkit {command.name}': {type(exc).__name__}: {exc}"
+                              ) from exc
 
     command.invoke = invoke  # type: ignore[method-assign]
     return command
@@ -215,16 +264,45 @@ def _guarded(command: click.Command, plugin: str) -> click.Command:
 @click.option("--no-cache", is_flag=True,
               help="Parse every file afresh and do not replay the output of read-only "
                    "commands (see docs/performance.md).")
+@click.option("--no-workspace-plugins", is_flag=True,
+              help="Do not run the workspace's plugins/*.py, trusted or not (see "
+                   "'crmkit trust').")
 @click.version_option(__version__, prog_name="crmkit")
 @click.pass_context
 def cli(ctx: click.Context, workspace: Path | None, today: dt.date | None, verbose: bool,
-        no_cache: bool) -> None:
+        no_cache: bool, no_workspace_plugins: bool) -> None:
     """crmkit: customers and interactions as YAML files, plugins that think along.
 
-    Run a command with --help for details; docs/cli.md has examples.
+    Run a command with --help for details; docs/cli.md has examples.  Commands of
+    the workspace's own plugins/*.py run when named but are not listed here
+    (listing runs no workspace code).
     """
     if not isinstance(ctx.obj, App):
-        ctx.obj = App(workspace, today, verbose, use_cache=not no_cache, one_shot=_one_shot)
+        ctx.obj = App(workspace, today, verbose, use_cache=not no_cache, one_shot=_one_shot,
+                      workspace_plugins=not no_workspace_plugins)
+
+
+@cli.command()
+@click.argument("directory", required=False,
+                type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.pass_obj
+def trust(app: App, directory: Path | None) -> None:
+    """Let the workspace's own plugins/*.py run (default: the current workspace).
+
+    A workspace's plugins are code.  Like git's safe.directory, crmkit runs them
+    only in workspaces you trust: one you made with 'crmkit init', one you named
+    here, or any when CRMKIT_TRUST_WORKSPACE=1 is set (CI).  The list is
+    $XDG_CONFIG_HOME/crmkit/trusted (default ~/.config/crmkit/trusted).
+    """
+    root = directory if directory is not None else app.root
+    try:
+        added = trust_workspace(root)
+    except OSError as exc:
+        raise CrmkitError(f"cannot record {root} as trusted in {trust_file()}: "
+                          f"{exc.strerror or exc}") from None
+    shown = clean(directory if directory is not None else root)
+    click.echo(f"trusted {shown}: its plugins/*.py will run" if added
+               else f"{shown} is trusted already")
 
 
 _one_shot = False  # True in the ``crmkit`` process itself: see App.one_shot

@@ -28,6 +28,7 @@ from ..incremental.scan import Listing
 from ..incremental.signing import CACHE_DIR
 from ..loading.atomic import replace as replace_file
 from ..loading.loader import (
+    RECORD_FOLDERS,
     SettingsFiles,
     find_workspace,
     load_workspace,
@@ -41,7 +42,13 @@ from ..loading.yamlsource import YamlMap
 from ..model import CrmkitError, Customer, Diagnostic, Workspace
 from ..model.workspace import OUTPUT_FORBIDDEN
 from .evaluate import Engine, Labels
-from .plugins import PluginHost, load_plugins
+from .plugins import (
+    PluginHost,
+    add_workspace_plugins,
+    is_trusted,
+    load_plugins,
+    workspace_plugin_files,
+)
 from .registry import Registry, collect
 from .rules import Importer, ReminderKind, ReportSection
 from .templates import render_sections, template_environment
@@ -75,8 +82,11 @@ class App:
     def __init__(self, workspace: str | Path | None = None, today: dt.date | None = None,
                  verbose: bool = False, use_cache: bool = True, *,
                  parse_cache: ParseCache | None = None, memo: Memo | None = None,
-                 one_shot: bool = False) -> None:
+                 one_shot: bool = False, workspace_plugins: bool = True) -> None:
         self.workspace_option = workspace
+        #: Whether the workspace's own ``plugins/*.py`` may run (``--no-workspace-plugins``
+        #: says no; else they run if the workspace is trusted, see :attr:`host`).
+        self.workspace_plugins = workspace_plugins
         self._today = today
         self.verbose = verbose
         self.use_cache = use_cache
@@ -86,6 +96,8 @@ class App:
         self._one_shot = one_shot
         #: Problems raised by plugins' rules and hooks during this run (after loading).
         self.problems: list[Diagnostic] = []
+        #: Those of them already printed (:meth:`report_problems`).
+        self._printed: set[Diagnostic] = set()
         #: What the replay key's walk saw of the record folders, if it ran.
         self._listing: Listing | None = None
         #: What this run leaves for the next (:mod:`crmkit.incremental.state`), and the
@@ -104,13 +116,42 @@ class App:
         return read_settings_data(self.root)
 
     @cached_property
-    def host(self) -> PluginHost:
-        """The loaded plugins; only the installed ones when there is no workspace."""
+    def base_host(self) -> PluginHost:
+        """crmkit's own and the installed plugins, none of the workspace's code (``crmkit
+        --help``, ``init``); :attr:`host` adds the workspace's plugins to it."""
         try:
             root = self.root
         except Exception:
             return load_plugins(None)
-        return load_plugins(root, self._settings_file[1])
+        return load_plugins(root, self._settings_file[1], workspace=False)
+
+    @cached_property
+    def host(self) -> PluginHost:
+        """The loaded plugins: :attr:`base_host` and the workspace's ``plugins/*.py`` if
+        it is trusted (:func:`~crmkit.engine.plugins.is_trusted`) and not switched off
+        with ``--no-workspace-plugins``.  An untrusted workspace with plugins gets one
+        warning line saying how to trust it."""
+        host = self.base_host
+        root = host.root
+        if root is None:
+            return host
+        files = workspace_plugin_files(root) if self.workspace_plugins else []
+        load = self.workspace_plugins and (not files or is_trusted(root))
+        if files and not load:
+            import shlex
+
+            click.echo(f"warning: not running this workspace's plugins "
+                       f"({', '.join(p.name for p in files)}): {root} is not trusted; "
+                       f"if you trust its code, run 'crmkit trust {shlex.quote(str(root))}'",
+                       err=True)
+        add_workspace_plugins(host, root, self._settings_file[1], load=load)
+        return host
+
+    @property
+    def _plugins_mark(self) -> str:
+        """Which workspace plugins run (the state kept between runs depends on it)."""
+        return ",".join(p.origin for p in self.host.plugins
+                        if p.kind == "workspace" and not p.disabled)
 
     @cached_property
     def registry(self) -> Registry:
@@ -143,7 +184,7 @@ class App:
     def _load_from_state(self) -> Workspace:
         """A one-off run starts from what the last run kept and keeps what it computes
         (:mod:`crmkit.incremental.state`); without a usable state, a full load."""
-        kept = state.read(self.root)
+        kept = state.read(self.root, self._plugins_mark)
         if kept.files is not None:
             memo = kept.memo or Memo(active=True)
             found = state.load(self.root, kept.files, self.host, self._settings_file[0],
@@ -186,21 +227,21 @@ class App:
 
         from ..incremental import parallel
 
-        memo, root, today = self._memo, self.root, self.today
+        memo, root, today, mark = self._memo, self.root, self.today, self._plugins_mark
         big = len(self.workspace.customers) >= int(os.environ.get(
             "CRMKIT_BACKGROUND_MIN", BACKGROUND_MIN))
         warm = self._warmed != today
         if big and os.environ.get("CRMKIT_BACKGROUND") != "0" and not os.environ.get("CI"):
             def in_background() -> None:
-                if not state.write(root, pending, memo, self._warmed) or not warm:
+                if not state.write(root, pending, memo, self._warmed, mark) or not warm:
                     return
                 self._compute_everything()
-                state.write(root, pending, memo, today)
+                state.write(root, pending, memo, today, mark)
 
             if parallel.detach(in_background, root / BACKGROUND_LOCK):
                 return
         try:
-            state.write(root, pending, memo, self._warmed)
+            state.write(root, pending, memo, self._warmed, mark)
         except Exception:
             if self.verbose:
                 import traceback
@@ -256,9 +297,10 @@ class App:
         """A new App for ``day`` with this one's plugins, registry and settings, and the
         ``loaded`` parts (``"workspace"``, ``"templates"``) already loaded by this one."""
         other = App(self.workspace_option, day, self.verbose, self.use_cache,
-                    parse_cache=self._parse_cache, memo=self._memo)
-        other.problems = self.problems
-        for name in ("root", "_settings_file", "host", "registry", *loaded):
+                    parse_cache=self._parse_cache, memo=self._memo,
+                    workspace_plugins=self.workspace_plugins)
+        other.problems, other._printed = self.problems, self._printed
+        for name in ("root", "_settings_file", "base_host", "host", "registry", *loaded):
             if name in self.__dict__:
                 other.__dict__[name] = self.__dict__[name]
         return other
@@ -440,45 +482,13 @@ class App:
         if day in (None, moment.date()) and not isinstance(day, dt.datetime) \
                 and self.today == moment.date():
             data["date"] = moment
+            return True
+        return False
 
     def record_customer(self, customer_id: str, data: dict[str, Any],
                         dry_run: bool = False) -> str:
         """Write ``customers/<customer_id>.yaml`` like :meth:`record_interaction`."""
         return write_customer(self.workspace, customer_id, dict(data), dry_run=dry_run)
-
-    def owned_by(self, owner: str | None = None, mine: bool = False) -> frozenset[str] | None:
-        """The ids of the customers ``owner`` looks after (a team member's name or email,
-        docs/team.md), or with ``mine`` those of :attr:`user`; ``None`` when neither is
-        asked for.  A name that is not in the team (or, without a team, no customer's
-        owner) is a :class:`~crmkit.CrmkitError`, never an empty list."""
-        if owner and mine:
-            raise CrmkitError("use either --owner or --mine, not both")
-        if not owner and not mine:
-            return None
-        who = owner or self.user
-        me = (f"you are {who!r} (git config user.name, or $CRMKIT_USER), who is"
-              if mine else f"--owner {who!r} is")
-        settings = self.workspace.settings
-        customers = self.workspace.customers.values()
-        if settings.team:
-            member = settings.member(who)
-            if member is None:
-                names = [m.name for m in settings.team]
-                hint = did_you_mean(who.casefold(), {n.casefold(): n for n in names})
-                for name in names:  # the suggestion as the team writes it
-                    hint = hint.replace(repr(name.casefold()), repr(name))
-                raise CrmkitError(f"{me} not in the team{hint}; the "
-                                  f"team (crmkit.yaml): {', '.join(names)}")
-            return frozenset(c.id for c in customers
-                             if c.owner and settings.member(c.owner) == member)
-        owners = {c.owner for c in customers if c.owner}
-        key = " ".join(who.split()).casefold()
-        found = frozenset(c.id for c in customers if c.owner and c.owner.casefold() == key)
-        if not found:
-            raise CrmkitError(f"{me} no customer's owner{did_you_mean(who, owners)}"
-                              f"{'; owners: ' + ', '.join(sorted(owners)) if owners else ''}"
-                              " (list the team in crmkit.yaml: docs/team.md)")
-        return found
 
     def write_output(self, path: str | Path, data: str | bytes) -> Path:
         """Replace a generated file (``path`` relative to the output folder, or absolute)
@@ -550,8 +560,6 @@ class App:
         return target
 
     def build(self) -> list[Path]:
-            return True
-        return False
         """Let every plugin write its generated files (``crmkit_build``); nothing at all
         when the output folder cannot be written (:meth:`Workspace.output_dir`)."""
         self.workspace.output_dir  # noqa: B018  (raises, naming `output` in crmkit.yaml)
@@ -579,13 +587,31 @@ class App:
     def warn_about_problems(self) -> None:
         """For commands other than ``check``: say once that the workspace has errors, and
         print what plugins reported during this run (on stderr)."""
-        problems = list(dict.fromkeys(self.problems))
         errors = self.workspace.errors
         if errors:
             click.echo(f"warning: the workspace has {len(errors)} error(s); "
                        "run 'crmkit check' to see them", err=True)
-        for problem in problems:
-            click.echo(str(problem), err=True)
+        self.report_problems()
+
+    def report_problems(self) -> bool:
+        """Print (on stderr) what plugins reported during this run and was not printed
+        yet; whether any of it is an error: a rule or hook that failed means the
+        command could not do its whole job, and it exits 1 (the CLI does this after
+        every command)."""
+        for problem in dict.fromkeys(self.problems):
+            if problem not in self._printed:
+                self._printed.add(problem)
+                click.echo(str(problem), err=True)
+        return any(problem.is_error for problem in self.problems)
+
+    def unread_folders(self) -> list[Diagnostic]:
+        """The record folders the loaded workspace could not read (a link out of the
+        workspace): every command says so, not only ``check``."""
+        if "workspace" not in self.__dict__:
+            return []
+        return [d for d in self.workspace.diagnostics
+                if d.is_error and d.location is not None and d.location.line <= 0
+                and d.location.path in RECORD_FOLDERS]
 
 
 pass_app = click.make_pass_decorator(App)

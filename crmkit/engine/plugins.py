@@ -20,6 +20,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import sysconfig
 import time
@@ -55,7 +56,6 @@ DEFAULT_PLUGINS = (
     "privacy",
     "predict",
     "pipeline",
-    "team",
 )
 STOCK_PACKAGE = "crmkit_plugins"
 
@@ -87,10 +87,13 @@ class PluginHost:
     failures: list[Diagnostic] = field(default_factory=list)
     trace: Callable[[str], None] | None = None
 
-    def call(self, hook: str, **kwargs: Any) -> tuple[list[Any], list[Diagnostic]]:
-        """Call ``hook`` on every plugin (through pluggy) and flatten the iterables they
-        return; a plugin that raises becomes a diagnostic, the others' results are kept."""
-        results, problems = self._call(hook, kwargs)
+    def call(self, hook: str, kinds: Iterable[str] | None = None, **kwargs: Any
+             ) -> tuple[list[Any], list[Diagnostic]]:
+        """Call ``hook`` on every plugin (through pluggy; with ``kinds``, only on the
+        plugins of those kinds: ``"stock"``, ``"installed"``, ``"workspace"``) and flatten
+        the iterables they return; a plugin that raises becomes a diagnostic, the others'
+        results are kept."""
+        results, problems = self._call(hook, kwargs, kinds)
         found: list[Any] = []
         for value in results or ():
             if isinstance(value, Mapping) or not isinstance(value, Iterable) \
@@ -106,9 +109,15 @@ class PluginHost:
         result, problems = self._call(hook, kwargs)
         return result, problems
 
-    def _call(self, hook: str, kwargs: dict[str, Any]) -> tuple[Any, list[Diagnostic]]:
+    def _call(self, hook: str, kwargs: dict[str, Any], kinds: Iterable[str] | None = None
+              ) -> tuple[Any, list[Diagnostic]]:
         before = len(self.failures)
         caller = getattr(self.pm.hook, hook)
+        if kinds is not None:
+            wanted = set(kinds)
+            others = [self.pm.get_plugin(p.name) for p in self.plugins
+                      if p.kind not in wanted and not p.disabled]
+            caller = self.pm.subset_hook_caller(hook, [p for p in others if p is not None])
         try:
             result = caller(**kwargs)
         except Exception as exc:  # a hook wrapper that raised: nothing else can
@@ -167,12 +176,43 @@ def location_in_traceback(exc: BaseException, path: Path | None = None,
     if isinstance(exc, SyntaxError) and exc.filename and (path is None or
                                                           Path(exc.filename) == path):
         return Location(_shown(exc.filename, root), exc.lineno or 0, exc.offset or 0)
+    template = _template_error_place(exc)
+    if template is not None and path is None:
+        return Location(_shown(template[0], root), template[1], 0)
     if path is None:
-        outside = [f for f in frames if not f.filename.startswith((_CORE, _STDLIB))]
+        outside = [f for f in frames if not f.filename.startswith((_CORE, _STDLIB))
+                   and not _JINJA.search(f.filename)]
         frames = outside or frames
     for frame in reversed(frames):
         if path is None or Path(frame.filename) == path:
             return Location(_shown(frame.filename, root), frame.lineno or 0, 0)
+    return None
+
+
+#: Jinja's and MarkupSafe's own frames: a failure in a template is the template's (Jinja
+#: puts the template's file and line into the traceback), not the library's.
+_JINJA = re.compile(r"[\\/](jinja2|markupsafe)[\\/]")
+
+
+def _template_error_place(exc: BaseException) -> tuple[str, int] | None:
+    """A Jinja syntax error's template file and line (it is no Python SyntaxError)."""
+    if type(exc).__module__.startswith("jinja2") and getattr(exc, "filename", None) \
+            and getattr(exc, "lineno", None):
+        return str(exc.filename), int(exc.lineno)  # type: ignore[attr-defined]
+    return None
+
+
+def template_in_traceback(exc: BaseException, root: Path | None = None
+                          ) -> Location | None:
+    """The template (``*.j2``) line where ``exc`` was raised, if it was raised in one."""
+    template = _template_error_place(exc)
+    if template is not None:
+        return Location(_shown(template[0], root), template[1], 0)
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith(".j2"):
+            return Location(_shown(frame.filename, root), frame.lineno or 0, 0)
+        if not _JINJA.search(frame.filename):
+            return None
     return None
 
 
@@ -308,17 +348,105 @@ def load_entry_point_plugins(host: PluginHost, disabled: Iterable[str]) -> None:
         _register(host, module, PluginInfo(ep.name, "installed", ep.value, version), None)
 
 
+def workspace_plugin_files(root: Path) -> list[Path]:
+    """The workspace's ``plugins/*.py`` that would be loaded (not those starting with
+    ``_``), by name."""
+    folder = root / LOCAL_PLUGIN_DIR
+    try:
+        return sorted(p for p in folder.glob("*.py") if not p.name.startswith("_"))
+    except OSError:
+        return []
+
+
+# --- trust: whose workspace plugins run ---------------------------------------------------
+#
+# A workspace's plugins/*.py is code.  A cloned repository is somebody else's, so, like
+# git's safe.directory, its plugins run only in a workspace the user trusts: one made
+# with ``crmkit init``, one named with ``crmkit trust``, or any with
+# CRMKIT_TRUST_WORKSPACE=1 (CI, where the checkout is the job's own).
+
+TRUST_VARIABLE = "CRMKIT_TRUST_WORKSPACE"
+TRUST_FILE_VARIABLE = "CRMKIT_TRUST_FILE"
+
+
+def trust_file() -> Path:
+    """``$CRMKIT_TRUST_FILE``, else ``$XDG_CONFIG_HOME/crmkit/trusted`` (else
+    ``~/.config/crmkit/trusted``): one absolute workspace path a line (``*`` trusts
+    every workspace), outside any workspace so that no repository can trust itself."""
+    configured = os.environ.get(TRUST_FILE_VARIABLE)
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"),
+                                                            ".config")
+    return Path(base) / "crmkit" / "trusted"
+
+
+def _trusted_lines() -> list[str]:
+    try:
+        text = trust_file().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _same_folder(a: str | Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def is_trusted(root: Path) -> bool:
+    """Whether the workspace's own plugins may run: ``$CRMKIT_TRUST_WORKSPACE`` says
+    so, or :func:`trust_file` lists the folder (or ``*``)."""
+    if os.environ.get(TRUST_VARIABLE, "").strip().lower() not in ("", "0", "false", "no"):
+        return True
+    return any(line == "*" or _same_folder(line, root) for line in _trusted_lines())
+
+
+def trust(root: Path) -> bool:
+    """Add ``root`` (absolute, resolved) to :func:`trust_file`; ``False`` if it was
+    listed already.  Raises :class:`OSError` if the file cannot be written."""
+    from ..loading.atomic import replace
+
+    lines = _trusted_lines()
+    if any(line != "*" and _same_folder(line, root) for line in lines):
+        return False
+    path = trust_file()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ("# Workspaces whose plugins/*.py crmkit runs (crmkit trust DIR adds "
+                "one)\n")
+    if text and not text.endswith("\n"):
+        text += "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace(path, text + str(root.resolve()) + "\n")
+    return True
+
+
+def may_define_command(root: Path, name: str) -> bool:
+    """Whether a workspace plugin may add the command ``name``: its name (or the
+    function name click derives it from) appears in a ``plugins/*.py``.  A mistyped
+    command is refused without running any workspace code."""
+    spellings = {name, name.replace("-", "_")}
+    for path in workspace_plugin_files(root):
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if any(spelling in text for spelling in spellings):
+            return True
+    return False
+
+
 def load_workspace_plugins(host: PluginHost, root: Path, disabled: Iterable[str]) -> None:
     """Import each ``plugins/*.py`` of the workspace by path, named by its file stem."""
-    folder = root / LOCAL_PLUGIN_DIR
-    if not folder.is_dir():
-        return
     blocked = set(disabled)
-    for path in sorted(folder.glob("*.py")):
+    for path in workspace_plugin_files(root):
         name = path.stem
         rel = path.relative_to(root).as_posix()
-        if name.startswith("_"):
-            continue
         if name in blocked:
             host.plugins.append(PluginInfo(name, "workspace", rel, None, disabled=True))
             continue
@@ -346,24 +474,40 @@ def load_workspace_plugins(host: PluginHost, root: Path, disabled: Iterable[str]
         _register(host, module, PluginInfo(name, "workspace", rel, None), Location(rel))
 
 
-def load_plugins(root: Path | None, disabled: Iterable[str] = ()) -> PluginHost:
-    """Load every enabled plugin: crmkit's own, installed entry points, then the
-    workspace's own."""
+def load_plugins(root: Path | None, disabled: Iterable[str] = (), *,
+                 workspace: bool = True) -> PluginHost:
+    """Load every enabled plugin: crmkit's own, installed entry points, then (unless
+    ``workspace`` is false: see :func:`add_workspace_plugins`) the workspace's own."""
     disabled = tuple(disabled)
     host = PluginHost(new_plugin_manager(), root=root)
     if os.environ.get(TRACE_VARIABLE, "").strip() not in ("", "0"):
         host.trace = lambda line: print(f"[plugins] {line}", file=sys.stderr)
     load_default_plugins(host, disabled)
     load_entry_point_plugins(host, disabled)
-    if root is not None:
+    if workspace:
+        add_workspace_plugins(host, root, disabled)
+    return host
+
+
+def add_workspace_plugins(host: PluginHost, root: Path | None, disabled: Iterable[str],
+                          load: bool = True) -> None:
+    """Load the workspace's ``plugins/*.py`` into ``host`` (when ``load``; otherwise
+    they are listed as not loaded), then warn about ``disable_plugins`` names that
+    no plugin has."""
+    disabled = tuple(disabled)
+    if root is not None and load:
         load_workspace_plugins(host, root, disabled)
+    elif root is not None:
+        for path in workspace_plugin_files(root):
+            host.plugins.append(PluginInfo(path.stem, "workspace",
+                                           path.relative_to(root).as_posix(), None,
+                                           disabled=True))
     known = {p.name for p in host.plugins}
     for name in disabled:
         if name not in known:
             host.diagnostics.append(Diagnostic.warning(
                 f"disable_plugins names {name!r}, but no such plugin is installed"
                 f"{_did_you_mean(name, known)}", Location("crmkit.yaml")))
-    return host
 
 
 def _did_you_mean(name: str, known: Iterable[str]) -> str:

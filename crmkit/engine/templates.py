@@ -3,8 +3,10 @@
 Templates are looked up by name, so a workspace overrides a shipped template
 by putting a file of the same name in ``templates/``.  HTML and XML templates
 escape every value automatically (customer data can contain anything).
-Report sections are rendered here, so that the core decides what text to reuse
-(:mod:`crmkit.incremental.render`): only sections declared ``pure``.
+Every template renders in Jinja's sandbox (templates are data a cloned workspace
+brings along, not code).  Report sections are rendered here, so that the core
+decides what text to reuse (:mod:`crmkit.incremental.render`): only sections
+declared ``pure``.
 """
 
 from __future__ import annotations
@@ -82,9 +84,13 @@ def template_environment(root: Path | None, host: PluginHost
                          ) -> tuple[jinja2.Environment, list[Diagnostic]]:
     """A Jinja environment with the template search path and the plugins' functions."""
     import jinja2  # imported lazily: most commands never render a template
+    from jinja2.sandbox import SandboxedEnvironment
 
     folders, problems = template_folders(root, host)
-    env = jinja2.Environment(
+    # Sandboxed: a workspace's templates/ come with a cloned repository, and a template
+    # must not reach Python's internals (``''.__class__.__mro__``, ``os.popen``): an
+    # unsafe attribute or call is a SecurityError at the template's line.
+    env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader([str(f) for f in folders]),
         autoescape=_escapes,
         undefined=jinja2.StrictUndefined,

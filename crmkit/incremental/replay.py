@@ -123,8 +123,10 @@ def replay_key(root: Path, argv: list[str], today: str, output_folder: str
     digest = hashlib.blake2b(digest_size=20)
     environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("CRMKIT_"))
     streams = [(_isatty(s), getattr(s, "encoding", None)) for s in (sys.stdout, sys.stderr)]
+    from ..engine.plugins import is_trusted  # its plugins may run or not: other output
+
     digest.update(repr((__version__, sys.version, str(root), argv, today, streams,
-                        environment)).encode())
+                        environment, is_trusted(root))).encode())
     digest.update(b"".join(code_files()))
     newest, listing = walk(root, frozenset({output_folder.strip("/").split("/")[0]}), digest,
                            RECORD_FOLDERS)

@@ -114,13 +114,15 @@ class Kept:
     warmed: dt.date | None = None
 
 
-def fingerprint(root: Path) -> str:
-    """A digest of what shapes the rules' results besides the records."""
+def fingerprint(root: Path, plugins: str = "") -> str:
+    """A digest of what shapes the rules' results besides the records (``plugins``: which
+    of the workspace's plugins run, see ``App.host``)."""
     from .replay import code_files
 
     digest = hashlib.blake2b(digest_size=20)
     environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("CRMKIT_"))
-    digest.update(repr((FORMAT, __version__, sys.version, str(root), environment)).encode())
+    digest.update(repr((FORMAT, __version__, sys.version, str(root), environment,
+                        plugins)).encode())
     digest.update(b"".join(code_files()))
     try:
         digest.update((root / "crmkit.yaml").read_bytes())
@@ -148,14 +150,14 @@ def _digest_folder(digest: Any, folder: Path) -> None:
                 digest.update(b"\0unreadable")
 
 
-def read(root: Path) -> Kept:
+def read(root: Path, plugins: str = "") -> Kept:
     """What the last run kept (nothing, if it is unusable)."""
     stored = read_kept(root) or {}
     files = stored.get("files")
     if not isinstance(files, Files):
         return Kept(None, None)
     rules = stored.get("rules")
-    if not (isinstance(rules, tuple) and len(rules) == 3 and rules[0] == fingerprint(root)
+    if not (isinstance(rules, tuple) and len(rules) == 3 and rules[0] == fingerprint(root, plugins)
             and rules[1] is not None):
         return Kept(files, None)
     try:
@@ -171,8 +173,8 @@ def files_folder(root: Path) -> Path:
     return root / CACHE_DIR
 
 
-def write(root: Path, pending: Pending, memo: Memo | None, warmed: dt.date | None = None
-          ) -> bool:
+def write(root: Path, pending: Pending, memo: Memo | None, warmed: dt.date | None = None,
+          plugins: str = "") -> bool:
     """Keep ``pending`` and what ``memo`` holds for the next run: new blobs are appended
     to the blob file, then the (small) state file is replaced.  ``warmed``: the day
     every rule was computed for, if so."""
@@ -192,7 +194,7 @@ def write(root: Path, pending: Pending, memo: Memo | None, warmed: dt.date | Non
         if compacted is not None:
             store = compacted
             files.blobs = store.name
-        rules = (fingerprint(root), kept, warmed) if kept is not None else None
+        rules = (fingerprint(root, plugins), kept, warmed) if kept is not None else None
         if not write_kept(root, {"files": files, "rules": rules}):
             return False
     if compacted is not None:
