@@ -446,6 +446,40 @@ class App:
                 name = "unknown"
         return " ".join(name.split())[:100]
 
+    def owned_by(self, owner: str | None = None, mine: bool = False) -> frozenset[str] | None:
+        """The ids of the customers ``owner`` looks after (a team member's name or email,
+        docs/team.md), or with ``mine`` those of :attr:`user`; ``None`` when neither is
+        asked for.  A name that is not in the team (or, without a team, no customer's
+        owner) is a :class:`~crmkit.CrmkitError`, never an empty list."""
+        if owner and mine:
+            raise CrmkitError("use either --owner or --mine, not both")
+        if not owner and not mine:
+            return None
+        who = owner or self.user
+        me = (f"you are {who!r} (git config user.name, or $CRMKIT_USER), who is"
+              if mine else f"--owner {who!r} is")
+        settings = self.workspace.settings
+        customers = self.workspace.customers.values()
+        if settings.team:
+            member = settings.member(who)
+            if member is None:
+                names = [m.name for m in settings.team]
+                hint = did_you_mean(who.casefold(), {n.casefold(): n for n in names})
+                for name in names:  # the suggestion as the team writes it
+                    hint = hint.replace(repr(name.casefold()), repr(name))
+                raise CrmkitError(f"{me} not in the team{hint}; the "
+                                  f"team (crmkit.yaml): {', '.join(names)}")
+            return frozenset(c.id for c in customers
+                             if c.owner and settings.member(c.owner) == member)
+        owners = {c.owner for c in customers if c.owner}
+        key = " ".join(who.split()).casefold()
+        found = frozenset(c.id for c in customers if c.owner and c.owner.casefold() == key)
+        if not found:
+            raise CrmkitError(f"{me} no customer's owner{did_you_mean(who, owners)}"
+                              f"{'; owners: ' + ', '.join(sorted(owners)) if owners else ''}"
+                              " (list the team in crmkit.yaml: docs/team.md)")
+        return found
+
     def interaction_types(self) -> list[str]:
         """Every interaction type files may use: the base ones, crmkit.yaml's, plugins'."""
         return sorted({*BASE_INTERACTION_TYPES, *self.workspace.settings.interaction_types,

@@ -55,6 +55,7 @@ DEFAULT_PLUGINS = (
     "people",
     "privacy",
     "predict",
+    "team",
     "pipeline",
 )
 STOCK_PACKAGE = "crmkit_plugins"
