@@ -34,6 +34,10 @@ MakeWorkspace = Callable[..., Path]
 # workspaces are trusted, as in CI, and `crmkit init` records what it creates in a list
 # of the test session's own, never in the user's (tests/test_trust.py unsets both).
 os.environ["CRMKIT_TRUST_WORKSPACE"] = "1"
+# The CLI's own messages follow the terminal's language (LANG): the tests read English.
+os.environ["LANG"] = "C.UTF-8"
+for _name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+    os.environ.pop(_name, None)
 os.environ["CRMKIT_TRUST_FILE"] = os.path.join(
     tempfile.mkdtemp(prefix="crmkit-trust-"), "trusted")
 

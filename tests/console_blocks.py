@@ -57,9 +57,12 @@ def run_command(command: str, cwd: Path) -> str:
     # a workspace's plugins run where the examples say `crmkit trust`, in a list of
     # the scratch copy's own (never the user's)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "80", "CRMKIT_WORKSPACE": "",
-           "CRMKIT_USER": "Sina Sommer", "CRMKIT_TRUST_FILE": str(cwd / ".trusted")}
+           "CRMKIT_USER": "Sina Sommer", "CRMKIT_TRUST_FILE": str(cwd / ".trusted"),
+           "LANG": "C.UTF-8"}  # the CLI's own words follow the terminal's: English here
     env.pop("CRMKIT_WORKSPACE")
     env.pop("CRMKIT_TRUST_WORKSPACE", None)
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        env.pop(name, None)
     result = subprocess.run([str(crmkit), *args[1:]], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     return result.stdout
