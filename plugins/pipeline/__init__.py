@@ -32,6 +32,15 @@ from .history import CLOSED
 NAME = "pipeline"
 RULE_PREFIX = "_lead_rule_"
 
+
+def N_(message: str) -> str:
+    """Marks a text for translation (``pybabel extract``); translated when shown."""
+    return message
+
+
+#: The funnel's steps, as the dashboard shows them (translated there).
+FUNNEL_STEPS = (N_("lead"), N_("qualified"), N_("offer"), N_("won"))
+
 SOURCES_EXAMPLE = """\
 sources:
   known: [website, ad, instagram, fair, referral]
@@ -193,10 +202,13 @@ def stale_deal(c: CustomerView) -> Iterator[crmkit.Due]:
     if last is None:
         return
     due = last + dt.timedelta(days=c.options.days)
+    t = crmkit.translations(c.settings.locale)
     for deal in open_deals:
         yield crmkit.Due(
-            due, f"Deal '{deal.title}' has gone quiet: get in touch with {c.customer.name}",
-            f"no contact since {last.isoformat()} ({deal.stage})",
+            due, t.gettext("Deal '%(deal)s' has gone quiet: get in touch with %(name)s")
+            % {"deal": deal.title, "name": c.customer.name},
+            t.gettext("no contact since %(day)s (%(stage)s)")
+            % {"day": t.date(last, "medium"), "stage": t.word(deal.stage)},
             occasion=crmkit.slugify(deal.id) or "deal",
             details={"deal": deal.id, "title": deal.title, "stage": deal.stage,
                      "last_contact": last})
@@ -296,13 +308,13 @@ def _board(app: crmkit.App) -> dict[str, Any]:
 
 def _funnel(app: crmkit.App) -> dict[str, Any]:
     period = app.workspace.settings.options(NAME).period_days
-    return {"funnel": funnel(app), "period_days": period}
+    return {"funnel_steps": funnel(app), "period_days": period}
 
 
 PIPELINE_SECTIONS = (
-    ("pipeline_summary", "Pipeline"),
-    ("pipeline_board", "Board by stage"),
-    ("pipeline_forecast", "Forecast, won and lost"),
+    ("pipeline_summary", N_("Pipeline")),
+    ("pipeline_board", N_("Board by stage")),
+    ("pipeline_forecast", N_("Forecast, won and lost")),
 )
 
 
@@ -332,11 +344,12 @@ def crmkit_register(register: Any, settings: Any) -> None:
                    description="cold, warm or qualified by lead_score (leads only)"))
     register(crmkit.ReminderKind("stale_deal", stale_deal,
                                  "an open deal without contact for 'days' days",
-                                 priority=2, options={"days": Option(30, minimum=1)}))
+                                 priority=2, title=N_("Deals gone quiet"),
+                                 options={"days": Option(30, minimum=1)}))
     for order, (name, title) in enumerate(PIPELINE_SECTIONS):
         register(ReportSection("pipeline", name, title, f"reports/sections/{name}", _board,
                                order=10 * (order + 1)))
-    register(ReportSection("dashboard", "funnel", "Funnel: lead to won",
+    register(ReportSection("dashboard", "funnel", N_("Funnel: lead to won"),
                            "reports/sections/funnel", _funnel, order=85))
 
 
