@@ -9,7 +9,6 @@ from crmkit_plugins.predict.model import (
     GammaGamma,
     History,
     clv_all,
-    crossing_week,
     fit_bgnbd,
     fit_gamma_gamma,
     forecast,
@@ -107,14 +106,6 @@ def test_clv_grows_with_the_horizon_and_shrinks_with_discounting():
     assert one_year < rate * 50
 
 
-def test_crossing_week_is_where_p_alive_falls_below_the_threshold():
-    h = History("c", 2, 10.0, 60.0, None)
-    week = crossing_week(PAPER, h, 0.5)
-    assert week is not None and 10 < week < 60
-    assert PAPER.p_alive(2, 10, week) == pytest.approx(0.5, abs=1e-9)
-    assert crossing_week(PAPER, History("c", 2, 59.0, 60.0, None), 0.2) is None
-
-
 def test_too_little_history_is_a_clear_message_not_a_crash():
     result = forecast([History("a", 0, 0, 10, None), History("b", 1, 2, 10, 5.0)])
     assert result.predictions == {} and not result.trustworthy
@@ -154,7 +145,7 @@ def simulated_workspace(make_workspace, n=120):
     return make_workspace(files)
 
 
-def test_segments_use_p_alive_when_the_fit_is_trustworthy(make_workspace, run):
+def test_segments_use_the_churn_risk_when_the_fit_is_trustworthy(make_workspace, run):
     root = simulated_workspace(make_workspace)
     app = App(root, dt.date(2026, 6, 1))
     result = json.loads(run("-w", root, "--today", "2026-06-01", "predict", "--format",
@@ -163,17 +154,28 @@ def test_segments_use_p_alive_when_the_fit_is_trustworthy(make_workspace, run):
     segments = app.labels()
     modelled = [cid for cid in segments if segments[cid].get("lifecycle_basis") == "model"]
     assert len(modelled) >= 50
+    # one-time buyers too: the Pareto/NBD model lets them drop out
+    assert any(segments[cid]["rfm"][1] == "1" for cid in modelled)
+    stages = set()
     for cid in modelled:
-        labels, p_alive = segments[cid], result["customers"][cid]["p_alive"]
-        expected = "lost" if p_alive < 0.2 else "at_risk" if p_alive < 0.5 else "active"
-        assert labels["lifecycle"] in (expected, "new"), (cid, p_alive, labels)
-        assert labels["p_alive"] == pytest.approx(p_alive, abs=1e-3)
+        labels, predicted = segments[cid], result["customers"][cid]
+        risk = predicted["churn_risk"]
+        expected = "lost" if risk >= 0.95 else "at_risk" if risk >= 0.8 else "active"
+        assert labels["lifecycle"] in (expected, "new"), (cid, risk, labels)
+        stages.add(labels["lifecycle"])
+        assert labels["churn_risk"] == pytest.approx(risk, abs=1e-3)
+        assert labels["p_alive"] == pytest.approx(predicted["p_alive"], abs=1e-3)
+        percent = int(labels["churn_reason"].split("; ")[-1].split(" %")[0])
+        assert abs(percent - 100 * (1 - risk)) <= 0.5 + 1e-3  # rounded from 4 digits
+        assert labels["churn_reason"].endswith(
+            f" % chance to buy in the next {predicted['churn_horizon_days']} days")
+    assert {"active", "at_risk", "lost"} <= stages
     table = run("-w", root, "--today", "2026-06-01", "segments")
-    assert "lifecycle: from P(alive) of the fitted BG/NBD model" in table.stderr
+    assert "lifecycle: from the churn risk of the fitted Pareto/NBD model" in table.stderr
     dashboard = run("-w", root, "--today", "2026-06-01", "report", "dashboard", "--format",
                     "md", "--out", "-").stdout
-    assert "expected value of the customer base, next 365 days" in dashboard
-    assert "| customer | P(alive) | CLV | value at risk |" in dashboard
+    assert "expected over the next 365 days" in dashboard
+    assert "| customer | churn risk | value if they stay | value at risk |" in dashboard
 
 
 def test_models_are_fitted_on_the_months_before_this_one(make_workspace, run):

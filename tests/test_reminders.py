@@ -203,14 +203,19 @@ LIFECYCLE = {
 
 
 def test_at_risk_and_win_back(make_workspace):
-    # ria: gap 31 days → at risk after max(90, 47) days quiet: from 2025-02-01 + 91 days;
-    # lou: lost after max(365, 93) days: from 2023-02-01 + 366 days; 1800 revenue → worth
-    # winning back; bad: two complaints → not
-    found = sorted(reminders(make_workspace, LIFECYCLE, "2025-06-01")[0])
+    # Stages from the churn risk (docs/segments.md), here with new_days 20.  The usual
+    # gap is 31 days (ria's and lou's); as of 2025-02-25 the open spells are ria 24/31,
+    # lou 754/31, bad 786/31 and the gaps 1 and 1 (in usual gaps): at 1, 2 of 4 end, so
+    # S(u) = 1 − u/2 up to 1, then 1/2.  ria, quiet 24 days: S(114/31) / S(24/31) =
+    # 0.5 / 0.613 = 0.816 ≥ 0.8, at risk since quiet day 24 (0.5 / (1 − q/62) ≥ 0.8 from
+    # q = 23.25 on); lou: lost since quiet day 30 (0.5 / (1 − q/62) ≥ 0.95 from 29.4),
+    # 1800 revenue → worth winning back; bad: two complaints → not
+    settings = SETTINGS + "segmentation:\n  lifecycle: {new_days: 20}\n"
+    found = sorted(reminders(make_workspace, LIFECYCLE, "2025-02-25", settings)[0])
     assert [r for r in found if r[2] in ("at_risk", "win_back")] == [
-        ("2024-02-02", "lou", "win_back"), ("2025-05-03", "ria", "at_risk")]
-    called = {**LIFECYCLE, "interactions/c.yaml": "customer: ria\ndate: 2025-05-10\ntype: call\n"}
-    assert only("at_risk", make_workspace, called, "2025-06-01") == []
+        ("2023-03-03", "lou", "win_back"), ("2025-02-25", "ria", "at_risk")]
+    called = {**LIFECYCLE, "interactions/c.yaml": "customer: ria\ndate: 2025-02-25\ntype: call\n"}
+    assert only("at_risk", make_workspace, called, "2025-02-25", settings) == []
 
 
 def test_loyalty_reward_every_nth_purchase(make_workspace):

@@ -327,16 +327,21 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
         row("Complaints", derived.complaint_count)
     if labels:
         flat = []
+        sentences = []  # a label that is a sentence (churn_reason) gets a line of its own
         for key, value in labels.items():
             if isinstance(value, dict):
                 flat.extend(f"{k}" for k, v in value.items() if v is True)
             elif key.endswith("_since") or value in (None, False):
                 continue
+            elif isinstance(value, str) and " " in value:
+                sentences.append((key.replace("_", " ").capitalize(), value))
             else:
                 text = key if value is True else f"{key}={value}"
                 since = labels.get(f"{key}_since")
                 flat.append(f"{text} (since {since})" if since else text)
         row("Segments", ", ".join(flat))
+        for label, sentence in sentences:
+            row(label, sentence)
     if reminders:
         lines.append("")
         lines.append("Reminders (crmkit done ID, crmkit snooze ID --for 1w)")

@@ -11,8 +11,10 @@ core:
   fitted once a month, or when a purchase of an earlier month is entered);
 * ``_prediction`` (a label, computed with numpy for many customers at once) and
   the labels ``p_alive`` and ``clv``;
-* ``_model_lifecycle``: repeat buyers' stage from P(alive), which the segments
-  plugin reads when it is there (``prediction.use_for_segments``);
+* ``_model_risk``: every buyer's churn risk from the Pareto/NBD model (the chance
+  of no purchase within ``segmentation.lifecycle.churn_horizon_days``) and the days
+  it reached the stage thresholds, which the segments plugin reads when it is there
+  (``prediction.use_for_segments``);
 * the metrics ``expected_value``, ``value_at_risk`` and ``model_status``, a
   dashboard section and ``crmkit predict``.
 
@@ -25,7 +27,8 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import heapq
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,7 @@ from typing import Any
 import click
 
 import crmkit
-from crmkit import ConfigSection, CustomerView, Diagnostic, Label, Metric, Option, ReportSection
+from crmkit import ConfigSection, CustomerView, Label, Metric, Option, ReportSection
 
 from .model import (
     MIN_REPEAT_CUSTOMERS,
@@ -41,9 +44,10 @@ from .model import (
     Fit,
     Forecast,
     History,
-    crossing_week,
+    churn_risk_all,
     fit,
     predict,
+    risk_crossing_all,
     summarise,
 )
 
@@ -52,16 +56,12 @@ SETTINGS_EXAMPLE = """\
 prediction:
   horizon_days: 365          # CLV and expected purchases over this period
   discount_rate: 0.10        # yearly, for CLV
-  min_repeat_customers: 50   # segments use the model only with this many repeat buyers
-  at_risk_below: 0.5         # P(alive) thresholds for the lifecycle stages
-  lost_below: 0.2"""
+  min_repeat_customers: 50   # segments use the model only with this many repeat buyers"""
 OPTIONS = {
     "horizon_days": Option(365, "CLV and expected purchases over this many days.", minimum=1),
     "discount_rate": Option(0.10, "Yearly, for CLV.", minimum=0, maximum=1),
     "min_repeat_customers": Option(MIN_REPEAT_CUSTOMERS, "Segments use the model from this "
                                    "many customers with repeat purchases on.", minimum=2),
-    "at_risk_below": Option(0.5, "At risk below this P(alive).", minimum=0, maximum=1),
-    "lost_below": Option(0.2, "Lost below this P(alive).", minimum=0, maximum=1),
     "use_for_segments": Option(True, "Whether lifecycle stages come from the model."),
 }
 
@@ -136,32 +136,77 @@ def _as_dict(p: Any) -> dict[str, float]:
 
 def trustworthy(fitted: Fit, options: Any) -> bool:
     return (fitted.problem is None and fitted.bgnbd is not None and fitted.bgnbd.converged
+            and fitted.pareto is not None and fitted.pareto.converged
             and fitted.repeat_customers >= options.min_repeat_customers)
 
 
-def model_lifecycle(c: CustomerView) -> tuple[str, dt.date | None] | None:
-    """A repeat buyer's stage from P(alive) and the day it fell below the threshold,
-    when the fit is trustworthy and ``use_for_segments`` is on; else ``None``."""
-    options = c.options
-    fitted: Fit = c.metrics["_purchase_model"]
-    if not options.use_for_segments or not trustworthy(fitted, options):
-        return None
-    history = c.labels["_purchases"][0]
-    if history is None or history.x == 0:
-        return None
-    model = fitted.bgnbd
-    assert model is not None
-    first = c.today - dt.timedelta(days=round(history.T * 7))
-    for stage, threshold in (("lost", options.lost_below), ("at_risk", options.at_risk_below)):
-        week = crossing_week(model, history, threshold)
-        if week is not None:
-            return stage, first + dt.timedelta(days=round(week * 7))
-    return "active", None
+def risk_horizons(fitted: Fit, days: int, rhythm_gaps: int, x, t_x):
+    """Each customer's churn horizon (days): ``days``, but at least their usual gap
+    between purchases (their own with ``rhythm_gaps`` repeats or more, else the
+    workspace's), so that a customer who buys once a year is not at risk a week after
+    buying for having a small chance to buy in the next 90 days."""
+    import numpy as np
+
+    usual = fitted.usual_gap_days or 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        own = np.where(x >= rhythm_gaps, 7 * t_x / np.maximum(x, 1), usual)
+    return np.maximum(days, np.round(own))
+
+
+def model_risks(customers: list[CustomerView]) -> list[dict[str, Any] | None]:
+    """Every buyer's churn risk (Pareto/NBD, numpy for all at once), the days it reached
+    the stage thresholds and the reason in words; ``None`` without purchases or when
+    the segments do not use the model (``model_status``)."""
+    if not customers:
+        return []
+    first = customers[0]
+    fitted: Fit = first.metrics["_purchase_model"]
+    if first.metrics["model_status"] is not None or fitted.pareto is None:
+        return [None] * len(customers)
+    import numpy as np
+
+    options = first.options  # segmentation.lifecycle's (read when the segments are there)
+    days = options.get("churn_horizon_days", 90)
+    at_risk, lost = options.get("at_risk_above", 0.8), options.get("lost_above", 0.95)
+    rhythm_gaps = options.get("rhythm_min_gaps", 3)
+    found = [(n, h) for n, c in enumerate(customers)
+             if (h := c.labels["_purchases"][0]) is not None]
+    result: list[dict[str, Any] | None] = [None] * len(customers)
+    if not found:
+        return result
+    x = np.array([h.x for _, h in found], dtype=float)
+    t_x = np.array([h.t_x for _, h in found])
+    T = np.array([h.T for _, h in found])
+    horizons = risk_horizons(fitted, days, rhythm_gaps, x, t_x)
+    weeks = horizons / 7
+    risks = churn_risk_all(fitted.pareto, weeks, x, t_x, T)
+    crossings = {name: risk_crossing_all(fitted.pareto, weeks, x, t_x, T, threshold)
+                 for name, threshold in (("at_risk", at_risk), ("lost", lost))}
+    for k, (n, h) in enumerate(found):
+        today = customers[n].today
+        start = today - dt.timedelta(days=round(h.T * 7))
+        since = {name: None if np.isnan(week[k]) else
+                 (start + dt.timedelta(days=math.ceil(week[k] * 7 - 1e-9))).isoformat()
+                 for name, week in crossings.items()}
+        quiet = round((h.T - h.t_x) * 7)
+        if h.x + 1 == 1:
+            usual = "one purchase so far"
+        elif h.x >= rhythm_gaps:
+            usual = f"usually every {round(h.t_x * 7 / h.x)} days"
+        else:
+            usual = f"{h.x + 1} purchases so far"
+        risk, horizon = float(risks[k]), int(horizons[k])
+        result[n] = {
+            "risk": risk, "horizon_days": horizon, "at_risk_since": since["at_risk"],
+            "lost_since": since["lost"], "basis": "model",
+            "reason": f"no purchase for {quiet} days; {usual}; {round(100 * (1 - risk))} % "
+                      f"chance to buy in the next {horizon} days"}
+    return result
 
 
 def _rounded(field: str, digits: int) -> Any:
     def label(c: CustomerView) -> float | None:
-        if c.labels["_model_lifecycle"] is None:
+        if c.labels["_model_risk"] is None:
             return None  # shown where the model decides the stage
         prediction = c.labels["_prediction"]
         return round(prediction[field], digits) if prediction else None
@@ -179,6 +224,8 @@ def model_status(population: Any) -> str | None:
         return (f"{fitted.repeat_customers} customers with repeat purchases, the model needs "
                 f"{options.min_repeat_customers}")
     if not trustworthy(fitted, options):
+        if fitted.problem is None and fitted.pareto is not None:
+            return "the churn model (Pareto/NBD) found no stable fit"
         return fitted.problem or "no trustworthy fit"
     return None
 
@@ -195,19 +242,30 @@ def expected_value(parts: Mapping[str, Any], scope: Any) -> Decimal | None:
     return Decimal(f"{sum(p[1]['clv'] for p in found):.2f}")
 
 
+def _at_stake(c: CustomerView) -> tuple[str, float, float] | None:
+    """The customer's name, what they are worth if they stay (CLV / P(alive) where the
+    model decides their stage, else their revenue of the last 12 months) and their
+    churn risk; ``None`` without a churn risk."""
+    risk = c.labels.get("churn_risk")
+    if risk is None:
+        return None
+    prediction = c.labels["_prediction"] if c.labels["_model_risk"] is not None else None
+    if prediction is not None and prediction["p_alive"] > 0:
+        worth = prediction["clv"] / prediction["p_alive"]
+    else:
+        worth = float(c.derived.revenue_12m)
+    return c.customer.name, worth, risk
+
+
 def value_at_risk(parts: Mapping[str, Any], scope: Any, top: int = 10) -> list[dict[str, Any]]:
-    """Customers whose value if they stayed (CLV / P(alive)) is most in doubt:
-    value at risk = CLV / P(alive) × (1 − P(alive))."""
-    candidates = []
-    for cid, found in parts.items():
-        if found is None:
-            continue
-        name, p = found
-        if 0 < p["p_alive"] < 0.999:
-            candidates.append((-p["clv"] / p["p_alive"] * (1 - p["p_alive"]), cid, name, p))
-    ranked = heapq.nsmallest(top, candidates)
-    return [{"customer": cid, "name": name, "p_alive": p["p_alive"], "clv": p["clv"],
-             "value_at_risk": -minus_at_stake} for minus_at_stake, cid, name, p in ranked]
+    """The customers with the most value at risk: what they are worth if they stay
+    × their churn risk (the chance of no purchase within the churn horizon)."""
+    candidates = [(-worth * risk, cid, name, worth, risk)
+                  for cid, found in parts.items() if found is not None
+                  for name, worth, risk in (found,) if worth > 0 and risk > 0]
+    return [{"customer": cid, "name": name, "churn_risk": risk, "worth": round(worth, 2),
+             "value_at_risk": round(-minus, 2)}
+            for minus, cid, name, worth, risk in heapq.nsmallest(top, candidates)]
 
 
 def N_(message: str) -> str:
@@ -256,33 +314,25 @@ def crmkit_register(register: Any) -> None:
                     reads=("_purchases",), settings=NAME))
     register(Label("_prediction", predictions, many=True,
                    reads=("_purchase_model", "_purchases"), settings=NAME))
-    register(Label("_model_lifecycle", model_lifecycle,
-                   reads=("_purchase_model", "_purchases"), settings=NAME))
-    register(Label("p_alive", _rounded("p_alive", 3), reads=("_prediction", "_model_lifecycle"),
+    register(Label("_model_risk", model_risks, many=True,
+                   reads=("_purchase_model", "_purchases", "model_status"),
+                   settings="segmentation.lifecycle"))
+    register(Label("p_alive", _rounded("p_alive", 3), reads=("_prediction", "_model_risk"),
                    description="the probability that the customer still buys (BG/NBD)"))
-    register(Label("clv", _rounded("clv", 2), reads=("_prediction", "_model_lifecycle"),
+    register(Label("clv", _rounded("clv", 2), reads=("_prediction", "_model_risk"),
                    description="expected value over the horizon"))
     register(Metric("model_status", "Why the segments use the heuristic",
                     over_all=model_status, reads=("_purchase_model",), settings=NAME))
     register(Metric("expected_value", N_("Expected value of the customer base"), _predicted,
                     across=expected_value, reads=("_prediction",), unit="currency",
                     description=N_("BG/NBD and Gamma-Gamma fitted on the purchase history")))
-    register(Metric("value_at_risk", N_("Highest value at risk"), _predicted,
-                    across=value_at_risk, reads=("_prediction",), unit="currency",
-                    description=N_("CLV if they stay × (1 − P(alive))")))
+    register(Metric("value_at_risk", N_("Highest value at risk"), _at_stake,
+                    across=value_at_risk,
+                    reads=("_prediction", "_model_risk", "churn_risk?"), unit="currency",
+                    description=N_("value if they stay × churn risk")))
     register(ReportSection("dashboard", "prediction", N_("Prediction"),
                            "reports/sections/prediction", _section_context, order=95,
                            pure=True))
-
-
-@crmkit.hookimpl
-def crmkit_validate(workspace: crmkit.Workspace) -> Iterator[Diagnostic]:
-    values = workspace.settings.options(NAME)
-    if values and values.lost_below > values.at_risk_below:
-        raw = workspace.settings.section(NAME)
-        line, col = getattr(raw, "marks", {}).get("lost_below", (0, 0))
-        yield Diagnostic.error("'prediction.lost_below' must not be above 'at_risk_below'",
-                               crmkit.Location("crmkit.yaml", line, col), source="predict")
 
 
 @crmkit.hookimpl
@@ -303,10 +353,24 @@ def forecast_of(app: crmkit.App, horizon: int | None) -> Forecast:
     result = Forecast(fitted.bgnbd, fitted.gamma_gamma, horizon_days=horizon,
                       discount_rate=options.discount_rate,
                       repeat_customers=fitted.repeat_customers, problem=fitted.problem,
-                      min_repeat_customers=options.min_repeat_customers)
+                      min_repeat_customers=options.min_repeat_customers,
+                      pareto=fitted.pareto)
     if fitted.usable:
         histories = [h for c in app.customers() if (h := summary_today(c)) is not None]
         result.predictions = predict(fitted, histories, horizon, options.discount_rate)
+        if fitted.pareto is not None and histories:
+            import numpy as np
+
+            lifecycle = app.workspace.settings.options("segmentation.lifecycle") or {}
+            x = np.array([h.x for h in histories], dtype=float)
+            t_x = np.array([h.t_x for h in histories])
+            days = lifecycle.get("churn_horizon_days", 90)
+            horizons = risk_horizons(fitted, days, lifecycle.get("rhythm_min_gaps", 3), x, t_x)
+            risks = churn_risk_all(fitted.pareto, horizons / 7, x, t_x,
+                                   np.array([h.T for h in histories]))
+            result.risk_horizon_days = days
+            result.churn_risks = {h.customer: (float(r), int(d)) for h, r, d in zip(
+                histories, risks, horizons, strict=True)}
     return result
 
 
@@ -321,6 +385,11 @@ def forecast_json(result: Forecast) -> dict[str, Any]:
             "r": model.r, "alpha": model.alpha, "a": model.a, "b": model.b,
             "log_likelihood": model.log_likelihood, "customers": model.customers,
             "converged": model.converged},
+        "pareto_nbd": None if result.pareto is None or not fitted else {
+            "r": result.pareto.r, "alpha": result.pareto.alpha, "s": result.pareto.s,
+            "beta": result.pareto.beta, "log_likelihood": result.pareto.log_likelihood,
+            "customers": result.pareto.customers, "converged": result.pareto.converged},
+        "churn_horizon_days": result.risk_horizon_days if fitted else None,
         "gamma_gamma": None if spend is None else {
             "p": spend.p, "q": spend.q, "gamma": spend.gamma,
             "log_likelihood": spend.log_likelihood, "customers": spend.customers,
@@ -328,7 +397,11 @@ def forecast_json(result: Forecast) -> dict[str, Any]:
         "customers": {cid: {"p_alive": round(p.p_alive, 4),
                             "expected_purchases": round(p.expected_purchases, 3),
                             "expected_spend": round(p.expected_spend, 2),
-                            "clv": round(p.clv, 2)}
+                            "clv": round(p.clv, 2),
+                            "churn_risk": round(result.churn_risks[cid][0], 4)
+                            if cid in result.churn_risks else None,
+                            "churn_horizon_days": result.churn_risks[cid][1]
+                            if cid in result.churn_risks else None}
                       for cid, p in sorted(result.predictions.items())},
     }
 

@@ -242,10 +242,15 @@ class Forecast:
     problem: str | None = None
 
     min_repeat_customers: int = MIN_REPEAT_CUSTOMERS
+    pareto: ParetoNbd | None = None
+    #: P(no purchase within the churn horizon) and that horizon (days) per customer.
+    churn_risks: dict[str, tuple[float, int]] = field(default_factory=dict)
+    risk_horizon_days: int = 90
 
     @property
     def trustworthy(self) -> bool:
         return (self.problem is None and self.bgnbd is not None and self.bgnbd.converged
+                and self.pareto is not None and self.pareto.converged
                 and self.repeat_customers >= self.min_repeat_customers)
 
 
@@ -293,6 +298,10 @@ class Fit:
     repeat_customers: int = 0
     min_repeat_customers: int = MIN_REPEAT_CUSTOMERS
     problem: str | None = None
+    #: The churn model (Pareto/NBD), fitted on the same histories when BG/NBD converged.
+    pareto: ParetoNbd | None = None
+    #: The median of the repeat buyers' mean gaps between purchases, in days.
+    usual_gap_days: float | None = None
 
     @property
     def usable(self) -> bool:
@@ -303,8 +312,10 @@ def fit(histories: Sequence[History], min_repeat_customers: int = MIN_REPEAT_CUS
         ) -> Fit:
     """Fit both models; a clear ``problem`` instead of nonsense."""
     repeat = sum(1 for h in histories if h.x > 0)
+    gaps = sorted(7 * h.t_x / h.x for h in histories if h.x > 0)
+    usual = (gaps[len(gaps) // 2] + gaps[(len(gaps) - 1) // 2]) / 2 if gaps else None
     base = Fit(None, None, customers=len(histories), repeat_customers=repeat,
-               min_repeat_customers=min_repeat_customers)
+               min_repeat_customers=min_repeat_customers, usual_gap_days=usual)
     if repeat < min(MIN_TO_FIT, min_repeat_customers):
         return replace(base, problem=(
             f"too little history to fit: {len(histories)} customers with purchases, "
@@ -317,9 +328,10 @@ def fit(histories: Sequence[History], min_repeat_customers: int = MIN_REPEAT_CUS
             f"purchases ({repeat} with repeat purchases); it needs more, and more varied, "
             "purchase history"))
     spend_model = fit_gamma_gamma(histories)
+    churn_model = fit_pareto(histories)
     repeat_values = [h.m_x for h in histories if h.m_x]
     fallback = sum(repeat_values) / len(repeat_values) if repeat_values else 0.0
-    return replace(base, bgnbd=model, gamma_gamma=spend_model,
+    return replace(base, bgnbd=model, gamma_gamma=spend_model, pareto=churn_model,
                    population_spend=spend_model.mean if spend_model.converged else fallback,
                    problem=None if repeat >= min_repeat_customers else (
                        f"indicative only: {repeat} customers with repeat purchases, "
@@ -363,15 +375,117 @@ def forecast(histories: Sequence[History], horizon_days: int = 365,
     return result
 
 
-def crossing_week(model: BgNbd, h: History, threshold: float) -> float | None:
-    """The age T (weeks) at which P(alive) fell below ``threshold``, if it has by now.
+# --- Pareto/NBD: the churn risk -----------------------------------------------------------
+#
+# Schmittlein, Morrison & Colombo (1987); the likelihood as in Fader, Hardie & Lee,
+# "A Note on Implementing the Pareto/NBD Model in MATLAB" (2005).  While alive a
+# customer buys at a Poisson rate λ ~ Gamma(r, α) and drops out after an exponential
+# lifetime μ ~ Gamma(s, β), at any time, not only after a purchase: so a one-time buyer's
+# P(alive) falls with every quiet week, unlike BG/NBD's (which is 1 until a repeat).
+# On the CDNOW holdout this is what makes its churn risk rank at least as well as days
+# since the last purchase (docs/prediction.md).
 
-    P(alive) falls with T, so solving eq. (11) for T gives it in closed form:
-    ``(a / (b+x-1)) ((α+T) / (α+t_x))^(r+x) = 1/threshold - 1``; never before the
-    last purchase.
+
+@dataclass(frozen=True, slots=True)
+class ParetoNbd:
+    r: float
+    alpha: float
+    s: float
+    beta: float
+    log_likelihood: float
+    customers: int
+    converged: bool
+
+    @property
+    def params(self) -> tuple[float, float, float, float]:
+        return self.r, self.alpha, self.s, self.beta
+
+
+def _pareto_tail(params, x, t_x, T):
+    """log of the customer-dependent factor of the Pareto/NBD likelihood, and the log
+    of its "alive at T" part: L = Γ(r+x)α^r β^s / Γ(r) × exp(tail)."""
+    import numpy as np
+    from scipy.special import hyp2f1
+
+    r, alpha, s, beta = params
+    top, gap = max(alpha, beta), abs(alpha - beta)
+    second = s + 1 if alpha >= beta else r + x
+    rsx = r + s + x
+    with np.errstate(divide="ignore", invalid="ignore"):
+        early = np.log(hyp2f1(rsx, second, rsx + 1, gap / (top + t_x))) - rsx * np.log(top + t_x)
+        late = np.log(hyp2f1(rsx, second, rsx + 1, gap / (top + T))) - rsx * np.log(top + T)
+        # A0 = e^early − e^late ≥ 0 (0 when the last purchase is today)
+        between = early + np.log1p(-np.exp(np.minimum(late - early, 0.0)))
+        alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
+        return np.logaddexp(alive, np.log(s) - np.log(rsx) + between), alive
+
+
+def pareto_log_likelihood(log_params, x, t_x, T, weights=1.0) -> float:
+    import numpy as np
+    from scipy.special import gammaln
+
+    r, alpha, s, beta = np.exp(log_params)
+    tail, _ = _pareto_tail((r, alpha, s, beta), x, t_x, T)
+    head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+    return float(np.sum(weights * (head + tail)))
+
+
+def fit_pareto(data: Sequence[History]) -> ParetoNbd:
+    """Maximum likelihood over log-parameters, on the distinct (x, t_x, T) rows weighted
+    by how many customers share them (many do: days are whole)."""
+    import numpy as np
+
+    rows = np.array([(h.x, h.t_x, h.T) for h in data], dtype=float).reshape(-1, 3)
+    unique, counts = np.unique(np.round(rows, 9), axis=0, return_counts=True)
+    x, t_x, T = unique[:, 0], unique[:, 1], unique[:, 2]
+
+    def negative(p) -> float:
+        value = pareto_log_likelihood(p, x, t_x, T, counts)
+        return -value if math.isfinite(value) else float("inf")
+
+    best = _minimise(negative, (1.0, 1.0, 1.0, 1.0))
+    r, alpha, s, beta = (float(v) for v in np.exp(best.x))
+    sane = math.isfinite(best.fun) and all(1e-6 < v < 1e4 for v in (r, alpha, s, beta))
+    return ParetoNbd(r, alpha, s, beta, -float(best.fun), len(data),
+                     bool(best.success) and sane)
+
+
+def churn_risk_all(model: ParetoNbd, t: float, x, t_x, T):
+    """P(no purchase in the next ``t`` weeks | x, t_x, T) for arrays of customers.
+
+    The likelihood of the history with no purchase until T + t, divided by that of the
+    history until T: the same purchases, followed by t more quiet weeks.  It equals
+    1 − P(alive) + P(alive) × P(no purchase in t | alive at T).
     """
-    if h.x == 0 or model.p_alive(h.x, h.t_x, h.T) >= threshold:
-        return None
-    odds = (1 / threshold - 1) * (model.b + h.x - 1) / model.a
-    week = (model.alpha + h.t_x) * odds ** (1 / (model.r + h.x)) - model.alpha
-    return min(max(week, h.t_x), h.T)
+    import numpy as np
+
+    later, _ = _pareto_tail(model.params, x, t_x, T + t)
+    now, _ = _pareto_tail(model.params, x, t_x, T)
+    return np.clip(np.exp(later - now), 0.0, 1.0)
+
+
+def p_alive_all(model: ParetoNbd, x, t_x, T):
+    """Pareto/NBD P(alive at T | x, t_x, T) for arrays of customers."""
+    import numpy as np
+
+    tail, alive = _pareto_tail(model.params, x, t_x, T)
+    return np.exp(alive - tail)
+
+
+def risk_crossing_all(model: ParetoNbd, t: float, x, t_x, T, threshold: float):
+    """The age (weeks) at which the churn risk reached ``threshold`` for customers whose
+    risk is at least that now (NaN for the others): the risk only rises while nothing
+    is bought, so bisection between the last purchase and today finds it."""
+    import numpy as np
+
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    crossed = churn_risk_all(model, t, x, t_x, T) >= threshold
+    low, high = t_x.copy(), T.copy()
+    at_last = churn_risk_all(model, t, x, t_x, t_x) >= threshold
+    high = np.where(at_last, t_x, high)
+    for _ in range(40):  # 2^-40 of at most a few hundred weeks: far below a day
+        middle = (low + high) / 2
+        above = churn_risk_all(model, t, x, t_x, middle) >= threshold
+        high = np.where(above, middle, high)
+        low = np.where(above, low, middle)
+    return np.where(crossed, high, np.nan)

@@ -309,10 +309,12 @@ def _stage_reminder(stage: str, title: str, extra: str | None = None
             return
         last = c.derived.last_purchase
         t = _t(c)
+        detail = t.gettext(STAGE_SINCE[stage]) % {
+            "day": t.date(day, "medium"),
+            "last": t.date(last, "medium") if last else t.gettext("never")}
+        reason = c.labels.get("churn_reason")  # the churn risk in words (segments plugin)
         yield Due(day, t.gettext(title) % {"name": c.customer.name},
-                  t.gettext(STAGE_SINCE[stage]) % {
-                      "day": t.date(day, "medium"),
-                      "last": t.date(last, "medium") if last else t.gettext("never")})
+                  f"{detail}; {reason}" if reason else detail)
 
     rule.__doc__ = (f"When the customer became {stage}"
                     + (f" (and {extra})" if extra else "")
@@ -448,10 +450,10 @@ KINDS = (
                             "days": Option(None, kind="integer", minimum=1)})}),
     ReminderKind("at_risk", _stage_reminder("at_risk", N_("%(name)s is at risk: get in touch")),
                  "customer became at risk", priority=2, title=N_("Customers at risk"),
-                 reads=("lifecycle", "lifecycle_since")),
+                 reads=("lifecycle", "lifecycle_since", "churn_reason?")),
     ReminderKind("win_back", _stage_reminder("lost", N_("Win back %(name)s"), "win_back_worthy"),
                  "lost but worth winning back", priority=3, title=N_("Win-backs"),
-                 reads=("lifecycle", "lifecycle_since", "win_back_worthy")),
+                 reads=("lifecycle", "lifecycle_since", "win_back_worthy", "churn_reason?")),
     ReminderKind("loyalty_reward", loyalty_reward, "every Nth purchase", priority=3,
                  title=N_("Loyalty rewards"),
                  options={"every": Option(10, minimum=2),

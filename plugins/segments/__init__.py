@@ -3,8 +3,10 @@ workspace's own segments, for every customer as of ``--today``.
 
 Every label is a rule registered with the core: a plain function of one customer
 (or of everybody's parts, for ABC and RFM).  docs/segments.md states the rules
-exactly.  When a plugin registers ``_model_lifecycle`` (the predict plugin, from
-the fitted purchase model), repeat buyers' stages come from it.  Either way, a
+exactly.  The stages at risk and lost are thresholds on the churn risk, the chance
+of no purchase within a horizon: from ``_model_risk`` where a plugin registers it
+(the predict plugin, from its fitted Pareto/NBD model), else from the workspace's own
+distribution of gaps between occasions.  Either way, a
 customer kept by a service contract (serviced within its interval) is never at
 risk or lost.
 """
@@ -16,6 +18,7 @@ import datetime as dt
 import itertools
 import statistics
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -37,13 +40,15 @@ LIFECYCLE = {
         30, "A customer whose service contract was serviced at most its interval plus "
         "this many days ago is never at risk or lost.", minimum=0),
     "new_days": Option(90, "A first activity this recent makes a customer new.", minimum=1),
-    "at_risk_factor": Option(1.5, "At risk after this many times the usual gap.", minimum=1),
-    "lost_factor": Option(3.0, "Lost after this many times the usual gap.", minimum=1),
-    "at_risk_min_days": Option(90, "Never at risk sooner than this.", minimum=1),
-    "lost_min_days": Option(365, "Never lost sooner than this.", minimum=1),
-    "one_time_at_risk_days": Option(365, "A one-time buyer is at risk after this.",
-                                    minimum=1),
-    "one_time_lost_days": Option(730, "A one-time buyer is lost after this.", minimum=1),
+    "churn_horizon_days": Option(
+        90, "The churn risk is the chance of no purchase within this many days (at least "
+        "the workspace's usual gap between purchases).", minimum=1),
+    "at_risk_above": Option(0.8, "At risk from this churn risk on.", minimum=0, maximum=1),
+    "lost_above": Option(0.95, "Lost from this churn risk on.", minimum=0, maximum=1),
+    "rhythm_min_gaps": Option(3, "A customer's own rhythm counts from this many gaps "
+                              "between occasions on.", minimum=1),
+    "usual_gap_days": Option(365, "The usual gap assumed while the workspace has no "
+                             "repeat activity at all.", minimum=1),
 }
 ABC = {
     "window_days": Option(365, "Revenue of this many days up to today counts.", minimum=1),
@@ -113,29 +118,155 @@ def occasions(days: list[dt.date], within: int) -> list[dt.date]:
     return starts
 
 
-def lifecycle(days: list[dt.date], today: dt.date, rules: Mapping[str, Any]
-              ) -> tuple[str, dt.date | None]:
-    """The heuristic stage and the day it began, from the distinct activity days."""
+def contract_days(c: CustomerView) -> int | None:
+    """The shortest interval (days) of the customer's service contracts that have started."""
+    today = c.today
+    found = [(s.interval.add_to(today) - today).days for s in c.customer.services
+             if s.start is None or s.start <= today]
+    return min(found) if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """A customer's activity as the churn risk sees it."""
+
+    first: dt.date
+    last: dt.date
+    last_start: dt.date  # the first day of the last occasion
+    gaps: tuple[int, ...]  # days between the first days of consecutive occasions
+    scale: int | None  # their own rhythm (days): median gap, or a contract's interval
+    own: str | None  # "gaps" or "contract": where the scale comes from
+    purchases: int
+
+
+def activity(c: CustomerView) -> Activity | None:
+    days = activity_days(c.history, c.options.activity_types)
     if not days:
-        return "lead", None
-    first, last = days[0], days[-1]
-    if (today - first).days <= rules["new_days"]:
-        return "new", first
-    starts = occasions(days, rules["occasion_days"])
-    if len(starts) >= 2:
-        usual = statistics.median((b - a).days for a, b in itertools.pairwise(starts))
-        at_risk_after = max(rules["at_risk_min_days"], round(rules["at_risk_factor"] * usual))
-        lost_after = max(rules["lost_min_days"], round(rules["lost_factor"] * usual),
-                         at_risk_after)
+        return None
+    starts = occasions(days, c.options.occasion_days)
+    gaps = tuple((b - a).days for a, b in itertools.pairwise(starts))
+    scale, own = None, None
+    if len(gaps) >= c.options.rhythm_min_gaps:
+        scale, own = max(1, round(statistics.median(gaps))), "gaps"
+    elif (interval := contract_days(c)) is not None:
+        scale, own = max(1, interval), "contract"
+    return Activity(days[0], days[-1], starts[-1], gaps, scale, own,
+                    len(activity_days(c.history)))
+
+
+@dataclass(frozen=True, slots=True)
+class Rhythm:
+    """The workspace's distribution of gaps between occasions, each measured in its
+    customer's usual gap (Kaplan-Meier: the current quiet spells count as gaps that
+    have lasted at least that long), linear between the points where gaps ended so
+    that a small workspace's risk does not jump from nothing to certainty."""
+
+    usual_days: float  # the median of the repeat customers' mean gaps
+    points: tuple[float, ...]  # where the survival falls
+    survival: tuple[float, ...]  # P(gap > point), in units of the usual gap
+
+    def surviving(self, u: float) -> float:
+        """P(gap > u): 1 at 0, linear between the points, the last value after them."""
+        n = bisect.bisect_right(self.points, u)
+        if n == len(self.points):
+            return self.survival[-1]
+        before, then = (self.points[n - 1], self.survival[n - 1]) if n else (0.0, 1.0)
+        return then + (self.survival[n] - then) * (u - before) / (self.points[n] - before)
+
+    def risk(self, quiet: float, scale: float, horizon: float) -> float:
+        """P(no activity in the next ``horizon`` days | quiet for ``quiet`` days), for a
+        customer whose usual gap is ``scale`` days."""
+        now = self.surviving(quiet / scale)
+        return 1.0 if now <= 0 else min(1.0, self.surviving((quiet + horizon) / scale) / now)
+
+
+def rhythm(parts: Mapping[str, Activity | None], scope: Any) -> Rhythm:
+    options = scope.options
+    found = [p for p in parts.values() if p is not None]
+    means = [sum(p.gaps) / len(p.gaps) for p in found if p.gaps]
+    usual = statistics.median(means) if means else float(options.usual_gap_days)
+    today = scope.today
+    durations: list[float] = []
+    events: list[float] = []
+    for p in found:
+        scale = p.scale or usual
+        events.extend(g / scale for g in p.gaps)
+        durations.extend(g / scale for g in p.gaps)
+        durations.append((today - p.last_start).days / scale)
+    durations.sort()
+    total = len(durations)
+    points, survival, alive = [], [], 1.0
+    for point, group in itertools.groupby(sorted(events)):
+        ended = len(list(group))
+        at_risk = total - bisect.bisect_left(durations, point)
+        alive *= 1 - ended / at_risk
+        points.append(point)
+        survival.append(alive)
+    if not points:  # no repeat activity yet: everybody comes back after the usual gap
+        points, survival = [1.0], [0.0]
+    return Rhythm(usual, tuple(points), tuple(survival))
+
+
+def _since(risk_at: Any, quiet: int, threshold: float) -> int:
+    """The first quiet day (0..quiet) at which the risk reached ``threshold`` (it rises
+    with the quiet days: bisection)."""
+    low, high = 0, quiet
+    while low < high:
+        middle = (low + high) // 2
+        if risk_at(middle) >= threshold:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
+
+
+def _percent(risk: float) -> str:
+    return f"{round(100 * (1 - risk))} % chance to buy in the next"
+
+
+def heuristic_risk(c: CustomerView) -> dict[str, Any] | None:
+    """The churn risk from the workspace's own gaps, where no trustworthy model gives it."""
+    found: Activity | None = c.labels["_activity"]
+    if found is None:
+        return None
+    shape: Rhythm = c.metrics["_rhythm"]
+    scale = found.scale or shape.usual_days
+    horizon = max(c.options.churn_horizon_days, round(scale))
+    offset = (found.last - found.last_start).days
+
+    def risk_at(quiet: int) -> float:
+        return shape.risk(quiet + offset, scale, horizon)
+
+    quiet = (c.today - found.last).days
+    risk = risk_at(quiet)
+    options = c.options
+    since = {}
+    for stage, threshold in (("at_risk", options.at_risk_above), ("lost", options.lost_above)):
+        since[stage] = (found.last + dt.timedelta(days=_since(risk_at, quiet, threshold))
+                        ).isoformat() if risk >= threshold else None
+    what = "purchase or service" if "service" in options.activity_types else " or ".join(
+        options.activity_types)
+    if found.own == "gaps":
+        usual = f"usually every {found.scale} days"
+    elif found.own == "contract":
+        usual = f"service contract every {found.scale} days"
     else:
-        at_risk_after = rules["one_time_at_risk_days"]
-        lost_after = rules["one_time_lost_days"]
-    quiet = (today - last).days
-    if quiet > lost_after:
-        return "lost", last + dt.timedelta(days=lost_after + 1)
-    if quiet > at_risk_after:
-        return "at_risk", last + dt.timedelta(days=at_risk_after + 1)
-    return "active", first + dt.timedelta(days=rules["new_days"] + 1)
+        count = len(found.gaps) + 1
+        usual = ("one occasion so far" if count == 1 else f"{count} occasions so far") + (
+            f", usually every {round(shape.usual_days)} days in this workspace")
+    reason = f"no {what} for {_days(quiet)}; {usual}; {_percent(risk)} {horizon} days"
+    return {"risk": risk, "horizon_days": horizon, "at_risk_since": since["at_risk"],
+            "lost_since": since["lost"], "reason": reason, "basis": "heuristic"}
+
+
+def churn(c: CustomerView) -> dict[str, Any] | None:
+    """The churn risk: the purchase model's where it is trustworthy, else the heuristic's."""
+    model = c.labels.get("_model_risk")
+    return model if model is not None else heuristic_risk(c)
 
 
 def stage(c: CustomerView) -> tuple[str, str | None, str]:
@@ -143,19 +274,36 @@ def stage(c: CustomerView) -> tuple[str, str | None, str]:
     purchase model, the heuristic, or a service contract that overrode them)."""
     if c.customer.stage in STAGES:
         return c.customer.stage, None, "file"
-    days = activity_days(c.history, c.options.activity_types)
-    heuristic, since = lifecycle(days, c.today, c.options)
-    found, basis = heuristic, "heuristic"
-    model = c.labels.get("_model_lifecycle")
-    if model is not None and heuristic != "new":
-        model_stage, model_since = model
-        found, basis = model_stage, "model"
-        since = model_since if model_stage != "active" else since
-    if found in ("at_risk", "lost") and under_contract(c):
-        # active, as the heuristic dates it: from the end of being new
-        found, basis = "active", "contract"
-        since = days[0] + dt.timedelta(days=c.options.new_days + 1) if days else None
-    return found, since.isoformat() if since else None, basis
+    found: Activity | None = c.labels["_activity"]
+    if found is None:
+        return "lead", None, "heuristic"
+    options = c.options
+    if (c.today - found.first).days <= options.new_days:
+        return "new", found.first.isoformat(), "heuristic"
+    risk = c.labels["_churn"]
+    active_since = (found.first + dt.timedelta(days=options.new_days + 1)).isoformat()
+    if risk is None:  # activity that is not a purchase, with the model deciding
+        return "active", active_since, "heuristic"
+    basis = risk["basis"]
+    if risk["risk"] >= options.lost_above:
+        result = "lost", risk["lost_since"]
+    elif risk["risk"] >= options.at_risk_above:
+        result = "at_risk", risk["at_risk_since"]
+    else:
+        return "active", active_since, basis
+    if under_contract(c):
+        return "active", active_since, "contract"
+    return result[0], result[1], basis
+
+
+def churn_risk(c: CustomerView) -> float | None:
+    found = c.labels["_churn"]
+    return round(found["risk"], 3) if found else None
+
+
+def churn_reason(c: CustomerView) -> str | None:
+    found = c.labels["_churn"]
+    return found["reason"] if found else None
 
 
 def lifecycle_label(c: CustomerView) -> str:
@@ -295,7 +443,7 @@ def win_back_worthy(c: CustomerView) -> bool:
     customer."""
     if c.labels["lifecycle"] not in ("at_risk", "lost"):
         return False
-    modelled = c.labels.get("_model_lifecycle") is not None
+    modelled = c.labels.get("_model_risk") is not None
     prediction = c.labels.get("_prediction") if modelled else None
     if prediction is not None and prediction["p_alive"] > 0:
         value = Decimal(f"{prediction['clv'] / prediction['p_alive']:.2f}")
@@ -332,7 +480,8 @@ def crmkit_validate(workspace: crmkit.Workspace) -> Iterable[crmkit.Diagnostic]:
 # --- registration -----------------------------------------------------------------------
 
 
-MODEL = "_model_lifecycle?"
+MODEL = "_model_risk?"
+LIFE = "segmentation.lifecycle"
 
 
 @crmkit.hookimpl
@@ -341,8 +490,17 @@ def crmkit_register(register: Any, settings: Any) -> None:
                            SETTINGS_EXAMPLE))
     register(ConfigSection("segments", "Your own segments: name: expression.",
                            SEGMENTS_EXAMPLE))
-    register(Label("_stage", stage, reads=(MODEL,), options=LIFECYCLE,
-                   settings="segmentation.lifecycle"))
+    register(Label("_stage", stage, reads=("_activity", "_churn"), options=LIFECYCLE,
+                   settings=LIFE))
+    register(Label("_activity", activity, settings=LIFE))
+    register(crmkit.Metric("_rhythm", "The workspace's gaps between occasions",
+                           lambda c: c.labels["_activity"], across=rhythm,
+                           reads=("_activity",), settings=LIFE))
+    register(Label("_churn", churn, reads=("_activity", "_rhythm", MODEL), settings=LIFE))
+    register(Label("churn_risk", churn_risk, reads=("_churn",),
+                   description="the chance of no purchase within the churn horizon"))
+    register(Label("churn_reason", churn_reason, reads=("_churn",),
+                   description="the churn risk in words"))
     register(Label("lifecycle", lifecycle_label, reads=("_stage",),
                    description="lead, new, active, at_risk or lost (docs/segments.md)"))
     register(Label("lifecycle_since", lifecycle_since, reads=("_stage",),
@@ -418,10 +576,11 @@ def crmkit_register_commands(cli: click.Group) -> None:
         click.echo(f"{len(ids)} customers: {summary}", err=True)
         basis = labels.column("lifecycle_basis")
         if any(value == "model" for value in basis.values()):
-            click.echo("lifecycle: from P(alive) of the fitted BG/NBD model for repeat "
-                       "buyers", err=True)
+            click.echo("lifecycle: from the churn risk of the fitted Pareto/NBD model",
+                       err=True)
         else:
             status = app.metrics(["model_status"]).get("model_status")
             why = f" ({status.value})" if status is not None and status.value else ""
-            click.echo(f"lifecycle: the documented heuristic{why}", err=True)
+            click.echo(f"lifecycle: the churn risk from this workspace's gaps between "
+                       f"purchases{why}", err=True)
         app.warn_about_problems()
