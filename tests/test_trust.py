@@ -176,3 +176,18 @@ def test_caches_committed_from_elsewhere_are_never_unpickled(make_workspace, tmp
         assert result.returncode == 0, result.stderr
         assert not marker.exists(), args
     assert '"id": "a"' in crmkit(clone, "customers", "--format", "json", env=ours).stdout
+
+
+def test_watch_keeps_to_no_workspace_plugins_across_reloads(make_workspace, tmp_path):
+    from crmkit.cli.watch import Watcher
+
+    root, marker = plugin_workspace(make_workspace, tmp_path)
+    watcher = Watcher(root, None, lambda line: None, workspace_plugins=False)
+    for changed in (None, {"plugins/hello.py"}, {"crmkit.yaml"}, {"customers/a.yaml"}):
+        app = watcher.next_app(changed)
+        assert [(p.name, p.disabled) for p in app.host.plugins if p.kind == "workspace"] \
+            == [("hello", True)]
+    assert imports(marker) == 0
+    assert "hello" in [p.name for p in Watcher(root, None, print).next_app(None).host.plugins
+                       if p.kind == "workspace" and not p.disabled]
+    assert imports(marker) == 1

@@ -443,7 +443,8 @@ def watch(app: App, serve_: bool, port: int) -> None:
     """Rebuild the output whenever a workspace file changes (Ctrl-C stops)."""
     from .watch import Watcher
 
-    watcher = Watcher(app.root, app._today, lambda line: click.echo(line))
+    watcher = Watcher(app.root, app._today, lambda line: click.echo(line),
+                      workspace_plugins=app.workspace_plugins)
     try:
         watcher.run(port if serve_ else None)
     except OSError as exc:

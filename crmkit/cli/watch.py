@@ -208,9 +208,11 @@ def serve(folder: Path, port: int, version: Callable[[], str]) -> http.server.HT
 class Watcher:
     """Rebuilds on change; ``echo`` gets one line per rebuild."""
 
-    def __init__(self, root: Path, today: dt.date | None, echo: Callable[[str], None]) -> None:
+    def __init__(self, root: Path, today: dt.date | None, echo: Callable[[str], None],
+                 workspace_plugins: bool = True) -> None:
         self.root = root
         self.today = today
+        self.workspace_plugins = workspace_plugins  # --no-workspace-plugins: never
         self.echo = echo
         self.cache = ParseCache(root)
         self.builds = 0
@@ -228,7 +230,8 @@ class Watcher:
         if previous is None or changed is None or any(
                 rel == CONFIG_FILE or rel.split("/", 1)[0] in SETTINGS_FOLDERS
                 for rel in changed):
-            app = App(self.root, self.today, parse_cache=self.cache, memo=Memo(active=True))
+            app = App(self.root, self.today, parse_cache=self.cache, memo=Memo(active=True),
+                      workspace_plugins=self.workspace_plugins)
         else:
             records = {rel for rel in changed if not rel.startswith(WORKSPACE_TEMPLATES + "/")}
             app = previous._sharing(self.today, *(("workspace",) if not records else ()),
