@@ -388,3 +388,16 @@ def test_pre_commit_hook_runs_crmkit_check_on_workspace_files(make_workspace):
     result = crmkit(root, *entry[1:])
     assert result.returncode == 1
     assert "customers/anna.yaml:2:1: error: unresolved merge conflict" in result.stdout
+
+
+def test_owner_survives_an_export_and_import(make_workspace, tmp_path):
+    source = make_workspace(OWNED, settings=TEAM)
+    exported = crmkit(source, "export", "csv", "--out", str(tmp_path / "people.csv"))
+    assert exported.returncode == 0, exported.stderr
+    target = make_workspace(settings=TEAM)
+    imported = crmkit(target, "import", "csv", str(tmp_path / "people.csv"), "--apply")
+    assert imported.returncode == 0, imported.stderr
+    assert yaml.safe_load((target / "customers/bert.yaml").read_text())["owner"] == \
+        "ben@test.example"
+    assert "owner" not in yaml.safe_load((target / "customers/cleo.yaml").read_text())
+    assert crmkit(target, "check").returncode == 0

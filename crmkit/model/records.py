@@ -247,7 +247,7 @@ class Customer:
             "stage": self.stage, "notes": self.notes,
             "services": [{"name": s.name, "interval": str(s.interval), "start": _day(s.start),
                           "notes": s.notes} for s in self.services],
-            "fields": dict(self.fields), "aliases": list(self.aliases),
+            "fields": dict(self.fields), "aliases": list(self.aliases), "owner": self.owner,
         }
 
     __reduce__ = _reduce_by_fields
