@@ -271,7 +271,7 @@ def figures(app: crmkit.App, since: dt.date | None = None) -> dict[str, Any]:
     today = app.today
     if since is None:
         since = today - dt.timedelta(days=options.period_days - 1)
-    found = timelines(ws.root, ws.deals, ws.interactions, today,
+    found = timelines(ws.root, ws.deals, ws.history, today,
                       use_git=options.history == "git")
     referral = settings.options("sources").referral
     rows = []

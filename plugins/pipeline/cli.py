@@ -59,8 +59,10 @@ def sources_command(app: crmkit.App, since: Any, fmt: str) -> None:
     settings = app.workspace.settings
     start = _day(since)
     views = app.customers()
-    labels = app.labels()
-    clv = labels.column("clv") if "clv" in _label_names(app) else {}
+    try:  # the predict plugin's label, when it is there (only this column is computed)
+        clv = app.labels().column("clv")
+    except KeyError:
+        clv = {}
     found = model.sources(views, start, settings.options("sources").referral, clv)
     if fmt == "json":
         crmkit.echo_json({"since": start, "currency": settings.currency, **found})
@@ -93,13 +95,6 @@ def sources_command(app: crmkit.App, since: Any, fmt: str) -> None:
     app.warn_about_problems()
 
 
-def _label_names(app: crmkit.App) -> set[str]:
-    labels = app.labels()
-    for row in labels.values():
-        return set(row)
-    return set()
-
-
 @crmkit.read_only
 @click.command("leads")
 @click.option("--stage", type=click.Choice(("cold", "warm", "qualified")), default=None,
@@ -115,13 +110,19 @@ def leads_command(app: crmkit.App, stage: str | None, fmt: str) -> None:
     lead_stage label, usable in segments, reminders and playbooks.
     """
     rules = scoring_rules(app.workspace.settings)
-    labels = app.labels()
+    labels = app.labels()  # only the columns read below are computed
+    scores, stages = labels.column("lead_score"), labels.column("lead_stage")
+    points = {}
+    for n in range(1, len(rules) + 1):
+        try:
+            points[f"{RULE_PREFIX}{n}"] = labels.column(f"{RULE_PREFIX}{n}")
+        except KeyError:  # a rule with a mistake (reported by check) gives nothing
+            points[f"{RULE_PREFIX}{n}"] = {}
     found = []
     for view in app.customers():
         if view.derived.first_purchase is not None:
             continue
-        row = labels[view.id]
-        if stage is not None and row.get("lead_stage") != stage:
+        if stage is not None and stages.get(view.id) != stage:
             continue
         record = view.customer
         found.append({
@@ -129,8 +130,8 @@ def leads_command(app: crmkit.App, stage: str | None, fmt: str) -> None:
             "campaign": record.campaign, "referred_by": record.referred_by,
             "first_contact": view.derived.first_contact,
             "last_contact": view.derived.last_contact,
-            "score": row.get("lead_score"), "stage": row.get("lead_stage"),
-            "reasons": reasons(_rule_values(view, len(rules)), rules)})
+            "score": scores.get(view.id), "stage": stages.get(view.id),
+            "reasons": reasons({k: v.get(view.id) for k, v in points.items()}, rules)})
     found.sort(key=lambda r: (-(r["score"] or 0), r["customer"]))
     if fmt == "json":
         crmkit.echo_json(found)
@@ -148,12 +149,6 @@ def leads_command(app: crmkit.App, stage: str | None, fmt: str) -> None:
                f"{': ' + counts if counts else ''}"
                f"{'' if rules else ' (no lead_scoring rules in crmkit.yaml)'}", err=True)
     app.warn_about_problems()
-
-
-def _rule_values(view: crmkit.CustomerView, count: int) -> dict[str, Any]:
-    """The helper labels of the scoring rules for one customer (they are not listed)."""
-    return {f"{RULE_PREFIX}{n}": view.labels.get(f"{RULE_PREFIX}{n}")
-            for n in range(1, count + 1)}
 
 
 @click.command("pipeline")

@@ -3,8 +3,8 @@
 ``git log`` of ``deals/`` is read in one pass (one process for every deal, not one
 per deal): each commit's author date and the ``stage:`` lines its diff adds.  A
 workspace that is no git repository, or a deal no commit knows, falls back to the
-interactions that name the deal (``fields: {deal: ID, stage: STAGE}``), and a
-deal nothing names to its file's modification day.
+interactions of the deal's customer that name the deal (``fields: {deal: ID, stage:
+STAGE}``), and a deal nothing names to its file's modification day.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import datetime as dt
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,7 +139,7 @@ def git_log(root: Path) -> str | None:
 
 def from_interactions(interactions: Iterable[crmkit.Interaction], today: dt.date
                       ) -> dict[str, list[tuple[dt.date, str | None]]]:
-    """One pass over the interactions: those that name a deal (``fields.deal``), with
+    """One pass over ``interactions``: those that name a deal (``fields.deal``), with
     the stage they record (``fields.stage``), by deal id, oldest first."""
     named: dict[str, list[tuple[dt.date, str | None]]] = {}
     for i in interactions:
@@ -157,16 +157,20 @@ def from_interactions(interactions: Iterable[crmkit.Interaction], today: dt.date
 
 
 def timelines(root: Path, deals: Mapping[str, crmkit.Deal],
-              interactions: Iterable[crmkit.Interaction], today: dt.date,
+              history: Callable[[str], Iterable[crmkit.Interaction]], today: dt.date,
               use_git: bool = True) -> dict[str, Timeline]:
-    """Every deal's timeline: git where it knows the deal, else the interactions that
-    name it, else its file's modification day (if not after ``today``)."""
+    """Every deal's timeline: git where it knows the deal, else the interactions of
+    its customer (``history(customer_id)``) that name it, else its file's modification
+    day (if not after ``today``).  Only the histories of deals git does not know are
+    read, each customer's once."""
     from_git = {}
     if use_git:
         text = git_log(root)
         if text is not None:
             from_git = parse_git_log(text, today)
-    named = from_interactions(interactions, today)
+    missing = {d.customer for i, d in deals.items()
+               if i not in from_git or not from_git[i].changes}
+    named = from_interactions((i for cid in sorted(missing) for i in history(cid)), today)
     found: dict[str, Timeline] = {}
     for deal_id, deal in deals.items():
         timeline = from_git.get(deal_id)
