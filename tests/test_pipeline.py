@@ -329,3 +329,30 @@ def test_the_example_workspace_shows_every_stage(tmp_path):
         "website", "ad", "fair", "referral"}
     assert any(c.campaign for c in app.workspace.customers.values())
     assert "qualified" in app.labels().column("lead_stage").values()
+
+
+def test_an_uncommitted_stage_counts_from_the_files_day(git_workspace):
+    write_files(git_workspace, {"deals/e.yaml": deal("a", "Epsilon", "proposal", 3000,
+                                                     "expected_close: 2026-08-20\n")})
+    day = __import__("datetime").datetime(2026, 6, 25, 12).timestamp()
+    os.utime(git_workspace / "deals" / "e.yaml", (day, day))
+    found = as_json(git_workspace, "2026-06-30", "pipeline")
+    e = {d["id"]: d for d in found["deals"]}["e"]
+    assert [(h["date"], h["stage"]) for h in e["history"]] == [
+        ("2026-06-15", "qualified"), ("2026-06-25", "proposal")]
+    assert e["stage_since"] == "2026-06-25"
+
+
+def test_a_deal_nothing_names_has_only_its_files_day(make_workspace):
+    root = make_workspace({**CUSTOMERS, "deals/w.yaml": deal("a", "Won", "won", 500)},
+                          PIPELINE_SETTINGS)
+    day = __import__("datetime").datetime(2026, 5, 5, 12).timestamp()
+    os.utime(root / "deals" / "w.yaml", (day, day))
+    found = as_json(root, "2026-06-30", "pipeline", "--since", "2026-01-01")
+    w = found["deals"][0]
+    assert (w["history_from"], w["closed"], w["opened"], w["cycle_days"]) == (
+        "file", "2026-05-05", None, None)
+    assert found["win_rate"] == 1.0 and found["average_cycle_days"] is None
+    # as of a day before the file was written, nothing says when it was won
+    before = as_json(root, "2026-05-01", "pipeline", "--since", "2026-01-01")
+    assert before["closed_without_date"] == ["w"] and before["won"] == []
