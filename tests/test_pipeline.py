@@ -356,3 +356,12 @@ def test_a_deal_nothing_names_has_only_its_files_day(make_workspace):
     # as of a day before the file was written, nothing says when it was won
     before = as_json(root, "2026-05-01", "pipeline", "--since", "2026-01-01")
     assert before["closed_without_date"] == ["w"] and before["won"] == []
+
+
+def test_the_pipeline_page_escapes_what_the_files_say(make_workspace):
+    root = make_workspace({**CUSTOMERS, "deals/x.yaml": deal(
+        "a", "'<script>alert(1)</script>'", "proposal", 10, "reason: '<b>no</b>'\n")},
+        PIPELINE_SETTINGS)
+    crmkit(root, "2026-06-30", "report", "pipeline", "--out", str(root / "site"))
+    html = (root / "site" / "pipeline.html").read_text(encoding="utf-8")
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
