@@ -97,8 +97,9 @@ PIPELINE_OPTIONS = {
                          "probability": Option(0.5, "Its default probability.", minimum=0,
                                                maximum=1)},
                      check=_stage_list_problem),
-    "offer_stage": Option("proposal", "From this stage on a deal has an offer (the "
-                                      "dashboard's funnel)."),
+    "offer_stage": Option(None, "From this stage on a deal has an offer (the dashboard's "
+                                "funnel); default: proposal, else the last stage.",
+                          kind="text"),
     "history": Option("git", "Where stage changes come from: git (falls back to "
                              "interactions naming the deal) or interactions.",
                       choices=("git", "interactions")),
@@ -117,6 +118,15 @@ STAGE_OPTIONS = {
 def stages_of(settings: Any) -> dict[str, float]:
     """The open stages in order with their default probabilities."""
     return {s["name"]: s["probability"] for s in settings.options(NAME).stages}
+
+
+def offer_stages(settings: Any) -> frozenset[str]:
+    """The open stages from ``offer_stage`` on (default: proposal, else the last)."""
+    stages = list(stages_of(settings))
+    offer = settings.options(NAME).offer_stage
+    if offer is None:
+        offer = "proposal" if "proposal" in stages else stages[-1] if stages else None
+    return frozenset(stages[stages.index(offer):] if offer in stages else ())
 
 
 # --- lead scoring -----------------------------------------------------------------------
@@ -233,7 +243,7 @@ def crmkit_validate(workspace: crmkit.Workspace) -> Iterator[Diagnostic]:
         yield from _unknown(deal.campaign, known.campaigns, "campaign",
                             deal.locate("campaign"))
     offer = settings.options(NAME).offer_stage
-    if offer not in stages and offer != "won":
+    if offer is not None and offer not in stages and offer != "won":
         yield Diagnostic.error(
             f"'pipeline.offer_stage' must be one of the stages, not {offer!r}"
             f"{crmkit.did_you_mean(offer, stages)}", _place(settings, "offer_stage"),
@@ -291,12 +301,9 @@ def figures(app: crmkit.App, since: dt.date | None = None) -> dict[str, Any]:
 
 def funnel(app: crmkit.App) -> list[tuple[str, int]]:
     settings = app.workspace.settings
-    stages = list(stages_of(settings))
-    offer = settings.options(NAME).offer_stage
-    offer_stages = frozenset(stages[stages.index(offer):] if offer in stages else ())
     since = app.today - dt.timedelta(days=settings.options(NAME).period_days - 1)
-    return model.funnel(app.customers(), app.labels().column("lead_stage"), offer_stages,
-                        since)
+    return model.funnel(app.customers(), app.labels().column("lead_stage"),
+                        offer_stages(settings), since)
 
 
 def _board(app: crmkit.App) -> dict[str, Any]:
