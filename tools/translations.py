@@ -5,7 +5,8 @@
 
 Extraction reads what babel.cfg names into crmkit/locale/crmkit.pot; each
 language's crmkit/locale/<lang>/LC_MESSAGES/crmkit.po is updated from it (new
-messages empty, vanished ones dropped) and compiled to crmkit.mo next to it, which
+messages empty; vanished ones kept, so that no translation is lost to a branch
+that still uses it, unless --prune) and compiled to crmkit.mo next to it, which
 ships in the package.  Translate the empty ``msgstr`` entries of the .po, then run
 this again.  tests/test_i18n.py fails while a message has no translation or a .mo
 is older than its .po.
@@ -35,10 +36,32 @@ def extract() -> None:
         ".")
 
 
+def update(po: Path, language: str, prune: bool) -> None:
+    """``pybabel update`` without fuzzy matching, keeping vanished messages unless
+    ``prune``."""
+    from babel.messages.pofile import read_po, write_po
+
+    with open(POT, "rb") as handle:
+        template = read_po(handle)
+    with open(po, "rb") as handle:
+        catalogue = read_po(handle, locale=language)
+    catalogue.update(template, no_fuzzy_matching=True, update_header_comment=False)
+    if not prune:
+        for key, message in list(catalogue.obsolete.items()):
+            if message.string and (isinstance(message.string, str) or all(message.string)):
+                message.locations = []
+                catalogue[key] = message
+    catalogue.obsolete.clear()
+    with open(po, "wb") as handle:
+        write_po(handle, catalogue, width=0, sort_output=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true",
                         help="only report untranslated or stale messages (exit 1 if any)")
+    parser.add_argument("--prune", action="store_true",
+                        help="drop the messages the sources no longer use")
     args = parser.parse_args(argv)
     if args.check:
         sys.path.insert(0, str(REPO / "tests"))
@@ -52,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     for language in LANGUAGES:
         po = LOCALE / language / "LC_MESSAGES" / "crmkit.po"
         if po.exists():
-            run("update", "-i", str(POT), "-o", str(po), "-l", language, "--no-wrap",
-                "--ignore-obsolete", "--no-fuzzy-matching")
+            update(po, language, args.prune)
         else:
             run("init", "-i", str(POT), "-o", str(po), "-l", language, "--no-wrap")
     for language in LANGUAGES:
