@@ -262,3 +262,11 @@ def test_churn_risk_in_segments_json_show_and_the_dashboard(make_workspace):
     table = dashboard[dashboard.index("| value at risk |"):].splitlines()[2:6]
     assert table == ["| Mid | 0.80 | €600.00 | €477.60 |", "| Late | 1.00 | €400.00 | €400.00 |",
                      "| Reg | 0.41 | €800.00 | €324.80 |", "| Fresh | 0.63 | €200.00 | €125.20 |"]
+
+
+def test_lost_below_at_risk_is_an_error_in_crmkit_yaml(make_workspace):
+    root = make_workspace({}, settings=(
+        "business: X\nsegmentation:\n  lifecycle: {at_risk_above: 0.9, lost_above: 0.5}\n"))
+    assert [str(d) for d in App(root, TODAY).workspace.diagnostics] == [
+        "crmkit.yaml:3:47: error: 'segmentation.lifecycle.lost_above' must not be smaller "
+        "than 'at_risk_above'"]

@@ -328,7 +328,7 @@ def fit(histories: Sequence[History], min_repeat_customers: int = MIN_REPEAT_CUS
             f"purchases ({repeat} with repeat purchases); it needs more, and more varied, "
             "purchase history"))
     spend_model = fit_gamma_gamma(histories)
-    churn_model = fit_pareto(histories)
+    churn_model = fit_pareto(histories, (model.r, model.alpha, 1.0, model.alpha))
     repeat_values = [h.m_x for h in histories if h.m_x]
     fallback = sum(repeat_values) / len(repeat_values) if repeat_values else 0.0
     return replace(base, bgnbd=model, gamma_gamma=spend_model, pareto=churn_model,
@@ -401,9 +401,9 @@ class ParetoNbd:
         return self.r, self.alpha, self.s, self.beta
 
 
-def _pareto_tail(params, x, t_x, T):
-    """log of the customer-dependent factor of the Pareto/NBD likelihood, and the log
-    of its "alive at T" part: L = Γ(r+x)α^r β^s / Γ(r) × exp(tail)."""
+def _pareto_term(params, x, t):
+    """log of F(r+s+x, s+1 or r+x; r+s+x+1; |α−β| / (max(α,β)+t)) / (max(α,β)+t)^(r+s+x),
+    the likelihood's term at t = t_x or T (it takes hyp2f1: the expensive part)."""
     import numpy as np
     from scipy.special import hyp2f1
 
@@ -412,12 +412,24 @@ def _pareto_tail(params, x, t_x, T):
     second = s + 1 if alpha >= beta else r + x
     rsx = r + s + x
     with np.errstate(divide="ignore", invalid="ignore"):
-        early = np.log(hyp2f1(rsx, second, rsx + 1, gap / (top + t_x))) - rsx * np.log(top + t_x)
-        late = np.log(hyp2f1(rsx, second, rsx + 1, gap / (top + T))) - rsx * np.log(top + T)
+        return np.log(hyp2f1(rsx, second, rsx + 1, gap / (top + t))) - rsx * np.log(top + t)
+
+
+def _pareto_tail(params, x, t_x, T, early=None):
+    """log of the customer-dependent factor of the Pareto/NBD likelihood, and the log
+    of its "alive at T" part: L = Γ(r+x)α^r β^s / Γ(r) × exp(tail).  ``early``: the
+    term at t_x if already known (it does not change with T)."""
+    import numpy as np
+
+    r, alpha, s, beta = params
+    if early is None:
+        early = _pareto_term(params, x, t_x)
+    late = _pareto_term(params, x, T)
+    with np.errstate(divide="ignore", invalid="ignore"):
         # A0 = e^early − e^late ≥ 0 (0 when the last purchase is today)
         between = early + np.log1p(-np.exp(np.minimum(late - early, 0.0)))
         alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
-        return np.logaddexp(alive, np.log(s) - np.log(rsx) + between), alive
+        return np.logaddexp(alive, np.log(s) - np.log(r + s + x) + between), alive
 
 
 def pareto_log_likelihood(log_params, x, t_x, T, weights=1.0) -> float:
@@ -430,9 +442,11 @@ def pareto_log_likelihood(log_params, x, t_x, T, weights=1.0) -> float:
     return float(np.sum(weights * (head + tail)))
 
 
-def fit_pareto(data: Sequence[History]) -> ParetoNbd:
+def fit_pareto(data: Sequence[History], start: Sequence[float] = (1.0, 1.0, 1.0, 1.0)
+               ) -> ParetoNbd:
     """Maximum likelihood over log-parameters, on the distinct (x, t_x, T) rows weighted
-    by how many customers share them (many do: days are whole)."""
+    by how many customers share them (many do: days are whole); from ``start`` (the
+    BG/NBD fit's r and α are a good one: fewer steps)."""
     import numpy as np
 
     rows = np.array([(h.x, h.t_x, h.T) for h in data], dtype=float).reshape(-1, 3)
@@ -443,14 +457,14 @@ def fit_pareto(data: Sequence[History]) -> ParetoNbd:
         value = pareto_log_likelihood(p, x, t_x, T, counts)
         return -value if math.isfinite(value) else float("inf")
 
-    best = _minimise(negative, (1.0, 1.0, 1.0, 1.0))
+    best = _minimise(negative, start)
     r, alpha, s, beta = (float(v) for v in np.exp(best.x))
     sane = math.isfinite(best.fun) and all(1e-6 < v < 1e4 for v in (r, alpha, s, beta))
     return ParetoNbd(r, alpha, s, beta, -float(best.fun), len(data),
                      bool(best.success) and sane)
 
 
-def churn_risk_all(model: ParetoNbd, t: float, x, t_x, T):
+def churn_risk_all(model: ParetoNbd, t: float, x, t_x, T, early=None):
     """P(no purchase in the next ``t`` weeks | x, t_x, T) for arrays of customers.
 
     The likelihood of the history with no purchase until T + t, divided by that of the
@@ -459,8 +473,10 @@ def churn_risk_all(model: ParetoNbd, t: float, x, t_x, T):
     """
     import numpy as np
 
-    later, _ = _pareto_tail(model.params, x, t_x, T + t)
-    now, _ = _pareto_tail(model.params, x, t_x, T)
+    if early is None:
+        early = _pareto_term(model.params, x, t_x)
+    later, _ = _pareto_tail(model.params, x, t_x, T + t, early)
+    now, _ = _pareto_tail(model.params, x, t_x, T, early)
     return np.clip(np.exp(later - now), 0.0, 1.0)
 
 
@@ -472,20 +488,27 @@ def p_alive_all(model: ParetoNbd, x, t_x, T):
     return np.exp(alive - tail)
 
 
-def risk_crossing_all(model: ParetoNbd, t: float, x, t_x, T, threshold: float):
+def risk_crossing_all(model: ParetoNbd, t, x, t_x, T, threshold: float):
     """The age (weeks) at which the churn risk reached ``threshold`` for customers whose
     risk is at least that now (NaN for the others): the risk only rises while nothing
-    is bought, so bisection between the last purchase and today finds it."""
+    is bought, so bisection between the last purchase and today finds it (to 2^-20 of
+    that time: far below a day)."""
     import numpy as np
 
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
-    crossed = churn_risk_all(model, t, x, t_x, T) >= threshold
+    t = np.broadcast_to(np.asarray(t, dtype=float), x.shape)
+    found = np.full(x.shape, np.nan)
+    early = _pareto_term(model.params, x, t_x)
+    crossed = churn_risk_all(model, t, x, t_x, T, early) >= threshold
+    if not crossed.any():
+        return found
+    x, t_x, T, t, early = (v[crossed] for v in (x, t_x, T, t, early))
     low, high = t_x.copy(), T.copy()
-    at_last = churn_risk_all(model, t, x, t_x, t_x) >= threshold
-    high = np.where(at_last, t_x, high)
-    for _ in range(40):  # 2^-40 of at most a few hundred weeks: far below a day
+    high = np.where(churn_risk_all(model, t, x, t_x, t_x, early) >= threshold, t_x, high)
+    for _ in range(20):
         middle = (low + high) / 2
-        above = churn_risk_all(model, t, x, t_x, middle) >= threshold
+        above = churn_risk_all(model, t, x, t_x, middle, early) >= threshold
         high = np.where(above, middle, high)
         low = np.where(above, low, middle)
-    return np.where(crossed, high, np.nan)
+    found[crossed] = high
+    return found

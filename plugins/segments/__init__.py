@@ -28,6 +28,7 @@ import crmkit
 from crmkit import ConfigSection, CustomerView, Label, Option
 
 NAME = "segments"
+LIFE = "segmentation.lifecycle"
 STAGES = ("lead", "new", "active", "at_risk", "lost")
 
 LIFECYCLE = {
@@ -66,8 +67,8 @@ WIN_BACK = {
 
 SETTINGS_EXAMPLE = """\
 segmentation:
-  lifecycle: {activity_types: [purchase, service], new_days: 90, at_risk_factor: 1.5,
-              lost_factor: 3.0, contract_tolerance_days: 30}
+  lifecycle: {activity_types: [purchase, service], new_days: 90, churn_horizon_days: 90,
+              at_risk_above: 0.8, lost_above: 0.95, contract_tolerance_days: 30}
   abc: {window_days: 365, a: 0.8, b: 0.95}
   win_back: {min_revenue: 500, max_complaints: 2, max_late_payments: 2}"""
 SEGMENTS_EXAMPLE = """\
@@ -475,13 +476,19 @@ def crmkit_validate(workspace: crmkit.Workspace) -> Iterable[crmkit.Diagnostic]:
             "'segmentation.abc.b' must not be smaller than 'a'",
             _place(raw, "b") if isinstance(raw, Mapping) else settings.locate("segmentation"),
             source=NAME)
+    life = settings.options(LIFE)
+    if life and life.lost_above < life.at_risk_above:
+        raw = settings.section("segmentation").get("lifecycle")
+        yield crmkit.Diagnostic.error(
+            "'segmentation.lifecycle.lost_above' must not be smaller than 'at_risk_above'",
+            _place(raw, "lost_above") if isinstance(raw, Mapping)
+            else settings.locate("segmentation"), source=NAME)
 
 
 # --- registration -----------------------------------------------------------------------
 
 
 MODEL = "_model_risk?"
-LIFE = "segmentation.lifecycle"
 
 
 @crmkit.hookimpl
