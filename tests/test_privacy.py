@@ -186,6 +186,33 @@ def test_forget_after_their_customer_file_was_deleted_by_hand(make_workspace, ru
     assert run("-w", root, "check").exit_code == 0
 
 
+def test_forget_and_export_find_records_that_name_a_merged_id(make_workspace, run):
+    """After ``crmkit merge anna anna-old``, another clone may still write records for
+    ``anna-old``: they are Anna's (the loader links them through ``aliases``), so an
+    access request lists them and erasure deletes them; 'anna-oldenburg' is someone else."""
+    root = make_workspace({
+        "customers/anna.yaml": ANNA + "aliases: [anna-old]\n",
+        "customers/anna-oldenburg.yaml": "name: Anna Oldenburg\nreferred_by: anna-old\n",
+        "interactions/later.yaml": "customer: anna-old\ndate: 2026-03-01\ntype: call\n",
+        "interactions/log.yaml": "- {customer: anna-oldenburg, date: 2026-01-02, type: call}\n"
+                                 "- {customer: anna-old, date: 2026-01-03, type: note}\n",
+        "interactions/broken.yaml": "customer: anna-old\ndate: 2026-01-02\nsummary: [x\n",
+    })
+    exported = run("-w", root, "--today", TODAY, "privacy", "export", "anna")
+    assert exported.exit_code == 0, exported.output
+    document = json.loads(exported.stdout)
+    assert [i["date"] for i in document["interactions"]] == ["2026-01-03", "2026-03-01"]
+    assert document["referred"] == ["anna-oldenburg"]
+    assert [r["source"] for r in document["invalid_records"]] == ["interactions/broken.yaml:1:1"]
+    result = run("-w", root, "--today", TODAY, "privacy", "forget", "anna", "--yes")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.yaml")) == [
+        "crmkit.yaml", "customers/anna-oldenburg.yaml", "interactions/log.yaml"]
+    assert (root / "interactions/log.yaml").read_text() == (
+        "- {customer: anna-oldenburg, date: 2026-01-02, type: call}\n")
+    assert (root / "customers/anna-oldenburg.yaml").read_text() == "name: Anna Oldenburg\n"
+
+
 def test_forget_deletes_generated_files_that_mention_them(make_workspace, run):
     """Reports, the reminder calendar, their .eml drafts and the mbox (which also holds
     others' drafts) go; what does not mention them stays; the outbox entry goes."""
@@ -395,7 +422,10 @@ def test_export_holds_everything_about_them(make_workspace, run):
         "(month must be in 1..12)"]
     assert "unknown interaction type 'seance'" in doc["invalid_records"][2]["problems"][0]
     assert [i["type"] for i in doc["interactions"]] == ["purchase"]
-    assert [r["id"] for r in doc["reminders"]] == ["stay_in_touch/anna/2026-03-05",
+    assert doc["deals"][0]["file"] == "deals/bath.yaml:1:1"
+    # the deal has had no activity since its file's day (stale_deal, 30 days)
+    assert [r["id"] for r in doc["reminders"]] == ["stale_deal/anna/2026-02-03/bath",
+                                                   "stay_in_touch/anna/2026-03-05",
                                                    "birthday/anna/2026-11-25"]
     birthday = next(d for d in doc["drafts"] if d["reminder"].startswith("birthday/"))
     assert birthday["to"] == "anna@example.de" and birthday["body"].startswith("Dear Anna,")

@@ -70,7 +70,7 @@ def locate(app: crmkit.App, customer_id: str) -> tuple[Person, list[Found]]:
     found = scan(app, person)
     if not person.loaded and not any(
             f.area == RECORD and f.unreadable is None
-            and ((e := their_entries(f, customer_id)).whole or e.spans) for f in found):
+            and ((e := their_entries(f, person.ids)).whole or e.spans) for f in found):
         app.require_customer(customer_id)
     return person, found
 
@@ -121,7 +121,7 @@ def privacy_forget(app: crmkit.App, customer_id: str, yes: bool, keep: tuple[str
     if not person.loaded:
         click.echo(f"{customer_id}'s customer file " + (
             "does not load (see 'crmkit check'): read as far as it goes"
-            if any(f.folder == "customers" and their_entries(f, customer_id).whole
+            if any(f.folder == "customers" and their_entries(f, person.ids).whole
                    for f in found) else
             "is gone: looking for their id only (their emails and phone numbers are "
             "not known)"))

@@ -35,7 +35,7 @@ def document(app: crmkit.App, person: Person, found: list[Found]) -> dict[str, A
     deals = [d for d in ws.deals.values() if d.customer == cid]
     reminders = ([r for r in app.reminders() if r.customer == cid]
                  if customer is not None else [])
-    invalid, mentions = _unloaded(app, found, cid, interactions, deals)
+    invalid, mentions = _unloaded(app, found, person, interactions, deals)
     generated = sorted(f.rel for f in found if f.area in (GENERATED, OWN))
     if (ws.root / CACHE_FOLDER).is_dir():
         generated.append(CACHE_FOLDER + "/")
@@ -48,7 +48,8 @@ def document(app: crmkit.App, person: Person, found: list[Found]) -> dict[str, A
         "interactions": [i.to_json() for i in interactions],
         "deals": [{"id": d.id, "title": d.title, "stage": d.stage, "value": d.value,
                    "probability": d.probability, "expected_close": d.expected_close,
-                   "notes": d.notes, "fields": dict(d.fields), "source": str(d.location)}
+                   "source": d.source, "campaign": d.campaign, "reason": d.reason,
+                   "notes": d.notes, "fields": dict(d.fields), "file": str(d.location)}
                   for d in deals],
         "reminders": [r.to_json(app.today) for r in reminders],
         "drafts": _drafts(app, customer, reminders),
@@ -89,14 +90,14 @@ def _drafts(app: crmkit.App, customer: crmkit.Customer | None,
     return drafts
 
 
-def _unloaded(app: crmkit.App, found: list[Found], customer_id: str, interactions: list,
+def _unloaded(app: crmkit.App, found: list[Found], person: Person, interactions: list,
               deals: list) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Their records that did not load (as written, with what is wrong), and the lines of
     other files that mention them."""
     loaded_lines = {(i.location.path, i.location.line) for i in interactions}
     loaded_files = {i.location.path for i in interactions} | {d.location.path for d in deals}
-    if customer_id in app.workspace.customers:
-        loaded_files.add(app.workspace.customers[customer_id].location.path)
+    if person.id in app.workspace.customers:
+        loaded_files.add(app.workspace.customers[person.id].location.path)
     problems: dict[str, list[Any]] = {}
     for d in app.workspace.diagnostics:
         if d.location is not None:
@@ -109,7 +110,7 @@ def _unloaded(app: crmkit.App, found: list[Found], customer_id: str, interaction
         lines = [line.rstrip("\r\n\x85\u2028\u2029") for line in lines_of(item.text)]
         theirs: set[int] = set()
         if item.area == RECORD:
-            entries = their_entries(item, customer_id)
+            entries = their_entries(item, person.ids)
             if entries.whole and not entries.spans and item.rel not in loaded_files:
                 invalid.append(_invalid(item.rel, 1, item.text, problems.get(item.rel, [])))
             if entries.whole and not entries.spans:

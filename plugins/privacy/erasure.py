@@ -119,7 +119,7 @@ def _by_hand(plan: Plan, item: Found, mentions: list, why: str) -> None:
 
 def _plan_record(plan: Plan, item: Found) -> None:
     person = plan.person
-    entries = their_entries(item, person.id)
+    entries = their_entries(item, person.ids)
     if entries.problem is not None:
         _by_hand(plan, item, item.mentions or [Mention(1, "their record")],
                  f" ({entries.problem})")
@@ -145,7 +145,7 @@ def _plan_record(plan: Plan, item: Found) -> None:
         plan.by_hand.append((item.rel, f"{item.rel}: not valid UTF-8: edit it by hand"))
         return
     new_text = lines_without(text, entries.spans)
-    problem = _check_edit(item, new_text, person.id, entries)
+    problem = _check_edit(item, new_text, person.ids, entries)
     if problem is not None:
         plan.by_hand.append((item.rel, f"{item.rel}: {problem}"))
         return
@@ -155,7 +155,7 @@ def _plan_record(plan: Plan, item: Found) -> None:
     plan.steps.append(Step(EDIT, "edit", item.rel, note, RECORD, new_text, _digest(item.data)))
 
 
-def _check_edit(item: Found, new_text: str, customer_id: str, entries: Entries) -> str | None:
+def _check_edit(item: Found, new_text: str, ids: frozenset[str], entries: Entries) -> str | None:
     """The edited file must hold exactly its old records minus theirs."""
     old, new = safe_data(item.text), safe_data(new_text)
     if entries.kind == "referred_by":
@@ -163,7 +163,7 @@ def _check_edit(item: Found, new_text: str, customer_id: str, entries: Entries) 
                     if isinstance(old, dict) else None)
     else:
         expected = ([x for x in old if not (isinstance(x, dict)
-                                            and x.get("customer") == customer_id)]
+                                            and x.get("customer") in ids)]
                     if isinstance(old, list) else None)
     if expected is None or new != expected:
         return ("cannot cut their part out safely (unusual layout, or YAML anchors): "

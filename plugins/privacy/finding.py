@@ -57,6 +57,13 @@ class Person:
     phones: tuple[str, ...] = ()
     #: Their customer file loads as a valid record.
     loaded: bool = False
+    #: Ids of records merged into theirs (``aliases:``): files written later by another
+    #: clone may still name them by one of these.
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset((self.id, *self.aliases))
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ def person_of(app: crmkit.App, customer_id: str) -> Person:
     customer = app.workspace.customers.get(customer_id)
     if customer is not None:
         return Person(customer_id, customer.name, tuple(customer.emails),
-                      tuple(customer.phones), loaded=True)
+                      tuple(customer.phones), loaded=True, aliases=tuple(customer.aliases))
     for path in customer_files(app.workspace.root, customer_id):
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
@@ -104,7 +111,8 @@ def person_of(app: crmkit.App, customer_id: str) -> Person:
         if isinstance(data, dict):
             name = data.get("name") if isinstance(data.get("name"), str) else None
             return Person(customer_id, name, _texts(data, "email", "emails"),
-                          _texts(data, "phone", "phones"))
+                          _texts(data, "phone", "phones"),
+                          aliases=_texts(data, "aliases", "aliases"))
         return Person(customer_id, None, tuple(dict.fromkeys(_EMAIL.findall(text))),
                       tuple(m.group(1).strip() for m in re.finditer(
                           r"phones?\s*:\s*\[?\s*['\"]?([+\d][\d ()/.-]{5,})", text)))
@@ -176,6 +184,9 @@ class Matcher:
             if pattern is not None:
                 parts.append((f"their phone {phone}", pattern))
         # last: where an email address starts with their id, the address is the mention
+        for alias in person.aliases:
+            parts.append((f"their former id {alias}",
+                          rb"(?<![a-z0-9])" + re.escape(alias.encode()) + rb"(?![a-z0-9])"))
         slug = re.escape(person.id.encode())
         parts.append(("their id", rb"(?<![a-z0-9])" + slug + rb"(?![a-z0-9])"))
         self._labels = [label for label, _ in parts]
@@ -186,7 +197,8 @@ class Matcher:
             rb"(?<![A-Za-z0-9])" + re.escape(n.encode()) + rb"(?![A-Za-z0-9])"
             for n in sorted(names))) if names else None
         # Longer ids that contain this one ("anna-maria" for "anna") are other people.
-        longer = [i for i in other_ids if i != person.id and person.id in i]
+        longer = [i for i in other_ids if i not in person.ids
+                  and any(own in i for own in person.ids)]
         self._shadows = re.compile(b"|".join(
             rb"(?<![a-z0-9])" + re.escape(i.encode()) + rb"(?![a-z0-9])"
             for i in sorted(longer, key=len, reverse=True))) if longer else None
@@ -209,7 +221,8 @@ class Matcher:
         for match in self._pattern.finditer(data):
             label = self._labels[match.lastindex - 1] if match.lastindex else "?"
             start = match.start()
-            if label == "their id" and any(a <= start < b for a, b in shadowed):
+            if (label == "their id" or label.startswith("their former id")) and any(
+                    a <= start < b for a, b in shadowed):
                 continue
             found[(line(start), label)] = None
         if generated and self._name is not None:
@@ -306,28 +319,29 @@ class Entries:
     broken: bool = False
 
 
-def their_entries(found: Found, customer_id: str) -> Entries:
+def their_entries(found: Found, ids: str | Iterable[str]) -> Entries:
     """Which part of a record file is theirs: their customer file, interaction files and
     deals wholly; entries of shared interaction files and other customers'
-    ``referred_by`` line by line."""
+    ``referred_by`` line by line.  ``ids``: their id, or it with their aliases."""
+    ids = frozenset((ids,) if isinstance(ids, str) else ids)
     rel, text = found.rel, found.text
     stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    if found.folder == "customers" and stem == customer_id:
+    if found.folder == "customers" and stem in ids:
         return Entries(whole=True)
     try:
         node = yaml.compose(text, Loader=_LOADER)
     except (yaml.YAMLError, RecursionError, ValueError):
         owners = set(_CUSTOMER_VALUE.findall(text))
-        if found.folder != "customers" and owners == {customer_id}:
+        if found.folder != "customers" and owners and owners <= ids:
             return Entries(whole=True, broken=True)
         return Entries(broken=True, problem="not valid YAML" + (
-            ", and it names other customers too" if owners - {customer_id} else ""))
+            ", and it names other customers too" if owners - ids else ""))
     if node is None:
         return Entries()
     if found.folder == "customers":
-        return _referral(node, customer_id)
+        return _referral(node, ids)
     if isinstance(node, yaml.MappingNode):
-        if _value(node, "customer") == customer_id:
+        if _value(node, "customer") in ids:
             return Entries(whole=True)
         return Entries(others=1)
     if found.folder == "interactions" and isinstance(node, yaml.SequenceNode):
@@ -335,7 +349,7 @@ def their_entries(found: Found, customer_id: str) -> Entries:
         entries = Entries()
         items = node.value
         for n, item in enumerate(items):
-            if not (isinstance(item, yaml.MappingNode) and _value(item, "customer") == customer_id):
+            if not (isinstance(item, yaml.MappingNode) and _value(item, "customer") in ids):
                 entries.others += 1
                 continue
             end = items[n + 1].start_mark.line + 1 if n + 1 < len(items) else total
@@ -352,13 +366,13 @@ def _value(node: yaml.MappingNode, key: str) -> str | None:
     return None
 
 
-def _referral(node: Any, customer_id: str) -> Entries:
+def _referral(node: Any, ids: frozenset[str]) -> Entries:
     """Another customer's file: the ``referred_by`` line that names them."""
     if not isinstance(node, yaml.MappingNode):
         return Entries(others=1)
     for k, v in node.value:
         if (isinstance(k, yaml.ScalarNode) and k.value == "referred_by"
-                and isinstance(v, yaml.ScalarNode) and v.value == customer_id):
+                and isinstance(v, yaml.ScalarNode) and v.value in ids):
             end = v.end_mark.line + (1 if v.end_mark.column else 0)
             return Entries(spans=[(k.start_mark.line + 1, max(end, k.start_mark.line) + 1,
                                    k.start_mark.column + 1)],
