@@ -137,6 +137,10 @@ def test_records_naming_an_alias_belong_to_the_kept_customer(make_workspace):
     ws = App(root, dt.date(2026, 11, 23)).workspace
     assert [i.customer for i in ws.by_customer["anna"]] == ["anna"]
     assert ws.deals["d"].customer == "anna" and ws.customers["bert"].referred_by == "anna"
+    # a command given the former id says whom it became (not "unknown customer")
+    shown = _crmkit(root, "show", "anna-old")
+    assert shown.returncode == 1
+    assert "'anna-old' was merged into 'anna' (its 'aliases'): use 'anna'" in shown.stderr
     # an alias that is a customer's id is an error, and links nothing
     (root / "customers/anna-old.yaml").write_text("name: Old Anna\n")
     check = _crmkit(root, "check")

@@ -418,6 +418,11 @@ class App:
         """The customer, or a one-line error with a suggestion (for commands)."""
         customer = self.workspace.customers.get(customer_id)
         if customer is None:
+            merged = next((c.id for c in self.workspace.customers.values()
+                           if customer_id in c.aliases), None)
+            if merged is not None:
+                raise CrmkitError(f"{customer_id!r} was merged into {merged!r} (its 'aliases'):"
+                                  f" use {merged!r}")
             raise CrmkitError(f"unknown customer {customer_id!r}"
                               f"{did_you_mean(customer_id, self.workspace.customers)}; "
                               "see 'crmkit customers'")
