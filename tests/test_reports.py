@@ -55,7 +55,8 @@ def test_report_writes_files_lists_and_fails_on_request(make_workspace, run):
     assert written.stdout == "wrote out/reports/dashboard.html\n"
     assert (root / "out/reports/dashboard.html").read_text().startswith("<!DOCTYPE html>")
     listing = run("-w", root, "report", "--list").stdout
-    assert listing == "dashboard  (html, md)\nweekly  (html, md)\n"
+    # the stock pipeline plugin adds its report page (empty board without deals)
+    assert listing == "dashboard  (html, md)\npipeline  (html, md)\nweekly  (html, md)\n"
     failing = run("-w", root, "--today", TODAY, "report", "weekly", "--fail-on", "overdue")
     assert failing.exit_code == 1
     assert "failing: 1 overdue reminder(s) (--fail-on)" in failing.stderr
@@ -71,7 +72,7 @@ def test_workspace_can_override_and_add_reports(make_workspace, run):
              "templates/reports/owners.md.j2": "Customers: {{ metrics.customers.value }}\n"}
     root = make_workspace(files, settings=SETTINGS)
     assert run("-w", root, "report", "--list").stdout == (
-        "dashboard  (html, md)\nowners  (md)\nweekly  (html, md)\n")
+        "dashboard  (html, md)\nowners  (md)\npipeline  (html, md)\nweekly  (html, md)\n")
     weekly = run("-w", root, "report", "weekly", "--format", "md", "--out", "-").stdout
     assert weekly == "Custom weekly for Blumen Berg\n"
     assert run("-w", root, "report", "owners", "--format", "md", "--out", "-").stdout == \
@@ -88,6 +89,7 @@ def test_build_writes_every_report_and_the_reminder_calendar(make_workspace, run
     assert sorted(result.stdout.splitlines()) == [
         "wrote out/reminders.ics", "wrote out/reminders.md",
         "wrote out/reports/dashboard.html", "wrote out/reports/dashboard.md",
+        "wrote out/reports/pipeline.html", "wrote out/reports/pipeline.md",
         "wrote out/reports/weekly.html", "wrote out/reports/weekly.md"]
     assert (root / "out/reminders.ics").read_bytes().startswith(b"BEGIN:VCALENDAR\r\n")
 
