@@ -36,19 +36,24 @@ FILES = {
 
 
 def test_every_kind_renders_in_both_locales_on_the_example_workspace():
-    app = App(EXAMPLE, dt.date(2026, 11, 23))
-    enabled = {kind.name for kind in app.enabled_kinds()}
-    stock = {kind.name for kind in KINDS if kind.name in enabled}
-    assert len(stock) >= len(KINDS) - 1  # the example's quote playbook replaces one
+    # 23 Nov has every stock kind but at_risk (the churn risk makes its customers active
+    # or lost that day); on 1 Nov lange-michael is at risk
+    apps = [App(EXAMPLE, dt.date(2026, 11, 23)), App(EXAMPLE, dt.date(2026, 11, 1))]
+    enabled = {kind.name for kind in apps[0].enabled_kinds()}
+    # the reminders plugin's kinds and the pipeline plugin's stale_deal
+    stock = {kind.name for kind in KINDS if kind.name in enabled} | {"stale_deal"}
+    assert len(stock) >= len(KINDS)  # the example's quote playbook replaces one
+    assert stock <= enabled
     by_kind = {}
-    for reminder in app.reminders():
-        customer = app.workspace.customers[reminder.customer]
-        # playbooks: test_playbooks.py; respond: a request needs a real answer
-        if customer.emails and reminder.kind in stock - {"respond"}:
-            by_kind.setdefault(reminder.kind, reminder)
+    for app in apps:
+        for reminder in app.reminders():
+            customer = app.workspace.customers[reminder.customer]
+            # playbooks: test_playbooks.py; respond: a request needs a real answer
+            if customer.emails and reminder.kind in stock - {"respond"}:
+                by_kind.setdefault(reminder.kind, (app, reminder))
     assert sorted(by_kind) == sorted(stock - {"respond"})
-    sender = app.workspace.settings.sender
-    for kind, reminder in by_kind.items():
+    for kind, (app, reminder) in by_kind.items():
+        sender = app.workspace.settings.sender
         for locale in ("de", "en"):
             draft = render(app.templates, reminder, app.customer(reminder.customer),
                            locale=locale)
