@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -82,6 +83,22 @@ def smtp():
     yield start
     for controller in started:
         controller.stop()
+
+
+def stem(name):
+    """A record's file name without its six-character suffix (crmkit/loading/writing.py
+    derives it from the text, and the text holds a random Message-ID)."""
+    match = re.fullmatch(r"(.+)-[a-z2-7]{6}\.yaml", name)
+    assert match, name
+    return match[1]
+
+
+def recorded_in(output, root):
+    """The record a 'recorded in ...' line names, read from the workspace."""
+    found = re.findall(r"\brecorded in (\S+\.yaml)\n", output)
+    assert len(found) == 1, output
+    [rel] = found
+    return rel, (root / rel).read_text(encoding="utf-8")
 
 
 def send(run, root, today, *more, input=None):
@@ -171,7 +188,13 @@ def test_a_run_that_cannot_record_stops_and_says_what_went_out(make_workspace, r
 
     decided = send(run, root, "2026-06-01", input="y\n")
     assert decided.exit_code == 0, decided.output
-    assert "recorded in interactions/2026/2026-06-01-k00-email.yaml" in decided.stdout
+    rel, text = recorded_in(decided.stdout, root)
+    assert stem(rel) == "interactions/2026/2026-06-01-k00-email"
+    # the record is of the message that went out in the broken run
+    [k00] = [m for m in server.messages
+             if m["X-Crmkit-Reminder"] == "service_due/k00/2026-06-01"]
+    assert f"message_id: {k00['Message-ID']}\n" in text
+    assert "resolves:\n- service_due/k00/2026-06-01\n" in text
     assert "nothing to send" in decided.stdout
     assert not list((root / ".crmkit" / "outbox").glob("*.json"))
     assert all(n == 1 for n in server.reminders().values()) and len(server.messages) == 4
@@ -205,7 +228,7 @@ def test_killed_mid_batch_then_run_again_sends_no_message_twice(make_workspace, 
     process.wait(30)
     assert len(server.messages) == 3
     recorded = sorted(p.name for p in (root / "interactions" / "2026").iterdir())
-    assert recorded == ["2026-06-01-k00-email.yaml", "2026-06-01-k01-email.yaml"]
+    assert [stem(n) for n in recorded] == ["2026-06-01-k00-email", "2026-06-01-k01-email"]
     assert len(list((root / ".crmkit" / "outbox").glob("*.json"))) == 1
 
     server.stall_at = None
@@ -219,9 +242,16 @@ def test_killed_mid_batch_then_run_again_sends_no_message_twice(make_workspace, 
     decide = subprocess.run(command, input="y\n", capture_output=True, text=True, env=env,
                             timeout=120)
     assert decide.returncode == 0, decide.stderr
-    assert "recorded in interactions/2026/2026-06-01-k02-email.yaml" in decide.stdout
+    rel, text = recorded_in(decide.stdout, root)
+    assert stem(rel) == "interactions/2026/2026-06-01-k02-email"
+    [k02] = [m for m in server.messages
+             if m["X-Crmkit-Reminder"] == "service_due/k02/2026-06-01"]
+    assert f"message_id: {k02['Message-ID']}\n" in text
     assert "nothing to send" in decide.stdout
     assert len(server.messages) == 6
+    # each of the six recorded once
+    recorded = sorted(p.name for p in (root / "interactions" / "2026").iterdir())
+    assert [stem(n) for n in recorded] == [f"2026-06-01-k{i:02d}-email" for i in range(6)]
 
 
 def test_two_runs_at_once_do_not_both_send(make_workspace, run, smtp):
