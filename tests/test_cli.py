@@ -179,12 +179,16 @@ Revenue:            200.00 EUR
 Revenue 12 months:  200.00 EUR
 Avg order value:    200.00 EUR
 Segments:           lifecycle=active (since 2025-05-31), abc=A, rfm=111
+Churn reason:       no purchase or service for 315 days; service contract every 365 days; \
+100 % chance to buy in the next 365 days
 
 Reminders (crmkit done ID, crmkit snooze ID --for 1w)
   2025-01-15  Wartung due (overdue)
               service_due/anna-mueller/2025-01-15
   2025-12-10  Follow up: send the offer (overdue)
               follow_up/anna-mueller/2025-12-10
+  2025-12-31  Deal 'Bathroom' has gone quiet: get in touch with Anna Müller (overdue)
+              stale_deal/anna-mueller/2025-12-31/anna-bath
   2026-01-30  Stay in touch with Anna Müller (held back by the frequency cap)
               stay_in_touch/anna-mueller/2026-01-30
 
@@ -225,8 +229,13 @@ def test_customers_filter_and_json(make_workspace, run):
     assert table.stderr == "1 of 2 customers\n"
     listed = json.loads(run("-w", root, "customers", "--format", "json").stdout)
     assert [c["id"] for c in listed] == ["anna-mueller", "bob"]
-    none = run("-w", root, "customers", "--segment", "lifecycle=lost")
+    # Anna's one purchase was on 2025-03-01 under a yearly contract and no one else bought:
+    # she is due back within a year of it, so lost once 365 days have passed without her
+    none = run("-w", root, "--today", "2026-01-10", "customers", "--segment", "lifecycle=lost")
     assert none.stderr == "0 of 2 customers\n"
+    lost = run("-w", root, "--today", "2026-06-01", "customers", "--segment", "lifecycle=lost",
+               "--format", "json")
+    assert [c["id"] for c in json.loads(lost.stdout)] == ["anna-mueller"]
     unknown = run("-w", root, "customers", "--segment", "vip")
     assert unknown.exit_code == 2
     assert "segment 'vip': unknown name 'vip'" in unknown.stderr
@@ -301,7 +310,7 @@ def test_installed_command_runs_as_a_real_process(tmp_path):
         "out until this file is fixed",
         "customers/mueller-anna.yaml:2:8: error: invalid YAML: mapping values are not allowed "
         "in this context",
-        "30 customers, 337 interactions, 5 deals: 1 error(s), 1 warning(s)"]
+        "30 customers, 339 interactions, 10 deals: 1 error(s), 1 warning(s)"]  # 357 - 18
     assert "Traceback" not in result.stderr
     show = subprocess.run([CRMKIT, "-w", broken, "--today", "2026-11-23", "show",
                            "schaefer-bjoern"], capture_output=True, text=True)
