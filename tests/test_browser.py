@@ -58,7 +58,8 @@ def open_page(browser, path: Path, width: int = 1280, height: int = 1600):
     return page, events
 
 
-@pytest.mark.parametrize(("report", "charts"), [("dashboard", 4), ("weekly", 0)])
+# dashboard: revenue, lifecycle, ABC/Pareto, scores and the pipeline plugin's funnel
+@pytest.mark.parametrize(("report", "charts"), [("dashboard", 5), ("weekly", 0)])
 def test_reports_render_cleanly_and_show_hostile_names_as_text(browser, rendered, report,
                                                               charts):
     page, events = open_page(browser, rendered / f"{report}.html")
@@ -71,6 +72,12 @@ def test_reports_render_cleanly_and_show_hostile_names_as_text(browser, rendered
         bars = page.locator("#revenue svg.chart rect.bar")
         assert bars.count() == 12
         assert page.locator("#kpi-revenue_12m .value").inner_text().endswith("\xa0€")  # de
+        # the funnel: German steps; the example's 7, 7, 6, 3 plus the hostile customer,
+        # first in touch by a purchase on 20 Nov, who reached every step
+        funnel = page.locator("#funnel svg.chart")
+        assert funnel.locator("rect.bar").count() == 4
+        assert funnel.locator("text").all_text_contents() == [
+            "Interessent", "8", "qualifiziert", "8", "Angebot", "7", "gewonnen", "4"]
     else:
         thanks = page.locator("#overdue").get_by_text(f"{EVIL} danken für:", exact=False)
         assert thanks.count() == 1
@@ -82,6 +89,9 @@ def test_dashboard_fits_a_phone_and_prints(browser, rendered):
     assert events["errors"] == []
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
+    for chart in page.locator("svg.chart").all():  # the funnel too: scaled, not cut off
+        box = chart.bounding_box()
+        assert box["width"] > 0 and box["x"] >= 0 and box["x"] + box["width"] <= 390
     pdf = page.pdf()  # print layout renders
     assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
     page.close()
