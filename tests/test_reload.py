@@ -98,7 +98,10 @@ def test_applied_changes_equal_a_full_load(steps):
 
 
 def test_customers_a_change_did_not_touch_keep_their_values(make_workspace):
-    root = make_workspace(FILES)
+    # Bert's birthday gives him a reminder of his own (his one purchase of 90 makes him lost
+    # and not worth a win-back: no stage reminder)
+    root = make_workspace({**FILES, "customers/bert.yaml": FILES["customers/bert.yaml"]
+                           + "birthday: 1970-06-12\n"})
     watcher = Watcher(root, TODAY, lambda line: None)
     before = watcher.next_app(None)
     before.reminders()
@@ -114,8 +117,19 @@ def test_customers_a_change_did_not_touch_keep_their_values(make_workspace):
     assert after.labels().column("lifecycle") is not before.labels().column("lifecycle") or \
         after.labels()["anna"] == before.labels()["anna"]
     bert_reminders = [r for r in before.reminders() if r.customer == "bert"]
-    assert bert_reminders and all(
-        any(r is s for s in after.reminders()) for r in bert_reminders)
+    assert [r.kind for r in bert_reminders] == ["birthday"]
+    assert all(any(r is s for s in after.reminders()) for r in bert_reminders)
+    assert after.labels()["bert"] == before.labels()["bert"]  # a call is no purchase or service
+    # the churn risk is the workspace's: Anna's second purchase, half a year after her first
+    # (181 days), is the first repeat gap, so the usual gap for Bert's single purchase becomes
+    # 181 days instead of the default 365, from the edit of Anna's file alone
+    assert "usually every 365 days in this workspace" in before.labels()["bert"]["churn_reason"]
+    write_files(root, {"interactions/2025/a0.yaml":
+                       "customer: anna\ndate: 2025-11-01\ntype: purchase\namount: 300\n"})
+    again = watcher.next_app({"interactions/2025/a0.yaml"})
+    assert again.workspace.history("bert") is before.workspace.history("bert")
+    assert "usually every 181 days in this workspace" in again.labels()["bert"]["churn_reason"]
+    assert dict(again.labels()) == dict(App(root, TODAY, use_cache=False).labels())
 
 
 def test_what_only_a_full_load_gets_right(make_workspace):

@@ -55,6 +55,10 @@ CUSTOMERS = {
 INTERACTIONS = {
     "interactions/a1.yaml": "customer: anna\ndate: 2025-05-28\ntype: purchase\namount: 1200\n",
     "interactions/b1.yaml": "customer: bert\ndate: 2025-03-01\ntype: purchase\namount: 90\n",
+    # Bert's second purchase, a year after his first: the only repeat gap (366 days), so he
+    # stays active (stay_in_touch for busy_area) while Anna's one purchase 369 days ago makes
+    # her lost (win_back); without it everybody with a purchase is lost on TODAY
+    "interactions/b2.yaml": "customer: bert\ndate: 2026-03-02\ntype: purchase\namount: 300\n",
     "interactions/c1.yaml": "- {customer: cleo, date: 2025-02-01, type: service, "
                             "service: Wartung}\n- {customer: cleo, date: 2026-04-01, "
                             "type: quote, amount: 500}\n",
@@ -276,7 +280,9 @@ def test_the_example_plugins_take_part(tmp_path):
     app = App(root, TODAY)
     assert app.workspace.errors == []
     assert {r.kind for r in app.reminders()} >= {"anniversary", "follow_up", "stay_in_touch",
-                                                 "quote"}
+                                                 "quote", "win_back"}
+    assert app.labels().column("lifecycle") == {"anna": "lost", "bert": "active",
+                                                "cleo": "lost", "dora": "lead"}
     assert app.labels().column("busy_area") == {"anna": True, "bert": True, "cleo": False,
                                                 "dora": False}
     weekly = App(root, TODAY).build()
