@@ -388,6 +388,11 @@ ESCAPES = [
     '{{ "".__class__.__mro__[1].__subclasses__() }}',
     "{{ lipsum.__globals__['os'].system('touch MARKER') }}",
     "{{ self._TemplateReference__context.cycler.__init__.__globals__.os }}",
+    # the run and the file system: the report's `app` is for plugins' filters to read
+    "{{ app.root.joinpath('MARKER').write_text('x') }}",
+    "{{ app.workspace.root.joinpath('MARKER').write_text('x') }}",
+    "{{ app.write_named(app.root.joinpath('MARKER'), 'x', true) }}",
+    "{{ app.host }}",
 ]
 
 

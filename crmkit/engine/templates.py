@@ -80,17 +80,47 @@ def template_folders(root: Path | None, host: PluginHost
     return folders, failed
 
 
+def _sandbox() -> type[jinja2.Environment]:
+    """Jinja's sandbox, closed also around what can touch files or the run: the ``app``
+    a report passes (its filters read it in Python, through ``pass_context``), paths,
+    open files and modules.  A template reads data; it never calls into them."""
+    import io
+    import types
+    from pathlib import PurePath
+
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from .app import App
+    from .plugins import PluginHost
+
+    closed = (App, PluginHost, PurePath, io.IOBase, types.ModuleType)
+
+    class Sandbox(SandboxedEnvironment):
+        def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+            if isinstance(obj, closed) or isinstance(value, closed) or isinstance(
+                    getattr(value, "__self__", None), closed):
+                return False
+            return super().is_safe_attribute(obj, attr, value)
+
+        def is_safe_callable(self, obj: Any) -> bool:
+            if isinstance(getattr(obj, "__self__", None), closed):
+                return False
+            return super().is_safe_callable(obj)
+
+    return Sandbox
+
+
 def template_environment(root: Path | None, host: PluginHost
                          ) -> tuple[jinja2.Environment, list[Diagnostic]]:
     """A Jinja environment with the template search path and the plugins' functions."""
     import jinja2  # imported lazily: most commands never render a template
-    from jinja2.sandbox import SandboxedEnvironment
 
     folders, problems = template_folders(root, host)
     # Sandboxed: a workspace's templates/ come with a cloned repository, and a template
-    # must not reach Python's internals (``''.__class__.__mro__``, ``os.popen``): an
+    # must not reach Python's internals (``''.__class__.__mro__``, ``os.popen``) nor the
+    # file system or the run (``app.root.write_text(...)``, ``app.write_output``): an
     # unsafe attribute or call is a SecurityError at the template's line.
-    env = SandboxedEnvironment(
+    env = _sandbox()(
         loader=jinja2.FileSystemLoader([str(f) for f in folders]),
         autoescape=_escapes,
         undefined=jinja2.StrictUndefined,
