@@ -212,6 +212,9 @@ def test_vcard_and_json_export_of_a_segment(make_workspace, run):
     data = json.loads(run("-w", root, "--today", TODAY, "export", "json", "--segment",
                           "lifecycle=lead").stdout)
     assert [c["id"] for c in data] == ["bert"]
+    typo = run("-w", root, "export", "csv", "--tag", "vipp")
+    assert typo.exit_code == 1 and typo.stdout == ""
+    assert "no customer has the tag 'vipp' (did you mean 'vip'?)" in typo.stderr
 
 
 def test_privacy_export_has_everything_about_one_person(make_workspace, run):

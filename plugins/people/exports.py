@@ -195,6 +195,11 @@ def to_vcard(customers: list[Customer]) -> str:
 def export_command(app: crmkit.App, fmt: str, segments: tuple[str, ...], tags: tuple[str, ...],
                    out: Path | None, delimiter: str, force: bool, no_derived: bool) -> None:
     """Export customers (all, or a segment or tag) as CSV, vCard or JSON."""
+    known = {t for c in app.workspace.customers.values() for t in c.tags}
+    for tag in tags:
+        if tag not in known:  # a typo would export nobody, and say nothing
+            raise crmkit.CrmkitError(f"no customer has the tag {tag!r}"
+                                     f"{crmkit.did_you_mean(tag, known)}")
     chosen = [c for c in app.customers(*segments) if all(t in c.customer.tags for t in tags)]
     if fmt == "csv":
         text = to_csv(csv_rows(app, chosen, not no_derived), delimiter, not no_derived)
