@@ -1,6 +1,8 @@
 import datetime as dt
 import pickle
 
+import yaml
+
 from crmkit.loading.yamlsource import YamlList, YamlMap, parse_yaml
 
 
@@ -157,3 +159,15 @@ def test_typical_record_files_take_the_fast_path():
     assert simple is not None
     assert_same(simple, parse_text(text, "x.yaml").data)
     assert simple["items"].marks == [(5, 9), (5, 27)]
+
+
+def test_amounts_are_written_as_plain_numbers_that_read_back_the_same():
+    """``import transactions`` wrote a whole amount as ``!!float '99'``."""
+    from decimal import Decimal
+
+    from crmkit.loading.yamlsource import dump_yaml
+    data = {"a": Decimal("99"), "b": Decimal("49.90"), "c": Decimal("-50"),
+            "d": Decimal("1E+3")}
+    text = dump_yaml(data)
+    assert text == "a: 99\nb: 49.90\nc: -50\nd: 1000\n"
+    assert {k: Decimal(str(v)) for k, v in yaml.safe_load(text).items()} == data

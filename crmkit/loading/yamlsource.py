@@ -369,9 +369,14 @@ class _Dumper(yaml.SafeDumper):
     """Writes decimals as plain numbers (``49.90``), exactly as given."""
 
 
-_Dumper.add_representer(
-    Decimal, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:float",
-                                                           format(value, "f")))
+def _represent_decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.ScalarNode:
+    text = format(value, "f")
+    # ``99`` as a float would be written ``!!float '99'``: a whole number is an int
+    tag = "tag:yaml.org,2002:float" if "." in text else "tag:yaml.org,2002:int"
+    return dumper.represent_scalar(tag, text)
+
+
+_Dumper.add_representer(Decimal, _represent_decimal)
 
 
 def dump_yaml(data: Any) -> str:
