@@ -166,6 +166,7 @@ def model_risks(customers: list[CustomerView]) -> list[dict[str, Any] | None]:
     import numpy as np
 
     options = first.options  # segmentation.lifecycle's (read when the segments are there)
+    t = crmkit.translations(first.settings.locale)  # the reason in the workspace's language
     days = options.get("churn_horizon_days", 90)
     at_risk, lost = options.get("at_risk_above", 0.8), options.get("lost_above", 0.95)
     rhythm_gaps = options.get("rhythm_min_gaps", 3)
@@ -189,18 +190,25 @@ def model_risks(customers: list[CustomerView]) -> list[dict[str, Any] | None]:
                  (start + dt.timedelta(days=math.ceil(week[k] * 7 - 1e-9))).isoformat()
                  for name, week in crossings.items()}
         quiet = round((h.T - h.t_x) * 7)
-        if h.x + 1 == 1:
-            usual = "one purchase so far"
-        elif h.x >= rhythm_gaps:
-            usual = f"usually every {round(h.t_x * 7 / h.x)} days"
+        if h.x >= rhythm_gaps:
+            gap = round(h.t_x * 7 / h.x)
+            usual = t.ngettext("usually every %(num)s day", "usually every %(num)s days",
+                               gap) % {"num": t.decimal(gap)}
         else:
-            usual = f"{h.x + 1} purchases so far"
+            count = int(h.x) + 1
+            usual = t.ngettext("one purchase so far", "%(num)s purchases so far", count) % {
+                "num": t.decimal(count)}
         risk, horizon = float(risks[k]), int(horizons[k])
+        quiet_text = t.ngettext("no %(what)s for %(num)s day", "no %(what)s for %(num)s days",
+                                quiet) % {"what": t.word("purchase"), "num": t.decimal(quiet)}
+        chance = t.ngettext("%(percent)s %% chance to buy in the next %(num)s day",
+                            "%(percent)s %% chance to buy in the next %(num)s days",
+                            horizon) % {"percent": t.decimal(round(100 * (1 - risk))),
+                                        "num": t.decimal(horizon)}
         result[n] = {
             "risk": risk, "horizon_days": horizon, "at_risk_since": since["at_risk"],
             "lost_since": since["lost"], "basis": "model",
-            "reason": f"no purchase for {quiet} days; {usual}; {round(100 * (1 - risk))} % "
-                      f"chance to buy in the next {horizon} days"}
+            "reason": f"{quiet_text}; {usual}; {chance}"}
     return result
 
 

@@ -221,12 +221,11 @@ def _since(risk_at: Any, quiet: int, threshold: float) -> int:
     return low
 
 
-def _days(n: int) -> str:
-    return "1 day" if n == 1 else f"{n} days"
-
-
-def _percent(risk: float) -> str:
-    return f"{round(100 * (1 - risk))} % chance to buy in the next"
+def _chance(t: Any, risk: float, horizon: int) -> str:
+    """``69 % chance to buy in the next 198 days`` in the workspace's language."""
+    return t.ngettext("%(percent)s %% chance to buy in the next %(num)s day",
+                      "%(percent)s %% chance to buy in the next %(num)s days", horizon) % {
+        "percent": t.decimal(round(100 * (1 - risk))), "num": t.decimal(horizon)}
 
 
 def heuristic_risk(c: CustomerView) -> dict[str, Any] | None:
@@ -249,17 +248,30 @@ def heuristic_risk(c: CustomerView) -> dict[str, Any] | None:
     for stage, threshold in (("at_risk", options.at_risk_above), ("lost", options.lost_above)):
         since[stage] = (found.last + dt.timedelta(days=_since(risk_at, quiet, threshold))
                         ).isoformat() if risk >= threshold else None
-    what = "purchase or service" if "service" in options.activity_types else " or ".join(
-        options.activity_types)
+    # the reason in the workspace's language (the label, its JSON and the reminders)
+    t = crmkit.translations(c.settings.locale)
+    if "service" in options.activity_types:
+        what = t.gettext("purchase or service")
+    else:
+        what = f" {t.gettext('or')} ".join(t.word(x) for x in options.activity_types)
     if found.own == "gaps":
-        usual = f"usually every {found.scale} days"
+        usual = t.ngettext("usually every %(num)s day", "usually every %(num)s days",
+                           found.scale) % {"num": t.decimal(found.scale)}
     elif found.own == "contract":
-        usual = f"service contract every {found.scale} days"
+        usual = t.ngettext("service contract every %(num)s day",
+                           "service contract every %(num)s days",
+                           found.scale) % {"num": t.decimal(found.scale)}
     else:
         count = len(found.gaps) + 1
-        usual = ("one occasion so far" if count == 1 else f"{count} occasions so far") + (
-            f", usually every {round(shape.usual_days)} days in this workspace")
-    reason = f"no {what} for {_days(quiet)}; {usual}; {_percent(risk)} {horizon} days"
+        workspace_days = round(shape.usual_days)
+        usual = t.ngettext("one occasion so far", "%(num)s occasions so far", count) % {
+            "num": t.decimal(count)} + t.ngettext(
+            ", usually every %(num)s day in this workspace",
+            ", usually every %(num)s days in this workspace", workspace_days) % {
+            "num": t.decimal(workspace_days)}
+    quiet_text = t.ngettext("no %(what)s for %(num)s day", "no %(what)s for %(num)s days",
+                            quiet) % {"what": what, "num": t.decimal(quiet)}
+    reason = f"{quiet_text}; {usual}; {_chance(t, risk, horizon)}"
     return {"risk": risk, "horizon_days": horizon, "at_risk_since": since["at_risk"],
             "lost_since": since["lost"], "reason": reason, "basis": "heuristic"}
 
