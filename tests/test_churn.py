@@ -239,6 +239,23 @@ def test_each_stage_rule_on_a_hand_built_workspace(make_workspace):
     assert found[("mid", "at_risk")].reason.endswith(labels["mid"]["churn_reason"])
 
 
+def test_the_churn_reason_follows_the_workspace_locale(make_workspace):
+    """The same workspace as above in German: the same figures, German words (the
+    reason is a label, so JSON carries it in the workspace's language too)."""
+    app = App(make_workspace(STAGES, settings=SETTINGS + "locale: de\n"), TODAY)
+    labels = app.labels()
+    assert labels["ann"]["churn_reason"] == (
+        "440 Tage ohne Kauf; Wartungsvertrag alle 365 Tage; 0 % Chance auf einen Kauf "
+        "innerhalb von 365 Tagen")
+    assert labels["mid"]["churn_reason"] == (
+        "110 Tage ohne Kauf; meist alle 100 Tage; 20 % Chance auf einen Kauf innerhalb "
+        "von 100 Tagen")
+    assert labels["once"]["churn_reason"] == (
+        "200 Tage ohne Kauf; bisher ein Mal, bei allen Kunden meist alle 100 Tage; 0 % "
+        "Chance auf einen Kauf innerhalb von 100 Tagen")
+    assert labels["mid"]["churn_risk"] == 0.796  # the figures do not change
+
+
 def test_churn_risk_in_segments_json_show_and_the_dashboard(make_workspace):
     root = make_workspace(STAGES, settings=SETTINGS)
     crmkit = str(Path(sys.executable).parent / "crmkit")
