@@ -249,7 +249,7 @@ def fresh_build(root: Path, scratch: Path) -> dict[str, bytes]:
     return outputs(copy / "out")
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps)
 @example([("purchase yesterday", "bert", 1), ("rename", "anna", 0), ("plugin", "anna", 3)])
 @example([("address", "cleo", 0), ("template", "anna", 1), ("settings", "dora", 1)])
