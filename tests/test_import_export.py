@@ -51,6 +51,24 @@ def test_excel_csv_with_semicolons_and_cp1252(make_workspace, run):
     assert run("-w", root, "check").exit_code == 0
 
 
+def test_a_row_with_more_values_than_columns_is_invalid_not_shifted(make_workspace, run,
+                                                                     tmp_path):
+    """``Weimar; Thüringen`` unquoted in a semicolon file moved every later value one
+    field on (postal code '2', city '99423') and the last one was dropped, silently."""
+    source = tmp_path / "extra.csv"
+    source.write_text("name;street;postal_code;city\n"
+                      "Anna Berg;Markt 2;99423;Weimar\n"
+                      "Bert Kurz;Am Horn; 2;99423;Weimar\n"
+                      "Cleo Lang;Ring 1;99425;Weimar;;\n", encoding="utf-8")
+    root = make_workspace()
+    dry = run_import(run, root, "csv", source)
+    assert dry.exit_code == 0, dry.output  # the row is named, as invalid rows are
+    assert "  row 2: new customer anna-berg (Anna Berg)" in dry.stdout
+    assert ("  row 3: invalid: 5 values but 4 columns (a value with an unquoted delimiter?): "
+            "the values would land in the wrong fields") in dry.stdout
+    assert "  row 4: new customer cleo-lang (Cleo Lang)" in dry.stdout  # empty cells: fine
+
+
 def test_reimport_is_idempotent_and_never_edits(make_workspace, run):
     root = make_workspace()
     run_import(run, root, "csv", FIXTURES / "kunden_excel.csv", "--apply")

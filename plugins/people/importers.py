@@ -358,6 +358,16 @@ def _consent(values: dict[str, Any], data: dict[str, Any], warnings: list[str]) 
         data["consent"] = consent
 
 
+def _overflow(cells: list[Any], headers: list[str]) -> tuple[str, ...]:
+    """A row with more filled cells than the file has columns: its values have moved
+    (a value with an unquoted delimiter), so none of them can be trusted."""
+    extra = [c for c in cells[len(headers):] if str(c).strip()]
+    if not extra:
+        return ()
+    return (f"{len(headers) + len(extra)} values but {len(headers)} columns (a value with "
+            "an unquoted delimiter?): the values would land in the wrong fields",)
+
+
 def read_spreadsheet(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
     headers, rows = read_table(path, options)
     fields, _ = column_fields(headers, HEADERS, dict(options.mapping))
@@ -367,7 +377,8 @@ def read_spreadsheet(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
             "map one with --map 'COLUMN=name'")
     for number, cells in rows:
         values = {field: cells[i] if i < len(cells) else "" for i, field in fields.items()}
-        yield customer_row(number, values)
+        row = customer_row(number, values)
+        yield ImportRow(row.row, row.kind, row.data, row.problems + _overflow(cells, headers))
 
 
 def read_hubspot(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
@@ -384,7 +395,7 @@ def read_hubspot(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
         row = customer_row(number, values, extra)
         data = dict(row.data)
         data.setdefault("source", "hubspot")
-        yield ImportRow(row.row, row.kind, data, row.problems)
+        yield ImportRow(row.row, row.kind, data, row.problems + _overflow(cells, headers))
 
 
 def read_transactions(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
@@ -399,7 +410,7 @@ def read_transactions(path: Path, options: ImportOptions) -> Iterator[ImportRow]
                                  f"{', '.join(headers)}; map with --map 'COLUMN=FIELD'")
     for number, cells in rows:
         values = {field: cells[i] if i < len(cells) else "" for i, field in fields.items()}
-        problems = []
+        problems = list(_overflow(cells, headers))
         day = parse_date(values.get("date", ""))
         amount = parse_amount(values.get("amount", ""))
         if day is None:
