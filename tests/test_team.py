@@ -204,6 +204,11 @@ def test_the_same_field_changed_differently_is_a_conflict_check_names(tmp_path):
     assert ("customers/anna.yaml:3:1: error: unresolved merge conflict: git left its "
             "<<<<<<< ======= >>>>>>> markers here (and at lines 5, 7)") in check.stdout
     assert "invalid YAML" not in check.stdout
+    # a command about her says why, not "unknown customer"
+    shown = crmkit(b, "show", "anna")
+    assert shown.returncode == 1
+    assert shown.stderr.startswith("Error: customer 'anna' does not load: customers/anna.yaml"
+                                   ":3:1: error: unresolved merge conflict")
 
 
 def test_both_clones_add_the_same_customer(tmp_path):

@@ -423,6 +423,12 @@ class App:
             if merged is not None:
                 raise CrmkitError(f"{customer_id!r} was merged into {merged!r} (its 'aliases'):"
                                   f" use {merged!r}")
+            names = {f"{customer_id}.yaml", f"{customer_id}.yml"}
+            broken = next((d for d in self.workspace.errors if d.location is not None
+                           and d.location.path.startswith("customers/")
+                           and d.location.path.rsplit("/", 1)[-1] in names), None)
+            if broken is not None:  # there, but it does not load (a merge conflict, ...)
+                raise CrmkitError(f"customer {customer_id!r} does not load: {broken}")
             raise CrmkitError(f"unknown customer {customer_id!r}"
                               f"{did_you_mean(customer_id, self.workspace.customers)}; "
                               "see 'crmkit customers'")
