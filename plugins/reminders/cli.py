@@ -110,7 +110,7 @@ def reminders_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...
             if r.suppressed:
                 flags = f"{flags} {r.suppressed}".strip()
             rows.append([r.due.isoformat(), r.id, r.title, r.channel, r.priority, flags])
-        click.echo(crmkit.table(["due", "id", "title", "channel", "prio", ""], rows))
+        click.echo(crmkit.table(["due", "id", "title", "channel", "prio", "status"], rows))
         overdue = sum(1 for r in chosen if r.overdue(today) and not r.suppressed)
         summary = f"{len(chosen)} reminders ({overdue} overdue) up to {horizon.isoformat()}"
         if held:
