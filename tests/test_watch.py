@@ -34,7 +34,10 @@ class Watch:
         self.process = subprocess.Popen(
             [CRMKIT, "-w", root, "--today", "2026-06-01", "watch", *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # Ctrl-C as in a terminal: a test run started in the background (`... &`)
+            # ignores SIGINT, and its children would inherit that
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
