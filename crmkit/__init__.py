@@ -23,8 +23,6 @@ from .engine.rules import (
 from .engine.values import Due, EmailDraft, ImportOptions, ImportRow, Reminder
 from .engine.views import CustomerView
 from .hookspecs import hookimpl
-from .incremental.replay import read_only
-from .loading.ids import slugify
 from .loading.schema import did_you_mean, parse_amount
 from .model import (
     CrmkitError,
@@ -65,8 +63,6 @@ __all__ = [
     "hookimpl",
     "parse_amount",
     "pass_app",
-    "read_only",
-    "slugify",
     "table",
     "translations",
 ]

@@ -260,6 +260,20 @@ def test_stock_plugins_use_only_the_public_api_and_never_import_each_other():
                     assert node.attr in crmkit.__all__, f"{where}: crmkit.{node.attr}"
 
 
+def test_the_public_api_is_small_and_says_nothing_about_caching():
+    """Issue 15: at most 30 names, none of the core's keeping and replaying."""
+    import crmkit
+
+    assert len(crmkit.__all__) <= 30
+    caching = ("cache", "memo", "replay", "read_only", "snapshot", "durable", "incremental",
+               "background", "sharing", "deferred", "kept")
+    assert not [n for n in crmkit.__all__ if any(w in n.lower() for w in caching)]
+    # the one exception: after an erasure, a privacy plugin must delete the copies
+    # crmkit keeps (docs/security.md), so it has to be able to ask for it
+    assert [n for n in dir(crmkit.App) if not n.startswith("_")
+            and any(w in n.lower() for w in caching)] == ["clear_caches"]
+
+
 def test_every_stock_plugin_is_listed_once_in_default_plugins():
     from importlib.metadata import entry_points
 

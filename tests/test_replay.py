@@ -58,7 +58,7 @@ def test_any_change_to_the_workspace_runs_the_command_again(make_workspace):
     root = make_workspace(FILES)
     age_files(root)
     first = crmkit(root, "check")
-    assert "1 customers" in first.stdout
+    assert "1 customer," in first.stdout
     rewrite(root / "customers" / "bert.yaml", "name: Bert\n")
     added = crmkit(root, "check")
     assert REPLAYED not in added.stderr and "2 customers" in added.stdout
@@ -66,7 +66,7 @@ def test_any_change_to_the_workspace_runs_the_command_again(make_workspace):
     assert REPLAYED not in crmkit(root, "check").stderr
     (root / "customers" / "bert.yaml").unlink()
     removed = crmkit(root, "check")  # the same files as the first run: its output is right
-    assert removed.stdout == first.stdout and "1 customers" in removed.stdout
+    assert removed.stdout == first.stdout and "1 customer," in removed.stdout
     # a template or a workspace plugin is an input too
     rewrite(root / "plugins" / "hello.py", "X = 1\n")
     assert REPLAYED not in crmkit(root, "check").stderr
@@ -122,3 +122,61 @@ def test_plugin_code_is_part_of_the_key():
     files = b"".join(code_files()).decode()
     assert "plugins/reminders/__init__.py\0" in files
     assert "crmkit/incremental/replay.py\0" in files
+
+
+PLUGIN = '''
+import click
+import crmkit
+
+
+@crmkit.hookimpl
+def crmkit_register_commands(cli):
+    @cli.command()
+    @crmkit.pass_app(pure=True)
+    def names(app):
+        """Pure: prints names."""
+        for c in app.customers():
+            click.echo(c.customer.name)
+
+    @cli.command()
+    @click.option("--out")
+    @crmkit.pass_app(pure=lambda p: p["out"] is None)
+    def sometimes(app, out):
+        """Pure unless --out writes a file."""
+        if out:
+            app.write_named(out, "x")
+        click.echo(str(len(app.workspace.customers)))
+
+    @cli.command()
+    @crmkit.pass_app
+    def plain(app):
+        """Not declared pure: always runs."""
+        click.echo("ran")
+'''
+
+
+def test_a_plugin_command_declared_pure_replays_and_others_run(make_workspace, tmp_path):
+    root = make_workspace({**FILES, "plugins/names.py": PLUGIN})
+    age_files(root)
+    first = crmkit(root, "names")
+    assert first.stdout == "Anna Alt\n" and REPLAYED not in first.stderr
+    again = crmkit(root, "names")
+    assert again.stdout == "Anna Alt\n" and REPLAYED in again.stderr
+    for _ in range(2):
+        assert REPLAYED not in crmkit(root, "plain").stderr
+        assert REPLAYED not in crmkit(root, "sometimes", "--out", str(tmp_path / "x")).stderr
+    crmkit(root, "sometimes")
+    assert REPLAYED in crmkit(root, "sometimes").stderr
+
+
+def test_the_terminal_language_is_part_of_the_key(make_workspace):
+    """The CLI speaks the terminal's language: output kept under LANG=C is not
+    replayed under LANG=de_DE.UTF-8."""
+    root = make_workspace(FILES)
+    age_files(root)
+    crmkit(root, "check")
+    assert REPLAYED in crmkit(root, "check").stderr
+    german = subprocess.run([CRMKIT, "-v", "-w", root, "--today", "2026-11-20", "check"],
+                            capture_output=True, text=True,
+                            env={**os.environ, "LANG": "de_DE.UTF-8"})
+    assert REPLAYED not in german.stderr

@@ -14,7 +14,7 @@ from ..engine.app import App, pass_app
 from ..engine.plugins import trust as trust_workspace
 from ..engine.plugins import trust_file, workspace_plugin_files
 from ..incremental import replay
-from ..loading.ids import slugify
+from ..model.ids import slugify
 from ..loading.schema import (
     DIRECTIONS,
     ID_PATTERN,
@@ -76,12 +76,11 @@ def init(app: App, directory: Path, business: str | None, locale: str, currency:
 # --- check ------------------------------------------------------------------------------
 
 
-@replay.read_only
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
-@pass_app
+@pass_app(pure=True)
 def check(app: App, fmt: str, strict: bool) -> None:
     """Validate the workspace; exit 1 if there are errors.
 
@@ -255,14 +254,13 @@ def _describe(i: Interaction, currency: str) -> str:
     return clean(" ".join(parts))
 
 
-@replay.read_only
 @cli.command()
 @click.argument("customer_id", metavar="CUSTOMER")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("-n", "--limit", default=15, show_default=True,
               help="How many recent interactions to list (0 = all).")
-@pass_app
+@pass_app(pure=True)
 def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
     """The 360° view of one customer: profile, derived values, history, what is open."""
     view = app.customer(customer_id)
@@ -383,7 +381,6 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
 # --- customers --------------------------------------------------------------------------
 
 
-@replay.read_only
 @cli.command()
 @click.option("--tag", "tags", multiple=True,
               help="Only customers with this tag (repeatable: all).")
@@ -391,7 +388,7 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
               help="Only customers in a segment, e.g. 'lifecycle=active' or a custom "
                    "segment's name (repeatable: all).")
 @click.option("--format", "fmt", type=FORMAT_TABLE_JSON, default="table", show_default=True)
-@pass_app
+@pass_app(pure=True)
 def customers(app: App, tags: tuple[str, ...], segments: tuple[str, ...], fmt: str) -> None:
     """List customers with their key figures."""
     everybody = len(app.workspace.customers)
@@ -454,10 +451,9 @@ def watch(app: App, serve_: bool, port: int) -> None:
 # --- plugins ----------------------------------------------------------------------------
 
 
-@replay.read_only
 @cli.command()
 @click.option("--format", "fmt", type=FORMAT_TABLE_JSON, default="table", show_default=True)
-@pass_app
+@pass_app(pure=True)
 def plugins(app: App, fmt: str) -> None:
     """List plugins (stock, installed, the workspace's own), what each registered and the
     hooks it implements."""

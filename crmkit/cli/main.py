@@ -203,7 +203,7 @@ class CrmkitGroup(click.Group):
             command = command.get_command(ctx, arg)
             if command is None:
                 return False
-        return bool(getattr(command, "crmkit_read_only", False))
+        return replay.may_replay(command)
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         try:

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..incremental import state
+from ..incremental import replay, state
 from ..incremental.cache import STATE_FILE, ParseCache
 from ..incremental.memo import Memo
 from ..incremental.scan import Listing
@@ -659,4 +660,22 @@ class App:
                 and d.location.path in RECORD_FOLDERS]
 
 
-pass_app = click.make_pass_decorator(App)
+_pass_app = click.make_pass_decorator(App)
+
+
+def pass_app(f: Callable[..., Any] | None = None, *,
+             pure: bool | Callable[[dict[str, Any]], bool] = False) -> Any:
+    """Pass the run's :class:`App` to a click command as its first argument.
+
+    ``pure=True`` declares that the command only reads the workspace and prints: its
+    output depends on nothing but the workspace's files, the plugins' code, the command
+    line and the day, and it writes and sends nothing.  crmkit may then print the output
+    of the last identical run instead of running it again.  ``pure=lambda params: ...``
+    says for which runs that holds (``lambda p: p["out"] is None`` for a command whose
+    ``--out`` writes a file).  Use it as ``@crmkit.pass_app`` or
+    ``@crmkit.pass_app(pure=True)``, below the click decorators."""
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        passed = _pass_app(function)
+        return replay.pure_command(passed, pure) if pure else passed
+
+    return decorate(f) if f is not None else decorate

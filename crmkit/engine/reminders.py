@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from operator import attrgetter
 
-from ..loading.ids import slugify
+from ..model.ids import slugify
 from ..model import Customer, FrozenMap, Interaction, OptionValues
 from .rules import ReminderKind
 from .values import Due, Reminder

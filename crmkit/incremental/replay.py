@@ -2,7 +2,7 @@
 
 A warm ``crmkit check`` of 100,000 files would otherwise rebuild every record just
 to print the same lines again.  Like ``make`` or ruff's cache, crmkit keeps the
-output of read-only commands (those marked with :func:`read_only`) under a key
+output of pure commands (``@crmkit.pass_app(pure=True)``) under a key
 made of everything the output can depend on:
 
 * the command line, the workspace folder and the day it is computed for;
@@ -12,7 +12,8 @@ made of everything the output can depend on:
 * every file of crmkit's and each installed plugin's package, so that editing
   or upgrading a plugin counts as a change;
 * crmkit's and Python's version, whether output goes to a terminal and in
-  which encoding, and the ``CRMKIT_*`` environment variables.
+  which encoding, the ``CRMKIT_*`` environment variables and the terminal's
+  language (``LANG``, ``LC_ALL``, ``LC_MESSAGES``, ``LANGUAGE``: the CLI speaks it).
 
 If any workspace file was modified in the last two seconds (its mtime could
 repeat after a quick second edit, the "racy" case), nothing is replayed or
@@ -23,6 +24,7 @@ back.  ``--no-cache`` turns replaying off.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -47,38 +49,30 @@ KEEP = 16
 MAX_OUTPUT = 64 * 1024 * 1024
 RECORD_FOLDERS = frozenset({"customers", "interactions", "deals"})
 META_READ_ONLY = "crmkit.read_only"
+#: The variables gettext reads for the terminal's language.
+LANGUAGE_VARIABLES = frozenset({"LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"})
 
 Chunks = list[tuple[int, bytes]]  # (1 = stdout | 2 = stderr, bytes), in the order written
 
 
-def read_only(command: click.Command | None = None, *,
-              writes_when: Callable[[dict[str, Any]], bool] | None = None) -> Any:
-    """Mark a command as only reading the workspace, so its output may be replayed.
+def pure_command(callback: Callable[..., Any],
+                 pure: bool | Callable[[dict[str, Any]], bool]) -> Callable[..., Any]:
+    """``callback`` (a command's, as :func:`crmkit.pass_app` makes it) marked so that its
+    output may be replayed: always when ``pure`` is true, or for the runs whose
+    parameters ``pure(params)`` holds for (e.g. not those with ``--out DIR``)."""
+    def marked(*args: Any, **kwargs: Any) -> Any:
+        if pure is True or (callable(pure) and pure(kwargs)):
+            click.get_current_context().meta[META_READ_ONLY] = True
+        return callback(*args, **kwargs)
 
-    ``writes_when(params)`` says for which options it writes files after all (e.g.
-    ``--out DIR``); those runs are never replayed.  Use it above ``@click.command``::
+    functools.update_wrapper(marked, callback)
+    marked.crmkit_pure = True  # type: ignore[attr-defined]
+    return marked
 
-        @crmkit.read_only
-        @click.command("segments")
-        ...
-    """
-    def mark(cmd: click.Command) -> click.Command:
-        callback = cmd.callback
-        if callback is None:
-            return cmd
 
-        cmd.crmkit_read_only = True  # type: ignore[attr-defined]
-
-        def marked(*args: Any, **kwargs: Any) -> Any:
-            if writes_when is None or not writes_when(kwargs):
-                click.get_current_context().meta[META_READ_ONLY] = True
-            return callback(*args, **kwargs)
-
-        marked.__wrapped__ = callback  # type: ignore[attr-defined]
-        cmd.callback = marked
-        return cmd
-
-    return mark(command) if command is not None else mark
+def may_replay(command: click.Command) -> bool:
+    """Whether some runs of ``command`` may be replayed (see :func:`pure_command`)."""
+    return bool(getattr(command.callback, "crmkit_pure", False))
 
 
 def code_files() -> tuple[bytes, ...]:
@@ -121,7 +115,8 @@ def replay_key(root: Path, argv: list[str], today: str, output_folder: str
     """The key of this run's output (``None`` if a file is too new to be trusted), and
     what the walk saw of the record folders (for the loader: one walk per run)."""
     digest = hashlib.blake2b(digest_size=20)
-    environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("CRMKIT_"))
+    environment = sorted((k, v) for k, v in os.environ.items()
+                         if k.startswith("CRMKIT_") or k in LANGUAGE_VARIABLES)
     streams = [(_isatty(s), getattr(s, "encoding", None)) for s in (sys.stdout, sys.stderr)]
     from ..engine.plugins import is_trusted  # its plugins may run or not: other output
 

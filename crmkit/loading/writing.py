@@ -16,8 +16,8 @@ from typing import Any
 
 from ..model import Interaction, Workspace
 from ..model.diagnostics import CrmkitError, Diagnostic
+from ..model.ids import slugify
 from .atomic import create_new
-from .ids import slugify
 from .schema import parse_customer, parse_interaction
 from .yamlsource import dump_yaml, parse_yaml
 

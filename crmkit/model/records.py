@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .diagnostics import Location
+from .ids import slugify
 
 #: Interaction types that are records, not contact with the customer.
 #: Interaction types that are not contact with the customer: internal notes, and the
@@ -221,6 +222,12 @@ class Customer:
     aliases: tuple[str, ...] = ()
     #: The team member who looks after them (one of ``team`` in crmkit.yaml).
     owner: str | None = None
+
+    @staticmethod
+    def id_for(name: str) -> str:
+        """The id crmkit gives a customer called ``name`` (``Jürgen Weiß`` →
+        ``juergen-weiss``; ``""`` when nothing of the name is left)."""
+        return slugify(name)
 
     @property
     def email(self) -> str | None:

@@ -9,11 +9,10 @@ import crmkit
 from .matching import Person, duplicate_pairs
 
 
-@crmkit.read_only
 @click.command("duplicates")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-@crmkit.pass_app
+@crmkit.pass_app(pure=True)
 def duplicates_command(app: crmkit.App, fmt: str) -> None:
     """Likely duplicate customers: same email, same phone, or the same or a very similar
     name at the same postal code or town. Exit 1 if there are any."""

@@ -176,7 +176,6 @@ def to_vcard(customers: list[Customer]) -> str:
     return "".join(cards)
 
 
-@crmkit.read_only(writes_when=lambda p: p["out"] is not None)
 @click.command("export")
 @click.argument("fmt", metavar="FORMAT", type=click.Choice(["csv", "vcard", "json"]))
 @click.option("--segment", "segments", multiple=True, metavar="NAME[=VALUE]",
@@ -191,7 +190,7 @@ def to_vcard(customers: list[Customer]) -> str:
 @click.option("--no-derived", "no_derived", is_flag=True,
               help="Only what the customer files hold (no lifecycle, revenue, segments): "
                    "'crmkit import' reads it back into the same files.")
-@crmkit.pass_app
+@crmkit.pass_app(pure=lambda p: p["out"] is None)
 def export_command(app: crmkit.App, fmt: str, segments: tuple[str, ...], tags: tuple[str, ...],
                    out: Path | None, delimiter: str, force: bool, no_derived: bool) -> None:
     """Export customers (all, or a segment or tag) as CSV, vCard or JSON."""

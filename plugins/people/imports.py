@@ -61,7 +61,7 @@ def _person(key: str, data: dict[str, Any]) -> Person:
 
 def _new_id(wanted: str | None, name: str, taken: set[str]) -> str:
     base = wanted if wanted and _valid_id(wanted) else None
-    base = base or crmkit.slugify(name) or "customer"
+    base = base or crmkit.Customer.id_for(name) or "customer"
     candidate, n = base, 1
     while candidate in taken:
         n += 1

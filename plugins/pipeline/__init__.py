@@ -219,7 +219,7 @@ def stale_deal(c: CustomerView) -> Iterator[crmkit.Due]:
             % {"deal": deal.title, "name": c.customer.name},
             t.gettext("no contact since %(day)s (%(stage)s)")
             % {"day": t.date(last, "medium"), "stage": t.word(deal.stage)},
-            occasion=crmkit.slugify(deal.id) or "deal",
+            occasion=deal.id,
             details={"deal": deal.id, "title": deal.title, "stage": deal.stage,
                      "last_contact": last})
 

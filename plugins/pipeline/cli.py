@@ -38,12 +38,11 @@ def _day(value: Any) -> dt.date | None:
     return value.date() if value is not None else None
 
 
-@crmkit.read_only
 @click.command("sources")
 @_since_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
               show_default=True)
-@crmkit.pass_app
+@crmkit.pass_app(pure=True)
 def sources_command(app: crmkit.App, since: Any, fmt: str) -> None:
     """Per source: leads, customers won, conversion, days to buy, revenue and CLV.
 
@@ -95,13 +94,12 @@ def sources_command(app: crmkit.App, since: Any, fmt: str) -> None:
     app.warn_about_problems()
 
 
-@crmkit.read_only
 @click.command("leads")
 @click.option("--stage", type=click.Choice(("cold", "warm", "qualified")), default=None,
               help="Only leads in this stage.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
               show_default=True)
-@crmkit.pass_app
+@crmkit.pass_app(pure=True)
 def leads_command(app: crmkit.App, stage: str | None, fmt: str) -> None:
     """Leads (customers without a purchase) by score, with the reasons.
 

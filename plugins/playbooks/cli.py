@@ -76,14 +76,13 @@ def run_row(app: crmkit.App, playbook: Playbook, view: crmkit.CustomerView,
     return row
 
 
-@crmkit.read_only
 @click.command("playbooks")
 @click.argument("names", nargs=-1, metavar="[PLAYBOOK]...")
 @click.option("--customer", "customers", multiple=True, metavar="ID",
               help="Only this customer's runs (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
               show_default=True)
-@crmkit.pass_app
+@crmkit.pass_app(pure=True)
 def playbooks_command(app: crmkit.App, names: tuple[str, ...], customers: tuple[str, ...],
                       fmt: str) -> None:
     """The playbooks (playbooks/*.yaml) and who is in which step.

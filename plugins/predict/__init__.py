@@ -414,7 +414,6 @@ def forecast_json(result: Forecast) -> dict[str, Any]:
     }
 
 
-@crmkit.read_only
 @click.command("predict")
 @click.option("--horizon", type=click.IntRange(1), metavar="DAYS",
               help="Predict over this many days (default: prediction.horizon_days, 365).")
@@ -422,7 +421,7 @@ def forecast_json(result: Forecast) -> dict[str, Any]:
               help="Only these customers (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
-@crmkit.pass_app
+@crmkit.pass_app(pure=True)
 def predict_command(app: crmkit.App, horizon: int | None, customers: tuple[str, ...],
                     fmt: str) -> None:
     """P(alive), expected purchases, expected order value and CLV per customer."""

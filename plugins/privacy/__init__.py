@@ -80,7 +80,7 @@ def privacy_group() -> None:
     """Data protection: access requests (export) and erasure (forget)."""
 
 
-# Not @crmkit.read_only: it reads every file of the workspace (generated ones too), which
+# Not pure (see crmkit.pass_app): it reads every file of the workspace (generated ones too), which
 # a replayed output would not notice changing; and the replay cache would keep a copy.
 @privacy_group.command("export")
 @click.argument("customer_id", metavar="CUSTOMER")

@@ -43,7 +43,6 @@ def write_outputs(app: crmkit.App) -> list[Path]:
     ]
 
 
-@crmkit.read_only(writes_when=lambda params: params.get("mine"))  # git's user: not in the key
 @click.command("reminders")
 @click.option("--within", type=click.IntRange(0), metavar="DAYS",
               help="Show reminders due up to DAYS from today (default: "
@@ -64,7 +63,7 @@ def write_outputs(app: crmkit.App) -> list[Path]:
                    "priority and what it is for.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
               show_default=True)
-@crmkit.pass_app
+@crmkit.pass_app(pure=lambda p: not p.get("mine"))  # git's user: not in the key
 def reminders_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...],
                       customers: tuple[str, ...], owner: str | None, mine: bool,
                       show_all: bool, list_kinds: bool, fmt: str) -> None:

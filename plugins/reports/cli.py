@@ -12,7 +12,6 @@ import crmkit
 FAIL_ON = ("overdue", "at_risk", "errors")
 
 
-@crmkit.read_only(writes_when=lambda p: p["out"] != "-" and not p["list_reports"])
 @click.command("report")
 @click.argument("name", default="dashboard")
 @click.option("--format", "fmt", type=click.Choice(["html", "md"]), default="html",
@@ -24,7 +23,7 @@ FAIL_ON = ("overdue", "at_risk", "errors")
 @click.option("--fail-on", "fail_on", multiple=True, type=click.Choice(FAIL_ON),
               help="Exit 1 (after writing) when there are overdue reminders, customers at "
                    "risk, or workspace errors. Repeatable.")
-@crmkit.pass_app
+@crmkit.pass_app(pure=lambda p: p["out"] == "-" or p["list_reports"])
 def report_command(app: crmkit.App, name: str, fmt: str, out: str | None, list_reports: bool,
                    fail_on: tuple[str, ...]) -> None:
     """Render the report NAME (default: dashboard; also: weekly)."""

@@ -562,13 +562,12 @@ def _label_text(labels: dict[str, Any]) -> str:
 
 @crmkit.hookimpl
 def crmkit_register_commands(cli: click.Group) -> None:
-    @crmkit.read_only
     @cli.command("segments")
     @click.option("--customer", "customer_ids", multiple=True, metavar="ID",
                   help="Only these customers (repeatable).")
     @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
                   show_default=True)
-    @crmkit.pass_app
+    @crmkit.pass_app(pure=True)
     def segments_command(app: crmkit.App, customer_ids: tuple[str, ...], fmt: str) -> None:
         """Lifecycle stage, ABC class, RFM code and segments of every customer."""
         labels = app.labels()

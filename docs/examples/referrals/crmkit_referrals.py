@@ -47,9 +47,8 @@ def crmkit_register(register):
 
 @crmkit.hookimpl
 def crmkit_register_commands(cli):
-    @crmkit.read_only
     @cli.command()
-    @crmkit.pass_app
+    @crmkit.pass_app(pure=True)
     def referrals(app: crmkit.App):
         """Who referred whom, and the revenue that came with them."""
         referred: dict[str, list[crmkit.CustomerView]] = {}
