@@ -323,3 +323,48 @@ def test_a_contract_overrides_the_purchase_model_too(make_workspace):
     assert sorted((r.customer, r.kind) for r in app.reminders()
                   if r.kind in ("win_back", "at_risk")) == [("ole", "win_back"),
                                                            ("uwe", "win_back")]
+
+
+PURCHASES_ONLY = "business: X\nsegmentation:\n  lifecycle: {activity_types: [purchase]}\n"
+
+
+@pytest.mark.parametrize(("call", "stage"), [
+    ("{customer: uwe, date: 2026-10-01, type: call, direction: inbound}", "active"),  # 53 days
+    ("{customer: uwe, date: 2026-09-01, type: call, direction: inbound}", "lost"),  # 83 days
+    ("{customer: uwe, date: 2026-11-20, type: call, direction: outbound}", "lost"),  # we called
+    ("{customer: uwe, date: 2026-11-20, type: note, direction: inbound}", "lost"),  # internal
+])
+def test_a_conversation_the_customer_started_keeps_them_active(make_workspace, call, stage):
+    files = {**VISITS, "interactions/c.yaml": f"- {call}\n"}
+    stages, reminders = _stages(make_workspace, PURCHASES_ONLY, files=files)
+    assert stages["uwe"][0] == stage
+    if stage == "active":  # (a later contact settles a win-back anyway: not asserted)
+        assert not [r for r in reminders if r[0] == "uwe" and r[1] == "win_back"]
+        labels = App(make_workspace(files, settings=PURCHASES_ONLY), TODAY_VISITS).labels()
+        assert labels.column("_stage")["uwe"][2] == "engaged"
+        assert labels["uwe"]["churn_risk"] > 0.95  # the risk itself is unchanged
+
+
+def test_an_open_deal_keeps_the_customer_active_and_a_closed_one_does_not(make_workspace):
+    """The measured case: a customer negotiating a maintenance contract was `lost` and
+    got a win-back reminder.  Also through the kept state between runs: the deal's
+    customer has no changed file of their own when the deal is won."""
+    import subprocess
+
+    from conftest import CRMKIT, age_files
+
+    deal = "customer: uwe\ntitle: Wartungsvertrag\nstage: {stage}\nvalue: 1200\n"
+    root = make_workspace({**VISITS, "deals/uwe-wartung.yaml": deal.format(stage="proposal")},
+                          settings=PURCHASES_ONLY)
+    age_files(root)
+
+    def stage_of(*options: str) -> str:
+        out = subprocess.run([CRMKIT, "-w", root, "--today", str(TODAY_VISITS), *options,
+                              "segments", "--format", "json"],
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out)["uwe"]["lifecycle"]
+
+    assert stage_of() == "active"
+    (root / "deals/uwe-wartung.yaml").write_text(deal.format(stage="lost"), encoding="utf-8")
+    age_files(root)
+    assert stage_of() == "lost" == stage_of("--no-cache")

@@ -41,6 +41,9 @@ LIFECYCLE = {
         30, "A customer whose service contract was serviced at most its interval plus "
         "this many days ago is never at risk or lost.", minimum=0),
     "new_days": Option(90, "A first activity this recent makes a customer new.", minimum=1),
+    "engaged_days": Option(
+        60, "A conversation the customer started this recently (or an open deal) keeps them "
+        "active whatever the churn risk says.", minimum=0),
     "churn_horizon_days": Option(
         90, "The churn risk is the chance of no purchase within this many days (at least "
         "the workspace's usual gap between purchases).", minimum=1),
@@ -306,7 +309,25 @@ def stage(c: CustomerView) -> tuple[str, str | None, str]:
         return "active", active_since, basis
     if under_contract(c):
         return "active", active_since, "contract"
+    if engaged(c):
+        return "active", active_since, "engaged"
     return result[0], result[1], basis
+
+
+def engaged(c: CustomerView) -> bool:
+    """Whether the customer is plainly still with us, whatever their purchases say: an
+    open deal, or a conversation they started within ``engaged_days``.  Someone
+    who asked for a maintenance contract last month is not "lost" for not having
+    bought since (and must not get a win-back letter)."""
+    if any(deal.is_open for deal in c.deals):
+        return True
+    start = c.today - dt.timedelta(days=c.options.engaged_days)
+    for i in reversed(c.history):  # oldest first: the recent end only
+        if i.date < start:
+            return False
+        if i.direction == "inbound" and i.is_conversation and i.date <= c.today:
+            return True
+    return False
 
 
 def churn_risk(c: CustomerView) -> float | None:
@@ -525,7 +546,8 @@ def crmkit_register(register: Any, settings: Any) -> None:
     register(Label("lifecycle_since", lifecycle_since, reads=("_stage",),
                    description="the day the stage began"))
     register(Label("lifecycle_basis", lifecycle_basis, reads=("_stage", "model_status?"),
-                   description="what decided the stage: file, model, heuristic or contract"))
+                   description="what decided the stage: file, model, heuristic, contract "
+                               "or engaged"))
     register(Label("abc", window_revenue, across=abc_classes, options=ABC,
                    settings="segmentation.abc", description="A, B or C by revenue"))
     register(Label("_rfm_values", rfm_values))
