@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import crmkit
-from crmkit import CustomerView, Interaction, Metric
+from crmkit import CustomerView, Interaction, Metric, Option
 
 NAME = "kpis"
 
@@ -69,6 +69,8 @@ class Contribution:
     nps: int | None
     complaints: tuple[Interaction, ...]
     new_lead: bool
+    #: The first purchase was in the period.
+    new_customer: bool = False
 
 
 def contribution(c: CustomerView) -> Contribution:
@@ -105,9 +107,11 @@ def contribution(c: CustomerView) -> Contribution:
             if i.type == "complaint":
                 complaints.append(i)
     first_contact = c.derived.first_contact
+    first_purchase = c.derived.first_purchase
     return Contribution(len(days), bought_now, bought_before, lifetime, revenue_12m, orders_12m,
                         tuple(by_month.items()), nps, tuple(complaints),
-                        first_contact is not None and first_contact > start)
+                        first_contact is not None and first_contact > start,
+                        first_purchase is not None and first_purchase > start)
 
 
 @dataclass
@@ -125,6 +129,7 @@ class Totals:
     lifetime: list[Decimal] = field(default_factory=list)
     new_leads_12m: int = 0
     converted_12m: int = 0
+    new_customers_12m: int = 0
     nps_scores: list[int] = field(default_factory=list)
     complaints: list[Interaction] = field(default_factory=list)
     #: The customers with the highest revenue in the period, best first.
@@ -170,6 +175,8 @@ def partial_totals(ids: tuple[str, ...], parts: tuple[Contribution, ...], today:
             t.new_leads_12m += 1
             if part.purchase_days:
                 t.converted_12m += 1
+        if part.new_customer:
+            t.new_customers_12m += 1
     return t
 
 
@@ -179,7 +186,7 @@ def merged_totals(blocks: tuple[Totals, ...], today: dt.date) -> Totals:
     t = Totals(by_month=dict.fromkeys(month_keys(today), Decimal(0)))
     for block in blocks:
         for name in ("orders_12m", "buyers", "repeaters", "retained", "buyers_before",
-                     "new_leads_12m", "converted_12m", "revenue_12m"):
+                     "new_leads_12m", "converted_12m", "new_customers_12m", "revenue_12m"):
             setattr(t, name, getattr(t, name) + getattr(block, name))
         for key, amount in block.by_month.items():
             t.by_month[key] += amount
@@ -252,10 +259,15 @@ def _count(parts: Mapping[str, int], scope: Any) -> int:
 
 
 def _pipeline(population: Any) -> tuple[Decimal, Decimal, int, str]:
+    """The open deals' value, weighted by the deal's own probability, else its stage's:
+    ``pipeline.stages`` in crmkit.yaml as the pipeline plugin reads them (its
+    ``_stage_probabilities``), the defaults above without that plugin."""
+    configured = population.metrics.get("_stage_probabilities")
+    stages = configured if configured is not None else STAGE_PROBABILITY
     open_deals = [d for d in population.deals.values() if d.is_open and d.value]
     value = sum((d.value for d in open_deals), Decimal(0))
     weighted = sum((d.value * (d.probability if d.probability is not None
-                               else STAGE_PROBABILITY.get(d.stage, Decimal("0.5")))
+                               else stages.get(d.stage, Decimal("0.5")))
                     for d in open_deals), Decimal(0))
     return (value, weighted.quantize(Decimal("0.01")), len(open_deals),
             population.settings.locale)  # the locale: for the description
@@ -332,6 +344,94 @@ def _median_response(parts: Mapping[str, tuple[int | None, ...]], scope: Any
             scope.settings.locale)  # the locale: for the description
 
 
+# --- money owed ---------------------------------------------------------------------------
+
+#: The payment states of a purchase that is not paid yet (docs/workspace-format.md).
+OWED = frozenset({"open", "unpaid"})
+PAYMENT_EXAMPLE = """\
+payments:
+  terms_days: 14"""
+PAYMENT_OPTIONS = {
+    "terms_days": Option(14, "Days after a purchase its payment is due; an open or unpaid "
+                             "purchase is overdue after them.", minimum=0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Owed:
+    """One customer's unpaid purchases (``payment: open`` or ``unpaid``) up to today."""
+
+    name: str
+    amount: Decimal
+    purchases: int
+    #: The days since the oldest unpaid purchase fell due (0: none is overdue yet).
+    days_overdue: int
+    overdue_amount: Decimal
+    #: Purchases of the period recorded as paid late (``payment: late``).
+    paid_late: int
+
+
+def owed(c: CustomerView) -> Owed | None:
+    """What the customer owes as of today: the purchases whose ``payment`` is open or
+    unpaid, due ``terms_days`` after their date."""
+    today = c.today
+    currency = c.settings.currency
+    start = today - dt.timedelta(days=365)
+    terms = dt.timedelta(days=c.options.terms_days)
+    amount = overdue_amount = Decimal(0)
+    count = late = days = 0
+    for i in c.history:
+        if i.type != "purchase" or i.payment is None:
+            continue
+        if i.payment == "late" and i.date > start:
+            late += 1
+        if i.payment in OWED and _counted(i, currency):
+            count += 1
+            amount += i.amount  # type: ignore[operator]
+            overdue = (today - (i.date + terms)).days
+            if overdue > 0:
+                overdue_amount += i.amount  # type: ignore[operator]
+                days = max(days, overdue)
+    if not count and not late:
+        return None
+    return Owed(c.customer.name, amount, count, days, overdue_amount, late)
+
+
+@dataclass(frozen=True, slots=True)
+class Debts:
+    """Everybody's unpaid purchases: the total and who owes what, most overdue first."""
+
+    total: Decimal
+    overdue: Decimal
+    purchases: int
+    paid_late: int
+    rows: tuple[dict[str, Any], ...]
+    locale: str
+    currency: str
+
+
+def _debts(parts: Mapping[str, Owed | None], scope: Any) -> Debts:
+    found = [(cid, part) for cid, part in parts.items() if part is not None and part.purchases]
+    found.sort(key=lambda f: (-f[1].days_overdue, -f[1].amount, f[0]))
+    return Debts(
+        sum((p.amount for _, p in found), Decimal(0)),
+        sum((p.overdue_amount for _, p in found), Decimal(0)),
+        sum(p.purchases for _, p in found),
+        sum(p.paid_late for p in parts.values() if p is not None),
+        tuple({"customer": cid, "name": p.name, "amount": p.amount, "purchases": p.purchases,
+               "days_overdue": p.days_overdue, "overdue_amount": p.overdue_amount}
+              for cid, p in found),
+        scope.settings.locale, scope.settings.currency)
+
+
+def _debts_note(d: Debts) -> str:
+    t = crmkit.translations(d.locale)
+    text = t.ngettext("%(num)d unpaid purchase, %(overdue)s of it overdue",
+                      "%(num)d unpaid purchases, %(overdue)s of it overdue", d.purchases)
+    return text % {"num": d.purchases, "overdue": t.money(d.overdue, d.currency)} \
+        if d.purchases else t.gettext("nothing unpaid")
+
+
 def _figure(name: str, title: str, value: Any, unit: str | None = None,
             description: Any = "") -> Metric:
     return Metric(name, title, contribution, across=totals_of, value=value, unit=unit,
@@ -375,9 +475,10 @@ METRICS = (
                 "bought", t.new_leads_12m) % {"num": t.new_leads_12m}),
     Metric("pipeline_value", N_("Open pipeline"), over_all=_pipeline, value=lambda p: p[0],
            unit="currency", description=lambda p: crmkit.translations(p[3]).ngettext(
-               "%(num)d open deal", "%(num)d open deals", p[2]) % {"num": p[2]}),
+               "%(num)d open deal", "%(num)d open deals", p[2]) % {"num": p[2]},
+           reads=("_stage_probabilities?",)),
     Metric("pipeline_weighted", N_("Open pipeline, weighted by probability"), over_all=_pipeline,
-           value=lambda p: p[1], unit="currency"),
+           value=lambda p: p[1], unit="currency", reads=("_stage_probabilities?",)),
     _figure("_totals", "The sums every figure above is made of", lambda t: t),
     Metric("top_customers", N_("Top customers, last 12 months"), _top, across=_top_customers,
            reads=("abc", "_totals"), unit="currency"),
@@ -391,6 +492,19 @@ METRICS = (
            description=lambda r: crmkit.translations(r[3]).gettext(
                "support requests and complaints: %(answered)d answered, %(waiting)d without "
                "an answer") % {"answered": r[1], "waiting": r[2]}),
+    _figure("new_leads", N_("New leads, last 12 months"), lambda t: t.new_leads_12m, None,
+            N_("customers first in touch in the last 12 months")),
+    _figure("new_customers", N_("New customers, last 12 months"),
+            lambda t: t.new_customers_12m, None,
+            N_("customers whose first purchase was in the last 12 months")),
+    Metric("money_owed", N_("Money owed"), owed, across=_debts, value=lambda d: d.total,
+           unit="currency", description=_debts_note, options=PAYMENT_OPTIONS,
+           settings="payments"),
+    Metric("who_owes", N_("Who owes me"), owed, across=_debts, value=lambda d: list(d.rows),
+           unit="currency", options=PAYMENT_OPTIONS, settings="payments"),
+    Metric("late_payments", N_("Purchases paid late, last 12 months"), owed, across=_debts,
+           value=lambda d: d.paid_late, options=PAYMENT_OPTIONS, settings="payments",
+           description=N_("purchases recorded as paid late (payment: late)")),
     _figure("complaints", N_("Complaints, last 12 months"),
             lambda t: [{"customer": i.customer, "date": i.date, "summary": i.summary}
                        for i in t.complaints]),
@@ -399,5 +513,8 @@ METRICS = (
 
 @crmkit.hookimpl
 def crmkit_register(register: Any) -> None:
+    register(crmkit.ConfigSection("payments", "When an unpaid purchase is overdue (the "
+                                  "dashboard's money owed).", PAYMENT_EXAMPLE,
+                                  options=PAYMENT_OPTIONS))
     for metric in METRICS:
         register(metric)

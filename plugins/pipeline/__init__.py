@@ -24,9 +24,9 @@ from typing import Any
 import click
 
 import crmkit
-from crmkit import ConfigSection, CustomerView, Diagnostic, Label, Option, ReportSection
+from crmkit import ConfigSection, CustomerView, Diagnostic, Label, Metric, Option, ReportSection
 
-from . import model
+from . import dashboard, model
 from .history import CLOSED
 
 NAME = "pipeline"
@@ -270,10 +270,10 @@ def _place(settings: Any, key: str, section: str = NAME) -> crmkit.Location:
 # --- reports ----------------------------------------------------------------------------
 
 
-def figures(app: crmkit.App, since: dt.date | None = None) -> dict[str, Any]:
-    """The pipeline's figures as of ``app.today`` (won and lost since ``since``)."""
-    from .history import timelines
-
+def figures(app: crmkit.App, since: dt.date | None = None,
+            found: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The pipeline's figures as of ``app.today`` (won and lost since ``since``);
+    ``found``: the deals' timelines, if already read (:func:`deal_timelines`)."""
     ws = app.workspace
     settings = ws.settings
     options = settings.options(NAME)
@@ -281,8 +281,8 @@ def figures(app: crmkit.App, since: dt.date | None = None) -> dict[str, Any]:
     today = app.today
     if since is None:
         since = today - dt.timedelta(days=options.period_days - 1)
-    found = timelines(ws.root, ws.deals, ws.history, today,
-                      use_git=options.history == "git")
+    if found is None:
+        found = deal_timelines(app)
     referral = settings.options("sources").referral
     rows = []
     activity: dict[str, dt.date | None] = {}
@@ -297,6 +297,15 @@ def figures(app: crmkit.App, since: dt.date | None = None) -> dict[str, Any]:
                                    activity[deal.customer], today))
     stale_days = settings.options("reminders.stale_deal").days or 30
     return model.pipeline(rows, stages, since, today, stale_days)
+
+
+def deal_timelines(app: crmkit.App) -> dict[str, Any]:
+    """When each deal entered each stage, as of ``app.today`` (docs/pipeline.md)."""
+    from .history import timelines
+
+    ws = app.workspace
+    return timelines(ws.root, ws.deals, ws.history, app.today,
+                     use_git=ws.settings.options(NAME).history == "git")
 
 
 def funnel(app: crmkit.App) -> list[tuple[str, int]]:
@@ -358,6 +367,17 @@ def crmkit_register(register: Any, settings: Any) -> None:
                                order=10 * (order + 1)))
     register(ReportSection("dashboard", "funnel", N_("Funnel: lead to won"),
                            "reports/sections/funnel", _funnel, order=85))
+    register(Metric("_stage_probabilities", "The open stages' probabilities (pipeline.stages)",
+                    over_all=dashboard.stage_probabilities, settings=NAME))
+    register(Metric("leads_by_source", N_("New leads and customers by source"),
+                    dashboard.source_part, across=dashboard.by_source,
+                    options=SOURCE_OPTIONS, settings="sources",
+                    description=N_("leads: first in touch in the last 12 months; won: those "
+                                   "of them who bought; new customers: first purchase in "
+                                   "the last 12 months")))
+    register(ReportSection("dashboard", "pipeline_dashboard", N_("Pipeline and forecast"),
+                           "reports/sections/pipeline_dashboard", dashboard.context,
+                           order=82, pure=True))
 
 
 @crmkit.hookimpl

@@ -46,6 +46,15 @@ class Timeline:
                 found = day
         return found
 
+    def stage_on(self, day: dt.date) -> str | None:
+        """The stage the deal was in on ``day`` (``None`` before its first known day)."""
+        found = None
+        for when, name in self.changes:
+            if when > day:
+                break
+            found = name
+        return found
+
     def last_change(self) -> dt.date | None:
         return self.changes[-1][0] if self.changes else None
 

@@ -227,6 +227,34 @@ def pipeline(rows: list[dict[str, Any]], stages: Mapping[str, float], since: dt.
     }
 
 
+def open_on(deals: Mapping[str, crmkit.Deal], timelines: Mapping[str, Timeline],
+            stages: Mapping[str, float], day: dt.date) -> dict[str, Any]:
+    """The open pipeline as it was on ``day``, from the stage history: per stage the
+    deals, their value and the value weighted by the stage's probability (the deal's
+    own where it is still in that stage), and the totals.  A deal counts with today's
+    value; one not known yet on ``day`` does not count."""
+    by_stage: dict[str, dict[str, Any]] = {}
+    for deal_id, deal in sorted(deals.items()):
+        timeline = timelines.get(deal_id)
+        stage = timeline.stage_on(day) if timeline is not None else None
+        if stage is None or stage in CLOSED:
+            continue
+        p = deal.probability if stage == deal.stage and deal.probability is not None \
+            else Decimal(str(stages.get(stage, 0.5)))
+        value = deal.value if deal.value is not None else Decimal(0)
+        row = by_stage.setdefault(stage, {"count": 0, "value": Decimal(0),
+                                          "weighted": Decimal(0)})
+        row["count"] += 1
+        row["value"] += value
+        row["weighted"] += _money(value * p)  # per deal, as deal_row rounds
+    for row in by_stage.values():
+        row["value"], row["weighted"] = _money(row["value"]), _money(row["weighted"])
+    return {"stages": by_stage,
+            "count": sum(r["count"] for r in by_stage.values()),
+            "value": _money(sum((r["value"] for r in by_stage.values()), Decimal(0))),
+            "weighted": _money(sum((r["weighted"] for r in by_stage.values()), Decimal(0)))}
+
+
 def last_activity(history: Iterable[crmkit.Interaction]) -> dt.date | None:
     """The last contact with the customer (any interaction that is a contact)."""
     last = None

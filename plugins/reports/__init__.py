@@ -45,6 +45,12 @@ DASHBOARD_SECTIONS = (
     ("pipeline", N_("Open deals"), ("pipeline_value", "pipeline_weighted")),
     ("complaints", N_("Complaints"), ("complaints",)),
 )
+#: Where the sections of ``DASHBOARD_ADDED`` go among those above (10, 20, ...): what is
+#: due today first, money owed after the key figures, sources after the lifecycle.
+DASHBOARD_ADDED_ORDER = {"due_today": 5, "money_owed": 15, "sources": 35}
+#: Every dashboard figure is compared with the same figure this many days earlier: the
+#: figures of the last 12 months with those of the 12 months before.
+COMPARE_DAYS = 365
 #: Metrics compared week over week in the weekly report.
 WEEKLY_METRICS = ("customers", "revenue_12m", "average_order_value", "repeat_purchase_rate",
                   "nps", "pipeline_weighted")
@@ -77,6 +83,72 @@ def number(value: Any, unit: str | None = None, locale: str | None = None) -> st
     if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         return t.decimal(value)
     return str(value)
+
+
+_ARROWS = {"up": "▲", "down": "▼", "same": "="}
+#: Figures where less is better (a rise is shown as bad).
+LESS_IS_BETTER = frozenset({"churn_rate", "first_response_time", "money_owed", "late_payments",
+                            "at_risk", "complaints"})
+
+
+#: Figures of today's deal files alone: nothing says what they were a year ago (the
+#: pipeline section compares the open pipeline through the stage history).
+SNAPSHOT = frozenset({"pipeline_value", "pipeline_weighted"})
+
+
+def _money_unit(unit: str | None) -> bool:
+    return bool(unit) and len(unit) == 3 and unit.isupper()  # type: ignore[arg-type]
+
+
+def difference(now: Any, before: Any, unit: str | None = None, locale: str | None = None
+               ) -> dict[str, str] | None:
+    """How ``now`` differs from ``before`` for people in ``locale``: ``text`` (``+12 %``
+    for money, ``+5 pp`` for ratios, ``−3`` for counts), ``direction`` (up, down,
+    same) and ``word`` (its name for screen readers); ``None`` when either is missing."""
+    numbers = (int, float, Decimal)
+    if not isinstance(now, numbers) or not isinstance(before, numbers) \
+            or isinstance(now, bool) or isinstance(before, bool):
+        return None
+    t = crmkit.translations(locale)
+    delta = Decimal(str(now)) - Decimal(str(before))
+    direction = "up" if delta > 0 else "down" if delta < 0 else "same"
+    sign = "+" if delta > 0 else "\u2212" if delta < 0 else "±"
+    if unit == "ratio":
+        text = t.gettext("%(num)s pp") % {"num": sign + t.decimal(abs(delta) * 100, 0)}
+    elif _money_unit(unit) and before:
+        text = sign + t.percent(abs(delta / Decimal(str(before))))
+    elif _money_unit(unit):
+        text = sign + t.money(abs(delta), unit)
+    else:
+        text = sign + t.decimal(abs(delta))
+    words = {"up": t.gettext("up"), "down": t.gettext("down"), "same": t.gettext("unchanged")}
+    return {"text": text, "direction": direction, "word": words[direction],
+            "arrow": _ARROWS[direction]}
+
+
+def change(now: Any, before: Any, unit: str | None = None, worse: bool = False,
+           locale: str | None = None) -> Any:
+    """The change as HTML: an arrow, the difference and, for screen readers, the word
+    (``▲ +12 %`` / "up"); green when it is better, red when worse (``worse``: a rise
+    is worse), ``–`` when there is nothing to compare with."""
+    import markupsafe
+
+    found = difference(now, before, unit, locale)
+    if found is None:
+        return markupsafe.Markup('<span class="change">–</span>')
+    good = {"up": "down" if worse else "up", "down": "up" if worse else "down"}
+    css = good.get(found["direction"], "same")
+    return markupsafe.Markup(
+        '<span class="change {}"><span aria-hidden="true">{}</span> {}'
+        '<span class="sr"> ({})</span></span>').format(
+            css, found["arrow"], found["text"], found["word"])
+
+
+def change_md(now: Any, before: Any, unit: str | None = None, locale: str | None = None
+              ) -> str:
+    """The change as text for Markdown: ``▲ +12 %``, ``–`` with nothing to compare."""
+    found = difference(now, before, unit, locale)
+    return "–" if found is None else f"{found['arrow']} {found['text']}"
 
 
 # --- what the weekly report lists, per customer ------------------------------------------
@@ -186,11 +258,39 @@ def kpi_changes(app: crmkit.App) -> dict[str, Any]:
     return {"changes": [(now[k], before.get(k)) for k in WEEKLY_METRICS if k in now]}
 
 
+def compared_day(app: crmkit.App) -> dt.date:
+    """The day the dashboard compares with (``COMPARE_DAYS`` before today)."""
+    return app.today - dt.timedelta(days=COMPARE_DAYS)
+
+
 def _showing(names: tuple[str, ...]) -> Callable[[crmkit.App], dict[str, Any]]:
     def context(app: crmkit.App) -> dict[str, Any]:
-        return {"metrics": app.metrics(names)}
+        day = compared_day(app)
+        earlier = tuple(n for n in names if n not in SNAPSHOT)
+        return {"metrics": app.metrics(names), "before": app.at(day).metrics(earlier),
+                "compared": day, "less_is_better": sorted(LESS_IS_BETTER & set(names))}
 
     return context
+
+
+def due_today(app: crmkit.App) -> dict[str, Any]:
+    """The reminders due today (not held back), with the customers' names, and how many
+    are overdue."""
+    shown = _shown(app)
+    customers = app.workspace.customers
+    items = [{"title": r.title, "kind": r.kind, "id": r.id, "customer": r.customer,
+              "name": customers[r.customer].name if r.customer in customers else r.customer}
+             for r in shown if r.due == app.today]
+    return {"items": items, "overdue": sum(1 for r in shown if r.due < app.today)}
+
+
+DASHBOARD_ADDED = (
+    ("due_today", N_("Due today"), due_today),
+    ("money_owed", N_("Money owed"),
+     _showing(("money_owed", "who_owes", "late_payments"))),
+    ("sources", N_("New leads and customers by source"),
+     _showing(("leads_by_source", "new_leads", "new_customers", "lead_conversion"))),
+)
 
 
 def pipeline(app: crmkit.App) -> dict[str, Any]:
@@ -286,6 +386,9 @@ def crmkit_register(register: Any) -> None:
         context = pipeline if name == "pipeline" else _showing(metrics)
         register(ReportSection("dashboard", name, title, f"reports/sections/{name}", context,
                                order=10 * (order + 1), pure=True))
+    for name, title, context in DASHBOARD_ADDED:
+        register(ReportSection("dashboard", name, title, f"reports/sections/{name}", context,
+                               order=DASHBOARD_ADDED_ORDER[name], pure=True))
     for order, (name, title, context) in enumerate(WEEKLY_SECTIONS):
         register(ReportSection("weekly", name, title, f"reports/sections/{name}", context,
                                order=10 * (order + 1), pure=True))
@@ -312,6 +415,7 @@ def crmkit_jinja_filters() -> dict[str, Any]:
         return jinja2.pass_context(localised)
 
     return {"percent": in_locale(percent), "number": in_locale(number),
+            "change": in_locale(change), "change_md": in_locale(change_md),
             "funnel_chart": charts.funnel,
             "pareto_chart": charts.pareto, "score_chart": charts.score_distribution,
             "monthly_chart": charts.monthly}
