@@ -62,7 +62,11 @@ def test_a_row_with_more_values_than_columns_is_invalid_not_shifted(make_workspa
                       "Cleo Lang;Ring 1;99425;Weimar;;\n", encoding="utf-8")
     root = make_workspace()
     dry = run_import(run, root, "csv", source)
-    assert dry.exit_code == 0, dry.output  # the row is named, as invalid rows are
+    # the row is named, the others are planned, and the import is not done: exit 1
+    assert dry.exit_code == 1, dry.output
+    assert dry.stderr.endswith("error: 1 row was not imported (invalid, named above): correct "
+                               "extra.csv and import it again (rows already imported are "
+                               "recognised)\n")
     assert "  row 2: new customer anna-berg (Anna Berg)" in dry.stdout
     assert ("  row 3: invalid: 5 values but 4 columns (a value with an unquoted delimiter?): "
             "the values would land in the wrong fields") in dry.stdout
@@ -176,8 +180,13 @@ def test_transactions_with_german_amounts_and_idempotency(make_workspace, run):
     ]
     derived = App(root, dt.date(2026, 11, 23)).customer("mueller-anna").derived
     assert f"{derived.revenue:.2f}" == "1334.30"  # 1.234,50 + 49,90 + 49,90
+    assert first.exit_code == 1 and "error: 2 rows were not imported" in first.stderr
     again = run_import(run, root, "transactions", FIXTURES / "transactions.csv", "--apply")
     assert "0 new, 0 existing (left unchanged), 3 already imported, 2 invalid" in again.stdout
+    assert again.exit_code == 1
+    as_json = run_import(run, root, "transactions", FIXTURES / "transactions.csv",
+                         "--format", "json")
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["invalid"] == 2
 
 
 def test_unknown_import_format(make_workspace, run):

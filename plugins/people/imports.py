@@ -339,6 +339,7 @@ def import_command(app: crmkit.App, source_format: str, file: Path, mappings: tu
                       "customer": o.customer, "note": o.note, "possible_match": o.possible,
                       "warnings": o.warnings, "file": o.file}
                      for o in outcomes]})
+        _fail_on_invalid(counts["invalid"], file)
         return
     click.echo(f"{crmkit.clean(file.name)}: {len(outcomes)} rows ({source_format})")
     for o in outcomes:  # a name in the file must not rewrite the lines shown
@@ -357,6 +358,18 @@ def import_command(app: crmkit.App, source_format: str, file: Path, mappings: tu
     if not do_apply:
         click.echo(f"dry run: nothing written; --apply creates the {counts['new']} new file(s)"
                    if counts["new"] else "dry run: nothing to create")
+    _fail_on_invalid(counts["invalid"], file)
+
+
+def _fail_on_invalid(invalid: int, file: Path) -> None:
+    """Exit 1 when rows were left out: the import is not done (a CI job or a script
+    must not read "success" while people are missing)."""
+    if invalid:
+        rows = "1 row was" if invalid == 1 else f"{invalid} rows were"
+        click.echo(f"error: {rows} not imported (invalid, named above): correct "
+                   f"{crmkit.clean(file.name)} and import it again (rows already imported "
+                   "are recognised)", err=True)
+        raise SystemExit(1)
 
 
 def _counting(rows: list[ImportRow], bar: Any) -> Iterable[ImportRow]:
