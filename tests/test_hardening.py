@@ -280,7 +280,7 @@ def test_a_build_that_cannot_write_exits_1_naming_the_output_folder(make_workspa
     assert result.exit_code == 1
     assert "error: plugin 'reports': cannot write out/reports/dashboard.html in the output " \
         "folder out: Not a directory" in result.stderr
-    assert "the build is incomplete: 2 plugin(s) could not write their files" in result.stderr
+    assert "the build is incomplete: 2 plugins could not write their files" in result.stderr
     assert "pathlib" not in result.stderr and "workspace has" not in result.stderr
 
 

@@ -235,3 +235,134 @@ def test_outputs_are_readable_by_others_and_the_cache_is_not(make_workspace):
         assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))
     kept = [p for p in (root / ".crmkit").rglob("*") if p.is_file() and p.name != ".gitignore"]
     assert kept and all(stat.S_IMODE(p.stat().st_mode) & 0o077 == 0 for p in kept)
+
+
+# --- the CLI's own messages: the terminal's language ------------------------------------
+
+CLI_FILES = {
+    "customers/anna.yaml": "name: Anna Adler\nbirthday: 1980-11-28\n",
+    "customers/bert.yaml": "name: Bert Bach\nbirthday: 1970-12-01\n",
+    "interactions/2026.yaml": "- {customer: bert, date: 2026-01-10, type: purchase, "
+                              "amount: 100}\n",
+}
+
+
+def crmkit_in(root: Path, language: dict[str, str], *args: str
+              ) -> subprocess.CompletedProcess[str]:
+    """``crmkit`` run as a user runs it, with the terminal's language variables
+    ``language`` (the others unset)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")}
+    return subprocess.run([CRMKIT, "-w", root, "--today", "2026-11-23", *args],
+                          capture_output=True, text=True,
+                          env={**env, **language, "CRMKIT_BACKGROUND": "0"})
+
+
+GERMAN_TERMINAL = {"LANG": "de_DE.UTF-8"}
+ENGLISH_TERMINAL = {"LANG": "C"}
+
+
+def test_the_cli_speaks_the_terminals_language(make_workspace):
+    """The workspace is English (``locale: en``): the reminder titles stay English; what
+    the CLI itself says follows LANG."""
+    root = make_workspace(CLI_FILES)
+    de = crmkit_in(root, GERMAN_TERMINAL, "check")
+    assert (de.returncode, de.stdout) == (
+        0, "2 Kunden, 1 Interaktion, 0 Geschäfte: 0 Fehler, 0 Warnungen\n")
+    en = crmkit_in(root, ENGLISH_TERMINAL, "check")
+    assert (en.returncode, en.stdout) == (
+        0, "2 customers, 1 interaction, 0 deals: 0 errors, 0 warnings\n")
+    # the table's headings and the summary; the titles are the workspace's (English)
+    de = crmkit_in(root, GERMAN_TERMINAL, "reminders", "--kind", "birthday")
+    assert de.stdout.splitlines()[0].split() == ["fällig", "id", "Titel", "Kanal", "Prio",
+                                                 "Status"]
+    assert "Birthday of Anna Adler (46)" in de.stdout
+    assert de.stderr == ("2 Erinnerungen (0 überfällig) bis 2026-12-23\n"
+                         "als erledigt markieren: crmkit done ID; später: "
+                         "crmkit snooze ID --for 1w\n")
+    one = crmkit_in(root, GERMAN_TERMINAL, "reminders", "--kind", "birthday", "--customer",
+                    "anna")
+    assert one.stderr.startswith("1 Erinnerung (0 überfällig) bis 2026-12-23\n")
+    en = crmkit_in(root, ENGLISH_TERMINAL, "reminders", "--kind", "birthday")
+    assert en.stdout.splitlines()[0].split() == ["due", "id", "title", "channel", "prio",
+                                                 "status"]
+    assert en.stderr.startswith("2 reminders (0 overdue) up to 2026-12-23\n")
+    one = crmkit_in(root, ENGLISH_TERMINAL, "reminders", "--kind", "birthday", "--customer",
+                    "anna")
+    assert one.stderr.startswith("1 reminder (0 overdue) up to 2026-12-23\n")
+
+
+def test_cli_errors_and_did_you_mean_in_the_terminals_language(make_workspace):
+    root = make_workspace(CLI_FILES)
+    de = crmkit_in(root, GERMAN_TERMINAL, "log", "annaa", "-t", "call")
+    assert (de.returncode, de.stderr) == (
+        1, "Fehler: unbekannter Kunde 'annaa' (meinten Sie 'anna'?); siehe 'crmkit customers'\n")
+    en = crmkit_in(root, ENGLISH_TERMINAL, "log", "annaa", "-t", "call")
+    assert (en.returncode, en.stderr) == (
+        1, "Error: unknown customer 'annaa' (did you mean 'anna'?); see 'crmkit customers'\n")
+    # click's own words too: a mistyped option and a missing one
+    de = crmkit_in(root, GERMAN_TERMINAL, "check", "--formt", "json")
+    assert de.returncode == 2
+    assert de.stderr.endswith("Fehler: Unbekannte Option '--formt'. Meinten Sie '--format'?\n")
+    assert "Hilfe mit 'crmkit check --help'." in de.stderr
+    de = crmkit_in(root, GERMAN_TERMINAL, "log", "anna")
+    assert de.stderr.endswith("Fehler: Fehlende Option '-t' / '--type'.\n")
+    en = crmkit_in(root, ENGLISH_TERMINAL, "log", "anna")
+    assert en.stderr.endswith("Error: Missing option '-t' / '--type'.\n")
+    de = crmkit_in(root, GERMAN_TERMINAL, "chek")
+    assert de.stderr.endswith("Fehler: unbekannter Befehl 'chek' (meinten Sie 'check'?)\n")
+    # a diagnostic stays English (editors and CI read it; the parse cache keeps it)
+    (root / "customers/carl.yaml").write_text("name: Carl\nemial: c@example.de\n")
+    de = crmkit_in(root, GERMAN_TERMINAL, "check")
+    assert de.returncode == 1
+    assert ("customers/carl.yaml:2:1: error: unknown field 'emial' in a customer "
+            "(did you mean 'email'?)") in de.stdout
+    assert de.stdout.endswith(": 1 Fehler, 0 Warnungen\n")
+
+
+def test_log_and_the_languages_order(make_workspace):
+    """``log`` says what it wrote; LANGUAGE, LC_ALL, LC_MESSAGES and LANG are read in
+    gettext's order, and ``C``/``POSIX`` or a language crmkit lacks is English."""
+    root = make_workspace(CLI_FILES)
+    de = crmkit_in(root, GERMAN_TERMINAL, "log", "anna", "-t", "call", "-m", "Rückruf")
+    [written] = (root / "interactions").rglob("*call*.yaml")
+    rel = written.relative_to(root).as_posix()
+    assert (de.returncode, de.stdout) == (0, f"{rel} angelegt\n")
+    for language, word in (({"LC_ALL": "de_AT.UTF-8", "LANG": "en_US.UTF-8"}, "Kunden"),
+                           ({"LC_ALL": "C", "LANG": "de_DE.UTF-8"}, "customers"),
+                           ({"LC_MESSAGES": "de_CH.UTF-8"}, "Kunden"),
+                           ({"LANGUAGE": "de", "LANG": "en_GB.UTF-8"}, "Kunden"),
+                           ({"LANG": "POSIX"}, "customers"), ({"LANG": "fr_FR.UTF-8"},
+                                                              "customers"), ({}, "customers")):
+        shown = crmkit_in(root, language, "check").stdout
+        assert shown.startswith(f"2 {word}, 2 ")
+
+
+def test_a_replayed_output_is_in_the_language_asked_for(make_workspace):
+    """Read-only commands replay their output while nothing changed: the terminal's
+    language is part of what decides that."""
+    from conftest import age_files
+
+    root = make_workspace(CLI_FILES)
+    age_files(root)
+    for _ in range(2):
+        assert crmkit_in(root, GERMAN_TERMINAL, "check").stdout.startswith("2 Kunden")
+        assert crmkit_in(root, ENGLISH_TERMINAL, "check").stdout.startswith("2 customers")
+
+
+def test_clicks_words_are_still_clicks():
+    """The messages of click crmkit's catalogue translates are click's own, word for
+    word (a new click that changed one would show it in English again)."""
+    import click
+
+    from crmkit.cli import clickwords
+
+    source = "".join(path.read_text(encoding="utf-8")
+                     for path in Path(click.__file__).parent.glob("*.py"))
+    assert [m for m in clickwords.MESSAGES if f'"{m}"' not in source] == []
+    singular, plural = clickwords.plurals(1), clickwords.plurals(2)
+    assert [m for m in singular + plural if f'"{m}"' not in source] == []
+    de = crmkit.translations("de")
+    assert de.gettext("Error: {message}") == "Fehler: {message}"
+    assert de.ngettext("{value!r} is not {choice}.", "{value!r} is not one of {choices}.",
+                       2) == "{value!r} ist nicht eines von {choices}."

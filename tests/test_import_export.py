@@ -35,7 +35,7 @@ def test_excel_csv_with_semicolons_and_cp1252(make_workspace, run):
         "    warning: birthday '31.02.1969' is not a date, left out",
         "  row 6: new customer baeckerei-krause-ohg (Bäckerei Krause OHG)",
         "5 new, 0 existing (left unchanged), 0 already imported, 0 invalid",
-        "dry run: nothing written; --apply creates the 5 new file(s)",
+        "dry run: nothing written; --apply creates the 5 new files",
     ]
     assert not (root / "customers").exists()
     applied = run_import(run, root, "csv", FIXTURES / "kunden_excel.csv", "--apply")
@@ -493,7 +493,7 @@ def test_skip_possible_leaves_out_only_possible_matches(make_workspace, run, tmp
         "(anke-weissenfels): same phone 03643 812345, but another name ('Anke Weißenfels')",
         "1 new, 0 existing (left unchanged), 0 already imported, 0 invalid, 3 skipped "
         "(possible matches)",
-        "dry run: nothing written; --apply creates the 1 new file(s)",
+        "dry run: nothing written; --apply creates the 1 new file",
     ]
     assert "4 new (3 possible matches)" in run_import(run, root, "csv", path).stdout
 

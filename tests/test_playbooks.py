@@ -622,7 +622,7 @@ def test_check_reports_every_problem_of_a_playbook_at_its_place(make_workspace, 
         "not 'lead' (a lead has no day it began: no purchase yet)",
         "playbooks/yearly.yaml:2:9: error: step 'a' comes 13 months after the start, not "
         "before the run starts again (every 1 year)",
-        "1 customers, 0 interactions, 0 deals: 17 error(s), 2 warning(s)",
+        "1 customer, 0 interactions, 0 deals: 17 errors, 2 warnings",
     ]
 
 
@@ -660,7 +660,7 @@ def test_check_reports_every_mistake_once_and_none_hides_another(make_workspace,
         "playbooks/typed.yaml:1:17: error: 'type' must be a text or a list of texts, not 5",
         "playbooks/typed.yaml:1:31: error: 'direction' must be inbound or outbound, not 'out' "
         "(did you mean 'outbound'?)",
-        "1 customers, 0 interactions, 0 deals: 11 error(s), 0 warning(s)",
+        "1 customer, 0 interactions, 0 deals: 11 errors, 0 warnings",
     ]
 
 
@@ -687,7 +687,7 @@ def test_offsets_expiries_and_repetitions_longer_than_100_years_are_errors(make_
         f"playbooks/huge.yaml:5:22: error: 'after': '1201 months' {longer}",
         f"playbooks/huge.yaml:7:16: error: 'expires_after': '9000 years' {longer}",
         f"playbooks/huge.yaml:8:9: error: 'repeat': 'every 200 years' {longer}",
-        "1 customers, 1 interactions, 0 deals: 5 error(s), 0 warning(s)",
+        "1 customer, 1 interaction, 0 deals: 5 errors, 0 warnings",
     ]
     today = ("-w", root, "--today", "2026-10-01")
     listed = run(*today, "playbooks")
@@ -728,7 +728,7 @@ def test_a_step_after_the_last_day_crmkit_can_count_to_is_left_out_and_reported_
         "playbooks/yearly.yaml:2:9: error: step 'check' is left out of the repetitions (every "
         "1 year) of the run started by the purchase of 9999-06-01 (interactions/all.yaml:1:3): "
         f"{beyond}",
-        "1 customers, 1 interactions, 0 deals: 3 error(s), 0 warning(s)",
+        "1 customer, 1 interaction, 0 deals: 3 errors, 0 warnings",
     ]
     reminders = run(*today, "reminders", "--format", "json")
     assert reminders.exit_code == 0

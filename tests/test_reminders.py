@@ -290,7 +290,7 @@ def test_reminders_cli_sorting_window_and_json(make_workspace, run):
     table = run("-w", root, "--today", "2026-06-01", "reminders", "--customer", "bob")
     assert table.stdout.splitlines()[2].startswith("2026-05-30  follow_up/bob/2026-05-30  ")
     assert table.stdout.splitlines()[2].endswith("OVERDUE")
-    assert table.stderr == ("1 reminders (1 overdue) up to 2026-07-01\n"
+    assert table.stderr == ("1 reminder (1 overdue) up to 2026-07-01\n"
                             "mark one done: crmkit done ID; later: crmkit snooze ID --for 1w\n")
 
 

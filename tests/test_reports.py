@@ -59,7 +59,7 @@ def test_report_writes_files_lists_and_fails_on_request(make_workspace, run):
     assert listing == "dashboard  (html, md)\npipeline  (html, md)\nweekly  (html, md)\n"
     failing = run("-w", root, "--today", TODAY, "report", "weekly", "--fail-on", "overdue")
     assert failing.exit_code == 1
-    assert "failing: 1 overdue reminder(s) (--fail-on)" in failing.stderr
+    assert "failing: 1 overdue reminder (--fail-on)" in failing.stderr
     assert (root / "out/reports/weekly.html").exists()  # written before failing
     fine = run("-w", root, "--today", "2026-06-12", "report", "weekly", "--fail-on", "overdue",
                "--fail-on", "errors")

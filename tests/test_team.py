@@ -112,8 +112,8 @@ def test_two_clones_log_the_same_customer_on_the_same_day_and_pull_without_confl
     assert len(list((b / "interactions").rglob("*.yaml"))) == 4  # nothing merged away
     check = crmkit(b, "check")
     assert check.returncode == 0, check.stdout + check.stderr
-    assert check.stdout.endswith("1 customers, 4 interactions, 0 deals: 0 error(s), "
-                                 "0 warning(s)\n")
+    assert check.stdout.endswith("1 customer, 4 interactions, 0 deals: 0 errors, "
+                                 "0 warnings\n")
 
 
 def test_the_same_text_by_the_same_person_is_one_name_and_numbered_within_a_clone(tmp_path):
@@ -136,7 +136,7 @@ def test_files_named_the_old_way_keep_working(make_workspace):
                            "interactions/2026/2026-11-29-anna-call-2.yaml":
                                "customer: anna\ndate: 2026-11-29\ntype: call\n"})
     check = crmkit(root, "check")
-    assert check.returncode == 0 and "1 customers, 2 interactions" in check.stdout
+    assert check.returncode == 0 and "1 customer, 2 interactions" in check.stdout
 
 
 # --- the merge driver -------------------------------------------------------------------
@@ -307,7 +307,7 @@ def test_owners_are_checked_against_the_team(make_workspace):
     assert check.stdout.splitlines()[0] == (
         "customers/dora.yaml:2:8: error: 'owner': 'Ben Baur' is not in the team (did you "
         "mean 'Ben Bauer'?); the team (crmkit.yaml): Anna Admin, Ben Bauer")
-    assert "1 error(s)" in check.stdout
+    assert ": 1 error, " in check.stdout
     bad_team = make_workspace(settings=DEFAULT_SETTINGS + "team: [Anna, {email: x@y.de}, anna]\n")
     assert [line.split(": error: ")[1] for line in crmkit(bad_team, "check").stdout.splitlines()
             if ": error: " in line] == ["missing required field 'name'",

@@ -75,7 +75,7 @@ def test_an_untrusted_workspace_runs_none_of_its_plugins_until_trusted(make_work
                f"trusted; if you trust its code, run 'crmkit trust {root}'\n")
     result = crmkit(root, "check", env=env, trusted=False)
     assert (result.returncode, result.stderr, imports(marker)) == (0, warning, 0)
-    assert result.stdout.endswith("0 error(s), 0 warning(s)\n")
+    assert result.stdout.endswith("0 errors, 0 warnings\n")
     unknown = crmkit(root, "hello", env=env, trusted=False)
     assert unknown.returncode == 2 and imports(marker) == 0
     assert unknown.stderr.startswith(warning)

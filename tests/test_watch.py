@@ -116,7 +116,7 @@ def test_a_broken_file_keeps_the_last_good_output(watching):
     before = weekly.read_text()
     (root / "customers" / "anna.yaml").write_text("name: [Anna\n")
     watch.expect(r"customers/anna\.yaml:2:1: error: invalid YAML")
-    watch.expect(r"customers/anna\.yaml: 1 error\(s\), kept the last good output")
+    watch.expect(r"customers/anna\.yaml: 1 error, kept the last good output")
     assert weekly.read_text() == before
     (root / "customers" / "anna.yaml").write_text("name: Anna Fixed\nbirthday: 1980-06-05\n")
     watch.expect(r"customers/anna\.yaml: wrote")
@@ -170,7 +170,7 @@ def test_start_uses_the_parse_cache_on_disk(make_workspace):
     subprocess.run([CRMKIT, "-w", root, "check"], check=True, capture_output=True)
     running = Watch(root)
     try:
-        assert running.expect(r"start: wrote").endswith(", 0 file(s) parsed")
+        assert running.expect(r"start: wrote").endswith(", 0 files parsed")
     finally:
         running.process.kill()
 

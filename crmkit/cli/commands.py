@@ -11,6 +11,8 @@ from typing import Any
 import click
 
 from ..engine.app import App, pass_app
+from ..engine.i18n import cli_gettext as _
+from ..engine.i18n import cli_ngettext as ngettext
 from ..engine.plugins import trust as trust_workspace
 from ..engine.plugins import trust_file, workspace_plugin_files
 from ..incremental import replay
@@ -58,19 +60,22 @@ def init(app: App, directory: Path, business: str | None, locale: str, currency:
     created = create_workspace(directory, name, locale, currency.upper(), timezone,
                                sender_name, sender_email, sections)
     for path in created:
-        click.echo(f"created {path}")
+        click.echo(_("created %(path)s") % {"path": path})
     if foreign:
-        click.echo(f"note: {clean(directory)}/plugins/ already holds code "
-                   f"({', '.join(clean(p.name) for p in foreign)}): not trusted; if you "
-                   f"trust it, run 'crmkit trust {shlex.quote(str(directory))}'", err=True)
+        click.echo(_("note: %(folder)s/plugins/ already holds code (%(files)s): not trusted; "
+                     "if you trust it, run '%(command)s'") % {
+            "folder": clean(directory), "files": ", ".join(clean(p.name) for p in foreign),
+            "command": f"crmkit trust {shlex.quote(str(directory))}"}, err=True)
     else:
         try:
             trust_workspace(directory)
         except OSError as exc:
-            click.echo(f"warning: could not record {clean(directory)} as trusted in "
-                       f"{trust_file()} ({exc.strerror or exc}): run 'crmkit trust' there",
-                       err=True)
-    click.echo(f"\nNext: cd {directory} && git init && crmkit add customer --name 'Anna Muster'")
+            click.echo(_("warning: could not record %(folder)s as trusted in %(file)s "
+                         "(%(error)s): run 'crmkit trust' there") % {
+                "folder": clean(directory), "file": trust_file(),
+                "error": exc.strerror or exc}, err=True)
+    click.echo("\n" + _("Next: %(command)s") % {
+        "command": f"cd {directory} && git init && crmkit add customer --name 'Anna Muster'"})
 
 
 # --- check ------------------------------------------------------------------------------
@@ -103,14 +108,31 @@ def check(app: App, fmt: str, strict: bool) -> None:
     else:
         for diagnostic in diagnostics:
             click.echo(str(diagnostic))
-        summary = (f"{len(ws.customers)} customers, {len(ws.interactions)} interactions, "
-                   f"{len(ws.deals)} deals: {errors} error(s), {warnings} warning(s)")
-        click.echo(summary)
+        click.echo(check_summary(len(ws.customers), len(ws.interactions), len(ws.deals),
+                                 errors, warnings))
         if app.verbose and ws.stats:
-            click.echo(f"read {ws.stats.files} files: {ws.stats.parsed} parsed, "
-                       f"{ws.stats.from_cache} from cache", err=True)
+            click.echo(ngettext("read %(num)d file: %(parsed)d parsed, %(cached)d from cache",
+                                "read %(num)d files: %(parsed)d parsed, %(cached)d from cache",
+                                ws.stats.files) % {
+                "num": ws.stats.files, "parsed": ws.stats.parsed,
+                "cached": ws.stats.from_cache}, err=True)
     if errors or (strict and warnings):
         sys.exit(1)
+
+def check_summary(customers: int, interactions: int, deals: int, errors: int,
+                  warnings: int) -> str:
+    """``2 customers, 3 interactions, 1 deal: 0 errors, 1 warning`` in the terminal's
+    language."""
+    return _("%(customers)s, %(interactions)s, %(deals)s: %(errors)s, %(warnings)s") % {
+        "customers": ngettext("%(num)d customer", "%(num)d customers", customers)
+        % {"num": customers},
+        "interactions": ngettext("%(num)d interaction", "%(num)d interactions", interactions)
+        % {"num": interactions},
+        "deals": ngettext("%(num)d deal", "%(num)d deals", deals) % {"num": deals},
+        "errors": ngettext("%(num)d error", "%(num)d errors", errors) % {"num": errors},
+        "warnings": ngettext("%(num)d warning", "%(num)d warnings", warnings)
+        % {"num": warnings}}
+
 
 
 # --- add customer -----------------------------------------------------------------------
@@ -144,14 +166,15 @@ def add_customer(app: App, customer_id: str | None, name: str, company: str | No
     ws = app.workspace
     customer_id = customer_id or slugify(name)
     if not customer_id:
-        raise CrmkitError("cannot make an id from that name; pass CUSTOMER_ID")
+        raise CrmkitError(_("cannot make an id from that name; pass CUSTOMER_ID"))
     if not ID_PATTERN.match(customer_id):
         example = slugify(customer_id) or "anna-mueller"
-        raise CrmkitError(f"{customer_id!r} is not a valid id: use a lowercase slug "
-                          f"(a-z, 0-9 and '-'), e.g. {example!r}")
+        raise CrmkitError(_("%(id)s is not a valid id: use a lowercase slug (a-z, 0-9 and "
+                            "'-'), e.g. %(example)s") % {"id": repr(customer_id),
+                                                        "example": repr(example)})
     if referred_by and referred_by not in ws.customers:
-        raise CrmkitError(f"--referred-by: unknown customer {referred_by!r}"
-                          f"{did_you_mean(referred_by, ws.customers)}")
+        raise CrmkitError("--referred-by: " + _("unknown customer %(id)s") % {
+            "id": repr(referred_by)} + did_you_mean(referred_by, ws.customers))
     data: dict[str, Any] = {"name": name}
     if company:
         data["company"] = company
@@ -172,7 +195,7 @@ def add_customer(app: App, customer_id: str | None, name: str, company: str | No
     if notes:
         data["notes"] = notes
     rel = write_customer(ws, customer_id, data)
-    click.echo(f"created {rel}")
+    click.echo(_("created %(path)s") % {"path": rel})
 
 
 # --- log --------------------------------------------------------------------------------
@@ -206,8 +229,9 @@ def log(app: App, customer_id: str, kind: str, summary: str | None, when: str | 
     app.require_customer(customer_id)
     types = app.interaction_types()
     if kind not in types:
-        raise CrmkitError(f"unknown interaction type {kind!r}{did_you_mean(kind, types)}; "
-                          f"known: {', '.join(types)}")
+        raise CrmkitError(_("unknown interaction type %(type)s") % {"type": repr(kind)}
+                          + did_you_mean(kind, types) + "; "
+                          + _("known: %(types)s") % {"types": ", ".join(types)})
     data: dict[str, Any] = {"customer": customer_id, "date": when or app.today.isoformat(),
                             "type": kind, "channel": channel, "direction": direction,
                             "summary": summary, "currency": currency, "payment": payment,
@@ -216,17 +240,19 @@ def log(app: App, customer_id: str, kind: str, summary: str | None, when: str | 
         if value is not None:
             number = parse_amount(value)  # as import reads them: 1.600,00 1,600.00 1600
             if number is None:
-                raise CrmkitError(f"--{key}: {value!r} is not a number (write e.g. 1600, "
-                                  "1.600,00 or 1,600.00)")
+                raise CrmkitError(f"--{key}: " + _(
+                    "%(value)s is not a number (write e.g. 1600, 1.600,00 or 1,600.00)")
+                    % {"value": repr(value)})
             if number.copy_abs() >= MAX_NUMBER:
-                raise CrmkitError(f"--{key}: {value!r} is not a number below "
-                                  f"{MAX_NUMBER - 1:,}")
+                raise CrmkitError(f"--{key}: " + _("%(value)s is not a number below "
+                                                   "%(limit)s") % {
+                    "value": repr(value), "limit": f"{MAX_NUMBER - 1:,}"})
             data[key] = _number(number)
     if follow_up:
         data["follow_up"] = ({"date": follow_up, "what": follow_up_what} if follow_up_what
                              else follow_up)
     rel = app.record_interaction(data, now=when is None)
-    click.echo(f"created {rel}")
+    click.echo(_("created %(path)s") % {"path": rel})
 
 
 def _number(value: Decimal) -> int | float:
@@ -247,9 +273,10 @@ def _describe(i: Interaction, currency: str) -> str:
     if i.amount is not None:
         parts.append(f"[{money(i.amount, i.currency or currency)}]")
     if i.score is not None:
-        parts.append(f"[score {i.score}]")
+        parts.append("[" + _("score %(score)s") % {"score": i.score} + "]")
     if i.resolves:
-        until = f" until {day(i.until)}" if i.type == "snooze" and i.until else ""
+        until = (" " + _("until %(day)s") % {"day": day(i.until)}
+                 if i.type == "snooze" and i.until else "")
         parts.append(f"({', '.join(i.resolves)}{until})")
     return clean(" ".join(parts))
 
@@ -295,34 +322,36 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
         if value not in (None, "", (), []):
             lines.append(f"{clean(label) + ':':<20}{clean(value)}")
 
-    row("Email", ", ".join(c.emails))
-    row("Phone", ", ".join(c.phones))
-    row("Address", c.address.one_line() if c.address else None)
-    row("Birthday", day(c.birthday))
-    row("Tags", ", ".join(c.tags))
-    row("Source", c.source)
-    row("Referred by", c.referred_by)
-    consent = ("yes" + (f", since {day(c.consent.since)}" if c.consent.since else "")
-               + (f" ({c.consent.how})" if c.consent.how else "")) if c.consent.email else "no"
-    row("Email consent", consent)
-    row("Prefers", c.preferred_channel)
+    row(_("Email"), ", ".join(c.emails))
+    row(_("Phone"), ", ".join(c.phones))
+    row(_("Address"), c.address.one_line() if c.address else None)
+    row(_("Birthday"), day(c.birthday))
+    row(_("Tags"), ", ".join(c.tags))
+    row(_("Source"), c.source)
+    row(_("Referred by"), c.referred_by)
+    consent = ((_("yes, since %(day)s") % {"day": day(c.consent.since)} if c.consent.since
+                else _("yes"))
+               + (f" ({c.consent.how})" if c.consent.how else "")) if c.consent.email else _("no")
+    row(_("Email consent"), consent)
+    row(_("Prefers"), c.preferred_channel)
     for s in c.services:
-        row("Service", f"{s.name}, every {s.interval}"
-            + (f" since {day(s.start)}" if s.start else ""))
-    row("Notes", c.notes)
+        row(_("Service"), (_("%(service)s, every %(interval)s since %(day)s") if s.start
+                           else _("%(service)s, every %(interval)s")) % {
+            "service": s.name, "interval": s.interval, "day": day(s.start)})
+    row(_("Notes"), c.notes)
     for key, value in c.fields.items():
         row(str(key), value)
     lines.append("")
-    lines.append(f"As of {app.today.isoformat()}")
-    row("Customer since", day(derived.first_purchase) or "no purchase yet")
-    row("Last contact", day(derived.last_contact))
-    row("Last purchase", day(derived.last_purchase))
-    row("Purchases", derived.purchase_count)
-    row("Revenue", money(derived.revenue, currency))
-    row("Revenue 12 months", money(derived.revenue_12m, currency))
-    row("Avg order value", money(derived.average_order_value, currency))
+    lines.append(_("As of %(day)s") % {"day": app.today.isoformat()})
+    row(_("Customer since"), day(derived.first_purchase) or _("no purchase yet"))
+    row(_("Last contact"), day(derived.last_contact))
+    row(_("Last purchase"), day(derived.last_purchase))
+    row(_("Purchases"), derived.purchase_count)
+    row(_("Revenue"), money(derived.revenue, currency))
+    row(_("Revenue 12 months"), money(derived.revenue_12m, currency))
+    row(_("Avg order value"), money(derived.average_order_value, currency))
     if derived.complaint_count:
-        row("Complaints", derived.complaint_count)
+        row(_("Complaints"), derived.complaint_count)
     if labels:
         flat = []
         sentences = []  # a label that is a sentence (churn_reason) gets a line of its own
@@ -336,42 +365,47 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
             else:
                 text = key if value is True else f"{key}={value}"
                 since = labels.get(f"{key}_since")
-                flat.append(f"{text} (since {since})" if since else text)
-        row("Segments", ", ".join(flat))
+                flat.append(_("%(segment)s (since %(day)s)") % {"segment": text, "day": since}
+                            if since else text)
+        row(_("Segments"), ", ".join(flat))
         for label, sentence in sentences:
             row(label, sentence)
     if reminders:
         lines.append("")
-        lines.append("Reminders (crmkit done ID, crmkit snooze ID --for 1w)")
+        lines.append(_("Reminders (%(commands)s)") % {
+            "commands": "crmkit done ID, crmkit snooze ID --for 1w"})
         for r in reminders:
             if r.snoozed_until:
-                flag = f" (snoozed until {day(r.snoozed_until)})"
+                flag = " " + _("(snoozed until %(day)s)") % {"day": day(r.snoozed_until)}
             elif r.suppressed:
-                flag = (f" (expired on {day(r.expires)})" if r.expires and r.expires < app.today
-                        else " (held back by the frequency cap)")
+                flag = " " + (_("(expired on %(day)s)") % {"day": day(r.expires)}
+                              if r.expires and r.expires < app.today
+                              else _("(held back by the frequency cap)"))
             else:
-                flag = " (overdue)" if r.overdue(app.today) else ""
+                flag = " " + _("(overdue)") if r.overdue(app.today) else ""
             lines.append(f"  {day(r.due)}  {clean(r.title)}{clean(flag)}")
             lines.append(f"              {r.id}")
     if deals:
         lines.append("")
-        lines.append("Deals")
+        lines.append(_("Deals"))
         for d in deals:
             prob = f", {d.probability:.0%}" if d.probability is not None else ""
             lines.append(f"  {d.id}: {clean(d.title)} [{d.stage}{prob}] "
                          f"{money(d.value, currency)}".rstrip())
     if derived.planned:
         lines.append("")
-        lines.append("Planned")
+        lines.append(_("Planned"))
         for i in derived.planned:
             lines.append(f"  {day(i.date)}  {_describe(i, currency)}")
     lines.append("")
     shown = list(reversed(history))
     if limit:
         shown = shown[:limit]
-    noun = "interaction" if len(history) == 1 else "interactions"
-    lines.append(f"History ({len(history)} {noun}" +
-                 (f", latest {len(shown)}" if len(shown) < len(history) else "") + ")")
+    counted = ngettext("%(num)d interaction", "%(num)d interactions", len(history)) % {
+        "num": len(history)}
+    if len(shown) < len(history):
+        counted = _("%(counted)s, latest %(num)d") % {"counted": counted, "num": len(shown)}
+    lines.append(_("History (%(counted)s)") % {"counted": counted})
     for i in shown:
         lines.append(f"  {day(i.date)}  {_describe(i, currency)}")
     click.echo("\n".join(map(clean, lines)))  # ids, stages and keys come from files too
@@ -406,9 +440,10 @@ def customers(app: App, tags: tuple[str, ...], segments: tuple[str, ...], fmt: s
             rows.append([c.id, c.customer.name, c.customer.company, ", ".join(c.customer.tags),
                          day(d.last_contact), d.purchase_count,
                          money(d.revenue_12m, currency) if d.revenue_12m else ""])
-        click.echo(table(["id", "name", "company", "tags", "last contact", "purchases",
-                          "revenue 12m"], rows))
-        click.echo(f"{len(chosen)} of {everybody} customers", err=True)
+        click.echo(table(["id", _("name"), _("company"), _("tags"), _("last contact"),
+                          _("purchases"), _("revenue 12m")], rows))
+        click.echo(ngettext("%(num)d of %(all)d customer", "%(num)d of %(all)d customers",
+                            everybody) % {"num": len(chosen), "all": everybody}, err=True)
     app.warn_about_problems()
 
 
@@ -423,11 +458,13 @@ def build(app: App) -> None:
     written = app.build()
     failed = [p for p in app.problems[before:] if p.is_error]
     for path in written:
-        click.echo(f"wrote {app.display_path(path)}")
+        click.echo(_("wrote %(path)s") % {"path": app.display_path(path)})
     app.warn_about_problems()
     if failed:
-        raise CrmkitError(f"the build is incomplete: {len(failed)} plugin(s) could not write "
-                          "their files (above)")
+        raise CrmkitError(ngettext(
+            "the build is incomplete: %(num)d plugin could not write its files (above)",
+            "the build is incomplete: %(num)d plugins could not write their files (above)",
+            len(failed)) % {"num": len(failed)})
 
 
 @cli.command()
@@ -445,7 +482,8 @@ def watch(app: App, serve_: bool, port: int) -> None:
     try:
         watcher.run(port if serve_ else None)
     except OSError as exc:
-        raise CrmkitError(f"cannot serve on 127.0.0.1:{port}: {exc.strerror}") from None
+        raise CrmkitError(_("cannot serve on %(address)s: %(error)s") % {
+            "address": f"127.0.0.1:{port}", "error": exc.strerror}) from None
 
 
 # --- plugins ----------------------------------------------------------------------------
@@ -470,12 +508,12 @@ def plugins(app: App, fmt: str) -> None:
     else:
         def registers(name: str) -> str:
             found = provided.get(name, {})
-            return ", ".join(f"{len(found[k])} {k if len(found[k]) > 1 else k[:-1]}"
-                             for k in _REGISTERED.values() if k in found)
+            return ", ".join(_registered(k, len(found[k])) for k in _REGISTERED.values()
+                             if k in found)
 
-        click.echo(table(["name", "kind", "version", "registers", "hooks"], [
+        click.echo(table([_("name"), _("kind"), _("version"), _("registers"), _("hooks")], [
             [p.name, p.kind, p.version or "", registers(p.name),
-             "(disabled)" if p.disabled else
+             _("(disabled)") if p.disabled else
              ", ".join(h.removeprefix("crmkit_") for h in p.hooks)] for p in infos]))
     for problem in [*host.diagnostics, *registry.diagnostics]:
         click.echo(str(problem), err=True)
@@ -483,4 +521,23 @@ def plugins(app: App, fmt: str) -> None:
 
 _REGISTERED = {"Label": "labels", "ReminderKind": "reminder kinds", "Metric": "metrics",
                "Check": "checks", "ReportSection": "report sections",
+
+
+def _registered(kind: str, n: int) -> str:
+    """How ``crmkit plugins`` counts what a plugin registered: ``3 labels``, ``1 metric``."""
+    if kind == "labels":
+        text = ngettext("%(num)d label", "%(num)d labels", n)
+    elif kind == "reminder kinds":
+        text = ngettext("%(num)d reminder kind", "%(num)d reminder kinds", n)
+    elif kind == "metrics":
+        text = ngettext("%(num)d metric", "%(num)d metrics", n)
+    elif kind == "checks":
+        text = ngettext("%(num)d check", "%(num)d checks", n)
+    elif kind == "report sections":
+        text = ngettext("%(num)d report section", "%(num)d report sections", n)
+    elif kind == "settings sections":
+        text = ngettext("%(num)d settings section", "%(num)d settings sections", n)
+    else:
+        text = ngettext("%(num)d importer", "%(num)d importers", n)
+    return text % {"num": n}
                "ConfigSection": "settings sections", "Importer": "importers"}

@@ -17,6 +17,8 @@ import click
 
 from .. import __version__
 from ..engine.app import App
+from ..engine.i18n import cli_gettext as _
+from ..engine.i18n import install_for_click
 from ..engine.plugins import PluginHost, may_define_command, template_in_traceback, trust_file
 from ..engine.plugins import trust as trust_workspace
 from ..incremental import replay
@@ -32,7 +34,8 @@ def _parse_today(ctx: click.Context, param: click.Parameter, value: str | None) 
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD") from None
+        raise click.BadParameter(_("%(value)s is not a date; write YYYY-MM-DD")
+                                % {"value": repr(value)}) from None
 
 
 class CrmkitGroup(click.Group):
@@ -106,8 +109,8 @@ class CrmkitGroup(click.Group):
         except BrokenState as exc:
             ctx.obj.forget_state()
             raise click.ClickException(
-                f"{exc}; crmkit removed what it kept from earlier runs: run the command "
-                "again") from None
+                _("%(problem)s; crmkit removed what it kept from earlier runs: run the "
+                  "command again") % {"problem": exc}) from None
         except (SystemExit, click.exceptions.Exit, click.ClickException):
             finished = True
             raise
@@ -128,8 +131,8 @@ class CrmkitGroup(click.Group):
         code = replay.play(app.root, key)
         if code is not None:
             if app.verbose:
-                click.echo("(replayed: nothing changed since this command last ran; "
-                           "--no-cache runs it again)", err=True)
+                click.echo(_("(replayed: nothing changed since this command last ran; "
+                             "--no-cache runs it again)"), err=True)
             if code:
                 sys.exit(code)
             return None
@@ -211,8 +214,8 @@ class CrmkitGroup(click.Group):
         except click.UsageError as exc:
             if args and "No such command" in str(exc):
                 choices = self.list_commands(ctx)
-                raise click.UsageError(f"no such command {args[0]!r}"
-                                       f"{did_you_mean(args[0], choices)}", ctx) from None
+                raise click.UsageError(_("no such command %(name)s") % {"name": repr(args[0])}
+                                       + did_you_mean(args[0], choices), ctx) from None
             raise
 
 
@@ -245,9 +248,10 @@ def _guarded(command: click.Command, plugin: str) -> click.Command:
         except Exception as exc:
             app = ctx.find_object(App)
             where = template_in_traceback(exc, app.root if app is not None else None)
-            raise CrmkitError(f"{f'{where}: ' if where else ''}plugin {plugin!r} failed in "
-                              f"'crmkit {command.name}': {type(exc).__name__}: {exc}"
-                              ) from exc
+            raise CrmkitError((f"{where}: " if where else "") + _(
+                "plugin %(plugin)s failed in 'crmkit %(command)s': %(error)s") % {
+                "plugin": repr(plugin), "command": command.name,
+                "error": f"{type(exc).__name__}: {exc}"}) from exc
 
     command.invoke = invoke  # type: ignore[method-assign]
     return command
@@ -298,11 +302,11 @@ def trust(app: App, directory: Path | None) -> None:
     try:
         added = trust_workspace(root)
     except OSError as exc:
-        raise CrmkitError(f"cannot record {root} as trusted in {trust_file()}: "
-                          f"{exc.strerror or exc}") from None
+        raise CrmkitError(_("cannot record %(folder)s as trusted in %(file)s: %(error)s") % {
+            "folder": root, "file": trust_file(), "error": exc.strerror or exc}) from None
     shown = clean(directory if directory is not None else root)
-    click.echo(f"trusted {shown}: its plugins/*.py will run" if added
-               else f"{shown} is trusted already")
+    click.echo((_("trusted %(folder)s: its plugins/*.py will run") if added
+                else _("%(folder)s is trusted already")) % {"folder": shown})
 
 
 _one_shot = False  # True in the ``crmkit`` process itself: see App.one_shot
@@ -312,6 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: clear one-line errors instead of tracebacks (unless --verbose)."""
     global _one_shot
     _one_shot = True
+    install_for_click()  # click's own words (Error:, No such option) in the terminal's language
     args = sys.argv[1:] if argv is None else argv
     verbose = "-v" in args or "--verbose" in args
     try:
@@ -319,22 +324,23 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
-        click.echo("aborted", err=True)
+        click.echo(_("aborted"), err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except CrmkitError as exc:
-        click.echo(f"Error: {clean(exc)}", err=True)
+        click.echo(_("Error: %(message)s") % {"message": clean(exc)}, err=True)
         sys.exit(1)
     except OSError as exc:
         if verbose:
             traceback.print_exc()
-        click.echo(f"Error: {clean(exc)}", err=True)  # OSError names the file
+        click.echo(_("Error: %(message)s") % {"message": clean(exc)},
+                   err=True)  # OSError names the file
         sys.exit(1)
     except Exception as exc:
         if verbose:
             traceback.print_exc()
-        click.echo(f"Error: unexpected {type(exc).__name__}: {clean(exc)} "
-                   "(run with --verbose for the traceback)", err=True)
+        click.echo(_("Error: unexpected %(error)s (run with --verbose for the traceback)")
+                   % {"error": f"{type(exc).__name__}: {clean(exc)}"}, err=True)
         sys.exit(1)

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..engine.app import App
+from ..engine.i18n import cli_gettext as _
+from ..engine.i18n import cli_ngettext as ngettext
 from ..engine.plugins import LOCAL_PLUGIN_DIR
 from ..engine.templates import WORKSPACE_TEMPLATES
 from ..incremental.cache import ParseCache
@@ -275,7 +277,9 @@ class Watcher:
         if broken:
             for diagnostic in broken:
                 self.echo(str(diagnostic))
-            self.echo(f"{_clock()} {what}: {len(broken)} error(s), kept the last good output")
+            self.echo(f"{_clock()} {what}: " + ngettext(
+                "%(num)d error, kept the last good output",
+                "%(num)d errors, kept the last good output", len(broken)) % {"num": len(broken)})
             return False
         written = app.build()
         for problem in app.problems:
@@ -283,8 +287,11 @@ class Watcher:
         self.builds += 1
         took = time.perf_counter() - started
         stats = workspace.stats
-        parsed = f", {stats.parsed} file(s) parsed" if stats else ""
-        self.echo(f"{_clock()} {what}: wrote {len(written)} file(s) in {took:.2f} s{parsed}")
+        parsed = (", " + ngettext("%(num)d file parsed", "%(num)d files parsed", stats.parsed)
+                  % {"num": stats.parsed}) if stats else ""
+        self.echo(f"{_clock()} {what}: " + ngettext(
+            "wrote %(num)d file in %(seconds)s s", "wrote %(num)d files in %(seconds)s s",
+            len(written)) % {"num": len(written), "seconds": f"{took:.2f}"} + parsed)
         return True
 
     def outputs(self) -> list[str]:
@@ -312,9 +319,10 @@ class Watcher:
             out = self.app.workspace.output_dir  # checked: a folder of this workspace's own
             out.mkdir(parents=True, exist_ok=True)
             server = serve(out, serve_port, lambda: str(self.builds))
-            self.echo(f"serving {self.output}/ on http://127.0.0.1:{server.server_port}/ "
-                      "(pages reload after each rebuild)")
-        self.echo("watching for changes; Ctrl-C stops")
+            self.echo(_("serving %(folder)s/ on %(url)s (pages reload after each rebuild)")
+                      % {"folder": self.output,
+                         "url": f"http://127.0.0.1:{server.server_port}/"})
+        self.echo(_("watching for changes; Ctrl-C stops"))
         try:
             while True:
                 batch = collector.next_batch()
@@ -322,7 +330,8 @@ class Watcher:
                 try:
                     self.rebuild(batch)
                 except Exception as exc:  # a failed rebuild is logged; watching goes on
-                    self.echo(f"{_clock()} rebuild failed: {type(exc).__name__}: {exc}")
+                    self.echo(f"{_clock()} " + _("rebuild failed: %(error)s") % {
+                        "error": f"{type(exc).__name__}: {exc}"})
                     self.app = None  # the next change loads everything afresh
         except KeyboardInterrupt:
             pass
@@ -332,7 +341,7 @@ class Watcher:
             if server is not None:
                 server.shutdown()
             self.cache.save()
-            self.echo("stopped")
+            self.echo(_("stopped"))
 
 
 def _keep_out_of_gc() -> None:
@@ -355,7 +364,8 @@ def _clock() -> str:
 
 def _describe(changed: set[str] | None) -> str:
     if changed is None:
-        return "start"
+        return _("start")
     names = sorted(changed)
     shown = ", ".join(names[:3])
-    return f"{shown} (+{len(names) - 3} more)" if len(names) > 3 else shown
+    return (_("%(files)s (+%(num)d more)") % {"files": shown, "num": len(names) - 3}
+            if len(names) > 3 else shown)

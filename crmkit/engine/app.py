@@ -43,6 +43,8 @@ from ..loading.yamlsource import YamlMap
 from ..model import CrmkitError, Customer, Diagnostic, Workspace
 from ..model.workspace import OUTPUT_FORBIDDEN
 from .evaluate import Engine, Labels
+from .i18n import cli_gettext as _
+from .i18n import cli_ngettext as ngettext
 from .plugins import (
     PluginHost,
     add_workspace_plugins,
@@ -141,10 +143,11 @@ class App:
         if files and not load:
             import shlex
 
-            click.echo(f"warning: not running this workspace's plugins "
-                       f"({', '.join(p.name for p in files)}): {root} is not trusted; "
-                       f"if you trust its code, run 'crmkit trust {shlex.quote(str(root))}'",
-                       err=True)
+            click.echo(_("warning: not running this workspace's plugins (%(files)s): "
+                         "%(folder)s is not trusted; if you trust its code, run "
+                         "'%(command)s'") % {
+                "files": ", ".join(p.name for p in files), "folder": root,
+                "command": f"crmkit trust {shlex.quote(str(root))}"}, err=True)
         add_workspace_plugins(host, root, self._settings_file[1], load=load)
         return host
 
@@ -370,7 +373,8 @@ class App:
     def metric(self, name: str) -> MetricValue:
         """One metric as of ``today``."""
         if name not in self.registry.metrics:
-            raise CrmkitError(f"unknown metric {name!r}{did_you_mean(name, self.registry.metrics)}")
+            raise CrmkitError(_("unknown metric %(name)s") % {"name": repr(name)}
+                              + did_you_mean(name, self.registry.metrics))
         return self._engine.metric(name)
 
     def metrics(self, names: list[str] | tuple[str, ...] | None = None
@@ -422,17 +426,19 @@ class App:
             merged = next((c.id for c in self.workspace.customers.values()
                            if customer_id in c.aliases), None)
             if merged is not None:
-                raise CrmkitError(f"{customer_id!r} was merged into {merged!r} (its 'aliases'):"
-                                  f" use {merged!r}")
+                raise CrmkitError(_("%(id)s was merged into %(into)s (its 'aliases'): use "
+                                    "%(into)s") % {"id": repr(customer_id),
+                                                    "into": repr(merged)})
             names = {f"{customer_id}.yaml", f"{customer_id}.yml"}
             broken = next((d for d in self.workspace.errors if d.location is not None
                            and d.location.path.startswith("customers/")
                            and d.location.path.rsplit("/", 1)[-1] in names), None)
             if broken is not None:  # there, but it does not load (a merge conflict, ...)
-                raise CrmkitError(f"customer {customer_id!r} does not load: {broken}")
-            raise CrmkitError(f"unknown customer {customer_id!r}"
-                              f"{did_you_mean(customer_id, self.workspace.customers)}; "
-                              "see 'crmkit customers'")
+                raise CrmkitError(_("customer %(id)s does not load: %(error)s") % {
+                    "id": repr(customer_id), "error": broken})
+            raise CrmkitError(_("unknown customer %(id)s") % {"id": repr(customer_id)}
+                              + did_you_mean(customer_id, self.workspace.customers) + "; "
+                              + _("see '%(command)s'") % {"command": "crmkit customers"})
         return customer
 
     @cached_property
@@ -635,8 +641,11 @@ class App:
         print what plugins reported during this run (on stderr)."""
         errors = self.workspace.errors
         if errors:
-            click.echo(f"warning: the workspace has {len(errors)} error(s); "
-                       "run 'crmkit check' to see them", err=True)
+            click.echo(ngettext("warning: the workspace has %(num)d error; run '%(command)s' "
+                                "to see it",
+                                "warning: the workspace has %(num)d errors; run '%(command)s' "
+                                "to see them", len(errors)) % {
+                "num": len(errors), "command": "crmkit check"}, err=True)
         self.report_problems()
 
     def report_problems(self) -> bool:

@@ -173,12 +173,15 @@ class Translations:
 
 @lru_cache(maxsize=64)
 def translations(locale: str | None = None, domain: str = DOMAIN,
-                 localedir: str | Path | None = None) -> Translations:
+                 localedir: str | Path | None = None, *, terminal: bool = False
+                 ) -> Translations:
     """The :class:`Translations` of ``locale`` (``"de"``, ``"de_DE"``; ``None`` or an
     unknown one: English) for ``domain``, read once per process.  A plugin with its
     own catalogue passes ``domain`` and ``localedir`` (the folder holding
-    ``<lang>/LC_MESSAGES/<domain>.mo``)."""
-    language = _language(locale)
+    ``<lang>/LC_MESSAGES/<domain>.mo``).  ``terminal=True``: the terminal's language
+    (:func:`terminal_locale`, read once per process), for what a CLI command says
+    itself."""
+    language = _language(terminal_locale() if terminal else locale)
     folder = str(localedir) if localedir is not None else str(LOCALE_DIR)
     catalogue = _gettext.translation(domain, folder, languages=[language], fallback=True)
     return Translations(language, catalogue)
@@ -193,6 +196,34 @@ def terminal_locale(environ: Any = None) -> str:
         if value:
             return _language(value.split(":", 1)[0])
     return DEFAULT
+
+
+def cli_translations() -> Translations:
+    """The :class:`Translations` of the terminal (:func:`terminal_locale`), for the
+    CLI's own messages: the environment is read once per process."""
+    return translations(terminal=True)
+
+
+def cli_gettext(message: str) -> str:
+    """``message`` in the terminal's language.  The core's CLI code imports it as ``_``
+    (the name ``pybabel extract`` looks for): ``_("wrote %(path)s") % {"path": path}``;
+    a plugin uses ``crmkit.translations(terminal=True).gettext``."""
+    return cli_translations().gettext(message)
+
+
+def cli_ngettext(singular: str, plural: str, n: int) -> str:
+    """The singular or plural of a message in the terminal's language, by its plural
+    rules; CLI code imports it as ``ngettext``."""
+    return cli_translations().ngettext(singular, plural, n)
+
+
+def install_for_click() -> None:
+    """Let click's own messages (``Error:``, ``No such option``, ``Missing option``)
+    follow the terminal too: click looks its words up with :func:`gettext.gettext`,
+    whose domain becomes crmkit's (the catalogue holds the ones people meet,
+    :mod:`crmkit.cli.clickwords`).  Called by the ``crmkit`` process itself only."""
+    _gettext.bindtextdomain(DOMAIN, str(LOCALE_DIR))
+    _gettext.textdomain(DOMAIN)
 
 
 # --- Jinja ------------------------------------------------------------------------------

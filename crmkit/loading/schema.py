@@ -118,14 +118,33 @@ def parse_amount(value: Any) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """A hint for typos and abbreviations: ``" (did you mean 'anna-mueller'?)"`` or ``""``."""
+def close_match(word: str, choices: Iterable[str]) -> str | None:
+    """The choice ``word`` is a typo or an abbreviation of, if any."""
     options = sorted(choices)
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.7)
     if not close and len(word) >= 3:
         close = ([o for o in options if o.startswith(word)]
                  or [o for o in options if word in o])[:1]
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A hint for typos and abbreviations in the terminal's language, for a message
+    of the CLI: ``" (did you mean 'anna-mueller'?)"``, ``" (meinten Sie
+    'anna-mueller'?)"`` or ``""``."""
+    close = close_match(word, choices)
+    if close is None:
+        return ""
+    from ..engine.i18n import cli_gettext as _
+
+    return " " + _("(did you mean %(choice)s?)") % {"choice": repr(close)}
+
+
+def hint(word: str, choices: Iterable[str]) -> str:
+    """:func:`did_you_mean` in English, for diagnostics: they are kept in the parse
+    cache, read by editors and CI, and stay English whatever the terminal speaks."""
+    close = close_match(word, choices)
+    return f" (did you mean {close!r}?)" if close is not None else ""
 
 
 def is_valid_email(address: str) -> bool:
@@ -162,7 +181,7 @@ class Fields:
             if key not in known:
                 line, col = self.data.key_marks.get(key, self.data.start)
                 self.out.append(Diagnostic.error(
-                    f"unknown field {key!r} in {what}{did_you_mean(str(key), allowed)}",
+                    f"unknown field {key!r} in {what}{hint(str(key), allowed)}",
                     Location(self.path, line, col)))
 
     def present(self, key: str) -> bool:
@@ -190,7 +209,7 @@ class Fields:
         choices = tuple(choices)
         if value is not None and value not in choices:
             self.error(key, f"{key!r} must be one of {', '.join(choices)}, not {value!r}"
-                       f"{did_you_mean(value, choices)}")
+                       f"{hint(value, choices)}")
             return None
         return value
 
@@ -531,12 +550,12 @@ def parse_interaction(data: Any, path: str, out: list[Diagnostic], known_types: 
     f.check_keys(INTERACTION_KEYS, "an interaction")
     customer = f.text("customer", required=True)
     if customer is not None and customers is not None and customer not in customers:
-        f.error("customer", f"unknown customer {customer!r}{did_you_mean(customer, customers)}")
+        f.error("customer", f"unknown customer {customer!r}{hint(customer, customers)}")
         customer = None
     day, at = _when(f, tz)
     kind = f.text("type", required=True)
     if kind is not None and kind not in known_types:
-        f.error("type", f"unknown interaction type {kind!r}{did_you_mean(kind, known_types)}"
+        f.error("type", f"unknown interaction type {kind!r}{hint(kind, known_types)}"
                 " (add it to 'interaction_types' in crmkit.yaml if it is yours)")
         kind = None
     amount = f.decimal("amount")
@@ -763,7 +782,7 @@ def parse_settings(data: Any, path: str, out: list[Diagnostic],
         else:
             line, col = raw.key_marks[key]
             out.append(Diagnostic.error(
-                f"unknown setting {key!r}{did_you_mean(str(key), (*SETTINGS_KEYS, *owned))}",
+                f"unknown setting {key!r}{hint(str(key), (*SETTINGS_KEYS, *owned))}",
                 Location(path, line, col)))
     sender = None
     if (s := f.sub("sender")) is not None:

@@ -263,18 +263,30 @@ def apply(app: crmkit.App, outcomes: list[Outcome]) -> None:
             outcome.file = app.record_interaction(outcome.data)
 
 
+def _(message: str) -> str:
+    """What the command says itself, in the terminal's language (LANG)."""
+    return crmkit.translations(terminal=True).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return crmkit.translations(terminal=True).ngettext(singular, plural, n)
+
+
 def _describe(o: Outcome) -> str:
+    """One row's outcome for people (the notes and the evidence are the plan's, as the
+    JSON has them)."""
+    values = {"customer": o.customer, "note": o.note, "possible": o.possible}
     if o.status == "new":
-        what = (f"new customer {o.customer} ({o.note})" if o.row.kind == "customer"
-                else f"new {o.note}")
-        return what + (f"; possible match {o.possible}" if o.possible else "")
+        what = (_("new customer %(customer)s (%(note)s)") if o.row.kind == "customer"
+                else _("new %(note)s")) % values
+        return what + ("; " + _("possible match %(possible)s") % values if o.possible else "")
     if o.status == "existing":
-        return f"existing customer {o.customer}: {o.note}"
+        return _("existing customer %(customer)s: %(note)s") % values
     if o.status == "already":
-        return f"already imported ({o.customer})"
+        return _("already imported (%(customer)s)") % values
     if o.status == "skipped":
-        return f"skipped ({o.note}; --skip-possible): possible match {o.possible}"
-    return f"invalid: {o.note}"
+        return _("skipped (%(note)s; --skip-possible): possible match %(possible)s") % values
+    return _("invalid: %(note)s") % values
 
 
 @click.command("import")
@@ -307,22 +319,24 @@ def import_command(app: crmkit.App, source_format: str, file: Path, mappings: tu
     importers = app.importers()
     if source_format not in importers:
         raise crmkit.CrmkitError(
-            f"unknown import format {source_format!r}"
-            f"{crmkit.did_you_mean(source_format, importers)}; known: {', '.join(importers)}")
+            _("unknown import format %(format)s") % {"format": repr(source_format)}
+            + crmkit.did_you_mean(source_format, importers) + "; "
+            + _("known: %(formats)s") % {"formats": ", ".join(importers)})
     mapping = {}
     for item in mappings:
         column, sep, target = item.partition("=")
         if not sep or not column.strip() or not target.strip():
-            raise crmkit.CrmkitError(f"--map {item!r}: write COLUMN=FIELD")
+            raise crmkit.CrmkitError(f"--map {item!r}: " + _("write COLUMN=FIELD"))
         mapping[column.strip()] = target.strip()
     options = ImportOptions(mapping, encoding, delimiter)
     importer = importers[source_format]
     try:
         rows = list(importer.read(file, options))
     except (UnicodeDecodeError, LookupError) as exc:
-        raise crmkit.CrmkitError(f"{file}: cannot decode ({exc}); try --encoding") from None
+        raise crmkit.CrmkitError(f"{file}: " + _("cannot decode (%(error)s); try --encoding")
+                                 % {"error": exc}) from None
     if len(rows) >= PROGRESS_FROM and fmt == "text":
-        with click.progressbar(length=len(rows), label="checking", file=sys.stderr) as bar:
+        with click.progressbar(length=len(rows), label=_("checking"), file=sys.stderr) as bar:
             outcomes = plan(app, importer, _counting(rows, bar), tags, skip_possible)
     else:
         outcomes = plan(app, importer, rows, tags, skip_possible)
@@ -341,23 +355,30 @@ def import_command(app: crmkit.App, source_format: str, file: Path, mappings: tu
                      for o in outcomes]})
         _fail_on_invalid(counts["invalid"], file)
         return
-    click.echo(f"{crmkit.clean(file.name)}: {len(outcomes)} rows ({source_format})")
+    click.echo(f"{crmkit.clean(file.name)}: " + ngettext(
+        "%(num)d row (%(format)s)", "%(num)d rows (%(format)s)", len(outcomes)) % {
+        "num": len(outcomes), "format": source_format})
     for o in outcomes:  # a name in the file must not rewrite the lines shown
-        click.echo(f"  row {o.row.row}: {crmkit.clean(_describe(o))}")
+        click.echo("  " + _("row %(row)s: %(outcome)s") % {
+            "row": o.row.row, "outcome": crmkit.clean(_describe(o))})
         for warning in o.warnings:
-            click.echo(f"    warning: {crmkit.clean(warning)}")
+            click.echo("    " + _("warning: %(message)s") % {"message": crmkit.clean(warning)})
         if do_apply and o.file:
-            click.echo(f"    created {crmkit.clean(o.file)}")
-    click.echo(f"{counts['new']} new"
-               + (f" ({possible} possible match{'es' if possible != 1 else ''})"
-                  if possible else "")
-               + f", {counts['existing']} existing (left unchanged), "
-                 f"{counts['already']} already imported, {counts['invalid']} invalid"
-               + (f", {counts['skipped']} skipped (possible matches)"
-                  if counts["skipped"] else ""))
+            click.echo("    " + _("created %(path)s") % {"path": crmkit.clean(o.file)})
+    summary = _("%(num)d new") % {"num": counts["new"]}
+    if possible:
+        summary += " " + ngettext("(%(num)d possible match)", "(%(num)d possible matches)",
+                                  possible) % {"num": possible}
+    summary += ", " + _("%(existing)d existing (left unchanged), %(already)d already "
+                        "imported, %(invalid)d invalid") % counts
+    if counts["skipped"]:
+        summary += ", " + _("%(skipped)d skipped (possible matches)") % counts
+    click.echo(summary)
     if not do_apply:
-        click.echo(f"dry run: nothing written; --apply creates the {counts['new']} new file(s)"
-                   if counts["new"] else "dry run: nothing to create")
+        click.echo(ngettext("dry run: nothing written; --apply creates the %(num)d new file",
+                            "dry run: nothing written; --apply creates the %(num)d new files",
+                            counts["new"]) % {"num": counts["new"]}
+                   if counts["new"] else _("dry run: nothing to create"))
     _fail_on_invalid(counts["invalid"], file)
 
 
@@ -365,10 +386,12 @@ def _fail_on_invalid(invalid: int, file: Path) -> None:
     """Exit 1 when rows were left out: the import is not done (a CI job or a script
     must not read "success" while people are missing)."""
     if invalid:
-        rows = "1 row was" if invalid == 1 else f"{invalid} rows were"
-        click.echo(f"error: {rows} not imported (invalid, named above): correct "
-                   f"{crmkit.clean(file.name)} and import it again (rows already imported "
-                   "are recognised)", err=True)
+        click.echo(ngettext(
+            "error: %(num)d row was not imported (invalid, named above): correct %(file)s "
+            "and import it again (rows already imported are recognised)",
+            "error: %(num)d rows were not imported (invalid, named above): correct %(file)s "
+            "and import it again (rows already imported are recognised)", invalid) % {
+            "num": invalid, "file": crmkit.clean(file.name)}, err=True)
         raise SystemExit(1)
 
 

@@ -17,6 +17,21 @@ from crmkit import Reminder
 FORMATS = ("table", "json", "md", "ics")
 
 
+def _(message: str) -> str:
+    """What the command says itself, in the terminal's language (LANG), not the
+    workspace's."""
+    return crmkit.translations(terminal=True).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return crmkit.translations(terminal=True).ngettext(singular, plural, n)
+
+
+def N_(message: str) -> str:
+    """Marks a message for ``pybabel extract``; translated where it is shown."""
+    return message
+
+
 def to_markdown(app: crmkit.App, reminders: list[Reminder], within: int) -> str:
     today = app.today
     locale = app.workspace.settings.locale
@@ -78,12 +93,13 @@ def reminders_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...
     enabled = {k.name for k in app.enabled_kinds()}
     for kind in kinds:
         if kind not in known:
-            raise crmkit.CrmkitError(f"unknown reminder kind {kind!r}"
-                                     f"{crmkit.did_you_mean(kind, known)}; known: "
-                                     f"{', '.join(sorted(known))}")
+            raise crmkit.CrmkitError(
+                _("unknown reminder kind %(kind)s") % {"kind": repr(kind)}
+                + crmkit.did_you_mean(kind, known) + "; "
+                + _("known: %(kinds)s") % {"kinds": ", ".join(sorted(known))})
         if kind not in enabled:
-            click.echo(f"note: reminders.{kind}.enabled is false in crmkit.yaml; "
-                       f"no {kind} reminders", err=True)
+            click.echo(_("note: %(setting)s is false in crmkit.yaml; no %(kind)s reminders")
+                       % {"setting": f"reminders.{kind}.enabled", "kind": kind}, err=True)
     if within is None:
         within = within_days(app)
     today = app.today
@@ -105,20 +121,26 @@ def reminders_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...
     else:
         rows = []
         for r in chosen:
-            flags = "OVERDUE" if r.overdue(today) and not r.suppressed else ""
+            flags = _("OVERDUE") if r.overdue(today) and not r.suppressed else ""
             if r.suppressed:
                 flags = f"{flags} {r.suppressed}".strip()
             rows.append([r.due.isoformat(), r.id, r.title, r.channel, r.priority, flags])
-        click.echo(crmkit.table(["due", "id", "title", "channel", "prio", "status"], rows))
+        click.echo(crmkit.table([_("due"), "id", _("title"), _("channel"), _("prio"),
+                                 _("status")], rows))
         overdue = sum(1 for r in chosen if r.overdue(today) and not r.suppressed)
-        summary = f"{len(chosen)} reminders ({overdue} overdue) up to {horizon.isoformat()}"
+        summary = ngettext("%(num)d reminder (%(overdue)d overdue) up to %(day)s",
+                           "%(num)d reminders (%(overdue)d overdue) up to %(day)s",
+                           len(chosen)) % {"num": len(chosen), "overdue": overdue,
+                                           "day": horizon.isoformat()}
         if held:
-            summary += (f"; {held} held back (snoozed, expired or by the frequency cap: "
-                        "--all shows them)")
+            summary += "; " + ngettext(
+                "%(num)d held back (snoozed, expired or by the frequency cap: --all shows it)",
+                "%(num)d held back (snoozed, expired or by the frequency cap: --all shows "
+                "them)", held) % {"num": held}
         click.echo(summary, err=True)
         if chosen and not show_all:
-            click.echo("mark one done: crmkit done ID; later: crmkit snooze ID --for 1w",
-                       err=True)
+            click.echo(_("mark one done: %(done)s; later: %(snooze)s") % {
+                "done": "crmkit done ID", "snooze": "crmkit snooze ID --for 1w"}, err=True)
     app.warn_about_problems()
 
 
@@ -136,8 +158,8 @@ def _list_kinds(app: crmkit.App, fmt: str) -> None:
         crmkit.echo_json(rows)
         return
     click.echo(crmkit.table(
-        ["kind", "plugin", "enabled", "prio", "what"],
-        [[r["kind"], r["plugin"], "yes" if r["enabled"] else "no", r["priority"],
+        [_("kind"), _("plugin"), _("enabled"), _("prio"), _("what")],
+        [[r["kind"], r["plugin"], _("yes") if r["enabled"] else _("no"), r["priority"],
           r["description"]] for r in rows]))
 
 
@@ -157,11 +179,14 @@ def _open_reminders(app: crmkit.App, ids: tuple[str, ...]) -> dict[str, list[Rem
             if customer in app.workspace.customers:
                 for i in app.customer(customer).history:
                     if rid in i.resolves and i.type != "snooze":
-                        raise crmkit.CrmkitError(f"{rid!r} is settled already, in {i.location}")
+                        raise crmkit.CrmkitError(_("%(id)s is settled already, in %(file)s")
+                                                 % {"id": repr(rid), "file": i.location})
             same = [k for k, r in known.items() if r.customer == customer] or list(known)
             raise crmkit.CrmkitError(
-                f"no open reminder {rid!r}{crmkit.did_you_mean(rid, same)}; "
-                "'crmkit reminders --all' lists them with their ids")
+                _("no open reminder %(id)s") % {"id": repr(rid)}
+                + crmkit.did_you_mean(rid, same) + "; "
+                + _("'%(command)s' lists them with their ids") % {
+                    "command": "crmkit reminders --all"})
         chosen.setdefault(reminder.customer, []).append(reminder)
     return chosen
 
@@ -180,13 +205,14 @@ def _settle(app: crmkit.App, chosen: dict[str, list[Reminder]], data: dict, fmt:
         return
     for item in written:
         for rid in item["resolves"]:
-            click.echo(f"{verb}: {rid} (recorded in {item['file']})")
+            click.echo(_("%(what)s: %(id)s (recorded in %(file)s)") % {
+                "what": verb, "id": rid, "file": item["file"]})
 
 
 #: Kinds whose reminders are each a promise or a request: "never" would hide the next.
 NO_NEVER = {
-    "respond": "every request of theirs would go unanswered",
-    "follow_up": "every follow-up promised to them would be forgotten",
+    "respond": N_("every request of theirs would go unanswered"),
+    "follow_up": N_("every follow-up promised to them would be forgotten"),
 }
 
 
@@ -214,14 +240,15 @@ def done_command(app: crmkit.App, ids: tuple[str, ...], note: str | None, never:
             kind = rid.split("/")[0]
             if kind in NO_NEVER:
                 raise click.BadParameter(
-                    f"not for {kind!r}: {NO_NEVER[kind]}; mark this one done without it",
+                    _("not for %(kind)s: %(why)s; mark this one done without it") % {
+                        "kind": repr(kind), "why": _(NO_NEVER[kind])},
                     param_hint="--never")
     _settle(app, _open_reminders(app, ids),
             {"type": "done", "summary": note, "never": never or None}, fmt,
-            "never again" if never else "done")
+            _("never again") if never else _("done"))
     if never and fmt != "json":
-        click.echo("from now on no reminders of these kinds for these customers "
-                   "(delete the record to undo it)", err=True)
+        click.echo(_("from now on no reminders of these kinds for these customers "
+                     "(delete the record to undo it)"), err=True)
 
 
 @click.command("snooze")
@@ -240,11 +267,12 @@ def snooze_command(app: crmkit.App, ids: tuple[str, ...], until: dt.datetime | N
     reminders are listed with `crmkit reminders --all`, with the day they come back.
     """
     if (until is None) == (span is None):
-        raise click.UsageError("give either --until YYYY-MM-DD or --for N[d|w|m]")
+        raise click.UsageError(_("give either %(until)s or %(for)s") % {
+            "until": "--until YYYY-MM-DD", "for": "--for N[d|w|m]"})
     day = until.date() if until is not None else _later(app.today, span or "")
     if day <= app.today:
-        raise click.BadParameter(f"{day.isoformat()} is not after today "
-                                 f"({app.today.isoformat()})",
+        raise click.BadParameter(_("%(day)s is not after today (%(today)s)") % {
+                                     "day": day.isoformat(), "today": app.today.isoformat()},
                                  param_hint="--until" if until is not None else "--for")
     from . import LISTED_AFTER_EXPIRY
 
@@ -254,18 +282,19 @@ def snooze_command(app: crmkit.App, ids: tuple[str, ...], until: dt.datetime | N
             last = (r.expires or r.due) + LISTED_AFTER_EXPIRY
             if r.expires and day > last:
                 raise click.BadParameter(
-                    f"{r.id} is no longer listed after {last.isoformat()} (it expires on "
-                    f"{r.expires.isoformat()}): snooze it until then at most, or mark it "
-                    "done", param_hint="--until/--for")
+                    _("%(id)s is no longer listed after %(last)s (it expires on %(day)s): "
+                      "snooze it until then at most, or mark it done") % {
+                        "id": r.id, "last": last.isoformat(), "day": r.expires.isoformat()},
+                    param_hint="--until/--for")
     _settle(app, chosen, {"type": "snooze", "summary": note, "until": day}, fmt,
-            f"snoozed until {day.isoformat()}")
+            _("snoozed until %(day)s") % {"day": day.isoformat()})
 
 
 def _later(today: dt.date, span: str) -> dt.date:
     match = _FOR.match(span)
     if not match:
-        raise click.BadParameter(f"{span!r}: write a number and d, w or m, e.g. 2w",
-                                 param_hint="--for")
+        raise click.BadParameter(_("%(span)s: write a number and d, w or m, e.g. 2w")
+                                 % {"span": repr(span)}, param_hint="--for")
     count, unit = int(match[1]), match[2][0].lower()
     try:
         if unit == "d":
@@ -276,4 +305,5 @@ def _later(today: dt.date, span: str) -> dt.date:
         year, month = today.year + month // 12, month % 12 + 1
         return dt.date(year, month, min(today.day, calendar.monthrange(year, month)[1]))
     except (OverflowError, ValueError):
-        raise click.BadParameter(f"{span!r} is too far ahead", param_hint="--for") from None
+        raise click.BadParameter(_("%(span)s is too far ahead") % {"span": repr(span)},
+                                 param_hint="--for") from None

@@ -12,6 +12,16 @@ import crmkit
 FAIL_ON = ("overdue", "at_risk", "errors")
 
 
+def _(message: str) -> str:
+    """What the command says itself, in the terminal's language (LANG), not the
+    workspace's."""
+    return crmkit.translations(terminal=True).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return crmkit.translations(terminal=True).ngettext(singular, plural, n)
+
+
 @click.command("report")
 @click.argument("name", default="dashboard")
 @click.option("--format", "fmt", type=click.Choice(["html", "md"]), default="html",
@@ -38,21 +48,26 @@ def report_command(app: crmkit.App, name: str, fmt: str, out: str | None, list_r
         sys.stdout.flush()
     else:
         path = write_report(app, name, fmt, Path(out) if out else None)
-        click.echo(f"wrote {app.display_path(path)}", err=out == "-")
+        click.echo(_("wrote %(path)s") % {"path": app.display_path(path)}, err=out == "-")
     app.warn_about_problems()
     reasons = []
     if "overdue" in fail_on:
         overdue = [r for r in app.reminders() if not r.suppressed and r.overdue(app.today)]
         if overdue:
-            reasons.append(f"{len(overdue)} overdue reminder(s)")
+            reasons.append(ngettext("%(num)d overdue reminder", "%(num)d overdue reminders",
+                                    len(overdue)) % {"num": len(overdue)})
     if "at_risk" in fail_on:
         at_risk = [c for c, stage in app.labels().column("lifecycle").items()
                    if stage == "at_risk"]
         if at_risk:
-            reasons.append(f"{len(at_risk)} customer(s) at risk")
+            reasons.append(ngettext("%(num)d customer at risk", "%(num)d customers at risk",
+                                    len(at_risk)) % {"num": len(at_risk)})
     if "errors" in fail_on and app.workspace.errors:
-        reasons.append(f"{len(app.workspace.errors)} error(s) in the workspace")
+        errors = len(app.workspace.errors)
+        reasons.append(ngettext("%(num)d error in the workspace",
+                                "%(num)d errors in the workspace", errors) % {"num": errors})
     if reasons:
-        click.echo(f"failing: {', '.join(reasons)} (--fail-on)", err=True)
+        click.echo(_("failing: %(reasons)s (--fail-on)") % {"reasons": ", ".join(reasons)},
+                   err=True)
         raise SystemExit(1)
 
