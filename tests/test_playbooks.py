@@ -874,3 +874,27 @@ def test_the_docs_show_the_example_playbooks_verbatim_and_their_snippets_parse()
                    parse_yaml(repeating.encode(), "playbooks/heating-check.yaml").data)
     assert parsed.problems == [] and parsed.playbook is not None
     assert str(parsed.playbook.every) == "1 year"
+
+
+def test_the_title_names_a_playbooks_reminders_in_reports_and_the_calendar(make_workspace, run):
+    """Groups in the weekly report and calendar categories were headed by the file name
+    (`heating`); now by the playbook's title, else its description, in the user's words;
+    a stock kind's category is its title in the workspace's language."""
+    titled = HEATING.replace("description: after a heating installation\n",
+                             "description: nach dem Einbau\ntitle: Nach Heizungseinbau\n")
+    purchase = ("- {customer: anna, date: 2026-05-30, type: purchase, amount: 9000, "
+                "summary: Neue Therme}\n")
+    root = workspace(make_workspace, {"heating": titled}, purchase,
+                     settings=SETTINGS.replace("locale: en", "locale: de"),
+                     extra={"customers/bert.yaml": "name: Bert\nbirthday: 1980-06-03\n"})
+    ics = run("-w", root, "--today", "2026-06-01", "reminders", "--format", "ics").stdout
+    categories = sorted(line for line in ics.splitlines() if line.startswith("CATEGORIES"))
+    assert "CATEGORIES:Geburtstage" in categories  # bert's birthday, a stock kind
+    assert "CATEGORIES:Nach Heizungseinbau" in categories
+    assert not [c for c in categories if "_" in c or "heating" in c]  # no kind keys
+    weekly = run("-w", root, "--today", "2026-06-01", "report", "weekly", "--format", "md",
+                 "--out", "-").stdout
+    assert "Nach Heizungseinbau" in weekly and "heating" not in weekly
+    untitled = workspace(make_workspace, {"heating": HEATING}, purchase)
+    ics = run("-w", untitled, "--today", "2026-06-01", "reminders", "--format", "ics").stdout
+    assert "CATEGORIES:after a heating installation" in ics

@@ -355,9 +355,10 @@ class App:
         from .i18n import translations
 
         settings = self.workspace.settings
-        name = translations(settings.locale).gettext("%(business)s: reminders") % {
-            "business": settings.business}
-        return to_ics(reminders, self.today, name, key, settings.locale)
+        t = translations(settings.locale)
+        name = t.gettext("%(business)s: reminders") % {"business": settings.business}
+        categories = {kind.name: t.gettext(kind.title) for kind in self.kinds() if kind.title}
+        return to_ics(reminders, self.today, name, key, settings.locale, categories)
 
     def plugin_of(self, registered: Any) -> str:
         """The name of the plugin that registered a label, kind, metric, ..."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
 
 from ..incremental import render
 from .i18n import translations
@@ -22,7 +23,8 @@ def reminder_uid(reminder: Reminder) -> str:
     return f"{hashlib.sha1(reminder.id.encode()).hexdigest()[:20]}@crmkit"
 
 
-def _event(reminder: Reminder, today: dt.date, locale: str | None) -> bytes:
+def _event(reminder: Reminder, today: dt.date, locale: str | None,
+           categories: Mapping[str, str]) -> bytes:
     import icalendar  # lazily: only calendars need it
 
     t = translations(locale)
@@ -38,16 +40,20 @@ def _event(reminder: Reminder, today: dt.date, locale: str | None) -> bytes:
     if reminder.channel:
         lines.append(t.gettext("channel: %(channel)s") % {"channel": t.word(reminder.channel)})
     event.add("description", "\n".join(lines))
-    event.add("categories", [reminder.kind])
+    # what a calendar app shows and filters by: the kind's title in the workspace's
+    # language ("Geburtstage"), not its key
+    event.add("categories", [categories.get(reminder.kind) or reminder.kind])
     event.add("priority", min(9, max(1, reminder.priority)))
     event.add("transp", "TRANSPARENT")
     return bytes(event.to_ical())
 
 
 def to_ics(reminders: list[Reminder], today: dt.date, name: str, key: str = "calendar",
-           locale: str | None = None) -> bytes:
-    """A calendar of ``reminders`` called ``name``, its events in ``locale``'s words;
-    ``key`` names the list for reuse (one per file or output)."""
+           locale: str | None = None, categories: Mapping[str, str] | None = None) -> bytes:
+    """A calendar of ``reminders`` called ``name``, its events in ``locale``'s words and
+    each in the category ``categories[kind]`` (the kind's title); ``key`` names the list
+    for reuse (one per file or output)."""
+    categories = dict(categories or {})
     import icalendar
 
     calendar = icalendar.Calendar()
@@ -56,5 +62,6 @@ def to_ics(reminders: list[Reminder], today: dt.date, name: str, key: str = "cal
     # one line whatever the caller passes: a property value may not hold a line break
     calendar.add("x-wr-calname", " ".join(name.split()))
     head, end = calendar.to_ical().rsplit(b"END:VCALENDAR", 1)
-    events = render.each(key, reminders, (today, locale), lambda r: _event(r, today, locale))
+    events = render.each(key, reminders, (today, locale, sorted(categories.items())),
+                         lambda r: _event(r, today, locale, categories))
     return head + b"".join(events) + b"END:VCALENDAR" + end

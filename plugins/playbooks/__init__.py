@@ -34,7 +34,7 @@ def kind_of(playbook: Playbook) -> ReminderKind:
         playbook.name, partial(dues, playbook),
         playbook.description or f"playbook: {playbook.trigger.describe()}",
         priority=playbook.priority, channel=playbook.channel, reads=playbook.reads(),
-        where=playbook.where)
+        where=playbook.where, title=playbook.title or playbook.description)
 
 
 @crmkit.hookimpl

@@ -39,8 +39,8 @@ _EVERY = re.compile(r"^\s*every\s+(.+)$", re.IGNORECASE)
 #: (``lifecycle_since``); a lead has no purchase, so no such day.
 STAGES = ("new", "active", "at_risk", "lost")
 DIRECTIONS = ("inbound", "outbound")
-TOP_KEYS = ("description", "trigger", "steps", "stop", "repeat", "expires_after", "priority",
-            "channel")
+TOP_KEYS = ("description", "title", "trigger", "steps", "stop", "repeat", "expires_after",
+            "priority", "channel")
 TRIGGER_KEYS = ("type", "text", "direction", "nth", "stage", "tag", "segment")
 STEP_KEYS = ("name", "after", "title", "channel", "priority", "template", "stop")
 STOP_KEYS = ("type", "text", "direction", "tag", "segment")
@@ -223,6 +223,8 @@ class Playbook:
     expires_after: Offset = Offset(30, "days")
     priority: int = 3
     channel: str | None = None
+    #: What its reminders are grouped under in reports and calendars (the user's words).
+    title: str = ""
 
     @property
     def where(self) -> Location:
@@ -596,6 +598,7 @@ def _playbook(r: _Reader, name: str, path: str, data: Any) -> Playbook | None:
     priority = r.priority(mapping)
     channel = r.text(mapping, "channel", "a playbook")
     description = r.text(mapping, "description", "a playbook") or ""
+    title = r.text(mapping, "title", "a playbook") or ""
     repeat_mode, every = repeat or ("each", None)
     if every is not None:
         start = dt.date(2001, 1, 31)
@@ -609,7 +612,7 @@ def _playbook(r: _Reader, name: str, path: str, data: Any) -> Playbook | None:
             or expiry is None:
         return None
     return Playbook(name, path, trigger, tuple(steps), stop, description, repeat_mode, every,
-                    expiry, priority if priority is not None else 3, channel)
+                    expiry, priority if priority is not None else 3, channel, title)
 
 
 def _produces(channel: str | None, kind: str) -> bool:
