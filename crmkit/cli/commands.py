@@ -119,6 +119,7 @@ def check(app: App, fmt: str, strict: bool) -> None:
     if errors or (strict and warnings):
         sys.exit(1)
 
+
 def check_summary(customers: int, interactions: int, deals: int, errors: int,
                   warnings: int) -> str:
     """``2 customers, 3 interactions, 1 deal: 0 errors, 1 warning`` in the terminal's
@@ -132,7 +133,6 @@ def check_summary(customers: int, interactions: int, deals: int, errors: int,
         "errors": ngettext("%(num)d error", "%(num)d errors", errors) % {"num": errors},
         "warnings": ngettext("%(num)d warning", "%(num)d warnings", warnings)
         % {"num": warnings}}
-
 
 
 # --- add customer -----------------------------------------------------------------------
@@ -521,6 +521,7 @@ def plugins(app: App, fmt: str) -> None:
 
 _REGISTERED = {"Label": "labels", "ReminderKind": "reminder kinds", "Metric": "metrics",
                "Check": "checks", "ReportSection": "report sections",
+               "ConfigSection": "settings sections", "Importer": "importers"}
 
 
 def _registered(kind: str, n: int) -> str:
@@ -540,4 +541,3 @@ def _registered(kind: str, n: int) -> str:
     else:
         text = ngettext("%(num)d importer", "%(num)d importers", n)
     return text % {"num": n}
-               "ConfigSection": "settings sections", "Importer": "importers"}
