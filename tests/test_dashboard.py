@@ -11,7 +11,6 @@ from decimal import Decimal
 from pathlib import Path
 
 from crmkit import App
-
 from plugins import reports
 from plugins.pipeline import dashboard as pipeline_dashboard
 
@@ -207,7 +206,14 @@ def test_the_dashboard_shows_every_new_figure_with_its_change(make_workspace):
     assert "| proposal | 60% | 2 | €1,200.00 | €780.00 | ▲ +€780.00 |" in text
     assert "| 2026-07 | 2 | €1,200.00 | €780.00 |" in text
     assert "| Won | €700.00 (1) | ▲ +€700.00 | €0.00 (0) |" in text
-    assert "| Cleo | Follow up" in text or "| Cleo |" in text
+    assert "| Cleo |" in text  # due today
+    # the key figures and the other sections against the 12 months before: revenue a 250,
+    # b 300, d 80 against a 100 and e 500
+    assert "| Revenue, last 12 months | €630.00 | ▲ +5% | €600.00 |" in text
+    assert "| 2026-04 | €0.00 | €100.00 | ▼ \u2212100% |" in text  # against 2025-04
+    assert "| 2026-06 | €250.00 | €0.00 | ▲ +€250.00 |" in text
+    assert "| €250.00 | €100.00 | ▲ +150% |" in text  # Anna among the top customers
+    assert "0 complaints in the last 12 months; a year earlier 0 (= ±0)." in text
     html = subprocess.run([CRMKIT, "-w", str(root), "--today", TODAY.isoformat(), "report",
                            "dashboard", "--out", "-"], capture_output=True, text=True,
                           env=env)

@@ -138,7 +138,8 @@ def test_a_german_workspace_reads_german(make_workspace):
     assert "| 28.11.2026 | anna | Geburtstag von Anna Adler (46) | E-Mail |" in weekly
     dashboard = (root / "out/reports/dashboard.md").read_text()
     assert "| Umsatz, letzte 12 Monate | 1.234,56\xa0€ |" in dashboard
-    assert "NPS +100 (letzte Bewertung je Kunde; 1 Antwort)." in dashboard
+    assert "NPS +100 (letzte Bewertung je Kunde; 1 Antwort); ein Jahr zuvor –" in dashboard
+    assert "| Offene Forderungen (nichts unbezahlt) | 0,00\xa0€ |" in dashboard
     assert "## Kundenbindungsrate" not in dashboard and "| Kundenbindungsrate |" in dashboard
     html = (root / "out/reports/dashboard.html").read_text()
     assert '<html lang="de">' in html and "<h2>ABC und Pareto</h2>" in html

@@ -1124,6 +1124,12 @@ DEAL_STEPS = {  # deal: customer, then (type, nth interaction of the type or -1,
     "fischer-bad": ("fischer-lena", [("message", 0, "lead"), ("quote", 0, "proposal"),
                                      ("purchase", 0, "won")]),
 }
+# money owed (the dashboard): a repair not paid although long due, an invoice not due yet
+for cid, day, payment in (("pension-am-ilmpark", D(2026, 9, 27), "unpaid"),
+                          ("hausverwaltung-lindner", D(2026, 11, 21), "open")):
+    for e in EVENTS:
+        if (e["customer"], e["date"], e["type"]) == (cid, day, "purchase"):
+            e["payment"] = payment
 DEAL_VALUES = {}
 for did, (cid, steps) in DEAL_STEPS.items():
     for type_, nth, stage in steps:
