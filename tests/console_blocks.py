@@ -48,6 +48,11 @@ def examples(text: str) -> list[Example]:
 def run_command(command: str, cwd: Path) -> str:
     crmkit = Path(sys.executable).parent / "crmkit"
     args = shlex.split(command)
+    # `$ LANG=de_DE.UTF-8 crmkit ...`: the terminal's language, as a shell sets it
+    language = {}
+    while args and args[0].partition("=")[0] in ("LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        name, _, value = args.pop(0).partition("=")
+        language[name] = value
     if args[0] == "cp" and len(args) == 3:
         shutil.copy(cwd / args[1], cwd / args[2])
         return ""
@@ -63,6 +68,7 @@ def run_command(command: str, cwd: Path) -> str:
     env.pop("CRMKIT_TRUST_WORKSPACE", None)
     for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
         env.pop(name, None)
+    env.update(language)
     result = subprocess.run([str(crmkit), *args[1:]], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     return result.stdout
