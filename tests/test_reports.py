@@ -173,6 +173,8 @@ def test_listed_rows_are_rendered_once_per_item_and_escaped_once(make_workspace)
                            '"reports/rows/reminder.html.j2", today=today) }}</table>'
                            '{% endautoescape %}')
     assert html.render(items=[c], today=day) == (
-        '<table><tr><td class="">Jul 1, 2026</td><td>lea</td><td>&lt;C&gt;</td><td></td>'
-        '<td class="id"><code><span>birthday/</span><wbr><span>lea/</span><wbr>'
+        '<table><tr><td class="day" data-label="due">Jul 1, 2026</td>'
+        '<td data-label="customer">lea</td><td data-label="what">&lt;C&gt;</td>'
+        '<td data-label="channel"></td>'
+        '<td class="id" data-label="id"><code><span>birthday/</span><wbr><span>lea/</span><wbr>'
         '<span>2026-07-01/</span><wbr><span>&lt;C&gt;</span></code></td></tr>\n</table>')
