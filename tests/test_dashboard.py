@@ -10,9 +10,10 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from crmkit import App
 from crmkit_plugins import reports
 from crmkit_plugins.pipeline import dashboard as pipeline_dashboard
+
+from crmkit import App
 
 CRMKIT = str(Path(sys.executable).with_name("crmkit"))
 TODAY = dt.date(2026, 6, 30)  # the period: (2025-06-30, 2026-06-30]; compared: 2025-06-30
