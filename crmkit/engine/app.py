@@ -418,6 +418,17 @@ class App:
         """Each section of ``report`` rendered as ``fmt`` (``name``, ``title``, ``body``)."""
         return render_sections(self, report, fmt, variables)
 
+    def render_page(self, template: str, context: dict[str, Any], key: str) -> str:
+        """The template named ``template`` rendered with ``context`` alone (it reads
+        nothing else: give it ``locale`` and whatever it shows), one text per ``key``
+        (a customer's id).  In ``crmkit watch`` the core returns the last text for
+        ``key`` while the template and the context are equal, so a change renders again
+        only the pages whose data it touched; :meth:`write_output` leaves a page whose
+        file already holds that text alone."""
+        from ..incremental.render import render_pure
+
+        return render_pure(self.templates.get_template(template), context, key)
+
     # --- records and files ----------------------------------------------------------
 
     def require_customer(self, customer_id: str) -> Customer:
@@ -545,7 +556,8 @@ class App:
 
     def write_output(self, path: str | Path, data: str | bytes) -> Path:
         """Replace a generated file (``path`` relative to the output folder, or absolute)
-        atomically; returns where it was written."""
+        atomically; returns where it was written.  A file that already holds ``data``
+        is left alone (its mtime stays)."""
         target = Path(path)
         if not target.is_absolute():
             target = self.workspace.output_dir / target

@@ -84,8 +84,10 @@ def _sandbox() -> type[jinja2.Environment]:
     """Jinja's sandbox, closed also around what can touch files or the run: the ``app``
     a report passes (its filters read it in Python, through ``pass_context``), paths,
     open files and modules.  A template reads data; it never calls into them."""
+    import datetime as dt
     import io
     import types
+    from decimal import Decimal
     from pathlib import PurePath
 
     from jinja2.sandbox import SandboxedEnvironment
@@ -94,9 +96,21 @@ def _sandbox() -> type[jinja2.Environment]:
     from .plugins import PluginHost
 
     closed = (App, PluginHost, PurePath, io.IOBase, types.ModuleType)
+    #: For a value of these types the answer depends only on the type of the object and
+    #: the attribute's name, so it is kept (a page reads 100,000s of record fields).
+    plain = frozenset({str, int, float, bool, type(None), Decimal, dt.date, dt.datetime,
+                       tuple})
+    known: dict[tuple[type, str], bool] = {}
 
     class Sandbox(SandboxedEnvironment):
         def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+            if type(value) in plain:
+                key = (type(obj), attr)
+                safe = known.get(key)
+                if safe is None:
+                    safe = known[key] = not isinstance(obj, closed) and \
+                        super().is_safe_attribute(obj, attr, value)
+                return safe
             if isinstance(obj, closed) or isinstance(value, closed) or isinstance(
                     getattr(value, "__self__", None), closed):
                 return False

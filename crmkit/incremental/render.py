@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 #: The last text of each pure section template, with the context it was made from.
-_SECTIONS: dict[str, tuple[Any, dict[str, Any], str]] = {}
+_SECTIONS: dict[Any, tuple[Any, dict[str, Any], str]] = {}
 #: Rendered rows per (row template, arguments), by item identity; and by value.
 _ROWS: dict[tuple[Any, ...], dict[int, tuple[Any, str]]] = {}
 _ROWS_BY_VALUE: dict[tuple[Any, ...], str] = {}
@@ -30,15 +30,20 @@ _KEEP_ROWS = 200_000
 _PLAIN = frozenset({str, int, bool, type(None), dt.date})
 
 
-def render_pure(template: Any, context: dict[str, Any]) -> str:
+def render_pure(template: Any, context: dict[str, Any], key: str | None = None) -> str:
     """``template.render(context)``, or its last text when the template and the
-    context are the same as last time."""
-    kept = _SECTIONS.get(template.name)
+    context are the same as last time.  ``key`` tells apart several texts of one
+    template (one page per customer): each is kept under its own key.  The same
+    text is returned as the very same object, so that writing it can tell cheaply
+    that nothing changed (:func:`crmkit.loading.atomic.replace`)."""
+    name = template.name if key is None else (template.name, key)
+    kept = _SECTIONS.get(name)
     if kept is not None and kept[0] is template and _equal(kept[1], context):
         return kept[2]
     text: str = template.render(context)
-    _SECTIONS[template.name] = (template, context, text)
+    _SECTIONS[name] = (template, context, text)
     return text
+
 
 
 def _equal(before: dict[str, Any], now: dict[str, Any]) -> bool:

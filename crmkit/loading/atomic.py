@@ -129,10 +129,19 @@ def replace(path: Path, data: bytes | str, durable: bool = True, public: bool = 
     save; after a power cut the next build makes them again).
 
     ``public=True`` for output meant to be shared or served: ``0666`` less the umask.
-    Otherwise a replaced file keeps its mode and a new one is ``0600``.
+    Otherwise a replaced file keeps its mode and a new one is ``0600``.  Public output
+    whose file already holds these bytes with that mode is left alone: its mtime and
+    inode stay, so ``crmkit watch`` rewrites only the pages a change touched (and a web
+    server, rsync or a browser's cache sees no change).
     """
+    given = data
+    if public and _unchanged(path, given):
+        return
     if isinstance(data, str):
         data = data.encode("utf-8")
+    if public and _same_bytes(path, data):
+        _remember(path, given)
+        return
     tmp = _write_temp(path, data, durable, _mode_for(path, public))
     try:
         os.replace(tmp, path)
@@ -140,6 +149,51 @@ def replace(path: Path, data: bytes | str, durable: bool = True, public: bool = 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if public:
+        _remember(path, given)
+
+
+#: Public output written (or found equal) by this process: path → (the data object,
+#: inode, size, mtime).  The same object again on an untouched file needs no read.
+_WRITTEN: dict[str, tuple[object, int, int, int]] = {}
+_KEEP_WRITTEN = 100_000
+
+
+def _unchanged(path: Path, data: bytes | str) -> bool:
+    """Whether ``path`` still holds what this process last wrote there, ``data`` being
+    that very object (a kept page's text): one ``stat``, no read."""
+    kept = _WRITTEN.get(str(path))
+    if kept is None or kept[0] is not data:
+        return False
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_ino, st.st_size, st.st_mtime_ns) == kept[1:] \
+        and stat.S_IMODE(st.st_mode) == 0o666 & ~_umask()
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    """Whether the regular file ``path`` holds exactly ``data`` with the public mode."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != len(data) \
+                or stat.S_IMODE(st.st_mode) != 0o666 & ~_umask():
+            return False
+        with open(path, "rb") as handle:
+            return handle.read(len(data) + 1) == data
+    except OSError:
+        return False
+
+
+def _remember(path: Path, data: bytes | str) -> None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if len(_WRITTEN) > _KEEP_WRITTEN:
+        _WRITTEN.clear()
+    _WRITTEN[str(path)] = (data, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def write_atomically(path: Path, data: bytes | str) -> None:
