@@ -94,7 +94,7 @@ def test_eml_files_parse_back_with_correct_headers(make_workspace, run, tmp_path
     assert bert["Subject"] == "Our conversation on May 20, 2026"  # CLDR's English
     assert bert.get_content().startswith("Dear Mr Brown,\n")
     # skipped: no consent, no address
-    assert "No email for 2 reminder(s):" in result.stdout
+    assert "No email for 2 reminders:" in result.stdout
     assert "2026-05-28 cleo follow_up: no email consent: suggest a call" in result.stdout
     assert "2026-05-28 dora follow_up: no email address: suggest a call" in result.stdout
     # re-running writes the same files, no duplicates, same Message-IDs
@@ -249,7 +249,7 @@ def test_send_asks_first_and_no_means_nothing_sent(make_workspace, run, smtp_ser
     controller, handler = smtp_server
     root = make_workspace(FILES, settings=smtp_settings(controller.port))
     result = run("-w", root, "--today", TODAY, "drafts", "--send", input="n\n")
-    assert "Send 3 email(s) via 127.0.0.1" in result.output
+    assert "Send 3 emails via 127.0.0.1" in result.output
     assert result.exit_code == 1 and handler.messages == []
     assert not (root / "interactions" / "2026").exists()
 

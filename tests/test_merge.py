@@ -83,14 +83,14 @@ def test_the_plan_changes_nothing_and_apply_merges_everything(make_workspace):
         "  differs: name: anna's 'Anna Müller' kept, anna-old had 'A. Mueller'",
         "  differs: birthday: anna's 1978-12-03 kept, anna-old had 1978-12-04",
         "  differs: fields.kundennummer: anna's 7 kept, anna-old had 9",
-        "dry run: nothing changed; --apply runs the 7 step(s)",
+        "dry run: nothing changed; --apply runs the 7 steps",
     ]
     assert _texts(root) == before
 
     applied = _crmkit(root, "merge", "anna", "anna-old", "--apply")
     assert applied.returncode == 0, applied.stderr
     assert applied.stdout.splitlines()[-1] == (
-        "merged anna-old into anna: 6 file(s) edited, 1 deleted; records naming anna-old "
+        "merged anna-old into anna: 6 files edited, 1 deleted; records naming anna-old "
         "(from other clones too) are now anna's")
     after = _texts(root)
     assert "customers/anna-old.yaml" not in after

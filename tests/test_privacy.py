@@ -131,7 +131,7 @@ def test_forget_finds_their_records_that_fail_validation(make_workspace, run):
         "  delete interactions/broken.yaml (their interactions; not valid YAML)",
         "  delete interactions/odd-type.yaml (their interactions)",
         "  delete customers/anna.yaml (their customer file, last)",
-        "erased anna: 6 file(s) deleted, 2 edited, 0 generated file(s) deleted; crmkit's "
+        "erased anna: 6 files deleted, 2 edited, 0 generated files deleted; crmkit's "
         "caches cleared",
     ]
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.yaml")) == [

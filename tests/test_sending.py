@@ -175,7 +175,7 @@ def test_a_run_that_cannot_record_stops_and_says_what_went_out(make_workspace, r
     assert "stopped: 2026-06-01 k00 service_due went out but could not be recorded" \
         in broken.stderr
     assert ".crmkit/outbox/" in broken.stderr and "so no run sends it again" in broken.stderr
-    assert "1 email(s) went out in this run:\n  2026-06-01 k00 service_due → k00@example.de" \
+    assert "1 email went out in this run:\n  2026-06-01 k00 service_due → k00@example.de" \
         in broken.stderr
     assert len(server.messages) == 1
 

@@ -22,6 +22,8 @@ from typing import Any
 import click
 
 from ..engine.app import App, pass_app
+from ..engine.i18n import cli_gettext as _
+from ..engine.i18n import cli_ngettext as ngettext
 from ..model import CrmkitError
 from .main import cli
 
@@ -44,7 +46,7 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
                               timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise CrmkitError(f"cannot run git: {exc}") from None
+        raise CrmkitError(_("cannot run git: %(error)s") % {"error": exc}) from None
 
 
 def driver_command() -> str:
@@ -62,31 +64,37 @@ def install(app: App) -> None:
     root = app.root
     found = _git(root, "rev-parse", "--show-toplevel")
     if found.returncode != 0:
-        raise CrmkitError(f"{root} is not in a git repository; run 'git init' first")
+        raise CrmkitError(_("%(folder)s is not in a git repository; run 'git init' first")
+                          % {"folder": root})
     from ..loading.atomic import replace
 
     attributes = root / ".gitattributes"
     try:
         text = attributes.read_text(encoding="utf-8") if attributes.exists() else ""
     except (OSError, UnicodeDecodeError) as exc:
-        raise CrmkitError(f"cannot read .gitattributes: {exc}") from None
+        raise CrmkitError(_("cannot read %(file)s: %(error)s") % {
+            "file": ".gitattributes", "error": exc}) from None
     present = {" ".join(line.split()) for line in text.splitlines()}
     missing = [line for line in ATTRIBUTES if line not in present]
     if missing:
         added = ([ATTRIBUTES_HEADER] if ATTRIBUTES_HEADER not in present else []) + missing
         new = text + ("\n" if text and not text.endswith("\n") else "") + "\n".join(added)
         replace(attributes, new + "\n", public=True)
-        click.echo(f".gitattributes: {len(missing)} lines added (commit it: every clone "
-                   "shares it)")
+        click.echo(".gitattributes: " + ngettext(
+            "%(num)d line added (commit it: every clone shares it)",
+            "%(num)d lines added (commit it: every clone shares it)", len(missing))
+            % {"num": len(missing)})
     else:
-        click.echo(".gitattributes: already set up")
+        click.echo(".gitattributes: " + _("already set up"))
     for key, value in (("merge.crmkit.name", "crmkit records, field by field"),
                        ("merge.crmkit.driver", driver_command())):
         done = _git(root, "config", "--local", key, value)
         if done.returncode != 0:
-            raise CrmkitError(f"git config {key} failed: {done.stderr.strip()}")
+            raise CrmkitError(_("%(command)s failed: %(error)s") % {
+                "command": f"git config {key}", "error": done.stderr.strip()})
     click.echo(f"git config merge.crmkit.driver: {driver_command()}")
-    click.echo("(in this clone only: every clone runs 'crmkit git install' once)")
+    click.echo(_("(in this clone only: every clone runs '%(command)s' once)")
+               % {"command": "crmkit git install"})
 
 
 @git.command("merge-driver")
@@ -156,7 +164,7 @@ class _Record:
         pending = lines[:first]
         self.preamble = "".join(pending)
         pending = []
-        for i, ((line, _), key) in enumerate(starts):
+        for i, ((line, _column), key) in enumerate(starts):
             end = starts[i + 1][0][0] - 1 if i + 1 < len(starts) else len(lines)
             own = lines[line - 1:end]
             trailing: list[str] = []
@@ -271,7 +279,7 @@ def merge_texts(base_text: str, ours_text: str, theirs_text: str, path: str
         out = [theirs.preamble if ours.preamble == base.preamble else ours.preamble]
     conflicts: list[str] = []
     for key in order:
-        (b, _), (o, o_text), (t, t_text) = base.get(key), ours.get(key), theirs.get(key)
+        (b, _text), (o, o_text), (t, t_text) = base.get(key), ours.get(key), theirs.get(key)
         if _same(o, t):
             out.append(o_text)
         elif _same(o, b):

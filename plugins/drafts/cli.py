@@ -14,6 +14,15 @@ from crmkit import EmailDraft
 FORMATS = ("eml", "mbox", "json")
 
 
+def _(message: str) -> str:
+    """What the command says itself, in the terminal's language (LANG)."""
+    return crmkit.translations(terminal=True).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return crmkit.translations(terminal=True).ngettext(singular, plural, n)
+
+
 def _when(app: crmkit.App) -> dt.datetime:
     tz = zoneinfo.ZoneInfo(app.workspace.settings.timezone)
     now = dt.datetime.now(tz).replace(microsecond=0)
@@ -63,7 +72,7 @@ def drafts_command(app: crmkit.App, within: int | None, kinds: tuple[str, ...],
     if within is None:
         within = 0 if send else 7
     if resend and not send:
-        raise click.UsageError("--resend only means something with --send")
+        raise click.UsageError(_("--resend only means something with --send"))
     if send:
         from .outbox import Outbox
 
@@ -91,8 +100,8 @@ def _drafts(app: crmkit.App, within: int, kinds: tuple[str, ...], customers: tup
                  and (owned is None or r.customer in owned)
                  and not r.snoozed_until and not (r.expires and r.expires < today)]
     if ws.settings.sender is None:
-        raise crmkit.CrmkitError("crmkit.yaml has no 'sender' (name and email): "
-                                 "drafts need a From address")
+        raise crmkit.CrmkitError(_("crmkit.yaml has no 'sender' (name and email): drafts "
+                                   "need a From address"))
     sender = ws.settings.sender
     when = _when(app)
     drafts: list[tuple[EmailDraft, object]] = []
@@ -132,12 +141,14 @@ def _drafts(app: crmkit.App, within: int, kinds: tuple[str, ...], customers: tup
     folder = out_dir or (ws.output_dir / "drafts")
     if fmt == "mbox":
         path = write_mbox(folder / "drafts.mbox", [m for _, m in drafts])
-        click.echo(f"wrote {len(drafts)} drafts to {app.display_path(path)}")
+        click.echo(ngettext("wrote %(num)d draft to %(path)s", "wrote %(num)d drafts to %(path)s",
+                            len(drafts)) % {"num": len(drafts), "path": app.display_path(path)})
     else:
         paths = write_eml(app, folder, [(draft_file_name(d), m) for d, m in drafts])
         for path in paths:
-            click.echo(f"wrote {app.display_path(path)}")
-        click.echo(f"{len(paths)} drafts in {app.display_path(folder)}")
+            click.echo(_("wrote %(path)s") % {"path": app.display_path(path)})
+        click.echo(ngettext("%(num)d draft in %(folder)s", "%(num)d drafts in %(folder)s",
+                            len(paths)) % {"num": len(paths), "folder": app.display_path(folder)})
     _report_skipped(skipped)
     app.warn_about_problems()
 
@@ -177,7 +188,8 @@ def _sent_today(app: crmkit.App, customer_id: str) -> list[str]:
 def _report_skipped(skipped: list) -> None:
     if not skipped:
         return
-    click.echo(f"\nNo email for {len(skipped)} reminder(s):")
+    click.echo("\n" + ngettext("No email for %(num)d reminder:", "No email for %(num)d reminders:",
+                                len(skipped)) % {"num": len(skipped)})
     for s in skipped:
         click.echo(f"  {_describe(s)}: {s.reason}")
 
@@ -200,18 +212,19 @@ def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings
                 if d.location is not None and d.location.path == "crmkit.yaml"
                 and "'email" in d.message]
     if problems:
-        raise crmkit.CrmkitError(f"fix the email settings first: {problems[0]}")
+        raise crmkit.CrmkitError(_("fix the email settings first: %(problem)s")
+                                 % {"problem": problems[0]})
     settings = smtp_settings(app.workspace.settings)
     if settings is None:
-        raise crmkit.CrmkitError("no SMTP server configured: add email.smtp.host to "
-                                 "crmkit.yaml (see docs/drafts.md)")
+        raise crmkit.CrmkitError(_("no SMTP server configured: add email.smtp.host to "
+                                   "crmkit.yaml (see docs/drafts.md)"))
     outbox = Outbox(app)
     entries = outbox.entries()
     waiting = {entry.reminder for entry in entries}
     for rid in resend:
         if rid not in waiting:
-            click.echo(f"note: --resend {rid}: no email of an interrupted run waits for it",
-                       err=True)
+            click.echo(_("note: --resend %(id)s: no email of an interrupted run waits for it")
+                       % {"id": rid}, err=True)
     held, recorded = _unconfirmed(app, outbox, entries, yes, set(resend))
     drafts = [d for d in drafts if d[0].reminder.id not in recorded]
     if held:
@@ -222,16 +235,17 @@ def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings
                                "'crmkit drafts --send' without --yes to decide, or "
                                f"--resend {d.reminder.id}") for d, _ in unsure)
     if not drafts:
-        click.echo("nothing to send")
+        click.echo(_("nothing to send"))
         _report_skipped(skipped)
         if held:
             raise SystemExit(1)
         return
-    for draft, _ in drafts:
+    for draft, _message in drafts:
         click.echo(f"  {_describe(draft)} → {draft.to}: {draft.subject}")
     if not yes:
-        click.confirm(f"Send {len(drafts)} email(s) via {settings.host}:{settings.port}?",
-                      abort=True)
+        click.confirm(ngettext("Send %(num)d email via %(server)s?",
+                               "Send %(num)d emails via %(server)s?", len(drafts)) % {
+            "num": len(drafts), "server": f"{settings.host}:{settings.port}"}, abort=True)
     sent: list[str] = []
     sent_ids: set[str] = set()
     failed = 0
@@ -243,49 +257,57 @@ def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings
                 entry = outbox.add(reminder.id, reminder.customer, draft.to, draft.subject,
                                    str(msg["Message-ID"]))
             except OSError as exc:
-                stopped = (f"cannot write the outbox journal ({exc.strerror or exc}), so "
-                           f"{_describe(draft)} and the rest were not sent")
+                stopped = _("cannot write the outbox journal (%(error)s), so %(email)s and "
+                            "the rest were not sent") % {"error": exc.strerror or exc,
+                                                         "email": _describe(draft)}
                 break
             try:
                 refusal = mailer.send(msg)
             except ConnectionLost as exc:
-                stopped = (f"connection lost while sending {_describe(draft)} → {draft.to} "
-                           f"({exc}): it may have gone out; the next run asks before "
-                           "sending it again")
+                stopped = _("connection lost while sending %(email)s (%(error)s): it may "
+                            "have gone out; the next run asks before sending it again") % {
+                    "email": f"{_describe(draft)} → {draft.to}", "error": exc}
                 break
             if refusal is not None:
                 outbox.remove(entry)
                 failed += 1
-                later = "" if refusal.permanent else " (for now: the next run tries again)"
-                click.echo(f"failed: {_describe(draft)} → {draft.to}: {refusal.text}{later}",
-                           err=True)
+                later = ("" if refusal.permanent
+                         else " " + _("(for now: the next run tries again)"))
+                click.echo(_("failed: %(email)s: %(reason)s") % {
+                    "email": f"{_describe(draft)} → {draft.to}", "reason": refusal.text}
+                    + later, err=True)
                 if refusal.permanent:
                     _record_refusal(app, draft, msg, refusal.text)
                 continue
             try:
                 rel = _record_sent(app, draft, msg)
             except (crmkit.CrmkitError, OSError) as exc:
-                sent.append(f"{_describe(draft)} → {draft.to} (not recorded)")
-                stopped = (f"{_describe(draft)} went out but could not be recorded "
-                           f"({getattr(exc, 'strerror', None) or exc}); "
-                           f"{app.display_path(outbox.folder / entry.file_name)} keeps it, "
-                           "so no run sends it again; the rest were not sent")
+                sent.append(f"{_describe(draft)} → {draft.to} " + _("(not recorded)"))
+                stopped = _("%(email)s went out but could not be recorded (%(error)s); "
+                            "%(file)s keeps it, so no run sends it again; the rest were not "
+                            "sent") % {
+                    "email": _describe(draft), "error": getattr(exc, "strerror", None) or exc,
+                    "file": app.display_path(outbox.folder / entry.file_name)}
                 break
             outbox.remove(entry)
             sent.append(f"{_describe(draft)} → {draft.to}")
             sent_ids.add(str(msg["Message-ID"]))
             for folder in folders:
                 _forget_draft_file(folder, draft)
-            click.echo(f"sent: {_describe(draft)} → {draft.to} (recorded in {rel})")
+            click.echo(_("sent: %(email)s (recorded in %(file)s)") % {
+                "email": f"{_describe(draft)} → {draft.to}", "file": rel})
     for folder in folders:
         _forget_mbox_drafts(folder, sent_ids)
-    click.echo(f"{len(sent)} sent, {failed} failed"
-               + (f", {len(drafts) - len(sent) - failed} not sent" if stopped else ""))
+    click.echo(_("%(sent)d sent, %(failed)d failed") % {"sent": len(sent), "failed": failed}
+               + (", " + _("%(num)d not sent") % {"num": len(drafts) - len(sent) - failed}
+                  if stopped else ""))
     _report_skipped(skipped)
     if stopped:
-        click.echo(f"stopped: {stopped}", err=True)
+        click.echo(_("stopped: %(reason)s") % {"reason": stopped}, err=True)
         if sent:
-            click.echo(f"{len(sent)} email(s) went out in this run:", err=True)
+            click.echo(ngettext("%(num)d email went out in this run:",
+                                "%(num)d emails went out in this run:", len(sent))
+                       % {"num": len(sent)}, err=True)
             for line in sent:
                 click.echo(f"  {line}", err=True)
     if failed or stopped or held:
@@ -308,14 +330,17 @@ def _unconfirmed(app: crmkit.App, outbox, entries: list, yes: bool, resend: set[
         if entry.reminder in resend:
             outbox.remove(entry)
             continue
-        question = (f"An email to {entry.to} ({entry.subject!r}, {entry.reminder}) may have "
-                    f"gone out on {entry.started}: the run stopped before recording it.")
+        question = _("An email to %(to)s (%(subject)s, %(id)s) may have gone out on "
+                     "%(when)s: the run stopped before recording it.") % {
+            "to": entry.to, "subject": repr(entry.subject), "id": entry.reminder,
+            "when": entry.started}
         if yes:
-            click.echo(f"held back: {question}", err=True)
+            click.echo(_("held back: %(question)s") % {"question": question}, err=True)
             held[entry.reminder] = entry.started
             continue
         click.echo(question)
-        answer = click.prompt("Record it as sent (y), send it again (n), or decide later (s)?",
+        answer = click.prompt(_("Record it as sent (y), send it again (n), or decide later "
+                                "(s)?"),
                               type=click.Choice(["y", "n", "s"]), default="s")
         if answer == "y":
             rel = app.record_interaction({
@@ -326,7 +351,7 @@ def _unconfirmed(app: crmkit.App, outbox, entries: list, yes: bool, resend: set[
                            "recorded": "after an interrupted run"}}, now=True)
             outbox.remove(entry)
             recorded.add(entry.reminder)
-            click.echo(f"recorded in {rel}")
+            click.echo(_("recorded in %(file)s") % {"file": rel})
         elif answer == "n":
             outbox.remove(entry)
         else:
@@ -361,7 +386,8 @@ def _record_refusal(app: crmkit.App, draft: EmailDraft, msg, refusal: str) -> No
                        "delivery": "refused", "reminder": draft.reminder.id},
         }, now=True)
     except (crmkit.CrmkitError, OSError) as exc:
-        click.echo(f"warning: the refusal could not be recorded: {exc}", err=True)
+        click.echo(_("warning: the refusal could not be recorded: %(error)s") % {"error": exc},
+                   err=True)
 
 
 def refused_before(app: crmkit.App, draft: EmailDraft) -> str | None:

@@ -9,6 +9,15 @@ import crmkit
 from .matching import Person, duplicate_pairs
 
 
+def _(message: str) -> str:
+    """What the command says itself, in the terminal's language (LANG)."""
+    return crmkit.translations(terminal=True).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return crmkit.translations(terminal=True).ngettext(singular, plural, n)
+
+
 @click.command("duplicates")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
@@ -24,6 +33,8 @@ def duplicates_command(app: crmkit.App, fmt: str) -> None:
     else:
         for a, b, why in pairs:
             click.echo(f"{a.key} ~ {b.key}: {why}")
-        click.echo(f"{len(pairs)} likely duplicate(s) among {len(people)} customers", err=True)
+        click.echo(ngettext("%(num)d likely duplicate among %(all)d customers",
+                            "%(num)d likely duplicates among %(all)d customers", len(pairs))
+                   % {"num": len(pairs), "all": len(people)}, err=True)
     if pairs:
         raise SystemExit(1)

@@ -42,6 +42,15 @@ _SPREAD = {"id", "name", "salutation", "company", "emails", "phones", "address",
 GUARDED = re.compile(r"^'*[=+\-@\t\r]")
 
 
+def _(message: str) -> str:
+    """What the command says itself, in the terminal's language (LANG)."""
+    return crmkit.translations(terminal=True).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return crmkit.translations(terminal=True).ngettext(singular, plural, n)
+
+
 def safe_cell(value: Any) -> str:
     text = "" if value is None else str(value)
     return "'" + text if GUARDED.match(text) else text
@@ -197,8 +206,8 @@ def export_command(app: crmkit.App, fmt: str, segments: tuple[str, ...], tags: t
     known = {t for c in app.workspace.customers.values() for t in c.tags}
     for tag in tags:
         if tag not in known:  # a typo would export nobody, and say nothing
-            raise crmkit.CrmkitError(f"no customer has the tag {tag!r}"
-                                     f"{crmkit.did_you_mean(tag, known)}")
+            raise crmkit.CrmkitError(_("no customer has the tag %(tag)s") % {"tag": repr(tag)}
+                                     + crmkit.did_you_mean(tag, known))
     chosen = [c for c in app.customers(*segments) if all(t in c.customer.tags for t in tags)]
     if fmt == "csv":
         text = to_csv(csv_rows(app, chosen, not no_derived), delimiter, not no_derived)
@@ -215,4 +224,6 @@ def export_command(app: crmkit.App, fmt: str, segments: tuple[str, ...], tags: t
         sys.stdout.write(text)
     else:
         app.write_named(out, text, force)
-        click.echo(f"wrote {len(chosen)} customers to {out}", err=True)
+        click.echo(ngettext("wrote %(num)d customer to %(file)s",
+                            "wrote %(num)d customers to %(file)s", len(chosen))
+                   % {"num": len(chosen), "file": out}, err=True)

@@ -41,6 +41,15 @@ LIST_KEYS = ("email", "emails", "phone", "phones", "tags", "services", "aliases"
 _DELETE = object()
 
 
+def _(message: str) -> str:
+    """What the command says itself, in the terminal's language (LANG)."""
+    return crmkit.translations(terminal=True).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return crmkit.translations(terminal=True).ngettext(singular, plural, n)
+
+
 @dataclass
 class Step:
     action: str  # "edit" | "delete"
@@ -302,11 +311,12 @@ def plan_merge(app: crmkit.App, keep_id: str, other_id: str) -> Plan:
     """What merging ``other_id`` into ``keep_id`` takes; changes nothing."""
     ws = app.workspace
     if keep_id == other_id:
-        raise crmkit.CrmkitError("KEEP and OTHER are the same customer")
+        raise crmkit.CrmkitError(_("KEEP and OTHER are the same customer"))
     keep = app.require_customer(keep_id)
     if other_id not in ws.customers and other_id in keep.aliases \
             and not (ws.root / "customers" / f"{other_id}.yaml").exists():
-        raise AlreadyMerged(f"{other_id} is already merged into {keep_id} (an alias of it)")
+        raise AlreadyMerged(_("%(other)s is already merged into %(keep)s (an alias of it)")
+                            % {"other": other_id, "keep": keep_id})
     other = app.require_customer(other_id)
     plan = Plan(keep_id, other_id)
     root = ws.root
@@ -404,11 +414,12 @@ def merge_command(app: crmkit.App, keep: str, other: str, do_apply: bool) -> Non
     try:
         plan = plan_merge(app, keep, other)
     except AlreadyMerged as exc:
-        click.echo(f"{exc}: nothing to do")
+        click.echo(_("%(reason)s: nothing to do") % {"reason": exc})
         return
     ws = app.workspace
-    click.echo(f"Merging {other} ({crmkit.clean(ws.customers[other].name)}) into {keep} "
-               f"({crmkit.clean(ws.customers[keep].name)}):")
+    click.echo(_("Merging %(other)s into %(keep)s:") % {
+        "other": f"{other} ({crmkit.clean(ws.customers[other].name)})",
+        "keep": f"{keep} ({crmkit.clean(ws.customers[keep].name)})"})
     for step in plan.steps:
         click.echo(f"  {crmkit.clean(str(step))}")
     for conflict in plan.conflicts:
@@ -418,12 +429,19 @@ def merge_command(app: crmkit.App, keep: str, other: str, do_apply: bool) -> Non
     if plan.by_hand:
         for note in plan.by_hand:
             click.echo(f"  by hand: {crmkit.clean(note)}")
-        raise crmkit.CrmkitError(f"{len(plan.by_hand)} file(s) crmkit cannot change safely; "
-                                 "nothing was changed")
+        raise crmkit.CrmkitError(ngettext(
+            "%(num)d file crmkit cannot change safely; nothing was changed",
+            "%(num)d files crmkit cannot change safely; nothing was changed",
+            len(plan.by_hand)) % {"num": len(plan.by_hand)})
     if not do_apply:
-        click.echo(f"dry run: nothing changed; --apply runs the {len(plan.steps)} step(s)")
+        click.echo(ngettext("dry run: nothing changed; --apply runs the %(num)d step",
+                            "dry run: nothing changed; --apply runs the %(num)d steps",
+                            len(plan.steps)) % {"num": len(plan.steps)})
         return
     apply(app, plan)
     edited = sum(1 for s in plan.steps if s.action == "edit")
-    click.echo(f"merged {other} into {keep}: {edited} file(s) edited, 1 deleted; records "
-               f"naming {other} (from other clones too) are now {keep}'s")
+    click.echo(ngettext("merged %(other)s into %(keep)s: %(num)d file edited, 1 deleted; "
+                        "records naming %(other)s (from other clones too) are now %(keep)s's",
+                        "merged %(other)s into %(keep)s: %(num)d files edited, 1 deleted; "
+                        "records naming %(other)s (from other clones too) are now %(keep)s's",
+                        edited) % {"other": other, "keep": keep, "num": edited})

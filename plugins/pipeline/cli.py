@@ -15,6 +15,15 @@ from . import RULE_PREFIX, figures, reasons, scoring_rules
 FORMATS = ("table", "json")
 
 
+def _(message: str) -> str:
+    """What the command says itself, in the terminal's language (LANG)."""
+    return crmkit.translations(terminal=True).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return crmkit.translations(terminal=True).ngettext(singular, plural, n)
+
+
 def _money(value: Decimal | float | None, currency: str) -> str:
     return "" if value is None else f"{value:,.2f} {currency}"
 
@@ -68,8 +77,8 @@ def sources_command(app: crmkit.App, since: Any, fmt: str) -> None:
         app.warn_about_problems()
         return
     currency = settings.currency
-    for title, key in (("source", "sources"), ("campaign", "campaigns"),
-                       ("referrer", "referrers")):
+    for title, key in ((_("source"), "sources"), (_("campaign"), "campaigns"),
+                       (_("referrer"), "referrers")):
         rows = found[key]
         if not rows:
             continue
@@ -77,8 +86,9 @@ def sources_command(app: crmkit.App, since: Any, fmt: str) -> None:
             click.echo("")
         predicted = any(r["predicted_clv"] is not None for r in rows)
         click.echo(crmkit.table(
-            [title, "leads", "won", "conversion", "median days to buy", "revenue",
-             "CLV (historical)", *(["CLV (predicted)"] if predicted else [])],
+            [title, _("leads"), _("won"), _("conversion"), _("median days to buy"),
+             _("revenue"), _("CLV (historical)"),
+             *([_("CLV (predicted)")] if predicted else [])],
             [[r["name"], r["leads"], r["won"], _percent(r["conversion"]),
               _days(r["median_days_to_purchase"]), _money(r["revenue"], currency),
               _money(r["historical_clv"], currency),
@@ -86,11 +96,14 @@ def sources_command(app: crmkit.App, since: Any, fmt: str) -> None:
              for r in rows]))
     leads = sum(r["leads"] for r in found["sources"])
     won = sum(r["won"] for r in found["sources"])
-    period = f"first in touch since {start.isoformat()}" if start else "all customers"
-    click.echo(f"{leads} leads ({period}), {won} won", err=True)
+    period = (_("first in touch since %(day)s") % {"day": start.isoformat()} if start
+              else _("all customers"))
+    click.echo(ngettext("%(num)d lead (%(period)s), %(won)d won",
+                        "%(num)d leads (%(period)s), %(won)d won", leads) % {
+        "num": leads, "period": period, "won": won}, err=True)
     if not any(r["predicted_clv"] is not None for r in found["sources"]):
-        click.echo("CLV (predicted): no fitted purchase model ('crmkit predict' says why); "
-                   "CLV (historical) is revenue per customer won", err=True)
+        click.echo(_("CLV (predicted): no fitted purchase model ('crmkit predict' says why); "
+                     "CLV (historical) is revenue per customer won"), err=True)
     app.warn_about_problems()
 
 
@@ -136,16 +149,18 @@ def leads_command(app: crmkit.App, stage: str | None, fmt: str) -> None:
         app.warn_about_problems()
         return
     click.echo(crmkit.table(
-        ["customer", "source", "first contact", "score", "stage", "reasons"],
+        [_("customer"), _("source"), _("first contact"), _("score"), _("stage"),
+         _("reasons")],
         [[r["customer"], r["source"] or "", r["first_contact"] or "", r["score"], r["stage"],
           ", ".join(f"{x['rule']} {x['points']:+d}" for x in r["reasons"])]
          for r in found]))
     stages = [r["stage"] for r in found]
     counts = ", ".join(f"{stages.count(s)} {s}" for s in ("qualified", "warm", "cold")
                        if stages.count(s))
-    click.echo(f"{len(found)} lead{'s' if len(found) != 1 else ''}"
-               f"{': ' + counts if counts else ''}"
-               f"{'' if rules else ' (no lead_scoring rules in crmkit.yaml)'}", err=True)
+    click.echo(ngettext("%(num)d lead", "%(num)d leads", len(found)) % {"num": len(found)}
+               + (": " + counts if counts else "")
+               + ("" if rules else " " + _("(no lead_scoring rules in crmkit.yaml)")),
+               err=True)
     app.warn_about_problems()
 
 
@@ -173,39 +188,48 @@ def pipeline_command(app: crmkit.App, since: Any, fmt: str) -> None:
         return
     currency = app.workspace.settings.currency
     click.echo(crmkit.table(
-        ["stage", "deals", "value", "probability", "weighted"],
+        [_("stage"), _("deals"), _("value"), _("probability"), _("weighted")],
         [[s["stage"], s["count"], _money(s["value"], currency),
           _percent(s["probability"]), _money(s["weighted"], currency)]
          for s in found["stages"]]
-        + [["total", found["open"]["count"], _money(found["open"]["value"], currency), "",
+        + [[_("total"), found["open"]["count"], _money(found["open"]["value"], currency), "",
             _money(found["open"]["weighted"], currency)]]))
     click.echo("")
     click.echo(crmkit.table(
-        ["expected close", "deals", "value", "weighted"],
+        [_("expected close"), _("deals"), _("value"), _("weighted")],
         [[m["month"], m["count"], _money(m["value"], currency),
           _money(m["weighted"], currency)] for m in found["forecast"]]))
-    closed = [("won", r) for r in found["won"]] + [("lost", r) for r in found["lost"]]
+    closed = ([(_("won"), r) for r in found["won"]]
+              + [(_("lost"), r) for r in found["lost"]])
     click.echo("")
-    click.echo(f"Closed {found['since'].isoformat()} to {found['today'].isoformat()}: "
-               f"{len(found['won'])} won ({_money(found['won_value'], currency)}), "
-               f"{len(found['lost'])} lost; win rate {_percent(found['win_rate']) or '–'}, "
-               f"average cycle {_days(found['average_cycle_days']) or '–'} days")
+    click.echo(_("Closed %(since)s to %(today)s: %(won)d won (%(value)s), %(lost)d lost; win "
+                 "rate %(rate)s, average cycle %(cycle)s days") % {
+        "since": found["since"].isoformat(), "today": found["today"].isoformat(),
+        "won": len(found["won"]), "value": _money(found["won_value"], currency),
+        "lost": len(found["lost"]), "rate": _percent(found["win_rate"]) or "–",
+        "cycle": _days(found["average_cycle_days"]) or "–"})
     if closed:
         click.echo(crmkit.table(
-            ["", "deal", "customer", "closed", "value", "days", "reason"],
+            ["", _("deal"), _("customer"), _("closed"), _("value"), _("days"), _("reason")],
             [[what, r["id"], r["customer"], r["closed"], _money(r["value"], currency),
               _days(r["cycle_days"]), r["reason"] or ""] for what, r in closed]))
-    attention = ([("overdue", r["id"], r["customer"],
-                   f"expected close {r['expected_close'].isoformat()}, "
-                   f"{r['days_overdue']} days ago") for r in found["overdue"]]
-                 + [("stale", r["id"], r["customer"],
-                     f"no contact since {r['last_activity'].isoformat()} "
-                     f"({r['days_without_activity']} days)" if r["last_activity"]
-                     else "no contact yet") for r in found["stale"]])
+    attention = ([(_("overdue"), r["id"], r["customer"],
+                   ngettext("expected close %(day)s, %(num)d day ago",
+                            "expected close %(day)s, %(num)d days ago", r["days_overdue"]) % {
+                       "day": r["expected_close"].isoformat(), "num": r["days_overdue"]})
+                  for r in found["overdue"]]
+                 + [(_("stale"), r["id"], r["customer"],
+                     ngettext("no contact since %(day)s (%(num)d day)",
+                              "no contact since %(day)s (%(num)d days)",
+                              r["days_without_activity"]) % {
+                         "day": r["last_activity"].isoformat(),
+                         "num": r["days_without_activity"]} if r["last_activity"]
+                     else _("no contact yet")) for r in found["stale"]])
     if attention:
         click.echo("")
-        click.echo(crmkit.table(["", "deal", "customer", "why"], [list(a) for a in attention]))
+        click.echo(crmkit.table(["", _("deal"), _("customer"), _("why")],
+                                [list(a) for a in attention]))
     if found["closed_without_date"]:
-        click.echo(f"closed, but when is unknown (not counted in the period): "
-                   f"{', '.join(found['closed_without_date'])}", err=True)
+        click.echo(_("closed, but when is unknown (not counted in the period): %(deals)s")
+                   % {"deals": ", ".join(found["closed_without_date"])}, err=True)
     app.warn_about_problems()

@@ -16,6 +16,15 @@ from .runs import Run, runs
 FORMATS = ("table", "json")
 
 
+def _(message: str) -> str:
+    """What the command says itself, in the terminal's language (LANG)."""
+    return crmkit.translations(terminal=True).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return crmkit.translations(terminal=True).ngettext(singular, plural, n)
+
+
 def _opted_out(view: crmkit.CustomerView, playbook: Playbook) -> crmkit.Interaction | None:
     """The ``crmkit done --never`` that ended the playbook for the customer, if any."""
     prefix = f"{playbook.name}/"
@@ -99,9 +108,11 @@ def playbooks_command(app: crmkit.App, names: tuple[str, ...], customers: tuple[
     for name in names:
         if name not in known:
             raise crmkit.CrmkitError(
-                f"no playbook {name!r}{crmkit.did_you_mean(name, known)}; "
-                f"{'the playbooks are: ' + ', '.join(known) if known else 'none in playbooks/'}"
-                " ('crmkit check' says why a playbook file is not loaded)")
+                _("no playbook %(name)s") % {"name": repr(name)}
+                + crmkit.did_you_mean(name, known) + "; "
+                + (_("the playbooks are: %(names)s") % {"names": ", ".join(known)} if known
+                   else _("none in playbooks/"))
+                + " " + _("('crmkit check' says why a playbook file is not loaded)"))
     for cid in customers:
         app.require_customer(cid)
     chosen = [known[n] for n in dict.fromkeys(names)] if names else playbooks
@@ -136,24 +147,25 @@ def playbooks_command(app: crmkit.App, names: tuple[str, ...], customers: tuple[
         app.warn_about_problems()
         return
     click.echo(crmkit.table(
-        ["playbook", "trigger", "steps", "repeat", ""],
+        [_("playbook"), _("trigger"), _("steps"), _("repeat"), ""],
         [[p["name"], p["trigger"], ", ".join(f"{s['name']} +{s['after']}" for s in p["steps"]),
           p["repeat"], "" if p["state"] == "enabled" else p["state"]] for p in out]))
     runs_found = [(p["name"], r) for p in out for r in p["runs"]]
     if runs_found:
         click.echo("")
         click.echo(crmkit.table(
-            ["playbook", "customer", "started", "step", "due", "status"],
+            [_("playbook"), _("customer"), _("started"), _("step"), _("due"), _("status")],
             [[name, r["customer"], r["started"],
               f"{r['number']}/{len(known[name].steps)} {r['step']}" if r["step"] else "",
               r["due"] or "", r["status"]] for name, r in runs_found]))
     states = [r["state"] for _, r in runs_found]
-    summary = (f"{len(out)} playbook{'s' if len(out) != 1 else ''}, {len(runs_found)} "
-               f"run{'s' if len(runs_found) != 1 else ''}")
+    summary = (ngettext("%(num)d playbook", "%(num)d playbooks", len(out)) % {"num": len(out)}
+               + ", " + ngettext("%(num)d run", "%(num)d runs", len(runs_found))
+               % {"num": len(runs_found)})
     counts = [f"{states.count(s)} {s.replace('_', ' ')}" for s in
               ("overdue", "open", "snoozed", "held", "expired", "stopped", "opted_out",
                "finished") if states.count(s)]
     click.echo(summary + (f": {', '.join(counts)}" if counts else ""), err=True)
     if not out:
-        click.echo("no playbooks yet: write one in playbooks/ (docs/playbooks.md)", err=True)
+        click.echo(_("no playbooks yet: write one in playbooks/ (docs/playbooks.md)"), err=True)
     app.warn_about_problems()

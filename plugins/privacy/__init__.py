@@ -37,6 +37,15 @@ RETENTION = {"lead_days": Option(None, "Leads without contact for this many days
                                        "reported.", kind="integer", minimum=1)}
 
 
+def _(message: str) -> str:
+    """What the command says itself, in the terminal's language (LANG)."""
+    return crmkit.translations(terminal=True).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return crmkit.translations(terminal=True).ngettext(singular, plural, n)
+
+
 def customer_findings(c: CustomerView) -> Iterator[Diagnostic]:
     """Email without consent, and a lead kept past the retention period."""
     customer = c.customer
@@ -101,7 +110,7 @@ def privacy_export(app: crmkit.App, customer_id: str, out: Path | None, force: b
         buffer = io.StringIO()
         crmkit.echo_json(document, file=buffer)
         app.write_named(out, buffer.getvalue(), force)
-        click.echo(f"wrote {out}", err=True)
+        click.echo(_("wrote %(path)s") % {"path": out}, err=True)
 
 
 @privacy_group.command("forget")
@@ -119,28 +128,29 @@ def privacy_forget(app: crmkit.App, customer_id: str, yes: bool, keep: tuple[str
     root = app.workspace.root
     plan = erasure.plan_erasure(person, found, root, tuple(_relative(app, k) for k in keep))
     if not person.loaded:
-        click.echo(f"{customer_id}'s customer file " + (
-            "does not load (see 'crmkit check'): read as far as it goes"
+        click.echo((
+            _("%(id)s's customer file does not load (see 'crmkit check'): read as far as it "
+              "goes")
             if any(f.folder == "customers" and their_entries(f, person.ids).whole
                    for f in found) else
-            "is gone: looking for their id only (their emails and phone numbers are "
-            "not known)"))
-    click.echo(f"Erasing {customer_id}" + (f" ({crmkit.clean(person.name)})" if person.name
-                                          else "") + ":")
+            _("%(id)s's customer file is gone: looking for their id only (their emails and "
+              "phone numbers are not known)")) % {"id": customer_id})
+    click.echo(_("Erasing %(who)s:") % {
+        "who": customer_id + (f" ({crmkit.clean(person.name)})" if person.name else "")})
     for step in plan.ordered():
         click.echo(f"  {step}")
     for rel in plan.kept:
-        click.echo(f"  keep   {rel} (as asked)")
+        click.echo("  " + _("keep   %(file)s (as asked)") % {"file": rel})
     if plan.by_hand:
-        click.echo("These mention them, and crmkit cannot change them by itself:")
-        for _, where in plan.by_hand:
+        click.echo(_("These mention them, and crmkit cannot change them by itself:"))
+        for _file, where in plan.by_hand:
             click.echo(f"  {where}")
-        raise crmkit.CrmkitError(
+        raise crmkit.CrmkitError(_(
             "nothing was changed: edit these by hand (or, for a file whose mention is not "
-            f"about them, add --keep FILE), then run 'crmkit privacy forget {customer_id}' "
-            "again")
+            "about them, add --keep FILE), then run '%(command)s' again") % {
+            "command": f"crmkit privacy forget {customer_id}"})
     if not yes:
-        click.confirm("This cannot be undone from crmkit (only from git). Go on?", abort=True)
+        click.confirm(_("This cannot be undone from crmkit (only from git). Go on?"), abort=True)
     try:
         done = erasure.apply(app, plan)
     finally:
@@ -148,22 +158,30 @@ def privacy_forget(app: crmkit.App, customer_id: str, yes: bool, keep: tuple[str
     deleted = sum(1 for s in done if s.action == "delete" and s.area != GENERATED)
     generated = sum(1 for s in done if s.area == GENERATED)
     edited = sum(1 for s in done if s.action == "edit")
-    click.echo(f"erased {customer_id}: {deleted} file(s) deleted, {edited} edited, "
-               f"{generated} generated file(s) deleted; crmkit's caches cleared")
+    click.echo(_("erased %(id)s: %(deleted)s deleted, %(edited)d edited, %(generated)s "
+                 "deleted; crmkit's caches cleared") % {
+        "id": customer_id, "edited": edited,
+        "deleted": ngettext("%(num)d file", "%(num)d files", deleted) % {"num": deleted},
+        "generated": ngettext("%(num)d generated file", "%(num)d generated files", generated)
+        % {"num": generated}})
     left = [f for f in scan(app, person) if f.rel not in plan.kept]
     if left:
         for f in left:
-            click.echo(f"  still there: {f.rel}")
-        raise crmkit.CrmkitError(
-            f"{len(left)} file(s) still hold their data (changed while crmkit ran?): run "
-            f"'crmkit privacy forget {customer_id}' again")
+            click.echo("  " + _("still there: %(file)s") % {"file": f.rel})
+        raise crmkit.CrmkitError(ngettext(
+            "%(num)d file still holds their data (changed while crmkit ran?): run "
+            "'%(command)s' again",
+            "%(num)d files still hold their data (changed while crmkit ran?): run "
+            "'%(command)s' again", len(left)) % {
+            "num": len(left), "command": f"crmkit privacy forget {customer_id}"})
     if generated:
-        click.echo(f"{app.display_path(app.workspace.output_dir)}/: generated files that "
-                   "mentioned them are deleted; 'crmkit build' (and 'crmkit drafts') make "
-                   "them again")
-    click.echo("The working tree no longer holds their id, emails or phone numbers "
-               "(searched again after erasing)." + (
-                   f" Left as asked: {', '.join(plan.kept)}." if plan.kept else ""))
+        click.echo(_("%(folder)s/: generated files that mentioned them are deleted; "
+                     "'crmkit build' (and 'crmkit drafts') make them again") % {
+            "folder": app.display_path(app.workspace.output_dir)})
+    click.echo(_("The working tree no longer holds their id, emails or phone numbers "
+                 "(searched again after erasing).") + (
+                   " " + _("Left as asked: %(files)s.") % {"files": ", ".join(plan.kept)}
+                   if plan.kept else ""))
     click.echo(erasure.git_instructions(plan, done))
 
 
