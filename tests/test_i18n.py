@@ -135,7 +135,7 @@ def test_a_german_workspace_reads_german(make_workspace):
     weekly = (root / "out/reports/weekly.md").read_text()
     assert weekly.startswith("# Diese Woche: Test GmbH\n\nStand: 23. November 2026.\n")
     assert "**Geburtstage** (1)" in weekly
-    assert "| 28.11.2026 | anna | Geburtstag von Anna Adler (46) | E-Mail |" in weekly
+    assert "| 28.11.2026 | Anna Adler | Geburtstag von Anna Adler (46) | E-Mail |" in weekly
     dashboard = (root / "out/reports/dashboard.md").read_text()
     assert "| Umsatz, letzte 12 Monate | 1.234,56\xa0€ |" in dashboard
     assert "NPS +100 (letzte Bewertung je Kunde; 1 Antwort); ein Jahr zuvor –" in dashboard

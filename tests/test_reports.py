@@ -29,9 +29,9 @@ def test_weekly_markdown(make_workspace, run):
     assert md.startswith("# This week: Blumen Berg\n\nAs of June 30, 2026.\n")
     overdue = md.split("## Overdue\n", 1)[1].split("## This week\n")[0]
     assert "**Follow-ups** (1)" in overdue  # the kind's title, not its name
-    assert "| Jun 20, 2026 | lea | Follow up: call | visit |" in overdue
+    assert "| Jun 20, 2026 | Lea | Follow up: call | visit |" in overdue
     this_week = md.split("## This week\n", 1)[1].split("## New leads")[0]
-    assert "| Jul 2, 2026 | lea | Birthday of Lea (36) |" in this_week
+    assert "| Jul 2, 2026 | Lea | Birthday of Lea (36) |" in this_week
     assert "- &lt;script&gt;alert(1)&lt;/script&gt; (a\\|b)" in md  # new lead, escaped
     assert "| Jun 26, 2026 | &lt;script&gt;alert(1)&lt;/script&gt; | Roses \\| tulips | " \
            "€300.00 |" in md
@@ -86,11 +86,17 @@ def test_workspace_can_override_and_add_reports(make_workspace, run):
 def test_build_writes_every_report_and_the_reminder_calendar(make_workspace, run):
     root = make_workspace(FILES, settings=SETTINGS)
     result = run("-w", root, "--today", TODAY, "build")
-    assert sorted(result.stdout.splitlines()) == [
+    site = ("wrote out/customers/", "wrote out/lists/", "wrote 9 files in out/lists/")
+    assert sorted(line for line in result.stdout.splitlines()
+                  if not line.startswith(site)) == [
+        "wrote out/index.html", "wrote out/playbooks.html",
         "wrote out/reminders.ics", "wrote out/reminders.md",
         "wrote out/reports/dashboard.html", "wrote out/reports/dashboard.md",
         "wrote out/reports/pipeline.html", "wrote out/reports/pipeline.md",
         "wrote out/reports/weekly.html", "wrote out/reports/weekly.md"]
+    customers = sorted(p.stem for p in (root / "customers").glob("*.yaml"))
+    assert [f"wrote out/customers/{c}.html" for c in customers] == [
+        line for line in result.stdout.splitlines() if line.startswith("wrote out/customers/")]
     assert (root / "out/reminders.ics").read_bytes().startswith(b"BEGIN:VCALENDAR\r\n")
 
 
@@ -172,9 +178,13 @@ def test_listed_rows_are_rendered_once_per_item_and_escaped_once(make_workspace)
     html = env.from_string('{% autoescape true %}<table>{{ items | rows('
                            '"reports/rows/reminder.html.j2", today=today) }}</table>'
                            '{% endautoescape %}')
-    assert html.render(items=[c], today=day) == (
+    from crmkit_plugins.reports.site import reminder_row
+
+    assert html.render(items=[reminder_row(c, {})], today=day) == (
         '<table><tr><td class="day" data-label="due">Jul 1, 2026</td>'
-        '<td data-label="customer">lea</td><td data-label="what">&lt;C&gt;</td>'
+        '<td data-label="customer"><a href="../customers/lea.html">lea</a></td>'
+        '<td data-label="what">&lt;C&gt;</td>'
         '<td data-label="channel"></td>'
-        '<td class="id" data-label="id"><code><span>birthday/</span><wbr><span>lea/</span><wbr>'
+        '<td class="id" data-label="id"><code>crmkit done <wbr><span>birthday/</span><wbr>'
+        '<span>lea/</span><wbr>'
         '<span>2026-07-01/</span><wbr><span>&lt;C&gt;</span></code></td></tr>\n</table>')

@@ -449,6 +449,9 @@ def customers(app: App, tags: tuple[str, ...], segments: tuple[str, ...], fmt: s
 
 # --- build and watch --------------------------------------------------------------------
 
+#: A folder with more files written by ``crmkit build`` than this is one line.
+BUILD_LISTED = 8
+
 
 @cli.command()
 @pass_app
@@ -457,8 +460,17 @@ def build(app: App) -> None:
     before = len(app.problems)
     written = app.build()
     failed = [p for p in app.problems[before:] if p.is_error]
+    folders: dict[Path, list[Path]] = {}
     for path in written:
-        click.echo(_("wrote %(path)s") % {"path": app.display_path(path)})
+        folders.setdefault(path.parent, []).append(path)
+    for folder, paths in folders.items():
+        if len(paths) > BUILD_LISTED:  # the site's customer pages: one line, not 10,000
+            click.echo(ngettext("wrote %(num)d file in %(folder)s/",
+                                "wrote %(num)d files in %(folder)s/", len(paths))
+                       % {"num": len(paths), "folder": app.display_path(folder)})
+            continue
+        for path in paths:
+            click.echo(_("wrote %(path)s") % {"path": app.display_path(path)})
     app.warn_about_problems()
     if failed:
         raise CrmkitError(ngettext(

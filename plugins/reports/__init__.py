@@ -21,7 +21,7 @@ import click
 import crmkit
 from crmkit import CustomerView, Label, Reminder, ReportSection
 
-from . import charts
+from . import charts, site
 
 NAME = "reports"
 FORMATS = {"html": "html", "md": "md"}
@@ -97,7 +97,6 @@ SNAPSHOT = frozenset({"pipeline_value", "pipeline_weighted"})
 #: Not compared either: the lifecycle a year ago is the churn model run again for that
 #: day (2 of the 3 s the comparison cost a cold dashboard at 1,000 customers).
 NOT_COMPARED = SNAPSHOT | {"stages", "at_risk"}
-
 
 
 def _money_unit(unit: str | None) -> bool:
@@ -200,8 +199,10 @@ def _listed(app: crmkit.App, label: str) -> list[Any]:
 # --- section contexts -------------------------------------------------------------------
 
 
-def _by_kind(app: crmkit.App, items: list[Reminder]) -> list[tuple[str, list[Reminder]]]:
-    """The reminders grouped by kind, each group headed by its kind's title in the
+def _by_kind(app: crmkit.App, items: list[Reminder]
+             ) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The reminders (as rows with their customer's name and contact links,
+    :func:`site.reminder_row`) grouped by kind, each group headed by its kind's title in the
     workspace's language (``Geburtstage``), in the order of the kinds' names; with a
     ``team`` in crmkit.yaml, by owner first (``Anna Berger · Birthdays``)."""
     groups: dict[str, list[Reminder]] = {}
@@ -215,24 +216,25 @@ def _by_kind(app: crmkit.App, items: list[Reminder]) -> list[tuple[str, list[Rem
         text = (kind.title if kind is not None else "") or name.replace("_", " ")
         return t.gettext(text)
 
-    by_kind = [(title(name), found) for name, found in sorted(groups.items())]
+    customers = app.workspace.customers
+    by_kind = [(title(name), [site.reminder_row(r, customers) for r in found])
+               for name, found in sorted(groups.items())]
     settings = app.workspace.settings
     if not settings.team:
         return by_kind
     # a team (docs/team.md): each member's reminders together, in the team's order,
     # then those of customers nobody owns
-    customers = app.workspace.customers
     order = {member.name: i for i, member in enumerate(settings.team)}
     nobody = t.gettext(N_("no owner"))
 
-    def owner(r: Reminder) -> str:
-        customer = customers.get(r.customer)
+    def owner(r: dict[str, Any]) -> str:
+        customer = customers.get(r["customer"])
         member = settings.member(customer.owner if customer else None)
         return member.name if member else nobody
 
-    grouped: list[tuple[int, str, str, list[Reminder]]] = []
+    grouped: list[tuple[int, str, str, list[dict[str, Any]]]] = []
     for kind_title, found in by_kind:
-        mine: dict[str, list[Reminder]] = {}
+        mine: dict[str, list[dict[str, Any]]] = {}
         for r in found:
             mine.setdefault(owner(r), []).append(r)
         grouped += [(order.get(name, len(order)), name, kind_title, items)
@@ -360,8 +362,10 @@ class Metrics(Mapping[str, Any]):
         return isinstance(name, str) and bool(self._app.metrics([name]))
 
 
-def render_report(app: crmkit.App, name: str, fmt: str) -> str:
-    """Render report ``name`` in ``fmt`` ("html" or "md")."""
+def render_report(app: crmkit.App, name: str, fmt: str, root: str | None = None) -> str:
+    """Render report ``name`` in ``fmt`` ("html" or "md"); with ``root`` (the way from
+    the page to the output folder, ``../`` for ``reports/``) as a page of the site,
+    with its navigation."""
     import jinja2
 
     env = app.templates
@@ -379,6 +383,8 @@ def render_report(app: crmkit.App, name: str, fmt: str) -> str:
         "business": settings.business, "today": app.today, "currency": settings.currency,
         "locale": settings.locale, "report": name, "app": app, "metrics": Metrics(app),
     }
+    if root is not None and fmt == "html":
+        variables.update(site.page_variables(app, root))
     sections = app.render_sections(name, fmt, variables)
     return layout.render({**variables, "sections": sections})
 
@@ -386,7 +392,7 @@ def render_report(app: crmkit.App, name: str, fmt: str) -> str:
 def write_report(app: crmkit.App, name: str, fmt: str, out: Path | None = None) -> Path:
     file = f"{name}.{FORMATS[fmt]}"
     if out is None:
-        return app.write_output(Path("reports") / file, render_report(app, name, fmt))
+        return app.write_output(Path("reports") / file, render_report(app, name, fmt, "../"))
     return app.write_file(out / file, render_report(app, name, fmt))
 
 
@@ -441,7 +447,7 @@ def crmkit_build(app: crmkit.App) -> list[Path]:
     for name, formats in available_reports(app.templates).items():
         for fmt in formats:
             written.append(write_report(app, name, fmt))
-    return written
+    return written + site.build(app)
 
 
 @crmkit.hookimpl

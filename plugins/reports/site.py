@@ -1,0 +1,330 @@
+"""The site ``crmkit build`` writes into the output folder, linked from one start page.
+
+::
+
+    index.html                  the start page: the dashboard
+    reports/weekly.html         this week's to-do (and the other reports)
+    customers/<id>.html         one page per customer: the 360° view
+    lists/index.html            the lists: per lifecycle stage, ABC class and segment
+    lists/<list>.html           one list, names linked to the customers' pages
+    playbooks.html              the playbooks and what is open from them
+
+Every page extends ``reports/_base.html.j2`` and links relatively (the folder works
+from ``file://`` and from ``crmkit watch --serve``).  A customer's page is a pure
+function of what it shows: it is rendered with :meth:`crmkit.App.render_page`, which
+in ``crmkit watch`` renders again only the pages whose data changed, and written with
+:meth:`crmkit.App.write_output`, which leaves a file that already holds the page alone.
+Pages crmkit wrote for customers (or lists) that are gone are removed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import crmkit
+from crmkit import CustomerView, Reminder
+
+CUSTOMER_TEMPLATE = "site/customer.html.j2"
+LIST_TEMPLATE = "site/list.html.j2"
+LISTS_TEMPLATE = "site/lists.html.j2"
+PLAYBOOKS_TEMPLATE = "site/playbooks.html.j2"
+CUSTOMERS = "customers"
+LISTS = "lists"
+#: The lifecycle stages in the order a customer goes through them.
+STAGES = ("lead", "new", "active", "at_risk", "lost")
+#: What every page crmkit writes carries (``reports/_base.html.j2``): only such files
+#: are ever removed from the site's folders.
+GENERATOR = b'<meta name="generator" content="crmkit">'
+
+
+def N_(message: str) -> str:
+    """Marks a text for translation (``pybabel extract``); translated when shown."""
+    return message
+
+
+#: The words of the site's pages, looked up once per build in the workspace's language
+#: (``w["due"]`` in the templates): ``_()`` inside a template block costs a context of
+#: its own per call, tens of thousands of them for 10,000 pages.
+WORDS = (N_('ABC class'), N_('ABC classes'), N_('Contact'), N_('Customers'),
+         N_('Dashboard'), N_('Deals'), N_('History'), N_('Lifecycle stages'),
+         N_('No deals.'), N_('No interactions yet.'),
+         N_("No playbooks: a playbook is a file in the workspace's playbooks/ folder."),
+         N_('No segments in crmkit.yaml.'), N_('Nobody.'),
+         N_('Nothing open from this playbook.'), N_('Nothing open.'), N_('Open reminders'),
+         N_('Pages'), N_('Pipeline'), N_('Playbooks'), N_('RFM'), N_('Segments'),
+         N_('Status'), N_('This week'), N_('address'), N_('amount'), N_('birthday'),
+         N_('channel'), N_('churn risk'), N_('company'), N_('contract'),
+         N_('customer since'), N_('customer'), N_('date'), N_('deal'), N_('due'),
+         N_('email consent'), N_('email'), N_('expected close'), N_('file'),
+         N_('last contact'), N_('last purchase'), N_('lifecycle stage'),
+         N_('looked after by'), N_('mark as done'), N_('no purchase yet'), N_('no'),
+         N_('notes'), N_('phone'), N_('prefers'), N_('purchases'), N_('referred by'),
+         N_('revenue'), N_('revenue, 12 months'), N_('score'), N_('segments'), N_('since'),
+         N_('source'), N_('stage'), N_('summary'), N_('switched off'), N_('tags'),
+         N_('value'), N_('what'), N_('win back'), N_('worth winning back'), N_('yes'))
+
+
+class Words(dict[str, str]):
+    """The site's words in one language.  Hashed by identity: the same object is handed
+    to every page and row of a process, so kept rows and pages compare it cheaply."""
+
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
+
+@lru_cache(maxsize=8)
+def words(locale: str | None) -> Words:
+    t = crmkit.translations(locale)
+    return Words((word, t.gettext(word)) for word in WORDS)
+
+
+# --- links ------------------------------------------------------------------------------
+
+
+def tel(phone: str | None) -> str | None:
+    """``tel:+493645377 88`` → ``tel:+4936453778``: the digits (and a leading ``+``)."""
+    if not phone:
+        return None
+    digits = re.sub(r"[^0-9]", "", phone)
+    if not digits:
+        return None
+    return "tel:" + ("+" if phone.strip().startswith("+") else "") + digits
+
+
+def mailto(email: str | None) -> str | None:
+    """``mailto:`` with the address percent-encoded (nothing in it can add a header)."""
+    return "mailto:" + quote(email.strip(), safe="@.-_+") if email and "@" in email else None
+
+
+def page_name(customer_id: str) -> str:
+    """The file of a customer's page (ids are file stems, so never a ``/``)."""
+    return f"{customer_id}.html"
+
+
+def file_part(name: str) -> str:
+    """A segment's name as part of a file name: letters, digits, ``_`` and ``-``; anything
+    else as its code point (two names never share a file)."""
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "_-") else f"~{ord(ch):x}"
+                   for ch in name) or "~"
+
+
+def contact(customer: crmkit.Customer) -> dict[str, Any]:
+    """Name, first phone and email (with their links): what a row needs to act on."""
+    phone = customer.phones[0] if customer.phones else None
+    email = customer.email
+    return {"name": customer.name, "company": customer.company, "phone": phone,
+            "tel": tel(phone), "email": email, "mailto": mailto(email)}
+
+
+def reminder_row(reminder: Reminder, customers: dict[str, crmkit.Customer]) -> dict[str, Any]:
+    """A reminder as plain values with its customer's name and contact links (rows of
+    plain values are kept by value between rebuilds)."""
+    customer = customers.get(reminder.customer)
+    row = {"due": reminder.due, "customer": reminder.customer, "kind": reminder.kind,
+           "title": reminder.title, "reason": reminder.reason, "channel": reminder.channel,
+           "priority": reminder.priority, "suppressed": reminder.suppressed, "id": reminder.id,
+           "page": quote(page_name(reminder.customer))}
+    if customer is not None:
+        row.update(contact(customer))
+    else:
+        row.update({"name": reminder.customer, "company": None, "phone": None, "tel": None,
+                    "email": None, "mailto": None})
+    return row
+
+
+# --- contexts ---------------------------------------------------------------------------
+
+
+def _base(app: crmkit.App, root: str, title: str) -> dict[str, Any]:
+    settings = app.workspace.settings
+    return {"business": settings.business, "today": app.today, "currency": settings.currency,
+            "locale": settings.locale, "root": root, "title": title,
+            "pipeline": _has_pipeline(app), "w": words(settings.locale)}
+
+
+def page_variables(app: crmkit.App, root: str) -> dict[str, Any]:
+    """What a report needs to be a page of the site: ``root`` (the way to the output
+    folder), the site's words and whether there is a pipeline page (the navigation)."""
+    return {"root": root, "pipeline": _has_pipeline(app),
+            "w": words(app.workspace.settings.locale)}
+
+
+def _has_pipeline(app: crmkit.App) -> bool:
+    from . import available_reports
+
+    return "html" in available_reports(app.templates).get("pipeline", [])
+
+
+def customer_page(view: CustomerView, labels: dict[str, Any], reminders: list[dict[str, Any]],
+                  names: dict[str, str], base: dict[str, Any]) -> dict[str, Any]:
+    """Everything one customer's page shows, as a plain context: the record, what is
+    derived from the history, the labels the page names, open reminders (rows), deals
+    and the history newest first.  Labels another plugin provides (``churn_risk`` and
+    ``churn_reason`` of segments or predict) are shown when they are there."""
+    customer = view.customer
+    segments = labels.get("segments")
+    referrer = customer.referred_by
+    return {
+        **base, "title": customer.name, "customer": customer,
+        "address": customer.address.one_line() if customer.address else None,
+        "phones": tuple((p, tel(p)) for p in customer.phones),
+        "emails": tuple((e, mailto(e)) for e in customer.emails),
+        "stage": labels.get("lifecycle"), "stage_since": labels.get("lifecycle_since"),
+        "abc": labels.get("abc"), "rfm": labels.get("rfm"),
+        "segments": tuple(sorted(k for k, v in segments.items() if v is True))
+        if isinstance(segments, dict) else (),
+        "win_back": labels.get("win_back_worthy") is True,
+        "churn_risk": labels.get("churn_risk"), "churn_reason": labels.get("churn_reason"),
+        "referrer": (quote(page_name(referrer)), names[referrer])
+        if referrer in names else None,
+        "reminders": reminders, "deals": view.deals, "derived": view.derived,
+        "history": tuple(reversed(view.history)),
+    }
+
+
+def list_row(customer: crmkit.Customer, labels: dict[str, Any], derived: Any
+             ) -> dict[str, Any]:
+    return {"id": customer.id, "page": quote(page_name(customer.id)), **contact(customer),
+            "stage": labels.get("lifecycle"), "last_contact": derived.last_contact,
+            "revenue": derived.revenue}
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+def prune(folder: Path, keep: set[str]) -> list[Path]:
+    """Remove the pages in ``folder`` that crmkit wrote and that are no longer made:
+    regular ``*.html`` files (no links, no folders) carrying crmkit's generator mark.
+    Nothing else in the folder is touched."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.name in keep or not entry.name.endswith(".html") \
+                or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            with open(entry.path, "rb") as handle:
+                head = handle.read(1024)
+            if GENERATOR in head:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+def _open(app: crmkit.App) -> list[Reminder]:
+    return [r for r in app.reminders() if not r.suppressed]
+
+
+def build(app: crmkit.App) -> list[Path]:
+    """Write the site's own pages (the reports are written by the plugin's build)."""
+    from . import render_report
+
+    workspace = app.workspace
+    customers = dict(workspace.customers)
+    labels = app.labels()
+    t = crmkit.translations(workspace.settings.locale)
+    written = [app.write_output("index.html", render_report(app, "dashboard", "html", root=""))]
+
+    by_customer: dict[str, list[dict[str, Any]]] = {}
+    for reminder in _open(app):
+        by_customer.setdefault(reminder.customer, []).append(reminder_row(reminder, customers))
+    names = {cid: c.name for cid, c in customers.items()}
+    base = _base(app, "../", "")
+    folder = workspace.output_dir / CUSTOMERS
+    rows: dict[str, dict[str, Any]] = {}
+    pages = set()
+    for view in app.customers():
+        cid = view.id
+        row = labels[cid]
+        context = customer_page(view, row, by_customer.get(cid, []), names, base)
+        page = page_name(cid)
+        pages.add(page)
+        written.append(app.write_output(folder / page,
+                                        app.render_page(CUSTOMER_TEMPLATE, context, cid)))
+        rows[cid] = list_row(view.customer, row, view.derived)
+    prune(folder, pages)
+
+    written += _lists(app, t, rows, labels)
+    written.append(_playbooks(app, customers))
+    return written
+
+
+def _lists(app: crmkit.App, t: Any, rows: dict[str, dict[str, Any]], labels: Any
+           ) -> list[Path]:
+    """A page per lifecycle stage, ABC class and segment, and the page that lists them."""
+    by_name = sorted(rows.values(), key=lambda r: (r["name"].casefold(), r["id"]))
+    lists: list[tuple[str, str, str, list[dict[str, Any]]]] = []  # (file, group, title, rows)
+    stages: dict[str, list[dict[str, Any]]] = {s: [] for s in STAGES}
+    for row in by_name:
+        if row["stage"]:
+            stages.setdefault(row["stage"], []).append(row)
+    for stage, found in stages.items():
+        lists.append((f"stage-{stage}", "stage", t.word(stage), found))
+    classes: dict[str, list[dict[str, Any]]] = {}
+    segments: dict[str, list[dict[str, Any]]] = {}
+    for row in by_name:
+        found = labels[row["id"]]
+        if isinstance(found.get("abc"), str):
+            classes.setdefault(found["abc"], []).append(row)
+        group = found.get("segments")
+        if isinstance(group, dict):
+            for name, member in group.items():
+                segments.setdefault(name, [])
+                if member is True:
+                    segments[name].append(row)
+    for letter in sorted(classes):
+        lists.append((f"abc-{file_part(letter)}", "abc",
+                      t.gettext(N_("ABC class %(class)s")) % {"class": letter},
+                      classes[letter]))
+    for name in sorted(segments):
+        lists.append((f"segment-{file_part(name)}", "segment", name, segments[name]))
+
+    written = []
+    keep = {"index.html"}
+    folder = app.workspace.output_dir / LISTS
+    for file, _group, title, found in lists:
+        keep.add(f"{file}.html")
+        count = t.ngettext("%(num)s customer", "%(num)s customers", len(found)) % {
+            "num": len(found)}
+        context = {**_base(app, "../", title), "rows": found, "count": count}
+        written.append(app.write_output(folder / f"{file}.html",
+                                        app.render_page(LIST_TEMPLATE, context, file)))
+    overview = [(group, f"{file}.html", title, len(found)) for file, group, title, found in lists]
+    context = {**_base(app, "../", t.gettext(N_("Customers"))), "lists": overview,
+               "count": len(rows)}
+    written.append(app.write_output(folder / "index.html",
+                                    app.render_page(LISTS_TEMPLATE, context, "index")))
+    prune(folder, keep)
+    return written
+
+
+def _playbooks(app: crmkit.App, customers: dict[str, crmkit.Customer]) -> Path:
+    """The playbooks (reminder kinds the ``playbooks`` plugin registers, one per file of
+    ``playbooks/``) with the reminders open from each."""
+    kinds = [k for k in app.kinds() if app.plugin_of(k) == "playbooks"]
+    enabled = {k.name for k in app.enabled_kinds()}
+    open_by_kind: dict[str, list[dict[str, Any]]] = {}
+    if kinds:
+        names = {k.name for k in kinds}
+        for reminder in _open(app):
+            if reminder.kind in names:
+                open_by_kind.setdefault(reminder.kind, []).append(
+                    reminder_row(reminder, customers))
+    playbooks = [{"name": k.name, "description": k.description,
+                  "file": k.where.path if k.where is not None else None,
+                  "enabled": k.name in enabled, "reminders": open_by_kind.get(k.name, [])}
+                 for k in sorted(kinds, key=lambda k: k.name)]
+    t = crmkit.translations(app.workspace.settings.locale)
+    context = {**_base(app, "", t.gettext(N_("Playbooks"))), "playbooks": playbooks}
+    return app.write_output("playbooks.html",
+                            app.render_page(PLAYBOOKS_TEMPLATE, context, "playbooks"))
+

@@ -1,0 +1,234 @@
+"""The site `crmkit build` writes: start page, this week's to-do, a page per customer, the
+lists, the playbooks; linked, escaped, translated, pruned, and served by watch --serve."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from conftest import CRMKIT, DEFAULT_SETTINGS
+from test_watch import Watch
+
+TODAY = "2026-06-01"
+SETTINGS = DEFAULT_SETTINGS + """\
+segments:
+  good_customers: revenue > 100
+"""
+FILES = {
+    # Anna: a customer with a purchase, a phone, an email, a birthday next week
+    "customers/anna.yaml": """\
+        name: Anna Adler
+        phones: ["+49 3643 123-45"]
+        emails: [anna@example.com]
+        address: {street: Hauptstraße 1, postal_code: "99423", city: Weimar}
+        birthday: 1980-06-05
+        referred_by: bert
+        """,
+    # a hostile name and email: everything must stay text
+    "customers/bert.yaml": """\
+        name: "<script>alert(1)</script> Bert"
+        emails: ["bert+x@example.com"]
+        """,
+    "customers/cleo.yaml": "name: Cleo Clark\n",
+    "interactions/a1.yaml": ("customer: anna\ndate: 2026-03-01\ntype: purchase\n"
+                             "amount: 1234.5\nsummary: New boiler\n"),
+    "interactions/a2.yaml": ("customer: anna\ndate: 2026-05-20\ntype: call\n"
+                             "summary: <b>asked</b> about the bill\n"),
+    "deals/d1.yaml": ("customer: anna\ntitle: Solar panels\nstage: proposal\nvalue: 8000\n"
+                      "probability: 0.5\nexpected_close: 2026-07-01\n"),
+}
+
+
+def build(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([CRMKIT, "-w", root, "--today", TODAY, *args, "build"],
+                          capture_output=True, text=True,
+                          env={**os.environ, "CRMKIT_BACKGROUND": "0"})
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+class Links(HTMLParser):
+    """Every href of a page, and the text outside tags."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.scripts = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.scripts += tag == "script"
+        self.hrefs += [value for name, value in attrs if name == "href" and value]
+
+
+def links(page: Path) -> Links:
+    parser = Links()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_the_site_is_linked_and_every_link_resolves(make_workspace):
+    root = make_workspace(FILES, settings=SETTINGS)
+    build(root)
+    out = root / "out"
+    pages = {p.relative_to(out).as_posix() for p in out.rglob("*.html")}
+    assert {"index.html", "reports/weekly.html", "reports/dashboard.html", "playbooks.html",
+            "customers/anna.html", "customers/bert.html", "customers/cleo.html",
+            "lists/index.html", "lists/stage-active.html", "lists/stage-lead.html",
+            "lists/segment-good_customers.html"} <= pages
+    reached = {"index.html"}
+    for page in sorted(pages):
+        found = links(out / page)
+        assert found.scripts == 0, page
+        for href in found.hrefs:
+            if href.startswith(("tel:", "mailto:")):
+                continue
+            assert not urlsplit(href).scheme and not href.startswith("/"), (page, href)
+            target = (out / page).parent / unquote(href)
+            assert target.is_file(), (page, href)  # relative: works from file:// too
+            reached.add(target.resolve().relative_to(out.resolve()).as_posix())
+    # every page is linked from somewhere (the start page is the dashboard; the copy in
+    # reports/ is where CI jobs and links from before the site find it)
+    assert pages - {"reports/dashboard.html"} <= reached
+    # the navigation on every page, with links relative to the page's folder
+    assert 'href="../lists/index.html"' in (out / "customers/anna.html").read_text()
+    assert 'href="lists/index.html"' in (out / "index.html").read_text()
+    assert 'href="../index.html"' in (out / "reports/weekly.html").read_text()
+
+
+def test_a_customer_page_is_the_360_degree_view(make_workspace):
+    root = make_workspace(FILES, settings=SETTINGS)
+    build(root)
+    anna = (root / "out/customers/anna.html").read_text()
+    assert "<h1>Anna Adler</h1>" in anna
+    assert '<a href="tel:+4936431234 5">' not in anna
+    assert '<a href="tel:+49364312345">+49 3643 123-45</a>' in anna
+    assert '<a href="mailto:anna@example.com">anna@example.com</a>' in anna
+    assert "Hauptstraße 1, 99423 Weimar" in anna
+    # referred by Bert: his name, escaped, linked to his page
+    assert ('<a href="bert.html">&lt;script&gt;alert(1)&lt;/script&gt; Bert</a>') in anna
+    # stage, segment, churn risk with its reason (labels of the segments plugin)
+    assert re.search(r"lifecycle stage</dt><dd>active", anna)
+    assert "good_customers" in anna
+    assert re.search(r"churn risk</dt><dd>\d+%: ", anna)
+    # the birthday reminder with its id and the command that marks it done
+    assert "Birthday of Anna Adler (46)" in anna
+    assert "<code>crmkit done birthday/anna/2026-06-05</code>" in anna
+    # the deal and the history, newest first, money and dates in the locale
+    assert "Solar panels" in anna and "€8,000.00" in anna and "Jul 1, 2026" in anna
+    history = anna[anna.index('<section id="history"'):]
+    assert history.index("May 20, 2026") < history.index("Mar 1, 2026")
+    assert "€1,234.50" in anna and "&lt;b&gt;asked&lt;/b&gt; about the bill" in anna
+    # the lead without anything: a page too, saying so
+    cleo = (root / "out/customers/cleo.html").read_text()
+    assert "No interactions yet." in cleo and "Nothing open." in cleo
+
+
+def test_names_are_escaped_everywhere(make_workspace):
+    root = make_workspace(FILES, settings=SETTINGS)
+    build(root)
+    for page in (root / "out").rglob("*.html"):
+        text = page.read_text()
+        assert "<script>alert" not in text, page
+    bert = (root / "out/customers/bert.html").read_text()
+    assert "<h1>&lt;script&gt;alert(1)&lt;/script&gt; Bert</h1>" in bert
+    assert '<a href="mailto:bert%2Bx@example.com">bert+x@example.com</a>' not in bert
+    assert '<a href="mailto:bert+x@example.com">bert+x@example.com</a>' in bert
+
+
+def test_the_weekly_to_do_names_and_links_customers(make_workspace):
+    root = make_workspace(FILES, settings=SETTINGS)
+    build(root)
+    weekly = (root / "out/reports/weekly.html").read_text()
+    assert '<a href="../customers/anna.html">Anna Adler</a>' in weekly
+    assert '<a class="nowrap" href="tel:+49364312345">+49 3643 123-45</a>' in weekly
+    assert '<a href="mailto:anna@example.com">anna@example.com</a>' in weekly
+    assert "crmkit done <wbr><span>birthday/</span>" in weekly  # the id: for the command
+    md = (root / "out/reports/weekly.md").read_text()
+    assert "| Jun 5, 2026 | Anna Adler | Birthday of Anna Adler (46) |" in md
+
+
+def test_the_site_speaks_german(make_workspace):
+    root = make_workspace(FILES, settings=SETTINGS.replace("locale: en", "locale: de"))
+    build(root)
+    anna = (root / "out/customers/anna.html").read_text()
+    assert '<html lang="de">' in anna
+    for text in ("<h2>Kontakt</h2>", "<h2>Offene Erinnerungen</h2>", "<h2>Verlauf (2)</h2>",
+                 "Lebenszyklus</dt><dd>aktiv", "als erledigt markieren",
+                 "Geburtstag von Anna Adler (46)", "1.234,50\xa0€", "20.05.2026",
+                 ">Übersicht</a>", ">Diese Woche</a>", ">Kunden</a>"):
+        assert text in anna, text
+    for text in ("Contact", "Open reminders", "History", "mark as done", "Dashboard"):
+        assert text not in anna, text
+    lists = (root / "out/lists/index.html").read_text()
+    assert "<h2>Lebenszyklus-Phasen</h2>" in lists and ">aktiv</a> (1)" in lists
+    assert "1 Kunde" in (root / "out/lists/stage-active.html").read_text()
+    assert "2 Kunden" in (root / "out/lists/stage-lead.html").read_text()
+
+
+def test_pages_of_customers_that_are_gone_are_removed_and_nothing_else(make_workspace):
+    root = make_workspace(FILES, settings=SETTINGS)
+    build(root)
+    folder = root / "out/customers"
+    mine = folder / "notes.html"
+    mine.write_text("<p>my own page</p>")  # not crmkit's: stays
+    (folder / "readme.txt").write_text("mine")
+    (root / "customers/cleo.yaml").unlink()
+    build(root)
+    assert not (folder / "cleo.html").exists()
+    assert (folder / "anna.html").exists() and mine.read_text() == "<p>my own page</p>"
+    assert (folder / "readme.txt").exists()
+    assert "cleo.html" not in (root / "out/lists/stage-lead.html").read_text()
+
+
+def test_unchanged_pages_are_not_rewritten(make_workspace):
+    root = make_workspace(FILES, settings=SETTINGS)
+    build(root)
+    out = root / "out"
+
+    def stamps() -> dict[str, tuple[int, int]]:
+        return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns)
+                for p in (out / "customers").glob("*.html")}
+
+    before = stamps()
+    index = (out / "index.html").stat()
+    build(root)
+    assert stamps() == before  # same inode, same mtime: not written again
+    assert (out / "index.html").stat().st_ino == index.st_ino
+    (root / "customers/cleo.yaml").write_text("name: Cleo Clarke\n")
+    build(root)
+    after = stamps()
+    assert after["cleo.html"] != before["cleo.html"]
+    assert after["anna.html"] == before["anna.html"]
+    assert "Cleo Clarke" in (out / "customers/cleo.html").read_text()
+
+
+def test_watch_serves_the_start_page_and_rewrites_only_touched_pages(make_workspace):
+    root = make_workspace(FILES, settings=SETTINGS)
+    watch = Watch(root, "--serve", "--port", "0")
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+/", watch.expect("serving out/ on")).group(0)
+        watch.expect("watching for changes")
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            start = answer.read().decode()
+        assert answer.status == 200
+        assert "<h1>Dashboard</h1>" in start and 'href="reports/weekly.html"' in start
+        with urllib.request.urlopen(url + "customers/anna.html", timeout=5) as answer:
+            assert "<h1>Anna Adler</h1>" in answer.read().decode()
+        anna = (root / "out/customers/anna.html").stat()
+        (root / "customers/cleo.yaml").write_text("name: Cleo Clarke\n")
+        watch.expect(r"customers/cleo\.yaml: wrote")
+        assert "Cleo Clarke" in (root / "out/customers/cleo.html").read_text()
+        now = (root / "out/customers/anna.html").stat()
+        assert (now.st_ino, now.st_mtime_ns) == (anna.st_ino, anna.st_mtime_ns)
+        (root / "customers/cleo.yaml").unlink()
+        watch.expect(r"customers/cleo\.yaml: wrote")
+        assert not (root / "out/customers/cleo.html").exists()
+        assert watch.stop() == 0
+    finally:
+        if watch.process.poll() is None:
+            watch.process.kill()
