@@ -25,8 +25,9 @@ FILES = {
         - {customer: d, date: 2026-06-10, type: call}
         - {customer: e, date: 2024-01-01, type: purchase, amount: 1000}
     """,
-    "deals/one.yaml": "customer: a\ntitle: One\nvalue: 1000\nprobability: 0.5\n",
-    "deals/two.yaml": "customer: b\ntitle: Two\nvalue: 2000\nstage: proposal\n",
+    # open deals keep their customers active (docs/segments.md): with the new ones
+    "deals/one.yaml": "customer: d\ntitle: One\nvalue: 1000\nprobability: 0.5\n",
+    "deals/two.yaml": "customer: c\ntitle: Two\nvalue: 2000\nstage: proposal\n",
     "deals/won.yaml": "customer: c\ntitle: Won\nvalue: 5000\nstage: won\n",
 }
 
