@@ -13,6 +13,7 @@ import click
 from ..engine.app import App, pass_app
 from ..engine.i18n import cli_gettext as _
 from ..engine.i18n import cli_ngettext as ngettext
+from ..engine.i18n import cli_translations
 from ..engine.plugins import trust as trust_workspace
 from ..engine.plugins import trust_file, workspace_plugin_files
 from ..incremental import replay
@@ -320,7 +321,7 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
 
     def row(label: str, value: Any) -> None:
         if value not in (None, "", (), []):
-            lines.append(f"{clean(label) + ':':<20}{clean(value)}")
+            lines.append(f"{clean(label) + ':':<19} {clean(value)}")
 
     row(_("Email"), ", ".join(c.emails))
     row(_("Phone"), ", ".join(c.phones))
@@ -337,7 +338,8 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
     for s in c.services:
         row(_("Service"), (_("%(service)s, every %(interval)s since %(day)s") if s.start
                            else _("%(service)s, every %(interval)s")) % {
-            "service": s.name, "interval": s.interval, "day": day(s.start)})
+            "service": s.name, "day": day(s.start),
+            "interval": cli_translations().duration(s.interval.count, s.interval.unit)})
     row(_("Notes"), c.notes)
     for key, value in c.fields.items():
         row(str(key), value)

@@ -482,12 +482,13 @@ class App:
         asked for.  A name that is not in the team (or, without a team, no customer's
         owner) is a :class:`~crmkit.CrmkitError`, never an empty list."""
         if owner and mine:
-            raise CrmkitError("use either --owner or --mine, not both")
+            raise CrmkitError(_("use either %(owner)s or %(mine)s, not both") % {
+                "owner": "--owner", "mine": "--mine"})
         if not owner and not mine:
             return None
         who = owner or self.user
-        me = (f"you are {who!r} (git config user.name, or $CRMKIT_USER), who is"
-              if mine else f"--owner {who!r} is")
+        me = (_("you are %(who)s (git config user.name, or $CRMKIT_USER), who is")
+              if mine else _("--owner %(who)s is")) % {"who": repr(who)}
         settings = self.workspace.settings
         customers = self.workspace.customers.values()
         if settings.team:
@@ -497,17 +498,20 @@ class App:
                 hint = did_you_mean(who.casefold(), {n.casefold(): n for n in names})
                 for name in names:  # the suggestion as the team writes it
                     hint = hint.replace(repr(name.casefold()), repr(name))
-                raise CrmkitError(f"{me} not in the team{hint}; the "
-                                  f"team (crmkit.yaml): {', '.join(names)}")
+                raise CrmkitError(_("%(who)s not in the team%(hint)s; the team (crmkit.yaml): "
+                                    "%(names)s") % {"who": me, "hint": hint,
+                                                     "names": ", ".join(names)})
             return frozenset(c.id for c in customers
                              if c.owner and settings.member(c.owner) == member)
         owners = {c.owner for c in customers if c.owner}
         key = " ".join(who.split()).casefold()
         found = frozenset(c.id for c in customers if c.owner and c.owner.casefold() == key)
         if not found:
-            raise CrmkitError(f"{me} no customer's owner{did_you_mean(who, owners)}"
-                              f"{'; owners: ' + ', '.join(sorted(owners)) if owners else ''}"
-                              " (list the team in crmkit.yaml: docs/team.md)")
+            raise CrmkitError(
+                _("%(who)s no customer's owner") % {"who": me} + did_you_mean(who, owners)
+                + ("; " + _("owners: %(names)s") % {"names": ", ".join(sorted(owners))}
+                   if owners else "")
+                + " " + _("(list the team in crmkit.yaml: docs/team.md)"))
         return found
 
     def interaction_types(self) -> list[str]:
@@ -564,9 +568,11 @@ class App:
         try:
             replace_file(target, data, durable=False, public=True)
         except OSError as exc:
-            raise CrmkitError(f"cannot write {self.display_path(target)} in the output folder "
-                              f"{self.display_path(self.workspace.output_dir)}: "
-                              f"{exc.strerror or exc}") from None
+            raise CrmkitError(_("cannot write %(file)s in the output folder %(folder)s: "
+                                "%(error)s") % {
+                "file": self.display_path(target),
+                "folder": self.display_path(self.workspace.output_dir),
+                "error": exc.strerror or exc}) from None
         return target
 
     def write_file(self, path: str | Path, data: str | bytes) -> Path:
@@ -590,34 +596,39 @@ class App:
         try:
             where = target.parent.resolve() / target.name
         except OSError as exc:
-            raise CrmkitError(f"cannot write {shown}: {exc.strerror}") from None
+            raise CrmkitError(_("cannot write %(file)s: %(error)s") % {
+                "file": shown, "error": exc.strerror}) from None
         root = self.root.resolve()
         try:
             inside = where.relative_to(root).parts
         except ValueError:
             inside = ()
         if inside and (inside[0] in OUTPUT_FORBIDDEN or inside == ("crmkit.yaml",)):
-            raise CrmkitError(f"refusing to write {shown}: it is inside the workspace's "
-                              f"{inside[0]!r}, which crmkit does not overwrite; choose "
-                              "another --out")
+            raise CrmkitError(_("refusing to write %(file)s: it is inside the workspace's "
+                                "%(folder)s, which crmkit does not overwrite; choose another "
+                                "--out") % {"file": shown, "folder": repr(inside[0])})
         written = _written_outputs(self.root)
         try:
             st = os.lstat(where)
         except FileNotFoundError:
             st = None
         except OSError as exc:
-            raise CrmkitError(f"cannot write {shown}: {exc.strerror}") from None
+            raise CrmkitError(_("cannot write %(file)s: %(error)s") % {
+                "file": shown, "error": exc.strerror}) from None
         if st is not None and not force and (
                 not stat.S_ISREG(st.st_mode)
                 or written.get(str(where)) != [st.st_ino, st.st_size, st.st_mtime_ns]):
-            what = "a link" if stat.S_ISLNK(st.st_mode) else "a file crmkit did not write"
-            raise CrmkitError(f"refusing to replace {shown}: it is {what}; add --force "
-                              "to replace it")
+            raise CrmkitError((
+                _("refusing to replace %(file)s: it is a link; add --force to replace it")
+                if stat.S_ISLNK(st.st_mode) else
+                _("refusing to replace %(file)s: it is a file crmkit did not write; add --force "
+                  "to replace it")) % {"file": shown})
         try:
             replace_file(where, data)
             st = os.lstat(where)
         except OSError as exc:
-            raise CrmkitError(f"cannot write {shown}: {exc.strerror}") from None
+            raise CrmkitError(_("cannot write %(file)s: %(error)s") % {
+                "file": shown, "error": exc.strerror}) from None
         written[str(where)] = [st.st_ino, st.st_size, st.st_mtime_ns]
         with contextlib.suppress(OSError):
             replace_file(self.root / OUTPUTS_FILE,

@@ -14,6 +14,7 @@ import zoneinfo
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..engine.i18n import cli_gettext as _
 from ..model import Interaction, Workspace
 from ..model.diagnostics import CrmkitError, Diagnostic
 from ..model.ids import slugify
@@ -49,7 +50,8 @@ def _create(workspace: Workspace, rel: str, text: str) -> None:
     try:
         create_new(workspace.root / rel, text.encode("utf-8"))
     except PermissionError as exc:
-        raise CrmkitError(f"cannot write {rel}: {exc.strerror}") from None
+        raise CrmkitError(_("cannot write %(file)s: %(error)s") % {
+            "file": rel, "error": exc.strerror}) from None
 
 
 def write_customer(workspace: Workspace, customer_id: str, data: dict[str, Any],
@@ -61,7 +63,7 @@ def write_customer(workspace: Workspace, customer_id: str, data: dict[str, Any],
     from .schema import ID_PATTERN
 
     if not ID_PATTERN.match(customer_id):
-        raise CrmkitError(f"{customer_id!r} is not a valid customer id")
+        raise CrmkitError(_("%(id)s is not a valid customer id") % {"id": repr(customer_id)})
     for key in ("birthday",):
         if key in data:
             data[key] = _as_date(data[key])
@@ -74,12 +76,13 @@ def write_customer(workspace: Workspace, customer_id: str, data: dict[str, Any],
         _refuse_shared_email(workspace, customer_id, customer.emails)
     if dry_run:
         if (workspace.root / rel).exists():
-            raise CrmkitError(f"{rel} already exists")
+            raise CrmkitError(_("%(file)s already exists") % {"file": rel})
         return rel
     try:
         _create(workspace, rel, text)
     except FileExistsError:
-        raise CrmkitError(f"{rel} already exists; not overwriting it (pass another id)") from None
+        raise CrmkitError(_("%(file)s already exists; not overwriting it (pass another id)")
+                          % {"file": rel}) from None
     return rel
 
 
@@ -91,16 +94,17 @@ def _refuse_shared_email(workspace: Workspace, customer_id: str,
     for email in emails:
         key = email.strip().lower()
         if key in seen:
-            raise CrmkitError(f"the email {email!r} is given twice")
+            raise CrmkitError(_("the email %(email)s is given twice") % {"email": repr(email)})
         seen.add(key)
     for other in workspace.customers.values():
         if other.id == customer_id:
             continue
         shared = sorted(e for e in other.emails if e.strip().lower() in seen)
         if shared:
-            raise CrmkitError(
-                f"{other.id!r} already has the email {shared[0]!r}; "
-                f"not creating a duplicate (update {other.id!r}, or see 'crmkit duplicates')")
+            raise CrmkitError(_(
+                "%(id)s already has the email %(email)s; not creating a duplicate (update "
+                "%(id)s, or see 'crmkit duplicates')") % {
+                "id": repr(other.id), "email": repr(shared[0])})
 
 
 def name_suffix(text: str, author: str = "") -> str:
@@ -124,8 +128,8 @@ def write_interaction(workspace: Workspace, data: dict[str, Any],
     if customer_id not in workspace.customers:
         from .schema import did_you_mean
 
-        raise CrmkitError(f"unknown customer {customer_id!r}"
-                          f"{did_you_mean(customer_id, workspace.customers)}")
+        raise CrmkitError(_("unknown customer %(id)s") % {"id": repr(customer_id)}
+                          + did_you_mean(customer_id, workspace.customers))
     data = {k: v for k, v in data.items() if v not in (None, "", [], {})}
     data["date"] = _as_date(data.get("date"))
     follow_up = data.get("follow_up")

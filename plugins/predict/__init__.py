@@ -69,6 +69,15 @@ OPTIONS = {
 # --- each customer's purchases ----------------------------------------------------------
 
 
+def _(message: str) -> str:
+    """What a command says itself, in the terminal's language (LANG)."""
+    return crmkit.translations(terminal=True).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return crmkit.translations(terminal=True).ngettext(singular, plural, n)
+
+
 def _purchase_days(c: CustomerView, day: dt.date) -> tuple[list[dt.date], list[float]]:
     """The distinct purchase days up to ``day`` and each day's total."""
     currency = c.settings.currency
@@ -436,20 +445,28 @@ def predict_command(app: crmkit.App, horizon: int | None, customers: tuple[str, 
         return
     model, spend = result.bgnbd, result.gamma_gamma
     if model is None or not model.converged:
-        click.echo(f"no prediction: {result.problem}")
+        click.echo(_("no prediction: %(reason)s") % {"reason": result.problem})
         app.warn_about_problems()
         return
-    click.echo(f"BG/NBD on {model.customers} customers: r={model.r:.3f} alpha={model.alpha:.3f} "
-               f"a={model.a:.3f} b={model.b:.3f} (log-likelihood {model.log_likelihood:.1f})")
+    click.echo(ngettext("BG/NBD on %(num)d customer: %(fit)s", "BG/NBD on %(num)d customers: "
+                        "%(fit)s", model.customers) % {
+        "num": model.customers,
+        "fit": f"r={model.r:.3f} alpha={model.alpha:.3f} a={model.a:.3f} b={model.b:.3f} "
+               f"(log-likelihood {model.log_likelihood:.1f})"})
     if spend is not None and spend.converged:
-        click.echo(f"Gamma-Gamma on {spend.customers} repeat customers: p={spend.p:.2f} "
-                   f"q={spend.q:.2f} gamma={spend.gamma:.2f}")
+        click.echo(ngettext("Gamma-Gamma on %(num)d repeat customer: %(fit)s",
+                            "Gamma-Gamma on %(num)d repeat customers: %(fit)s",
+                            spend.customers) % {
+            "num": spend.customers,
+            "fit": f"p={spend.p:.2f} q={spend.q:.2f} gamma={spend.gamma:.2f}"})
     if result.problem:
-        click.echo(f"note: {result.problem}")
+        click.echo(_("note: %(reason)s") % {"reason": result.problem})
     currency = app.workspace.settings.currency
     rows = [[p.customer, f"{p.p_alive:.2f}", f"{p.expected_purchases:.2f}",
              f"{p.expected_spend:,.2f}", f"{p.clv:,.2f}"]
             for p in sorted(result.predictions.values(), key=lambda p: (-p.clv, p.customer))]
-    click.echo(crmkit.table(["customer", "P(alive)", f"purchases {result.horizon_days}d",
-                             f"avg order {currency}", f"CLV {currency}"], rows))
+    click.echo(crmkit.table([_("customer"), "P(alive)",
+                             _("purchases %(days)sd") % {"days": result.horizon_days},
+                             _("avg order %(currency)s") % {"currency": currency},
+                             f"CLV {currency}"], rows))
     app.warn_about_problems()

@@ -83,6 +83,15 @@ segments:
 # --- lifecycle --------------------------------------------------------------------------
 
 
+def _(message: str) -> str:
+    """What a command says itself, in the terminal's language (LANG)."""
+    return crmkit.translations(terminal=True).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return crmkit.translations(terminal=True).ngettext(singular, plural, n)
+
+
 def activity_days(history: Iterable[crmkit.Interaction], types: Iterable[str] = ("purchase",)
                   ) -> list[dt.date]:
     """Distinct days with an interaction of ``types`` (several on one day count once)."""
@@ -604,23 +613,24 @@ def crmkit_register_commands(cli: click.Group) -> None:
         for cid in ids:
             row = labels[cid]
             rows.append([cid, row.get("lifecycle"), row.get("abc"), row.get("rfm"),
-                         "yes" if row.get("win_back_worthy") else "",
+                         _("yes") if row.get("win_back_worthy") else "",
                          _label_text(row.get("segments", {}))])
-        headers = ["customer", "lifecycle", "abc", "rfm", "win-back", "segments"]
+        headers = [_("customer"), "lifecycle", "abc", "rfm", "win-back", _("segments")]
         click.echo(crmkit.table(headers, rows))
         counts: dict[str, int] = {}
         for cid in ids:
             counts[labels[cid].get("lifecycle")] = counts.get(labels[cid].get("lifecycle"),
                                                               0) + 1
         summary = ", ".join(f"{counts[s]} {s}" for s in STAGES if s in counts)
-        click.echo(f"{len(ids)} customers: {summary}", err=True)
+        click.echo(ngettext("%(num)d customer", "%(num)d customers", len(ids))
+                   % {"num": len(ids)} + f": {summary}", err=True)
         basis = labels.column("lifecycle_basis")
         if any(value == "model" for value in basis.values()):
-            click.echo("lifecycle: from the churn risk of the fitted Pareto/NBD model",
+            click.echo("lifecycle: " + _("from the churn risk of the fitted Pareto/NBD model"),
                        err=True)
         else:
             status = app.metrics(["model_status"]).get("model_status")
             why = f" ({status.value})" if status is not None and status.value else ""
-            click.echo(f"lifecycle: the churn risk from this workspace's gaps between "
-                       f"purchases{why}", err=True)
+            click.echo("lifecycle: " + _("the churn risk from this workspace's gaps between "
+                                         "purchases") + why, err=True)
         app.warn_about_problems()
