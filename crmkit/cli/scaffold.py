@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..engine.i18n import cli_gettext as _
 from ..engine.rules import ConfigSection
 from ..loading.atomic import create_new
 from ..loading.loader import CONFIG_FILE
@@ -24,7 +25,8 @@ def create_workspace(folder: Path, business: str, locale: str, currency: str, ti
                      sections: list[ConfigSection]) -> list[Path]:
     """Create the workspace files; refuse to touch an existing workspace."""
     if (folder / CONFIG_FILE).exists():
-        raise CrmkitError(f"{folder / CONFIG_FILE} already exists; not overwriting it")
+        raise CrmkitError(_("%(file)s already exists; not overwriting it")
+                          % {"file": folder / CONFIG_FILE})
     settings: dict[str, object] = {"business": business}
     if sender_name and sender_email:
         settings["sender"] = {"name": sender_name, "email": sender_email}

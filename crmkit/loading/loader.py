@@ -21,6 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..engine.i18n import cli_gettext as _
 from ..incremental import parallel, scan
 from ..incremental.blobs import BlobLog, sign
 from ..incremental.cache import (
@@ -72,14 +73,16 @@ def find_workspace(start: Path | str | None = None) -> Path:
             return root
         if root.name == CONFIG_FILE and root.is_file():
             return root.parent
-        raise CrmkitError(f"{start}: not a crmkit workspace (no {CONFIG_FILE}); "
-                          "create one with 'crmkit init DIR'")
+        raise CrmkitError(f"{start}: " + _("not a crmkit workspace (no %(file)s); create one "
+                                           "with '%(command)s'") % {
+            "file": CONFIG_FILE, "command": "crmkit init DIR"})
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):
         if (folder / CONFIG_FILE).is_file():
             return folder
-    raise CrmkitError(f"no {CONFIG_FILE} found in {here} or any parent folder; "
-                      "use -w PATH, set CRMKIT_WORKSPACE, or create one with 'crmkit init DIR'")
+    raise CrmkitError(_("no %(file)s found in %(folder)s or any parent folder; use -w PATH, "
+                        "set CRMKIT_WORKSPACE, or create one with '%(command)s'") % {
+        "file": CONFIG_FILE, "folder": here, "command": "crmkit init DIR"})
 
 
 def is_editor_file(name: str) -> bool:
@@ -357,7 +360,8 @@ def read_settings_data(root: Path) -> tuple[SettingsFiles, list[str]]:
     try:
         parsed = parse_yaml((root / rel).read_bytes(), rel)
     except OSError as exc:
-        raise CrmkitError(f"{root / rel}: cannot read: {exc.strerror}") from exc
+        raise CrmkitError(f"{root / rel}: " + _("cannot read: %(error)s")
+                          % {"error": exc.strerror}) from exc
     disabled: list[str] = []
     if isinstance(parsed.data, YamlMap):
         value = parsed.data.get("disable_plugins")
@@ -366,7 +370,7 @@ def read_settings_data(root: Path) -> tuple[SettingsFiles, list[str]]:
         elif isinstance(value, str):
             disabled = [value]
     files = SettingsFiles(parsed, diagnostics=list(parsed.diagnostics))
-    for path, rel, _ in iter_files(root, PLAYBOOK_FOLDER, files.diagnostics):
+    for path, rel, _stat in iter_files(root, PLAYBOOK_FOLDER, files.diagnostics):
         playbook = read_records(path, rel, lambda found: found)
         files.diagnostics.extend(playbook.diagnostics)
         if playbook.data is not None or not playbook.diagnostics:  # not: told already
