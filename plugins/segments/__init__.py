@@ -177,6 +177,9 @@ class Rhythm:
     usual_days: float  # the median of the repeat customers' mean gaps
     points: tuple[float, ...]  # where the survival falls
     survival: tuple[float, ...]  # P(gap > point), in units of the usual gap
+    #: No repeat activity in the workspace yet: the shape is an assumption
+    #: (everybody comes back within ``usual_gap_days``), not evidence.
+    assumed: bool = False
 
     def surviving(self, u: float) -> float:
         """P(gap > u): 1 at 0, linear between the points, the last value after them."""
@@ -216,7 +219,7 @@ def rhythm(parts: Mapping[str, Activity | None], scope: Any) -> Rhythm:
         points.append(point)
         survival.append(alive)
     if not points:  # no repeat activity yet: everybody comes back after the usual gap
-        points, survival = [1.0], [0.0]
+        return Rhythm(usual, (1.0,), (0.0,), assumed=True)
     return Rhythm(usual, tuple(points), tuple(survival))
 
 
@@ -283,7 +286,14 @@ def heuristic_risk(c: CustomerView) -> dict[str, Any] | None:
             "num": t.decimal(workspace_days)}
     quiet_text = t.ngettext("no %(what)s for %(num)s day", "no %(what)s for %(num)s days",
                             quiet) % {"what": what, "num": t.decimal(quiet)}
-    reason = f"{quiet_text}; {usual}; {_chance(t, risk, horizon)}"
+    if shape.assumed:  # no evidence: say what is assumed, not a made-up chance
+        chance = t.ngettext(
+            "nobody here has bought twice yet: assumed back within %(num)s day",
+            "nobody here has bought twice yet: assumed back within %(num)s days",
+            round(scale)) % {"num": t.decimal(round(scale))}
+    else:
+        chance = _chance(t, risk, horizon)
+    reason = f"{quiet_text}; {usual}; {chance}"
     return {"risk": risk, "horizon_days": horizon, "at_risk_since": since["at_risk"],
             "lost_since": since["lost"], "reason": reason, "basis": "heuristic"}
 
