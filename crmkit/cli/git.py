@@ -124,9 +124,10 @@ def merge_driver(base: Path, ours: Path, theirs: Path, path: str) -> None:
     text, conflicts = merged
     replace(ours, text)
     if conflicts:
-        what = ("both sides created this record, with different"
-                if texts[0] is not None and not texts[0].strip() else "both sides changed")
-        click.echo(f"crmkit: {path or ours}: {what} {', '.join(conflicts)}", err=True)
+        what = (_("both sides created this record, with different %(fields)s")
+                if texts[0] is not None and not texts[0].strip()
+                else _("both sides changed %(fields)s")) % {"fields": ", ".join(conflicts)}
+        click.echo(f"crmkit: {path or ours}: {what}", err=True)
         sys.exit(1)
 
 

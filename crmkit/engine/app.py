@@ -326,8 +326,9 @@ class App:
             try:
                 selectors.append(compile_expression(text, self.registry.names()))
             except ExpressionError as exc:
-                raise CrmkitError(f"segment {text!r}: {exc.message} (column {exc.column})"
-                                  ) from None
+                raise CrmkitError(_("segment %(segment)s: %(error)s (column %(column)s)") % {
+                    "segment": repr(text), "error": exc.message, "column": exc.column}
+                    ) from None
         engine = self._engine
         views = [engine.view(c) for c in self.workspace.customers.values()]
         if selectors:

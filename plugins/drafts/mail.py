@@ -26,6 +26,8 @@ from typing import Any
 import crmkit
 from crmkit import EmailDraft
 
+from .cli import _
+
 HEADER_REMINDER = "X-Crmkit-Reminder"
 
 
@@ -140,14 +142,14 @@ class Mailer:
         settings = self.settings
         password = os.environ.get(settings.password_env) if settings.user else None
         if settings.user and settings.security == "none" and not _loopback(settings.host):
-            raise crmkit.CrmkitError(f"'email.smtp.security: none' would send the password to "
-                                     f"{settings.host} in clear: use starttls or ssl "
-                                     "(none only for a server on this machine); nothing was "
-                                     "sent")
+            raise crmkit.CrmkitError(_(
+                "'email.smtp.security: none' would send the password to %(host)s in clear: use "
+                "starttls or ssl (none only for a server on this machine); nothing was sent")
+                % {"host": settings.host})
         if settings.user and password is None:
-            raise crmkit.CrmkitError(f"set the SMTP password in ${settings.password_env} "
-                                     "(crmkit never reads passwords from files); nothing was "
-                                     "sent")
+            raise crmkit.CrmkitError(_(
+                "set the SMTP password in %(variable)s (crmkit never reads passwords from "
+                "files); nothing was sent") % {"variable": f"${settings.password_env}"})
         try:
             if settings.security == "ssl":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port,
@@ -156,8 +158,9 @@ class Mailer:
             else:
                 smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
         except (OSError, smtplib.SMTPException) as exc:
-            raise crmkit.CrmkitError(f"cannot connect to {settings.host}:{settings.port}: "
-                                     f"{exc}; nothing was sent") from None
+            raise crmkit.CrmkitError(_("cannot connect to %(server)s: %(error)s; nothing was "
+                                       "sent") % {"server": f"{settings.host}:{settings.port}",
+                                                  "error": exc}) from None
         try:
             if settings.security == "starttls":
                 smtp.starttls(context=ssl.create_default_context())
@@ -166,10 +169,11 @@ class Mailer:
         except (OSError, smtplib.SMTPException, UnicodeError) as exc:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 smtp.close()
-            why = ("the user name or password has characters the login cannot carry"
+            why = (_("the user name or password has characters the login cannot carry")
                    if isinstance(exc, UnicodeError) else str(exc))  # never the password
-            raise crmkit.CrmkitError(f"SMTP login to {settings.host} failed: {why}; "
-                                     "nothing was sent") from None
+            raise crmkit.CrmkitError(_("SMTP login to %(host)s failed: %(reason)s; nothing was "
+                                       "sent") % {"host": settings.host, "reason": why}
+                                     ) from None
         self._smtp = smtp
         return self
 

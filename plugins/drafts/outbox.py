@@ -21,6 +21,8 @@ from typing import Any
 
 import crmkit
 
+from .cli import _
+
 FOLDER = Path(".crmkit") / "outbox"
 
 
@@ -75,16 +77,17 @@ class Outbox:
             self.folder.mkdir(parents=True, exist_ok=True)
             handle = open(self.folder / ".lock", "a+b")  # noqa: SIM115 (closed below)
         except OSError as exc:
-            raise crmkit.CrmkitError(
-                f"cannot use the outbox {self.app.display_path(self.folder)} "
-                f"({exc.strerror or exc}): it keeps what is being sent, so nothing was "
-                "sent") from None
+            raise crmkit.CrmkitError(_(
+                "cannot use the outbox %(folder)s (%(error)s): it keeps what is being sent, so "
+                "nothing was sent") % {"folder": self.app.display_path(self.folder),
+                                       "error": exc.strerror or exc}) from None
         with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise crmkit.CrmkitError("another 'crmkit drafts --send' is sending from this "
-                                         "workspace; nothing was sent") from None
+                raise crmkit.CrmkitError(_("another '%(command)s' is sending from this "
+                                           "workspace; nothing was sent")
+                                         % {"command": "crmkit drafts --send"}) from None
             yield
 
     def remove(self, entry: Entry) -> None:

@@ -372,12 +372,18 @@ def render_report(app: crmkit.App, name: str, fmt: str, root: str | None = None)
     try:
         layout = env.get_template(f"reports/{name}.{fmt}.j2")
     except jinja2.TemplateNotFound:
+        from .cli import _
+
         known = available_reports(env)
         if name in known:
-            raise crmkit.CrmkitError(f"report {name!r} has no {fmt} template; "
-                                     f"it comes as {', '.join(known[name])}") from None
-        raise crmkit.CrmkitError(f"unknown report {name!r}{crmkit.did_you_mean(name, known)}; "
-                                 "see 'crmkit report --list'") from None
+            raise crmkit.CrmkitError(_("report %(name)s has no %(format)s template; it comes as "
+                                       "%(formats)s") % {"name": repr(name), "format": fmt,
+                                                         "formats": ", ".join(known[name])}
+                                     ) from None
+        raise crmkit.CrmkitError(_("unknown report %(name)s") % {"name": repr(name)}
+                                 + crmkit.did_you_mean(name, known) + "; "
+                                 + _("see '%(command)s'") % {"command": "crmkit report --list"}
+                                 ) from None
     settings = app.workspace.settings
     variables = {
         "business": settings.business, "today": app.today, "currency": settings.currency,
