@@ -367,3 +367,28 @@ def test_clicks_words_are_still_clicks():
     assert de.gettext("Error: {message}") == "Fehler: {message}"
     assert de.ngettext("{value!r} is not {choice}.", "{value!r} is not one of {choices}.",
                        2) == "{value!r} ist nicht eines von {choices}."
+
+
+def test_done_and_import_say_what_they_did_in_the_terminals_language(make_workspace):
+    root = make_workspace(CLI_FILES)
+    de = crmkit_in(root, GERMAN_TERMINAL, "done", "birthday/anna/2026-11-28")
+    [record] = (root / "interactions").rglob("*-done-*.yaml")
+    rel = record.relative_to(root).as_posix()
+    assert (de.returncode, de.stdout) == (
+        0, f"erledigt: birthday/anna/2026-11-28 (festgehalten in {rel})\n")
+    again = crmkit_in(root, ENGLISH_TERMINAL, "done", "birthday/anna/2026-11-28")
+    assert (again.returncode, again.stderr) == (
+        1, f"Error: 'birthday/anna/2026-11-28' is settled already, in {rel}:1:1\n")
+    (root / "people.csv").write_text("name,email\nCarla Christ,carla@example.de\n"
+                                     "Dora Dietz,dora@example.de\n", encoding="utf-8")
+    de = crmkit_in(root, GERMAN_TERMINAL, "import", "csv", str(root / "people.csv"))
+    assert de.returncode == 0, de.stderr
+    assert de.stdout.splitlines() == [
+        "people.csv: 2 Zeilen (csv)",
+        "  Zeile 2: neuer Kunde carla-christ (Carla Christ)",
+        "  Zeile 3: neuer Kunde dora-dietz (Dora Dietz)",
+        "2 neu, 0 bestehend (unverändert), 0 schon importiert, 0 ungültig",
+        "Probelauf: nichts geschrieben; --apply legt die 2 neuen Dateien an"]
+    en = crmkit_in(root, ENGLISH_TERMINAL, "import", "csv", str(root / "people.csv"))
+    assert en.stdout.splitlines()[-1] == ("dry run: nothing written; --apply creates the "
+                                          "2 new files")
