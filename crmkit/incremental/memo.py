@@ -284,10 +284,15 @@ class Memo:
 
     def summary(self) -> str:
         """One line on what was kept and what computed (``--verbose``)."""
+        from ..engine.i18n import cli_ngettext as ngettext
+
         kept = {k for k in self._kept if k not in self._computed and k not in self._updated}
-        return (f"rule results: {len(self._computed)} computed, {len(kept)} kept from "
-                f"earlier runs, {len(self._updated)} updated for {len(self._recomputed)} "
-                f"customer(s)")
+        return ngettext("rule results: %(computed)d computed, %(kept)d kept from earlier runs, "
+                        "%(updated)d updated for %(num)d customer",
+                        "rule results: %(computed)d computed, %(kept)d kept from earlier runs, "
+                        "%(updated)d updated for %(num)d customers", len(self._recomputed)) % {
+            "computed": len(self._computed), "kept": len(kept), "updated": len(self._updated),
+            "num": len(self._recomputed)}
 
     def whole(self, key: Hashable, day: dt.date | None, inputs: tuple[Any, ...],
               compute: Callable[[], V]) -> V:
