@@ -428,7 +428,13 @@ class App:
         file already holds that text alone."""
         from ..incremental.render import render_pure
 
-        return render_pure(self.templates.get_template(template), context, key)
+        pages = self.__dict__.setdefault("_page_templates", {})
+        found = pages.get(template)
+        if found is None:  # looked up once per run, not once per page
+            found = pages[template] = self.templates.get_template(template)
+        if self._one_shot:  # nothing renders it again in this process: keep nothing
+            return str(found.render(context))
+        return render_pure(found, context, key)
 
     # --- records and files ----------------------------------------------------------
 
@@ -563,7 +569,7 @@ class App:
         """Replace a generated file (``path`` relative to the output folder, or absolute)
         atomically; returns where it was written.  A file that already holds ``data``
         is left alone (its mtime stays)."""
-        target = Path(path)
+        target = path if isinstance(path, Path) else Path(path)
         if not target.is_absolute():
             target = self.workspace.output_dir / target
         try:

@@ -153,17 +153,19 @@ def replace(path: Path, data: bytes | str, durable: bool = True, public: bool = 
         _remember(path, given)
 
 
-#: Public output written (or found equal) by this process: path → (the data object,
-#: inode, size, mtime).  The same object again on an untouched file needs no read.
-_WRITTEN: dict[str, tuple[object, int, int, int]] = {}
+#: Public output written (or found equal) by this process: path → (the data's length and
+#: hash, inode, size, mtime).  The same text again on an untouched file needs no read: a
+#: kept page's text is the same object, whose hash Python keeps (the text itself is not
+#: held here, so a one-off build does not keep 10,000 pages in memory).
+_WRITTEN: dict[str, tuple[tuple[int, int], int, int, int]] = {}
 _KEEP_WRITTEN = 100_000
 
 
 def _unchanged(path: Path, data: bytes | str) -> bool:
-    """Whether ``path`` still holds what this process last wrote there, ``data`` being
-    that very object (a kept page's text): one ``stat``, no read."""
+    """Whether ``path`` still holds what this process last wrote there (the same text):
+    one ``stat``, no read."""
     kept = _WRITTEN.get(str(path))
-    if kept is None or kept[0] is not data:
+    if kept is None or kept[0] != (len(data), hash(data)):
         return False
     try:
         st = os.stat(path)
@@ -193,7 +195,7 @@ def _remember(path: Path, data: bytes | str) -> None:
         return
     if len(_WRITTEN) > _KEEP_WRITTEN:
         _WRITTEN.clear()
-    _WRITTEN[str(path)] = (data, st.st_ino, st.st_size, st.st_mtime_ns)
+    _WRITTEN[str(path)] = ((len(data), hash(data)), st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def write_atomically(path: Path, data: bytes | str) -> None:
