@@ -340,11 +340,15 @@ def test_cli_errors_and_did_you_mean_in_the_terminals_language(make_workspace):
     assert de.stderr.endswith("Fehler: unbekannter Befehl 'chek' (meinten Sie 'check'?)\n")
     # a diagnostic stays English (editors and CI read it; the parse cache keeps it)
     (root / "customers/carl.yaml").write_text("name: Carl\nemial: c@example.de\n")
+    (root / "interactions/typo.yaml").write_text("customer: annaa\ndate: 2026-11-02\n"
+                                                 "type: call\n")
     de = crmkit_in(root, GERMAN_TERMINAL, "check")
     assert de.returncode == 1
     assert ("customers/carl.yaml:2:1: error: unknown field 'emial' in a customer "
             "(did you mean 'email'?)") in de.stdout
-    assert de.stdout.endswith(": 1 Fehler, 0 Warnungen\n")
+    assert ("interactions/typo.yaml:1:11: error: unknown customer 'annaa' "
+            "(did you mean 'anna'?)") in de.stdout
+    assert de.stdout.endswith(": 2 Fehler, 0 Warnungen\n")
 
 
 def test_log_and_the_languages_order(make_workspace):

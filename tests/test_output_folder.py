@@ -24,7 +24,7 @@ def test_an_output_folder_inside_the_workspace_does_not_make_watch_rebuild_itsel
     root = make_workspace(FILES, settings=DEFAULT_SETTINGS + f"output: {output}\n")
     watch = Watch(root)
     try:
-        watch.expect(r"start: wrote \d+ file\(s\)")
+        watch.expect(r"start: wrote \d+ files?\b")
         watch.expect("watching for changes")
         assert [line for line in watch.quiet(1.5) if "wrote" in line] == []
         assert (root / output / "reports" / "weekly.md").is_file()

@@ -145,7 +145,7 @@ class _Parser:
     def parse(self) -> Compiled:
         node = self.or_()
         if self.current.kind != "end":
-            hint = did_you_mean(self.current.text, ("and", "or", "not", "in", "contains"))
+            hint = did_you_mean(self.current.text, ("and", "or", "not", "in", "contains"), "en")
             raise ExpressionError(f"unexpected {self.current.text!r}{hint}", self.current.column)
         return node
 
@@ -226,7 +226,7 @@ class _Parser:
     def variable(self, token: _Token) -> Compiled:
         head, *rest = token.text.split(".")
         if self.names is not None and head not in self.names:
-            raise ExpressionError(f"unknown name {head!r}{did_you_mean(head, self.names)}",
+            raise ExpressionError(f"unknown name {head!r}{did_you_mean(head, self.names, 'en')}",
                                   token.column)
         self.used.add(head)
 
@@ -290,7 +290,7 @@ def compile_expression(text: str, names: Iterable[str] | None = None) -> Express
         name, wanted = selector.groups()
         wanted = wanted.strip("\"'")
         if names is not None and name not in set(names):
-            raise ExpressionError(f"unknown name {name!r}{did_you_mean(name, names)}",
+            raise ExpressionError(f"unknown name {name!r}{did_you_mean(name, names, 'en')}",
                                   text.index(name) + 1)
         return Expression(text, _selector(name, wanted), frozenset({name}))
     parser = _Parser(text, names)

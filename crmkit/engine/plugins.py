@@ -514,7 +514,7 @@ def add_workspace_plugins(host: PluginHost, root: Path | None, disabled: Iterabl
 def _did_you_mean(name: str, known: Iterable[str]) -> str:
     from ..loading.schema import did_you_mean
 
-    return did_you_mean(name, known)
+    return did_you_mean(name, known, "en")  # for a diagnostic: English
 
 
 def disabled_stock_modules(host: PluginHost) -> list[tuple[str, ModuleType]]:

@@ -377,7 +377,7 @@ def _compile_and_check_reads(registry: Registry) -> None:
             what = _KINDS[type(rule)]
             registry.diagnostics.append(Diagnostic.error(
                 f"{what} {rule.name!r} reads {name!r}, which no plugin registers"
-                f"{did_you_mean(name, readable)}", rule.where, source=registry.owner(rule)))
+                f"{did_you_mean(name, readable, 'en')}", rule.where, source=registry.owner(rule)))
         if isinstance(rule, Check) and rule.reads:
             registry.diagnostics.append(Diagnostic.error(
                 f"check {rule.name!r} reads labels; checks run before labels are computed",

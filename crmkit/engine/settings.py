@@ -89,7 +89,7 @@ class _Validator:
         for key in raw:
             if key not in node.options and key not in node.children:
                 self.problem(f"unknown setting {key!r} in '{path}'"
-                             f"{did_you_mean(str(key), node.keys())}",
+                             f"{did_you_mean(str(key), node.keys(), 'en')}",
                              _key_place(raw, key, where), owner)
         values: dict[str, Any] = {}
         for key, option in node.options.items():
@@ -167,7 +167,7 @@ def _typed(kind: str, option: Option, value: Any, names: frozenset[str]
             return None, f"must be text, not {value!r}"
         if option.choices and value not in option.choices:
             return None, (f"must be one of {', '.join(option.choices)}, not {value!r}"
-                          f"{did_you_mean(value, option.choices)}")
+                          f"{did_you_mean(value, option.choices, 'en')}")
         return value, None
     if kind == "texts":
         if isinstance(value, str):
@@ -177,7 +177,7 @@ def _typed(kind: str, option: Option, value: Any, names: frozenset[str]
         bad = [v for v in value if option.choices and v not in option.choices]
         if bad:
             return None, (f"{bad[0]!r} is not one of {', '.join(option.choices)}"
-                          f"{did_you_mean(bad[0], option.choices)}")
+                          f"{did_you_mean(bad[0], option.choices, 'en')}")
         return tuple(value), None
     if kind == "date":
         if isinstance(value, dt.date) and not isinstance(value, dt.datetime):

@@ -780,7 +780,7 @@ def _resolve_aliases(aliases: Mapping[str, str], customers: dict[str, Customer],
 
 
 def unknown_customer(customer_id: str, customers: Mapping[str, Customer]) -> str:
-    return f"unknown customer {customer_id!r}{did_you_mean(customer_id, customers)}"
+    return f"unknown customer {customer_id!r}{did_you_mean(customer_id, customers, 'en')}"
 
 
 def _link(customers: dict[str, Customer], interactions: list[Interaction],

@@ -128,23 +128,24 @@ def close_match(word: str, choices: Iterable[str]) -> str | None:
     return close[0] if close else None
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """A hint for typos and abbreviations in the terminal's language, for a message
-    of the CLI: ``" (did you mean 'anna-mueller'?)"``, ``" (meinten Sie
-    'anna-mueller'?)"`` or ``""``."""
+def did_you_mean(word: str, choices: Iterable[str], locale: str | None = None) -> str:
+    """A hint for typos and abbreviations: ``" (did you mean 'anna-mueller'?)"``,
+    ``" (meinten Sie 'anna-mueller'?)"`` or ``""``; in ``locale``'s language, by default
+    the terminal's (a command's message).  A diagnostic passes ``"en"``: diagnostics
+    are English whatever the terminal speaks (editors and CI read them, and the
+    caches keep them)."""
     close = close_match(word, choices)
     if close is None:
         return ""
-    from ..engine.i18n import cli_gettext as _
+    from ..engine.i18n import translations
 
-    return " " + _("(did you mean %(choice)s?)") % {"choice": repr(close)}
+    t = translations(locale) if locale else translations(terminal=True)
+    return " " + t.gettext("(did you mean %(choice)s?)") % {"choice": repr(close)}
 
 
 def hint(word: str, choices: Iterable[str]) -> str:
-    """:func:`did_you_mean` in English, for diagnostics: they are kept in the parse
-    cache, read by editors and CI, and stay English whatever the terminal speaks."""
-    close = close_match(word, choices)
-    return f" (did you mean {close!r}?)" if close is not None else ""
+    """:func:`did_you_mean` in English, for diagnostics."""
+    return did_you_mean(word, choices, "en")
 
 
 def is_valid_email(address: str) -> bool:

@@ -190,7 +190,7 @@ def _unknown(value: str | None, known: tuple[str, ...], what: str, where: crmkit
         listed = "sources.campaigns" if what == "campaign" else "sources.known"
         yield Diagnostic.error(
             f"{what} {value!r} is not one of {listed!r} in crmkit.yaml"
-            f"{crmkit.did_you_mean(value, known)}", where, source=NAME)
+            f"{crmkit.did_you_mean(value, known, 'en')}", where, source=NAME)
 
 
 def check_sources(c: CustomerView) -> Iterator[Diagnostic]:
@@ -237,7 +237,7 @@ def crmkit_validate(workspace: crmkit.Workspace) -> Iterator[Diagnostic]:
         if deal.stage not in allowed:
             yield Diagnostic.error(
                 f"'stage' must be one of {', '.join(allowed)}, not {deal.stage!r}"
-                f"{crmkit.did_you_mean(deal.stage, allowed)} (the stages are "
+                f"{crmkit.did_you_mean(deal.stage, allowed, 'en')} (the stages are "
                 "'pipeline.stages' in crmkit.yaml)", deal.locate("stage"), source=NAME)
         yield from _unknown(deal.source, known.known, "source", deal.locate("source"))
         yield from _unknown(deal.campaign, known.campaigns, "campaign",
@@ -246,7 +246,7 @@ def crmkit_validate(workspace: crmkit.Workspace) -> Iterator[Diagnostic]:
     if offer is not None and offer not in stages and offer != "won":
         yield Diagnostic.error(
             f"'pipeline.offer_stage' must be one of the stages, not {offer!r}"
-            f"{crmkit.did_you_mean(offer, stages)}", _place(settings, "offer_stage"),
+            f"{crmkit.did_you_mean(offer, stages, 'en')}", _place(settings, "offer_stage"),
             source=NAME)
     for text, points, where in scoring_rules(settings):
         if not _points(points) and points != 0:

@@ -303,7 +303,7 @@ class _Reader:
             if key not in allowed:
                 self.error(self.at(key_marks.get(key)),
                            f"unknown key {key!r} in {what}"
-                           f"{crmkit.did_you_mean(str(key), allowed)}; "
+                           f"{crmkit.did_you_mean(str(key), allowed, 'en')}; "
                            f"known: {', '.join(allowed)}")
         return value
 
@@ -395,7 +395,7 @@ def _match(r: _Reader, mapping: Mapping[str, Any]) -> Match | None:
     if direction is not None and direction not in DIRECTIONS:
         r.error(r.place(mapping, "direction"),
                 f"'direction' must be inbound or outbound, not {direction!r}"
-                f"{crmkit.did_you_mean(direction, DIRECTIONS)}")
+                f"{crmkit.did_you_mean(direction, DIRECTIONS, 'en')}")
     r.types.extend(zip(types, places, strict=True))
     if r.failed > before or not _given(mapping, *MATCH_KEYS):
         return None
@@ -467,7 +467,7 @@ def _trigger(r: _Reader, data: Mapping[str, Any]) -> Trigger | None:
                                          f"not {nth!r}")
     if stage is not None and stage not in STAGES:
         why = (" (a lead has no day it began: no purchase yet)" if stage == "lead" else
-               crmkit.did_you_mean(stage, STAGES))
+               crmkit.did_you_mean(stage, STAGES, "en"))
         r.error(r.place(mapping, "stage"),
                 f"'stage' must be one of {', '.join(STAGES)}, not {stage!r}{why}")
     if interaction == staged:
@@ -687,7 +687,7 @@ def check_against(parsed: Parsed, types: Iterable[str], template_dirs: Iterable[
     for kind, where in parsed.types:
         if kind not in known:
             yield Diagnostic.error(
-                f"unknown interaction type {kind!r}{crmkit.did_you_mean(kind, known)} "
+                f"unknown interaction type {kind!r}{crmkit.did_you_mean(kind, known, 'en')} "
                 "(crmkit.yaml's interaction_types can add one)", where, source=NAME)
     folders = list(template_dirs)
     locales = list(dict.fromkeys((locale, "en")))

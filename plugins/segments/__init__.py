@@ -514,7 +514,7 @@ def check_stage(c: CustomerView) -> Iterable[crmkit.Diagnostic]:
     if customer.stage is not None and customer.stage not in STAGES:
         yield crmkit.Diagnostic.error(
             f"'stage' must be one of {', '.join(STAGES)}, not {customer.stage!r}"
-            f"{crmkit.did_you_mean(customer.stage, STAGES)}", customer.locate("stage"),
+            f"{crmkit.did_you_mean(customer.stage, STAGES, 'en')}", customer.locate("stage"),
             source=NAME)
 
 

@@ -28,7 +28,7 @@ def owner_problems(population: Any) -> Iterator[Diagnostic]:
         if owner and settings.member(owner) is None:
             yield Diagnostic.error(
                 f"'owner': {owner!r} is not in the team"
-                f"{crmkit.did_you_mean(owner, names)}; the team (crmkit.yaml): "
+                f"{crmkit.did_you_mean(owner, names, 'en')}; the team (crmkit.yaml): "
                 f"{', '.join(names)}", customer.locate("owner"), source=NAME)
 
 
