@@ -16,8 +16,6 @@ from ..engine.i18n import cli_ngettext as ngettext
 from ..engine.i18n import cli_translations
 from ..engine.plugins import trust as trust_workspace
 from ..engine.plugins import trust_file, workspace_plugin_files
-from ..incremental import replay
-from ..model.ids import slugify
 from ..loading.schema import (
     DIRECTIONS,
     ID_PATTERN,
@@ -29,6 +27,7 @@ from ..loading.schema import (
 )
 from ..loading.writing import write_customer
 from ..model import CrmkitError, Interaction
+from ..model.ids import slugify
 from .main import cli
 from .output import clean, day, echo_json, money, table
 from .scaffold import create_workspace
