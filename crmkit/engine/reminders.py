@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from operator import attrgetter
 
-from ..model.ids import slugify
 from ..model import Customer, FrozenMap, Interaction, OptionValues
+from ..model.ids import slugify
 from .rules import ReminderKind
 from .values import Due, Reminder
 
