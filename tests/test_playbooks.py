@@ -588,8 +588,8 @@ def test_check_reports_every_problem_of_a_playbook_at_its_place(make_workspace, 
         "playbooks/birthday.yaml:1:1: error: reminder kind 'birthday' is registered twice (by "
         "'reminders' and 'playbooks'); the second is left out",
         "playbooks/broken.yaml:1:1: error: unknown key 'descripton' in a playbook (did you "
-        "mean 'description'?); known: description, trigger, steps, stop, repeat, "
-        "expires_after, priority, channel",
+        "mean 'description'?); known: description, title, trigger, steps, stop, "
+        "repeat, expires_after, priority, channel",
         "playbooks/broken.yaml:3:10: error: unknown interaction type 'purchse' (did you mean "
         "'purchase'?) (crmkit.yaml's interaction_types can add one)",
         "playbooks/broken.yaml:6:12: error: 'after': 'three days' is not an offset: write a "
@@ -894,7 +894,7 @@ def test_the_title_names_a_playbooks_reminders_in_reports_and_the_calendar(make_
     assert not [c for c in categories if "_" in c or "heating" in c]  # no kind keys
     weekly = run("-w", root, "--today", "2026-06-01", "report", "weekly", "--format", "md",
                  "--out", "-").stdout
-    assert "Nach Heizungseinbau" in weekly and "heating" not in weekly
+    assert "**Nach Heizungseinbau** (1)" in weekly and "**heating**" not in weekly
     untitled = workspace(make_workspace, {"heating": HEATING}, purchase)
     ics = run("-w", untitled, "--today", "2026-06-01", "reminders", "--format", "ics").stdout
     assert "CATEGORIES:after a heating installation" in ics
