@@ -185,6 +185,27 @@ def test_pages_of_customers_that_are_gone_are_removed_and_nothing_else(make_work
     assert "cleo.html" not in (root / "out/lists/stage-lead.html").read_text()
 
 
+def test_a_site_folder_linked_out_of_the_output_folder_is_never_written_or_pruned(
+        make_workspace, tmp_path):
+    """Found by an attacker's pass: ``out/customers`` as a link to another folder made
+    the build write every customer page there and delete a page-like file in it."""
+    root = make_workspace(FILES, settings=SETTINGS)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / "victim.html"
+    victim.write_text('<meta name="generator" content="crmkit"> not yours')
+    (root / "out").mkdir()
+    (root / "out/customers").symlink_to(elsewhere)
+    done = subprocess.run([CRMKIT, "-w", root, "--today", TODAY, "build"],
+                          capture_output=True, text=True,
+                          env={**os.environ, "CRMKIT_BACKGROUND": "0"})
+    assert done.returncode == 1
+    assert f"out/customers is a link to {elsewhere}, outside the output folder: crmkit " \
+           "writes nothing there" in done.stderr
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["victim.html"]
+    assert victim.read_text().endswith("not yours")
+
+
 def test_unchanged_pages_are_not_rewritten(make_workspace):
     root = make_workspace(FILES, settings=SETTINGS)
     build(root)

@@ -572,6 +572,7 @@ class App:
         target = path if isinstance(path, Path) else Path(path)
         if not target.is_absolute():
             target = self.workspace.output_dir / target
+        self._check_output_folder(target.parent)
         try:
             replace_file(target, data, durable=False, public=True)
         except OSError as exc:
@@ -581,6 +582,24 @@ class App:
                 "folder": self.display_path(self.workspace.output_dir),
                 "error": exc.strerror or exc}) from None
         return target
+
+    def _check_output_folder(self, folder: Path) -> None:
+        """A folder below the output folder must really be there: a link in it (``out/
+        customers`` → ``/srv/www``) would make every build write, and prune, outside
+        the workspace.  Checked once per folder and run."""
+        checked = self.__dict__.setdefault("_output_folders", set())
+        if folder in checked:
+            return
+        output = self.workspace.output_dir
+        if folder == output or not folder.is_relative_to(output):
+            checked.add(folder)  # the output folder itself is checked with the settings
+            return
+        real = folder.resolve()
+        if not real.is_relative_to(output.resolve()):
+            raise CrmkitError(_("%(folder)s is a link to %(target)s, outside the output "
+                                "folder: crmkit writes nothing there") % {
+                "folder": self.display_path(folder), "target": real})
+        checked.add(folder)
 
     def write_file(self, path: str | Path, data: str | bytes) -> Path:
         """Replace a file a command was asked to write (an edited record; for a path named

@@ -211,7 +211,9 @@ def prune(folder: Path, keep: set[str]) -> list[Path]:
     """Remove the pages in ``folder`` that crmkit wrote and that are no longer made:
     regular ``*.html`` files (no links, no folders) carrying crmkit's generator mark.
     Nothing else in the folder is touched."""
-    removed = []
+    removed: list[Path] = []
+    if folder.is_symlink():  # never prune through a link (the writes refuse it too)
+        return removed
     try:
         entries = list(os.scandir(folder))
     except OSError:
