@@ -123,6 +123,18 @@ def test_a_broken_file_keeps_the_last_good_output(watching):
     assert "Birthday of Anna Fixed" in weekly.read_text()
 
 
+def test_errors_a_change_causes_elsewhere_are_said_after_the_rebuild(watching):
+    """Deleting a customer leaves their interactions naming nobody: the rebuild goes on
+    (nothing of the deleted file is left to keep), and says the workspace has errors."""
+    root, watch = watching
+    (root / "customers" / "anna.yaml").unlink()
+    watch.expect(r"customers/anna\.yaml: wrote")
+    watch.expect(r"^warning: the workspace has 1 error; run 'crmkit check' to see it$")
+    (root / "customers" / "anna.yaml").write_text("name: Anna\n")
+    watch.expect(r"customers/anna\.yaml: wrote")
+    assert [line for line in watch.quiet() if "warning" in line] == []
+
+
 def test_output_vcs_and_editor_files_are_ignored(watching):
     root, watch = watching
     (root / ".git").mkdir()

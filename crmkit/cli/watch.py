@@ -292,6 +292,13 @@ class Watcher:
         self.echo(f"{_clock()} {what}: " + ngettext(
             "wrote %(num)d file in %(seconds)s s", "wrote %(num)d files in %(seconds)s s",
             len(written)) % {"num": len(written), "seconds": f"{took:.2f}"} + parsed)
+        errors = workspace.errors  # e.g. a deleted customer whose interactions remain
+        if errors:
+            self.echo(ngettext("warning: the workspace has %(num)d error; run '%(command)s' "
+                               "to see it",
+                               "warning: the workspace has %(num)d errors; run '%(command)s' "
+                               "to see them", len(errors)) % {
+                "num": len(errors), "command": "crmkit check"})
         return True
 
     def outputs(self) -> list[str]:
