@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from conftest import CRMKIT, DEFAULT_SETTINGS
+from crmkit_plugins.reports import site
 from test_watch import Watch
 
 TODAY = "2026-06-01"
@@ -253,3 +254,98 @@ def test_watch_serves_the_start_page_and_rewrites_only_touched_pages(make_worksp
     finally:
         if watch.process.poll() is None:
             watch.process.kill()
+
+
+# --- names everywhere, ids only where a command needs them (issue 18 review) -------------
+
+ACTING = {
+    "customers/bjoern.yaml": "name: Björn Schäfer\nphones: ['+49 30 123;phone-context=evil']\n",
+    "customers/baeckerei.yaml": "name: Bäckerei Krause\nphones: ['javascript:alert(2)']\n",
+    "customers/anton.yaml": "name: anton Zander\n",
+    "customers/oezlem.yaml": "name: Özlem Aydın\n",
+    "interactions/h.yaml": """\
+        - {customer: bjoern, date: 2026-05-02, type: complaint, channel: web,
+           summary: Too loud}
+        - {customer: baeckerei, date: 2026-05-03, type: call, channel: instagram}
+        - {customer: anton, date: 2026-05-04, type: purchase, amount: 200, channel: visit}
+        """,
+    "deals/by-stage.yaml": "customer: bjoern\ntitle: Boiler\nstage: proposal\nvalue: 1000\n",
+    "deals/own.yaml": ("customer: baeckerei\ntitle: Oven\nstage: proposal\nvalue: 500\n"
+                       "probability: 0.8\n"),
+}
+GERMAN = DEFAULT_SETTINGS.replace("locale: en", "locale: de")
+
+
+def test_the_dashboard_names_and_links_customers_of_deals_and_complaints(make_workspace):
+    root = make_workspace(ACTING, settings=GERMAN)
+    build(root)
+    for page, root_way in (("index.html", ""), ("reports/dashboard.html", "../")):
+        text = (root / "out" / page).read_text()
+        deals = text[text.index('<section id="pipeline"'):]
+        deals = deals[:deals.index("</section>")]
+        # the customer's name, linked to their page from where the dashboard is
+        assert (f'<td data-label="Kunde"><a href="{root_way}customers/bjoern.html">'
+                'Björn Schäfer</a></td>') in deals, page
+        assert f'<a href="{root_way}customers/baeckerei.html">Bäckerei Krause</a>' in deals
+        assert ">bjoern<" not in deals and ">baeckerei<" not in deals
+        # Boiler has no probability of its own: its stage's (proposal, 50 %) is shown
+        assert re.search(r'Boiler</td>.*?data-label="Wahrscheinlichkeit">50\xa0%</td>',
+                         deals), page
+        assert re.search(r'Oven</td>.*?data-label="Wahrscheinlichkeit">80\xa0%</td>', deals)
+        complaints = text[text.index('<section id="complaints"'):]
+        complaints = complaints[:complaints.index("</section>")]
+        assert '<table class="cards">' in complaints
+        assert (f'<td data-label="Kunde"><a href="{root_way}customers/bjoern.html">'
+                'Björn Schäfer</a></td><td data-label="was">Too loud</td>') in complaints
+    md = (root / "out/reports/dashboard.md").read_text()
+    assert "| Boiler | Björn Schäfer | Angebot | 1.000,00\xa0€ | 50\xa0% |" in md
+    assert "| Björn Schäfer | Too loud |" in md
+    # ids only where a command needs them: the reminders' ids (`crmkit done ID`)
+    without_ids = re.sub(r"`[^`]*`", "", md)
+    assert "bjoern" not in without_ids and "baeckerei" not in without_ids
+
+
+def test_tel_links_keep_the_plus_and_junk_gets_none(make_workspace):
+    assert site.tel("+49 30 123;phone-context=evil") == "tel:+4930123"
+    assert site.tel(" +49 (0)3643 123-45") == "tel:+490364312345"
+    assert site.tel("0361 55 66") == "tel:03615566"
+    assert site.tel("javascript:alert(2)") is None  # one digit: no number
+    assert site.tel("12") is None and site.tel("") is None and site.tel(None) is None
+    assert site.tel("١٢٣٤٥") is None  # digits of other scripts are not dialled
+    root = make_workspace(ACTING, settings=GERMAN)
+    build(root)
+    bjoern = (root / "out/customers/bjoern.html").read_text()
+    assert '<a href="tel:+4930123">+49 30 123;phone-context=evil</a>' in bjoern
+    baeckerei = (root / "out/customers/baeckerei.html").read_text()
+    assert "tel:" not in baeckerei and "javascript:alert(2)" in baeckerei  # shown, not linked
+
+
+def test_channels_and_sources_are_words_in_german(make_workspace):
+    root = make_workspace(ACTING, settings=GERMAN)
+    build(root)
+    bjoern = (root / "out/customers/bjoern.html").read_text()
+    assert '<td data-label="Kanal">Webformular</td>' in bjoern
+    baeckerei = (root / "out/customers/baeckerei.html").read_text()
+    assert '<td data-label="Kanal">Instagram</td>' in baeckerei
+    from crmkit import translations
+
+    de, en = translations("de"), translations("en")
+    assert [de.word(w) for w in ("web", "website", "instagram", "fair", "referral", "ad")] \
+        == ["Webformular", "Website", "Instagram", "Messe", "Empfehlung", "Anzeige"]
+    assert [en.word(w) for w in ("web", "website", "instagram")] == [
+        "web form", "website", "Instagram"]
+    assert de.word("baumesse-2026") == "baumesse-2026"  # the user's own words as they are
+
+
+def test_lists_sort_names_as_people_do(make_workspace):
+    assert sorted(["Björn Schäfer", "Bäckerei Krause", "anton Zander", "Özlem Aydın",
+                   "Otto Ost", "Straße", "Strasse B"], key=site.name_key) == [
+        "anton Zander", "Bäckerei Krause", "Björn Schäfer", "Otto Ost", "Özlem Aydın",
+        "Straße", "Strasse B"]
+    root = make_workspace(ACTING, settings=GERMAN)
+    build(root)
+    page = (root / "out/lists/index.html").read_text()
+    assert page  # the lists exist
+    names = re.findall(r'customers/[a-z]+\.html">([^<]+)</a>',
+                       (root / "out/lists/stage-lead.html").read_text())
+    assert names == ["Bäckerei Krause", "Björn Schäfer", "Özlem Aydın"], names

@@ -196,5 +196,6 @@ def _render(app: App, section: ReportSection, template: Any, variables: dict[str
         settings = app.workspace.settings
         return render.render_pure(template, {
             "business": settings.business, "today": app.today,
-            "currency": settings.currency, "locale": settings.locale, **context})
+            "currency": settings.currency, "locale": settings.locale,
+            "root": variables.get("root"), **context})
     return str(template.render({**variables, **context, "section": section}))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 
@@ -308,9 +309,40 @@ def top_customers(app: crmkit.App) -> dict[str, Any]:
     return found
 
 
+def _customer(customers: Mapping[str, crmkit.Customer], customer_id: str) -> dict[str, Any]:
+    """A customer as a row shows them: the name, and the page to link to (``None`` when
+    there is no such customer: then the id is shown, unlinked)."""
+    found = customers.get(customer_id)
+    if found is None:
+        return {"customer": customer_id, "name": customer_id, "page": None}
+    return {"customer": customer_id, "name": found.name,
+            "page": site.CUSTOMERS + "/" + quote(site.page_name(customer_id))}
+
+
 def pipeline(app: crmkit.App) -> dict[str, Any]:
-    deals = sorted((d for d in app.workspace.deals.values() if d.is_open), key=lambda d: d.id)
-    return {"metrics": app.metrics(("pipeline_value", "pipeline_weighted")), "deals": deals}
+    """The open deals with their customer's name and the probability they are weighted
+    with: their own, else their stage's (``_stage_probabilities`` of the pipeline plugin,
+    as the weighted figure reads it; none shown for a stage without one)."""
+    found = app.metrics(("pipeline_value", "pipeline_weighted", "_stage_probabilities"))
+    stages = found.pop("_stage_probabilities", None)
+    by_stage = stages.value if stages is not None else {}
+    customers = app.workspace.customers
+    deals = []
+    for d in sorted((d for d in app.workspace.deals.values() if d.is_open), key=lambda d: d.id):
+        own = d.probability is not None
+        deals.append({**_customer(customers, d.customer), "title": d.title, "stage": d.stage,
+                      "value": d.value, "own": own,
+                      "probability": d.probability if own else by_stage.get(d.stage)})
+    return {"metrics": found, "deals": deals}
+
+
+def complaints(app: crmkit.App) -> dict[str, Any]:
+    """The complaints of the last 12 months with their customer's name."""
+    found = _showing(("complaints",))(app)
+    customers = app.workspace.customers
+    found["rows"] = [{**row, **_customer(customers, row["customer"])}
+                     for row in found["metrics"]["complaints"].value]
+    return found
 
 
 WEEKLY_SECTIONS = (
@@ -408,7 +440,8 @@ def write_report(app: crmkit.App, name: str, fmt: str, out: Path | None = None) 
 @crmkit.hookimpl
 def crmkit_register(register: Any) -> None:
     for order, (name, title, metrics) in enumerate(DASHBOARD_SECTIONS):
-        context = {"pipeline": pipeline, "top_customers": top_customers}.get(name) \
+        context = {"pipeline": pipeline, "top_customers": top_customers,
+                   "complaints": complaints}.get(name) \
             or _showing(metrics)
         register(ReportSection("dashboard", name, title, f"reports/sections/{name}", context,
                                order=10 * (order + 1), pure=True))

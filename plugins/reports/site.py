@@ -85,19 +85,35 @@ def words(locale: str | None) -> Words:
 # --- links ------------------------------------------------------------------------------
 
 
+#: Fewer digits than this make no ``tel:`` link (``javascript:alert(2)`` is no number).
+TEL_DIGITS = 3
+
+
 def tel(phone: str | None) -> str | None:
-    """``tel:+493645377 88`` → ``tel:+4936453778``: the digits (and a leading ``+``)."""
+    """A ``tel:`` link as RFC 3966 writes one: ``+49 36453 7788`` → ``tel:+49364537788``,
+    a leading ``+`` kept (a global number) and only the ASCII digits before any ``;``
+    parameter; ``None`` for fewer than :data:`TEL_DIGITS` digits."""
     if not phone:
         return None
-    digits = re.sub(r"[^0-9]", "", phone)
-    if not digits:
+    number = phone.strip().split(";", 1)[0]
+    digits = re.sub(r"[^0-9]", "", number)
+    if len(digits) < TEL_DIGITS:
         return None
-    return "tel:" + ("+" if phone.strip().startswith("+") else "") + digits
+    return "tel:" + ("+" if number.startswith("+") else "") + digits
 
 
 def mailto(email: str | None) -> str | None:
     """``mailto:`` with the address percent-encoded (nothing in it can add a header)."""
     return "mailto:" + quote(email.strip(), safe="@.-_+") if email and "@" in email else None
+
+
+def name_key(name: str) -> str:
+    """How people sort names (DIN 5007-1): accents and case do not count, ``ß`` is
+    ``ss``, so "Bäckerei Krause" comes before "Björn Schäfer" and "Özlem" among the O."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
 
 def page_name(customer_id: str) -> str:
@@ -283,7 +299,8 @@ def _lists(app: crmkit.App, t: Any, columns: dict[str, dict[str, Any]],
     """A page per lifecycle stage, ABC class and segment, and the page that lists them.
     Their rows are the customers' records, so a row is rendered again only when its
     customer changed."""
-    by_name = sorted(app.workspace.customers.values(), key=lambda c: (c.name.casefold(), c.id))
+    by_name = sorted(app.workspace.customers.values(),
+                     key=lambda c: (name_key(c.name), c.name, c.id))
     lists: list[tuple[str, str, str, list[crmkit.Customer]]] = []  # (file, group, title, rows)
     stage = columns.get("lifecycle", {})
     stages: dict[str, list[crmkit.Customer]] = {s: [] for s in STAGES} if stage else {}
