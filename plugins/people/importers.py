@@ -21,6 +21,12 @@ from typing import Any
 import crmkit
 from crmkit import Importer, ImportOptions, ImportRow
 
+
+def _(message: str) -> str:
+    """A row's problem or warning, shown by ``crmkit import``: in the terminal's language
+    (LANG), as the rest of what the command says."""
+    return crmkit.translations(terminal=True).gettext(message)
+
 #: Normalised header → field. Normalised = lower case, letters and digits only.
 HEADERS = {
     "name": ("name", "fullname", "vollstaendigername", "kunde", "kundenname", "anzeigename",
@@ -262,7 +268,7 @@ def customer_row(row: int, values: dict[str, Any], extra_fields: dict[str, Any] 
     data: dict[str, Any] = {}
     numbers: list[str] = []
     if not name:
-        problems.append("no name (need a name, first and last name, or a company)")
+        problems.append(_("no name (need a name, first and last name, or a company)"))
     else:
         data["name"] = name
     if salutation := _text(values.get("salutation")):
@@ -274,7 +280,8 @@ def customer_row(row: int, values: dict[str, Any], extra_fields: dict[str, Any] 
         if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s.]+", email):
             emails.append(email)
         else:
-            warnings.append(f"email {email!r} is not an email address, left out")
+            warnings.append(_("email %(value)s is not an email address, left out")
+                            % {"value": repr(email)})
     if emails:
         data["email" if len(emails) == 1 else "emails"] = emails[0] if len(emails) == 1 \
             else emails
@@ -297,7 +304,8 @@ def customer_row(row: int, values: dict[str, Any], extra_fields: dict[str, Any] 
     if values.get("birthday") not in (None, ""):
         born = parse_date(values["birthday"])
         if born is None:
-            warnings.append(f"birthday {_text(values['birthday'])!r} is not a date, left out")
+            warnings.append(_("birthday %(value)s is not a date, left out")
+                            % {"value": repr(_text(values["birthday"]))})
         else:
             data["birthday"] = born
     tags = [t.strip() for t in re.split(r"[;,]", _text(values.get("tags"))) if t.strip()]
@@ -316,7 +324,8 @@ def customer_row(row: int, values: dict[str, Any], extra_fields: dict[str, Any] 
         if isinstance(services, list) and all(isinstance(s, dict) for s in services):
             data["services"] = services
         else:
-            warnings.append(f"services {text!r} are not a list of services, left out")
+            warnings.append(_("services %(value)s are not a list of services, left out")
+                            % {"value": repr(text)})
     if aliases := [a for a in re.split(r"[;,\s]+", _text(values.get("aliases"))) if a]:
         data["aliases"] = aliases
     free = dict(extra_fields or {})
@@ -343,13 +352,15 @@ def _consent(values: dict[str, Any], data: dict[str, Any], warnings: list[str]) 
     since_text = values.get("consent_since")
     how = _text(values.get("consent_how"))
     if given not in YES and given not in NO:
-        warnings.append(f"email consent {given!r} is neither yes nor no, left out")
+        warnings.append(_("email consent %(value)s is neither yes nor no, left out")
+                        % {"value": repr(given)})
         return
     consent: dict[str, Any] = {"email": given in YES}
     if since_text not in (None, ""):
         since = parse_date(since_text)
         if since is None:
-            warnings.append(f"consent since {_text(since_text)!r} is not a date, left out")
+            warnings.append(_("consent since %(value)s is not a date, left out")
+                            % {"value": repr(_text(since_text))})
         else:
             consent["since"] = since
     if how:
@@ -364,13 +375,14 @@ def _overflow(cells: list[Any], headers: list[str]) -> tuple[str, ...]:
     extra = [c for c in cells[len(headers):] if str(c).strip()]
     if not extra:
         return ()
-    return (f"{len(headers) + len(extra)} values but {len(headers)} columns (a value with "
-            "an unquoted delimiter?): the values would land in the wrong fields",)
+    return (_("%(values)d values but %(columns)d columns (a value with an unquoted "
+              "delimiter?): the values would land in the wrong fields") % {
+        "values": len(headers) + len(extra), "columns": len(headers)},)
 
 
 def read_spreadsheet(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
     headers, rows = read_table(path, options)
-    fields, _ = column_fields(headers, HEADERS, dict(options.mapping))
+    fields, _unknown = column_fields(headers, HEADERS, dict(options.mapping))
     if not any(f in fields.values() for f in ("name", "first_name", "last_name", "company")):
         raise crmkit.CrmkitError(
             f"{path.name}: no name column among {', '.join(headers) or 'no headers'}; "
@@ -400,7 +412,7 @@ def read_hubspot(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
 
 def read_transactions(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
     headers, rows = read_table(path, options)
-    fields, _ = column_fields(headers, TRANSACTION_HEADERS, dict(options.mapping))
+    fields, _unknown = column_fields(headers, TRANSACTION_HEADERS, dict(options.mapping))
     found = set(fields.values())
     missing = [f for f in ("date", "amount") if f not in found]
     if not found & {"customer", "customer_email", "customer_name"}:
@@ -414,9 +426,11 @@ def read_transactions(path: Path, options: ImportOptions) -> Iterator[ImportRow]
         day = parse_date(values.get("date", ""))
         amount = parse_amount(values.get("amount", ""))
         if day is None:
-            problems.append(f"date {_text(values.get('date'))!r} is not a date")
+            problems.append(_("date %(value)s is not a date")
+                            % {"value": repr(_text(values.get("date")))})
         if amount is None:
-            problems.append(f"amount {_text(values.get('amount'))!r} is not a number")
+            problems.append(_("amount %(value)s is not a number")
+                            % {"value": repr(_text(values.get("amount")))})
         data: dict[str, Any] = {"date": day, "type": "purchase", "amount": amount}
         for key in ("customer", "customer_email", "customer_name"):
             if text := _text(values.get(key)):
@@ -483,7 +497,8 @@ def read_json(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
                                  "json' writes them)")
     for number, item in enumerate(items, start=1):
         if not isinstance(item, dict):
-            yield ImportRow(number, "customer", {}, (f"entry {number} is not an object",))
+            yield ImportRow(number, "customer", {},
+                            (_("entry %(num)d is not an object") % {"num": number},))
             continue
         yield ImportRow(number, "customer", *_customer_of_json(item))
 
@@ -510,7 +525,7 @@ def _customer_of_json(item: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, 
     if isinstance(item.get("id"), str):
         data["_id"] = item["id"]
     problems = () if isinstance(item.get("name"), str) and item["name"].strip() else (
-        "no name",)
+        _("no name"),)
     return data, problems
 
 

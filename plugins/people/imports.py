@@ -90,11 +90,12 @@ def restore_numbers(data: dict[str, Any], numbers: list[str], locale: str) -> li
             code = address.get("postal_code", "")
             if german and code.isdigit() and len(code) < 5:
                 address["postal_code"] = code.zfill(5)
-                told.append(f"postal code {code} was a number in the spreadsheet (its leading "
-                            f"zero lost): read as {address['postal_code']}")
+                told.append(_("postal code %(code)s was a number in the spreadsheet (its "
+                              "leading zero lost): read as %(read)s")
+                            % {"code": code, "read": address["postal_code"]})
             elif code.isdigit() and len(code) < 5:
-                told.append(f"postal code {code} was a number in the spreadsheet: check it "
-                            "for lost leading zeros")
+                told.append(_("postal code %(code)s was a number in the spreadsheet: check it "
+                              "for lost leading zeros") % {"code": code})
             continue
         key = "phones" if "phones" in data else "phone"
         phones = data[key] if isinstance(data[key], list) else [data[key]]
@@ -103,11 +104,13 @@ def restore_numbers(data: dict[str, Any], numbers: list[str], locale: str) -> li
         if german:
             phones[i] = "+" + digits if digits.startswith("49") and len(digits) >= 11 \
                 else "0" + digits
-            told.append(f"phone {digits} was a number in the spreadsheet (its leading "
-                        f"{'+' if phones[i][0] == '+' else '0'} lost): read as {phones[i]}")
+            told.append(_("phone %(phone)s was a number in the spreadsheet (its leading "
+                          "%(lost)s lost): read as %(read)s")
+                        % {"phone": digits, "lost": "+" if phones[i][0] == "+" else "0",
+                           "read": phones[i]})
         else:
-            told.append(f"phone {digits} was a number in the spreadsheet: check it for a lost "
-                        "leading 0 or +")
+            told.append(_("phone %(phone)s was a number in the spreadsheet: check it for a "
+                          "lost leading 0 or +") % {"phone": digits})
         data[key] = phones if key == "phones" else phones[0]
     return told
 
@@ -166,25 +169,28 @@ def _plan_customer(app: crmkit.App, importer: Importer, row: ImportRow, data: di
         warnings.extend(restore_numbers(data, list(numbers), ws.settings.locale))
     key = import_id(importer.name, data, known.seen)
     if key in known.known_ids:
-        return Outcome(row, "already", known.known_ids[key], "imported before",
+        return Outcome(row, "already", known.known_ids[key], _("imported before"),
                        warnings=warnings)
     person = _person(f"row {row.row}", data)
     if wanted in ws.customers and (
             similar_names(person.name, ws.customers[wanted].name)
             or {email_key(e) for e in person.emails}
             & {email_key(e) for e in ws.customers[wanted].emails}):
-        return Outcome(row, "existing", wanted, f"same id {wanted}", warnings=warnings)
+        return Outcome(row, "existing", wanted, _("same id %(id)s") % {"id": wanted},
+                       warnings=warnings)
     match = known.index.find(person)
     possible = None
     if match is not None and match.certain:
         if match.key in known.planned:
             return Outcome(row, "existing", match.key,
-                           f"the same person as row {known.planned[match.key]}: "
-                           f"{match.evidence}", warnings=warnings)
+                           _("the same person as row %(row)d: %(evidence)s") % {
+                               "row": known.planned[match.key], "evidence": match.evidence},
+                           warnings=warnings)
         return Outcome(row, "existing", match.key, match.evidence, warnings=warnings)
     if match is not None:
-        where = (f"row {known.planned[match.key]} ({match.key})" if match.key in known.planned
-                 else match.key)
+        where = (_("row %(row)d (%(customer)s)") % {"row": known.planned[match.key],
+                                                     "customer": match.key}
+                 if match.key in known.planned else match.key)
         possible = f"{where}: {match.evidence}"
         if skip_possible:
             return Outcome(row, "skipped", match.key, data.get("name", ""), possible=possible,
@@ -210,15 +216,15 @@ def _find_customer(ws: crmkit.Workspace, index: PeopleIndex, by_name: dict[str, 
     """A customer named by id, email or exact name; else ``None`` and why not."""
     text = value.strip()
     if text in ws.customers:
-        return text, f"id {text}"
+        return text, _("by id %(value)s") % {"value": text}
     if found := index.by_email.get(email_key(text)):
-        return found, f"email {text}"
+        return found, _("by email %(value)s") % {"value": text}
     ids = by_name.get(name_key(text), [])
     if len(ids) == 1:
-        return ids[0], f"name {text}"
+        return ids[0], _("by name %(value)s") % {"value": text}
     if ids:
-        return None, (f"the name {text!r} is several customers' ({', '.join(sorted(ids))}): "
-                      "give the id or email")
+        return None, (_("the name %(name)s is several customers' (%(ids)s): give the id or "
+                        "email") % {"name": repr(text), "ids": ", ".join(sorted(ids))})
     return None, ""
 
 
@@ -240,17 +246,19 @@ def _plan_interaction(app: crmkit.App, importer: Importer, row: ImportRow,
     if customer is None:
         who = " / ".join(repr(v) for v in given) or "?"
         return Outcome(row, "invalid",
-                       note="; ".join(problems) or f"no customer matches {who} (by id, email "
-                                                   "or exact name)")
+                       note="; ".join(problems) or _("no customer matches %(who)s (by id, "
+                                                     "email or exact name)") % {"who": who})
     key = import_id(importer.name, {**data, "customer": customer}, known.seen)
     if key in known.known_ids:
-        return Outcome(row, "already", customer, "imported before")
+        return Outcome(row, "already", customer, _("imported before"))
     data = {"customer": customer, **data, "fields": {"import_id": key}}
     try:
         rel = app.record_interaction(data, dry_run=True)
     except crmkit.CrmkitError as exc:
         return Outcome(row, "invalid", customer, str(exc))
-    return Outcome(row, "new", customer, f"{data['type']} of {customer} (by {how})", data, rel)
+    t = crmkit.translations(terminal=True)
+    return Outcome(row, "new", customer, t.gettext("%(type)s of %(customer)s (%(how)s)") % {
+        "type": t.word(data["type"]), "customer": customer, "how": how}, data, rel)
 
 
 def apply(app: crmkit.App, outcomes: list[Outcome]) -> None:

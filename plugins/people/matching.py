@@ -17,11 +17,18 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import crmkit
 from crmkit import Customer
 
 SIMILAR_NAME = 0.88
 _TITLES = {"dr", "prof", "herr", "frau", "mr", "mrs", "ms", "dipl", "ing"}
 _UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+
+
+def _(message: str) -> str:
+    """The evidence of a match, shown by ``crmkit import`` and ``crmkit duplicates``: in the
+    terminal's language (LANG)."""
+    return crmkit.translations(terminal=True).gettext(message)
 
 
 def email_key(email: str) -> str:
@@ -134,7 +141,7 @@ class PeopleIndex:
         match if there is one, else a possible one."""
         for email in person.emails:
             if (key := self.by_email.get(email_key(email))) and key != person.key:
-                return Match(key, f"same email {email}")
+                return Match(key, _("same email %(email)s") % {"email": email})
         possible: Match | None = None
         for phone in person.phones:
             for key in self.by_phone.get(phone_key(phone) or "", ()):
@@ -142,9 +149,11 @@ class PeopleIndex:
                     continue
                 other_name = self.names.get(key, "")
                 if similar_names(person.name, other_name):
-                    return Match(key, f"same phone {phone} and a similar name")
+                    return Match(key, _("same phone %(phone)s and a similar name")
+                                 % {"phone": phone})
                 possible = possible or Match(
-                    key, f"same phone {phone}, but another name ({other_name!r})", False)
+                    key, _("same phone %(phone)s, but another name (%(name)s)")
+                    % {"phone": phone, "name": repr(other_name)}, False)
         if possible is not None:
             return possible
         if person.place:
@@ -153,11 +162,11 @@ class PeopleIndex:
                 if key == person.key:
                     continue
                 if other == wanted:
-                    return Match(key, "same name and address", False)
+                    return Match(key, _("same name and address"), False)
                 ratio = difflib.SequenceMatcher(None, wanted, other).ratio()
                 if ratio >= SIMILAR_NAME:
-                    return Match(key, f"similar name ({other_name!r}) at the same address",
-                                 False)
+                    return Match(key, _("similar name (%(name)s) at the same address")
+                                 % {"name": repr(other_name)}, False)
         return None
 
 
