@@ -231,20 +231,32 @@ def _rounded(field: str, digits: int) -> Any:
     return label
 
 
-def model_status(population: Any) -> str | None:
-    """Why the segments do not use the model (``None`` when they do)."""
+def model_status_message(population: Any) -> tuple[str, dict[str, Any]] | None:
+    """Why the segments do not use the model (``None`` when they do), as an English
+    message and its values: the helper metric ``_model_status_message``, which a command
+    says in the terminal's language (``crmkit segments``), while ``model_status`` keeps
+    the English text as data."""
     options = population.options
     fitted: Fit = population.metrics["_purchase_model"]
     if not options.use_for_segments:
-        return "prediction.use_for_segments is false"
+        return N_("prediction.use_for_segments is false"), {}
     if fitted.repeat_customers < options.min_repeat_customers:
-        return (f"{fitted.repeat_customers} customers with repeat purchases, the model needs "
-                f"{options.min_repeat_customers}")
+        return (N_("%(repeat)d customers with repeat purchases, the model needs %(needed)d"),
+                {"repeat": fitted.repeat_customers, "needed": options.min_repeat_customers})
     if not trustworthy(fitted, options):
         if fitted.problem is None and fitted.pareto is not None:
-            return "the churn model (Pareto/NBD) found no stable fit"
-        return fitted.problem or "no trustworthy fit"
+            return N_("the churn model (Pareto/NBD) found no stable fit"), {}
+        if fitted.problem:
+            return "%(problem)s", {"problem": fitted.problem}
+        return N_("no trustworthy fit"), {}
     return None
+
+
+def model_status(population: Any) -> str | None:
+    """Why the segments do not use the model (``None`` when they do), in English: data,
+    as ``--format json`` shows it."""
+    said = population.metrics["_model_status_message"]
+    return None if said is None else said[0] % said[1]
 
 
 def _predicted(c: CustomerView) -> tuple[str, dict[str, float]] | None:
@@ -338,8 +350,11 @@ def crmkit_register(register: Any) -> None:
                    description="the probability that the customer still buys (BG/NBD)"))
     register(Label("clv", _rounded("clv", 2), reads=("_prediction", "_model_risk"),
                    description="expected value over the horizon"))
+    register(Metric("_model_status_message", "Why the segments use the heuristic, as a "
+                    "message and its values", over_all=model_status_message,
+                    reads=("_purchase_model",), settings=NAME))
     register(Metric("model_status", "Why the segments use the heuristic",
-                    over_all=model_status, reads=("_purchase_model",), settings=NAME))
+                    over_all=model_status, reads=("_model_status_message",), settings=NAME))
     register(Metric("expected_value", N_("Expected value of the customer base"), _predicted,
                     across=expected_value, reads=("_prediction",), unit="currency",
                     description=N_("BG/NBD and Gamma-Gamma fitted on the purchase history")))

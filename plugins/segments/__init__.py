@@ -597,6 +597,18 @@ def _place(section: Any, key: str) -> crmkit.Location:
     return crmkit.Location("crmkit.yaml", line, col)
 
 
+def _why(app: crmkit.App) -> str:
+    """Why the model does not decide the stages, in the terminal's language: the predict
+    plugin's message and values (``_model_status_message``), else its English
+    ``model_status``; ``""`` without either."""
+    said = app.metrics(["_model_status_message"]).get("_model_status_message")
+    if said is not None and said.value:
+        message, values = said.value
+        return f" ({_(message) % values})"
+    status = app.metrics(["model_status"]).get("model_status")
+    return f" ({status.value})" if status is not None and status.value else ""
+
+
 def _label_text(labels: dict[str, Any]) -> str:
     return ", ".join(k for k, v in labels.items() if v is True)
 
@@ -625,22 +637,23 @@ def crmkit_register_commands(cli: click.Group) -> None:
             rows.append([cid, row.get("lifecycle"), row.get("abc"), row.get("rfm"),
                          _("yes") if row.get("win_back_worthy") else "",
                          _label_text(row.get("segments", {}))])
-        headers = [_("customer"), "lifecycle", "abc", "rfm", "win-back", _("segments")]
+        # the cells are values, as segment expressions write them (lifecycle == "active")
+        headers = [_("customer"), _("lifecycle"), _("abc"), _("rfm"), _("win-back"),
+                   _("segments")]
         click.echo(crmkit.table(headers, rows))
         counts: dict[str, int] = {}
         for cid in ids:
             counts[labels[cid].get("lifecycle")] = counts.get(labels[cid].get("lifecycle"),
                                                               0) + 1
-        summary = ", ".join(f"{counts[s]} {s}" for s in STAGES if s in counts)
+        t = crmkit.translations(terminal=True)
+        summary = ", ".join(f"{counts[s]} {t.word(s)}" for s in STAGES if s in counts)
         click.echo(ngettext("%(num)d customer", "%(num)d customers", len(ids))
                    % {"num": len(ids)} + f": {summary}", err=True)
         basis = labels.column("lifecycle_basis")
         if any(value == "model" for value in basis.values()):
-            click.echo("lifecycle: " + _("from the churn risk of the fitted Pareto/NBD model"),
-                       err=True)
+            click.echo(_("lifecycle") + ": " + _("from the churn risk of the fitted "
+                                                 "Pareto/NBD model"), err=True)
         else:
-            status = app.metrics(["model_status"]).get("model_status")
-            why = f" ({status.value})" if status is not None and status.value else ""
-            click.echo("lifecycle: " + _("the churn risk from this workspace's gaps between "
-                                         "purchases") + why, err=True)
+            click.echo(_("lifecycle") + ": " + _("the churn risk from this workspace's gaps "
+                                                 "between purchases") + _why(app), err=True)
         app.warn_about_problems()
