@@ -11,9 +11,9 @@ from typing import Any
 import click
 
 from ..engine.app import App, pass_app
+from ..engine.i18n import N_, cli_translations
 from ..engine.i18n import cli_gettext as _
 from ..engine.i18n import cli_ngettext as ngettext
-from ..engine.i18n import cli_translations
 from ..engine.plugins import trust as trust_workspace
 from ..engine.plugins import trust_file, workspace_plugin_files
 from ..loading.schema import (
@@ -281,6 +281,11 @@ def _describe(i: Interaction, currency: str) -> str:
     return clean(" ".join(parts))
 
 
+#: The stock labels that are a sentence, by their title (another plugin's label is
+#: titled by its name: ``next_step`` → ``Next step``).
+SENTENCE_LABELS = {"churn_reason": N_("Churn reason")}
+
+
 @cli.command()
 @click.argument("customer_id", metavar="CUSTOMER")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -362,7 +367,8 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
             elif key.endswith("_since") or value in (None, False):
                 continue
             elif isinstance(value, str) and " " in value:
-                sentences.append((key.replace("_", " ").capitalize(), value))
+                sentences.append((_(SENTENCE_LABELS[key]) if key in SENTENCE_LABELS
+                                  else key.replace("_", " ").capitalize(), value))
             else:
                 text = key if value is True else f"{key}={value}"
                 since = labels.get(f"{key}_since")

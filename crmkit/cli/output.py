@@ -64,8 +64,15 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def money(amount: Decimal | None, currency: str) -> str:
+    """``1,253.00 EUR`` in an English terminal (as before, and as the docs show it), else
+    in the terminal language's format (``1.253,00 €``)."""
     if amount is None:
         return ""
+    from ..engine.i18n import cli_translations
+
+    t = cli_translations()
+    if t.language != "en":
+        return t.money(amount, currency)
     return f"{amount:,.2f} {currency}"
 
 
