@@ -94,6 +94,20 @@ class Offset:
     def __str__(self) -> str:
         return f"{self.count} {self.unit[:-1] if self.count == 1 else self.unit}"
 
+    def said(self, t: Any = None) -> str:
+        """``3 days`` as data (``t`` is ``None``), else in ``t``'s language (``3 Tage``)."""
+        return str(self) if t is None else t.duration(self.count, self.unit)
+
+
+def _english(t: Any) -> Any:
+    """``describe``'s language: English (data: JSON, diagnostics) unless ``t`` is given."""
+    return t if t is not None else crmkit.translations("en")
+
+
+def _word(t: Any, value: str) -> str:
+    """A type or stage as written in the file (data), else as a word in ``t``'s language."""
+    return value if t is None else t.word(value)
+
 
 def parse_offset(value: Any) -> Offset | None:
     """``3 days``, ``2 weeks``, ``3 months``, ``1 year`` (or a whole number of days)."""
@@ -132,12 +146,18 @@ class Match:
         haystack = "\n".join(written).casefold()
         return any(text.casefold() in haystack for text in self.texts)
 
-    def describe(self) -> str:
-        what = " or ".join(self.types) if self.types else "interaction"
+    def describe(self, t: Any = None) -> str:
+        """``purchase mentioning 'Therme'``: English, as JSON and diagnostics have it;
+        with ``t``, in its language (``crmkit playbooks``' table)."""
+        say = _english(t)
+        either = say.gettext(" or ")
+        what = (either.join(_word(t, x) for x in self.types) if self.types
+                else say.gettext("interaction"))
         if self.direction:
             what = f"{self.direction} {what}"
         if self.texts:
-            what += " mentioning " + " or ".join(repr(t) for t in self.texts)
+            what = say.gettext("%(what)s mentioning %(texts)s") % {
+                "what": what, "texts": either.join(repr(x) for x in self.texts)}
         return what
 
 
@@ -153,12 +173,13 @@ class Condition:
     label: str | None = None
     segment_where: Location | None = None
 
-    def describe(self) -> str:
+    def describe(self, t: Any = None) -> str:
+        say = _english(t)
         if self.match is not None:
-            return self.match.describe()
+            return self.match.describe(t)
         if self.tag is not None:
-            return f"tag {self.tag}"
-        return f"segment {self.segment}"
+            return say.gettext("tag %(tag)s") % {"tag": self.tag}
+        return say.gettext("segment %(segment)s") % {"segment": self.segment}
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,18 +196,21 @@ class Trigger:
     label: str | None = None
     segment_where: Location | None = None
 
-    def describe(self) -> str:
+    def describe(self, t: Any = None) -> str:
+        """English, as JSON and diagnostics have it; with ``t``, in its language."""
+        say = _english(t)
         if self.stage is not None:
-            text = f"entering stage {self.stage}"
+            text = say.gettext("entering stage %(stage)s") % {"stage": _word(t, self.stage)}
         else:
             assert self.match is not None
-            text = self.match.describe()
+            text = self.match.describe(t)
             if self.nth > 1:
-                text += f", from the {_ordinal(self.nth)} on"
+                text += say.gettext(", from the %(nth)s on") % {
+                    "nth": _ordinal(self.nth) if say.language == "en" else f"{self.nth}."}
         if self.tag is not None:
-            text += f", tagged {self.tag}"
+            text += say.gettext(", tagged %(tag)s") % {"tag": self.tag}
         if self.segment is not None:
-            text += f", in segment {self.segment}"
+            text += say.gettext(", in segment %(segment)s") % {"segment": self.segment}
         return text
 
 
@@ -247,10 +271,12 @@ class Playbook:
         found.extend(f"{c.label}?" for c in self.conditions() if c.label is not None)
         return tuple(found)
 
-    def describe_repeat(self) -> str:
+    def describe_repeat(self, t: Any = None) -> str:
+        """English, as JSON has it; with ``t``, in its language."""
+        say = _english(t)
         if self.every is not None:
-            return f"every {self.every}"
-        return "once" if self.repeat == "once" else "each trigger"
+            return say.gettext("every %(span)s") % {"span": self.every.said(t)}
+        return say.gettext("once") if self.repeat == "once" else say.gettext("each trigger")
 
 
 # --- reading a file ---------------------------------------------------------------------

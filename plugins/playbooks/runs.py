@@ -100,6 +100,9 @@ class Run:
     #: What ended it, if a stop condition holds, and on which day (``None``: today).
     stopped: str | None = None
     stopped_on: dt.date | None = None
+    #: The interaction or the condition that ended it (``crmkit playbooks`` says it in
+    #: the terminal's language; ``stopped`` is the English text, as JSON has it).
+    stopped_by: Interaction | Condition | None = None
 
     def step_id(self, customer: str, step: StepDue) -> str:
         """The id of the step's reminder (``playbook/customer/due/step``)."""
@@ -144,22 +147,23 @@ def _holds(c: CustomerView, condition: Condition) -> bool:
 
 
 def _stopped(c: CustomerView, conditions: Iterable[Condition],
-             events: Iterable[Interaction]) -> tuple[str | None, dt.date | None]:
+             events: Iterable[Interaction]
+             ) -> tuple[str | None, dt.date | None, Interaction | Condition | None]:
     """The first of ``events`` that matches one of ``conditions``, else the first tag or
-    segment condition that holds: what it was and its day."""
+    segment condition that holds: what it was, its day and the event or condition."""
     conditions = tuple(conditions)
     if not conditions:
-        return None, None
+        return None, None, None
     matches = [c.match for c in conditions if c.match is not None]
     if matches:
         for event in events:
             if any(match(event) for match in matches):
                 what = f" ({event.summary})" if event.summary else ""
-                return f"{event.type} on {event.date.isoformat()}{what}", event.date
+                return f"{event.type} on {event.date.isoformat()}{what}", event.date, event
     for condition in conditions:
         if condition.match is None and _holds(c, condition):
-            return condition.describe(), None
-    return None, None
+            return condition.describe(), None, condition
+    return None, None, None
 
 
 def runs(playbook: Playbook, c: CustomerView) -> list[Run]:
@@ -188,7 +192,7 @@ def runs(playbook: Playbook, c: CustomerView) -> list[Run]:
         source, first = history[n], n + 1
         anchor = source.date
     events = history[first:]
-    stopped, stopped_on = _stopped(c, playbook.stop, events)
+    stopped, stopped_on, stopped_by = _stopped(c, playbook.stop, events)
     found_runs = []
     for repetition, start in run_starts(playbook, anchor, c.today):
         if start is None:  # after LAST_DAY: reported by crmkit check (left_out)
@@ -199,12 +203,12 @@ def runs(playbook: Playbook, c: CustomerView) -> list[Run]:
             days = step_days(playbook, step, start)
             if days is None:  # after LAST_DAY: likewise
                 continue
-            skipped, _ = _stopped(c, step.stop, since)
+            skipped = _stopped(c, step.stop, since)[0]
             steps.append(StepDue(step, number, *days, skipped))
         if not steps:  # every step left out
             continue
         found_runs.append(Run(playbook, start, source, repetition, tuple(steps), stopped,
-                              stopped_on))
+                              stopped_on, stopped_by))
     return found_runs
 
 
