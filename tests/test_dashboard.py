@@ -222,3 +222,44 @@ def test_the_dashboard_shows_every_new_figure_with_its_change(make_workspace):
     assert '<section id="money_owed"' in html.stdout and '<td data-label="customer">Bert' \
         in html.stdout
     assert '<span class="sr"> (up)</span>' in html.stdout
+
+
+def test_open_deals_show_names_and_the_probability_they_are_weighted_with(make_workspace):
+    # big and small have no probability of their own: their stage's (proposal 0.6,
+    # lead 0.2 in crmkit.yaml); own has 0.9
+    found = reports.pipeline(_app(make_workspace))
+    assert [(d["title"], d["name"], d["page"], d["probability"], d["own"])
+            for d in found["deals"]] == [
+        ("Big", "Anna", "customers/a.html", Decimal("0.6"), False),
+        ("Own", "Bert", "customers/b.html", Decimal("0.9"), True),
+        ("Small", "Cleo", "customers/c.html", Decimal("0.2"), False)]
+    # the probabilities shown give the weighted figure: 600 + 180 + 100
+    assert sum(d["value"] * d["probability"] for d in found["deals"]) \
+        == found["metrics"]["pipeline_weighted"].value == Decimal("880.00")
+    # without the pipeline plugin nothing says a stage's probability: only a deal's own
+    alone = reports.pipeline(_app(make_workspace, "business: X\nlocale: en\n"
+                                  "disable_plugins: [pipeline]\n"))
+    assert [d["probability"] for d in alone["deals"]] == [None, Decimal("0.9"), None]
+
+
+def test_complaints_name_their_customers(make_workspace):
+    files = {**FILES, "interactions/c.yaml": (
+        "customer: d\ndate: 2026-05-05\ntype: complaint\nsummary: Late\n")}
+    app = App(make_workspace(files, settings=SETTINGS), TODAY, use_cache=False)
+    rows = reports.complaints(app)["rows"]
+    assert [(r["date"], r["name"], r["page"], r["summary"]) for r in rows] == [
+        (dt.date(2026, 5, 5), "Dora", "customers/d.html", "Late")]
+
+
+def test_the_stage_tables_say_which_probability_they_show(make_workspace):
+    root = _app(make_workspace).root
+    env = {"CRMKIT_BACKGROUND": "0", "PATH": "/usr/bin:/bin"}
+    md = subprocess.run([CRMKIT, "-w", str(root), "--today", TODAY.isoformat(), "report",
+                         "dashboard", "--format", "md", "--out", "-"], capture_output=True,
+                        text=True, env=env)
+    assert md.returncode == 0, md.stderr
+    assert "| stage | default probability | deals | value | weighted | change |" in md.stdout
+    assert "Weighted: each deal's value times its own probability, else its stage's " \
+        "default probability." in md.stdout
+    # the open deals: names, and Big with its stage's 60 %
+    assert "| Big | Anna | proposal | €1,000.00 | 60% |" in md.stdout

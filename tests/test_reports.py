@@ -188,3 +188,19 @@ def test_listed_rows_are_rendered_once_per_item_and_escaped_once(make_workspace)
         '<td class="id" data-label="id"><code>crmkit done <wbr><span>birthday/</span><wbr>'
         '<span>lea/</span><wbr>'
         '<span>2026-07-01/</span><wbr><span>&lt;C&gt;</span></code></td></tr>\n</table>')
+
+
+def test_the_prediction_shows_churn_risk_in_percent(make_workspace):
+    # the predict plugin's section, rendered with rows as its context gives them
+    app = App(make_workspace(FILES, settings=SETTINGS.replace("locale: en", "locale: de")),
+              dt.date.fromisoformat(TODAY), use_cache=False)
+    template = app.templates.get_template("reports/sections/prediction.html.j2")
+    rows = [{"customer": "lea", "name": "Lea", "churn_risk": 0.42, "worth": Decimal(100),
+             "value_at_risk": Decimal(42)}]
+    context = {"locale": "de", "currency": "EUR", "expected": {"value": None},
+               "problem": "zu wenig", "horizon": 365, "at_risk": rows}
+    html = template.render(context)
+    assert '<td class="num" data-label="Abwanderungsrisiko">42\xa0%</td>' in html
+    assert "0,42" not in html
+    md = app.templates.get_template("reports/sections/prediction.md.j2").render(context)
+    assert "| Lea | 42\xa0% | 100,00\xa0€ | 42,00\xa0€ |" in md
