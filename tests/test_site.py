@@ -349,3 +349,12 @@ def test_lists_sort_names_as_people_do(make_workspace):
     names = re.findall(r'customers/[a-z]+\.html">([^<]+)</a>',
                        (root / "out/lists/stage-lead.html").read_text())
     assert names == ["Bäckerei Krause", "Björn Schäfer", "Özlem Aydın"], names
+
+
+def test_check_warns_about_a_phone_nobody_can_dial(make_workspace):
+    root = make_workspace(ACTING, settings=GERMAN)
+    done = subprocess.run([CRMKIT, "-w", root, "--today", TODAY, "check"], capture_output=True,
+                          text=True, env={**os.environ, "CRMKIT_BACKGROUND": "0"})
+    assert "customers/baeckerei.yaml:2:9: warning: phone 'javascript:alert(2)' is not a " \
+        "phone number" in done.stdout + done.stderr
+    assert "bjoern.yaml" not in done.stdout + done.stderr  # an RFC 3966 parameter is fine

@@ -69,6 +69,24 @@ def interaction_checks(c: CustomerView) -> Iterator[Diagnostic]:
     return _interaction_checks((*c.history, *c.planned), c.settings.currency)
 
 
+#: What a phone number is written with besides digits (``+49 (0)3643 123-45``,
+#: ``0361/55 66``, ``+49 30 123;ext=7`` as RFC 3966 writes an extension).
+PHONE_CHARACTERS = re.compile(r"[0-9+()\-/. \t\u00a0]*(;[a-z0-9=;-]*)?", re.IGNORECASE)
+
+
+def phone_checks(c: CustomerView) -> Iterator[Diagnostic]:
+    """A phone with letters or other signs in it, or with fewer than 3 digits: nobody can
+    dial it, and the site shows it without a ``tel:`` link."""
+    customer = c.customer
+    where = customer.locate("phones" if "phones" in customer.locations else "phone")
+    for phone in customer.phones:
+        digits = sum(ch in "0123456789" for ch in phone)
+        if digits < 3 or not PHONE_CHARACTERS.fullmatch(phone.strip()):
+            yield Diagnostic.warning(
+                f"phone {phone!r} is not a phone number (digits, spaces and + ( ) - / . "
+                "only): it gets no tel: link", where, source=NAME)
+
+
 def duplicate_purchases(c: CustomerView) -> Iterator[Diagnostic]:
     """The same amount bought again within ``days`` days, written in another file: the
     same purchase logged twice (by two people, or by two clones)?"""
@@ -92,6 +110,7 @@ def duplicate_purchases(c: CustomerView) -> Iterator[Diagnostic]:
 def crmkit_register(register: Any) -> None:
     register(Check("duplicates", contact_keys_of, across=duplicates))
     register(Check("interactions", interaction_checks))
+    register(Check("phones", phone_checks))
     register(Check("duplicate_purchases", duplicate_purchases, options={
         "days": crmkit.Option(3, "Purchases of one customer with the same amount at most "
                                  "this many days apart, in different files, are reported.",
