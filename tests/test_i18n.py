@@ -422,3 +422,108 @@ def test_done_and_import_say_what_they_did_in_the_terminals_language(make_worksp
     en = crmkit_in(root, ENGLISH_TERMINAL, "import", "csv", str(root / "people.csv"))
     assert en.stdout.splitlines()[-1] == ("dry run: nothing written; --apply creates the "
                                           "2 new files")
+
+
+#: A small English workspace for the commands' own lines (issue 18's review): bert bought
+#: twice and is lost, anna bought a boiler (the playbook's trigger), carl too, and a
+#: service stopped his run.
+MIXED_FILES = {
+    "customers/anna.yaml": "name: Anna Adler\nemail: anna@example.de\n",
+    "customers/bert.yaml": "name: Bert Bach\n",
+    "customers/carl.yaml": "name: Carl Christ\n",
+    "interactions/2026.yaml": (
+        "- {customer: bert, date: 2025-11-10, type: purchase, amount: 1200}\n"
+        "- {customer: bert, date: 2026-01-10, type: purchase, amount: 53.5}\n"
+        "- {customer: anna, date: 2026-11-02, type: purchase, amount: 80, "
+        "summary: Neue Therme}\n"
+        "- {customer: carl, date: 2026-11-01, type: purchase, amount: 90, summary: Therme}\n"
+        "- {customer: carl, date: 2026-11-05, type: service, summary: Wartung}\n"),
+    "playbooks/heating.yaml": (
+        "title: After a new boiler\ntrigger:\n  type: purchase\n  text: [Therme]\n"
+        "steps:\n  - {name: offer, after: 0 days, title: Offer maintenance}\n"
+        "  - {name: insulation, after: 90 days, title: Offer insulation}\n"
+        "stop:\n  - {type: service}\n"),
+    "sales.csv": "customer,date,amount\nanna,2026-11-20,40\nnobody@example.de,2026-11-21,10\n"
+                 "bert,2026-11-22,zwölf\n",
+    "people.csv": "name,email\nDora Dietz,not-an-email\n",
+}
+
+
+def test_import_says_its_rows_in_the_terminals_language(make_workspace):
+    """The rows' notes, problems and warnings are built in the terminal's language: no
+    English half-sentence inside a German line; LANG=C as before."""
+    root = make_workspace(MIXED_FILES)
+    de = crmkit_in(root, GERMAN_TERMINAL, "import", "transactions", str(root / "sales.csv"))
+    assert de.returncode == 1  # two rows were not imported
+    assert de.stdout.splitlines()[1:4] == [
+        "  Zeile 2: neu: Kauf von anna (nach ID anna)",
+        "  Zeile 3: ungültig: kein Kunde passt zu 'nobody@example.de' (nach ID, E-Mail oder "
+        "genauem Namen)",
+        "  Zeile 4: ungültig: Betrag 'zwölf' ist keine Zahl"]
+    de = crmkit_in(root, GERMAN_TERMINAL, "import", "csv", str(root / "people.csv"))
+    assert de.stdout.splitlines()[1:3] == [
+        "  Zeile 2: neuer Kunde dora-dietz (Dora Dietz)",
+        "    Warnung: E-Mail 'not-an-email' ist keine E-Mail-Adresse, weggelassen"]
+    en = crmkit_in(root, ENGLISH_TERMINAL, "import", "transactions", str(root / "sales.csv"))
+    assert en.stdout.splitlines()[1:4] == [
+        "  row 2: new purchase of anna (by id anna)",
+        "  row 3: invalid: no customer matches 'nobody@example.de' (by id, email or exact "
+        "name)",
+        "  row 4: invalid: amount 'zwölf' is not a number"]
+    en = crmkit_in(root, ENGLISH_TERMINAL, "import", "csv", str(root / "people.csv"))
+    assert en.stdout.splitlines()[2] == (
+        "    warning: email 'not-an-email' is not an email address, left out")
+
+
+def test_segments_show_and_playbooks_in_the_terminals_language(make_workspace):
+    root = make_workspace(MIXED_FILES)
+    de = crmkit_in(root, GERMAN_TERMINAL, "segments")
+    assert de.returncode == 0, de.stderr
+    assert de.stdout.splitlines()[0].split() == [
+        "Kunde", "Lebenszyklus", "ABC", "RFM", "Rückgewinnung", "Segmente"]
+    assert de.stderr.splitlines() == [  # the stages as words; the model's numbers kept
+        "3 Kunden: 2 neu, 1 verloren",
+        "Lebenszyklus: das Abwanderungsrisiko aus den Abständen zwischen den Käufen dieses "
+        "Arbeitsbereichs (Kunden mit Wiederholungskäufen: 1, das Modell braucht 50)"]
+    en = crmkit_in(root, ENGLISH_TERMINAL, "segments")
+    assert en.stdout.splitlines()[0].split() == [
+        "customer", "lifecycle", "abc", "rfm", "win-back", "segments"]
+    assert en.stderr.splitlines() == [
+        "3 customers: 2 new, 1 lost",
+        "lifecycle: the churn risk from this workspace's gaps between purchases (1 customers "
+        "with repeat purchases, the model needs 50)"]
+
+    de = crmkit_in(root, GERMAN_TERMINAL, "show", "bert")
+    lines = de.stdout.splitlines()
+    assert "Umsatz:             1.253,50\xa0€" in lines  # CLDR's, as the reports have it
+    assert any(line.startswith("Abwanderungsgrund:  ") for line in lines)
+    assert "Churn reason" not in de.stdout
+    en = crmkit_in(root, ENGLISH_TERMINAL, "show", "bert").stdout.splitlines()
+    assert "Revenue:            1,253.50 EUR" in en
+    assert any(line.startswith("Churn reason:       ") for line in en)
+
+    de = crmkit_in(root, GERMAN_TERMINAL, "playbooks")
+    assert de.returncode == 0, de.stderr
+    rows = [line.split("  ") for line in de.stdout.splitlines()]
+    cells = [[cell.strip() for cell in row if cell.strip()] for row in rows]
+    assert cells[2] == ["heating", "Kauf mit 'Therme'", "offer +0 Tage, insulation +90 Tage",
+                        "bei jedem Auslöser"]
+    assert cells[6] == ["heating", "anna", "2026-11-02", "1/2 offer", "2026-11-02",
+                        "überfällig"]
+    assert cells[7] == ["heating", "carl", "2026-11-01", "beendet: Wartung am 2026-11-05 "
+                        "(Wartung)"]
+    assert de.stderr == "1 Playbook, 2 Durchläufe: 1 überfällig, 1 beendet\n"
+    for english in ("mentioning", "days", "each trigger", "overdue", "stopped", "purchase"):
+        assert english not in de.stdout + de.stderr
+    en = crmkit_in(root, ENGLISH_TERMINAL, "playbooks")
+    assert "purchase mentioning 'Therme'  offer +0 days, insulation +90 days  each trigger" \
+        in en.stdout
+    assert "stopped: service on 2026-11-05 (Wartung)" in en.stdout
+    assert en.stderr == "1 playbook, 2 runs: 1 overdue, 1 stopped\n"
+    # JSON keeps the data's English words in any terminal
+    data = crmkit_in(root, GERMAN_TERMINAL, "playbooks", "--format", "json")
+    [playbook] = __import__("json").loads(data.stdout)
+    assert (playbook["trigger"], playbook["repeat"]) == ("purchase mentioning 'Therme'",
+                                                         "each trigger")
+    assert [r["status"] for r in playbook["runs"]] == [
+        "overdue", "stopped: service on 2026-11-05 (Wartung)"]
