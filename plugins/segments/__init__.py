@@ -645,8 +645,9 @@ def crmkit_register_commands(cli: click.Group) -> None:
         for cid in ids:
             counts[labels[cid].get("lifecycle")] = counts.get(labels[cid].get("lifecycle"),
                                                               0) + 1
-        t = crmkit.translations(terminal=True)
-        summary = ", ".join(f"{counts[s]} {t.word(s)}" for s in STAGES if s in counts)
+        t = crmkit.translations(terminal=True)  # English: the stage values, as before
+        summary = ", ".join(f"{counts[s]} {s if t.language == 'en' else t.word(s)}"
+                            for s in STAGES if s in counts)
         click.echo(ngettext("%(num)d customer", "%(num)d customers", len(ids))
                    % {"num": len(ids)} + f": {summary}", err=True)
         basis = labels.column("lifecycle_basis")
