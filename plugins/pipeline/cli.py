@@ -25,11 +25,19 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 
 def _money(value: Decimal | float | None, currency: str) -> str:
-    return "" if value is None else f"{value:,.2f} {currency}"
+    """As the core's CLI: ``1,234.00 EUR`` in an English terminal, else the terminal
+    language's format (``1.234,00 €``)."""
+    if value is None:
+        return ""
+    t = crmkit.translations(terminal=True)
+    return f"{value:,.2f} {currency}" if t.language == "en" else t.money(value, currency)
 
 
 def _percent(value: float | None) -> str:
-    return "" if value is None else f"{value:.0%}"
+    if value is None:
+        return ""
+    t = crmkit.translations(terminal=True)
+    return f"{value:.0%}" if t.language == "en" else t.percent(value)
 
 
 def _days(value: Any) -> str:
