@@ -446,6 +446,7 @@ MIXED_FILES = {
     "sales.csv": "customer,date,amount\nanna,2026-11-20,40\nnobody@example.de,2026-11-21,10\n"
                  "bert,2026-11-22,zwölf\n",
     "people.csv": "name,email\nDora Dietz,not-an-email\n",
+    "dates.csv": "customer,date\nanna,2026-11-20\n",
 }
 
 
@@ -473,6 +474,14 @@ def test_import_says_its_rows_in_the_terminals_language(make_workspace):
     en = crmkit_in(root, ENGLISH_TERMINAL, "import", "csv", str(root / "people.csv"))
     assert en.stdout.splitlines()[2] == (
         "    warning: email 'not-an-email' is not an email address, left out")
+    de = crmkit_in(root, GERMAN_TERMINAL, "import", "transactions", str(root / "dates.csv"))
+    assert (de.returncode, de.stderr) == (1, (
+        "Fehler: dates.csv: keine Spalte für amount unter customer, date; mit --map "
+        "'SPALTE=FELD' zuordnen\n"))
+    en = crmkit_in(root, ENGLISH_TERMINAL, "import", "transactions", str(root / "dates.csv"))
+    assert (en.returncode, en.stderr) == (1, (
+        "Error: dates.csv: no column for amount among customer, date; map with --map "
+        "'COLUMN=FIELD'\n"))
 
 
 def test_segments_show_and_playbooks_in_the_terminals_language(make_workspace):

@@ -385,8 +385,9 @@ def read_spreadsheet(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
     fields, _unknown = column_fields(headers, HEADERS, dict(options.mapping))
     if not any(f in fields.values() for f in ("name", "first_name", "last_name", "company")):
         raise crmkit.CrmkitError(
-            f"{path.name}: no name column among {', '.join(headers) or 'no headers'}; "
-            "map one with --map 'COLUMN=name'")
+            f"{path.name}: " + _("no name column among %(headers)s; map one with --map "
+                                 "'COLUMN=name'") % {
+                "headers": ", ".join(headers) or _("no headers")})
     for number, cells in rows:
         values = {field: cells[i] if i < len(cells) else "" for i, field in fields.items()}
         row = customer_row(number, values)
@@ -398,8 +399,9 @@ def read_hubspot(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
     wanted = {i: HUBSPOT_FIELDS[normalise(h)] for i, h in enumerate(headers)
               if normalise(h) in HUBSPOT_FIELDS}
     if "email" not in wanted.values() and "last_name" not in wanted.values():
-        raise crmkit.CrmkitError(f"{path.name} does not look like a HubSpot contacts export "
-                                 "(no 'Email' or 'Last Name' column)")
+        raise crmkit.CrmkitError(_(
+            "%(file)s does not look like a HubSpot contacts export (no 'Email' or 'Last "
+            "Name' column)") % {"file": path.name})
     for number, cells in rows:
         values = {field: cells[i] if i < len(cells) else "" for i, field in wanted.items()}
         extra = {k: _text(values.pop(k, "")) for k in
@@ -418,8 +420,9 @@ def read_transactions(path: Path, options: ImportOptions) -> Iterator[ImportRow]
     if not found & {"customer", "customer_email", "customer_name"}:
         missing.insert(0, "customer")
     if missing:
-        raise crmkit.CrmkitError(f"{path.name}: no column for {', '.join(missing)} among "
-                                 f"{', '.join(headers)}; map with --map 'COLUMN=FIELD'")
+        raise crmkit.CrmkitError(f"{path.name}: " + _(
+            "no column for %(missing)s among %(headers)s; map with --map 'COLUMN=FIELD'") % {
+            "missing": ", ".join(missing), "headers": ", ".join(headers)})
     for number, cells in rows:
         values = {field: cells[i] if i < len(cells) else "" for i, field in fields.items()}
         problems = list(_overflow(cells, headers))
@@ -449,7 +452,8 @@ def read_vcard(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
     try:
         cards = list(vobject.readComponents(text, ignoreUnreadable=True))
     except Exception as exc:
-        raise crmkit.CrmkitError(f"{path.name}: not a readable vCard file ({exc})") from None
+        raise crmkit.CrmkitError(f"{path.name}: " + _("not a readable vCard file "
+                                                      "(%(error)s)") % {"error": exc}) from None
     for number, card in enumerate(cards, start=1):
         if card.name != "VCARD":
             continue
@@ -493,8 +497,8 @@ def read_json(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
         raise crmkit.CrmkitError(f"{path.name}:{exc.lineno}:{exc.colno}: not valid JSON "
                                  f"({exc.msg})") from None
     if not isinstance(items, list):
-        raise crmkit.CrmkitError(f"{path.name}: not a list of customers (as 'crmkit export "
-                                 "json' writes them)")
+        raise crmkit.CrmkitError(f"{path.name}: " + _(
+            "not a list of customers (as 'crmkit export json' writes them)"))
     for number, item in enumerate(items, start=1):
         if not isinstance(item, dict):
             yield ImportRow(number, "customer", {},
