@@ -601,12 +601,14 @@ def _why(app: crmkit.App) -> str:
     """Why the model does not decide the stages, in the terminal's language: the predict
     plugin's message and values (``_model_status_message``), else its English
     ``model_status``; ``""`` without either."""
+    status = app.metrics(["model_status"]).get("model_status")
+    if status is None or not status.value:
+        return ""
     said = app.metrics(["_model_status_message"]).get("_model_status_message")
-    if said is not None and said.value:
+    if said is not None and isinstance(said.value, (tuple, list)):
         message, values = said.value
         return f" ({_(message) % values})"
-    status = app.metrics(["model_status"]).get("model_status")
-    return f" ({status.value})" if status is not None and status.value else ""
+    return f" ({status.value})"
 
 
 def _label_text(labels: dict[str, Any]) -> str:
