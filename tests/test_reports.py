@@ -198,9 +198,13 @@ def test_the_prediction_shows_churn_risk_in_percent(make_workspace):
     rows = [{"customer": "lea", "name": "Lea", "churn_risk": 0.42, "worth": Decimal(100),
              "value_at_risk": Decimal(42)}]
     context = {"locale": "de", "currency": "EUR", "expected": {"value": None},
-               "problem": "zu wenig", "horizon": 365, "at_risk": rows}
+               "problem": "zu wenig", "horizon": 365, "at_risk": rows, "root": None}
     html = template.render(context)
     assert '<td class="num" data-label="Abwanderungsrisiko">42\xa0%</td>' in html
     assert "0,42" not in html
+    assert '<td data-label="Kunde">Lea</td>' in html  # outside the site: no link
+    # on the site's start page: the name links to the customer's page
+    assert '<td data-label="Kunde"><a href="customers/lea.html">Lea</a></td>' in \
+        template.render({**context, "root": ""})
     md = app.templates.get_template("reports/sections/prediction.md.j2").render(context)
     assert "| Lea | 42\xa0% | 100,00\xa0€ | 42,00\xa0€ |" in md

@@ -297,6 +297,9 @@ def test_the_dashboard_names_and_links_customers_of_deals_and_complaints(make_wo
         assert '<table class="cards">' in complaints
         assert (f'<td data-label="Kunde"><a href="{root_way}customers/bjoern.html">'
                 'Björn Schäfer</a></td><td data-label="was">Too loud</td>') in complaints
+    # the pipeline page's board links them too
+    board = (root / "out/reports/pipeline.html").read_text()
+    assert '<a href="../customers/baeckerei.html">Bäckerei Krause</a>' in board
     md = (root / "out/reports/dashboard.md").read_text()
     assert "| Boiler | Björn Schäfer | Angebot | 1.000,00\xa0€ | 50\xa0% |" in md
     assert "| Björn Schäfer | Too loud |" in md
