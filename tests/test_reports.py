@@ -176,11 +176,11 @@ def test_listed_rows_are_rendered_once_per_item_and_escaped_once(make_workspace)
     assert rows.render(items=[{"v": Decimal("1.00")}, {"v": 2.0}, {"v": True}], n=n) == (
         "1.00 7\n2.0 8\nTrue 9\n")  # equal values that print differently: rendered
     html = env.from_string('{% autoescape true %}<table>{{ items | rows('
-                           '"reports/rows/reminder.html.j2", today=today) }}</table>'
-                           '{% endautoescape %}')
+                           '"reports/rows/reminder.html.j2", today=today, root=root) }}'
+                           '</table>{% endautoescape %}')
     from crmkit_plugins.reports.site import reminder_row
 
-    assert html.render(items=[reminder_row(c, {})], today=day) == (
+    assert html.render(items=[reminder_row(c, {})], today=day, root="../") == (
         '<table><tr><td class="day" data-label="due">Jul 1, 2026</td>'
         '<td data-label="customer"><a href="../customers/lea.html">lea</a></td>'
         '<td data-label="what">&lt;C&gt;</td>'
@@ -208,3 +208,12 @@ def test_the_prediction_shows_churn_risk_in_percent(make_workspace):
         template.render({**context, "root": ""})
     md = app.templates.get_template("reports/sections/prediction.md.j2").render(context)
     assert "| Lea | 42\xa0% | 100,00\xa0€ | 42,00\xa0€ |" in md
+
+
+def test_the_weekly_report_outside_the_site_names_without_links(make_workspace, run):
+    # `crmkit report weekly --out DIR` writes one page: no customers/ folder beside it
+    root = make_workspace(FILES, settings=SETTINGS)
+    result = run("-w", root, "--today", TODAY, "report", "weekly", "--out", "-")
+    assert result.exit_code == 0, result.output
+    assert "customers/" not in result.stdout
+    assert '<td data-label="customer">Lea' in result.stdout
