@@ -467,7 +467,8 @@ def read_vcard(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
             org = card.org.value
             values["company"] = org[0] if isinstance(org, list) else org
         values["email"] = ",".join(e.value for e in card.contents.get("email", []))
-        tels = [t.value for t in card.contents.get("tel", [])]
+        # vCard 4 writes a number as a URI (``tel:+49-3643-654321;ext=2``): the number
+        tels = [_tel_number(t.value) for t in card.contents.get("tel", [])]
         values["phone"] = tels[0] if tels else ""
         values["mobile"] = tels[1] if len(tels) > 1 else ""
         if adrs := card.contents.get("adr"):
@@ -553,3 +554,12 @@ def importers() -> list[Importer]:
                  "Purchases as CSV: customer (id, email or name), date, amount, item",
                  read_transactions),
     ]
+
+
+def _tel_number(value: str) -> str:
+    """The phone number of a vCard ``TEL`` value: vCard 4's ``tel:`` URI without the
+    scheme and its parameters, vCard 3's text as it is."""
+    text = value.strip()
+    if text.lower().startswith("tel:"):
+        text = text[4:].split(";", 1)[0]
+    return text
