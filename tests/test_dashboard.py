@@ -188,14 +188,19 @@ def test_changes_as_people_read_them():
                     '<span class="sr"> (up)</span></span>')  # a rise of what is worse: red
 
 
+def _dashboard(root, fmt: str = "md") -> subprocess.CompletedProcess[str]:
+    """``crmkit report dashboard --format FMT`` as a real process, in an English terminal."""
+    env = {"CRMKIT_BACKGROUND": "0", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([CRMKIT, "-w", str(root), "--today", TODAY.isoformat(), "report",
+                           "dashboard", "--format", fmt, "--out", "-"], capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_the_dashboard_shows_every_new_figure_with_its_change(make_workspace):
     root = _app(make_workspace).root
-    env = {"CRMKIT_BACKGROUND": "0", "PATH": "/usr/bin:/bin"}
-    md = subprocess.run([CRMKIT, "-w", str(root), "--today", TODAY.isoformat(), "report",
-                         "dashboard", "--format", "md", "--out", "-"], capture_output=True,
-                        text=True, env=env)
-    assert md.returncode == 0, md.stderr
-    text = md.stdout
+    text = _dashboard(root).stdout
     assert "Changes against June 30, 2025: the last 12 months against the 12 months " \
         "before." in text
     assert "| Money owed (3 unpaid purchases, €500.00 of it overdue) | €550.00 | " \
@@ -215,10 +220,7 @@ def test_the_dashboard_shows_every_new_figure_with_its_change(make_workspace):
     assert "| 2026-06 | €250.00 | €0.00 | ▲ +€250.00 |" in text
     assert "| €250.00 | €100.00 | ▲ +150% |" in text  # Anna among the top customers
     assert "0 complaints in the last 12 months; a year earlier 0 (= ±0)." in text
-    html = subprocess.run([CRMKIT, "-w", str(root), "--today", TODAY.isoformat(), "report",
-                           "dashboard", "--out", "-"], capture_output=True, text=True,
-                          env=env)
-    assert html.returncode == 0, html.stderr
+    html = _dashboard(root, "html")
     assert '<section id="money_owed"' in html.stdout and '<td data-label="customer">Bert' \
         in html.stdout
     assert '<span class="sr"> (up)</span>' in html.stdout
@@ -252,12 +254,7 @@ def test_complaints_name_their_customers(make_workspace):
 
 
 def test_the_stage_tables_say_which_probability_they_show(make_workspace):
-    root = _app(make_workspace).root
-    env = {"CRMKIT_BACKGROUND": "0", "PATH": "/usr/bin:/bin"}
-    md = subprocess.run([CRMKIT, "-w", str(root), "--today", TODAY.isoformat(), "report",
-                         "dashboard", "--format", "md", "--out", "-"], capture_output=True,
-                        text=True, env=env)
-    assert md.returncode == 0, md.stderr
+    md = _dashboard(_app(make_workspace).root)
     assert "| stage | default probability | deals | value | weighted | change |" in md.stdout
     assert "Weighted: each deal's value times its own probability, else its stage's " \
         "default probability." in md.stdout
