@@ -278,8 +278,8 @@ def test_churn_risk_in_segments_json_show_and_the_dashboard(make_workspace):
     # 600 × 0.796 leads late's 400 × 1, reg's 800 × 0.406 and fresh's 200 × 0.626; ann
     # and kept bought more than a year ago
     table = dashboard[dashboard.index("| value at risk |"):].splitlines()[2:6]
-    assert table == ["| Mid | 0.80 | €600.00 | €477.60 |", "| Late | 1.00 | €400.00 | €400.00 |",
-                     "| Reg | 0.41 | €800.00 | €324.80 |", "| Fresh | 0.63 | €200.00 | €125.20 |"]
+    assert table == ["| Mid | 80% | €600.00 | €477.60 |", "| Late | 100% | €400.00 | €400.00 |",
+                     "| Reg | 41% | €800.00 | €324.80 |", "| Fresh | 63% | €200.00 | €125.20 |"]
 
 
 def test_lost_below_at_risk_is_an_error_in_crmkit_yaml(make_workspace):
