@@ -292,13 +292,9 @@ class Watcher:
         self.echo(f"{_clock()} {what}: " + ngettext(
             "wrote %(num)d file in %(seconds)s s", "wrote %(num)d files in %(seconds)s s",
             len(written)) % {"num": len(written), "seconds": f"{took:.2f}"} + parsed)
-        errors = workspace.errors  # e.g. a deleted customer whose interactions remain
-        if errors:
-            self.echo(ngettext("warning: the workspace has %(num)d error; run '%(command)s' "
-                               "to see it",
-                               "warning: the workspace has %(num)d errors; run '%(command)s' "
-                               "to see them", len(errors)) % {
-                "num": len(errors), "command": "crmkit check"})
+        warning = app.errors_warning()  # e.g. a deleted customer's interactions remain
+        if warning:
+            self.echo(warning)
         return True
 
     def outputs(self) -> list[str]:

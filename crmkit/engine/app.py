@@ -689,14 +689,20 @@ class App:
     def warn_about_problems(self) -> None:
         """For commands other than ``check``: say once that the workspace has errors, and
         print what plugins reported during this run (on stderr)."""
-        errors = self.workspace.errors
-        if errors:
-            click.echo(ngettext("warning: the workspace has %(num)d error; run '%(command)s' "
-                                "to see it",
-                                "warning: the workspace has %(num)d errors; run '%(command)s' "
-                                "to see them", len(errors)) % {
-                "num": len(errors), "command": "crmkit check"}, err=True)
+        warning = self.errors_warning()
+        if warning:
+            click.echo(warning, err=True)
         self.report_problems()
+
+    def errors_warning(self) -> str | None:
+        """The one line said when the workspace has errors (by every command but
+        ``check``, and by ``watch`` after a rebuild); ``None`` without errors."""
+        errors = self.workspace.errors
+        if not errors:
+            return None
+        return ngettext("warning: the workspace has %(num)d error; run '%(command)s' to see it",
+                        "warning: the workspace has %(num)d errors; run '%(command)s' to see "
+                        "them", len(errors)) % {"num": len(errors), "command": "crmkit check"}
 
     def report_problems(self) -> bool:
         """Print (on stderr) what plugins reported during this run and was not printed
