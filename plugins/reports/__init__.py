@@ -244,18 +244,14 @@ def _by_kind(app: crmkit.App, items: list[Reminder]
     return [(f"{name} · {kind_title}", items) for _, name, kind_title, items in grouped]
 
 
-def _shown(app: crmkit.App) -> list[Reminder]:
-    return [r for r in app.reminders() if not r.suppressed]
-
-
 def overdue(app: crmkit.App) -> dict[str, Any]:
-    items = [r for r in _shown(app) if r.due < app.today]
+    items = [r for r in site.open_reminders(app) if r.due < app.today]
     return {"groups": _by_kind(app, items), "count": len(items)}
 
 
 def this_week(app: crmkit.App) -> dict[str, Any]:
     next_week = app.today + dt.timedelta(days=7)
-    items = [r for r in _shown(app) if app.today <= r.due <= next_week]
+    items = [r for r in site.open_reminders(app) if app.today <= r.due <= next_week]
     return {"groups": _by_kind(app, items), "count": len(items)}
 
 
@@ -283,7 +279,7 @@ def _showing(names: tuple[str, ...]) -> Callable[[crmkit.App], dict[str, Any]]:
 def due_today(app: crmkit.App) -> dict[str, Any]:
     """The reminders due today (not held back), with the customers' names, and how many
     are overdue."""
-    shown = _shown(app)
+    shown = site.open_reminders(app)
     customers = app.workspace.customers
     items = [{"title": r.title, "kind": r.kind, "id": r.id, "customer": r.customer,
               "name": customers[r.customer].name if r.customer in customers else r.customer}

@@ -184,8 +184,7 @@ def history_rows(history: tuple[crmkit.Interaction, ...], w: Words, currency: st
 def _base(app: crmkit.App, root: str, title: str) -> dict[str, Any]:
     settings = app.workspace.settings
     return {"business": settings.business, "today": app.today, "currency": settings.currency,
-            "locale": settings.locale, "root": root, "title": title,
-            "pipeline": _has_pipeline(app), "w": words(settings.locale)}
+            "locale": settings.locale, "title": title, **page_variables(app, root)}
 
 
 def page_variables(app: crmkit.App, root: str) -> dict[str, Any]:
@@ -249,7 +248,8 @@ def prune(folder: Path, keep: set[str]) -> list[Path]:
     return removed
 
 
-def _open(app: crmkit.App) -> list[Reminder]:
+def open_reminders(app: crmkit.App) -> list[Reminder]:
+    """The reminders shown by default: not snoozed, expired or held back by the cap."""
     return [r for r in app.reminders() if not r.suppressed]
 
 
@@ -268,7 +268,7 @@ def build(app: crmkit.App) -> list[Path]:
     group = listed.get("segments")
     segments = {name: labels.column(name) for name in group} if isinstance(group, dict) else {}
     by_customer: dict[str, list[Reminder]] = {}
-    for reminder in _open(app):
+    for reminder in open_reminders(app):
         by_customer.setdefault(reminder.customer, []).append(reminder)
     site = _base(app, "../", "")
     folder = workspace.output_dir / CUSTOMERS
@@ -352,7 +352,7 @@ def _playbooks(app: crmkit.App, customers: dict[str, crmkit.Customer]) -> Path:
     open_by_kind: dict[str, list[dict[str, Any]]] = {}
     if kinds:
         names = {k.name for k in kinds}
-        for reminder in _open(app):
+        for reminder in open_reminders(app):
             if reminder.kind in names:
                 open_by_kind.setdefault(reminder.kind, []).append(
                     reminder_row(reminder, customers))
