@@ -305,6 +305,23 @@ def top_customers(app: crmkit.App) -> dict[str, Any]:
     return found
 
 
+def customer_link(context: Any, customer_id: str, name: str | None = None,
+                  known: bool = True) -> Any:
+    """The Jinja filter ``customer_id | customer_link(name)``: the customer's name (else
+    the id) linked to their page, where the page is part of the site (the template's
+    ``root`` is the way to the output folder: ``""`` or ``"../"``); the name alone
+    outside the site (``root`` missing or ``None``) or for a customer without a page
+    (``known=False``)."""
+    import markupsafe
+
+    shown = markupsafe.escape(name if name is not None else customer_id)
+    root = context.get("root")
+    if not known or not isinstance(root, str):
+        return shown
+    return markupsafe.Markup('<a href="{}{}/{}">{}</a>').format(
+        root, site.CUSTOMERS, quote(site.page_name(customer_id)), shown)
+
+
 def _customer(customers: Mapping[str, crmkit.Customer], customer_id: str) -> dict[str, Any]:
     """A customer as a row shows them: the name, and the page to link to (``None`` when
     there is no such customer: then the id is shown, unlinked)."""
@@ -471,6 +488,7 @@ def crmkit_jinja_filters() -> dict[str, Any]:
 
     return {"percent": in_locale(percent), "number": in_locale(number),
             "change": in_locale(change), "change_md": in_locale(change_md),
+            "customer_link": jinja2.pass_context(customer_link),
             "tel": site.tel, "mailto": site.mailto, "history_rows": site.history_rows,
             "funnel_chart": charts.funnel,
             "pareto_chart": charts.pareto, "score_chart": charts.score_distribution,

@@ -142,8 +142,7 @@ def reminder_row(reminder: Reminder, customers: dict[str, crmkit.Customer]) -> d
     customer = customers.get(reminder.customer)
     row = {"due": reminder.due, "customer": reminder.customer, "kind": reminder.kind,
            "title": reminder.title, "reason": reminder.reason, "channel": reminder.channel,
-           "priority": reminder.priority, "suppressed": reminder.suppressed, "id": reminder.id,
-           "page": quote(page_name(reminder.customer))}
+           "priority": reminder.priority, "suppressed": reminder.suppressed, "id": reminder.id}
     if customer is not None:
         row.update(contact(customer))
     else:
