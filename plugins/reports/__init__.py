@@ -72,7 +72,7 @@ def number(value: Any, unit: str | None = None, locale: str | None = None) -> st
     t = crmkit.translations(locale)
     if unit == "ratio":
         return t.percent(value)
-    if unit and len(unit) == 3 and unit.isupper():
+    if _money_unit(unit):
         return t.money(value, unit)
     if unit == "points":
         return f"{value:+d}" if isinstance(value, int) else str(value)
