@@ -3,8 +3,10 @@ lists, the playbooks; linked, escaped, translated, pruned, and served by watch -
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
+import shutil
 import subprocess
 import urllib.request
 from html.parser import HTMLParser
@@ -14,6 +16,9 @@ from urllib.parse import unquote, urlsplit
 from conftest import CRMKIT, DEFAULT_SETTINGS
 from crmkit_plugins.reports import site
 from test_watch import Watch
+
+from crmkit import App
+from crmkit.engine.app import PARALLEL_PAGES
 
 TODAY = "2026-06-01"
 SETTINGS = DEFAULT_SETTINGS + """\
@@ -227,6 +232,33 @@ def test_unchanged_pages_are_not_rewritten(make_workspace):
     assert after["cleo.html"] != before["cleo.html"]
     assert after["anna.html"] == before["anna.html"]
     assert "Cleo Clarke" in (out / "customers/cleo.html").read_text()
+
+
+def test_pages_written_on_every_core_are_those_one_process_writes(make_workspace):
+    """From PARALLEL_PAGES customers on, ``crmkit build`` renders and writes the customer
+    pages in forked workers: byte for byte what one process writes (``crmkit watch``'s
+    build, in this process), with the usual permissions, and nobody left out."""
+    files = dict(FILES)
+    many = PARALLEL_PAGES + 40
+    for n in range(many):
+        files[f"customers/k{n:03d}.yaml"] = f"name: Kunde {n} Müller\nreferred_by: anna\n"
+        files[f"interactions/k{n:03d}.yaml"] = (
+            f"customer: k{n:03d}\ndate: 2026-0{1 + n % 5}-1{n % 9}\ntype: purchase\n"
+            f"amount: {n}.5\nsummary: Kauf <{n}>\n")
+    root = make_workspace(files, settings=SETTINGS.replace("locale: en", "locale: de"))
+    build(root)
+    folder = root / "out/customers"
+    on_every_core = {p.name: p.read_bytes() for p in folder.iterdir()}
+    umask = os.umask(0)
+    os.umask(umask)
+    public = 0o666 & ~umask
+    assert {p.stat().st_mode & 0o777 for p in folder.iterdir()} == {public}
+    shutil.rmtree(root / "out")
+    App(root, dt.date.fromisoformat(TODAY)).build()
+    alone = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert len(on_every_core) == many + 3
+    assert on_every_core == alone
+    assert "Kauf &lt;7&gt;" in alone["k007.html"].decode()
 
 
 def test_watch_serves_the_start_page_and_rewrites_only_touched_pages(make_workspace):

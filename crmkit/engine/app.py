@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -69,6 +69,11 @@ BACKGROUND_LOCK = CACHE_DIR / "background.lock"
 #: The files written to a path named with ``--out`` (path: inode, size, mtime): those
 #: an export may replace again without ``--force``.
 OUTPUTS_FILE = CACHE_DIR / "outputs.json"
+#: From this many pages on, a one-off build renders them on every core
+#: (:meth:`App.write_pages`); a page takes about a millisecond, a worker's start much less
+#: than a hundred of them.
+PARALLEL_PAGES = 200
+PAGES_PER_CHUNK = 500
 
 
 def _written_outputs(root: Path) -> dict[str, Any]:
@@ -436,6 +441,49 @@ class App:
             return str(found.render(context))
         return render_pure(found, context, key)
 
+    def write_pages(self, template: str, pages: Iterable[tuple[str | Path, dict[str, Any]]]
+                    ) -> list[Path]:
+        """Each ``(path, context)`` of ``pages`` rendered with ``template`` and written
+        there: :meth:`render_page` and :meth:`write_output` for many pages of one
+        template at once (a page per customer), each page's path its key.  A one-off
+        ``crmkit build`` renders and writes them on every core; ``crmkit watch`` renders
+        again only the pages whose context changed.  Returns the paths, in order."""
+        targets = [(self._output_path(path), context) for path, context in pages]
+        for folder in {target.parent for target, _context in targets}:
+            self._check_output_folder(folder)  # raised here, not in a worker
+        if self._one_shot and self._write_pages_in_parallel(template, targets):
+            return [target for target, _context in targets]
+        for target, context in targets:
+            self._replace_output(target, self.render_page(template, context, str(target)))
+        return [target for target, _context in targets]
+
+    def _write_pages_in_parallel(self, template: str,
+                                 targets: list[tuple[Path, dict[str, Any]]]) -> bool:
+        """Render and write ``targets`` in forked workers; ``False`` where that is not
+        possible or not worth it, or a worker failed (the caller then writes them all
+        itself, and so raises the error as it would alone)."""
+        from ..incremental import parallel
+
+        found = self.templates.get_template(template)  # loaded once, before the fork
+
+        def write(chunk: Sequence[tuple[Path, dict[str, Any]]]) -> int:
+            for target, context in chunk:
+                replace_file(target, found.render(context), durable=False, public=True)
+            return len(chunk)
+
+        chunks = parallel.map_chunks(write, targets, min_items=PARALLEL_PAGES,
+                                     chunk=PAGES_PER_CHUNK)
+        if chunks is None:
+            return False
+        try:
+            return sum(chunks) == len(targets)
+        except Exception:  # written again here, where the error is raised
+            return False
+
+    def _output_path(self, path: str | Path) -> Path:
+        target = path if isinstance(path, Path) else Path(path)
+        return target if target.is_absolute() else self.workspace.output_dir / target
+
     # --- records and files ----------------------------------------------------------
 
     def require_customer(self, customer_id: str) -> Customer:
@@ -569,10 +617,12 @@ class App:
         """Replace a generated file (``path`` relative to the output folder, or absolute)
         atomically; returns where it was written.  A file that already holds ``data``
         is left alone (its mtime stays)."""
-        target = path if isinstance(path, Path) else Path(path)
-        if not target.is_absolute():
-            target = self.workspace.output_dir / target
+        target = self._output_path(path)
         self._check_output_folder(target.parent)
+        self._replace_output(target, data)
+        return target
+
+    def _replace_output(self, target: Path, data: str | bytes) -> None:
         try:
             replace_file(target, data, durable=False, public=True)
         except OSError as exc:
@@ -581,7 +631,6 @@ class App:
                 "file": self.display_path(target),
                 "folder": self.display_path(self.workspace.output_dir),
                 "error": exc.strerror or exc}) from None
-        return target
 
     def _check_output_folder(self, folder: Path) -> None:
         """A folder below the output folder must really be there: a link in it (``out/

@@ -47,13 +47,14 @@ def _run_chunk(bounds: tuple[int, int]) -> Any:
         return function(items[bounds[0]:bounds[1]])
 
 
-def map_chunks(function: Callable[[Sequence[T]], R], items: Sequence[T]
-               ) -> Iterator[R] | None:
-    """``function`` over chunks of :data:`CHUNK` ``items`` in forked workers, results in
-    order; ``None`` where that is not worth it (the caller then works alone)."""
-    if len(items) < MIN_ITEMS or not _can_fork():
+def map_chunks(function: Callable[[Sequence[T]], R], items: Sequence[T], *,
+               min_items: int = MIN_ITEMS, chunk: int = CHUNK) -> Iterator[R] | None:
+    """``function`` over chunks of ``chunk`` ``items`` in forked workers, results in
+    order; ``None`` where that is not worth it (fewer than ``min_items``: the caller
+    then works alone)."""
+    if len(items) < min_items or not _can_fork():
         return None
-    return _map(function, items, min(cores(), 8))
+    return _map(function, items, min(cores(), 8), chunk)
 
 
 def _can_fork() -> bool:
@@ -61,13 +62,13 @@ def _can_fork() -> bool:
     return cores() >= 2 and sys.platform == "linux" and threading.active_count() == 1
 
 
-def _map(function: Callable[[Sequence[T]], R], items: Sequence[T], workers: int
-         ) -> Iterator[R]:
+def _map(function: Callable[[Sequence[T]], R], items: Sequence[T], workers: int,
+         chunk: int = CHUNK) -> Iterator[R]:
     global _work
     _work = (function, items)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            chunks = [(lo, min(lo + CHUNK, len(items))) for lo in range(0, len(items), CHUNK)]
+            chunks = [(lo, min(lo + chunk, len(items))) for lo in range(0, len(items), chunk)]
             yield from pool.imap(_run_chunk, chunks)
     finally:
         _work = None

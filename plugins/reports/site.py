@@ -11,9 +11,10 @@
 
 Every page extends ``reports/_base.html.j2`` and links relatively (the folder works
 from ``file://`` and from ``crmkit watch --serve``).  A customer's page is a pure
-function of what it shows: it is rendered with :meth:`crmkit.App.render_page`, which
-in ``crmkit watch`` renders again only the pages whose data changed, and written with
-:meth:`crmkit.App.write_output`, which leaves a file that already holds the page alone.
+function of what it shows: the pages are rendered and written with
+:meth:`crmkit.App.write_pages`, which renders them on every core in a one-off build and
+in ``crmkit watch`` renders again only the pages whose data changed, and leaves a file
+that already holds its page alone.
 Pages crmkit wrote for customers (or lists) that are gone are removed.
 """
 
@@ -211,7 +212,7 @@ def customer_page(view: CustomerView, labels: dict[str, Any], reminders: tuple[R
     history, the labels the page names, open reminders, deals and the history (newest
     first in the page).  Each value is the object the workspace and the rules hold, so
     that in ``crmkit watch`` the context of an untouched customer is equal at once and
-    their page is not rendered again (:meth:`crmkit.App.render_page`)."""
+    their page is not rendered again (:meth:`crmkit.App.write_pages`)."""
     customer = view.customer
     return {**site, "title": customer.name, "customer": customer, "labels": labels,
             "reminders": reminders, "referrer": referrer, "deals": view.deals,
@@ -271,7 +272,7 @@ def build(app: crmkit.App) -> list[Path]:
         by_customer.setdefault(reminder.customer, []).append(reminder)
     site = _base(app, "../", "")
     folder = workspace.output_dir / CUSTOMERS
-    pages = set()
+    pages: list[tuple[Path, dict[str, Any]]] = []
     for view in app.customers():
         cid = view.id
         shown = {name: columns[name].get(cid) if name in columns else None
@@ -282,11 +283,9 @@ def build(app: crmkit.App) -> list[Path]:
         referrer = (quote(page_name(referred)), customers[referred].name) \
             if referred in customers else None
         context = customer_page(view, shown, tuple(by_customer.get(cid, ())), referrer, site)
-        page = page_name(cid)
-        pages.add(page)
-        written.append(app.write_output(folder / page,
-                                        app.render_page(CUSTOMER_TEMPLATE, context, cid)))
-    prune(folder, pages)
+        pages.append((folder / page_name(cid), context))
+    written += app.write_pages(CUSTOMER_TEMPLATE, pages)
+    prune(folder, {path.name for path, _ in pages})
 
     written += _lists(app, t, columns, segments)
     written.append(_playbooks(app, customers))
@@ -323,23 +322,20 @@ def _lists(app: crmkit.App, t: Any, columns: dict[str, dict[str, Any]],
         lists.append((f"segment-{file_part(name)}", "segment", name,
                       [c for c in by_name if column.get(c.id) is True]))
 
-    written = []
-    keep = {"index.html"}
     folder = app.workspace.output_dir / LISTS
     site = _base(app, "../", "")
-    for file, _group, title, found in lists:
-        keep.add(f"{file}.html")
-        count = t.ngettext("%(num)s customer", "%(num)s customers", len(found)) % {
-            "num": len(found)}
-        context = {**site, "title": title, "rows": tuple(found), "count": count}
-        written.append(app.write_output(folder / f"{file}.html",
-                                        app.render_page(LIST_TEMPLATE, context, file)))
+    pages = [(folder / f"{file}.html",
+              {**site, "title": title, "rows": tuple(found),
+               "count": t.ngettext("%(num)s customer", "%(num)s customers", len(found)) % {
+                   "num": len(found)}})
+             for file, _group, title, found in lists]
+    written = app.write_pages(LIST_TEMPLATE, pages)
     overview = tuple((group, f"{file}.html", title, len(found))
                      for file, group, title, found in lists)
     context = {**site, "title": t.gettext(N_("Customers")), "lists": overview}
     written.append(app.write_output(folder / "index.html",
                                     app.render_page(LISTS_TEMPLATE, context, "index")))
-    prune(folder, keep)
+    prune(folder, {"index.html", *(path.name for path, _ in pages)})
     return written
 
 
