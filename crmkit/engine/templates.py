@@ -191,7 +191,7 @@ def render_sections(app: App, report: str, fmt: str, variables: dict[str, Any]
 
 
 def _render(app: App, section: ReportSection, template: Any, variables: dict[str, Any]) -> str:
-    context = dict(section.context(app)) if section.context is not None else {}
+    context = _context(app, section)
     if section.pure:
         settings = app.workspace.settings
         return render.render_pure(template, {
@@ -199,3 +199,16 @@ def _render(app: App, section: ReportSection, template: Any, variables: dict[str
             "currency": settings.currency, "locale": settings.locale,
             "root": variables.get("root"), **context})
     return str(template.render({**variables, **context, "section": section}))
+
+
+def _context(app: App, section: ReportSection) -> dict[str, Any]:
+    """``section.context(app)``, computed once per run: a report is written as Markdown
+    and as HTML, and the dashboard is also the site's start page (the context is a
+    function of ``app`` alone, and a new run, or rebuild, is a new ``app``)."""
+    if section.context is None:
+        return {}
+    kept = app.__dict__.setdefault("_section_contexts", {})
+    found = kept.get(id(section))
+    if found is None or found[0] is not section:
+        found = kept[id(section)] = (section, dict(section.context(app)))
+    return found[1]
