@@ -68,7 +68,8 @@ class Translations:
     """One language: ``gettext``/``ngettext`` for words and the CLDR formats of numbers,
     money and dates.  Get one with :func:`crmkit.translations`."""
 
-    __slots__ = ("_catalogue", "_formats", "gettext", "language", "locale", "ngettext")
+    __slots__ = ("_babel", "_catalogue", "_formats", "gettext", "language", "locale",
+                 "ngettext")
 
     def __init__(self, locale: str, catalogue: _gettext.NullTranslations) -> None:
         self.locale = locale
@@ -78,14 +79,18 @@ class Translations:
         self.gettext = catalogue.gettext
         self.ngettext = catalogue.ngettext
         self._formats: dict[tuple[Any, ...], str] = {}
+        self._babel: Any = None
 
     def _babel_locale(self) -> Any:
-        from babel import Locale, UnknownLocaleError
+        """Babel's ``Locale``, parsed once (a build formats 100,000 amounts and dates)."""
+        if self._babel is None:
+            from babel import Locale, UnknownLocaleError
 
-        try:
-            return Locale.parse(self.locale)
-        except (ValueError, UnknownLocaleError):
-            return Locale.parse(DEFAULT)
+            try:
+                self._babel = Locale.parse(self.locale)
+            except (ValueError, UnknownLocaleError):
+                self._babel = Locale.parse(DEFAULT)
+        return self._babel
 
     def money(self, amount: Decimal | float | int | None, currency: str | None = None) -> str:
         """``1.234,56 €`` (de) / ``€1,234.56`` (en); without a currency the number with
