@@ -14,6 +14,8 @@ each in a fresh process, side by side:
   and `crmkit report weekly --format md --out -`;
 * `crmkit show` on an unchanged workspace right after `check` (a different
   read-only command: nothing to replay);
+* a cold `crmkit build` (no cache, no output folder): every report, the
+  calendar and the site with a page per customer;
 * `crmkit watch`: the time from saving one file (an edited customer, a logged
   call that resolves an overdue follow-up, a purchase dated today, one dated
   yesterday) to the end of the re-render;
@@ -253,6 +255,14 @@ def bench(customers: int, interactions: int, executables: list[str]
                                   [crmkit, "--today", TODAY, "show", "c000042"], root)
             rows.append(("show after check (unchanged workspace)", show,
                          f"{show / io_floor:.2f}× I/O floor", f"{show_mem:.0f} MB"))
+
+            def no_site(root: Path = root) -> None:
+                fresh(root)
+                shutil.rmtree(root / "out", ignore_errors=True)
+
+            built, built_mem = best(REPEAT, no_site, [crmkit, "--today", TODAY, "build"], root)
+            rows.append(("cold build (reports, calendar, every customer page)", built,
+                         f"{built / parse_floor:.2f}× parse floor", f"{built_mem:.0f} MB"))
             for what, seconds in watch_changes(crmkit, root).items():
                 rows.append((f"watch: {what} → re-rendered", seconds, "", ""))
             fresh(root)
