@@ -77,8 +77,9 @@ def test_the_plan_changes_nothing_and_apply_merges_everything(make_workspace):
         "  edit   interactions/2026/2026-04-01-anna-old-done.yaml (customer: anna-old -> anna)",
         "  edit   interactions/2026/phone-log.yaml (customer: anna-old -> anna)",
         "  edit   deals/anna-solar.yaml (customer: anna-old -> anna)",
-        "  edit   customers/anna.yaml (adds email anna.m@example.org; phone 0171 5550000; "
-        "tag vip; service(s) Solar; company; fields.newsletter; aliases: [anna-old])",
+        "  edit   customers/anna.yaml (adds from anna-old: email anna.m@example.org; "
+        "phone 0171 5550000; tag vip; service(s) Solar; company; fields.newsletter; "
+        "aliases: [anna-old])",
         "  delete customers/anna-old.yaml (anna-old's customer file, last)",
         "  differs: name: anna's 'Anna Müller' kept, anna-old had 'A. Mueller'",
         "  differs: birthday: anna's 1978-12-03 kept, anna-old had 1978-12-04",

@@ -9,7 +9,10 @@ A plan first; with ``--apply`` its steps run:
 2. KEEP's file gets what only OTHER had (emails, phones, tags, services, and fields
    KEEP lacks; KEEP wins where both differ, and the plan lists those) and
    ``aliases: [OTHER]``, so that records another clone writes later for OTHER are
-   KEEP's too; the keys it does not change stay as written;
+   KEEP's too; the keys it does not change stay as written. How they found us
+   (``source``, ``campaign``, ``referred_by``) is one story, KEEP's or else OTHER's,
+   never a mix; the email consent is one of the two, whole with its evidence (``since``,
+   ``how``): an opt-out over a consent, else the one with more evidence, else KEEP's;
 3. OTHER's file is deleted, last.
 
 Each step is atomic (a replace, an unlink) and checks that its file did not change
@@ -38,6 +41,8 @@ RECORD_FOLDERS = ("customers", "interactions", "deals")
 SUFFIXES = (".yaml", ".yml")
 #: Keys whose values are lists that are united, not chosen.
 LIST_KEYS = ("email", "emails", "phone", "phones", "tags", "services", "aliases")
+#: How they found us: one story, taken whole from one of the two.
+ACQUISITION = ("source", "campaign", "referred_by")
 _DELETE = object()
 
 
@@ -73,6 +78,10 @@ class Plan:
     by_hand: list[str] = field(default_factory=list)
     #: Files left as they are (not valid YAML): the alias links them.
     left: list[str] = field(default_factory=list)
+    #: What KEEP's file takes from OTHER's.
+    taken: list[str] = field(default_factory=list)
+    #: Which email consent is kept where the two disagree.
+    consent: str | None = None
 
 
 def _digest(data: bytes) -> str:
@@ -108,9 +117,10 @@ def _united(keep: list[Any], other: list[Any], key: Any) -> tuple[list[Any], lis
 
 
 def merged_customer(keep_id: str, keep: dict[str, Any], other_id: str, other: dict[str, Any]
-                    ) -> tuple[dict[str, Any], list[str], list[str]]:
+                    ) -> tuple[dict[str, Any], list[str], list[str], str | None]:
     """KEEP's data after the merge (as an update: key -> value or ``_DELETE``), what was
-    added, and the conflicts KEEP won."""
+    taken from OTHER, the conflicts KEEP won, and the line saying which email consent
+    is kept where the two disagree (``None`` where they do not)."""
     update: dict[str, Any] = {}
     added: list[str] = []
     conflicts: list[str] = []
@@ -147,10 +157,10 @@ def merged_customer(keep_id: str, keep: dict[str, Any], other_id: str, other: di
     aliases = [a for a in (*_as_list(keep, "aliases", "aliases"), other_id,
                            *_as_list(other, "aliases", "aliases")) if a != keep_id]
     update["aliases"] = list(dict.fromkeys(aliases))
+    _merge_acquisition(keep_id, keep, other_id, other, update, added, conflicts)
+    consent_note = _merge_consent(keep_id, keep, other_id, other, update, added, conflicts)
     for key, value in other.items():
-        if key in LIST_KEYS:
-            continue
-        if key == "referred_by" and value in (keep_id, other_id):
+        if key in LIST_KEYS or key in ACQUISITION or key == "consent":
             continue
         if key == "fields" and isinstance(value, dict) and isinstance(keep.get(key), dict):
             fields = dict(keep[key])
@@ -170,9 +180,94 @@ def merged_customer(keep_id: str, keep: dict[str, Any], other_id: str, other: di
         elif keep[key] != value:
             conflicts.append(f"{key}: {keep_id}'s {_short(keep[key])} kept, {other_id} had "
                              f"{_short(value)}")
+    return update, added, conflicts, consent_note
+
+
+def _acquisition(data: dict[str, Any], ids: tuple[str, str]) -> dict[str, Any]:
+    """How they found us, as far as ``data`` says (a ``referred_by`` naming KEEP or
+    OTHER says nothing: after the merge it would name the customer itself)."""
+    return {key: data[key] for key in ACQUISITION
+            if data.get(key) not in (None, "") and not (key == "referred_by"
+                                                        and data[key] in ids)}
+
+
+def _describe_keys(values: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {_short(value)}" for key, value in values.items())
+
+
+def _merge_acquisition(keep_id: str, keep: dict[str, Any], other_id: str,
+                       other: dict[str, Any], update: dict[str, Any], added: list[str],
+                       conflicts: list[str]) -> None:
+    """``source``, ``campaign`` and ``referred_by`` tell one story (how they found us):
+    KEEP's is kept whole when it has one, else OTHER's is taken whole. Taking OTHER's
+    campaign beside KEEP's source would credit a campaign with a customer it did not
+    bring."""
+    mine = _acquisition(keep, (keep_id, other_id))
+    theirs = _acquisition(other, (keep_id, other_id))
     if keep.get("referred_by") == other_id:
         update["referred_by"] = _DELETE  # it would name the customer itself
-    return update, added, conflicts
+    if not mine:
+        for key, value in theirs.items():
+            update[key] = value
+            added.append(f"{key} {_short(value)}")
+    elif theirs and theirs != mine:
+        conflicts.append(f"how they found us: {keep_id}'s {_describe_keys(mine)} kept, "
+                         f"{other_id} had {_describe_keys(theirs)}")
+
+
+def _consent_text(consent: Any) -> str:
+    """A consent in full (its evidence is never cut short)."""
+    if not isinstance(consent, dict):
+        return _short(consent)
+    return "{" + ", ".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}"
+                           for k, v in consent.items()) + "}"
+
+
+def _evidence(consent: dict[str, Any]) -> int:
+    return sum(consent.get(key) not in (None, "") for key in ("since", "how"))
+
+
+def _describe_consent(consent: dict[str, Any]) -> str:
+    parts = [str(consent[key]) for key in ("since", "how") if consent.get(key) not in (None, "")]
+    return ", ".join(parts) if parts else _("no date or how recorded")
+
+
+def _merge_consent(keep_id: str, keep: dict[str, Any], other_id: str, other: dict[str, Any],
+                   update: dict[str, Any], added: list[str], conflicts: list[str]
+                   ) -> str | None:
+    """One consent, never mixed from two (its date and how are its evidence): where
+    both said the same, the one with more evidence (KEEP's on a tie); where one opted
+    out, the opt-out (the more restrictive choice), said in the line returned."""
+    mine, theirs = keep.get("consent"), other.get("consent")
+    if theirs in (None, {}) or mine == theirs:
+        return None
+    if mine in (None, {}):
+        update["consent"] = theirs
+        added.append(f"consent {_consent_text(theirs)}")
+        return None
+    if not (isinstance(mine, dict) and isinstance(theirs, dict)
+            and isinstance(mine.get("email"), bool) and isinstance(theirs.get("email"), bool)):
+        conflicts.append(f"consent: {keep_id}'s {_consent_text(mine)} kept, {other_id} had "
+                         f"{_consent_text(theirs)}")
+        return None
+    if mine["email"] == theirs["email"]:
+        if _evidence(theirs) > _evidence(mine):
+            update["consent"] = theirs
+            added.append(f"consent {_consent_text(theirs)} (its evidence; {keep_id}'s was "
+                         f"{_consent_text(mine)})")
+        else:
+            conflicts.append(f"consent: {keep_id}'s {_consent_text(mine)} kept, {other_id} had "
+                             f"{_consent_text(theirs)}")
+        return None
+    out_id, out, in_id, given = ((keep_id, mine, other_id, theirs) if not mine["email"]
+                                 else (other_id, theirs, keep_id, mine))
+    if out is theirs:
+        update["consent"] = theirs
+        added.append(f"consent {_consent_text(theirs)}")
+    return _("%(out)s opted out of email (%(out_evidence)s), %(in)s had opted in "
+             "(%(in_evidence)s): the opt-out is kept, the more restrictive choice") % {
+        "out": out_id, "out_evidence": _describe_consent(out), "in": in_id,
+        "in_evidence": _describe_consent(given)}
 
 
 def _short(value: Any) -> str:
@@ -355,8 +450,10 @@ def plan_merge(app: crmkit.App, keep_id: str, other_id: str) -> Plan:
     keep_text = keep_data_raw.decode("utf-8")
     keep_data = _load(keep_text)
     other_data = _load((root / other_rel).read_text(encoding="utf-8"))
-    update, added, conflicts = merged_customer(keep_id, keep_data, other_id, other_data)
+    update, added, conflicts, plan.consent = merged_customer(keep_id, keep_data, other_id,
+                                                             other_data)
     plan.conflicts = conflicts
+    plan.taken = added
     if update.get("aliases") == keep_data.get("aliases"):
         del update["aliases"]
     new_keep = set_keys(keep_text, update)
@@ -365,8 +462,8 @@ def plan_merge(app: crmkit.App, keep_id: str, other_id: str) -> Plan:
         plan.by_hand.append(f"{keep_rel}: cannot add to it safely (unusual layout): add "
                             f"{', '.join(update)} by hand")
     elif new_keep != keep_text:
-        note = "adds " + "; ".join([*added, f"aliases: [{other_id}]"]) if added else \
-            f"adds aliases: [{other_id}]"
+        note = f"adds from {other_id}: " + "; ".join([*added, f"aliases: [{other_id}]"]) \
+            if added else f"adds aliases: [{other_id}]"
         plan.steps.append(Step("edit", keep_rel, note, new_keep, _digest(keep_data_raw)))
     plan.steps.append(Step("delete", other_rel, f"{other_id}'s customer file, last"))
     return plan
@@ -424,6 +521,8 @@ def merge_command(app: crmkit.App, keep: str, other: str, do_apply: bool) -> Non
         click.echo(f"  {crmkit.clean(str(step))}")
     for conflict in plan.conflicts:
         click.echo(f"  differs: {crmkit.clean(conflict)}")
+    if plan.consent:
+        click.echo(f"  consent: {crmkit.clean(plan.consent)}")
     for note in plan.left:
         click.echo(f"  left:    {crmkit.clean(note)}")
     if plan.by_hand:
