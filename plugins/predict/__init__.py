@@ -459,26 +459,32 @@ def predict_command(app: crmkit.App, horizon: int | None, customers: tuple[str, 
         app.warn_about_problems()
         return
     model, spend = result.bgnbd, result.gamma_gamma
+    # the numbers in the terminal's format (0,42 and 1.234,50 in German) as the words
+    # are, and the note in its language (the JSON keeps the English ``note``: data)
+    t = crmkit.translations(terminal=True)
+    problem = problem_in(app.metrics(["_purchase_model"])["_purchase_model"].value, t.locale)
     if model is None or not model.converged:
-        click.echo(_("no prediction: %(reason)s") % {"reason": result.problem})
+        click.echo(_("no prediction: %(reason)s") % {"reason": problem})
         app.warn_about_problems()
         return
     click.echo(ngettext("BG/NBD on %(num)d customer: %(fit)s", "BG/NBD on %(num)d customers: "
                         "%(fit)s", model.customers) % {
         "num": model.customers,
-        "fit": f"r={model.r:.3f} alpha={model.alpha:.3f} a={model.a:.3f} b={model.b:.3f} "
-               f"(log-likelihood {model.log_likelihood:.1f})"})
+        "fit": f"r={t.decimal(model.r, 3)} alpha={t.decimal(model.alpha, 3)} "
+               f"a={t.decimal(model.a, 3)} b={t.decimal(model.b, 3)} "
+               f"(log-likelihood {t.decimal(model.log_likelihood, 1)})"})
     if spend is not None and spend.converged:
         click.echo(ngettext("Gamma-Gamma on %(num)d repeat customer: %(fit)s",
                             "Gamma-Gamma on %(num)d repeat customers: %(fit)s",
                             spend.customers) % {
             "num": spend.customers,
-            "fit": f"p={spend.p:.2f} q={spend.q:.2f} gamma={spend.gamma:.2f}"})
-    if result.problem:
-        click.echo(_("note: %(reason)s") % {"reason": result.problem})
+            "fit": f"p={t.decimal(spend.p, 2)} q={t.decimal(spend.q, 2)} "
+                   f"gamma={t.decimal(spend.gamma, 2)}"})
+    if problem:
+        click.echo(_("note: %(reason)s") % {"reason": problem})
     currency = app.workspace.settings.currency
-    rows = [[p.customer, f"{p.p_alive:.2f}", f"{p.expected_purchases:.2f}",
-             f"{p.expected_spend:,.2f}", f"{p.clv:,.2f}"]
+    rows = [[p.customer, t.decimal(p.p_alive, 2), t.decimal(p.expected_purchases, 2),
+             t.decimal(p.expected_spend, 2), t.decimal(p.clv, 2)]
             for p in sorted(result.predictions.values(), key=lambda p: (-p.clv, p.customer))]
     click.echo(crmkit.table([_("customer"), "P(alive)",
                              _("purchases %(days)sd") % {"days": result.horizon_days},
