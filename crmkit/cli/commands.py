@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shlex
 import sys
 from decimal import Decimal
@@ -262,10 +263,34 @@ def _number(value: Decimal) -> int | float:
 # --- show -------------------------------------------------------------------------------
 
 
+def _said() -> Any:
+    """The terminal's :class:`Translations` where ``show`` says values in words, ``None``
+    in an English terminal: there its lines keep the values as the files write them and
+    ISO dates, as before and as the docs show them (``purchase (visit)``,
+    ``lifecycle=active``)."""
+    t = cli_translations()
+    return None if t.language == "en" else t
+
+
+def _word(value: str | None) -> str:
+    """A type, channel or stage as a word of the terminal's language (``Kauf``)."""
+    t = _said()
+    return (value or "") if t is None else t.word(value)
+
+
+def _day(value: dt.date | str | None) -> str:
+    """A date (or a label's ISO date) as the terminal's language writes it
+    (``23.11.2026``), ISO in English."""
+    t = _said()
+    if t is not None:
+        return t.date(value, "medium")
+    return value if isinstance(value, str) else day(value)
+
+
 def _describe(i: Interaction, currency: str) -> str:
-    parts = [i.type]
+    parts = [_word(i.type)]
     if i.channel:
-        parts.append(f"({i.channel})")
+        parts.append(f"({_word(i.channel)})")
     if i.summary:
         parts.append(f"— {i.summary}")
     elif i.items:
@@ -275,7 +300,7 @@ def _describe(i: Interaction, currency: str) -> str:
     if i.score is not None:
         parts.append("[" + _("score %(score)s") % {"score": i.score} + "]")
     if i.resolves:
-        until = (" " + _("until %(day)s") % {"day": day(i.until)}
+        until = (" " + _("until %(day)s") % {"day": _day(i.until)}
                  if i.type == "snooze" and i.until else "")
         parts.append(f"({', '.join(i.resolves)}{until})")
     return clean(" ".join(parts))
@@ -284,6 +309,35 @@ def _describe(i: Interaction, currency: str) -> str:
 #: The stock labels that are a sentence, by their title (another plugin's label is
 #: titled by its name: ``next_step`` → ``Next step``).
 SENTENCE_LABELS = {"churn_reason": N_("Churn reason")}
+
+#: The stock labels by their title, where ``show`` says values in words (``_said``):
+#: ``lifecycle=active`` is ``Lebenszyklus: aktiv``.  Another plugin's label keeps its
+#: name; a text value is said as a word where crmkit knows it (``t.word``), a number in
+#: the terminal's format, a probability as a percentage.
+LABEL_TITLES = {"lifecycle": N_("lifecycle"), "abc": N_("ABC class"), "rfm": N_("RFM"),
+                "churn_risk": N_("churn risk"), "win_back_worthy": N_("win-back"),
+                "p_alive": N_("P(alive)"), "clv": N_("CLV")}
+PERCENT_LABELS = frozenset({"churn_risk", "p_alive"})
+
+
+def _label(key: str, value: Any, currency: str) -> str:
+    """One label of the ``Segments`` line: ``lifecycle=active`` (English terminal),
+    ``Lebenszyklus: aktiv``; a yes/no label by its name or title."""
+    t = _said()
+    if t is None:
+        return key if value is True else f"{key}={value}"
+    title = _(LABEL_TITLES[key]) if key in LABEL_TITLES else key
+    if value is True:
+        return title
+    if key == "clv":
+        said = money(Decimal(str(value)), currency)
+    elif key in PERCENT_LABELS and isinstance(value, (int, float)):
+        said = t.percent(value)
+    elif isinstance(value, (int, float)):
+        said = t.decimal(value)
+    else:
+        said = t.word(str(value))
+    return f"{title}: {said}"
 
 
 @cli.command()
@@ -330,28 +384,28 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
     row(_("Email"), ", ".join(c.emails))
     row(_("Phone"), ", ".join(c.phones))
     row(_("Address"), c.address.one_line() if c.address else None)
-    row(_("Birthday"), day(c.birthday))
+    row(_("Birthday"), _day(c.birthday))
     row(_("Tags"), ", ".join(c.tags))
-    row(_("Source"), c.source)
+    row(_("Source"), _word(c.source))
     row(_("Referred by"), c.referred_by)
-    consent = ((_("yes, since %(day)s") % {"day": day(c.consent.since)} if c.consent.since
+    consent = ((_("yes, since %(day)s") % {"day": _day(c.consent.since)} if c.consent.since
                 else _("yes"))
                + (f" ({c.consent.how})" if c.consent.how else "")) if c.consent.email else _("no")
     row(_("Email consent"), consent)
-    row(_("Prefers"), c.preferred_channel)
+    row(_("Prefers"), _word(c.preferred_channel))
     for s in c.services:
         row(_("Service"), (_("%(service)s, every %(interval)s since %(day)s") if s.start
                            else _("%(service)s, every %(interval)s")) % {
-            "service": s.name, "day": day(s.start),
+            "service": s.name, "day": _day(s.start),
             "interval": cli_translations().duration(s.interval.count, s.interval.unit)})
     row(_("Notes"), c.notes)
     for key, value in c.fields.items():
         row(str(key), value)
     lines.append("")
-    lines.append(_("As of %(day)s") % {"day": app.today.isoformat()})
-    row(_("Customer since"), day(derived.first_purchase) or _("no purchase yet"))
-    row(_("Last contact"), day(derived.last_contact))
-    row(_("Last purchase"), day(derived.last_purchase))
+    lines.append(_("As of %(day)s") % {"day": _day(app.today)})
+    row(_("Customer since"), _day(derived.first_purchase) or _("no purchase yet"))
+    row(_("Last contact"), _day(derived.last_contact))
+    row(_("Last purchase"), _day(derived.last_purchase))
     row(_("Purchases"), derived.purchase_count)
     row(_("Revenue"), money(derived.revenue, currency))
     row(_("Revenue 12 months"), money(derived.revenue_12m, currency))
@@ -370,9 +424,10 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
                 sentences.append((_(SENTENCE_LABELS[key]) if key in SENTENCE_LABELS
                                   else key.replace("_", " ").capitalize(), value))
             else:
-                text = key if value is True else f"{key}={value}"
+                text = _label(key, value, currency)
                 since = labels.get(f"{key}_since")
-                flat.append(_("%(segment)s (since %(day)s)") % {"segment": text, "day": since}
+                flat.append(_("%(segment)s (since %(day)s)") % {"segment": text,
+                                                                "day": _day(since)}
                             if since else text)
         row(_("Segments"), ", ".join(flat))
         for label, sentence in sentences:
@@ -383,27 +438,28 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
             "commands": "crmkit done ID, crmkit snooze ID --for 1w"})
         for r in reminders:
             if r.snoozed_until:
-                flag = " " + _("(snoozed until %(day)s)") % {"day": day(r.snoozed_until)}
+                flag = " " + _("(snoozed until %(day)s)") % {"day": _day(r.snoozed_until)}
             elif r.suppressed:
-                flag = " " + (_("(expired on %(day)s)") % {"day": day(r.expires)}
+                flag = " " + (_("(expired on %(day)s)") % {"day": _day(r.expires)}
                               if r.expires and r.expires < app.today
                               else _("(held back by the frequency cap)"))
             else:
                 flag = " " + _("(overdue)") if r.overdue(app.today) else ""
-            lines.append(f"  {day(r.due)}  {clean(r.title)}{clean(flag)}")
+            lines.append(f"  {_day(r.due)}  {clean(r.title)}{clean(flag)}")
             lines.append(f"              {r.id}")
     if deals:
         lines.append("")
         lines.append(_("Deals"))
         for d in deals:
-            prob = f", {d.probability:.0%}" if d.probability is not None else ""
-            lines.append(f"  {d.id}: {clean(d.title)} [{d.stage}{prob}] "
+            prob = "" if d.probability is None else ", " + (
+                f"{d.probability:.0%}" if _said() is None else _said().percent(d.probability))
+            lines.append(f"  {d.id}: {clean(d.title)} [{_word(d.stage)}{prob}] "
                          f"{money(d.value, currency)}".rstrip())
     if derived.planned:
         lines.append("")
         lines.append(_("Planned"))
         for i in derived.planned:
-            lines.append(f"  {day(i.date)}  {_describe(i, currency)}")
+            lines.append(f"  {_day(i.date)}  {_describe(i, currency)}")
     lines.append("")
     shown = list(reversed(history))
     if limit:
@@ -414,7 +470,7 @@ def show(app: App, customer_id: str, fmt: str, limit: int) -> None:
         counted = _("%(counted)s, latest %(num)d") % {"counted": counted, "num": len(shown)}
     lines.append(_("History (%(counted)s)") % {"counted": counted})
     for i in shown:
-        lines.append(f"  {day(i.date)}  {_describe(i, currency)}")
+        lines.append(f"  {_day(i.date)}  {_describe(i, currency)}")
     click.echo("\n".join(map(clean, lines)))  # ids, stages and keys come from files too
     app.warn_about_problems()
 
