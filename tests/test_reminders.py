@@ -369,3 +369,31 @@ def test_the_kept_order_of_reminders_updated_equals_a_fresh_sort(monkeypatch):
             blocks = dict(sorted(blocks.items()))
             assert [id(r) for r in order.update(blocks)] == fresh(blocks)
     assert len(sorts) < 200  # of 600 orders, most after small changes are updates
+
+
+def test_a_long_calendar_written_on_every_core_is_the_one_written_alone():
+    """A one-off run writes a calendar of thousands of events in forked workers: the
+    same bytes, in the same order, as one process (run in a process of its own: forking
+    needs a process without threads)."""
+    import subprocess
+    import sys
+
+    script = """
+import datetime as dt, hashlib
+from crmkit import Reminder
+from crmkit.engine.calendar import to_ics
+from crmkit.incremental import parallel
+day = dt.date(2026, 6, 1)
+reminders = [Reminder(day + dt.timedelta(days=n % 40), f"c{n:04d}", "birthday",
+                      f"Geburtstag von Kund*in {n}", f"wird {n % 90} <am {n}>",
+                      channel="phone" if n % 2 else None, id=f"birthday/c{n:04d}/{n}")
+             for n in range(parallel.MIN_ITEMS + 300)]
+both = [to_ics(reminders, day, "Bäckerei: reminders", "k", "de", {"birthday": "Geburtstage"},
+               one_shot=one_shot) for one_shot in (True, False)]
+assert parallel.map_chunks(len, reminders) is not None, "no forking here"
+print(both[0] == both[1], both[0].count(b"BEGIN:VEVENT"), "Geburtstage" in both[0].decode())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    if "no forking here" in done.stderr:
+        pytest.skip("this machine cannot fork workers (one core, or not Linux)")
+    assert done.stdout.split() == ["True", "2300", "True"], done.stderr

@@ -364,7 +364,8 @@ class App:
         t = translations(settings.locale)
         name = t.gettext("%(business)s: reminders") % {"business": settings.business}
         categories = {kind.name: t.gettext(kind.title) for kind in self.kinds() if kind.title}
-        return to_ics(reminders, self.today, name, key, settings.locale, categories)
+        return to_ics(reminders, self.today, name, key, settings.locale, categories,
+                      one_shot=self._one_shot)
 
     def plugin_of(self, registered: Any) -> str:
         """The name of the plugin that registered a label, kind, metric, ..."""

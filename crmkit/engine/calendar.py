@@ -3,16 +3,18 @@
 icalendar writes each event; an event's text depends on the reminder and the day
 alone, so the core keeps it across ``crmkit watch`` rebuilds
 (:func:`crmkit.incremental.render.each`): icalendar takes about a millisecond per
-event, and a calendar holds thousands.
+event, and a calendar holds thousands.  A one-off run writes a long calendar's events
+on every core instead (:func:`crmkit.incremental.parallel.map_chunks`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 from collections.abc import Mapping
 
-from ..incremental import render
+from ..incremental import parallel, render
 from .i18n import translations
 from .values import Reminder
 
@@ -49,10 +51,12 @@ def _event(reminder: Reminder, today: dt.date, locale: str | None,
 
 
 def to_ics(reminders: list[Reminder], today: dt.date, name: str, key: str = "calendar",
-           locale: str | None = None, categories: Mapping[str, str] | None = None) -> bytes:
+           locale: str | None = None, categories: Mapping[str, str] | None = None,
+           one_shot: bool = False) -> bytes:
     """A calendar of ``reminders`` called ``name``, its events in ``locale``'s words and
     each in the category ``categories[kind]`` (the kind's title); ``key`` names the list
-    for reuse (one per file or output)."""
+    for reuse (one per file or output).  ``one_shot``: nothing in this process writes
+    the calendar again, so a long one is written on every core instead of kept."""
     categories = dict(categories or {})
     import icalendar
 
@@ -62,6 +66,11 @@ def to_ics(reminders: list[Reminder], today: dt.date, name: str, key: str = "cal
     # one line whatever the caller passes: a property value may not hold a line break
     calendar.add("x-wr-calname", " ".join(name.split()))
     head, end = calendar.to_ical().rsplit(b"END:VCALENDAR", 1)
-    events = render.each(key, reminders, (today, locale, sorted(categories.items())),
-                         lambda r: _event(r, today, locale, categories))
+    def event(reminder: Reminder) -> bytes:
+        return _event(reminder, today, locale, categories)
+
+    chunks = parallel.map_chunks(lambda chunk: [event(r) for r in chunk], reminders) \
+        if one_shot else None
+    events = itertools.chain.from_iterable(chunks) if chunks is not None else \
+        render.each(key, reminders, (today, locale, sorted(categories.items())), event)
     return head + b"".join(events) + b"END:VCALENDAR" + end
