@@ -19,10 +19,13 @@ EVIL = "<script>alert(1)</script>"
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    """The example workspace plus a customer whose name is a script, rendered."""
+    """The example workspace plus a customer whose name is a script (and whose email is
+    longer than a phone is wide), rendered."""
     root = tmp_path_factory.mktemp("browser") / "ws"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("out", ".crmkit"))
-    (root / "customers" / "evil.yaml").write_text(f'name: "{EVIL}"\nsource: web\n')
+    (root / "customers" / "evil.yaml").write_text(
+        f'name: "{EVIL}"\nsource: web\n'
+        f"emails: [buchhaltung.rechnungseingang@zahnarztpraxis-dr-yilmaz-weimar.de]\n")
     (root / "interactions" / "evil.yaml").write_text(
         "- {customer: evil, date: 2026-11-20, type: purchase, amount: 9999}\n"
         "- {customer: evil, date: 2026-11-21, type: complaint, summary: \"<img src=x "

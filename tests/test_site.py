@@ -340,6 +340,16 @@ def test_the_dashboard_names_and_links_customers_of_deals_and_complaints(make_wo
     assert "bjoern" not in without_ids and "baeckerei" not in without_ids
 
 
+def test_a_long_email_may_wrap_at_its_punctuation_only():
+    """An address longer than a phone is wide overflowed its card (the browser tests
+    measure it on the example at 390 px); it now wraps after ``@ . - _ + /`` only."""
+    assert str(site.breakable("buchhaltung.rechnung@praxis-yilmaz.de")) == \
+        "buchhaltung.<wbr>rechnung@<wbr>praxis-<wbr>yilmaz.<wbr>de"
+    assert str(site.breakable('<b onclick="x">a@b</b>')) == \
+        "&lt;b onclick=&#34;x&#34;&gt;a@<wbr>b&lt;/<wbr>b&gt;"
+    assert str(site.breakable(None)) == ""
+
+
 def test_tel_links_keep_the_plus_and_junk_gets_none(make_workspace):
     assert site.tel("+49 30 123;phone-context=evil") == "tel:+4930123"
     assert site.tel(" +49 (0)3643 123-45") == "tel:+490364312345"

@@ -489,7 +489,8 @@ def crmkit_jinja_filters() -> dict[str, Any]:
     return {"percent": in_locale(percent), "number": in_locale(number),
             "change": in_locale(change), "change_md": in_locale(change_md),
             "customer_link": jinja2.pass_context(customer_link),
-            "tel": site.tel, "mailto": site.mailto, "history_rows": site.history_rows,
+            "tel": site.tel, "mailto": site.mailto, "breakable": site.breakable,
+            "history_rows": site.history_rows,
             "funnel_chart": charts.funnel,
             "pareto_chart": charts.pareto, "score_chart": charts.score_distribution,
             "monthly_chart": charts.monthly}

@@ -108,6 +108,20 @@ def mailto(email: str | None) -> str | None:
     return "mailto:" + quote(email.strip(), safe="@.-_+") if email and "@" in email else None
 
 
+#: Where an address may go on to the next line: after these (``buchhaltung.|rechnung@|
+#: praxis-|weimar.de``), never between two letters.
+BREAK_AFTER = re.compile(r"([@._+/-])")
+
+
+def breakable(text: str | None) -> Any:
+    """The Jinja filter ``email | breakable``: ``text`` escaped, with a line-break
+    opportunity (``<wbr>``) after each ``@ . _ + / -``, so that an address longer than a
+    phone is wide wraps at its punctuation instead of overflowing its card."""
+    from markupsafe import Markup, escape
+
+    return Markup(BREAK_AFTER.sub(r"\1<wbr>", str(escape(text or ""))))
+
+
 def name_key(name: str) -> str:
     """How people sort names (DIN 5007-1): accents and case do not count, ``ß`` is
     ``ss``, so "Bäckerei Krause" comes before "Björn Schäfer" and "Özlem" among the O."""
