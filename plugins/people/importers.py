@@ -244,6 +244,43 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+#: Words that make a name an organisation's (``Müller, Schmidt & Partner``, ``Krause,
+#: GmbH``), and name suffixes (``Smith, Jr.``): such a name is left as written.
+_NOT_A_PERSON = frozenset((
+    "gmbh", "mbh", "ag", "kg", "ohg", "ug", "gbr", "ev", "eg", "se", "co", "und", "and",
+    "partner", "partners", "ltd", "llc", "inc", "corp", "plc", "sa", "sarl", "bv", "nv",
+    "jr", "sr", "ii", "iii", "iv", "phd", "md"))
+_TITLES = frozenset(("dr", "prof", "herr", "frau", "mr", "mrs", "ms", "dipl", "ing"))
+#: Words that begin a family name (``von der Heide, Anna``).
+_PARTICLES = frozenset(("von", "van", "vom", "zu", "zum", "zur", "der", "den", "de", "da",
+                        "di", "du", "del", "della", "le", "la", "ten", "ter", "mc", "mac"))
+_NAME_WORD = re.compile(r"[^\W\d_][^\W\d_.'-]*(?:[.'-][^\W\d_]*)*\.?")
+
+
+def person_name(name: str) -> str | None:
+    """``First Last`` for a person's name written ``Last, First`` (``Müller, Anna`` →
+    ``Anna Müller``, ``von der Heide, Dr. Eva`` → ``Dr. Eva von der Heide``); ``None``
+    for anything else: no comma or more than one, a digit or ``&``, a word of a company
+    (``GmbH``, ``Partner``) or a suffix (``Jr.``), a family name of more than one word
+    that are not ``von``/``van``/``de``..., more than three given names."""
+    if name.count(",") != 1:
+        return None
+    last, first = (" ".join(part.split()) for part in name.split(","))
+    last_words, first_words = last.split(), first.split()
+    if not last_words or not first_words or len(first_words) > 3:
+        return None
+    if not all(_NAME_WORD.fullmatch(w) for w in (*last_words, *first_words)):
+        return None
+    if {w.strip(".").replace(".", "").casefold() for w in (*last_words, *first_words)} \
+            & _NOT_A_PERSON:
+        return None
+    if any(w.casefold() not in _PARTICLES for w in last_words[:-1]):
+        return None
+    if all(w.strip(".").casefold() in _TITLES for w in first_words):
+        return None  # 'Meier, Dr.'
+    return f"{first} {last}"
+
+
 def _flow(text: str) -> Any:
     """A cell written as YAML flow (`crmkit export csv`'s services and free fields)."""
     import yaml  # lazily: only these cells need it
@@ -265,6 +302,12 @@ def customer_row(row: int, values: dict[str, Any], extra_fields: dict[str, Any] 
     first, last = _text(values.get("first_name")), _text(values.get("last_name"))
     name = _text(values.get("name")) or " ".join(p for p in (first, last) if p) or \
         _text(values.get("company"))
+    if name and name == _text(values.get("name")) and name != _text(values.get("company")) \
+            and (turned := person_name(name)):
+        # the id comes from the name: 'Müller, Anna' and 'Anna Müller' are one customer
+        warnings.append(_("name %(written)s read as %(name)s (written 'Last, First')")
+                        % {"written": repr(name), "name": repr(turned)})
+        name = turned
     data: dict[str, Any] = {}
     numbers: list[str] = []
     if not name:
@@ -460,9 +503,14 @@ def read_vcard(path: Path, options: ImportOptions) -> Iterator[ImportRow]:
         values: dict[str, Any] = {}
         if hasattr(card, "fn"):
             values["name"] = card.fn.value
-        if hasattr(card, "n") and not values.get("name"):
+        if hasattr(card, "n"):
             n = card.n.value
-            values["first_name"], values["last_name"] = n.given, n.family
+            given, family = _text(n.given), _text(n.family)
+            # 'FN:Müller, Anna' (the comma not escaped) reads as 'Müller': N has the rest
+            if not _text(values.get("name")) or (
+                    given and family and _text(values["name"]) == family):
+                values.pop("name", None)
+                values["first_name"], values["last_name"] = given, family
         if hasattr(card, "org"):
             org = card.org.value
             values["company"] = org[0] if isinstance(org, list) else org

@@ -4,7 +4,8 @@ Used by ``crmkit import`` (does this row match an existing customer?) and
 ``crmkit duplicates``.  A *match* is certain enough to leave a row out: the same
 email, or the same phone and a similar name.  Anything weaker (a shared phone alone:
 a household, a company's switchboard; the same or a similar name at the same
-address) is a *possible* match, shown with its evidence.  Fuzzy name comparison
+address; the same name with no differing addresses) is a *possible* match, shown with
+its evidence.  Fuzzy name comparison
 only happens within the same postal code or town, so the work stays linear-ish in
 the number of customers.
 """
@@ -120,6 +121,7 @@ class PeopleIndex:
         self.by_phone: dict[str, list[str]] = {}
         self.names: dict[str, str] = {}
         self.by_place: dict[str, list[tuple[str, str, str]]] = {}
+        self.by_name: dict[str, list[tuple[str, str | None]]] = {}
         for person in people:
             self.add(person)
 
@@ -135,6 +137,9 @@ class PeopleIndex:
         if person.place:
             self.by_place.setdefault(person.place, []).append(
                 (person.key, name_key(person.name), person.name))
+        if len(name_words(person.name)) >= 2:
+            self.by_name.setdefault(name_key(person.name), []).append(
+                (person.key, person.place))
 
     def find(self, person: Person) -> Match | None:
         """The existing person this one most likely is, with the evidence: a certain
@@ -167,6 +172,12 @@ class PeopleIndex:
                 if ratio >= SIMILAR_NAME:
                     return Match(key, _("similar name (%(name)s) at the same address")
                                  % {"name": repr(other_name)}, False)
+        # 'Anna Müller' and 'Müller, Anna' with nothing else to tell them apart (two
+        # known addresses that differ do)
+        for key, place in self.by_name.get(name_key(person.name), ()):
+            if key != person.key and not (person.place and place and person.place != place):
+                return Match(key, _("the same name (%(name)s), nothing else to tell them "
+                                    "apart") % {"name": repr(self.names.get(key, ""))}, False)
         return None
 
 
