@@ -127,3 +127,19 @@ def test_vcard_name_with_a_comma(make_workspace, tmp_path):
     assert sorted(customers) == ["anna-mueller", "bert-krause"]
     assert customers["anna-mueller"]["name"] == "Anna Müller"
     assert customers["bert-krause"]["name"] == "Bert Krause"
+
+
+def test_duplicates_finds_the_two_spellings(make_workspace):
+    root = make_workspace({"customers/mueller-anna.yaml": "name: Müller, Anna\n",
+                           "customers/anna-mueller.yaml": "name: Anna Müller\n",
+                           "customers/anna-m.yaml": "name: Anna Müller\n"
+                                                    "address: {postal_code: '10115'}\n"})
+    result = _crmkit(root, "duplicates")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "anna-m ~ anna-mueller: the same name ('Anna Müller'), nothing else to tell them "
+        "apart",
+        "anna-m ~ mueller-anna: the same name ('Anna Müller'), nothing else to tell them "
+        "apart",
+    ]
+    assert "2 likely duplicates among 3 customers" in result.stderr
