@@ -208,6 +208,34 @@ def test_editor_junk_is_ignored_and_other_files_are_warned_about(make_workspace)
     assert diagnostics(ws) == ["customers/README.md: warning: ignored: not a .yaml file"]
 
 
+def test_a_record_named_with_a_leading_dot_is_skipped_with_a_warning(make_workspace, run):
+    """Hidden files are not read, but a whole record named ``.anna.yaml`` is not dropped
+    without a word; editor files that start with a dot stay silent."""
+    root = make_workspace({
+        "customers/.anna.yaml": "name: Anna\n",
+        "customers/bert.yaml": "name: Bert\n",
+        "customers/.bert.yaml.swp": b"\x00swap",
+        "customers/._bert.yaml": b"\x00\x05\x16\x07",  # macOS's resource fork
+        "customers/.gitkeep": "",
+        "interactions/2026/..call.yml": "customer: bert\ndate: 2026-05-01\ntype: call\n",
+        "deals/.yaml": "customer: bert\n",
+        "playbooks/.quote.yaml": "trigger: quote\n",
+    })
+    if hasattr(os, "symlink"):
+        os.symlink("user@host.4242:1", root / "customers" / ".#bert.yaml")  # emacs' lock
+    ws = load_workspace(root)
+    assert list(ws.customers) == ["bert"] and ws.interactions == ()
+    skipped = "warning: skipped: file names starting with a dot are not read"
+    assert diagnostics(ws) == [
+        f"customers/.anna.yaml: {skipped} (rename it to anna.yaml)",
+        f"deals/.yaml: {skipped}",
+        f"interactions/2026/..call.yml: {skipped} (rename it to call.yml)",
+        f"playbooks/.quote.yaml: {skipped} (rename it to quote.yaml)"]
+    result = run("-w", root, "check", "--strict")
+    assert result.exit_code == 1
+    assert f"customers/.anna.yaml: {skipped} (rename it to anna.yaml)\n" in result.stdout
+
+
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks on this platform")
 def test_symlink_out_of_the_workspace_is_refused(make_workspace, tmp_path):
     secret = tmp_path / "secret.yaml"

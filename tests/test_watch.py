@@ -151,6 +151,98 @@ def test_ignore_rules():
     assert is_ignored("customers/.#anna.yaml", "out") and is_ignored("customers/a.yaml.swp", "out")
     assert not is_ignored("customers/anna.yaml", "out")
     assert not is_ignored("crmkit.yaml", "out") and not is_ignored("plugins/mine.py", "out")
+    # only what crmkit reads: editors' temporary files never start a rebuild
+    for temp in ("customers/sedPfIKxC", "customers/anna.yaml___jb_tmp___",
+                 "customers/anna.yaml___jb_old___", "customers/#anna.yaml#",
+                 "customers/.anna.yaml.kate-swp", "customers/.goutputstream-Q2ZZ3",
+                 "customers/anna.yaml.orig", "templates/sedX1b2c3", "plugins/mine.py~",
+                 "README.md", "notes/todo.yaml", "crmkit.yaml.swp", "plugins/lib/x.py",
+                 "customers/.archive/anna.yaml", "customers/.anna.yaml"):
+        assert is_ignored(temp, "out"), temp
+    for read in ("interactions/2026/a.yml", "deals/d.yaml", "playbooks/after.yaml",
+                 "templates/reports/weekly.md.j2", "templates/reports/logo.svg"):
+        assert not is_ignored(read, "out"), read
+    # folders: a moved or deleted folder of records counts, plugins' subfolders do not
+    assert not is_ignored("interactions/2025", "out", is_dir=True)
+    assert not is_ignored("customers", "out", is_dir=True)
+    assert is_ignored("plugins/lib", "out", is_dir=True)
+    assert is_ignored("customers/.archive", "out", is_dir=True)
+    assert is_ignored("notes", "out", is_dir=True)
+
+
+def _rebuilt(line: str, names: str) -> bool:
+    """Whether ``line`` is a rebuild's line (written or kept) naming ``names`` only."""
+    return re.fullmatch(rf"\d\d:\d\d:\d\d {names}: (wrote|\d+ errors?, kept) .*",
+                        line) is not None
+
+
+def test_an_editors_save_names_the_real_file_and_never_its_temporary_files(watching):
+    """How editors save, done with real file events: the log names customers/anna.yaml
+    each time and never a temporary file; a temporary file alone starts no rebuild."""
+    root, watch = watching
+    folder = root / "customers"
+    weekly = root / "out" / "reports" / "weekly.md"
+    seen = []
+
+    def saved(step: str) -> None:
+        """Rebuilds until the saved file is in the output (a save may be two batches)."""
+        while True:
+            line = watch.expect(r"^\d\d:\d\d:\d\d ")
+            seen.append(line)
+            assert _rebuilt(line, r"customers/anna\.yaml"), (step, line)
+            if f"Birthday of Anna {step}" in weekly.read_text():
+                return
+
+    # sed -i: a temporary file beside the record, renamed over it
+    (folder / "sedPfIKxC").write_text("name: Anna Sed\nbirthday: 1980-06-05\n")
+    os.rename(folder / "sedPfIKxC", folder / "anna.yaml")
+    saved("Sed")
+    # vim: the old file renamed to a backup, a test file 4913, the new file written
+    os.rename(folder / "anna.yaml", folder / "anna.yaml~")
+    (folder / "4913").write_text("")
+    (folder / "4913").unlink()
+    (folder / "anna.yaml").write_text("name: Anna Vim\nbirthday: 1980-06-05\n")
+    (folder / ".anna.yaml.swp").write_bytes(b"\x00swap")
+    saved("Vim")
+    # JetBrains' safe write: a temporary file, the old one moved aside, then removed
+    (folder / "anna.yaml___jb_tmp___").write_text("name: Anna Jb\nbirthday: 1980-06-05\n")
+    os.rename(folder / "anna.yaml", folder / "anna.yaml___jb_old___")
+    os.rename(folder / "anna.yaml___jb_tmp___", folder / "anna.yaml")
+    (folder / "anna.yaml___jb_old___").unlink()
+    saved("Jb")
+    # emacs: a lock link and an autosave file while editing, then the save
+    os.symlink("user@host.1234:1", folder / ".#anna.yaml")
+    (folder / "#anna.yaml#").write_text("name: Anna Em\n")
+    (folder / "anna.yaml").write_text("name: Anna Em\nbirthday: 1980-06-05\n")
+    (folder / "#anna.yaml#").unlink()
+    (folder / ".#anna.yaml").unlink()
+    saved("Em")
+    seen += watch.quiet()
+    assert [line for line in seen if re.match(r"\d\d:\d\d:\d\d ", line)
+            and not _rebuilt(line, r"customers/anna\.yaml")] == []
+    # a temporary file that is never renamed (an editor that crashed) rebuilds nothing
+    (folder / "sedQ8kLmZ").write_text("name: Left Over\n")
+    (folder / "anna.yaml.swp").write_text("x")
+    assert [line for line in watch.quiet() if "wrote" in line] == []
+    assert watch.stop() == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks on this platform")
+def test_a_record_folder_linked_inside_the_workspace_is_watched_by_its_name(make_workspace):
+    """Events name the real path (data/customers/...); the log names the folder crmkit
+    reads (customers/...), as a fresh build would read it."""
+    root = make_workspace({k.replace("customers/", "data/customers/"): v
+                           for k, v in FILES.items()})
+    (root / "customers").symlink_to("data/customers")
+    watch = Watch(root)
+    try:
+        watch.expect("watching for changes")
+        (root / "data" / "customers" / "bert.yaml").write_text("name: Bert Brown\n")
+        assert _rebuilt(watch.expect(": wrote"), r"customers/bert\.yaml")
+        assert watch.stop() == 0
+    finally:
+        if watch.process.poll() is None:
+            watch.process.kill()
 
 
 def test_serve_reloads_pages_after_a_rebuild(make_workspace):

@@ -36,6 +36,8 @@ from ..incremental.reload import apply_changes
 from ..loading.loader import (
     CONFIG_FILE,
     PLAYBOOK_FOLDER,
+    RECORD_FOLDERS,
+    YAML_SUFFIXES,
     LoadedFiles,
     is_editor_file,
     load_workspace_files,
@@ -46,6 +48,10 @@ DEBOUNCE_SECONDS = 0.03
 #: A change in these folders reloads plugins and registrations, like crmkit.yaml.
 SETTINGS_FOLDERS = frozenset({LOCAL_PLUGIN_DIR, PLAYBOOK_FOLDER})
 IGNORED_DIRS = frozenset({".git", ".hg", ".svn", ".crmkit", "__pycache__", ".idea", ".vscode"})
+#: The folders whose ``*.yaml``/``*.yml`` files the loader reads, at any depth.
+YAML_FOLDERS = frozenset({*RECORD_FOLDERS, PLAYBOOK_FOLDER})
+#: Every folder crmkit reads from, besides ``crmkit.yaml`` itself.
+READ_FOLDERS = YAML_FOLDERS | {LOCAL_PLUGIN_DIR, WORKSPACE_TEMPLATES}
 VERSION_PATH = "/__crmkit__/version"
 RELOAD_SCRIPT = f"""<script>
 (function () {{
@@ -59,16 +65,40 @@ RELOAD_SCRIPT = f"""<script>
 </script>"""
 
 
-def is_ignored(rel: str, output: str) -> bool:
-    """Paths a rebuild does not care about: VCS and cache folders, the output folder
-    (however ``output`` spells it: ``./out``, ``generated/site/``), editor files."""
-    rel = rel.replace(os.sep, "/")
+def is_read(rel: str, is_dir: bool = False) -> bool:
+    """Whether crmkit reads the workspace-relative file ``rel`` (with ``is_dir``: files
+    in the folder ``rel``): ``crmkit.yaml``; the ``*.yaml``/``*.yml`` files of the record
+    folders and ``playbooks/``; ``plugins/*.py``; and any file in ``templates/`` with a
+    suffix (a template may include any file there).  Not: hidden files and folders,
+    editor files (:func:`is_editor_file`), temporary files without those suffixes
+    (``sed -i``'s ``sedXXXXXX``) and everything else in the workspace."""
     parts = rel.split("/")
+    name = parts[-1]
+    if parts[0] not in READ_FOLDERS:
+        return rel == CONFIG_FILE
+    if len(parts) == 1:
+        return True  # the folder itself: moved, deleted, or a link to it replaced
+    if any(p.startswith(".") or p in IGNORED_DIRS for p in parts[1:-1]) or not name \
+            or name.startswith(".") or name in IGNORED_DIRS:
+        return False
+    if is_dir:
+        return parts[0] != LOCAL_PLUGIN_DIR  # only plugins/*.py are loaded
+    if is_editor_file(name):
+        return False
+    if parts[0] in YAML_FOLDERS:
+        return name.endswith(YAML_SUFFIXES)
+    if parts[0] == LOCAL_PLUGIN_DIR:
+        return len(parts) == 2 and name.endswith(".py")
+    return "." in name[1:]
+
+
+def is_ignored(rel: str, output: str, is_dir: bool = False) -> bool:
+    """Paths a rebuild does not care about: the output folder (however ``output``
+    spells it: ``./out``, ``generated/site/``) and what crmkit does not read
+    (:func:`is_read`)."""
+    rel = rel.replace(os.sep, "/")
     output = normal_output(output)
-    if any(p in IGNORED_DIRS for p in parts[:-1]) or rel == output \
-            or rel.startswith(output + "/"):
-        return True
-    return parts[-1] in IGNORED_DIRS or is_editor_file(parts[-1])
+    return rel == output or rel.startswith(output + "/") or not is_read(rel, is_dir)
 
 
 class ChangeCollector:
@@ -78,6 +108,9 @@ class ChangeCollector:
         self.root = root
         #: The output folder as written and, when it is a link, where it leads.
         self.outputs = [output]
+        #: Where a folder crmkit reads leads when it is a link inside the workspace
+        #: (``data/customers`` for ``customers``): events name the real path.
+        self.links: dict[str, str] = {}
         self.condition = threading.Condition()
         self.changed: set[str] = set()
         self.last_event = 0.0
@@ -88,6 +121,7 @@ class ChangeCollector:
             return
         if getattr(event, "event_type", "") in ("opened", "closed_no_write"):
             return
+        is_dir = bool(getattr(event, "is_directory", False))
         paths = [getattr(event, "src_path", ""), getattr(event, "dest_path", "")]
         for raw in paths:
             if not raw:
@@ -97,7 +131,11 @@ class ChangeCollector:
                 rel = Path(path).relative_to(self.root).as_posix()
             except ValueError:
                 continue
-            if rel in ("", ".") or any(is_ignored(rel, out) for out in self.outputs):
+            for real, folder in self.links.items():
+                if rel == real or rel.startswith(real + "/"):
+                    rel = folder + rel[len(real):]
+                    break
+            if rel in ("", ".") or any(is_ignored(rel, out, is_dir) for out in self.outputs):
                 continue
             with self.condition:
                 self.changed.add(rel)
@@ -307,12 +345,25 @@ class Watcher:
                 outputs.append(real)
         return outputs
 
+    def links(self) -> dict[str, str]:
+        """Where each folder crmkit reads leads, when it is a link to another folder of
+        the workspace (relative), by the folder's name."""
+        links = {}
+        root = self.root.resolve()
+        for folder in sorted(READ_FOLDERS):
+            with contextlib.suppress(OSError, ValueError, RuntimeError):  # RuntimeError: a loop
+                if (self.root / folder).is_symlink():
+                    real = (self.root / folder).resolve().relative_to(root).as_posix()
+                    if real != ".":
+                        links[real] = folder
+        return links
+
     def run(self, serve_port: int | None = None) -> None:
         from watchdog.observers import Observer  # imported lazily: only watch needs it
 
         self.rebuild(None)
         collector = ChangeCollector(self.root, self.output)
-        collector.outputs = self.outputs()
+        collector.outputs, collector.links = self.outputs(), self.links()
         observer = Observer()
         observer.schedule(collector, str(self.root), recursive=True)
         observer.start()
@@ -329,7 +380,7 @@ class Watcher:
         try:
             while True:
                 batch = collector.next_batch()
-                collector.outputs = self.outputs()
+                collector.outputs, collector.links = self.outputs(), self.links()
                 try:
                     self.rebuild(batch)
                 except Exception as exc:  # a failed rebuild is logged; watching goes on

@@ -86,9 +86,20 @@ def find_workspace(start: Path | str | None = None) -> Path:
 
 
 def is_editor_file(name: str) -> bool:
-    """Hidden files, editor backups and swap files (vim, emacs), and partial downloads."""
+    """Hidden files, editor backups and swap files (vim, emacs, JetBrains' safe write),
+    and partial downloads."""
     return (name.startswith((".", "#", "~")) or name == "4913"
-            or name.endswith(("~", ".swp", ".swx", ".swo", ".tmp", ".part", ".crdownload")))
+            or name.endswith(("~", ".swp", ".swx", ".swo", ".tmp", ".part", ".crdownload",
+                              "___jb_tmp___", "___jb_old___")))
+
+
+def is_hidden_record(name: str) -> bool:
+    """A YAML file whose name starts with a dot (``.anna.yaml``): not read, like every
+    hidden file, but it may well be a record somebody named so, and a record is never
+    dropped without a word.  Not: emacs' lock links (``.#anna.yaml``) and the
+    resource forks macOS writes on foreign disks (``._anna.yaml``)."""
+    return (name.startswith(".") and name.endswith(YAML_SUFFIXES)
+            and not name.startswith((".#", "._")))
 
 
 #: A record file found by :func:`iter_files`: its path, workspace-relative path, and its
@@ -179,9 +190,15 @@ def folder_files(root: Path, root_text: str, rel_dir: str, entries: list[scan.En
             if not name.startswith("."):
                 subdirs.append(f"{rel_dir}/{name}")
             continue
-        if is_editor_file(name):
-            continue
         rel = f"{rel_dir}/{name}"
+        if is_editor_file(name):
+            if is_hidden_record(name):
+                plain = name.lstrip(".")
+                rename = f" (rename it to {plain})" if plain.endswith(YAML_SUFFIXES) else ""
+                out.append(Diagnostic.warning(
+                    f"skipped: file names starting with a dot are not read{rename}",
+                    Location(rel)))
+            continue
         if not name.endswith(YAML_SUFFIXES):
             out.append(Diagnostic.warning("ignored: not a .yaml file", Location(rel)))
             continue
