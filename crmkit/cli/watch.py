@@ -68,10 +68,12 @@ RELOAD_SCRIPT = f"""<script>
 def is_read(rel: str, is_dir: bool = False) -> bool:
     """Whether crmkit reads the workspace-relative file ``rel`` (with ``is_dir``: files
     in the folder ``rel``): ``crmkit.yaml``; the ``*.yaml``/``*.yml`` files of the record
-    folders and ``playbooks/``; ``plugins/*.py``; and any file in ``templates/`` with a
-    suffix (a template may include any file there).  Not: hidden files and folders,
-    editor files (:func:`is_editor_file`), temporary files without those suffixes
-    (``sed -i``'s ``sedXXXXXX``) and everything else in the workspace."""
+    folders and ``playbooks/``; and any file in ``plugins/`` or ``templates/`` with a
+    suffix (a template may include any file there; a plugin may import a module of
+    its own or read a file beside it, ``plugins/prices.csv``: stale output would be
+    worse than a reload too many).  Not: hidden files and folders, editor files
+    (:func:`is_editor_file`), temporary files without a suffix (``sed -i``'s
+    ``sedXXXXXX``) and everything else in the workspace."""
     parts = rel.split("/")
     name = parts[-1]
     if parts[0] not in READ_FOLDERS:
@@ -82,13 +84,11 @@ def is_read(rel: str, is_dir: bool = False) -> bool:
             or name.startswith(".") or name in IGNORED_DIRS:
         return False
     if is_dir:
-        return parts[0] != LOCAL_PLUGIN_DIR  # only plugins/*.py are loaded
+        return True
     if is_editor_file(name):
         return False
     if parts[0] in YAML_FOLDERS:
         return name.endswith(YAML_SUFFIXES)
-    if parts[0] == LOCAL_PLUGIN_DIR:
-        return len(parts) == 2 and name.endswith(".py")
     return "." in name[1:]
 
 
