@@ -274,9 +274,21 @@ def test_watch_serves_the_start_page_and_rewrites_only_touched_pages(make_worksp
         with urllib.request.urlopen(url + "customers/anna.html", timeout=5) as answer:
             assert "<h1>Anna Adler</h1>" in answer.read().decode()
         anna = (root / "out/customers/anna.html").stat()
+
+        def stamps() -> dict[Path, tuple[int, int]]:
+            return {p: (p.stat().st_ino, p.stat().st_mtime_ns)
+                    for p in (root / "out").rglob("*") if p.is_file()}
+
+        before = stamps()
         (root / "customers/cleo.yaml").write_text("name: Cleo Clarke\n")
-        watch.expect(r"customers/cleo\.yaml: wrote")
+        line = watch.expect(r"customers/cleo\.yaml: wrote")
         assert "Cleo Clarke" in (root / "out/customers/cleo.html").read_text()
+        # the line counts the files that changed, of all the build made
+        after = stamps()
+        changed = [p for p in after if before.get(p) != after[p]]
+        found = re.search(r"wrote (\d+) of (\d+) files", line)
+        assert found and int(found[1]) == len(changed) and int(found[2]) == len(after)
+        assert root / "out/customers/cleo.html" in changed and len(changed) < len(after) / 2
         now = (root / "out/customers/anna.html").stat()
         assert (now.st_ino, now.st_mtime_ns) == (anna.st_ino, anna.st_mtime_ns)
         (root / "customers/cleo.yaml").unlink()

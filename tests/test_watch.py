@@ -75,7 +75,7 @@ class Watch:
 def watching(make_workspace):
     root = make_workspace(FILES)
     running = Watch(root)
-    running.expect(r"start: wrote \d+ files?\b")
+    running.expect(r"start: wrote \d+ of \d+ files?\b")
     running.expect("watching for changes")
     yield root, running
     if running.process.poll() is None:
@@ -86,7 +86,7 @@ def test_edit_add_delete_and_rename_each_rebuild(watching):
     root, watch = watching
     weekly = root / "out" / "reports" / "weekly.md"
     (root / "customers" / "bert.yaml").write_text("name: Bert Brown\n")
-    watch.expect(r"customers/bert\.yaml: wrote \d+ files? in [\d.]+ s")
+    watch.expect(r"customers/bert\.yaml: wrote \d+ of \d+ files? in [\d.]+ s")
     (root / "customers" / "cleo.yaml").write_text("name: Cleo\n")
     (root / "interactions" / "c.yaml").write_text("customer: cleo\ndate: 2026-05-30\ntype: call\n")
     watch.expect(r"customers/cleo\.yaml, interactions/c\.yaml: wrote")
@@ -290,7 +290,7 @@ def test_watch_output_equals_a_fresh_build_after_each_change(tmp_path):
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("out", ".crmkit"))
     age_files(root)
     watch = Watch(root)
-    watch.expect(r"start: wrote \d+ files?\b")
+    watch.expect(r"start: wrote \d+ of \d+ files?\b")
     watch.expect("watching for changes")
     customer = sorted((root / "customers").glob("*.yaml"))[0]
     some_interaction = sorted((root / "interactions").rglob("*.yaml"))[-1]

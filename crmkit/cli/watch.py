@@ -327,9 +327,12 @@ class Watcher:
         stats = workspace.stats
         parsed = (", " + ngettext("%(num)d file parsed", "%(num)d files parsed", stats.parsed)
                   % {"num": stats.parsed}) if stats else ""
+        # how many files changed, of those the build made (the others held their text)
         self.echo(f"{_clock()} {what}: " + ngettext(
-            "wrote %(num)d file in %(seconds)s s", "wrote %(num)d files in %(seconds)s s",
-            len(written)) % {"num": len(written), "seconds": f"{took:.2f}"} + parsed)
+            "wrote %(changed)d of %(num)d file in %(seconds)s s",
+            "wrote %(changed)d of %(num)d files in %(seconds)s s", len(written)) % {
+            "changed": app.outputs_changed, "num": len(written), "seconds": f"{took:.2f}"}
+            + parsed)
         warning = app.errors_warning()  # e.g. a deleted customer's interactions remain
         if warning:
             self.echo(warning)

@@ -104,6 +104,9 @@ class App:
         self._one_shot = one_shot
         #: Problems raised by plugins' rules and hooks during this run (after loading).
         self.problems: list[Diagnostic] = []
+        #: Files of the output folder this run changed: written, not left alone for
+        #: already holding their text (``crmkit watch`` says how many).
+        self.outputs_changed = 0
         #: Those of them already printed (:meth:`report_problems`).
         self._printed: set[Diagnostic] = set()
         #: What the replay key's walk saw of the record folders, if it ran.
@@ -469,19 +472,24 @@ class App:
 
         found = self.templates.get_template(template)  # loaded once, before the fork
 
-        def write(chunk: Sequence[tuple[Path, dict[str, Any]]]) -> int:
-            for target, context in chunk:
-                replace_file(target, found.render(context), durable=False, public=True)
-            return len(chunk)
+        def write(chunk: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[int, int]:
+            changed = sum(replace_file(target, found.render(context), durable=False,
+                                       public=True)
+                          for target, context in chunk)
+            return len(chunk), changed
 
         chunks = parallel.map_chunks(write, targets, min_items=PARALLEL_PAGES,
                                      chunk=PAGES_PER_CHUNK)
         if chunks is None:
             return False
         try:
-            return sum(chunks) == len(targets)
+            done = list(chunks)
         except Exception:  # written again here, where the error is raised
             return False
+        if sum(pages for pages, _changed in done) != len(targets):
+            return False
+        self.outputs_changed += sum(changed for _pages, changed in done)
+        return True
 
     def _output_path(self, path: str | Path) -> Path:
         target = path if isinstance(path, Path) else Path(path)
@@ -627,7 +635,7 @@ class App:
 
     def _replace_output(self, target: Path, data: str | bytes) -> None:
         try:
-            replace_file(target, data, durable=False, public=True)
+            self.outputs_changed += replace_file(target, data, durable=False, public=True)
         except OSError as exc:
             raise CrmkitError(_("cannot write %(file)s in the output folder %(folder)s: "
                                 "%(error)s") % {

@@ -119,7 +119,7 @@ def create_new(path: Path, data: bytes) -> None:
 
 
 def replace(path: Path, data: bytes | str, durable: bool = True, public: bool = False
-            ) -> None:
+            ) -> bool:
     """Atomically replace ``path`` (files crmkit owns, such as caches and output, or a
     user's file that a command was explicitly asked to change).  Text is written as UTF-8.
 
@@ -132,16 +132,17 @@ def replace(path: Path, data: bytes | str, durable: bool = True, public: bool = 
     Otherwise a replaced file keeps its mode and a new one is ``0600``.  Public output
     whose file already holds these bytes with that mode is left alone: its mtime and
     inode stay, so ``crmkit watch`` rewrites only the pages a change touched (and a web
-    server, rsync or a browser's cache sees no change).
+    server, rsync or a browser's cache sees no change).  Returns whether the file was
+    written (``False``: it already held ``data``).
     """
     given = data
     if public and _unchanged(path, given):
-        return
+        return False
     if isinstance(data, str):
         data = data.encode("utf-8")
     if public and _same_bytes(path, data):
         _remember(path, given)
-        return
+        return False
     tmp = _write_temp(path, data, durable, _mode_for(path, public))
     try:
         os.replace(tmp, path)
@@ -151,6 +152,7 @@ def replace(path: Path, data: bytes | str, durable: bool = True, public: bool = 
         raise
     if public:
         _remember(path, given)
+    return True
 
 
 #: Public output written (or found equal) by this process: path → (the data's length and
