@@ -48,13 +48,14 @@ def _run_chunk(bounds: tuple[int, int]) -> Any:
 
 
 def map_chunks(function: Callable[[Sequence[T]], R], items: Sequence[T], *,
-               min_items: int = MIN_ITEMS, chunk: int = CHUNK) -> Iterator[R] | None:
-    """``function`` over chunks of ``chunk`` ``items`` in forked workers, results in
-    order; ``None`` where that is not worth it (fewer than ``min_items``: the caller
-    then works alone)."""
-    if len(items) < min_items or not _can_fork():
+               min_items: int | None = None, chunk: int | None = None
+               ) -> Iterator[R] | None:
+    """``function`` over chunks of ``chunk`` (:data:`CHUNK`) ``items`` in forked workers,
+    results in order; ``None`` where that is not worth it (fewer than ``min_items``,
+    :data:`MIN_ITEMS`: the caller then works alone)."""
+    if len(items) < (MIN_ITEMS if min_items is None else min_items) or not _can_fork():
         return None
-    return _map(function, items, min(cores(), 8), chunk)
+    return _map(function, items, min(cores(), 8), CHUNK if chunk is None else chunk)
 
 
 def _can_fork() -> bool:
@@ -63,7 +64,7 @@ def _can_fork() -> bool:
 
 
 def _map(function: Callable[[Sequence[T]], R], items: Sequence[T], workers: int,
-         chunk: int = CHUNK) -> Iterator[R]:
+         chunk: int) -> Iterator[R]:
     global _work
     _work = (function, items)
     try:
