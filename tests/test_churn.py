@@ -222,14 +222,14 @@ def test_each_stage_rule_on_a_hand_built_workspace(make_workspace):
     assert labels["kept"]["lifecycle_basis"] is None  # the model is not used at all
     assert app.labels().column("_stage")["kept"][2] == "contract"
     assert labels["ann"]["churn_reason"] == (
-        "no purchase for 440 days; service contract every 365 days; 0 % chance to buy in the "
+        "no purchase for 440 days; service contract every 365 days; 0% chance to buy in the "
         "next 365 days")
     assert labels["mid"]["churn_reason"] == (
-        "no purchase for 110 days; usually every 100 days; 20 % chance to buy in the next "
+        "no purchase for 110 days; usually every 100 days; 20% chance to buy in the next "
         "100 days")
     assert labels["once"]["churn_reason"] == (
         "no purchase for 200 days; one occasion so far, usually every 100 days in this "
-        "workspace; 0 % chance to buy in the next 100 days")
+        "workspace; 0% chance to buy in the next 100 days")
     # the at-risk and win-back reminders follow the stages, with the reason in words
     found = {(r.customer, r.kind): r for r in app.reminders()
              if r.kind in ("at_risk", "win_back") and not r.suppressed}
@@ -245,13 +245,13 @@ def test_the_churn_reason_follows_the_workspace_locale(make_workspace):
     app = App(make_workspace(STAGES, settings=SETTINGS + "locale: de\n"), TODAY)
     labels = app.labels()
     assert labels["ann"]["churn_reason"] == (
-        "440 Tage ohne Kauf; Wartungsvertrag alle 365 Tage; 0 % Chance auf einen Kauf "
+        "440 Tage ohne Kauf; Wartungsvertrag alle 365 Tage; 0\xa0% Chance auf einen Kauf "
         "innerhalb von 365 Tagen")
     assert labels["mid"]["churn_reason"] == (
-        "110 Tage ohne Kauf; meist alle 100 Tage; 20 % Chance auf einen Kauf innerhalb "
+        "110 Tage ohne Kauf; meist alle 100 Tage; 20\xa0% Chance auf einen Kauf innerhalb "
         "von 100 Tagen")
     assert labels["once"]["churn_reason"] == (
-        "200 Tage ohne Kauf; bisher ein Mal, bei allen Kunden meist alle 100 Tage; 0 % "
+        "200 Tage ohne Kauf; bisher ein Mal, bei allen Kunden meist alle 100 Tage; 0\xa0% "
         "Chance auf einen Kauf innerhalb von 100 Tagen")
     assert labels["mid"]["churn_risk"] == 0.796  # the figures do not change
 
@@ -270,7 +270,7 @@ def test_churn_risk_in_segments_json_show_and_the_dashboard(make_workspace):
     data = json.loads(run("segments", "--format", "json", "--customer", "mid"))
     assert (data["mid"]["churn_risk"], data["mid"]["lifecycle"]) == (0.796, "at_risk")
     shown = run("show", "mid")
-    assert ("Churn reason:       no purchase for 110 days; usually every 100 days; 20 % chance "
+    assert ("Churn reason:       no purchase for 110 days; usually every 100 days; 20% chance "
             "to buy in the next 100 days") in shown
     assert "churn_risk=0.796" in shown
     dashboard = run("report", "dashboard", "--format", "md", "--out", "-")

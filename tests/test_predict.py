@@ -165,10 +165,10 @@ def test_segments_use_the_churn_risk_when_the_fit_is_trustworthy(make_workspace,
         stages.add(labels["lifecycle"])
         assert labels["churn_risk"] == pytest.approx(risk, abs=1e-3)
         assert labels["p_alive"] == pytest.approx(predicted["p_alive"], abs=1e-3)
-        percent = int(labels["churn_reason"].split("; ")[-1].split(" %")[0])
+        percent = int(labels["churn_reason"].split("; ")[-1].split("%")[0])
         assert abs(percent - 100 * (1 - risk)) <= 0.5 + 1e-3  # rounded from 4 digits
         assert labels["churn_reason"].endswith(
-            f" % chance to buy in the next {predicted['churn_horizon_days']} days")
+            f"{percent}% chance to buy in the next {predicted['churn_horizon_days']} days")
     assert {"active", "at_risk", "lost"} <= stages
     table = run("-w", root, "--today", "2026-06-01", "segments")
     assert "lifecycle: from the churn risk of the fitted Pareto/NBD model" in table.stderr

@@ -96,7 +96,7 @@ def test_labels_on_a_hand_built_workspace(make_workspace):
     assert anna["lifecycle"] == "at_risk" and anna["abc"] == "A"
     assert anna["churn_reason"] == (
         "no purchase or service for 31 days; 3 occasions so far, usually every 31 days in "
-        f"this workspace; {round(100 * (1 - anna['churn_risk']))} % chance to buy in the "
+        f"this workspace; {round(100 * (1 - anna['churn_risk']))}% chance to buy in the "
         "next 90 days")
     assert anna["segments"] == {"weimar_big": True, "quiet": False}
     assert (seg["bert"]["lifecycle"], seg["bert"]["win_back_worthy"]) == ("lost", True)
@@ -148,7 +148,7 @@ def test_segments_command_json_and_filter(make_workspace, run):
             "abc": "C", "rfm": data["bert"]["rfm"], "win_back_worthy": True, "p_alive": None,
             "clv": None, "churn_risk": 1.0, "churn_reason": (
                 "no purchase or service for 847 days; 2 occasions so far, usually every 31 "
-                "days in this workspace; 0 % chance to buy in the next 90 days")}
+                "days in this workspace; 0% chance to buy in the next 90 days")}
     assert {k: data["bert"][k] for k in bert} == bert
     lost = run("-w", root, "--today", TODAY.isoformat(), "customers", "--segment",
                "lifecycle=lost", "--format", "json")
@@ -173,7 +173,7 @@ def test_same_day_purchases_count_as_one_purchase_day(make_workspace):
     seg = App(root, dt.date(2026, 3, 1)).labels()
     assert seg["sam"]["lifecycle"] == "active"
     assert seg["sam"]["churn_risk"] == 0.0
-    # the reason says it is an assumption, never "100 % chance to buy" without evidence
+    # the reason says it is an assumption, never "100% chance to buy" without evidence
     assert seg["sam"]["churn_reason"] == (
         "no purchase or service for 304 days; one occasion so far, usually every 365 days in "
         "this workspace; nobody here has bought twice yet: assumed back within 365 days")
@@ -294,7 +294,7 @@ def test_activity_types_are_configurable(make_workspace):
     assert stages["ole"][0] == "lost"  # services do not count here
     uwe = App(make_workspace(files, settings=settings), TODAY_VISITS).labels()["uwe"]
     assert uwe["churn_reason"] == (
-        "no purchase or meeting for 34 days; usually every 365 days; 26 % chance to buy in "
+        "no purchase or meeting for 34 days; usually every 365 days; 26% chance to buy in "
         "the next 365 days")
 
 

@@ -210,9 +210,9 @@ def model_risks(customers: list[CustomerView]) -> list[dict[str, Any] | None]:
         risk, horizon = float(risks[k]), int(horizons[k])
         quiet_text = t.ngettext("no %(what)s for %(num)s day", "no %(what)s for %(num)s days",
                                 quiet) % {"what": t.word("purchase"), "num": t.decimal(quiet)}
-        chance = t.ngettext("%(percent)s %% chance to buy in the next %(num)s day",
-                            "%(percent)s %% chance to buy in the next %(num)s days",
-                            horizon) % {"percent": t.decimal(round(100 * (1 - risk))),
+        chance = t.ngettext("%(percent)s chance to buy in the next %(num)s day",
+                            "%(percent)s chance to buy in the next %(num)s days",
+                            horizon) % {"percent": t.percent(1 - risk),
                                         "num": t.decimal(horizon)}
         result[n] = {
             "risk": risk, "horizon_days": horizon, "at_risk_since": since["at_risk"],

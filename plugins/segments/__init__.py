@@ -237,10 +237,11 @@ def _since(risk_at: Any, quiet: int, threshold: float) -> int:
 
 
 def _chance(t: Any, risk: float, horizon: int) -> str:
-    """``69 % chance to buy in the next 198 days`` in the workspace's language."""
-    return t.ngettext("%(percent)s %% chance to buy in the next %(num)s day",
-                      "%(percent)s %% chance to buy in the next %(num)s days", horizon) % {
-        "percent": t.decimal(round(100 * (1 - risk))), "num": t.decimal(horizon)}
+    """``69% chance to buy in the next 198 days`` in the workspace's language (``69 %``
+    in German)."""
+    return t.ngettext("%(percent)s chance to buy in the next %(num)s day",
+                      "%(percent)s chance to buy in the next %(num)s days", horizon) % {
+        "percent": t.percent(1 - risk), "num": t.decimal(horizon)}
 
 
 def heuristic_risk(c: CustomerView) -> dict[str, Any] | None:
