@@ -70,10 +70,11 @@ BACKGROUND_LOCK = CACHE_DIR / "background.lock"
 #: an export may replace again without ``--force``.
 OUTPUTS_FILE = CACHE_DIR / "outputs.json"
 #: From this many pages on, a one-off build renders them on every core
-#: (:meth:`App.write_pages`); a page takes about a millisecond, a worker's start much less
-#: than a hundred of them.
+#: (:meth:`App.write_pages`), in chunks of at least :data:`PAGES_PER_CHUNK` and about an
+#: eighth of the pages: a page takes about a millisecond, a worker's start much less than
+#: a hundred of them.
 PARALLEL_PAGES = 200
-PAGES_PER_CHUNK = 500
+PAGES_PER_CHUNK = 50
 
 
 def _written_outputs(root: Path) -> dict[str, Any]:
@@ -479,7 +480,7 @@ class App:
             return len(chunk), changed
 
         chunks = parallel.map_chunks(write, targets, min_items=PARALLEL_PAGES,
-                                     chunk=PAGES_PER_CHUNK)
+                                     chunk=max(PAGES_PER_CHUNK, len(targets) // 8))
         if chunks is None:
             return False
         try:
