@@ -55,10 +55,14 @@ def _day(value: Any) -> dt.date | None:
     return value.date() if value is not None else None
 
 
+#: ``--format table|json`` (each use makes an option of its own).
+_format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+                              show_default=True)
+
+
 @click.command("sources")
 @_since_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
-              show_default=True)
+@_format_option
 @crmkit.pass_app(pure=True)
 def sources_command(app: crmkit.App, since: Any, fmt: str) -> None:
     """Per source: leads, customers won, conversion, days to buy, revenue and CLV.
@@ -118,8 +122,7 @@ def sources_command(app: crmkit.App, since: Any, fmt: str) -> None:
 @click.command("leads")
 @click.option("--stage", type=click.Choice(("cold", "warm", "qualified")), default=None,
               help="Only leads in this stage.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
-              show_default=True)
+@_format_option
 @crmkit.pass_app(pure=True)
 def leads_command(app: crmkit.App, stage: str | None, fmt: str) -> None:
     """Leads (customers without a purchase) by score, with the reasons.
@@ -174,8 +177,7 @@ def leads_command(app: crmkit.App, stage: str | None, fmt: str) -> None:
 
 @click.command("pipeline")
 @_since_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
-              show_default=True)
+@_format_option
 @crmkit.pass_app
 def pipeline_command(app: crmkit.App, since: Any, fmt: str) -> None:
     """Deals by stage, the forecast by month, won and lost, stale and overdue deals.
