@@ -69,15 +69,8 @@ def to_ics(reminders: list[Reminder], today: dt.date, name: str, key: str = "cal
     def event(reminder: Reminder) -> bytes:
         return _event(reminder, today, locale, categories)
 
-    events: list[bytes] | None = None
-    chunks = parallel.map_chunks(lambda chunk: [event(r) for r in chunk], reminders) \
+    chunks = parallel.map_all(lambda chunk: [event(r) for r in chunk], reminders) \
         if one_shot else None
-    if chunks is not None:
-        try:
-            events = list(itertools.chain.from_iterable(chunks))
-        except Exception:  # written again here, where the error is raised
-            events = None
-    if events is None:
-        events = render.each(key, reminders, (today, locale, sorted(categories.items())),
-                             event)
+    events = itertools.chain.from_iterable(chunks) if chunks is not None else \
+        render.each(key, reminders, (today, locale, sorted(categories.items())), event)
     return head + b"".join(events) + b"END:VCALENDAR" + end

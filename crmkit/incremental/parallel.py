@@ -58,6 +58,20 @@ def map_chunks(function: Callable[[Sequence[T]], R], items: Sequence[T], *,
     return _map(function, items, min(cores(), 8), CHUNK if chunk is None else chunk)
 
 
+def map_all(function: Callable[[Sequence[T]], R], items: Sequence[T], *,
+            min_items: int | None = None, chunk: int | None = None) -> list[R] | None:
+    """All results of :func:`map_chunks`, in order; ``None`` where that is not worth it
+    or a worker failed: the caller then does the work alone, and so raises the error
+    as it would alone."""
+    chunks = map_chunks(function, items, min_items=min_items, chunk=chunk)
+    if chunks is None:
+        return None
+    try:
+        return list(chunks)
+    except Exception:
+        return None
+
+
 def _can_fork() -> bool:
     """Linux, a second core, and no other thread (forking with threads risks deadlocks)."""
     return cores() >= 2 and sys.platform == "linux" and threading.active_count() == 1
