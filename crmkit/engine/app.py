@@ -438,13 +438,18 @@ class App:
         file already holds that text alone."""
         from ..incremental.render import render_pure
 
-        pages = self.__dict__.setdefault("_page_templates", {})
-        found = pages.get(template)
-        if found is None:  # looked up once per run, not once per page
-            found = pages[template] = self.templates.get_template(template)
+        found = self._page_template(template)
         if self._one_shot:  # nothing renders it again in this process: keep nothing
             return str(found.render(context))
         return render_pure(found, context, key)
+
+    def _page_template(self, template: str) -> Any:
+        """The template named ``template``, looked up once per run, not once per page."""
+        pages = self.__dict__.setdefault("_page_templates", {})
+        found = pages.get(template)
+        if found is None:
+            found = pages[template] = self.templates.get_template(template)
+        return found
 
     def write_pages(self, template: str, pages: Iterable[tuple[str | Path, dict[str, Any]]]
                     ) -> list[Path]:
@@ -471,7 +476,7 @@ class App:
         itself, and so raises the error as it would alone)."""
         from ..incremental import parallel
 
-        found = self.templates.get_template(template)  # loaded once, before the fork
+        found = self._page_template(template)  # loaded before the fork
 
         def write(chunk: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[int, int]:
             changed = sum(replace_file(target, found.render(context), durable=False,
@@ -479,15 +484,9 @@ class App:
                           for target, context in chunk)
             return len(chunk), changed
 
-        chunks = parallel.map_chunks(write, targets, min_items=PARALLEL_PAGES,
-                                     chunk=max(PAGES_PER_CHUNK, len(targets) // 8))
-        if chunks is None:
-            return False
-        try:
-            done = list(chunks)
-        except Exception:  # written again here, where the error is raised
-            return False
-        if sum(pages for pages, _changed in done) != len(targets):
+        done = parallel.map_all(write, targets, min_items=PARALLEL_PAGES,
+                                chunk=max(PAGES_PER_CHUNK, len(targets) // 8))
+        if done is None or sum(pages for pages, _changed in done) != len(targets):
             return False
         self.outputs_changed += sum(changed for _pages, changed in done)
         return True
