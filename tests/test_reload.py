@@ -197,3 +197,35 @@ def test_the_memo_recomputes_exactly_the_changed_customers_and_moved_columns():
     off.per_customer("n", None, ids, compute)
     off.per_customer("n", None, ids, compute)
     assert asked[6:] == [ids, ids]
+
+
+def test_the_memo_names_the_outputs_to_make_again():
+    """``crmkit watch`` writes a customer's page again only for those this names."""
+    from crmkit.incremental.memo import Memo
+
+    memo = Memo(active=True)
+    ids = ["a", "b", "c"]
+    labels = {"a": "A", "b": "B", "c": "C"}
+    shared = {"locale": "de"}
+    # nothing made yet for this key and day: everybody
+    assert memo.outputs_to_make("pages", None, ids, (labels,), shared) is None
+    memo.outputs_made("pages", None, ids, (labels,), shared)
+    assert memo.outputs_to_make("pages", None, ids, (labels,), shared) == set()
+    assert memo.outputs_to_make("pages", None, ids, (dict(labels),), dict(shared)) == set()
+    memo.changed({"b"})
+    assert memo.outputs_to_make("pages", None, ids, (labels,), shared) == {"b"}
+    # a value that moved in a column, and a new customer
+    assert memo.outputs_to_make("pages", None, [*ids, "d"], ({**labels, "c": "X"},),
+                                shared) == {"b", "c", "d"}
+    # the shared part, another number of columns, or another day: everybody
+    assert memo.outputs_to_make("pages", None, ids, (labels,), {"locale": "en"}) is None
+    assert memo.outputs_to_make("pages", None, ids, (labels, labels), shared) is None
+    assert memo.outputs_to_make("pages", dt.date(2026, 1, 2), ids, (labels,), shared) is None
+    memo.outputs_made("pages", None, ids, (labels,), shared)
+    assert memo.outputs_to_make("pages", None, ids, (labels,), shared) == set()
+    for _ in range(70):  # more changes than are remembered: everybody
+        memo.changed(())
+    assert memo.outputs_to_make("pages", None, ids, (labels,), shared) is None
+    off = Memo()  # the memo off (a one-off run): everybody, always
+    off.outputs_made("pages", None, ids, (labels,), shared)
+    assert off.outputs_to_make("pages", None, ids, (labels,), shared) is None

@@ -221,7 +221,7 @@ class Memo:
                 table.touched.add(cid)
             todo.update(cid for cid in ids if cid not in values)
         moved = False
-        order = [cid for cid in ids if cid in todo] if todo else []
+        order = _in_order(todo, ids)
         where = (key, day)
         if order:
             if len(order) == len(ids):
@@ -348,6 +348,42 @@ class Memo:
         if value is _MISSING:
             value = table.values[customer_id] = compute()
         return value  # type: ignore[no-any-return]
+
+    def outputs_to_make(self, key: Hashable, day: dt.date | None, ids: list[str],
+                        columns: tuple[Any, ...], shared: Any) -> set[str] | None:
+        """Which customers' outputs (one page each) must be made again since the last
+        :meth:`outputs_made` for ``key``: those :meth:`changed` since, new ones, and
+        those whose value in one of ``columns`` differs; ``None`` for everybody (the
+        memo is off, nothing was made for this day yet, ``shared`` differs, or the
+        changes are too old to know).  Customers that are gone are not named."""
+        if not self.active:
+            return None
+        kept = self._day(day)[2].get(("outputs", key))
+        if kept is None:
+            return None
+        generation, old_columns, old_shared, old_ids = kept
+        if len(old_columns) != len(columns) or not _equal(old_shared, shared):
+            return None
+        changed = self._changed_since(generation)
+        if changed is None:
+            return None
+        todo = set(changed)
+        for old, new in zip(old_columns, columns, strict=True):
+            if old is not new:
+                differ = _moved(old, new, ids)
+                if differ is None:
+                    return None
+                todo.update(differ)
+        if ids != old_ids:
+            todo.update(set(ids).difference(old_ids))
+        return todo
+
+    def outputs_made(self, key: Hashable, day: dt.date | None, ids: list[str],
+                     columns: tuple[Any, ...], shared: Any) -> None:
+        """Say that the outputs of ``key`` were made for ``ids`` from ``columns`` and
+        ``shared`` (kept in this process only, like :meth:`state`)."""
+        if self.active:
+            self._day(day)[2][("outputs", key)] = (self.generation, columns, shared, ids)
 
     # --- between runs ---------------------------------------------------------------
 
@@ -722,6 +758,27 @@ def _dumps(value: Any) -> bytes:
     pickler.dispatch_table = _REDUCERS
     pickler.dump(value)
     return buffer.getvalue()
+
+
+#: Lists of ids seen last (each rebuild's engines ask with lists equal to the last
+#: rebuild's) and each id's place in them.
+_places: list[tuple[list[str], dict[str, int]]] = []
+
+
+def _in_order(todo: set[str], ids: list[str]) -> list[str]:
+    """The customers of ``todo`` that are among ``ids``, in the order of ``ids``: a
+    few looked up by their place (a scan of 10,000 ids per table and change cost
+    0.1 s per rebuild in ``crmkit watch``)."""
+    if not todo:
+        return []
+    if len(todo) * 16 > len(ids):
+        return [cid for cid in ids if cid in todo]
+    place = next((found for known, found in _places if known is ids or known == ids), None)
+    if place is None:
+        place = {cid: i for i, cid in enumerate(ids)}
+        _places.insert(0, (ids, place))
+        del _places[4:]
+    return sorted((cid for cid in todo if cid in place), key=place.__getitem__)
 
 
 def _days_to_keep(used: list[dt.date | None],
