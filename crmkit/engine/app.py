@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -353,9 +353,13 @@ class App:
         ``labels().column(name)`` is ``{id: value}``."""
         return self._engine.labels()
 
-    def reminders(self) -> list[Reminder]:
+    def reminders(self, suppressed: bool = True) -> list[Reminder]:
         """All open reminders of every enabled kind, by due date, customer, kind and
-        title (held-back ones included, with ``suppressed`` saying why)."""
+        title (held-back ones included, with ``suppressed`` saying why; with
+        ``suppressed=False`` only those shown by default: not snoozed, expired or held
+        back by the frequency cap)."""
+        if not suppressed:
+            return self._engine.shown_reminders()
         return self._engine.reminders()
 
     def calendar(self, reminders: list[Reminder], key: str = "calendar") -> bytes:
@@ -468,6 +472,56 @@ class App:
         for target, context in targets:
             self._replace_output(target, self.render_page(template, context, str(target)))
         return [target for target, _context in targets]
+
+    def write_customer_pages(self, template: str, folder: str | Path,
+                             page: Callable[[CustomerView, dict[str, Any]], Mapping[str, Any]],
+                             reads: Mapping[str, Mapping[str, Any]] | None = None,
+                             common: Mapping[str, Any] | None = None) -> list[Path]:
+        """A page per customer, ``<folder>/<id>.html``: ``template`` rendered with
+        ``common`` and what ``page(view, values)`` returns, where ``values`` holds the
+        customer's entry in each column of ``reads`` (``{name: {customer_id: value}}``,
+        such as ``labels().column("abc")``; ``None`` where the customer has none).
+
+        ``page`` reads nothing but the view and ``values``: so ``crmkit watch`` makes
+        again only the pages of customers whose data changed or whose value in a
+        column differs (and all of them when ``common`` or the template changed), and
+        leaves every other page alone.  A one-off build writes them on every core
+        (:meth:`write_pages`).  Returns the paths of all pages, by customer id."""
+        columns = dict(reads or {})
+        shared = dict(common or {})
+        base = self._output_path(folder)
+        customers = self.workspace.customers
+        ids = list(customers)
+        found = self._page_template(template)
+        key = ("customer pages", str(base), template)
+        memo = self._memo
+        inputs = (tuple(columns.values()), (found, shared))
+        todo = None if self._one_shot else memo.outputs_to_make(key, self.today, ids, *inputs)
+        view = self._engine.view
+
+        def context(cid: str) -> dict[str, Any]:
+            values = {name: column.get(cid) for name, column in columns.items()}
+            return {**shared, **page(view(customers[cid]), values)}
+
+        kept = memo.state(("page paths", key), None, dict)  # one list while ids stay
+        if kept.get("ids") != ids:
+            text = str(base)
+            kept.update(ids=ids, paths=[Path(text, f"{cid}.html") for cid in ids])
+        paths: list[Path] = kept["paths"]
+        if self._one_shot:
+            self.write_pages(template, ((path, context(cid))
+                                        for cid, path in zip(ids, paths, strict=True)))
+        else:  # rendered here, not kept by render_page: only changed pages render again
+            self._check_output_folder(base)
+            if todo is None:
+                for cid, path in zip(ids, paths, strict=True):
+                    self._replace_output(path, str(found.render(context(cid))))
+            for cid in sorted(todo or ()):
+                if cid in customers:
+                    self._replace_output(Path(base, f"{cid}.html"),
+                                         str(found.render(context(cid))))
+        memo.outputs_made(key, self.today, ids, *inputs)
+        return paths
 
     def _write_pages_in_parallel(self, template: str,
                                  targets: list[tuple[Path, dict[str, Any]]]) -> bool:
@@ -727,7 +781,7 @@ class App:
         self.workspace.output_dir  # noqa: B018  (raises, naming `output` in crmkit.yaml)
         written, problems = self.host.call("crmkit_build", app=self)
         self.problems.extend(problems)
-        return [Path(p) for p in written]
+        return [p if isinstance(p, Path) else Path(p) for p in written]
 
     def clear_caches(self) -> None:
         """Delete what crmkit keeps in ``.crmkit/`` (parse cache, kept outputs): after an

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,7 @@ def breakable(text: str | None) -> Any:
     return Markup(BREAK_AFTER.sub(r"\1<wbr>", str(escape(text or ""))))
 
 
+@lru_cache(maxsize=1 << 16)
 def name_key(name: str) -> str:
     """How people sort names (DIN 5007-1): accents and case do not count, ``ß`` is
     ``ss``, so "Bäckerei Krause" comes before "Björn Schäfer" and "Özlem" among the O."""
@@ -151,15 +153,27 @@ def contact(customer: crmkit.Customer) -> dict[str, Any]:
             "tel": tel(phone), "email": email, "mailto": mailto(email)}
 
 
-def reminder_row(reminder: Reminder, customers: dict[str, crmkit.Customer]) -> dict[str, Any]:
+#: The helper label with each customer's :func:`contact` (kept per customer by the core,
+#: so that the rows of thousands of reminders do not work it out again on each rebuild).
+CONTACT = "_contact"
+
+
+def contact_label(customer: CustomerView) -> dict[str, Any]:
+    """The rule of the label :data:`CONTACT`."""
+    return contact(customer.customer)
+
+
+def reminder_row(reminder: Reminder, contacts: Mapping[str, dict[str, Any] | None]
+                 ) -> dict[str, Any]:
     """A reminder as plain values with its customer's name and contact links (rows of
-    plain values are kept by value between rebuilds)."""
-    customer = customers.get(reminder.customer)
+    plain values are kept by value between rebuilds); ``contacts`` is the label
+    :data:`CONTACT`."""
+    found = contacts.get(reminder.customer)
     row = {"due": reminder.due, "customer": reminder.customer, "kind": reminder.kind,
            "title": reminder.title, "reason": reminder.reason, "channel": reminder.channel,
            "priority": reminder.priority, "suppressed": reminder.suppressed, "id": reminder.id}
-    if customer is not None:
-        row.update(contact(customer))
+    if found is not None:
+        row.update(found)
     else:
         row.update({"name": reminder.customer, "company": None, "phone": None, "tel": None,
                     "email": None, "mailto": None})
@@ -220,17 +234,23 @@ SHOWN_LABELS = ("lifecycle", "lifecycle_since", "abc", "rfm", "win_back_worthy",
                 "churn_risk", "churn_reason")
 
 
-def customer_page(view: CustomerView, labels: dict[str, Any], reminders: tuple[Reminder, ...],
-                  referrer: tuple[str, str] | None, site: dict[str, Any]) -> dict[str, Any]:
+#: Where a segment's yes/no column goes in a customer page's ``values``.
+SEGMENT = "segment:"
+
+
+def customer_page(view: CustomerView, values: dict[str, Any]) -> dict[str, Any]:
     """Everything one customer's page shows: the record, what is derived from the
-    history, the labels the page names, open reminders, deals and the history (newest
-    first in the page).  Each value is the object the workspace and the rules hold, so
-    that in ``crmkit watch`` the context of an untouched customer is equal at once and
-    their page is not rendered again (:meth:`crmkit.App.write_pages`)."""
+    history, the labels the page names, the segments, open reminders, who referred
+    them, deals and the history (newest first in the page), from the view and the
+    customer's ``values`` (:meth:`crmkit.App.write_customer_pages`: in ``crmkit watch``
+    a page is made again only when these change)."""
     customer = view.customer
-    return {**site, "title": customer.name, "customer": customer, "labels": labels,
-            "reminders": reminders, "referrer": referrer, "deals": view.deals,
-            "derived": view.derived, "history": view.history}
+    labels = {name: values.get(name) for name in SHOWN_LABELS}
+    labels["segments"] = tuple(name[len(SEGMENT):] for name, value in values.items()
+                               if name.startswith(SEGMENT) and value is True)
+    return {"title": customer.name, "customer": customer, "labels": labels,
+            "reminders": values.get("reminders") or (), "referrer": values.get("referrer"),
+            "deals": view.deals, "derived": view.derived, "history": view.history}
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -264,7 +284,7 @@ def prune(folder: Path, keep: set[str]) -> list[Path]:
 
 def open_reminders(app: crmkit.App) -> list[Reminder]:
     """The reminders shown by default: not snoozed, expired or held back by the cap."""
-    return [r for r in app.reminders() if not r.suppressed]
+    return app.reminders(suppressed=False)
 
 
 def build(app: crmkit.App) -> list[Path]:
@@ -284,25 +304,19 @@ def build(app: crmkit.App) -> list[Path]:
     by_customer: dict[str, list[Reminder]] = {}
     for reminder in open_reminders(app):
         by_customer.setdefault(reminder.customer, []).append(reminder)
-    site = _base(app, "../", "")
-    folder = workspace.output_dir / CUSTOMERS
-    pages: list[tuple[Path, dict[str, Any]]] = []
-    for view in app.customers():
-        cid = view.id
-        shown = {name: columns[name].get(cid) if name in columns else None
-                 for name in SHOWN_LABELS}
-        shown["segments"] = tuple(name for name, column in segments.items()
-                                  if column.get(cid) is True)
-        referred = view.customer.referred_by
-        referrer = (quote(page_name(referred)), customers[referred].name) \
-            if referred in customers else None
-        context = customer_page(view, shown, tuple(by_customer.get(cid, ())), referrer, site)
-        pages.append((folder / page_name(cid), context))
-    written += app.write_pages(CUSTOMER_TEMPLATE, pages)
-    prune(folder, {path.name for path, _ in pages})
+    referrers = {cid: (quote(page_name(referred)), customers[referred].name)
+                 for cid, customer in customers.items()
+                 if (referred := customer.referred_by) in customers}
+    reads = {**columns, **{SEGMENT + name: column for name, column in segments.items()},
+             "reminders": {cid: tuple(found) for cid, found in by_customer.items()},
+             "referrer": referrers}
+    pages = app.write_customer_pages(CUSTOMER_TEMPLATE, CUSTOMERS, customer_page, reads,
+                                     _base(app, "../", ""))
+    written += pages
+    prune(workspace.output_dir / CUSTOMERS, {path.name for path in pages})
 
     written += _lists(app, t, columns, segments)
-    written.append(_playbooks(app, customers))
+    written.append(_playbooks(app))
     return written
 
 
@@ -353,7 +367,7 @@ def _lists(app: crmkit.App, t: Any, columns: dict[str, dict[str, Any]],
     return written
 
 
-def _playbooks(app: crmkit.App, customers: dict[str, crmkit.Customer]) -> Path:
+def _playbooks(app: crmkit.App) -> Path:
     """The playbooks (reminder kinds the ``playbooks`` plugin registers, one per file of
     ``playbooks/``) with the reminders open from each."""
     kinds = [k for k in app.kinds() if app.plugin_of(k) == "playbooks"]
@@ -361,10 +375,11 @@ def _playbooks(app: crmkit.App, customers: dict[str, crmkit.Customer]) -> Path:
     open_by_kind: dict[str, list[dict[str, Any]]] = {}
     if kinds:
         names = {k.name for k in kinds}
+        contacts = app.labels().column(CONTACT)
         for reminder in open_reminders(app):
             if reminder.kind in names:
                 open_by_kind.setdefault(reminder.kind, []).append(
-                    reminder_row(reminder, customers))
+                    reminder_row(reminder, contacts))
     playbooks = [{"name": k.name, "description": k.description,
                   "file": k.where.path if k.where is not None else None,
                   "enabled": k.name in enabled, "reminders": open_by_kind.get(k.name, [])}
