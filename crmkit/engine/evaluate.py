@@ -57,6 +57,7 @@ class Engine:
         self._metric_values: dict[str, MetricValue] = {}
         self._computing: set[str] = set()
         self._reminders: list[Reminder] | None = None
+        self._shown: list[Reminder] | None = None
         self._reported: set[Hashable] = set()
         #: Results of this run by rule (metrics may share a per-customer rule and an
         #: ``across`` step: each runs once).
@@ -327,6 +328,12 @@ class Engine:
             order = self.memo.state(("crmkit.order",), self.today, lambda: Ordered(ORDER))
             self._reminders = order.update(blocks)
         return self._reminders
+
+    def shown_reminders(self) -> list[Reminder]:
+        """:meth:`reminders` without the held-back ones (``suppressed``), in order."""
+        if self._shown is None:
+            self._shown = [r for r in self.reminders() if not r.suppressed]
+        return self._shown
 
     def _reminder_blocks(self) -> dict[str, tuple[Reminder, ...]]:
         registry = self.registry

@@ -194,10 +194,12 @@ def _render(app: App, section: ReportSection, template: Any, variables: dict[str
     context = _context(app, section)
     if section.pure:
         settings = app.workspace.settings
+        root = variables.get("root")
+        # one text kept per way to the output folder: the dashboard is also the start page
         return render.render_pure(template, {
             "business": settings.business, "today": app.today,
             "currency": settings.currency, "locale": settings.locale,
-            "root": variables.get("root"), **context})
+            "root": root, **context}, None if root is None else f"root={root}")
     return str(template.render({**variables, **context, "section": section}))
 
 

@@ -3,6 +3,7 @@ and the files ``crmkit build`` writes (``reminders.ics``, ``reminders.md``)."""
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import datetime as dt
 import re
@@ -38,10 +39,10 @@ def to_markdown(app: crmkit.App, reminders: list[Reminder], within: int) -> str:
     t = crmkit.translations(locale)
     # each kind's title in the workspace's language, as pairs (a row template's argument)
     kinds = tuple((k.name, t.gettext(k.title or k.name.replace("_", " "))) for k in app.kinds())
-    template = app.templates.get_template("reminders/calendar.md.j2")
-    return template.render(today=today, within=within, locale=locale, kinds=kinds,
-                           overdue=[r for r in reminders if r.overdue(today)],
-                           upcoming=[r for r in reminders if not r.overdue(today)])
+    context = {"today": today, "within": within, "locale": locale, "kinds": kinds,
+               "overdue": [r for r in reminders if r.overdue(today)],
+               "upcoming": [r for r in reminders if not r.overdue(today)]}
+    return app.render_page("reminders/calendar.md.j2", context, "reminders.md")
 
 
 def within_days(app: crmkit.App) -> int:
@@ -51,7 +52,8 @@ def within_days(app: crmkit.App) -> int:
 def write_outputs(app: crmkit.App) -> list[Path]:
     within = within_days(app)
     horizon = app.today + dt.timedelta(days=within)
-    shown = [r for r in app.reminders() if not r.suppressed and r.due <= horizon]
+    shown = app.reminders(suppressed=False)  # in order of due date: those up to horizon
+    shown = shown[:bisect.bisect_right(shown, horizon, key=lambda r: r.due)]
     return [
         app.write_output("reminders.ics", app.calendar(shown, key="reminders.ics")),
         app.write_output("reminders.md", to_markdown(app, shown, within)),

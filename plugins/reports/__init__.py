@@ -10,6 +10,7 @@ shows through its context.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
@@ -218,7 +219,8 @@ def _by_kind(app: crmkit.App, items: list[Reminder]
         return t.gettext(text)
 
     customers = app.workspace.customers
-    by_kind = [(title(name), [site.reminder_row(r, customers) for r in found])
+    contacts = app.labels().column(site.CONTACT)
+    by_kind = [(title(name), [site.reminder_row(r, contacts) for r in found])
                for name, found in sorted(groups.items())]
     settings = app.workspace.settings
     if not settings.team:
@@ -244,14 +246,27 @@ def _by_kind(app: crmkit.App, items: list[Reminder]
     return [(f"{name} · {kind_title}", items) for _, name, kind_title, items in grouped]
 
 
+def due_between(app: crmkit.App, first: dt.date | None, last: dt.date | None
+                ) -> list[Reminder]:
+    """The open reminders (:func:`site.open_reminders`) due from ``first`` to ``last``
+    (either end open with ``None``): a slice of the list, which is in order of due date."""
+    shown = site.open_reminders(app)
+    start = 0 if first is None else bisect.bisect_left(shown, first, key=_due)
+    end = len(shown) if last is None else bisect.bisect_right(shown, last, key=_due)
+    return shown[start:end]
+
+
+def _due(reminder: Reminder) -> dt.date:
+    return reminder.due
+
+
 def overdue(app: crmkit.App) -> dict[str, Any]:
-    items = [r for r in site.open_reminders(app) if r.due < app.today]
+    items = due_between(app, None, app.today - dt.timedelta(days=1))
     return {"groups": _by_kind(app, items), "count": len(items)}
 
 
 def this_week(app: crmkit.App) -> dict[str, Any]:
-    next_week = app.today + dt.timedelta(days=7)
-    items = [r for r in site.open_reminders(app) if app.today <= r.due <= next_week]
+    items = due_between(app, app.today, app.today + dt.timedelta(days=7))
     return {"groups": _by_kind(app, items), "count": len(items)}
 
 
@@ -279,12 +294,12 @@ def _showing(names: tuple[str, ...]) -> Callable[[crmkit.App], dict[str, Any]]:
 def due_today(app: crmkit.App) -> dict[str, Any]:
     """The reminders due today (not held back), with the customers' names, and how many
     are overdue."""
-    shown = site.open_reminders(app)
     customers = app.workspace.customers
     items = [{"title": r.title, "kind": r.kind, "id": r.id, "customer": r.customer,
               "name": customers[r.customer].name if r.customer in customers else r.customer}
-             for r in shown if r.due == app.today]
-    return {"items": items, "overdue": sum(1 for r in shown if r.due < app.today)}
+             for r in due_between(app, app.today, app.today)]
+    overdue = due_between(app, None, app.today - dt.timedelta(days=1))
+    return {"items": items, "overdue": len(overdue)}
 
 
 DASHBOARD_ADDED = (
@@ -467,6 +482,7 @@ def crmkit_register(register: Any) -> None:
     register(Label("_new_lead", new_lead, reads=("lifecycle",)))
     register(Label("_newly_at_risk", newly_at_risk, reads=("lifecycle", "lifecycle_since")))
     register(Label("_open_quote", open_quote))
+    register(Label(site.CONTACT, site.contact_label))
 
 
 @crmkit.hookimpl
