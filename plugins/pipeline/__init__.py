@@ -122,8 +122,13 @@ def stages_of(settings: Any) -> dict[str, float]:
 
 def offer_stages(settings: Any) -> frozenset[str]:
     """The open stages from ``offer_stage`` on (default: proposal, else the last)."""
-    stages = list(stages_of(settings))
-    offer = settings.options(NAME).offer_stage
+    return offer_stages_of(settings.options(NAME))
+
+
+def offer_stages_of(options: Any) -> frozenset[str]:
+    """:func:`offer_stages` from the options of ``pipeline`` in crmkit.yaml."""
+    stages = [s["name"] for s in options.stages]
+    offer = options.offer_stage
     if offer is None:
         offer = "proposal" if "proposal" in stages else stages[-1] if stages else None
     return frozenset(stages[stages.index(offer):] if offer in stages else ())
@@ -308,18 +313,25 @@ def deal_timelines(app: crmkit.App) -> dict[str, Any]:
                      use_git=ws.settings.options(NAME).history == "git")
 
 
+def funnel_step(c: CustomerView) -> str | None:
+    """The rule of the helper label ``_funnel_step`` (:func:`model.funnel_step`): kept per
+    customer by the core, so the dashboard's funnel does not look at everybody again
+    after each change."""
+    since = c.today - dt.timedelta(days=c.options.period_days - 1)
+    return model.funnel_step(c, c.labels["lead_stage"], offer_stages_of(c.options), since)
+
+
 def funnel(app: crmkit.App) -> list[tuple[str, int]]:
-    settings = app.workspace.settings
-    since = app.today - dt.timedelta(days=settings.options(NAME).period_days - 1)
-    return model.funnel(app.customers(), app.labels().column("lead_stage"),
-                        offer_stages(settings), since)
+    return model.funnel(app.labels().column("_funnel_step").values())
 
 
 def _board(app: crmkit.App) -> dict[str, Any]:
     found = figures(app)
     deals = {r["id"]: r for r in found["deals"]}
+    customers = app.workspace.customers
     return {"figures": found, "deals": deals,
-            "names": {cid: c.name for cid, c in app.workspace.customers.items()}}
+            "names": {r["customer"]: customers[r["customer"]].name for r in found["deals"]
+                      if r["customer"] in customers}}
 
 
 def _funnel(app: crmkit.App) -> dict[str, Any]:
@@ -358,6 +370,8 @@ def crmkit_register(register: Any, settings: Any) -> None:
     register(Label("lead_stage", lead_stage, reads=("lead_score",), options=STAGE_OPTIONS,
                    settings="lead_scoring",
                    description="cold, warm or qualified by lead_score (leads only)"))
+    register(Label("_funnel_step", funnel_step, reads=("lead_stage",),
+                   options=PIPELINE_OPTIONS, settings=NAME))
     register(crmkit.ReminderKind("stale_deal", stale_deal,
                                  "an open deal without contact for 'days' days",
                                  priority=2, title=N_("Deals gone quiet"),

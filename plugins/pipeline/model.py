@@ -264,22 +264,33 @@ def last_activity(history: Iterable[crmkit.Interaction]) -> dt.date | None:
     return last
 
 
-def funnel(views: Iterable[crmkit.CustomerView], stages: Mapping[str, str | None],
-           offer_stages: frozenset[str], since: dt.date) -> list[tuple[str, int]]:
-    """Customers first in touch on or after ``since``: how many are leads, qualified,
-    got an offer and bought.  Each step counts those who reached it or a later one."""
-    counts = {"lead": 0, "qualified": 0, "offer": 0, "won": 0}
-    for view in views:
-        first = view.derived.first_contact
-        if first is None or first < since:
-            continue
-        counts["lead"] += 1
-        won = view.derived.first_purchase is not None or any(
-            d.stage == "won" for d in view.deals)
-        offer = won or any(i.type == "quote" for i in view.history) or any(
-            d.stage in offer_stages or d.stage == "lost" for d in view.deals)
-        qualified = offer or stages.get(view.id) == "qualified"
-        counts["won"] += won
-        counts["offer"] += offer
-        counts["qualified"] += qualified
-    return list(counts.items())
+#: The funnel's steps, in order.
+FUNNEL_STEPS = ("lead", "qualified", "offer", "won")
+
+
+def funnel_step(view: crmkit.CustomerView, stage: str | None, offer_stages: frozenset[str],
+                since: dt.date) -> str | None:
+    """The furthest step of the funnel a customer first in touch on or after ``since``
+    reached (``stage``: their lead stage); ``None`` for one in touch before."""
+    first = view.derived.first_contact
+    if first is None or first < since:
+        return None
+    if view.derived.first_purchase is not None or any(d.stage == "won" for d in view.deals):
+        return "won"
+    if any(i.type == "quote" for i in view.history) or any(
+            d.stage in offer_stages or d.stage == "lost" for d in view.deals):
+        return "offer"
+    return "qualified" if stage == "qualified" else "lead"
+
+
+def funnel(steps: Iterable[str | None]) -> list[tuple[str, int]]:
+    """How many customers are leads, qualified, got an offer and bought, from each one's
+    :func:`funnel_step`: each step counts those who reached it or a later one."""
+    import collections
+
+    reached = collections.Counter(steps)
+    counts, total = [], 0
+    for step in reversed(FUNNEL_STEPS):
+        total += reached[step]
+        counts.append((step, total))
+    return counts[::-1]
