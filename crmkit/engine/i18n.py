@@ -115,10 +115,17 @@ class Translations:
         decimals."""
         if value is None:
             return ""
-        from babel.numbers import format_decimal
+        # kept by type too: the same figures recur in thousands of churn reasons
+        key = ("n", type(value), value, digits)
+        text = self._formats.get(key)
+        if text is None:
+            from babel.numbers import format_decimal
 
-        pattern = None if digits is None else "#,##0" + ("." + "0" * digits if digits else "")
-        return format_decimal(value, pattern, locale=self._babel_locale())
+            pattern = None if digits is None else "#,##0" + ("." + "0" * digits if digits else "")
+            text = format_decimal(value, pattern, locale=self._babel_locale())
+            if len(self._formats) < 100_000:
+                self._formats[key] = text
+        return text
 
     def percent(self, value: float | Decimal | None) -> str:
         """``42 %`` (de) / ``42%`` (en); ``–`` for ``None``."""
