@@ -495,7 +495,7 @@ class App:
         found = self._page_template(template)
         key = ("customer pages", str(base), template)
         memo = self._memo
-        inputs = (tuple(columns.values()), (found, shared))
+        inputs = (tuple(columns.values()), (found, tuple(columns), shared))
         todo = None if self._one_shot else memo.outputs_to_make(key, self.today, ids, *inputs)
         view = self._engine.view
 

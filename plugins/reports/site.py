@@ -11,10 +11,11 @@
 
 Every page extends ``reports/_base.html.j2`` and links relatively (the folder works
 from ``file://`` and from ``crmkit watch --serve``).  A customer's page is a pure
-function of what it shows: the pages are rendered and written with
-:meth:`crmkit.App.write_pages`, which renders them on every core in a one-off build and
-in ``crmkit watch`` renders again only the pages whose data changed, and leaves a file
-that already holds its page alone.
+function of the customer and the values it reads (labels, segments, open reminders,
+the referrer): the pages are rendered and written with
+:meth:`crmkit.App.write_customer_pages`, which renders them on every core in a one-off
+build and in ``crmkit watch`` renders again only the pages of customers a change
+touched, and leaves a file that already holds its page alone.
 Pages crmkit wrote for customers (or lists) that are gone are removed.
 """
 
