@@ -1,9 +1,10 @@
 import datetime as dt
 import os
+import subprocess
 from decimal import Decimal
 
 import pytest
-from conftest import REPO
+from conftest import CRMKIT, REPO
 
 from crmkit.engine.plugins import load_plugins
 from crmkit.loading.loader import find_workspace, load_workspace
@@ -234,6 +235,18 @@ def test_a_record_named_with_a_leading_dot_is_skipped_with_a_warning(make_worksp
     result = run("-w", root, "check", "--strict")
     assert result.exit_code == 1
     assert f"customers/.anna.yaml: {skipped} (rename it to anna.yaml)\n" in result.stdout
+    # every other command says that files were not read, in the terminal's language
+    said = subprocess.run([CRMKIT, "-w", str(root), "reminders"], capture_output=True,
+                          text=True, env={**os.environ, "LANG": "de_DE.UTF-8"})
+    assert said.returncode == 0
+    assert ("Warnung: 4 Dateien im Arbeitsbereich wurden nicht gelesen; 'crmkit check' "
+            "zeigt sie\n") in said.stderr
+    (root / "customers" / ".anna.yaml").rename(root / "customers" / "anna.yaml")
+    for rel in ("deals/.yaml", "interactions/2026/..call.yml", "playbooks/.quote.yaml"):
+        (root / rel).unlink()
+    said = subprocess.run([CRMKIT, "-w", str(root), "build"], capture_output=True, text=True,
+                          env={**os.environ, "LANG": "C"})
+    assert said.returncode == 0 and "not read" not in said.stderr
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks on this platform")

@@ -32,6 +32,7 @@ from ..loading.loader import (
     RECORD_FOLDERS,
     SettingsFiles,
     find_workspace,
+    is_not_read,
     load_workspace,
     load_workspace_files,
     preliminary_settings,
@@ -809,14 +810,25 @@ class App:
         self.report_problems()
 
     def errors_warning(self) -> str | None:
-        """The one line said when the workspace has errors (by every command but
-        ``check``, and by ``watch`` after a rebuild); ``None`` without errors."""
+        """What is said when the workspace has errors, or files it did not read (by
+        every command but ``check``, and by ``watch`` after a rebuild): a line each;
+        ``None`` when neither."""
+        lines = []
         errors = self.workspace.errors
-        if not errors:
-            return None
-        return ngettext("warning: the workspace has %(num)d error; run '%(command)s' to see it",
-                        "warning: the workspace has %(num)d errors; run '%(command)s' to see "
-                        "them", len(errors)) % {"num": len(errors), "command": "crmkit check"}
+        if errors:
+            lines.append(ngettext(
+                "warning: the workspace has %(num)d error; run '%(command)s' to see it",
+                "warning: the workspace has %(num)d errors; run '%(command)s' to see them",
+                len(errors)) % {"num": len(errors), "command": "crmkit check"})
+        unread = [d for d in self.workspace.diagnostics
+                  if not d.is_error and is_not_read(d)]
+        if unread:
+            lines.append(ngettext(
+                "warning: %(num)d file in the workspace was not read; run '%(command)s' "
+                "to see it",
+                "warning: %(num)d files in the workspace were not read; run '%(command)s' "
+                "to see them", len(unread)) % {"num": len(unread), "command": "crmkit check"})
+        return "\n".join(lines) or None
 
     def report_problems(self) -> bool:
         """Print (on stderr) what plugins reported during this run and was not printed

@@ -216,6 +216,18 @@ def folder_files(root: Path, root_text: str, rel_dir: str, entries: list[scan.En
     return files, subdirs
 
 
+#: How the loader's warning about a record file it did not read begins.
+NOT_READ = "skipped:"
+
+
+def is_not_read(diagnostic: Diagnostic) -> bool:
+    """Whether ``diagnostic`` is the loader's about a record file it did not read
+    (``customers/.anna.yaml``: Anna would be missing from every command's output, so
+    each says so, not only ``check``; a ``README.md`` beside the records is only
+    ``check``'s business)."""
+    return diagnostic.source == "crmkit" and diagnostic.message.startswith(NOT_READ)
+
+
 def _inside(root_text: str, target: str) -> bool:
     """Whether the resolved path ``target`` is the workspace ``root_text`` or below it."""
     return os.path.commonpath([root_text, target]) == root_text
