@@ -122,6 +122,16 @@ def delete(root: Path, cid: str, n: int) -> str:
     return rel
 
 
+def page_gone(root: Path, cid: str, n: int) -> str:
+    """A customer's page deleted (and another's overwritten) behind watch's back, then
+    an unrelated call logged: watch must write both pages again."""
+    (root / "out" / "customers" / f"{cid}.html").unlink(missing_ok=True)
+    other = root / "out" / "customers" / f"{NAMES[(NAMES.index(cid) + 1) % len(NAMES)]}.html"
+    if other.exists():
+        other.write_text("stale", encoding="utf-8")
+    return interaction(root, NAMES[(NAMES.index(cid) + 2) % len(NAMES)], n, "call", 400)
+
+
 def referral(root: Path, cid: str, n: int) -> str:
     rel = f"customers/{cid}.yaml"
     text = (root / rel).read_text(encoding="utf-8")
@@ -225,6 +235,7 @@ EDITS = {
     "purchase long ago": lambda root, cid, n: interaction(root, cid, n, "purchase", 380),
     "call": lambda root, cid, n: interaction(root, cid, n, "call", 2),
     "delete": delete,
+    "page gone": page_gone,
     "referral": referral,
     "address": address,
     "settings": settings_change,
@@ -254,6 +265,7 @@ def fresh_build(root: Path, scratch: Path) -> dict[str, bytes]:
 @example([("purchase yesterday", "bert", 1), ("rename", "anna", 0), ("plugin", "anna", 3)])
 @example([("address", "cleo", 0), ("template", "anna", 1), ("settings", "dora", 1)])
 @example([("referral", "dora", 1), ("delete", "anna", 0), ("call", "dora", 0)])
+@example([("page gone", "bert", 0), ("rename", "cleo", 1), ("page gone", "dora", 2)])
 @example([("purchase today", "dora", 1), ("playbook", "anna", 2), ("playbook", "cleo", 3),
           ("purchase yesterday", "cleo", 0), ("playbook", "dora", 4)])
 @example([("playbook", "anna", 10), ("address", "anna", 0), ("playbook", "cleo", 8)])

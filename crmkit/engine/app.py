@@ -28,6 +28,7 @@ from ..incremental.memo import Memo
 from ..incremental.scan import Listing
 from ..incremental.signing import CACHE_DIR
 from ..loading.atomic import replace as replace_file
+from ..loading.atomic import untouched
 from ..loading.loader import (
     RECORD_FOLDERS,
     SettingsFiles,
@@ -358,7 +359,8 @@ class App:
         """All open reminders of every enabled kind, by due date, customer, kind and
         title (held-back ones included, with ``suppressed`` saying why; with
         ``suppressed=False`` only those shown by default: not snoozed, expired or held
-        back by the frequency cap)."""
+        back by the frequency cap).  The list is the run's own, shared by every caller:
+        copy it before changing it."""
         if not suppressed:
             return self._engine.shown_reminders()
         return self._engine.reminders()
@@ -486,8 +488,10 @@ class App:
         ``page`` reads nothing but the view and ``values``: so ``crmkit watch`` makes
         again only the pages of customers whose data changed or whose value in a
         column differs (and all of them when ``common`` or the template changed), and
-        leaves every other page alone.  A one-off build writes them on every core
-        (:meth:`write_pages`).  Returns the paths of all pages, by customer id."""
+        of the others only those whose file is not as it left it (one ``stat`` each:
+        deleted, or written by a ``crmkit build`` meanwhile).  A one-off build writes
+        them on every core (:meth:`write_pages`).  Returns the paths of all pages, by
+        customer id."""
         columns = dict(reads or {})
         shared = dict(common or {})
         base = self._output_path(folder)
@@ -507,8 +511,12 @@ class App:
         kept = memo.state(("page paths", key), None, dict)  # one list while ids stay
         if kept.get("ids") != ids:
             text = str(base)
-            kept.update(ids=ids, paths=[Path(text, f"{cid}.html") for cid in ids])
+            names = [os.path.join(text, f"{cid}.html") for cid in ids]
+            kept.update(ids=ids, names=names, paths=[Path(name) for name in names])
         paths: list[Path] = kept["paths"]
+        if todo is not None:  # and the pages somebody else deleted or wrote (a build)
+            todo.update(cid for cid, name in zip(ids, kept["names"], strict=True)
+                        if cid not in todo and not untouched(name))
         if self._one_shot:
             self.write_pages(template, ((path, context(cid))
                                         for cid, path in zip(ids, paths, strict=True)))
@@ -522,7 +530,7 @@ class App:
                     self._replace_output(Path(base, f"{cid}.html"),
                                          str(found.render(context(cid))))
         memo.outputs_made(key, self.today, ids, *inputs)
-        return paths
+        return list(paths)
 
     def _write_pages_in_parallel(self, template: str,
                                  targets: list[tuple[Path, dict[str, Any]]]) -> bool:

@@ -177,6 +177,21 @@ def _unchanged(path: Path, data: bytes | str) -> bool:
         and stat.S_IMODE(st.st_mode) == 0o666 & ~_umask()
 
 
+def untouched(path: str) -> bool:
+    """Whether the public output ``path`` is still the file this process last wrote or
+    found holding its text there (one ``stat``): ``crmkit watch`` skips a page whose
+    data did not change only while nobody else deleted or rewrote it."""
+    kept = _WRITTEN.get(path)
+    if kept is None:
+        return False
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_ino, st.st_size, st.st_mtime_ns) == kept[1:] \
+        and stat.S_IMODE(st.st_mode) == 0o666 & ~_umask()
+
+
 def _same_bytes(path: Path, data: bytes) -> bool:
     """Whether the regular file ``path`` holds exactly ``data`` with the public mode."""
     try:
