@@ -166,15 +166,9 @@ _KEEP_WRITTEN = 100_000
 def _unchanged(path: Path, data: bytes | str) -> bool:
     """Whether ``path`` still holds what this process last wrote there (the same text):
     one ``stat``, no read."""
-    kept = _WRITTEN.get(str(path))
-    if kept is None or kept[0] != (len(data), hash(data)):
-        return False
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return (st.st_ino, st.st_size, st.st_mtime_ns) == kept[1:] \
-        and stat.S_IMODE(st.st_mode) == 0o666 & ~_umask()
+    name = str(path)
+    kept = _WRITTEN.get(name)
+    return kept is not None and kept[0] == (len(data), hash(data)) and untouched(name)
 
 
 def untouched(path: str) -> bool:
