@@ -522,13 +522,8 @@ class App:
                                         for cid, path in zip(ids, paths, strict=True)))
         else:  # rendered here, not kept by render_page: only changed pages render again
             self._check_output_folder(base)
-            if todo is None:
-                for cid, path in zip(ids, paths, strict=True):
-                    self._replace_output(path, str(found.render(context(cid))))
-            for cid in sorted(todo or ()):
-                if cid in customers:
-                    self._replace_output(Path(base, f"{cid}.html"),
-                                         str(found.render(context(cid))))
+            for cid in ids if todo is None else sorted(todo.intersection(customers)):
+                self._replace_output(Path(base, f"{cid}.html"), str(found.render(context(cid))))
         memo.outputs_made(key, self.today, ids, *inputs)
         return list(paths)
 
