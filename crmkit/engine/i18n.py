@@ -29,6 +29,7 @@ from typing import Any
 DOMAIN = "crmkit"
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 DEFAULT = "en"
+_ONE = Decimal(1)
 
 
 def N_(message: str) -> str:
@@ -68,8 +69,8 @@ class Translations:
     """One language: ``gettext``/``ngettext`` for words and the CLDR formats of numbers,
     money and dates.  Get one with :func:`crmkit.translations`."""
 
-    __slots__ = ("_babel", "_catalogue", "_formats", "gettext", "language", "locale",
-                 "ngettext")
+    __slots__ = ("_babel", "_catalogue", "_formats", "_whole", "gettext", "language",
+                 "locale", "ngettext")
 
     def __init__(self, locale: str, catalogue: _gettext.NullTranslations) -> None:
         self.locale = locale
@@ -80,6 +81,7 @@ class Translations:
         self.ngettext = catalogue.ngettext
         self._formats: dict[tuple[Any, ...], str] = {}
         self._babel: Any = None
+        self._whole: bool | None = None
 
     def _babel_locale(self) -> Any:
         """Babel's ``Locale``, parsed once (a build formats 100,000 amounts and dates)."""
@@ -131,7 +133,12 @@ class Translations:
         """``42 %`` (de) / ``42%`` (en); ``–`` for ``None``."""
         if value is None:
             return "–"
-        key = ("p", value)
+        key: tuple[Any, ...] = ("p", value)
+        if type(value) is float and self._whole_percents():
+            # kept by what is shown: 10,000 churn risks are 10,000 floats but a hundred
+            # texts (rounded as Babel rounds: the decimal text, half to even)
+            exact = Decimal(repr(value)).scaleb(2)
+            key = ("p%", exact.quantize(_ONE), exact.is_signed())
         text = self._formats.get(key)
         if text is None:
             from babel.numbers import format_percent
@@ -140,6 +147,12 @@ class Translations:
             if len(self._formats) < 100_000:
                 self._formats[key] = text
         return text
+
+    def _whole_percents(self) -> bool:
+        """Whether the locale shows percentages without decimals (all CLDR locales do)."""
+        if self._whole is None:
+            self._whole = self._babel_locale().percent_formats[None].frac_prec == (0, 0)
+        return self._whole
 
     def word(self, value: str | None) -> str:
         """An interaction type, channel or stage as a word (``at_risk``: ``gefährdet``);
