@@ -181,19 +181,31 @@ class Rhythm:
     #: (everybody comes back within ``usual_gap_days``), not evidence.
     assumed: bool = False
 
-    def surviving(self, u: float) -> float:
-        """P(gap > u): 1 at 0, linear between the points, the last value after them."""
-        n = bisect.bisect_right(self.points, u)
-        if n == len(self.points):
-            return self.survival[-1]
-        before, then = (self.points[n - 1], self.survival[n - 1]) if n else (0.0, 1.0)
-        return then + (self.survival[n] - then) * (u - before) / (self.points[n] - before)
+    def curve(self) -> tuple[Any, Any]:
+        """The points and the survival as arrays, from (0, 1) on."""
+        import numpy as np
+
+        return (np.array((0.0, *self.points)), np.array((1.0, *self.survival)))
+
+    def risks(self, quiet: Any, scale: Any, horizon: Any, curve: Any = None) -> Any:
+        """P(no activity in the next ``horizon`` days | quiet for ``quiet`` days), for
+        customers whose usual gap is ``scale`` days (arrays: a purchase changes the
+        rhythm, and so every customer's risk).  The survival P(gap > u) is 1 at 0,
+        linear between the points and the last value after them; ``curve`` is
+        :meth:`curve`, if made already."""
+        import numpy as np
+
+        points, survival = self.curve() if curve is None else curve
+        now = np.interp(quiet / scale, points, survival)
+        later = np.interp((quiet + horizon) / scale, points, survival)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(now <= 0, 1.0, np.minimum(1.0, later / now))
 
     def risk(self, quiet: float, scale: float, horizon: float) -> float:
-        """P(no activity in the next ``horizon`` days | quiet for ``quiet`` days), for a
-        customer whose usual gap is ``scale`` days."""
-        now = self.surviving(quiet / scale)
-        return 1.0 if now <= 0 else min(1.0, self.surviving((quiet + horizon) / scale) / now)
+        """:meth:`risks` of one customer."""
+        import numpy as np
+
+        return float(self.risks(np.array([quiet], dtype=float), scale, horizon)[0])
 
 
 def rhythm(parts: Mapping[str, Activity | None], scope: Any) -> Rhythm:
@@ -223,86 +235,127 @@ def rhythm(parts: Mapping[str, Activity | None], scope: Any) -> Rhythm:
     return Rhythm(usual, tuple(points), tuple(survival))
 
 
-def _since(risk_at: Any, quiet: int, threshold: float) -> int:
-    """The first quiet day (0..quiet) at which the risk reached ``threshold`` (it rises
-    with the quiet days: bisection)."""
-    low, high = 0, quiet
-    while low < high:
-        middle = (low + high) // 2
-        if risk_at(middle) >= threshold:
-            high = middle
-        else:
-            low = middle + 1
+def _since(risk_at: Any, quiet: Any, threshold: float) -> Any:
+    """Per customer, the first quiet day (0..quiet) at which the risk reached
+    ``threshold`` (it rises with the quiet days: bisection, all customers at once).
+    ``risk_at(days, which)`` is the risk of the customers ``which`` after ``days``."""
+    import numpy as np
+
+    low, high = np.zeros_like(quiet), quiet.copy()
+    while (open_ := np.flatnonzero(low < high)).size:
+        middle = (low[open_] + high[open_]) // 2
+        reached = risk_at(middle, open_) >= threshold
+        high[open_[reached]] = middle[reached]
+        low[open_[~reached]] = middle[~reached] + 1
     return low
 
 
-def _chance(t: Any, risk: float, horizon: int) -> str:
-    """``69% chance to buy in the next 198 days`` in the workspace's language (``69 %``
-    in German)."""
-    return t.ngettext("%(percent)s chance to buy in the next %(num)s day",
-                      "%(percent)s chance to buy in the next %(num)s days", horizon) % {
-        "percent": t.percent(1 - risk), "num": t.decimal(horizon)}
+def heuristic_risks(views: list[CustomerView]) -> list[dict[str, Any] | None]:
+    """The churn risk from the workspace's own gaps, where no trustworthy model gives it,
+    of many customers at once: a purchase changes the workspace's rhythm and so every
+    customer's risk, and 10,000 of them one by one cost half a second in watch."""
+    import numpy as np
 
+    found = [(n, a) for n, c in enumerate(views) if (a := c.labels["_activity"]) is not None]
+    results: list[dict[str, Any] | None] = [None] * len(views)
+    if not found:
+        return results
+    first = views[0]  # what every view shares: the day, the options, the rhythm
+    options, today, shape = first.options, first.today, first.metrics["_rhythm"]
+    activity: list[Activity] = [a for _n, a in found]
+    scales = [a.scale or shape.usual_days for a in activity]
+    horizons = [max(options.churn_horizon_days, round(scale)) for scale in scales]
+    quiets = [(today - a.last).days for a in activity]
+    scale, horizon = np.array(scales, dtype=float), np.array(horizons, dtype=float)
+    offset = np.array([(a.last - a.last_start).days for a in activity], dtype=float)
+    quiet = np.array(quiets, dtype=np.int64)
 
-def heuristic_risk(c: CustomerView) -> dict[str, Any] | None:
-    """The churn risk from the workspace's own gaps, where no trustworthy model gives it."""
-    found: Activity | None = c.labels["_activity"]
-    if found is None:
-        return None
-    shape: Rhythm = c.metrics["_rhythm"]
-    scale = found.scale or shape.usual_days
-    horizon = max(c.options.churn_horizon_days, round(scale))
-    offset = (found.last - found.last_start).days
+    curve = shape.curve()
 
-    def risk_at(quiet: int) -> float:
-        return shape.risk(quiet + offset, scale, horizon)
+    def risk_at(days: Any, which: Any) -> Any:
+        return shape.risks(days + offset[which], scale[which], horizon[which], curve)
 
-    quiet = (c.today - found.last).days
-    risk = risk_at(quiet)
-    options = c.options
+    risks = shape.risks(quiet + offset, scale, horizon, curve)
     since = {}
     for stage, threshold in (("at_risk", options.at_risk_above), ("lost", options.lost_above)):
-        since[stage] = (found.last + dt.timedelta(days=_since(risk_at, quiet, threshold))
-                        ).isoformat() if risk >= threshold else None
-    # the reason in the workspace's language (the label, its JSON and the reminders)
-    t = crmkit.translations(c.settings.locale)
-    if "service" in options.activity_types:
-        what = t.gettext("purchase or service")
-    else:
-        what = f" {t.gettext('or')} ".join(t.word(x) for x in options.activity_types)
-    if found.own == "gaps":
-        usual = t.ngettext("usually every %(num)s day", "usually every %(num)s days",
-                           found.scale) % {"num": t.decimal(found.scale)}
-    elif found.own == "contract":
-        usual = t.ngettext("service contract every %(num)s day",
-                           "service contract every %(num)s days",
-                           found.scale) % {"num": t.decimal(found.scale)}
-    else:
+        # only where the risk reached the threshold: the day it did
+        days = _since(risk_at, np.where(risks >= threshold, quiet, 0), threshold).tolist()
+        since[stage] = [(a.last + dt.timedelta(days=d)).isoformat() if risk >= threshold
+                        else None for a, d, risk in zip(activity, days, risks, strict=True)]
+    words = _Reasons(crmkit.translations(first.settings.locale), options, shape)
+    for m, ((n, a), risk) in enumerate(zip(found, risks.tolist(), strict=True)):
+        results[n] = {"risk": risk, "horizon_days": horizons[m],
+                      "at_risk_since": since["at_risk"][m], "lost_since": since["lost"][m],
+                      "reason": words.reason(a, quiets[m], scales[m], risk, horizons[m]),
+                      "basis": "heuristic"}
+    return results
+
+
+class _Reasons:
+    """The churn reasons in the workspace's language, each part made once per text
+    (thousands of customers share their quiet days, rhythm and chance)."""
+
+    def __init__(self, t: Any, options: Any, shape: Rhythm) -> None:
+        self.t, self.shape = t, shape
+        if "service" in options.activity_types:
+            self.what = t.gettext("purchase or service")
+        else:
+            self.what = f" {t.gettext('or')} ".join(t.word(x) for x in options.activity_types)
+        self.parts: dict[tuple[Any, ...], str] = {}
+
+    def reason(self, found: Activity, quiet: int, scale: float, risk: float,
+               horizon: int) -> str:
+        shape, parts = self.shape, self.parts
+        usual_key = ("usual", found.own, found.scale, len(found.gaps))
+        usual = parts.get(usual_key)
+        if usual is None:
+            usual = parts[usual_key] = self._usual(found)
+        quiet_text = parts.get(("quiet", quiet))
+        if quiet_text is None:
+            quiet_text = parts[("quiet", quiet)] = self.t.ngettext(
+                "no %(what)s for %(num)s day", "no %(what)s for %(num)s days", quiet) % {
+                "what": self.what, "num": self.t.decimal(quiet)}
+        if shape.assumed:  # no evidence: say what is assumed, not a made-up chance
+            chance = self.t.ngettext(
+                "nobody here has bought twice yet: assumed back within %(num)s day",
+                "nobody here has bought twice yet: assumed back within %(num)s days",
+                round(scale)) % {"num": self.t.decimal(round(scale))}
+        else:
+            percent = self.t.percent(1 - risk)
+            chance = parts.get(("chance", percent, horizon))
+            if chance is None:
+                chance = parts[("chance", percent, horizon)] = self.t.ngettext(
+                    "%(percent)s chance to buy in the next %(num)s day",
+                    "%(percent)s chance to buy in the next %(num)s days", horizon) % {
+                    "percent": percent, "num": self.t.decimal(horizon)}
+        return f"{quiet_text}; {usual}; {chance}"
+
+    def _usual(self, found: Activity) -> str:
+        t = self.t
+        if found.own == "gaps":
+            return t.ngettext("usually every %(num)s day", "usually every %(num)s days",
+                              found.scale) % {"num": t.decimal(found.scale)}
+        if found.own == "contract":
+            return t.ngettext("service contract every %(num)s day",
+                              "service contract every %(num)s days",
+                              found.scale) % {"num": t.decimal(found.scale)}
         count = len(found.gaps) + 1
-        workspace_days = round(shape.usual_days)
-        usual = t.ngettext("one occasion so far", "%(num)s occasions so far", count) % {
+        workspace_days = round(self.shape.usual_days)
+        return t.ngettext("one occasion so far", "%(num)s occasions so far", count) % {
             "num": t.decimal(count)} + t.ngettext(
             ", usually every %(num)s day in this workspace",
             ", usually every %(num)s days in this workspace", workspace_days) % {
             "num": t.decimal(workspace_days)}
-    quiet_text = t.ngettext("no %(what)s for %(num)s day", "no %(what)s for %(num)s days",
-                            quiet) % {"what": what, "num": t.decimal(quiet)}
-    if shape.assumed:  # no evidence: say what is assumed, not a made-up chance
-        chance = t.ngettext(
-            "nobody here has bought twice yet: assumed back within %(num)s day",
-            "nobody here has bought twice yet: assumed back within %(num)s days",
-            round(scale)) % {"num": t.decimal(round(scale))}
-    else:
-        chance = _chance(t, risk, horizon)
-    reason = f"{quiet_text}; {usual}; {chance}"
-    return {"risk": risk, "horizon_days": horizon, "at_risk_since": since["at_risk"],
-            "lost_since": since["lost"], "reason": reason, "basis": "heuristic"}
 
 
-def churn(c: CustomerView) -> dict[str, Any] | None:
-    """The churn risk: the purchase model's where it is trustworthy, else the heuristic's."""
-    model = c.labels.get("_model_risk")
-    return model if model is not None else heuristic_risk(c)
+def churn(views: list[CustomerView]) -> list[dict[str, Any] | None]:
+    """The churn risks: the purchase model's where it is trustworthy, else the
+    heuristic's (those computed together)."""
+    results = [c.labels.get("_model_risk") for c in views]
+    left = [n for n, found in enumerate(results) if found is None]
+    for n, found in zip(left, heuristic_risks([views[n] for n in left]), strict=True):
+        results[n] = found
+    return results
 
 
 def stage(c: CustomerView) -> tuple[str, str | None, str]:
@@ -556,7 +609,8 @@ def crmkit_register(register: Any, settings: Any) -> None:
     register(crmkit.Metric("_rhythm", "The workspace's gaps between occasions",
                            lambda c: c.labels["_activity"], across=rhythm,
                            reads=("_activity",), settings=LIFE))
-    register(Label("_churn", churn, reads=("_activity", "_rhythm", MODEL), settings=LIFE))
+    register(Label("_churn", churn, reads=("_activity", "_rhythm", MODEL), settings=LIFE,
+                   many=True))
     register(Label("churn_risk", churn_risk, reads=("_churn",),
                    description="the chance of no purchase within the churn horizon"))
     register(Label("churn_reason", churn_reason, reads=("_churn",),
