@@ -352,6 +352,26 @@ def test_the_dashboard_names_and_links_customers_of_deals_and_complaints(make_wo
     assert "bjoern" not in without_ids and "baeckerei" not in without_ids
 
 
+def test_a_page_reads_the_churn_risk_in_the_whole_percents_it_shows():
+    """A purchase moves every customer's risk in its third decimal; a page is made again
+    only where the percentage it shows changed, so the value it reads is that
+    percentage, rounded exactly as the page's ``percentage`` filter rounds."""
+    from decimal import Decimal
+    from types import SimpleNamespace
+
+    from crmkit import translations
+
+    def shown(risk):
+        return site.churn_shown(SimpleNamespace(labels={"churn_risk": risk}))
+
+    assert [shown(x) for x in (0.812, 0.815, 0.805, None)] == [
+        Decimal("0.81"), Decimal("0.82"), Decimal("0.80"), None]
+    for locale in ("de", "en"):
+        t = translations(locale)
+        for n in range(1001):
+            assert t.percent(shown(n / 1000)) == t.percent(n / 1000), (locale, n)
+
+
 def test_a_long_email_may_wrap_at_its_punctuation_only():
     """An address longer than a phone is wide overflowed its card (the browser tests
     measure it on the example at 390 px); it now wraps after ``@ . - _ + /`` only."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,23 @@ def contact_label(customer: CustomerView) -> dict[str, Any]:
     return contact(customer.customer)
 
 
+#: The helper label with each customer's churn risk as their page shows it
+#: (:func:`churn_shown`).
+CHURN_SHOWN = "_churn_shown"
+_PERCENT = Decimal("0.01")
+
+
+def churn_shown(customer: CustomerView) -> Decimal | None:
+    """``churn_risk`` in whole percents, rounded as the ``percentage`` filter rounds it
+    (the decimal text, half to even): a purchase moves every customer's risk a little,
+    and a page is made again only where the percentage it shows changed, not for the
+    hundreds of customers whose third decimal did."""
+    risk = customer.labels.get("churn_risk")
+    if risk is None:
+        return None
+    return Decimal(repr(risk)).quantize(_PERCENT, rounding=ROUND_HALF_EVEN)
+
+
 def reminder_row(reminder: Reminder, contacts: Mapping[str, dict[str, Any] | None]
                  ) -> dict[str, Any]:
     """A reminder as plain values with its customer's name and contact links (rows of
@@ -300,6 +318,8 @@ def build(app: crmkit.App) -> list[Path]:
     labels = app.labels()
     listed = labels[next(iter(customers))] if customers else {}
     columns = {name: labels.column(name) for name in SHOWN_LABELS if name in listed}
+    if "churn_risk" in columns:
+        columns["churn_risk"] = labels.column(CHURN_SHOWN)
     group = listed.get("segments")
     segments = {name: labels.column(name) for name in group} if isinstance(group, dict) else {}
     by_customer: dict[str, list[Reminder]] = {}
