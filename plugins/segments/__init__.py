@@ -358,33 +358,54 @@ def churn(views: list[CustomerView]) -> list[dict[str, Any] | None]:
     return results
 
 
-def stage(c: CustomerView) -> tuple[str, str | None, str]:
-    """The stage, the day it began and what decided it (``stage:`` in the file, the
-    purchase model, the heuristic, or a service contract that overrode them)."""
-    if c.customer.stage in STAGES:
-        return c.customer.stage, None, "file"
-    found: Activity | None = c.labels["_activity"]
-    if found is None:
-        return "lead", None, "heuristic"
-    options = c.options
-    if (c.today - found.first).days <= options.new_days:
-        return "new", found.first.isoformat(), "heuristic"
-    risk = c.labels["_churn"]
-    active_since = (found.first + dt.timedelta(days=options.new_days + 1)).isoformat()
-    if risk is None:  # activity that is not a purchase, with the model deciding
-        return "active", active_since, "heuristic"
-    basis = risk["basis"]
-    if risk["risk"] >= options.lost_above:
-        result = "lost", risk["lost_since"]
-    elif risk["risk"] >= options.at_risk_above:
-        result = "at_risk", risk["at_risk_since"]
-    else:
-        return "active", active_since, basis
-    if under_contract(c):
-        return "active", active_since, "contract"
-    if engaged(c):
-        return "active", active_since, "engaged"
-    return result[0], result[1], basis
+def stage(views: list[CustomerView]) -> list[tuple[str, str | None, str]]:
+    """Each customer's stage, the day it began and what decided it (``stage:`` in the
+    file, the purchase model, the heuristic, or a service contract or a conversation
+    that overrode them).  Many customers at once: a purchase changes every churn risk,
+    and so asks again for every stage."""
+    if not views:
+        return []
+    first = views[0]  # what every view shares
+    options, today = first.options, first.today
+    new_days, lost_above, at_risk_above = (options.new_days, options.lost_above,
+                                           options.at_risk_above)
+    after_new = dt.timedelta(days=new_days + 1)
+    actives: dict[dt.date, str] = {}  # the first day of being active, by first activity
+    results: list[tuple[str, str | None, str]] = []
+    for c in views:
+        own = c.customer.stage
+        if own in STAGES:
+            results.append((own, None, "file"))
+            continue
+        labels = c.labels
+        found: Activity | None = labels["_activity"]
+        if found is None:
+            results.append(("lead", None, "heuristic"))
+            continue
+        if (today - found.first).days <= new_days:
+            results.append(("new", found.first.isoformat(), "heuristic"))
+            continue
+        risk = labels["_churn"]
+        active_since = actives.get(found.first)
+        if active_since is None:
+            active_since = actives[found.first] = (found.first + after_new).isoformat()
+        if risk is None:  # activity that is not a purchase, with the model deciding
+            results.append(("active", active_since, "heuristic"))
+            continue
+        basis, value = risk["basis"], risk["risk"]
+        if value >= lost_above:
+            result = "lost", risk["lost_since"], basis
+        elif value >= at_risk_above:
+            result = "at_risk", risk["at_risk_since"], basis
+        else:
+            result = "active", active_since, basis
+        if result[0] != "active":
+            if under_contract(c):
+                result = "active", active_since, "contract"
+            elif engaged(c):
+                result = "active", active_since, "engaged"
+        results.append(result)
+    return results
 
 
 def engaged(c: CustomerView) -> bool:
@@ -604,7 +625,7 @@ def crmkit_register(register: Any, settings: Any) -> None:
     register(ConfigSection("segments", "Your own segments: name: expression.",
                            SEGMENTS_EXAMPLE))
     register(Label("_stage", stage, reads=("_activity", "_churn"), options=LIFECYCLE,
-                   settings=LIFE))
+                   settings=LIFE, many=True))
     register(Label("_activity", activity, settings=LIFE))
     register(crmkit.Metric("_rhythm", "The workspace's gaps between occasions",
                            lambda c: c.labels["_activity"], across=rhythm,
