@@ -403,3 +403,21 @@ def test_serve_sends_nosniff_and_a_policy_that_allows_only_the_page_itself(servi
         headers = _get(url, path)[1]
         assert headers["X-Content-Type-Options"] == "nosniff", path
         assert headers["Content-Security-Policy"].startswith("default-src 'none'"), path
+
+
+def test_a_plugin_that_fails_midway_is_said_and_no_total_is_made_up(make_workspace):
+    """The reports plugin writes the dashboard and then fails on a broken weekly
+    template: its files are not in the list the build returns, so the rebuild says how
+    many files it wrote, not "8 of 2"."""
+    import datetime as dt
+
+    from crmkit.cli.watch import Watcher
+
+    root = make_workspace({**FILES, "templates/reports/weekly.md.j2": "{{ 1 // 0 }}\n"})
+    lines: list[str] = []
+    assert Watcher(root, dt.date(2026, 6, 1), lines.append).rebuild(None)
+    assert any("plugin 'reports' failed" in line and "ZeroDivisionError" in line
+               for line in lines), lines
+    done = [line for line in lines if ": wrote " in line]
+    assert len(done) == 1 and re.search(r" start: wrote \d+ files in [\d.]+ s", done[0]), done
+    assert (root / "out" / "reports" / "dashboard.md").exists()

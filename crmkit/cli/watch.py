@@ -327,12 +327,19 @@ class Watcher:
         stats = workspace.stats
         parsed = (", " + ngettext("%(num)d file parsed", "%(num)d files parsed", stats.parsed)
                   % {"num": stats.parsed}) if stats else ""
-        # how many files changed, of those the build made (the others held their text)
-        self.echo(f"{_clock()} {what}: " + ngettext(
-            "wrote %(changed)d of %(num)d file in %(seconds)s s",
-            "wrote %(changed)d of %(num)d files in %(seconds)s s", len(written)) % {
-            "changed": app.outputs_changed, "num": len(written), "seconds": f"{took:.2f}"}
-            + parsed)
+        # how many files changed, of those the build made (the others held their text);
+        # a plugin that failed midway wrote files it could not name: no total then
+        counts = {"changed": app.outputs_changed, "num": len(written),
+                  "seconds": f"{took:.2f}"}
+        if app.outputs_changed > len(written):
+            done = ngettext("wrote %(changed)d file in %(seconds)s s",
+                            "wrote %(changed)d files in %(seconds)s s",
+                            app.outputs_changed) % counts
+        else:
+            done = ngettext("wrote %(changed)d of %(num)d file in %(seconds)s s",
+                            "wrote %(changed)d of %(num)d files in %(seconds)s s",
+                            len(written)) % counts
+        self.echo(f"{_clock()} {what}: {done}{parsed}")
         warning = app.errors_warning()  # e.g. a deleted customer's interactions remain
         if warning:
             self.echo(warning)
