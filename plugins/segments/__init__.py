@@ -213,23 +213,27 @@ def rhythm(parts: Mapping[str, Activity | None], scope: Any) -> Rhythm:
     found = [p for p in parts.values() if p is not None]
     means = [sum(p.gaps) / len(p.gaps) for p in found if p.gaps]
     usual = statistics.median(means) if means else float(options.usual_gap_days)
+    import numpy as np
+
     today = scope.today
-    durations: list[float] = []
-    events: list[float] = []
+    gaps: list[int] = []  # every gap, and its customer's scale, in customer order
+    gap_scales: list[float] = []
+    quiet: list[int] = []  # each customer's current quiet spell (a gap not ended yet)
+    scales: list[float] = []
     for p in found:
         scale = p.scale or usual
-        events.extend(g / scale for g in p.gaps)
-        durations.extend(g / scale for g in p.gaps)
-        durations.append((today - p.last_start).days / scale)
-    durations.sort()
-    total = len(durations)
-    points, survival, alive = [], [], 1.0
-    for point, group in itertools.groupby(sorted(events)):
-        ended = len(list(group))
-        at_risk = total - bisect.bisect_left(durations, point)
-        alive *= 1 - ended / at_risk
-        points.append(point)
-        survival.append(alive)
+        gaps.extend(p.gaps)
+        gap_scales.extend([scale] * len(p.gaps))
+        quiet.append((today - p.last_start).days)
+        scales.append(scale)
+    # in units of the customer's usual gap; arrays: a purchase makes this again
+    events = np.array(gaps, dtype=float) / np.array(gap_scales, dtype=float)
+    durations = np.sort(np.concatenate(
+        (events, np.array(quiet, dtype=float) / np.array(scales, dtype=float))))
+    ended_at, ended = np.unique(events, return_counts=True)
+    at_risk = len(durations) - np.searchsorted(durations, ended_at, side="left")
+    points = ended_at.tolist()
+    survival = np.cumprod(1 - ended / at_risk).tolist()
     if not points:  # no repeat activity yet: everybody comes back after the usual gap
         return Rhythm(usual, (1.0,), (0.0,), assumed=True)
     return Rhythm(usual, tuple(points), tuple(survival))
