@@ -428,14 +428,14 @@ def engaged(c: CustomerView) -> bool:
     return False
 
 
-def churn_risk(c: CustomerView) -> float | None:
-    found = c.labels["_churn"]
-    return round(found["risk"], 3) if found else None
+def churn_risk(views: list[CustomerView]) -> list[float | None]:
+    """Many at once, as ``_churn`` changes: for every customer after a purchase."""
+    return [round(found["risk"], 3) if (found := c.labels["_churn"]) else None
+            for c in views]
 
 
-def churn_reason(c: CustomerView) -> str | None:
-    found = c.labels["_churn"]
-    return found["reason"] if found else None
+def churn_reason(views: list[CustomerView]) -> list[str | None]:
+    return [found["reason"] if (found := c.labels["_churn"]) else None for c in views]
 
 
 def lifecycle_label(c: CustomerView) -> str:
@@ -636,9 +636,9 @@ def crmkit_register(register: Any, settings: Any) -> None:
                            reads=("_activity",), settings=LIFE))
     register(Label("_churn", churn, reads=("_activity", "_rhythm", MODEL), settings=LIFE,
                    many=True))
-    register(Label("churn_risk", churn_risk, reads=("_churn",),
+    register(Label("churn_risk", churn_risk, reads=("_churn",), many=True,
                    description="the chance of no purchase within the churn horizon"))
-    register(Label("churn_reason", churn_reason, reads=("_churn",),
+    register(Label("churn_reason", churn_reason, reads=("_churn",), many=True,
                    description="the churn risk in words"))
     register(Label("lifecycle", lifecycle_label, reads=("_stage",),
                    description="lead, new, active, at_risk or lost (docs/segments.md)"))
