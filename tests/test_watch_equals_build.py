@@ -8,6 +8,8 @@ the template context (``busy_area``).  Hypothesis applies random edits (a rename
 purchase today, yesterday or long ago, a call, a deletion, a referral or an address
 change, a settings change, a template change, a change to a plugin file); after each,
 the watcher rebuilds incrementally and a fresh build runs on a copy of the workspace.
+Customers come and go, deals change stage, the language switches, two files change
+in one rebuild, and the day moves on.
 Two playbooks (a quote's follow-ups, and onboarding for new customers in a segment)
 take part, and so do edits of them.
 """
@@ -227,8 +229,49 @@ def playbook_change(root: Path, cid: str, n: int) -> str:
     return rel
 
 
+def new_customer(root: Path, cid: str, n: int) -> str:
+    rel = f"customers/new{n}.yaml"
+    write_files(root, {rel: f"name: Neu {n}\nreferred_by: {cid}\nemail: neu{n}@example.com\n"
+                            "address: {postal_code: '99423'}\n"})
+    return rel
+
+
+def customer_gone(root: Path, cid: str, n: int) -> str:
+    """A customer's file deleted (their interactions and referrals now name nobody: an
+    error the rebuild goes on with), or written again if it was."""
+    rel = f"customers/{cid}.yaml"
+    if (root / rel).exists():
+        (root / rel).unlink()
+    else:
+        write_files(root, {rel: CUSTOMERS[cid]})
+    return rel
+
+
+def deal(root: Path, cid: str, n: int) -> str:
+    rel = f"deals/d{n % 3}.yaml"
+    stage = ("proposal", "negotiation", "won")[n % 3]
+    write_files(root, {rel: f"customer: {cid}\ntitle: Kessel {n}\nstage: {stage}\n"
+                            f"value: {1000 + 100 * n}\nprobability: 50%\n"
+                            "expected_close: 2026-07-15\n"})
+    return rel
+
+
+def locale(root: Path, cid: str, n: int) -> str:
+    text = (root / "crmkit.yaml").read_text(encoding="utf-8")
+    old, new = ("locale: en", "locale: de") if "locale: en" in text else ("locale: de",
+                                                                          "locale: en")
+    return _replace(root, "crmkit.yaml", old, new)
+
+
 EDITS = {
     "rename": rename,
+    "new customer": new_customer,
+    "customer gone": customer_gone,
+    "deal": deal,
+    "locale": locale,
+    # handled by the test itself: two edits in one rebuild; the next day (a call first)
+    "two at once": None,
+    "next day": None,
     "settle": settle,
     "purchase today": lambda root, cid, n: interaction(root, cid, n, "purchase", 0),
     "purchase yesterday": lambda root, cid, n: interaction(root, cid, n, "purchase", 1),
@@ -252,12 +295,24 @@ def outputs(folder: Path) -> dict[str, bytes]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def fresh_build(root: Path, scratch: Path) -> dict[str, bytes]:
+def fresh_build(root: Path, scratch: Path, day: dt.date = TODAY) -> dict[str, bytes]:
     copy = scratch / "copy"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("out", ".crmkit"))
-    App(copy, TODAY, use_cache=False).build()
+    App(copy, day, use_cache=False).build()
     return outputs(copy / "out")
+
+
+def apply(root: Path, watcher: Watcher, edit: str, cid: str, n: int) -> set[str]:
+    """The files an edit changed (the watcher's day moved on for "next day")."""
+    if edit == "two at once":
+        other = NAMES[(NAMES.index(cid) + 1) % len(NAMES)]
+        return {interaction(root, cid, n, "purchase", 0), rename(root, other, n)}
+    if edit == "next day":
+        assert watcher.today is not None
+        watcher.today += dt.timedelta(days=1 + n % 2)
+        return {interaction(root, cid, n, "call", 0)}
+    return {EDITS[edit](root, cid, n)}
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -269,6 +324,9 @@ def fresh_build(root: Path, scratch: Path) -> dict[str, bytes]:
 @example([("purchase today", "dora", 1), ("playbook", "anna", 2), ("playbook", "cleo", 3),
           ("purchase yesterday", "cleo", 0), ("playbook", "dora", 4)])
 @example([("playbook", "anna", 10), ("address", "anna", 0), ("playbook", "cleo", 8)])
+@example([("new customer", "anna", 1), ("deal", "bert", 2), ("locale", "cleo", 0),
+          ("two at once", "dora", 1), ("next day", "bert", 0), ("customer gone", "anna", 0),
+          ("deal", "cleo", 4), ("customer gone", "anna", 1), ("locale", "dora", 3)])
 def test_watch_writes_what_a_fresh_build_writes(edits):
     with tempfile.TemporaryDirectory() as tmp:
         root, scratch = Path(tmp) / "ws", Path(tmp) / "scratch"
@@ -279,10 +337,12 @@ def test_watch_writes_what_a_fresh_build_writes(edits):
         assert watcher.rebuild(None)
         assert outputs(root / "out") == fresh_build(root, scratch)
         for edit, cid, n in edits:
-            changed = EDITS[edit](root, cid, n)
-            if not watcher.rebuild({changed}):
+            changed = apply(root, watcher, edit, cid, n)
+            if not watcher.rebuild(changed):
                 continue  # a broken file: the last good output stays (tested elsewhere)
-            assert outputs(root / "out") == fresh_build(root, scratch), (edit, cid, n, lines)
+            assert watcher.today is not None
+            assert outputs(root / "out") == fresh_build(root, scratch, watcher.today), (
+                edit, cid, n, lines)
 
 
 def test_the_example_plugins_take_part(tmp_path):
