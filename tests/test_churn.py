@@ -183,6 +183,30 @@ SETTINGS = ("business: X\nsegmentation:\n  lifecycle: {activity_types: [purchase
             "at_risk_above: 0.6, lost_above: 0.9}\n")
 
 
+def test_a_risk_exactly_at_the_threshold_starts_the_stage_that_day(make_workspace):
+    """k1's gaps are 365 and 249 days (usual gap: their mean 307); k0 bought once 357
+    days ago, k2 204 days ago.  In units of 307 days the gaps end at 249/307 and
+    365/307, with 4 of 5 and then 2 of 4 still open: S = 3/4 at 0.811, 3/8 at 1.189.
+    After 336 quiet days k0's risk S((336 + 307)/307) / S(336/307) is 0.8 exactly,
+    the at-risk threshold: at risk from that day, 2026-10-21.  (Interpolating with
+    np.interp made it 0.7999999999999999, and the day, and so the reminder's id,
+    moved to 2026-10-22: a reminder marked done came back.)"""
+    root = make_workspace({
+        "customers/k0.yaml": "name: K0\n", "customers/k1.yaml": "name: K1\n",
+        "customers/k2.yaml": "name: K2\n",
+        "interactions/p.yaml": "".join(
+            f"- {{customer: {cid}, date: {day}, type: purchase, amount: 100}}\n"
+            for cid, day in (("k0", "2025-11-19"), ("k1", "2023-01-02"), ("k1", "2024-01-02"),
+                             ("k1", "2024-09-07"), ("k2", "2026-04-21")))})
+    app = App(root, dt.date(2026, 11, 11))
+    shape = app.metric("_rhythm").value
+    assert (shape.usual_days, shape.survival) == (307.0, (0.75, 0.375))
+    assert shape.risk(336, 307, 307) == 0.8
+    assert app.labels()["k0"]["lifecycle"] == "at_risk"
+    assert app.labels()["k0"]["lifecycle_since"] == "2026-10-21"
+    assert "at_risk/k0/2026-10-21" in {r.id for r in app.reminders()}
+
+
 def test_each_stage_rule_on_a_hand_built_workspace(make_workspace):
     """Worked out by hand.  Mean gaps: reg, mid, late 100; ann, kept 440 → usual 100.
     Own rhythm: reg, mid, late (three gaps) 100 days; ann and kept (one gap) their

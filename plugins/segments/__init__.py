@@ -182,7 +182,8 @@ class Rhythm:
     assumed: bool = False
 
     def curve(self) -> tuple[Any, Any]:
-        """The points and the survival as arrays, from (0, 1) on."""
+        """The points and the survival as arrays, from (0, 1) on (u < 0 cannot occur: the
+        history ends today)."""
         import numpy as np
 
         return (np.array((0.0, *self.points)), np.array((1.0, *self.survival)))
@@ -196,8 +197,8 @@ class Rhythm:
         import numpy as np
 
         points, survival = self.curve() if curve is None else curve
-        now = np.interp(quiet / scale, points, survival)
-        later = np.interp((quiet + horizon) / scale, points, survival)
+        now = _surviving(quiet / scale, points, survival)
+        later = _surviving((quiet + horizon) / scale, points, survival)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(now <= 0, 1.0, np.minimum(1.0, later / now))
 
@@ -206,6 +207,23 @@ class Rhythm:
         import numpy as np
 
         return float(self.risks(np.array([quiet], dtype=float), scale, horizon)[0])
+
+
+def _surviving(u: Any, points: Any, survival: Any) -> Any:
+    """P(gap > u) for an array of ``u``, linear between the points (which start at 0,
+    where it is 1) and the last value after them.  Not ``np.interp``: its formula
+    rounds differently in the last bit, and a risk of exactly 0.8 that became
+    0.7999999999999999 moved an at-risk day, and so a reminder's id."""
+    import numpy as np
+
+    n = np.searchsorted(points, u, side="right")  # points[n - 1] <= u < points[n]
+    beyond = n == len(points)
+    after = np.minimum(n, len(points) - 1)
+    before = np.maximum(n - 1, 0)
+    x0, y0 = points[before], survival[before]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = y0 + (survival[after] - y0) * (u - x0) / (points[after] - x0)
+    return np.where(beyond, survival[-1], between)
 
 
 def rhythm(parts: Mapping[str, Activity | None], scope: Any) -> Rhythm:
