@@ -96,6 +96,7 @@ def test_cldr_numbers_money_dates_and_plurals():
     # decimal text, half to even): 0.695 is 70 %, 0.125 is 12 %, -0.001 is -0 %
     assert [en.percent(x) for x in (0.695, 0.125, 0.135, -0.001, 0.6949999)] == [
         "70%", "12%", "14%", "-0%", "69%"]
+    assert (en.percent(float("inf")), de.percent(float("-inf"))) == ("∞%", "-∞\xa0%")
     # an unknown or missing locale is English; de_DE.UTF-8 is German
     assert crmkit.translations(None).gettext("Overdue") == "Overdue"
     assert crmkit.translations("xx").money(1, "EUR") == "€1.00"

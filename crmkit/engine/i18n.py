@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gettext as _gettext
+import math
 import os
 from decimal import Decimal
 from functools import lru_cache
@@ -134,7 +135,7 @@ class Translations:
         if value is None:
             return "–"
         key: tuple[Any, ...] = ("p", value)
-        if type(value) is float and self._whole_percents():
+        if type(value) is float and math.isfinite(value) and self._whole_percents():
             # kept by what is shown: 10,000 churn risks are 10,000 floats but a hundred
             # texts (rounded as Babel rounds: the decimal text, half to even)
             exact = Decimal(repr(value)).scaleb(2)
