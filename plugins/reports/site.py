@@ -171,15 +171,15 @@ CHURN_SHOWN = "_churn_shown"
 _PERCENT = Decimal("0.01")
 
 
-def churn_shown(customer: CustomerView) -> Decimal | None:
-    """``churn_risk`` in whole percents, rounded as the ``percentage`` filter rounds it
-    (the decimal text, half to even): a purchase moves every customer's risk a little,
-    and a page is made again only where the percentage it shows changed, not for the
-    hundreds of customers whose third decimal did."""
+def churn_shown(customer: CustomerView) -> float | None:
+    """``churn_risk`` in whole percents (``0.82``), rounded as the ``percentage`` filter
+    rounds it (the decimal text, half to even): a purchase moves every customer's risk
+    a little, and a page is made again only where the percentage it shows changed, not
+    for the hundreds of customers whose third decimal did."""
     risk = customer.labels.get("churn_risk")
     if risk is None:
         return None
-    return Decimal(repr(risk)).quantize(_PERCENT, rounding=ROUND_HALF_EVEN)
+    return float(Decimal(repr(risk)).quantize(_PERCENT, rounding=ROUND_HALF_EVEN))
 
 
 def reminder_row(reminder: Reminder, contacts: Mapping[str, dict[str, Any] | None]
