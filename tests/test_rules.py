@@ -47,6 +47,25 @@ def test_reading_an_undeclared_label_is_an_error_naming_plugin_rule_and_customer
         "(it declares nothing) (and 1 more customer)"]
 
 
+def test_a_many_rule_failing_for_one_customer_fails_for_that_one_only(make_workspace):
+    """A rule over many customers at once (``many=True``) that raises: the core asks
+    again for each customer alone, so one bad record does not switch off the rest."""
+    root = make_workspace({**CUSTOMERS, "customers/carla.yaml": "name: Carla\n",
+                           "plugins/lengths.py": (
+        "import crmkit\n\n"
+        "def lengths(views):  # Anna and Bert have 4 letters: 10 // 0\n"
+        "    return [10 // (len(c.customer.name) - 4) for c in views]\n\n"
+        "@crmkit.hookimpl\n"
+        "def crmkit_register(register):\n"
+        "    register(crmkit.Label('per_letter', lengths, many=True))\n")})
+    app = App(root, TODAY)
+    assert app.labels().column("per_letter") == {"anna": None, "bert": None, "carla": 10}
+    assert [str(p) for p in app.problems] == [
+        "plugins/lengths.py:4:1: error: plugin 'lengths': label 'per_letter' failed for "
+        "customer 'anna': ZeroDivisionError: integer division or modulo by zero "
+        "(and 1 more customer)"]
+
+
 def test_names_a_rule_reads_are_checked_with_a_did_you_mean(make_workspace):
     root = make_workspace({**CUSTOMERS, "plugins/typo.py": (
         "import crmkit\n\n"

@@ -146,17 +146,29 @@ class Engine:
             failures: dict[str, Any] = {}
             if many:
                 records = [customers[cid] for cid in todo]
-                try:
+
+                def at_once(records: list[Customer]) -> list[Any]:
                     results = list(rule([CustomerView(self, c, options, reads, resolved)
                                          for c in records]))
                     if len(results) != len(records):
                         raise ValueError(f"returned {len(results)} values for "
                                          f"{len(records)} customers")
-                    for customer, value in zip(records, results, strict=True):
-                        out[customer.id] = wrap(value, customer) if wrap else value
-                except Exception as exc:
-                    out = dict.fromkeys(todo, failed)
-                    failures = {cid: failure(cid, exc) for cid in todo}
+                    return results
+
+                try:
+                    pairs = list(zip(records, at_once(records), strict=True))
+                except Exception:
+                    # one customer's bad data must not switch off everybody's value:
+                    # each alone, so that only the ones it fails for fail
+                    pairs = []
+                    for customer in records:
+                        try:
+                            pairs.append((customer, at_once([customer])[0]))
+                        except Exception as exc:
+                            out[customer.id] = failed
+                            failures[customer.id] = failure(customer.id, exc)
+                for customer, value in pairs:
+                    out[customer.id] = wrap(value, customer) if wrap else value
                 return out, failures
             view = CustomerView
             for cid in todo:
