@@ -269,9 +269,6 @@ EDITS = {
     "customer gone": customer_gone,
     "deal": deal,
     "locale": locale,
-    # handled by the test itself: two edits in one rebuild; the next day (a call first)
-    "two at once": None,
-    "next day": None,
     "settle": settle,
     "purchase today": lambda root, cid, n: interaction(root, cid, n, "purchase", 0),
     "purchase yesterday": lambda root, cid, n: interaction(root, cid, n, "purchase", 1),
@@ -286,7 +283,10 @@ EDITS = {
     "plugin": plugin_change,
     "playbook": playbook_change,
 }
-steps = st.lists(st.tuples(st.sampled_from(sorted(EDITS)), st.sampled_from(NAMES),
+#: Edits of watch's own (see :func:`apply`): two files in one rebuild; the day moving on.
+WATCH_EDITS = ("next day", "two at once")
+steps = st.lists(st.tuples(st.sampled_from(sorted(EDITS) + list(WATCH_EDITS)),
+                           st.sampled_from(NAMES),
                            st.integers(0, 11)), min_size=1, max_size=6)
 
 

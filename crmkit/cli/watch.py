@@ -255,18 +255,21 @@ class Watcher:
         self.workspace_plugins = workspace_plugins  # --no-workspace-plugins: never
         self.echo = echo
         self.cache = ParseCache(root)
+        self.cache.reuse_loaded = True  # a full load after a change unpickles nothing again
         self.builds = 0
         self.output = "out"
         self.app: App | None = None
         self.files: LoadedFiles | None = None
+        self._loaded_in_full = False
 
     def next_app(self, changed: set[str] | None) -> App:
         """The App after ``changed``: the change applied to the loaded workspace when
         :mod:`crmkit.incremental.reload` can, else a full load (through the parse cache
-        in memory) with a fresh memo.  The settings, a playbook (a reminder kind of its
-        own) or a workspace plugin changed: plugins, registrations and everything else
-        are loaded afresh."""
+        in memory) that tells the memo which customers it changed.  The settings, a
+        playbook (a reminder kind of its own) or a workspace plugin changed: plugins,
+        registrations and everything else are loaded afresh, with a fresh memo."""
         previous = self.app
+        replaced = None  # a workspace a full load replaces, keeping the memo's values
         if previous is None or changed is None or any(
                 rel == CONFIG_FILE or rel.split("/", 1)[0] in SETTINGS_FOLDERS
                 for rel in changed):
@@ -283,15 +286,15 @@ class Watcher:
                     app.registry, app._memo)
                 if updated is not None:
                     app.__dict__["workspace"] = updated
-                else:  # a full load: nothing kept can be trusted to be current
-                    app._memo = Memo(active=True)
+                else:  # a full load (a customer or a deal added, say): the memo is told
+                    replaced = previous.workspace  # which customers it changed
         if "workspace" not in app.__dict__:
             self.app = self.files = None
             workspace, self.files = load_workspace_files(
                 app.root, app.host, settings_file=app._settings_file[0], cache=self.cache,
-                today=app.today, registry=app.registry, memo=app._memo)
+                today=app.today, registry=app.registry, memo=app._memo, previous=replaced)
             app.__dict__["workspace"] = workspace
-            _keep_out_of_gc()
+            self._loaded_in_full = True  # moved out of the collector's way after the rebuild
         self.app = app
         return app
 
@@ -299,11 +302,15 @@ class Watcher:
         """Reload and rebuild; ``False`` (and the old output kept) if a changed file broke."""
         started = time.perf_counter()
         gc.disable()  # collected after the rebuild, when nobody waits for it
+        self._loaded_in_full = False
         try:
             return self._rebuild(changed, started)
         finally:
             gc.enable()
-            gc.collect()
+            if self._loaded_in_full:
+                _keep_out_of_gc()
+            else:
+                gc.collect()
 
     def _rebuild(self, changed: set[str] | None, started: float) -> bool:
         app = self.next_app(changed)

@@ -468,12 +468,14 @@ def load_workspace_files(root: Path, host: PluginHost | None = None, use_cache: 
                          settings_file: SettingsFiles | None = None,
                          cache: ParseCache | None = None, today: dt.date | None = None,
                          registry: Registry | None = None, memo: Memo | None = None,
-                         listing: scan.Listing | None = None
+                         listing: scan.Listing | None = None, previous: Workspace | None = None
                          ) -> tuple[Workspace, LoadedFiles]:
-    """:func:`load_workspace`, and what it read per file."""
+    """:func:`load_workspace`, and what it read per file.  ``previous``: the workspace
+    this load replaces, whose rule results ``memo`` keeps; the memo is told which
+    customers differ before any rule runs."""
     with gc_paused():
         return _load_workspace(root, host, use_cache, settings_file, cache, today, registry,
-                               memo, listing)
+                               memo, listing, previous)
 
 
 def preliminary_settings(settings_file: SettingsFiles) -> Settings:
@@ -553,7 +555,8 @@ def prepare(root: Path, host: PluginHost | None, settings_file: SettingsFiles | 
 def _load_workspace(root: Path, host: PluginHost | None, use_cache: bool,
                     settings_file: SettingsFiles | None, cache: ParseCache | None,
                     today: dt.date | None, registry: Registry | None, memo: Memo | None,
-                    listing: scan.Listing | None = None) -> tuple[Workspace, LoadedFiles]:
+                    listing: scan.Listing | None = None, previous: Workspace | None = None
+                    ) -> tuple[Workspace, LoadedFiles]:
     prepared, registry = prepare(root, host, settings_file, registry)
     out = prepared.problems
     keep_in_memory = cache is not None
@@ -607,6 +610,10 @@ def _load_workspace(root: Path, host: PluginHost | None, use_cache: bool,
                                    for d, (count, found) in folders.items()}
         if not keep_in_memory:
             cache.save()
+    if memo is not None and previous is not None:
+        from ..incremental.reload import changed_customers
+
+        memo.changed(changed_customers(previous, workspace))
     return with_plugin_checks(workspace, out, host, today, registry, memo), loaded
 
 
