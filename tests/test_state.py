@@ -106,6 +106,8 @@ def one_off(monkeypatch):
 @given(steps)
 @example([("run", "check", "anna", 0), ("edit", "purchase yesterday", "bert", 1),
           ("run", "show", "bert", 0), ("run", "weekly", "anna", 0)])
+@example([("edit", "address", "anna", 4), ("run", "show", "anna", 0), ("edit", "deal", "anna", 0),
+          ("run", "dashboard", "anna", 0)])  # a deal added: anna is engaged, not lost
 @example([("run", "weekly", "anna", 0), ("edit", "new customer", "anna", 2),
           ("run", "check", "anna", 0), ("edit", "stranger", "anna", 2),
           ("run", "segments", "anna", 0), ("edit", "remove customer", "anna", 2),

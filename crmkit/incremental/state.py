@@ -541,10 +541,15 @@ def _load(root: Path, files: Files, prepared: Prepared, host: PluginHost | None,
         for rel in deal_files:
             problems.pop(rel, None)
     deals, deal_problems = deals_of(deal_files, known, {})
+    deal_customers: set[str] = set()  # whose deals differ: their rules read them
     if deals_changed:
         for problem in deal_problems:
             path = problem.location.path if problem.location else ""
             problems[path] = (*problems.get(path, ()), problem)
+        before_deals = deals_index(deals_of(files.deals, known, {})[0])
+        after_deals = deals_index(deals)
+        deal_customers = {cid for cid in before_deals.keys() | after_deals.keys()
+                          if before_deals.get(cid) != after_deals.get(cid)}
 
     # Histories of the customers whose interaction files changed.
     records = _Records(files, store, parts, lambda rel: read_records(
@@ -592,7 +597,7 @@ def _load(root: Path, files: Files, prepared: Prepared, host: PluginHost | None,
         deals=MappingProxyType(deals), diagnostics=(), by_customer=by_customer,
         deals_by_customer=deals_index(deals),
         stats=LoadStats(len(names), len(parts), len(names) - len(parts)))
-    memo.changed(now.keys() | vanished)
+    memo.changed(now.keys() | vanished | deal_customers)
     workspace = with_plugin_checks(workspace, found_problems, host, today, registry, memo)
 
     # What the next run starts from.
