@@ -199,17 +199,12 @@ class Memo:
         todo = table.stale
         table.stale = set()
         same_ids = table.ids is not None and ids == table.ids
-        if table.columns is None:
+        moved_in_columns = None if table.columns is None else _moved_in(
+            table.columns, columns, ids)
+        if moved_in_columns is None:  # new, or a whole-population value changed
             todo = set(ids)
         else:
-            for old, new in zip(table.columns, columns, strict=True):
-                if old is new:
-                    continue
-                differ = _moved(old, new, ids)
-                if differ is None:  # a whole-population value changed: everybody
-                    todo = set(ids)
-                    break
-                todo.update(differ)
+            todo.update(moved_in_columns)
         if table.columns is None or any(map(operator.is_not, table.columns, columns)):
             table.columns = columns
             table.dirty = True
@@ -367,13 +362,10 @@ class Memo:
         changed = self._changed_since(generation)
         if changed is None:
             return None
-        todo = set(changed)
-        for old, new in zip(old_columns, columns, strict=True):
-            if old is not new:
-                differ = _moved(old, new, ids)
-                if differ is None:
-                    return None
-                todo.update(differ)
+        moved_in_columns = _moved_in(old_columns, columns, ids)
+        if moved_in_columns is None:
+            return None
+        todo = set(changed) | moved_in_columns
         if ids != old_ids:
             todo.update(set(ids).difference(old_ids))
         return todo
@@ -815,6 +807,20 @@ def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
         except Exception:  # values without a plain equality (arrays): not the same
             return False
     return True
+
+
+def _moved_in(old_columns: tuple[Any, ...], columns: tuple[Any, ...], ids: list[str]
+              ) -> set[str] | None:
+    """The customers whose value differs in any of the columns (:func:`_moved`), or
+    ``None`` when a whole-population value among them differs: everybody."""
+    found: set[str] = set()
+    for old, new in zip(old_columns, columns, strict=True):
+        if old is not new:
+            differ = _moved(old, new, ids)
+            if differ is None:
+                return None
+            found.update(differ)
+    return found
 
 
 def _moved(old: Any, new: Any, ids: list[str]) -> list[str] | None:
