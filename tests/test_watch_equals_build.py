@@ -100,6 +100,15 @@ def _replace(root: Path, rel: str, old: str, new: str) -> str:
     return rel
 
 
+def _toggle(root: Path, rel: str, text: str) -> str:
+    """The file deleted, or written again with ``text`` if it was."""
+    if (root / rel).exists():
+        (root / rel).unlink()
+    else:
+        write_files(root, {rel: text})
+    return rel
+
+
 def rename(root: Path, cid: str, n: int) -> str:
     text = (root / f"customers/{cid}.yaml").read_text(encoding="utf-8")
     lines = [f"name: {cid.title()} {'Neu' * (n + 1)}" if line.startswith("name:") else line
@@ -222,11 +231,7 @@ def playbook_change(root: Path, cid: str, n: int) -> str:
         write_files(root, {rel: PLAYBOOKS[rel]})  # deleted by an earlier step: back, edited
     if old:
         return _replace(root, rel, old, new)
-    if (root / rel).exists():
-        (root / rel).unlink()
-    else:
-        write_files(root, {rel: PLAYBOOKS[rel]})
-    return rel
+    return _toggle(root, rel, PLAYBOOKS[rel])
 
 
 def new_customer(root: Path, cid: str, n: int) -> str:
@@ -239,12 +244,7 @@ def new_customer(root: Path, cid: str, n: int) -> str:
 def customer_gone(root: Path, cid: str, n: int) -> str:
     """A customer's file deleted (their interactions and referrals now name nobody: an
     error the rebuild goes on with), or written again if it was."""
-    rel = f"customers/{cid}.yaml"
-    if (root / rel).exists():
-        (root / rel).unlink()
-    else:
-        write_files(root, {rel: CUSTOMERS[cid]})
-    return rel
+    return _toggle(root, f"customers/{cid}.yaml", CUSTOMERS[cid])
 
 
 def deal(root: Path, cid: str, n: int) -> str:
