@@ -78,7 +78,7 @@ def test_the_plan_changes_nothing_and_apply_merges_everything(make_workspace):
         "  edit   interactions/2026/phone-log.yaml (customer: anna-old -> anna)",
         "  edit   deals/anna-solar.yaml (customer: anna-old -> anna)",
         "  edit   customers/anna.yaml (adds from anna-old: email anna.m@example.org; "
-        "phone 0171 5550000; tag vip; service(s) Solar; company; fields.newsletter; "
+        "phone 0171 5550000; tag vip; service Solar; company; fields.newsletter; "
         "aliases: [anna-old])",
         "  delete customers/anna-old.yaml (anna-old's customer file, last)",
         "  differs: name: anna's 'Anna Müller' kept, anna-old had 'A. Mueller'",
@@ -178,6 +178,73 @@ def test_a_file_crmkit_cannot_edit_safely_stops_the_plan(make_workspace):
     assert _texts(root) == before
 
 
+def test_the_plan_speaks_the_terminals_language(make_workspace):
+    root = make_workspace({
+        "customers/anna.yaml": "name: Anna Müller\nemail: anna@example.de\nsource: referral\n"
+                               "consent: {email: true, since: 2024-01-01, how: mündlich}\n"
+                               "fields: {kundennummer: 7}\n",
+        "customers/anna-old.yaml": "name: A. Mueller\nemails: [anna.m@example.org, "
+                                   "anna@web.example]\nphone: 0171 5550000\n"
+                                   "tags: [vip, kurs]\nservices:\n"
+                                   "- {name: Solar, interval: 2 years}\nsource: fair\n"
+                                   "consent: {email: false, since: 2025-02-01, how: Abmeldung}\n"
+                                   "fields: {kundennummer: 9}\n",
+        "interactions/a.yaml": "customer: anna-old\ndate: 2026-03-01\ntype: call\n",
+        "interactions/broken.yaml": "customer: anna-old\ndate: [2026-04-01\n",
+    })
+
+    def merge(language, *args):
+        return subprocess.run([CRMKIT, "-w", root, "--today", TODAY, "merge", "anna",
+                               "anna-old", *args], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "CRMKIT_BACKGROUND": "0",
+                                                "LANG": language})
+
+    german = merge("de_DE.UTF-8")
+    assert german.returncode == 0, german.stderr
+    assert german.stdout.splitlines() == [
+        "Zusammenführen von anna-old (A. Mueller) in anna (Anna Müller):",
+        "  ändern  interactions/a.yaml (customer: anna-old -> anna)",
+        "  ändern  customers/anna.yaml (ergänzt aus anna-old: E-Mails anna.m@example.org, "
+        "anna@web.example; Telefonnummer 0171 5550000; Schlagwörter vip, kurs; Wartung Solar; "
+        "consent {email: false, since: 2025-02-01, how: Abmeldung}; aliases: [anna-old])",
+        "  löschen customers/anna-old.yaml (Kundendatei von anna-old, zuletzt)",
+        "  abweichend:   wie sie uns gefunden haben: source 'referral' von anna bleibt, "
+        "anna-old hatte source 'fair'",
+        "  abweichend:   name: 'Anna Müller' von anna bleibt, anna-old hatte 'A. Mueller'",
+        "  abweichend:   fields.kundennummer: 7 von anna bleibt, anna-old hatte 9",
+        "  Einwilligung: anna-old hat E-Mails abgelehnt (2025-02-01, Abmeldung), anna hatte "
+        "eingewilligt (2024-01-01, mündlich): die Ablehnung bleibt, die strengere Wahl",
+        "  belassen:     interactions/broken.yaml: kein gültiges YAML, bleibt unverändert (der "
+        "Alias verknüpft die Datei, sobald sie korrigiert ist)",
+        "Probelauf: nichts geändert; --apply führt die 3 Schritte aus",
+    ]
+    english = merge("C")
+    assert english.returncode == 0, english.stderr
+    assert english.stdout.splitlines()[2:5] == [
+        "  edit   customers/anna.yaml (adds from anna-old: emails anna.m@example.org, "
+        "anna@web.example; phone 0171 5550000; tags vip, kurs; service Solar; "
+        "consent {email: false, since: 2025-02-01, how: Abmeldung}; aliases: [anna-old])",
+        "  delete customers/anna-old.yaml (anna-old's customer file, last)",
+        "  differs: how they found us: anna's source 'referral' kept, anna-old had "
+        "source 'fair'",
+    ]
+    assert english.stdout.splitlines()[-2] == (
+        "  left:    interactions/broken.yaml: not valid YAML, left as it is (the alias links "
+        "it once it is fixed)")
+    # a file it cannot re-point: said in German, and nothing is changed
+    (root / "interactions/flow.yaml").write_text("- {customer: anna-old, date: 2026-06-01, "
+                                                 "type: call}\n")
+    before = _texts(root)
+    stopped = merge("de_DE.UTF-8", "--apply")
+    assert stopped.returncode == 1
+    assert ("  von Hand:     interactions/flow.yaml: lässt sich nicht sicher umstellen "
+            "(ungewöhnliches Layout oder YAML-Anker): 'customer: anna' von Hand eintragen"
+            ) in stopped.stdout.splitlines()
+    assert stopped.stderr == ("Fehler: 1 Datei kann crmkit nicht sicher ändern; nichts wurde "
+                              "geändert\n")
+    assert _texts(root) == before
+
+
 def test_an_interrupted_merge_finishes_when_run_again(make_workspace):
     from crmkit_plugins.people import merging
 
@@ -188,7 +255,7 @@ def test_an_interrupted_merge_finishes_when_run_again(make_workspace):
     deal = root / "deals/anna-solar.yaml"
     deal.write_text(deal.read_text() + "notes: changed meanwhile\n")
     with pytest.raises(CrmkitError, match=r"could not edit deals/anna-solar.yaml: it changed "
-                                          r"since the plan was made. 4 of 7 step\(s\) done"):
+                                          r"since the plan was made. 4 of 7 steps done"):
         merging.apply(app, plan)
     assert (root / "customers/anna-old.yaml").exists()  # last, so nothing is lost track of
     half_way = _crmkit(root, "check").stdout.splitlines()  # both exist, all linked

@@ -64,7 +64,10 @@ class Step:
     planned_from: str | None = None
 
     def __str__(self) -> str:
-        return f"{'edit  ' if self.action == 'edit' else 'delete'} {self.rel} ({self.note})"
+        # TRANSLATORS: a merge plan line's first word, padded to the longer of the two.
+        edit, delete = _("edit"), _("delete")
+        verb = edit if self.action == "edit" else delete
+        return f"{verb:<{max(len(edit), len(delete))}} {self.rel} ({self.note})"
 
 
 @dataclass
@@ -105,6 +108,16 @@ def _phone_key(phone: Any) -> str:
     return digits[-9:] if len(digits) >= 6 else str(phone).strip()
 
 
+def _values(values: list[Any]) -> str:
+    return ", ".join(map(str, values))
+
+
+def _kept(key: str, keep_id: str, mine: str, other_id: str, theirs: str) -> str:
+    """A difference KEEP won: ``key`` (a field's name) and both values, as written."""
+    return _("%(key)s: %(keep)s's %(mine)s kept, %(other)s had %(theirs)s") % {
+        "key": key, "keep": keep_id, "mine": mine, "other": other_id, "theirs": theirs}
+
+
 def _united(keep: list[Any], other: list[Any], key: Any) -> tuple[list[Any], list[Any]]:
     """``keep`` then what of ``other`` it lacks (compared by ``key``); and what was added."""
     seen = {key(v) for v in keep}
@@ -124,12 +137,15 @@ def merged_customer(keep_id: str, keep: dict[str, Any], other_id: str, other: di
     update: dict[str, Any] = {}
     added: list[str] = []
     conflicts: list[str] = []
-    for single, many, what, key in (("email", "emails", "email", lambda e: str(e).casefold()),
-                                    ("phone", "phones", "phone", _phone_key)):
+    for single, many, key in (("email", "emails", lambda e: str(e).casefold()),
+                              ("phone", "phones", _phone_key)):
         mine = _as_list(keep, single, many)
         values, new = _united(mine, _as_list(other, single, many), key)
         if new:
-            added.append(f"{what}{'s' if len(new) > 1 else ''} {', '.join(map(str, new))}")
+            said = (ngettext("email %(values)s", "emails %(values)s", len(new))
+                    if single == "email" else
+                    ngettext("phone %(values)s", "phones %(values)s", len(new)))
+            added.append(said % {"values": _values(new)})
             if len(values) == 1:
                 update[single] = values[0]
             else:
@@ -140,7 +156,8 @@ def merged_customer(keep_id: str, keep: dict[str, Any], other_id: str, other: di
                              str)
     if new_tags:
         update["tags"] = tags
-        added.append(f"tag{'s' if len(new_tags) > 1 else ''} {', '.join(map(str, new_tags))}")
+        added.append(ngettext("tag %(values)s", "tags %(values)s", len(new_tags))
+                     % {"values": _values(new_tags)})
     mine_services = [s for s in _as_list(keep, "services", "services") if isinstance(s, dict)]
     names = {s.get("name"): s for s in mine_services}
     new_services = []
@@ -150,10 +167,12 @@ def merged_customer(keep_id: str, keep: dict[str, Any], other_id: str, other: di
         if service.get("name") not in names:
             new_services.append(service)
         elif names[service.get("name")] != service:
-            conflicts.append(f"service {service.get('name')!r}: {keep_id}'s kept")
+            conflicts.append(_("service %(name)s: %(keep)s's kept")
+                             % {"name": repr(service.get("name")), "keep": keep_id})
     if new_services:
         update["services"] = [*_as_list(keep, "services", "services"), *new_services]
-        added.append("service(s) " + ", ".join(str(s.get("name")) for s in new_services))
+        added.append(ngettext("service %(values)s", "services %(values)s", len(new_services))
+                     % {"values": _values([s.get("name") for s in new_services])})
     aliases = [a for a in (*_as_list(keep, "aliases", "aliases"), other_id,
                            *_as_list(other, "aliases", "aliases")) if a != keep_id]
     update["aliases"] = list(dict.fromkeys(aliases))
@@ -169,8 +188,8 @@ def merged_customer(keep_id: str, keep: dict[str, Any], other_id: str, other: di
                     fields[name] = v
                     added.append(f"fields.{name}")
                 elif fields[name] != v:
-                    conflicts.append(f"fields.{name}: {keep_id}'s {fields[name]!r} kept, "
-                                     f"{other_id} had {v!r}")
+                    conflicts.append(_kept(f"fields.{name}", keep_id, repr(fields[name]),
+                                           other_id, repr(v)))
             if fields != keep[key]:
                 update[key] = fields
         elif key not in keep or keep[key] in (None, "", [], {}):
@@ -178,8 +197,7 @@ def merged_customer(keep_id: str, keep: dict[str, Any], other_id: str, other: di
                 update[key] = value
                 added.append(key)
         elif keep[key] != value:
-            conflicts.append(f"{key}: {keep_id}'s {_short(keep[key])} kept, {other_id} had "
-                             f"{_short(value)}")
+            conflicts.append(_kept(key, keep_id, _short(keep[key]), other_id, _short(value)))
     return update, added, conflicts, consent_note
 
 
@@ -211,8 +229,8 @@ def _merge_acquisition(keep_id: str, keep: dict[str, Any], other_id: str,
             update[key] = value
             added.append(f"{key} {_short(value)}")
     elif theirs and theirs != mine:
-        conflicts.append(f"how they found us: {keep_id}'s {_describe_keys(mine)} kept, "
-                         f"{other_id} had {_describe_keys(theirs)}")
+        conflicts.append(_kept(_("how they found us"), keep_id, _describe_keys(mine),
+                               other_id, _describe_keys(theirs)))
 
 
 def _consent_text(consent: Any) -> str:
@@ -247,17 +265,17 @@ def _merge_consent(keep_id: str, keep: dict[str, Any], other_id: str, other: dic
         return None
     if not (isinstance(mine, dict) and isinstance(theirs, dict)
             and isinstance(mine.get("email"), bool) and isinstance(theirs.get("email"), bool)):
-        conflicts.append(f"consent: {keep_id}'s {_consent_text(mine)} kept, {other_id} had "
-                         f"{_consent_text(theirs)}")
+        conflicts.append(_kept("consent", keep_id, _consent_text(mine), other_id,
+                               _consent_text(theirs)))
         return None
     if mine["email"] == theirs["email"]:
         if _evidence(theirs) > _evidence(mine):
             update["consent"] = theirs
-            added.append(f"consent {_consent_text(theirs)} (its evidence; {keep_id}'s was "
-                         f"{_consent_text(mine)})")
+            added.append(_("consent %(consent)s (its evidence; %(keep)s's was %(was)s)") % {
+                "consent": _consent_text(theirs), "keep": keep_id, "was": _consent_text(mine)})
         else:
-            conflicts.append(f"consent: {keep_id}'s {_consent_text(mine)} kept, {other_id} had "
-                             f"{_consent_text(theirs)}")
+            conflicts.append(_kept("consent", keep_id, _consent_text(mine), other_id,
+                                   _consent_text(theirs)))
         return None
     out_id, out, in_id, given = ((keep_id, mine, other_id, theirs) if not mine["email"]
                                  else (other_id, theirs, keep_id, mine))
@@ -426,24 +444,24 @@ def plan_merge(app: crmkit.App, keep_id: str, other_id: str) -> Plan:
             text = data.decode("utf-8")
             old = _load(text)
         except (UnicodeDecodeError, yaml.YAMLError):
-            plan.left.append(f"{rel}: not valid YAML, left as it is (the alias links it "
-                             "once it is fixed)")
+            plan.left.append(_("%(file)s: not valid YAML, left as it is (the alias links it "
+                               "once it is fixed)") % {"file": rel})
             continue
         folder = rel.split("/", 1)[0]
         wanted = _expected(old, folder, other_id, keep_id)
         if wanted == old:
             continue  # a mention in a text, not a link
-        new_text = repoint(text, "referred_by" if folder == "customers" else "customer",
-                           other_id, keep_id, folder == "interactions")
+        what = "referred_by" if folder == "customers" else "customer"
+        new_text = repoint(text, what, other_id, keep_id, folder == "interactions")
         try:
             ok = _load(new_text) == wanted
         except yaml.YAMLError:
             ok = False
         if not ok:
-            plan.by_hand.append(f"{rel}: cannot re-point it safely (unusual layout, or YAML "
-                                f"anchors): write 'customer: {keep_id}' by hand")
+            plan.by_hand.append(_("%(file)s: cannot re-point it safely (unusual layout, or YAML "
+                                  "anchors): write '%(line)s' by hand")
+                                % {"file": rel, "line": f"{what}: {keep_id}"})
             continue
-        what = "referred_by" if folder == "customers" else "customer"
         plan.steps.append(Step("edit", rel, f"{what}: {other_id} -> {keep_id}", new_text,
                                _digest(data)))
     keep_data_raw = (root / keep_rel).read_bytes()
@@ -459,13 +477,16 @@ def plan_merge(app: crmkit.App, keep_id: str, other_id: str) -> Plan:
     new_keep = set_keys(keep_text, update)
     expected = {k: v for k, v in {**keep_data, **update}.items() if v is not _DELETE}
     if _load(new_keep) != expected:
-        plan.by_hand.append(f"{keep_rel}: cannot add to it safely (unusual layout): add "
-                            f"{', '.join(update)} by hand")
+        plan.by_hand.append(_("%(file)s: cannot add to it safely (unusual layout): add "
+                              "%(keys)s by hand") % {"file": keep_rel, "keys": ", ".join(update)})
     elif new_keep != keep_text:
-        note = f"adds from {other_id}: " + "; ".join([*added, f"aliases: [{other_id}]"]) \
-            if added else f"adds aliases: [{other_id}]"
+        alias = f"aliases: [{other_id}]"
+        note = (_("adds from %(other)s: %(what)s") % {"other": other_id,
+                                                      "what": "; ".join([*added, alias])}
+                if added else _("adds %(what)s") % {"what": alias})
         plan.steps.append(Step("edit", keep_rel, note, new_keep, _digest(keep_data_raw)))
-    plan.steps.append(Step("delete", other_rel, f"{other_id}'s customer file, last"))
+    plan.steps.append(Step("delete", other_rel,
+                           _("%(other)s's customer file, last") % {"other": other_id}))
     return plan
 
 
@@ -483,17 +504,23 @@ def apply(app: crmkit.App, plan: Plan) -> int:
             if step.action == "edit":
                 current = path.read_bytes()
                 if _digest(current) != step.planned_from:
-                    raise crmkit.CrmkitError("it changed since the plan was made")
+                    raise crmkit.CrmkitError(_("it changed since the plan was made"))
                 app.write_file(path, step.text or "")
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
         except (OSError, crmkit.CrmkitError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
-            raise crmkit.CrmkitError(
-                f"could not {step.action} {step.rel}: {reason}. {done} of {len(plan.steps)} "
-                f"step(s) done; {plan.other}'s file goes last, so run 'crmkit merge "
-                f"{plan.keep} {plan.other} --apply' again to finish") from None
+            failed = (_("could not edit %(file)s: %(reason)s.") if step.action == "edit"
+                      else _("could not delete %(file)s: %(reason)s."))
+            raise crmkit.CrmkitError(" ".join((
+                failed % {"file": step.rel, "reason": reason},
+                ngettext("%(done)d of %(num)d step done; %(other)s's file goes last, so run "
+                         "'%(command)s' again to finish",
+                         "%(done)d of %(num)d steps done; %(other)s's file goes last, so run "
+                         "'%(command)s' again to finish", len(plan.steps))
+                % {"done": done, "num": len(plan.steps), "other": plan.other,
+                   "command": f"crmkit merge {plan.keep} {plan.other} --apply"}))) from None
         done += 1
     return done
 
@@ -519,15 +546,17 @@ def merge_command(app: crmkit.App, keep: str, other: str, do_apply: bool) -> Non
         "keep": f"{keep} ({crmkit.clean(ws.customers[keep].name)})"})
     for step in plan.steps:
         click.echo(f"  {crmkit.clean(str(step))}")
-    for conflict in plan.conflicts:
-        click.echo(f"  differs: {crmkit.clean(conflict)}")
-    if plan.consent:
-        click.echo(f"  consent: {crmkit.clean(plan.consent)}")
-    for note in plan.left:
-        click.echo(f"  left:    {crmkit.clean(note)}")
+    # TRANSLATORS: labels of the merge plan's last lines, padded to the longest one.
+    labels = {"differs": _("differs:"), "consent": _("consent:"), "left": _("left:"),
+              "by_hand": _("by hand:")}
+    width = max(map(len, labels.values()))
+    lines = [*(("differs", c) for c in plan.conflicts),
+             *((("consent", plan.consent),) if plan.consent else ()),
+             *(("left", note) for note in plan.left),
+             *(("by_hand", note) for note in plan.by_hand)]
+    for label, text in lines:
+        click.echo(f"  {labels[label]:<{width}} {crmkit.clean(text)}")
     if plan.by_hand:
-        for note in plan.by_hand:
-            click.echo(f"  by hand: {crmkit.clean(note)}")
         raise crmkit.CrmkitError(ngettext(
             "%(num)d file crmkit cannot change safely; nothing was changed",
             "%(num)d files crmkit cannot change safely; nothing was changed",
