@@ -483,6 +483,7 @@ def crmkit_register(register: Any) -> None:
     register(Label("_newly_at_risk", newly_at_risk, reads=("lifecycle", "lifecycle_since")))
     register(Label("_open_quote", open_quote))
     register(Label(site.CONTACT, site.contact_label))
+    register(Label(site.SORT_NAME, site.sort_name))
     register(Label(site.CHURN_SHOWN, site.churn_shown, reads=("churn_risk?",)))
 
 
