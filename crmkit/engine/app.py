@@ -28,7 +28,7 @@ from ..incremental.memo import Memo
 from ..incremental.scan import Listing
 from ..incremental.signing import CACHE_DIR
 from ..loading.atomic import replace as replace_file
-from ..loading.atomic import untouched
+from ..loading.atomic import touched
 from ..loading.loader import (
     RECORD_FOLDERS,
     SettingsFiles,
@@ -515,8 +515,7 @@ class App:
             kept.update(ids=ids, names=names, paths=[Path(name) for name in names])
         paths: list[Path] = kept["paths"]
         if todo is not None:  # and the pages somebody else deleted or wrote (a build)
-            todo.update(cid for cid, name in zip(ids, kept["names"], strict=True)
-                        if cid not in todo and not untouched(name))
+            todo.update(ids[i] for i in touched(kept["names"]))
         if self._one_shot:
             self.write_pages(template, ((path, context(cid))
                                         for cid, path in zip(ids, paths, strict=True)))

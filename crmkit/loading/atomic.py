@@ -20,6 +20,7 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 _UMASK: list[int] = []
@@ -175,15 +176,31 @@ def untouched(path: str) -> bool:
     """Whether the public output ``path`` is still the file this process last wrote or
     found holding its text there (one ``stat``): ``crmkit watch`` skips a page whose
     data did not change only while nobody else deleted or rewrote it."""
-    kept = _WRITTEN.get(path)
-    if kept is None:
-        return False
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return (st.st_ino, st.st_size, st.st_mtime_ns) == kept[1:] \
-        and stat.S_IMODE(st.st_mode) == 0o666 & ~_umask()
+    return not touched((path,))
+
+
+def touched(paths: Iterable[str]) -> list[int]:
+    """The positions in ``paths`` of the files that are not :func:`untouched`: one
+    ``stat`` each, in a loop lean enough for the 10,000 pages of every watch rebuild
+    (0.05 s with a call per page)."""
+    written = _WRITTEN.get
+    stat_of = os.stat
+    mode = 0o666 & ~_umask()
+    found = []
+    for i, path in enumerate(paths):
+        kept = written(path)
+        if kept is None:
+            found.append(i)
+            continue
+        try:
+            st = stat_of(path)
+        except OSError:
+            found.append(i)
+            continue
+        if st.st_mtime_ns != kept[3] or st.st_ino != kept[1] or st.st_size != kept[2] \
+                or st.st_mode & 0o7777 != mode:
+            found.append(i)
+    return found
 
 
 def _same_bytes(path: Path, data: bytes) -> bool:
