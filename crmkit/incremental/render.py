@@ -59,6 +59,9 @@ def _value_key(item: Any) -> tuple[Any, ...] | None:
     and floats by their exact text."""
     if type(item) is not dict:
         return None
+    kinds = tuple(map(type, item.values()))
+    if _PLAIN.issuperset(kinds):  # the common row, keyed without a loop in Python
+        return (tuple(item), kinds, tuple(item.values()))
     parts = []
     for key, value in item.items():
         kind = type(value)
