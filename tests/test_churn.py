@@ -207,6 +207,35 @@ def test_a_risk_exactly_at_the_threshold_starts_the_stage_that_day(make_workspac
     assert "at_risk/k0/2026-10-21" in {r.id for r in app.reminders()}
 
 
+def test_a_purchase_today_moves_the_buyers_risk_now_and_the_rhythm_tomorrow(make_workspace):
+    """The workspace above, and k2 buys again today, 204 days after her first purchase.
+    Today the rhythm is the history before today's: the same S (3/4 at 0.811, 3/8 at
+    1.189, usual gap 307), so k0 stays at risk from 2026-10-21; k2, quiet 0 days with the
+    usual 307, has risk S(1) / S(0) = 3/4 - 3/8 * (58/307) / (116/307) = 0.5625.
+    Tomorrow her gap counts: the mean gaps are 307 and 204, usual 255.5; in those units
+    the gaps end at 0.798 (k2), 0.975 and 1.429 (k1) with 5, 4 and 2 gaps that long
+    (the quiet spells 1/255.5, 358/255.5 and 796/255.5 count as open gaps): S = 4/5,
+    3/5, 3/10."""
+    purchases = (("k0", "2025-11-19"), ("k1", "2023-01-02"), ("k1", "2024-01-02"),
+                 ("k1", "2024-09-07"), ("k2", "2026-04-21"), ("k2", "2026-11-11"))
+    root = make_workspace({
+        "customers/k0.yaml": "name: K0\n", "customers/k1.yaml": "name: K1\n",
+        "customers/k2.yaml": "name: K2\n",
+        "interactions/p.yaml": "".join(
+            f"- {{customer: {cid}, date: {day}, type: purchase, amount: 100}}\n"
+            for cid, day in purchases)})
+    app = App(root, dt.date(2026, 11, 11))
+    shape = app.metric("_rhythm").value
+    assert (shape.usual_days, shape.survival) == (307.0, (0.75, 0.375))
+    labels = app.labels()
+    assert (labels["k0"]["lifecycle"], labels["k0"]["lifecycle_since"]) == (
+        "at_risk", "2026-10-21")
+    assert labels["k2"]["churn_risk"] == pytest.approx(0.5625, abs=0.001)
+    tomorrow = App(root, dt.date(2026, 11, 12)).metric("_rhythm").value
+    assert tomorrow.usual_days == 255.5
+    assert tomorrow.survival == pytest.approx((0.8, 0.6, 0.3))
+
+
 def test_each_stage_rule_on_a_hand_built_workspace(make_workspace):
     """Worked out by hand.  Mean gaps: reg, mid, late 100; ann, kept 440 → usual 100.
     Own rhythm: reg, mid, late (three gaps) 100 days; ann and kept (one gap) their

@@ -17,7 +17,7 @@ import bisect
 import datetime as dt
 import itertools
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -153,7 +153,11 @@ class Activity:
 
 
 def activity(c: CustomerView) -> Activity | None:
-    days = activity_days(c.history, c.options.activity_types)
+    return _activity(c, c.history)
+
+
+def _activity(c: CustomerView, history: Sequence[crmkit.Interaction]) -> Activity | None:
+    days = activity_days(history, c.options.activity_types)
     if not days:
         return None
     starts = occasions(days, c.options.occasion_days)
@@ -164,7 +168,19 @@ def activity(c: CustomerView) -> Activity | None:
     elif (interval := contract_days(c)) is not None:
         scale, own = max(1, interval), "contract"
     return Activity(days[0], days[-1], starts[-1], gaps, scale, own,
-                    len(activity_days(c.history)))
+                    len(activity_days(history)))
+
+
+def rhythm_part(c: CustomerView) -> Activity | None:
+    """A customer's part of the workspace's rhythm: their activity before today.  The
+    rhythm is what the history before today shows, so a purchase logged today lowers
+    the buyer's own risk at once and moves everybody else's rhythm the next day, not
+    10,000 risks in the middle of the day (and stages do not twitch while you work)."""
+    found: Activity | None = c.labels["_activity"]
+    if found is None or found.last < c.today:
+        return found
+    today = c.today
+    return _activity(c, [i for i in c.history if i.date < today])
 
 
 @dataclass(frozen=True, slots=True)
@@ -650,7 +666,7 @@ def crmkit_register(register: Any, settings: Any) -> None:
                    settings=LIFE, many=True))
     register(Label("_activity", activity, settings=LIFE))
     register(crmkit.Metric("_rhythm", "The workspace's gaps between occasions",
-                           lambda c: c.labels["_activity"], across=rhythm,
+                           rhythm_part, across=rhythm,
                            reads=("_activity",), settings=LIFE))
     register(Label("_churn", churn, reads=("_activity", "_rhythm", MODEL), settings=LIFE,
                    many=True))
