@@ -360,6 +360,103 @@ def test_forget_stopped_at_any_step_is_finished_by_running_it_again(make_workspa
                                 "finish\n"), message
 
 
+#: Loaded by the ``crmkit`` process through PYTHONPATH: removing ``deals/d.yaml`` fails,
+#: as a file that cannot be removed would.
+UNDELETABLE = """\
+import os
+
+_unlink = os.unlink
+
+
+def unlink(path, *args, **kwargs):
+    if str(path).endswith("/deals/d.yaml"):
+        raise PermissionError(13, "Permission denied", str(path))
+    return _unlink(path, *args, **kwargs)
+
+
+os.unlink = unlink
+"""
+
+
+def test_forget_speaks_the_terminals_language(make_workspace, tmp_path):
+    """The real ``crmkit`` under LANG=de_DE.UTF-8: the plan, what needs work by hand, a
+    run stopped half-way and the run that finishes it, in German; data (ids, paths,
+    field names, values) as written.  Under LANG=C the same plan reads in English."""
+    root = make_workspace({
+        "customers/anna.yaml": ANNA,
+        "customers/bert.yaml": "name: Bert\nreferred_by: anna\n",
+        "interactions/log.yaml": "- {customer: bert, date: 2026-01-02, type: call}\n"
+                                 "- {customer: anna, date: 2026-01-03, type: call}\n",
+        "interactions/a1.yaml": "customer: anna\ndate: 2026-01-04\ntype: visit\n",
+        "deals/d.yaml": "customer: anna\ntitle: Bad\n",
+        "templates/notes.txt": "Anna: 03643 / 81 23 45\n",
+    })
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(UNDELETABLE, encoding="utf-8")
+
+    def forget(language, *args, undeletable=False):
+        env = {**os.environ, "CRMKIT_BACKGROUND": "0", "LANG": language}
+        if undeletable:
+            env["PYTHONPATH"] = str(hooks)
+        return subprocess.run([CRMKIT, "-w", root, "--today", TODAY, "privacy", "forget",
+                               "anna", *args], capture_output=True, text=True, timeout=120,
+                              env=env, stdin=subprocess.DEVNULL)
+
+    before = snapshot(root)
+    english = forget("C")
+    assert english.returncode == 1
+    assert english.stdout.splitlines()[1:3] == [
+        "  edit   customers/bert.yaml ('referred_by: anna' removed)",
+        "  edit   interactions/log.yaml (1 entry cut out, 1 of other customers kept)"]
+    assert english.stdout.splitlines()[-1] == (
+        "  templates/notes.txt:1: their phone +49 3643 812345")
+    stopped = forget("de_DE.UTF-8")
+    assert stopped.returncode == 1
+    assert stopped.stdout.splitlines() == [
+        "Löschen von anna (Anna Berg):",
+        "  ändern   customers/bert.yaml ('referred_by: anna' entfernt)",
+        "  ändern   interactions/log.yaml (1 Eintrag herausgeschnitten, 1 Eintrag anderer "
+        "Kunden bleibt)",
+        "  leeren   .crmkit/cache/ (crmkits Zwischenspeicher: Kopien des Gelesenen und "
+        "Ausgegebenen)",
+        "  löschen  deals/d.yaml (ihr Geschäft)",
+        "  löschen  interactions/a1.yaml (ihre Interaktionen)",
+        "  löschen  customers/anna.yaml (ihre Kundendatei, zuletzt)",
+        "Diese Dateien erwähnen die Person, und crmkit kann sie nicht selbst ändern:",
+        "  templates/notes.txt:1: ihre Telefonnummer +49 3643 812345",
+    ]
+    assert stopped.stderr == (
+        "Fehler: nichts wurde geändert: diese Dateien von Hand bearbeiten (oder, wenn die "
+        "Erwähnung nicht die Person meint, --keep DATEI angeben), dann 'crmkit privacy "
+        "forget anna' erneut ausführen\n")
+    assert snapshot(root) == before
+    half = forget("de_DE.UTF-8", "--yes", "--keep", "templates/notes.txt", undeletable=True)
+    assert half.returncode == 1
+    assert "  belassen templates/notes.txt (wie gewünscht)" in half.stdout.splitlines()
+    assert half.stderr == (
+        "Fehler: deals/d.yaml ließ sich nicht löschen: Permission denied. 3 von 6 Schritten "
+        "erledigt, 3 offen (ihre Kundendatei kommt zuletzt, so geht nichts verloren): "
+        "'crmkit privacy forget anna' noch einmal ausführen, um es abzuschließen\n")
+    assert (root / "customers/anna.yaml").exists() and (root / "deals/d.yaml").exists()
+    done = forget("de_DE.UTF-8", "--yes", "--keep", "templates/notes.txt")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:6] == [
+        "Löschen von anna (Anna Berg):",
+        "  leeren   .crmkit/cache/ (crmkits Zwischenspeicher: Kopien des Gelesenen und "
+        "Ausgegebenen)",
+        "  löschen  deals/d.yaml (ihr Geschäft)",
+        "  löschen  interactions/a1.yaml (ihre Interaktionen)",
+        "  löschen  customers/anna.yaml (ihre Kundendatei, zuletzt)",
+        "  belassen templates/notes.txt (wie gewünscht)",
+    ]
+    assert "Die Änderung committen, z. B.:" in lines
+    assert "  git commit -m 'Kundendaten von anna löschen (DSGVO Art. 17)'" in lines
+    assert lines[-1] == "dann mit --force pushen und alle mit einem Klon bitten, neu zu klonen."
+    assert holding(root, "anna", "Anna Berg", "81 23 45") == ["templates/notes.txt"]
+
+
 def test_the_printed_git_commands_are_quoted_for_the_shell(make_workspace, run, tmp_path):
     root = make_workspace({
         "customers/anna.yaml": ANNA,

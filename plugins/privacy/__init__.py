@@ -22,6 +22,7 @@ from crmkit import Check, ConfigSection, CustomerView, Diagnostic, Option
 
 from . import access, erasure
 from .finding import GENERATED, RECORD, Found, Person, person_of, scan, their_entries
+from .language import _, ngettext
 
 NAME = "privacy"
 SETTINGS_EXAMPLE = """\
@@ -35,15 +36,6 @@ privacy:
 
 RETENTION = {"lead_days": Option(None, "Leads without contact for this many days are "
                                        "reported.", kind="integer", minimum=1)}
-
-
-def _(message: str) -> str:
-    """What the command says itself, in the terminal's language (LANG)."""
-    return crmkit.translations(terminal=True).gettext(message)
-
-
-def ngettext(singular: str, plural: str, n: int) -> str:
-    return crmkit.translations(terminal=True).ngettext(singular, plural, n)
 
 
 def customer_findings(c: CustomerView) -> Iterator[Diagnostic]:
@@ -140,7 +132,7 @@ def privacy_forget(app: crmkit.App, customer_id: str, yes: bool, keep: tuple[str
     for step in plan.ordered():
         click.echo(f"  {step}")
     for rel in plan.kept:
-        click.echo("  " + _("keep   %(file)s (as asked)") % {"file": rel})
+        click.echo("  " + erasure.line("keep", rel, _("as asked")))
     if plan.by_hand:
         click.echo(_("These mention them, and crmkit cannot change them by itself:"))
         for _file, where in plan.by_hand:

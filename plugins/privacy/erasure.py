@@ -40,6 +40,7 @@ from .finding import (
     safe_data,
     their_entries,
 )
+from .language import _, ngettext
 
 #: The order steps run in (the customer file last: see the module's docstring).
 EDIT, DELETE_COPY, CLEAR_CACHES, DELETE_RECORD, DELETE_CUSTOMER = range(5)
@@ -58,8 +59,17 @@ class Step:
     planned_from: str | None = None
 
     def __str__(self) -> str:
-        verb = {"edit": "edit  ", "delete": "delete", "clear": "clear "}[self.action]
-        return f"{verb} {self.rel}" + (f" ({self.note})" if self.note else "")
+        return line(self.action, self.rel, self.note)
+
+
+def line(action: str, rel: str, note: str = "") -> str:
+    """A line of the plan: the verb (padded to the longest, in the terminal's language),
+    the file, what it is about."""
+    # TRANSLATORS: the first words of the lines of 'crmkit privacy forget's plan, padded
+    # to the longest of them.
+    verbs = {"edit": _("edit"), "delete": _("delete"), "clear": _("clear"), "keep": _("keep")}
+    width = max(map(len, verbs.values()))
+    return f"{verbs[action]:<{width}} {rel}" + (f" ({note})" if note else "")
 
 
 @dataclass
@@ -89,47 +99,54 @@ def plan_erasure(person: Person, found: list[Found], root: Path,
     plan = Plan(person)
     for item in found:
         if item.unreadable is not None:
-            plan.by_hand.append((item.rel, f"{item.rel}: cannot be read ({item.unreadable})"))
+            plan.by_hand.append((item.rel, _("%(file)s: cannot be read (%(reason)s)") % {
+                "file": item.rel, "reason": item.unreadable}))
         elif item.area == RECORD:
             _plan_record(plan, item)
         elif item.area == GENERATED:
-            plan.steps.append(Step(DELETE_COPY, "delete", item.rel, "generated", GENERATED))
+            plan.steps.append(Step(DELETE_COPY, "delete", item.rel, _("generated"), GENERATED))
         elif item.area == OWN:
-            plan.steps.append(Step(DELETE_COPY, "delete", item.rel, "crmkit's own copy", OWN))
+            plan.steps.append(Step(DELETE_COPY, "delete", item.rel, _("crmkit's own copy"), OWN))
         else:
             _by_hand(plan, item, item.mentions, "")
     if (root / CACHE_FOLDER).exists():
         plan.steps.append(Step(CLEAR_CACHES, "clear", CACHE_FOLDER + "/",
-                               "crmkit's caches: copies of what was read and printed", OWN))
-    held = {rel for rel, _ in plan.by_hand}
+                               _("crmkit's caches: copies of what was read and printed"), OWN))
+    held = {rel for rel, _why in plan.by_hand}
     for rel in keep:
         if rel not in held:
-            raise crmkit.CrmkitError(
-                f"--keep {rel}: not among the files crmkit cannot change by itself "
-                f"({', '.join(sorted(held)) or 'there are none'})")
+            raise crmkit.CrmkitError((
+                _("--keep %(file)s: not among the files crmkit cannot change by itself "
+                  "(%(files)s)") if held else
+                _("--keep %(file)s: not among the files crmkit cannot change by itself "
+                  "(there are none)")) % {"file": rel, "files": ", ".join(sorted(held))})
     plan.kept = sorted(set(keep))
     plan.by_hand = [(rel, why) for rel, why in plan.by_hand if rel not in plan.kept]
     return plan
 
 
-def _by_hand(plan: Plan, item: Found, mentions: list, why: str) -> None:
+def _by_hand(plan: Plan, item: Found, mentions: list[Mention], why: str) -> None:
+    """``path:line: what`` for each mention; ``why`` (a reason, in the terminal's
+    language) in brackets after it."""
     for mention in mentions:
-        plan.by_hand.append((item.rel, f"{item.rel}:{mention.line}: {mention.what}{why}"))
+        where = f"{item.rel}:{mention.line}: {mention.said or mention.what}"
+        plan.by_hand.append((item.rel, f"{where} ({why})" if why else where))
 
 
 def _plan_record(plan: Plan, item: Found) -> None:
     person = plan.person
     entries = their_entries(item, person.ids)
     if entries.problem is not None:
-        _by_hand(plan, item, item.mentions or [Mention(1, "their record")],
-                 f" ({entries.problem})")
+        _by_hand(plan, item, item.mentions or [Mention(1, "their record", _("their record"))],
+                 entries.problem)
         return
     if entries.whole:
         order = DELETE_CUSTOMER if item.folder == "customers" else DELETE_RECORD
-        what = {"customers": "their customer file, last", "interactions": "their interactions",
-                "deals": "their deal"}.get(item.folder, "theirs")
+        what = {"customers": _("their customer file, last"),
+                "interactions": _("their interactions"),
+                "deals": _("their deal")}.get(item.folder, _("theirs"))
         if entries.broken:
-            what += "; not valid YAML"
+            what = _("%(what)s; not valid YAML") % {"what": what}
         plan.steps.append(Step(order, "delete", item.rel, what))
         return
     cut = cut_lines(entries.spans)
@@ -142,16 +159,21 @@ def _plan_record(plan: Plan, item: Found) -> None:
     try:
         text = item.data.decode("utf-8")
     except UnicodeDecodeError:
-        plan.by_hand.append((item.rel, f"{item.rel}: not valid UTF-8: edit it by hand"))
+        plan.by_hand.append((item.rel, _("%(file)s: not valid UTF-8: edit it by hand")
+                             % {"file": item.rel}))
         return
     new_text = lines_without(text, entries.spans)
     problem = _check_edit(item, new_text, person.ids, entries)
     if problem is not None:
         plan.by_hand.append((item.rel, f"{item.rel}: {problem}"))
         return
-    note = (f"'referred_by: {person.id}' removed" if entries.kind == "referred_by" else
-            f"{len(entries.spans)} entr{'y' if len(entries.spans) == 1 else 'ies'} cut out, "
-            f"{entries.others} of other customers kept")
+    n = len(entries.spans)
+    note = (_("'%(line)s' removed") % {"line": f"referred_by: {person.id}"}
+            if entries.kind == "referred_by" else
+            ngettext("%(num)d entry cut out", "%(num)d entries cut out", n) % {"num": n}
+            + ", " + ngettext("%(num)d of other customers kept",
+                              "%(num)d of other customers kept", entries.others)
+            % {"num": entries.others})
     plan.steps.append(Step(EDIT, "edit", item.rel, note, RECORD, new_text, _digest(item.data)))
 
 
@@ -166,8 +188,8 @@ def _check_edit(item: Found, new_text: str, ids: frozenset[str], entries: Entrie
                                             and x.get("customer") in ids)]
                     if isinstance(old, list) else None)
     if expected is None or new != expected:
-        return ("cannot cut their part out safely (unusual layout, or YAML anchors): "
-                "edit it by hand")
+        return _("cannot cut their part out safely (unusual layout, or YAML anchors): "
+                 "edit it by hand")
     return None
 
 
@@ -184,12 +206,20 @@ def apply(app: crmkit.App, plan: Plan) -> list[Step]:
             _run(app, root, step)
         except (OSError, crmkit.CrmkitError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
-            left = len(plan.steps) - len(done)
-            raise Interrupted(
-                f"could not {step.action} {step.rel}: {reason}. {len(done)} of "
-                f"{len(plan.steps)} step(s) done, {left} left (their customer file goes "
-                f"last, so nothing is lost track of): run 'crmkit privacy forget "
-                f"{plan.person.id}' again to finish") from None
+            failed = {"edit": _("could not edit %(file)s: %(reason)s."),
+                      "delete": _("could not delete %(file)s: %(reason)s."),
+                      "clear": _("could not clear %(file)s: %(reason)s.")}[step.action]
+            raise Interrupted(" ".join((
+                failed % {"file": step.rel, "reason": reason},
+                ngettext("%(done)d of %(num)d step done, %(left)d left (their customer file "
+                         "goes last, so nothing is lost track of): run '%(command)s' again "
+                         "to finish",
+                         "%(done)d of %(num)d steps done, %(left)d left (their customer file "
+                         "goes last, so nothing is lost track of): run '%(command)s' again "
+                         "to finish", len(plan.steps))
+                % {"done": len(done), "num": len(plan.steps),
+                   "left": len(plan.steps) - len(done),
+                   "command": f"crmkit privacy forget {plan.person.id}"}))) from None
         done.append(step)
     return done
 
@@ -202,7 +232,7 @@ def _run(app: crmkit.App, root: Path, step: Step) -> None:
         except FileNotFoundError:
             return
         if _digest(current) != step.planned_from:
-            raise crmkit.CrmkitError("it changed since the plan was made")
+            raise crmkit.CrmkitError(_("it changed since the plan was made"))
         app.write_file(path, step.text or "")
     elif step.action == "clear":
         app.clear_caches()
@@ -223,24 +253,24 @@ def git_instructions(plan: Plan, done: list[Step]) -> str:
     tracked = [s for s in done if s.area == RECORD]
     deleted = sorted(s.rel for s in tracked if s.action == "delete")
     edited = sorted(s.rel for s in tracked if s.action == "edit")
-    message = q(f"Erase customer {plan.person.id} (GDPR art. 17)")
-    lines = ["Commit that, e.g.:"]
+    # TRANSLATORS: a git commit message crmkit suggests.
+    message = q(_("Erase customer %(id)s (GDPR art. 17)") % {"id": plan.person.id})
+    lines = [_("Commit that, e.g.:")]
     if deleted:
         lines += _command("git rm -q --cached --ignore-unmatch --", [q(p) for p in deleted])
     if edited:
         lines += _command("git add --", [q(p) for p in edited])
     lines.append(f"  git commit -m {message}")
-    lines.append("Older commits still hold it. crmkit does not rewrite history; to purge it, "
-                 "with git-filter-repo:")
+    lines.append(_("Older commits still hold it. crmkit does not rewrite history; to purge "
+                   "it, with git-filter-repo:"))
     if deleted:
         lines += _command("git filter-repo --invert-paths", [f"--path {q(p)}" for p in deleted])
     if edited:
-        lines += ["and for the edited files (their older versions still mention them), list "
-                  "the texts to scrub",
-                  "(their name, emails and phone numbers as written) one per line in a file "
-                  "and run:",
+        lines += [*_("and for the edited files (their older versions still mention them), "
+                     "list the texts to scrub\n(their name, emails and phone numbers as "
+                     "written) one per line in a file and run:").splitlines(),
                   "  git filter-repo --replace-text scrub.txt"]
-    lines.append("then force-push and ask everyone with a clone to re-clone.")
+    lines.append(_("then force-push and ask everyone with a clone to re-clone."))
     return "\n".join(lines)
 
 

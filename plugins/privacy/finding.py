@@ -23,6 +23,8 @@ import yaml
 
 import crmkit
 
+from .language import _
+
 RECORD_FOLDERS = ("customers", "interactions", "deals")
 YAML_SUFFIXES = (".yaml", ".yml")
 #: crmkit's own folder (caches, the outbox journal): git-ignored, never hand-edited.
@@ -69,7 +71,9 @@ class Person:
 @dataclass(frozen=True)
 class Mention:
     line: int
-    what: str  # "their id", "their email a@b.de", ...
+    what: str  # "their id", "their email a@b.de", ... (as the export's JSON says it)
+    #: The same for a person to read, in the terminal's language.
+    said: str = ""
 
     def __str__(self) -> str:
         return f"{self.line}: {self.what}"
@@ -175,22 +179,30 @@ class Matcher:
     """Finds a person's id, emails and phones (and, in generated files, name) in bytes."""
 
     def __init__(self, person: Person, other_ids: Iterable[str]) -> None:
-        parts: list[tuple[str, bytes]] = []
+        # (what, the same for a person to read, pattern)
+        parts: list[tuple[str, str, bytes]] = []
         for email in person.emails:
-            parts.append((f"their email {email}", rb"(?i:(?<![a-z0-9._%+-])"
-                          + re.escape(email.encode()) + rb")(?![a-z0-9-]|\.[a-z0-9])"))
+            parts.append((f"their email {email}",
+                          _("their email %(email)s") % {"email": email},
+                          rb"(?i:(?<![a-z0-9._%+-])" + re.escape(email.encode())
+                          + rb")(?![a-z0-9-]|\.[a-z0-9])"))
         for phone in person.phones:
             pattern = _phone_pattern(phone)
             if pattern is not None:
-                parts.append((f"their phone {phone}", pattern))
+                parts.append((f"their phone {phone}",
+                              _("their phone %(phone)s") % {"phone": phone}, pattern))
         # last: where an email address starts with their id, the address is the mention
         for alias in person.aliases:
             parts.append((f"their former id {alias}",
+                          _("their former id %(id)s") % {"id": alias},
                           rb"(?<![a-z0-9])" + re.escape(alias.encode()) + rb"(?![a-z0-9])"))
         slug = re.escape(person.id.encode())
-        parts.append(("their id", rb"(?<![a-z0-9])" + slug + rb"(?![a-z0-9])"))
-        self._labels = [label for label, _ in parts]
-        self._pattern = re.compile(b"|".join(b"(" + p + b")" for _, p in parts))
+        parts.append(("their id", _("their id"),
+                      rb"(?<![a-z0-9])" + slug + rb"(?![a-z0-9])"))
+        self._labels = [label for label, _said, _pattern in parts]
+        self._said = {label: said for label, said, _pattern in parts}
+        self._said["their name"] = _("their name")
+        self._pattern = re.compile(b"|".join(b"(" + p + b")" for _label, _said, p in parts))
         names = {person.name, html.escape(person.name or "")} if person.name and \
             len(person.name.strip()) >= 4 else set()
         self._name = re.compile(b"|".join(
@@ -228,7 +240,7 @@ class Matcher:
         if generated and self._name is not None:
             for match in self._name.finditer(data):
                 found[(line(match.start()), "their name")] = None
-        return [Mention(n, what) for n, what in found]
+        return [Mention(n, what, self._said.get(what, what)) for n, what in found]
 
 
 # --- the walk -----------------------------------------------------------------------------
@@ -334,8 +346,9 @@ def their_entries(found: Found, ids: str | Iterable[str]) -> Entries:
         owners = set(_CUSTOMER_VALUE.findall(text))
         if found.folder != "customers" and owners and owners <= ids:
             return Entries(whole=True, broken=True)
-        return Entries(broken=True, problem="not valid YAML" + (
-            ", and it names other customers too" if owners - ids else ""))
+        return Entries(broken=True, problem=(
+            _("not valid YAML, and it names other customers too") if owners - ids
+            else _("not valid YAML")))
     if node is None:
         return Entries()
     if found.folder == "customers":
