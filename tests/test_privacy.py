@@ -564,3 +564,29 @@ def test_export_of_a_customer_whose_file_does_not_load(make_workspace, run):
         ("interactions/c.yaml:1:1", "customer: cleo\ndate: 2026-01-01\ntype: call\n")]
     assert doc["invalid_records"][1]["problems"] == []
     assert doc["interactions"] == []
+
+
+def test_file_names_with_control_characters_neither_reach_the_terminal_nor_break_commands(
+        make_workspace):
+    """A template named with an escape sequence that mentions the person: the plan line
+    shows the name without it; the suggested git commands name the file exactly (bash's
+    ``$'...'``), which bash turns back into the name."""
+    from crmkit_plugins.privacy.erasure import line, shell_word
+
+    name = "notes\x1b[2J\u009b.txt"
+    root = make_workspace({"customers/anna.yaml": ANNA, f"templates/{name}": "anna\n"})
+    result = subprocess.run([CRMKIT, "-w", root, "--today", TODAY, "privacy", "forget", "anna"],
+                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "CRMKIT_BACKGROUND": "0", "LANG": "C"})
+    assert result.returncode == 1
+    assert "\x1b" not in result.stdout + result.stderr
+    assert "\u009b" not in result.stdout + result.stderr
+    # both escape sequences removed (the second, 0x9b, is a CSI: it takes ".t" along)
+    assert "  templates/notesxt:1: their id" in result.stdout.splitlines()
+    assert line("delete", f"templates/{name}") == "delete templates/notesxt"
+    for text in (name, "it's a $(b) \\ c\td", "Müller.yaml"):
+        word = shell_word(text)
+        assert "\x1b" not in word and "\u009b" not in word
+        echoed = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True,
+                                timeout=30).stdout.decode("utf-8")
+        assert echoed == text

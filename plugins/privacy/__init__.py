@@ -136,7 +136,7 @@ def privacy_forget(app: crmkit.App, customer_id: str, yes: bool, keep: tuple[str
     if plan.by_hand:
         click.echo(_("These mention them, and crmkit cannot change them by itself:"))
         for _file, where in plan.by_hand:
-            click.echo(f"  {where}")
+            click.echo(f"  {crmkit.clean(where)}")
         raise crmkit.CrmkitError(_(
             "nothing was changed: edit these by hand (or, for a file whose mention is not "
             "about them, add --keep FILE), then run '%(command)s' again") % {
@@ -159,7 +159,7 @@ def privacy_forget(app: crmkit.App, customer_id: str, yes: bool, keep: tuple[str
     left = [f for f in scan(app, person) if f.rel not in plan.kept]
     if left:
         for f in left:
-            click.echo("  " + _("still there: %(file)s") % {"file": f.rel})
+            click.echo("  " + _("still there: %(file)s") % {"file": crmkit.clean(f.rel)})
         raise crmkit.CrmkitError(ngettext(
             "%(num)d file still holds their data (changed while crmkit ran?): run "
             "'%(command)s' again",
@@ -172,7 +172,8 @@ def privacy_forget(app: crmkit.App, customer_id: str, yes: bool, keep: tuple[str
             "folder": app.display_path(app.workspace.output_dir)})
     click.echo(_("The working tree no longer holds their id, emails or phone numbers "
                  "(searched again after erasing).") + (
-                   " " + _("Left as asked: %(files)s.") % {"files": ", ".join(plan.kept)}
+                   " " + _("Left as asked: %(files)s.") % {
+                       "files": ", ".join(map(crmkit.clean, plan.kept))}
                    if plan.kept else ""))
     click.echo(erasure.git_instructions(plan, done))
 

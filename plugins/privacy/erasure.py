@@ -69,7 +69,8 @@ def line(action: str, rel: str, note: str = "") -> str:
     # to the longest of them.
     verbs = {"edit": _("edit"), "delete": _("delete"), "clear": _("clear"), "keep": _("keep")}
     width = max(map(len, verbs.values()))
-    return f"{verbs[action]:<{width}} {rel}" + (f" ({note})" if note else "")
+    return f"{verbs[action]:<{width}} {crmkit.clean(rel)}" + (
+        f" ({crmkit.clean(note)})" if note else "")
 
 
 @dataclass
@@ -248,8 +249,8 @@ def _run(app: crmkit.App, root: Path, step: Step) -> None:
 
 def git_instructions(plan: Plan, done: list[Step]) -> str:
     """How to commit the erasure and purge it from git history; every path quoted for
-    the shell (a file name may hold ``$(...)``)."""
-    q = shlex.quote
+    the shell (a file name may hold ``$(...)``, or escape sequences: :func:`shell_word`)."""
+    q = shell_word
     tracked = [s for s in done if s.area == RECORD]
     deleted = sorted(s.rel for s in tracked if s.action == "delete")
     edited = sorted(s.rel for s in tracked if s.action == "edit")
@@ -272,6 +273,28 @@ def git_instructions(plan: Plan, done: list[Step]) -> str:
                   "  git filter-repo --replace-text scrub.txt"]
     lines.append(_("then force-push and ask everyone with a clone to re-clone."))
     return "\n".join(lines)
+
+
+def shell_word(text: str) -> str:
+    """``text`` as one word for a POSIX shell: :func:`shlex.quote`, or, for a name with
+    a control character (which would reach the terminal as it is), bash's ``$'...'``
+    with the character as ``\\xHH`` or ``\\uHHHH``, so the pasted command still names
+    the file."""
+    if text.isprintable():
+        return shlex.quote(text)
+    parts = []
+    for ch in text:
+        if ch in "\\'":
+            parts.append("\\" + ch)
+        elif ch.isprintable():
+            parts.append(ch)
+        elif ord(ch) < 0x80:  # above, \\u: bash writes it in UTF-8, as the name is
+            parts.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            parts.append(f"\\u{ord(ch):04x}")
+        else:
+            parts.append(f"\\U{ord(ch):08x}")
+    return "$'" + "".join(parts) + "'"
 
 
 def _command(command: str, arguments: list[str]) -> list[str]:
