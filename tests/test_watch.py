@@ -100,6 +100,27 @@ def test_edit_add_delete_and_rename_each_rebuild(watching):
     watch.expect("stopped")
 
 
+def test_pages_deleted_or_changed_behind_its_back_are_written_again_after_the_line(watching):
+    """The pages a change does not touch are checked after the rebuild is reported (the
+    change is shown first); those deleted or rewritten meanwhile are written again, and
+    watch says how many."""
+    root, watch = watching
+    pages = root / "out" / "customers"
+    anna, bert = (pages / "anna.html").read_text(), (pages / "bert.html").read_text()
+    (pages / "anna.html").unlink()
+    (pages / "bert.html").write_text("stale")
+    time.sleep(0.3)  # the page events are ignored: nothing is rebuilt for them
+    (root / "customers" / "cleo.yaml").write_text("name: Cleo\n")
+    watch.expect(r"customers/cleo\.yaml: wrote \d+ of \d+ files")
+    watch.expect(r"\d\d:\d\d:\d\d wrote again 2 pages deleted or changed outside crmkit watch$")
+    assert (pages / "anna.html").read_text() == anna
+    assert (pages / "bert.html").read_text() == bert
+    assert (pages / "cleo.html").exists()
+    (root / "customers" / "cleo.yaml").write_text("name: Cleo Clark\n")
+    watch.expect(r"customers/cleo\.yaml: wrote")
+    assert [line for line in watch.quiet() if "wrote again" in line] == []
+
+
 def test_a_burst_of_saves_is_one_rebuild(watching):
     root, watch = watching
     path = root / "customers" / "anna.yaml"

@@ -326,6 +326,7 @@ class Watcher:
                 "%(num)d error, kept the last good output",
                 "%(num)d errors, kept the last good output", len(broken)) % {"num": len(broken)})
             return False
+        app.page_checks = []  # the pages the change did not touch: checked after the line
         written = app.build()
         for problem in app.problems:
             self.echo(str(problem))
@@ -350,6 +351,12 @@ class Watcher:
         warning = app.errors_warning()  # e.g. a deleted customer's interactions remain
         if warning:
             self.echo(warning)
+        restored = app.restore_pages()
+        if restored:
+            self.echo(f"{_clock()} " + ngettext(
+                "wrote again %(num)d page deleted or changed outside crmkit watch",
+                "wrote again %(num)d pages deleted or changed outside crmkit watch",
+                restored) % {"num": restored})
         return True
 
     def outputs(self) -> list[str]:

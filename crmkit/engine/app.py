@@ -112,6 +112,10 @@ class App:
         self.outputs_changed = 0
         #: Those of them already printed (:meth:`report_problems`).
         self._printed: set[Diagnostic] = set()
+        #: ``crmkit watch`` sets a list here: the pages a rebuild leaves alone are then
+        #: checked (one ``stat`` each) by :meth:`restore_pages` after the rebuild is
+        #: reported, not before (0.05 s of every rebuild at 10,000 customers).
+        self.page_checks: list[Callable[[], int]] | None = None
         #: What the replay key's walk saw of the record folders, if it ran.
         self._listing: Listing | None = None
         #: What this run leaves for the next (:mod:`crmkit.incremental.state`), and the
@@ -514,8 +518,12 @@ class App:
             names = [os.path.join(text, f"{cid}.html") for cid in ids]
             kept.update(ids=ids, names=names, paths=[Path(name) for name in names])
         paths: list[Path] = kept["paths"]
+        names: list[str] = kept["names"]
         if todo is not None:  # and the pages somebody else deleted or wrote (a build)
-            todo.update(ids[i] for i in touched(kept["names"]))
+            if self.page_checks is None:
+                todo.update(ids[i] for i in touched(names))
+            else:
+                self.page_checks.append(lambda: self._restore(base, found, names, ids, context))
         if self._one_shot:
             self.write_pages(template, ((path, context(cid))
                                         for cid, path in zip(ids, paths, strict=True)))
@@ -525,6 +533,23 @@ class App:
                 self._replace_output(Path(base, f"{cid}.html"), str(found.render(context(cid))))
         memo.outputs_made(key, self.today, ids, *inputs)
         return list(paths)
+
+    def _restore(self, base: Path, found: Any, names: list[str], ids: list[str],
+                 context: Callable[[str], dict[str, Any]]) -> int:
+        """Write again the pages of ``names`` (``base/<id>.html``, rendered from
+        ``found`` and ``context``) that are not as this process left them: deleted, or
+        written by somebody else.  Returns how many."""
+        stale = [ids[i] for i in touched(names)]
+        for cid in stale:
+            self._replace_output(Path(base, f"{cid}.html"), str(found.render(context(cid))))
+        return len(stale)
+
+    def restore_pages(self) -> int:
+        """Run the page checks :attr:`page_checks` collected during :meth:`build`:
+        the customer pages deleted or changed behind the back of ``crmkit watch`` are
+        written again.  Returns how many."""
+        checks, self.page_checks = self.page_checks or [], []
+        return sum(check() for check in checks)
 
     def _write_pages_in_parallel(self, template: str,
                                  targets: list[tuple[Path, dict[str, Any]]]) -> bool:
