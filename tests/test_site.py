@@ -433,3 +433,47 @@ def test_check_warns_about_a_phone_nobody_can_dial(make_workspace):
     assert "customers/baeckerei.yaml:2:9: warning: phone 'javascript:alert(2)' is not a " \
         "phone number" in done.stdout + done.stderr
     assert "bjoern.yaml" not in done.stdout + done.stderr  # an RFC 3966 parameter is fine
+
+
+def test_customers_kept_in_order_are_always_the_order_a_fresh_sort_gives(monkeypatch):
+    """``Labels.ordered`` (the lists' order by name): after random changes (a value
+    replaced by another or by an equal one, a value gone to ``None``, customers added
+    and removed) the kept order is the fresh sort's, ties broken by id and customers
+    without a value last; and a few changes do not sort everybody again."""
+    import random
+
+    from crmkit.incremental.memo import OrderedIds
+
+    rng = random.Random(7)
+    names = ["Anna", "anna", "Ärger", "Bert", "Zoe", None]
+
+    def value() -> tuple[str, str] | None:
+        name = rng.choice(names)
+        return None if name is None else (name.lower(), name)
+
+    def fresh(column: dict[str, tuple[str, str] | None]) -> list[str]:
+        return ([cid for cid, v in sorted(((c, v) for c, v in column.items() if v is not None),
+                                          key=lambda cv: (cv[1], cv[0]))]
+                + sorted(c for c, v in column.items() if v is None))
+
+    sorts = []
+    sort = OrderedIds._sort
+    monkeypatch.setattr(OrderedIds, "_sort", lambda self, column: sorts.append(1) or sort(
+        self, column))
+    for _ in range(60):
+        column = {f"c{n:03d}": value() for n in range(rng.randrange(1, 300))}
+        order = OrderedIds()
+        assert order.update(column) == fresh(column)
+        for _ in range(6):
+            column = dict(column)
+            for _ in range(rng.randrange(5)):
+                cid = f"c{rng.randrange(320):03d}"
+                roll = rng.random()
+                if roll < 0.2:
+                    column.pop(cid, None)
+                elif roll < 0.4 and cid in column and column[cid] is not None:
+                    column[cid] = (column[cid][0], column[cid][1])  # equal, another object
+                else:
+                    column[cid] = value()
+            assert order.update(column) == fresh(column)
+    assert len(sorts) < 150  # of 420 orders, most after small changes are updates

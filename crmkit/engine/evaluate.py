@@ -445,6 +445,19 @@ class Labels(Mapping[str, dict[str, Any]]):
         """``{customer_id: value}`` of one label."""
         return self._engine.column(name)
 
+    def ordered(self, name: str) -> list[str]:
+        """The customer ids in the order of their values of the label ``name`` (then by
+        id; customers without a value last, by id), such as the customers by name for a
+        list.  The values must compare with each other (strings, numbers, dates, tuples
+        of them).  In ``crmkit watch`` the order is kept and only customers whose value
+        changed move, instead of sorting everybody after every change."""
+        from ..incremental.memo import OrderedIds
+
+        column = self._engine.column(name)
+        kept = self._engine.memo.state(("crmkit.ordered", name), self._engine.today,
+                                       OrderedIds)
+        return list(kept.update(column))
+
     def __getitem__(self, customer_id: str) -> dict[str, Any]:
         row = self._rows.get(customer_id)
         if row is None:

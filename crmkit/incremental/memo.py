@@ -907,3 +907,57 @@ class Ordered:
         self.keys = [keys[i] for i in order]
         self.blocks = blocks
         return self.items
+
+
+class OrderedIds:
+    """The customers in the order of their values in one column, kept up to date.
+
+    A column's unchanged values are the very same objects from one rebuild to the
+    next (the memo keeps them), so the customers whose value is another object are
+    taken out and put back with ``bisect`` instead of sorting 10,000 again.  Each
+    customer's place is ``(0, value, id)``, or ``(1, id)`` without a value (last):
+    every place differs, so the order is the one a fresh sort gives.  The values must
+    compare with each other (strings, numbers, dates, tuples of them).
+    """
+
+    def __init__(self) -> None:
+        self.column: Mapping[str, Any] | None = None
+        self.ids: list[str] = []
+        self.places: list[Any] = []
+
+    def update(self, column: Mapping[str, Any]) -> list[str]:
+        last = self.column
+        if last is None:
+            return self._sort(column)
+        changed = [cid for cid, value in column.items() if last.get(cid, _MISSING) is not value]
+        stayed = len(column) - sum(1 for cid in changed if cid not in last)
+        if stayed != len(last):  # somebody left
+            changed.extend(cid for cid in last if cid not in column)
+        if len(changed) > len(column) // 8 + 8:
+            return self._sort(column)
+        ids, places = list(self.ids), list(self.places)
+        for cid in changed:
+            if cid in last:
+                place = _place(cid, last[cid])
+                i = bisect.bisect_left(places, place)
+                if i == len(places) or places[i] != place:  # not where it was put
+                    return self._sort(column)
+                del ids[i], places[i]
+        for cid in changed:
+            if cid in column:
+                place = _place(cid, column[cid])
+                i = bisect.bisect_left(places, place)
+                ids.insert(i, cid)
+                places.insert(i, place)
+        self.column, self.ids, self.places = column, ids, places
+        return ids
+
+    def _sort(self, column: Mapping[str, Any]) -> list[str]:
+        places = sorted(_place(cid, value) for cid, value in column.items())
+        self.column, self.places = column, places
+        self.ids = [place[-1] for place in places]
+        return self.ids
+
+
+def _place(cid: str, value: Any) -> tuple[Any, ...]:
+    return (1, cid) if value is None else (0, value, cid)

@@ -358,20 +358,20 @@ def _lists(app: crmkit.App, t: Any, columns: dict[str, dict[str, Any]],
     Their rows are the customers' records, so a row is rendered again only when its
     customer changed."""
     customers = app.workspace.customers
-    by_name = [customers[cid] for cid in sorted(customers,
-                                                key=app.labels().column(SORT_NAME).__getitem__)]
+    by_name = app.labels().ordered(SORT_NAME)  # ids
     lists: list[tuple[str, str, str, list[crmkit.Customer]]] = []  # (file, group, title, rows)
     stage = columns.get("lifecycle", {})
     stages: dict[str, list[crmkit.Customer]] = {s: [] for s in STAGES} if stage else {}
     abc = columns.get("abc", {})
     classes: dict[str, list[crmkit.Customer]] = {}
-    for customer in by_name:
-        found = stage.get(customer.id)
+    stage_of, class_of = stage.get, abc.get
+    for cid in by_name:
+        found = stage_of(cid)
         if isinstance(found, str):
-            stages.setdefault(found, []).append(customer)
-        letter = abc.get(customer.id)
+            stages.setdefault(found, []).append(customers[cid])
+        letter = class_of(cid)
         if isinstance(letter, str):
-            classes.setdefault(letter, []).append(customer)
+            classes.setdefault(letter, []).append(customers[cid])
     for name, found in stages.items():
         lists.append((f"stage-{file_part(name)}", "stage", t.word(name), found))
     for letter in sorted(classes):
@@ -381,7 +381,7 @@ def _lists(app: crmkit.App, t: Any, columns: dict[str, dict[str, Any]],
     for name in sorted(segments):
         column = segments[name]
         lists.append((f"segment-{file_part(name)}", "segment", name,
-                      [c for c in by_name if column.get(c.id) is True]))
+                      [customers[cid] for cid in by_name if column.get(cid) is True]))
 
     folder = app.workspace.output_dir / LISTS
     site = _base(app, "../", "")
