@@ -153,7 +153,8 @@ def test_listed_rows_are_rendered_once_per_item_and_escaped_once(make_workspace)
     root = make_workspace({"templates/reports/rows/probe.md.j2": "{{ item.title }} {{ n() }}\n",
                            "templates/reports/rows/value.md.j2": "{{ item.v }} {{ n() }}\n"},
                           settings=SETTINGS)
-    env = App(root, dt.date.fromisoformat(TODAY)).templates
+    app = App(root, dt.date.fromisoformat(TODAY))
+    env = app.templates
     renders: list[int] = []
 
     def n() -> int:
@@ -178,9 +179,13 @@ def test_listed_rows_are_rendered_once_per_item_and_escaped_once(make_workspace)
     html = env.from_string('{% autoescape true %}<table>{{ items | rows('
                            '"reports/rows/reminder.html.j2", today=today, root=root) }}'
                            '</table>{% endautoescape %}')
-    from crmkit_plugins.reports.site import reminder_row
+    from crmkit_plugins.reports.site import reminder_rows
 
-    assert html.render(items=[reminder_row(c, {})], today=day, root="../") == (
+    # lea has no customer file, so no contact: the row shows the id
+    row, = reminder_rows(app, [c])
+    md = env.from_string('{{ items | rows("reports/rows/reminder.md.j2") }}')
+    assert md.render(items=[row]).startswith("| Jul 1, 2026 | lea | &lt;C&gt; |")
+    assert html.render(items=[row], today=day, root="../") == (
         '<table><tr><td class="day" data-label="due">Jul 1, 2026</td>'
         '<td data-label="customer"><a href="../customers/lea.html">lea</a></td>'
         '<td data-label="what">&lt;C&gt;</td>'

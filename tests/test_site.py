@@ -477,3 +477,34 @@ def test_customers_kept_in_order_are_always_the_order_a_fresh_sort_gives(monkeyp
                     column[cid] = value()
             assert order.update(column) == fresh(column)
     assert len(sorts) < 150  # of 420 orders, most after small changes are updates
+
+
+def test_reminder_rows_are_the_same_dicts_until_their_reminder_or_contact_changes(
+        make_workspace):
+    """``App.reminder_rows`` in watch: after Bert's name changes, Anna's row is the very
+    dict of the last rebuild (its rendered row is kept), Bert's is new and has the new
+    name; a one-off App makes equal rows."""
+    from crmkit.cli.watch import Watcher
+
+    root = make_workspace({"customers/anna.yaml": "name: Anna\nbirthday: 1980-06-05\n",
+                           "customers/bert.yaml": "name: Bert\nbirthday: 1971-06-07\n"},
+                          settings=SETTINGS)
+    watcher = Watcher(root, dt.date.fromisoformat(TODAY), lambda line: None)
+    watcher.rebuild(None)
+
+    def rows() -> dict[str, dict]:
+        app = watcher.app
+        found = site.reminder_rows(app, [r for r in app.reminders() if r.kind == "birthday"])
+        return {row["customer"]: row for row in found}
+
+    before = rows()
+    assert (before["anna"]["name"], before["bert"]["name"]) == ("Anna", "Bert")
+    assert before["anna"]["tel"] is None and before["anna"]["id"].startswith("birthday/anna/")
+    (root / "customers" / "bert.yaml").write_text("name: Bert Brandt\nbirthday: 1971-06-07\n")
+    watcher.rebuild({"customers/bert.yaml"})
+    after = rows()
+    assert after["anna"] is before["anna"]
+    assert after["bert"] is not before["bert"] and after["bert"]["name"] == "Bert Brandt"
+    fresh = App(root, dt.date.fromisoformat(TODAY))
+    assert {row["customer"]: row for row in site.reminder_rows(fresh, [
+        r for r in fresh.reminders() if r.kind == "birthday"])} == after

@@ -87,6 +87,11 @@ def _written_outputs(root: Path) -> dict[str, Any]:
     return kept if isinstance(kept, dict) else {}
 
 
+#: Rows of reminders kept for :meth:`App.reminder_rows` (of all its callers) before
+#: they are made afresh: old reminders' rows are dropped then.
+KEEP_ROWS = 100_000
+
+
 class App:
     """The current run, as commands see it."""
 
@@ -368,6 +373,36 @@ class App:
         if not suppressed:
             return self._engine.shown_reminders()
         return self._engine.reminders()
+
+    def reminder_rows(self, reminders: Iterable[Reminder], label: str | None = None,
+                      default: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Each reminder as a row for a table, a plain dict: its ``due``, ``customer``,
+        ``kind``, ``title``, ``reason``, ``channel``, ``priority``, ``suppressed`` and
+        ``id``, then ``default``, then its customer's value of ``label``, a label whose
+        values are dicts (the site's ``_contact``: name, phone and links).  A row is the
+        very same dict while its reminder and its customer's value are the same, so
+        ``crmkit watch`` renders again only the rows a change touched of thousands of
+        overdue reminders: do not change the rows."""
+        column = self._engine.column(label) if label is not None else {}
+        base = dict(default or {})
+        kept = self._memo.state(("crmkit.reminder rows", label), self.today, dict)
+        if kept.get("default") != base or len(kept.get("rows", ())) > KEEP_ROWS:
+            kept.update(default=base, rows={})
+        rows: dict[int, tuple[Reminder, Any, dict[str, Any]]] = kept["rows"]
+        get = rows.get
+        made = []
+        for r in reminders:
+            value = column.get(r.customer)
+            found = get(id(r))
+            if found is None or found[0] is not r or found[1] is not value:
+                row = {"due": r.due, "customer": r.customer, "kind": r.kind, "title": r.title,
+                       "reason": r.reason, "channel": r.channel, "priority": r.priority,
+                       "suppressed": r.suppressed, "id": r.id, **base}
+                if isinstance(value, Mapping):
+                    row.update(value)
+                found = rows[id(r)] = (r, value, row)  # held: no other object gets its id
+            made.append(found[2])
+        return made
 
     def calendar(self, reminders: list[Reminder], key: str = "calendar") -> bytes:
         """``reminders`` as an iCalendar feed (RFC 5545) for a calendar subscription;

@@ -204,7 +204,7 @@ def _listed(app: crmkit.App, label: str) -> list[Any]:
 def _by_kind(app: crmkit.App, items: list[Reminder]
              ) -> list[tuple[str, list[dict[str, Any]]]]:
     """The reminders (as rows with their customer's name and contact links,
-    :func:`site.reminder_row`) grouped by kind, each group headed by its kind's title in the
+    :func:`site.reminder_rows`) grouped by kind, each group headed by its kind's title in the
     workspace's language (``Geburtstage``), in the order of the kinds' names; with a
     ``team`` in crmkit.yaml, by owner first (``Anna Berger · Birthdays``)."""
     groups: dict[str, list[Reminder]] = {}
@@ -219,8 +219,7 @@ def _by_kind(app: crmkit.App, items: list[Reminder]
         return t.gettext(text)
 
     customers = app.workspace.customers
-    contacts = app.labels().column(site.CONTACT)
-    by_kind = [(title(name), [site.reminder_row(r, contacts) for r in found])
+    by_kind = [(title(name), site.reminder_rows(app, found))
                for name, found in sorted(groups.items())]
     settings = app.workspace.settings
     if not settings.team:

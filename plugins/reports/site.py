@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -193,21 +193,15 @@ def churn_shown(customer: CustomerView) -> float | None:
     return float(Decimal(repr(risk)).quantize(_PERCENT, rounding=ROUND_HALF_EVEN))
 
 
-def reminder_row(reminder: Reminder, contacts: Mapping[str, dict[str, Any] | None]
-                 ) -> dict[str, Any]:
-    """A reminder as plain values with its customer's name and contact links (rows of
-    plain values are kept by value between rebuilds); ``contacts`` is the label
-    :data:`CONTACT`."""
-    found = contacts.get(reminder.customer)
-    row = {"due": reminder.due, "customer": reminder.customer, "kind": reminder.kind,
-           "title": reminder.title, "reason": reminder.reason, "channel": reminder.channel,
-           "priority": reminder.priority, "suppressed": reminder.suppressed, "id": reminder.id}
-    if found is not None:
-        row.update(found)
-    else:
-        row.update({"name": reminder.customer, "company": None, "phone": None, "tel": None,
-                    "email": None, "mailto": None})
-    return row
+#: What a reminder's row holds where its customer has no :data:`CONTACT` (its rule
+#: failed for them: said as an error); the templates then show the id.
+NO_CONTACT = dict.fromkeys(("name", "company", "phone", "tel", "email", "mailto"))
+
+
+def reminder_rows(app: crmkit.App, reminders: Iterable[Reminder]) -> list[dict[str, Any]]:
+    """The reminders as rows of plain values with their customers' names and contact
+    links (:meth:`crmkit.App.reminder_rows` with :data:`CONTACT`)."""
+    return app.reminder_rows(reminders, CONTACT, NO_CONTACT)
 
 
 def history_rows(history: tuple[crmkit.Interaction, ...], w: Words, currency: str | None,
@@ -408,11 +402,8 @@ def _playbooks(app: crmkit.App) -> Path:
     open_by_kind: dict[str, list[dict[str, Any]]] = {}
     if kinds:
         names = {k.name for k in kinds}
-        contacts = app.labels().column(CONTACT)
-        for reminder in open_reminders(app):
-            if reminder.kind in names:
-                open_by_kind.setdefault(reminder.kind, []).append(
-                    reminder_row(reminder, contacts))
+        for row in reminder_rows(app, [r for r in open_reminders(app) if r.kind in names]):
+            open_by_kind.setdefault(row["kind"], []).append(row)
     playbooks = [{"name": k.name, "description": k.description,
                   "file": k.where.path if k.where is not None else None,
                   "enabled": k.name in enabled, "reminders": open_by_kind.get(k.name, [])}
