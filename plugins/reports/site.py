@@ -21,6 +21,8 @@ Pages crmkit wrote for customers (or lists) that are gone are removed.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import os
 import re
 from collections.abc import Iterable
@@ -353,19 +355,22 @@ def _lists(app: crmkit.App, t: Any, columns: dict[str, dict[str, Any]],
     customer changed."""
     customers = app.workspace.customers
     by_name = app.labels().ordered(SORT_NAME)  # ids
+
+    def having(values: list[Any], value: Any, test: Any = operator.eq) -> list[crmkit.Customer]:
+        """The customers (by name) whose entry of ``values`` passes ``test`` with
+        ``value``: loops in C, as every change in watch makes these lists again."""
+        return list(map(customers.__getitem__,
+                        itertools.compress(by_name, map(test, values, itertools.repeat(value)))))
+
     lists: list[tuple[str, str, str, list[crmkit.Customer]]] = []  # (file, group, title, rows)
     stage = columns.get("lifecycle", {})
     stages: dict[str, list[crmkit.Customer]] = {s: [] for s in STAGES} if stage else {}
     abc = columns.get("abc", {})
     classes: dict[str, list[crmkit.Customer]] = {}
-    stage_of, class_of = stage.get, abc.get
-    for cid in by_name:
-        found = stage_of(cid)
-        if isinstance(found, str):
-            stages.setdefault(found, []).append(customers[cid])
-        letter = class_of(cid)
-        if isinstance(letter, str):
-            classes.setdefault(letter, []).append(customers[cid])
+    for groups, column in ((stages, stage), (classes, abc)):
+        values = list(map(column.get, by_name))
+        for value in dict.fromkeys(v for v in values if isinstance(v, str)):  # as they occur
+            groups[value] = having(values, value)
     for name, found in stages.items():
         lists.append((f"stage-{file_part(name)}", "stage", t.word(name), found))
     for letter in sorted(classes):
@@ -375,7 +380,7 @@ def _lists(app: crmkit.App, t: Any, columns: dict[str, dict[str, Any]],
     for name in sorted(segments):
         column = segments[name]
         lists.append((f"segment-{file_part(name)}", "segment", name,
-                      [customers[cid] for cid in by_name if column.get(cid) is True]))
+                      having(list(map(column.get, by_name)), True, operator.is_)))
 
     folder = app.workspace.output_dir / LISTS
     site = _base(app, "../", "")
