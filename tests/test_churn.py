@@ -236,6 +236,22 @@ def test_a_purchase_today_moves_the_buyers_risk_now_and_the_rhythm_tomorrow(make
     assert tomorrow.survival == pytest.approx((0.8, 0.6, 0.3))
 
 
+def test_the_first_repeat_purchase_logged_today_is_no_evidence_until_tomorrow(make_workspace):
+    """a buys again today, the first repeat purchase in the workspace: the rhythm before
+    today has no gap, so the shape is assumed (the usual 365 days) and the reason says
+    that nobody had bought twice before today; tomorrow her gap of 41 days is evidence."""
+    root = make_workspace({
+        "customers/a.yaml": "name: A\n", "customers/b.yaml": "name: B\n",
+        "interactions/p.yaml": buys("a", 41, 0) + buys("b", 71)},
+        settings="business: X\nsegmentation:\n  lifecycle: {activity_types: [purchase]}\n")
+    labels = App(root, TODAY).labels()
+    assert labels["a"]["churn_reason"] == (
+        "no purchase for 0 days; 2 occasions so far, usually every 365 days in this "
+        "workspace; nobody here had bought twice before today: assumed back within 365 days")
+    tomorrow = App(root, TODAY + dt.timedelta(days=1)).metric("_rhythm").value
+    assert (tomorrow.assumed, tomorrow.usual_days) == (False, 41)
+
+
 def test_each_stage_rule_on_a_hand_built_workspace(make_workspace):
     """Worked out by hand.  Mean gaps: reg, mid, late 100; ann, kept 440 → usual 100.
     Own rhythm: reg, mid, late (three gaps) 100 days; ann and kept (one gap) their

@@ -180,7 +180,7 @@ Revenue 12 months:  200.00 EUR
 Avg order value:    200.00 EUR
 Segments:           lifecycle=active (since 2025-05-31), abc=A, rfm=111
 Churn reason:       no purchase or service for 315 days; service contract every 365 days; \
-nobody here has bought twice yet: assumed back within 365 days
+nobody here had bought twice before today: assumed back within 365 days
 
 Reminders (crmkit done ID, crmkit snooze ID --for 1w)
   2025-01-15  Wartung due (overdue)

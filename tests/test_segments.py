@@ -176,7 +176,7 @@ def test_same_day_purchases_count_as_one_purchase_day(make_workspace):
     # the reason says it is an assumption, never "100% chance to buy" without evidence
     assert seg["sam"]["churn_reason"] == (
         "no purchase or service for 304 days; one occasion so far, usually every 365 days in "
-        "this workspace; nobody here has bought twice yet: assumed back within 365 days")
+        "this workspace; nobody here had bought twice before today: assumed back within 365 days")
     later = App(root, dt.date(2026, 5, 2)).labels()["sam"]
     assert (later["lifecycle"], later["lifecycle_since"]) == ("lost", "2026-05-01")
 

@@ -355,8 +355,8 @@ class _Reasons:
                 "what": self.what, "num": self.t.decimal(quiet)}
         if shape.assumed:  # no evidence: say what is assumed, not a made-up chance
             chance = self.t.ngettext(
-                "nobody here has bought twice yet: assumed back within %(num)s day",
-                "nobody here has bought twice yet: assumed back within %(num)s days",
+                "nobody here had bought twice before today: assumed back within %(num)s day",
+                "nobody here had bought twice before today: assumed back within %(num)s days",
                 round(scale)) % {"num": self.t.decimal(round(scale))}
         else:
             percent = self.t.percent(1 - risk)
