@@ -105,6 +105,9 @@ def test_out_never_replaces_a_file_crmkit_did_not_write(make_workspace, tmp_path
         result = crmkit(root, *command, "--out", root / forbidden, "--force")
         assert result.returncode == 1, forbidden
         assert "refusing to write" in result.stderr
+    assert result.stderr.splitlines()[-1].endswith(
+        "crmkit.yaml: it is the workspace's settings file, which crmkit does not overwrite; "
+        "choose another --out")
     assert (root / "customers" / "a.yaml").read_text() == "name: A\nemail: a@x.example\n"
     assert not (root / "customers" / "x.yaml").exists()
     assert (root / ".git" / "config").read_text() == "[core]\n"

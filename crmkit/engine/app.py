@@ -806,7 +806,11 @@ class App:
             inside = where.relative_to(root).parts
         except ValueError:
             inside = ()
-        if inside and (inside[0] in OUTPUT_FORBIDDEN or inside == ("crmkit.yaml",)):
+        if inside == ("crmkit.yaml",):
+            raise CrmkitError(_("refusing to write %(file)s: it is the workspace's settings "
+                                "file, which crmkit does not overwrite; choose another --out")
+                              % {"file": shown})
+        if inside and inside[0] in OUTPUT_FORBIDDEN:
             raise CrmkitError(_("refusing to write %(file)s: it is inside the workspace's "
                                 "%(folder)s, which crmkit does not overwrite; choose another "
                                 "--out") % {"file": shown, "folder": repr(inside[0])})
