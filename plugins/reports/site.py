@@ -172,8 +172,9 @@ SORT_NAME = "_sort_name"
 
 def sort_name(customer: CustomerView) -> tuple[str, str, str]:
     """How a customer sorts in the lists: by :func:`name_key`, then the name as written,
-    then the id (two people of one name keep an order).  A label, so that a change sorts
-    10,000 customers by a column instead of calling a function for each."""
+    then the id (two people of one name keep an order).  A label, so that the core keeps
+    the lists in this order (``labels().ordered``) and a change moves only the customers
+    whose key changed, instead of sorting 10,000 again."""
     found = customer.customer
     return (name_key(found.name), found.name, found.id)
 
