@@ -547,6 +547,17 @@ class App:
             values = {name: column.get(cid) for name, column in columns.items()}
             return {**shared, **page(view(customers[cid]), values)}
 
+        def write_page(cid: str) -> None:  # rendered here, not kept by render_page
+            self._replace_output(Path(base, f"{cid}.html"), str(found.render(context(cid))))
+
+        def restore() -> int:
+            """The pages not as this process left them (deleted, or written by somebody
+            else) written again; how many."""
+            stale = [ids[i] for i in touched(names)]
+            for cid in stale:
+                write_page(cid)
+            return len(stale)
+
         kept = memo.state(("page paths", key), None, dict)  # one list while ids stay
         if kept.get("ids") != ids:
             text = str(base)
@@ -558,26 +569,16 @@ class App:
             if self.page_checks is None:
                 todo.update(ids[i] for i in touched(names))
             else:
-                self.page_checks.append(lambda: self._restore(base, found, names, ids, context))
+                self.page_checks.append(restore)
         if self._one_shot:
             self.write_pages(template, ((path, context(cid))
                                         for cid, path in zip(ids, paths, strict=True)))
-        else:  # rendered here, not kept by render_page: only changed pages render again
+        else:  # only changed pages render again
             self._check_output_folder(base)
             for cid in ids if todo is None else sorted(todo.intersection(customers)):
-                self._replace_output(Path(base, f"{cid}.html"), str(found.render(context(cid))))
+                write_page(cid)
         memo.outputs_made(key, self.today, ids, *inputs)
         return list(paths)
-
-    def _restore(self, base: Path, found: Any, names: list[str], ids: list[str],
-                 context: Callable[[str], dict[str, Any]]) -> int:
-        """Write again the pages of ``names`` (``base/<id>.html``, rendered from
-        ``found`` and ``context``) that are not as this process left them: deleted, or
-        written by somebody else.  Returns how many."""
-        stale = [ids[i] for i in touched(names)]
-        for cid in stale:
-            self._replace_output(Path(base, f"{cid}.html"), str(found.render(context(cid))))
-        return len(stale)
 
     def restore_pages(self) -> int:
         """Run the page checks :attr:`page_checks` collected during :meth:`build`:
