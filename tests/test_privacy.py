@@ -457,6 +457,32 @@ def test_forget_speaks_the_terminals_language(make_workspace, tmp_path):
     assert holding(root, "anna", "Anna Berg", "81 23 45") == ["templates/notes.txt"]
 
 
+def test_forget_asks_in_the_terminals_language(make_workspace):
+    """Without --yes the real ``crmkit`` asks "Fortfahren? [j/N]" under LANG=de: 'nein'
+    changes nothing, 'j' goes on (click's own question took only y/yes)."""
+    root = make_workspace({"customers/anna.yaml": ANNA,
+                           "interactions/a1.yaml": "customer: anna\ndate: 2026-01-04\n"
+                                                   "type: visit\n"})
+
+    def forget(answer):
+        env = {**os.environ, "CRMKIT_BACKGROUND": "0", "LANG": "de_DE.UTF-8", "LC_ALL": ""}
+        return subprocess.run([CRMKIT, "-w", root, "--today", TODAY, "privacy", "forget",
+                               "anna"], input=answer, capture_output=True, text=True,
+                              timeout=120, env=env)
+
+    before = snapshot(root)
+    no = forget("nein\n")
+    assert no.returncode == 130  # as for Ctrl-C
+    assert no.stdout.endswith("Das lässt sich in crmkit nicht rückgängig machen (nur über "
+                              "git). Fortfahren? [j/N]: ")
+    assert no.stderr == "abgebrochen\n"
+    assert snapshot(root) == before
+    yes = forget("j\n")
+    assert yes.returncode == 0, yes.stderr
+    assert not (root / "customers/anna.yaml").exists()
+    assert not (root / "interactions/a1.yaml").exists()
+
+
 def test_the_printed_git_commands_are_quoted_for_the_shell(make_workspace, run, tmp_path):
     root = make_workspace({
         "customers/anna.yaml": ANNA,

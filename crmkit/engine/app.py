@@ -868,6 +868,21 @@ class App:
         except ValueError:
             return str(path)
 
+    def confirm(self, question: str) -> None:
+        """Go on only if the person at the terminal says yes (``[j/N]`` in German; no, an
+        empty answer or Ctrl-C abort: ``crmkit`` exits with status 130):
+        :func:`crmkit.cli.ask.confirm`."""
+        from ..cli.ask import confirm
+
+        confirm(question)
+
+    def choose(self, question: str, letters: Sequence[str], default: str) -> str:
+        """One of the English ``letters`` that ``question`` names, typed in English or in
+        the terminal's language: :func:`crmkit.cli.ask.choose`."""
+        from ..cli.ask import choose
+
+        return choose(question, letters, default)
+
     def warn_about_problems(self) -> None:
         """For commands other than ``check``: say once that the workspace has errors, and
         print what plugins reported during this run (on stderr)."""

@@ -243,9 +243,9 @@ def _send(app: crmkit.App, drafts: list, skipped: list, yes: bool, smtp_settings
     for draft, _message in drafts:
         click.echo(f"  {_describe(draft)} → {draft.to}: {draft.subject}")
     if not yes:
-        click.confirm(ngettext("Send %(num)d email via %(server)s?",
-                               "Send %(num)d emails via %(server)s?", len(drafts)) % {
-            "num": len(drafts), "server": f"{settings.host}:{settings.port}"}, abort=True)
+        app.confirm(ngettext("Send %(num)d email via %(server)s?",
+                             "Send %(num)d emails via %(server)s?", len(drafts)) % {
+            "num": len(drafts), "server": f"{settings.host}:{settings.port}"})
     sent: list[str] = []
     sent_ids: set[str] = set()
     failed = 0
@@ -339,9 +339,8 @@ def _unconfirmed(app: crmkit.App, outbox, entries: list, yes: bool, resend: set[
             held[entry.reminder] = entry.started
             continue
         click.echo(question)
-        answer = click.prompt(_("Record it as sent (y), send it again (n), or decide later "
-                                "(s)?"),
-                              type=click.Choice(["y", "n", "s"]), default="s")
+        answer = app.choose(_("Record it as sent (y), send it again (n), or decide later "
+                              "(s)?"), ["y", "n", "s"], "s")
         if answer == "y":
             rel = app.record_interaction({
                 "customer": entry.customer, "date": app.today, "type": "email",

@@ -142,7 +142,7 @@ def privacy_forget(app: crmkit.App, customer_id: str, yes: bool, keep: tuple[str
             "about them, add --keep FILE), then run '%(command)s' again") % {
             "command": f"crmkit privacy forget {customer_id}"})
     if not yes:
-        click.confirm(_("This cannot be undone from crmkit (only from git). Go on?"), abort=True)
+        app.confirm(_("This cannot be undone from crmkit (only from git). Go on?"))
     try:
         done = erasure.apply(app, plan)
     finally:
