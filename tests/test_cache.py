@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 from conftest import age_files
 
@@ -162,6 +163,34 @@ def test_changed_interaction_types_invalidate_the_cache(make_workspace):
     again = load_workspace(root)
     assert again.diagnostics == () and again.interactions[0].type == "workshop"
     assert stats(again)[1] == 2  # re-read: the fingerprint changed
+
+
+def test_edited_loader_code_invalidates_the_cache(make_workspace, monkeypatch, tmp_path):
+    """An editable install keeps ``__version__`` while its loader changes: the cache's
+    version holds a digest of the loading and model code, so records parsed by the
+    older code are not taken."""
+    from crmkit.incremental import cache
+
+    package = Path(cache.__file__).resolve().parent.parent
+    assert cache._VERSION.endswith(
+        "/" + cache.source_digest(package / "loading", package / "model"))
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "schema.py").write_text("A = 1\n")
+    (code / "notes.txt").write_text("not code\n")
+    before = cache.source_digest(code)
+    (code / "notes.txt").write_text("still not code\n")
+    assert cache.source_digest(code) == before
+    (code / "schema.py").write_text("A = 2\n")
+    os.utime(code / "schema.py", ns=(1, 1))
+    assert cache.source_digest(code) != before
+
+    root = make_workspace(FILES)
+    age_files(root)
+    load_workspace(root)
+    assert stats(load_workspace(root)) == (3, 0, 3)
+    monkeypatch.setattr(cache, "_VERSION", cache._VERSION[:-12] + cache.source_digest(code))
+    assert stats(load_workspace(root)) == (3, 3, 0)
 
 
 def test_a_change_appends_one_blob_and_dead_blobs_are_compacted(make_workspace,

@@ -4,7 +4,8 @@ Every record file's records (and their problems) are kept as one blob in the
 blob file (:mod:`crmkit.incremental.blobs`), and the :class:`FileIndex` says
 where, by workspace-relative path, size and mtime (nanoseconds).  All of it is
 kept under a fingerprint of everything else that shapes those records (crmkit's
-version, the interaction types, time zone and currency): a different
+version and the code of its loader and records, the interaction types, time zone
+and currency): a different
 fingerprint starts afresh.  Files modified in the last couple of seconds are
 not kept ("racy" entries, as git calls them): their mtime could repeat after a
 quick second edit of the same size.
@@ -58,8 +59,27 @@ _FIRST_CODE = 0x63726B00  # "crk": far from the codes the standard library reser
 for _code, (_module, _name) in enumerate(RECORD_CLASSES, start=_FIRST_CODE):
     with contextlib.suppress(ValueError):  # registered already (a second import)
         copyreg.add_extension(_module, _name, _code)
+
+
+def source_digest(*folders: Path) -> str:
+    """A digest of the name, size and mtime of every Python file in ``folders``: the
+    code that turns a file into records.  An edited checkout (an editable install)
+    keeps ``__version__``, and records parsed by the older code must not be taken."""
+    digest = hashlib.sha1()
+    for folder in folders:
+        for path in sorted(folder.glob("*.py")):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            digest.update(f"{path.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:12]
+
+
+_PACKAGE = Path(__file__).resolve().parent.parent
 _VERSION = (f"{__version__}/py{sys.version_info[0]}.{sys.version_info[1]}/8/"
-            + hashlib.sha1(repr(RECORD_CLASSES).encode()).hexdigest()[:8])
+            + hashlib.sha1(repr(RECORD_CLASSES).encode()).hexdigest()[:8] + "/"
+            + source_digest(_PACKAGE / "loading", _PACKAGE / "model"))
 
 Key = tuple[int, int]  # (size, mtime_ns)
 
