@@ -508,3 +508,35 @@ def test_reminder_rows_are_the_same_dicts_until_their_reminder_or_contact_change
     fresh = App(root, dt.date.fromisoformat(TODAY))
     assert {row["customer"]: row for row in site.reminder_rows(fresh, [
         r for r in fresh.reminders() if r.kind == "birthday"])} == after
+
+
+def test_a_note_renders_no_list_page_again_and_a_new_name_does(make_workspace, monkeypatch):
+    """The lists' rows are the customers' ``_contact`` values (what a row shows): in
+    watch, a note on Anna renders her page again but no list; her new name renders
+    the lists she is on."""
+    from crmkit.cli.watch import Watcher
+    from crmkit.incremental import render
+
+    root = make_workspace(FILES, settings=SETTINGS)
+    watcher = Watcher(root, dt.date.fromisoformat(TODAY), lambda line: None)
+    watcher.rebuild(None)
+    rendered: list[str] = []
+    original = render.render_pure
+
+    def counting(template, context, key=None):
+        text = original(template, context, key)
+        if render._SECTIONS[template.name if key is None else (template.name, key)][1] \
+                is context:  # rendered, not kept
+            rendered.append(template.name)
+        return text
+
+    monkeypatch.setattr(render, "render_pure", counting)
+    anna = root / "customers/anna.yaml"
+    anna.write_text(anna.read_text() + "notes: prefers mornings\n")
+    watcher.rebuild({"customers/anna.yaml"})
+    assert "prefers mornings" in (root / "out/customers/anna.html").read_text()
+    assert site.LIST_TEMPLATE not in rendered
+    anna.write_text(anna.read_text().replace("Anna Adler", "Anna Amsel"))
+    watcher.rebuild({"customers/anna.yaml"})
+    assert site.LIST_TEMPLATE in rendered
+    assert any("Anna Amsel" in p.read_text() for p in (root / "out/lists").glob("*.html"))

@@ -149,11 +149,15 @@ def file_part(name: str) -> str:
 
 
 def contact(customer: crmkit.Customer) -> dict[str, Any]:
-    """Name, first phone and email (with their links): what a row needs to act on."""
+    """Id, name, first phone and email (with their links) and town: what a row needs to
+    act on.  A list's rows are these values, so an edit that does not change them (a
+    note, say) leaves the list pages as they are."""
     phone = customer.phones[0] if customer.phones else None
     email = customer.email
-    return {"name": customer.name, "company": customer.company, "phone": phone,
-            "tel": tel(phone), "email": email, "mailto": mailto(email)}
+    address = customer.address
+    return {"customer": customer.id, "name": customer.name, "company": customer.company,
+            "phone": phone, "tel": tel(phone), "email": email, "mailto": mailto(email),
+            "city": address.city if address is not None else None}
 
 
 #: The helper label with each customer's :func:`contact` (kept per customer by the core,
@@ -198,7 +202,7 @@ def churn_shown(customer: CustomerView) -> float | None:
 
 #: What a reminder's row holds where its customer has no :data:`CONTACT` (its rule
 #: failed for them: said as an error); the templates then show the id.
-NO_CONTACT = dict.fromkeys(("name", "company", "phone", "tel", "email", "mailto"))
+NO_CONTACT = dict.fromkeys(("name", "company", "phone", "tel", "email", "mailto", "city"))
 
 
 def reminder_rows(app: crmkit.App, reminders: Iterable[Reminder]) -> list[dict[str, Any]]:
@@ -352,22 +356,24 @@ def build(app: crmkit.App) -> list[Path]:
 def _lists(app: crmkit.App, t: Any, columns: dict[str, dict[str, Any]],
            segments: dict[str, dict[str, Any]]) -> list[Path]:
     """A page per lifecycle stage, ABC class and segment, and the page that lists them.
-    Their rows are the customers' records, so a row is rendered again only when its
-    customer changed."""
-    customers = app.workspace.customers
-    by_name = app.labels().ordered(SORT_NAME)  # ids
+    Their rows are the customers' :data:`CONTACT` values, so a row is rendered again
+    only when what it shows changed."""
+    labels = app.labels()
+    by_name = labels.ordered(SORT_NAME)  # ids
+    contacts = labels.column(CONTACT)
+    rows_by_name = [contacts.get(cid) or {**NO_CONTACT, "customer": cid} for cid in by_name]
 
-    def having(values: list[Any], value: Any, test: Any = operator.eq) -> list[crmkit.Customer]:
-        """The customers (by name) whose entry of ``values`` passes ``test`` with
-        ``value``: loops in C, as every change in watch makes these lists again."""
-        return list(map(customers.__getitem__,
-                        itertools.compress(by_name, map(test, values, itertools.repeat(value)))))
+    def having(values: list[Any], value: Any, test: Any = operator.eq) -> list[dict[str, Any]]:
+        """The rows (by name) whose entry of ``values`` passes ``test`` with ``value``:
+        loops in C, as every change in watch makes these lists again."""
+        return list(itertools.compress(rows_by_name,
+                                       map(test, values, itertools.repeat(value))))
 
-    lists: list[tuple[str, str, str, list[crmkit.Customer]]] = []  # (file, group, title, rows)
+    lists: list[tuple[str, str, str, list[dict[str, Any]]]] = []  # (file, group, title, rows)
     stage = columns.get("lifecycle", {})
-    stages: dict[str, list[crmkit.Customer]] = {s: [] for s in STAGES} if stage else {}
+    stages: dict[str, list[dict[str, Any]]] = {s: [] for s in STAGES} if stage else {}
     abc = columns.get("abc", {})
-    classes: dict[str, list[crmkit.Customer]] = {}
+    classes: dict[str, list[dict[str, Any]]] = {}
     for groups, column in ((stages, stage), (classes, abc)):
         values = list(map(column.get, by_name))
         for value in dict.fromkeys(v for v in values if isinstance(v, str)):  # as they occur
