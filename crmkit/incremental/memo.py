@@ -843,9 +843,12 @@ def _moved(old: Any, new: Any, ids: list[str]) -> list[str] | None:
             return None
     try:
         if len(old) == len(new) and list(old) == list(new):
-            # the same customers in the same order: compared pairwise in C
-            return list(itertools.compress(new.keys(), map(operator.ne, new.values(),
-                                                           old.values())))
+            # the same customers in the same order; an unchanged value is the very same
+            # object (the memo keeps it), so the others are found in C and only they
+            # are compared (dict values, such as the site's contacts, compare slowly)
+            other = itertools.compress(new.items(), map(operator.is_not, new.values(),
+                                                        old.values()))
+            return [cid for cid, value in other if value != old[cid]]
         return [cid for cid in ids if new.get(cid, _MISSING) != old.get(cid, _MISSING)]
     except Exception:
         return None
