@@ -481,3 +481,42 @@ def test_adding_a_customer_or_a_deal_computes_rules_for_that_customer_only(make_
     (root / "customers" / "anna.yaml").unlink()  # her purchase now names nobody
     assert rebuilt("customers/anna.yaml") == []
     assert sorted(watcher.app.labels()) == ["bert", "cleo"]
+
+
+def test_a_purchase_makes_no_figures_parts_again_for_everybody(make_workspace, monkeypatch):
+    """A purchase moves the revenue totals; a figure's per-customer parts that depended
+    on them (top_customers' did) were made again for all 10,000 customers by every
+    purchase in watch.  Only the buyer's parts are made again."""
+    import datetime as dt
+
+    import crmkit.incremental.memo as memo
+    from crmkit.cli.watch import Watcher
+
+    files = {f"customers/c{i}.yaml": f"name: C{i}\n" for i in range(8)}
+    files.update({f"interactions/p{i}.yaml": (
+        f"- {{customer: c{i}, date: 2026-0{1 + i % 5}-0{1 + i}, type: purchase, "
+        f"amount: {100 * (i + 1)}}}\n"
+        f"- {{customer: c{i}, date: 2026-09-1{i}, type: purchase, amount: {50 + i}}}\n")
+        for i in range(8)})
+    root = make_workspace(files)
+    age_files(root)
+    everybody: list[str] = []
+    original = memo.Memo.per_customer
+
+    def per_customer(self, key, day, ids, compute, *args, **kwargs):
+        def counted(todo):
+            if len(todo) == len(ids):
+                everybody.append(key)
+            return compute(todo)
+        return original(self, key, day, ids, counted, *args, **kwargs)
+
+    monkeypatch.setattr(memo.Memo, "per_customer", per_customer)
+    watcher = Watcher(root, dt.date(2026, 11, 11), lambda line: None)
+    watcher.rebuild(None)
+    (root / "interactions/new.yaml").write_text(
+        "customer: c3\ndate: 2026-11-11\ntype: purchase\namount: 40\n")
+    everybody.clear()
+    assert watcher.rebuild({"interactions/new.yaml"})
+    assert [key for key in everybody if key[0] == "metric-part"] == []
+    top = watcher.app.metric("top_customers").value
+    assert [row["customer"] for row in top][:2] == ["c7", "c6"]

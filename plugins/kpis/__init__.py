@@ -227,15 +227,18 @@ def _abc_and_revenue(c: CustomerView) -> tuple[str | None, Decimal]:
     return c.labels["abc"], c.derived.revenue_12m
 
 
-def _top(c: CustomerView) -> tuple[str, str | None]:
-    return c.customer.name, c.labels["abc"]
-
-
-def _top_customers(parts: Mapping[str, tuple[str, str | None]], scope: Any
-                   ) -> list[dict[str, Any]]:
-    t: Totals = scope.metrics["_totals"]
-    return [{"customer": cid, "name": parts[cid][0], "revenue": t.per_customer_12m[cid],
-             "abc": parts[cid][1]} for cid in t.top]
+def _top_customers(population: Any) -> list[dict[str, Any]]:
+    """The rows of the top customers (``_totals.top``): over everybody, as it looks up a
+    handful of customers (per-customer parts that read ``_totals`` were all made again
+    by every purchase, which moves the totals)."""
+    t: Totals = population.metrics["_totals"]
+    abc = population.labels("abc")
+    rows = []
+    for cid in t.top:
+        found = population.customer(cid)
+        rows.append({"customer": cid, "name": found.customer.name if found else cid,
+                     "revenue": t.per_customer_12m[cid], "abc": abc.get(cid)})
+    return rows
 
 
 def _at_risk_row(c: CustomerView) -> dict[str, object] | None:
@@ -480,7 +483,7 @@ METRICS = (
     Metric("pipeline_weighted", N_("Open pipeline, weighted by probability"), over_all=_pipeline,
            value=lambda p: p[1], unit="currency", reads=("_stage_probabilities?",)),
     _figure("_totals", "The sums every figure above is made of", lambda t: t),
-    Metric("top_customers", N_("Top customers, last 12 months"), _top, across=_top_customers,
+    Metric("top_customers", N_("Top customers, last 12 months"), over_all=_top_customers,
            reads=("abc", "_totals"), unit="currency"),
     _figure("pareto", N_("Cumulative share of revenue by customers ranked"),
             lambda t: list(t.ranked), "currency"),
