@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import heapq
 import statistics
 from collections import Counter
 from collections.abc import Mapping
@@ -195,8 +196,10 @@ def merged_totals(blocks: tuple[Totals, ...], today: dt.date) -> Totals:
         t.nps_scores.extend(block.nps_scores)
         t.complaints.extend(block.complaints)
     revenue = t.per_customer_12m
-    t.top = sorted(revenue, key=lambda cid: (-revenue[cid], cid))[:TOP]
-    t.ranked = [float(v) for v in sorted(revenue.values(), reverse=True)]
+    # the first TOP of the sorted list, without sorting thousands of Decimals (slow to
+    # compare); floats sort in the order of the Decimals they come from
+    t.top = heapq.nsmallest(TOP, revenue, key=lambda cid: (-revenue[cid], cid))
+    t.ranked = sorted(map(float, revenue.values()), reverse=True)
     t.complaints.sort(key=lambda i: i.sort_key, reverse=True)
     return t
 
