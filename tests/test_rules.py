@@ -224,3 +224,35 @@ def test_a_label_over_everybody_runs_every_time_and_across_steps_are_kept(make_w
         assert again.labels().column("everybody") == {"anna": 2, "bert": 2}
         assert again.labels().column("total") == {"anna": 2, "bert": 2}
     assert calls == {"over_all": 3, "across": 1}
+
+
+def test_a_result_made_from_the_last_one_names_what_moved_by_its_changes():
+    """A result updated for a few customers remembers the result it was made from:
+    comparing the two (what a rule that reads it does) gives exactly the customers
+    whose value differs, looking at the updated ones only; one step back only, and
+    it pickles as a plain dict."""
+    import pickle
+
+    from crmkit.incremental.memo import Memo, _moved
+
+    memo = Memo(active=True)
+    ids = [f"c{i:02d}" for i in range(40)]
+    values = {cid: {"n": 1} for cid in ids}
+
+    def compute(todo):
+        return {cid: dict(values[cid]) for cid in todo}, {}
+
+    first, _ = memo.per_customer("t", None, ids, compute)
+    values["c03"] = {"n": 2}  # c05 is recomputed too, to an equal value
+    memo.changed({"c03", "c05"})
+    second, _ = memo.per_customer("t", None, ids, compute)
+    assert second is not first and second["c03"] == {"n": 2} and second["c05"] is first["c05"]
+    assert _moved(first, second, ids) == ["c03"]
+    values["c07"] = {"n": 3}
+    memo.changed({"c07"})
+    third, _ = memo.per_customer("t", None, ids, compute)
+    assert _moved(second, third, ids) == ["c07"]
+    assert sorted(_moved(first, third, ids)) == ["c03", "c07"]  # two steps: compared in full
+    assert second.previous is None  # the chain is cut: one step back is held
+    again = pickle.loads(pickle.dumps(third))
+    assert type(again) is dict and again == third
