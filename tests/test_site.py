@@ -438,13 +438,15 @@ def test_check_warns_about_a_phone_nobody_can_dial(make_workspace):
 def test_customers_kept_in_order_are_always_the_order_a_fresh_sort_gives(monkeypatch):
     """``Labels.ordered`` (the lists' order by name): after random changes (a value
     replaced by another or by an equal one, a value gone to ``None``, customers added
-    and removed) the kept order is the fresh sort's, ties broken by id and customers
-    without a value last; and a few changes do not sort everybody again."""
+    and removed; given as a new column or, as the memo makes it, as the last one with
+    the customers it updated) the kept order is the fresh sort's, ties broken by id and
+    customers without a value last; and a few changes do not sort everybody again."""
     import random
 
-    from crmkit.incremental.memo import OrderedIds
+    from crmkit.incremental.memo import OrderedIds, _Updated
 
     rng = random.Random(7)
+    updated: list[int] = []
     names = ["Anna", "anna", "Ärger", "Bert", "Zoe", None]
 
     def value() -> tuple[str, str] | None:
@@ -465,7 +467,7 @@ def test_customers_kept_in_order_are_always_the_order_a_fresh_sort_gives(monkeyp
         order = OrderedIds()
         assert order.update(column) == fresh(column)
         for _ in range(6):
-            column = dict(column)
+            before, column = column, dict(column)
             for _ in range(rng.randrange(5)):
                 cid = f"c{rng.randrange(320):03d}"
                 roll = rng.random()
@@ -475,8 +477,16 @@ def test_customers_kept_in_order_are_always_the_order_a_fresh_sort_gives(monkeyp
                     column[cid] = (column[cid][0], column[cid][1])  # equal, another object
                 else:
                     column[cid] = value()
+            if list(column) == list(before) and rng.random() < 0.5:
+                # as the memo makes it: the last column and which customers it updated
+                # (some with the very same value)
+                changed = [c for c in column if column[c] is not before[c]]
+                changed += rng.sample(list(column), min(2, len(column)))
+                column = _Updated(before, changed, column)
+                updated.append(1)
             assert order.update(column) == fresh(column)
     assert len(sorts) < 150  # of 420 orders, most after small changes are updates
+    assert len(updated) > 50
 
 
 def test_reminder_rows_are_the_same_dicts_until_their_reminder_or_contact_changes(

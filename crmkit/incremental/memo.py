@@ -901,8 +901,11 @@ class Ordered:
         last = self.blocks
         if last is None:
             return self._sort(blocks)
-        changed = [cid for cid, items in blocks.items() if last.get(cid) is not items]
-        changed.extend(cid for cid in last if cid not in blocks)
+        if isinstance(blocks, _Updated) and blocks.previous is last:
+            changed = [cid for cid in blocks.changed if last[cid] is not blocks[cid]]
+        else:
+            changed = [cid for cid, items in blocks.items() if last.get(cid) is not items]
+            changed.extend(cid for cid in last if cid not in blocks)
         if not changed:
             self.blocks = blocks
             return self.items
@@ -958,10 +961,14 @@ class OrderedIds:
         last = self.column
         if last is None:
             return self._sort(column)
-        changed = [cid for cid, value in column.items() if last.get(cid, _MISSING) is not value]
-        stayed = len(column) - sum(1 for cid in changed if cid not in last)
-        if stayed != len(last):  # somebody left
-            changed.extend(cid for cid in last if cid not in column)
+        if isinstance(column, _Updated) and column.previous is last:  # the same customers
+            changed = [cid for cid in column.changed if last[cid] is not column[cid]]
+        else:
+            changed = [cid for cid, value in column.items()
+                       if last.get(cid, _MISSING) is not value]
+            stayed = len(column) - sum(1 for cid in changed if cid not in last)
+            if stayed != len(last):  # somebody left
+                changed.extend(cid for cid in last if cid not in column)
         if len(changed) > len(column) // 8 + 8:
             return self._sort(column)
         ids, places = list(self.ids), list(self.places)
