@@ -61,4 +61,7 @@ def test_choose_returns_the_english_letter_of_a_translated_answer():
     assert ask("choose", "de_DE.UTF-8", "\n").stdout.endswith("chose s\n")
     again = ask("choose", "de_DE.UTF-8", "q\nN\n")
     assert again.stdout.endswith("chose n\n")
-    assert again.stderr == "Bitte mit einem von j, n, s antworten.\n"
+    assert again.stderr == "Bitte mit j, n oder s antworten.\n"
+    english = ask("choose", "C.UTF-8", "j\ns\n")  # 'j' is German
+    assert english.stdout.endswith("chose s\n")
+    assert english.stderr == "Please answer y, n, or s.\n"

@@ -48,7 +48,7 @@ def problems(tmp: Path | None = None) -> list[str]:
                 continue
             shown = message.id if isinstance(message.id, str) else message.id[0]
             where = ", ".join(f"{f}" for f, _ in message.locations[:2])
-            translated = catalogue.get(message.id)
+            translated = catalogue.get(message.id, message.context)
             if translated is None:
                 found.append(f"{language}: not in the .po: {shown!r} ({where})")
             elif not (translated.string if isinstance(translated.string, str)

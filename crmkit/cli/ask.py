@@ -11,16 +11,26 @@ from collections.abc import Sequence
 
 import click
 
-from ..engine.i18n import N_, cli_translations
-
-#: The answer letters and words, for the catalogue: yes, no, and s (skip: decide later).
-WORDS = (N_("y"), N_("yes"), N_("n"), N_("no"), N_("s"))
+from ..engine.i18n import Translations, cli_translations
 
 
-def _words(*messages: str) -> set[str]:
-    """Each message and its translation, as typed answers are compared."""
-    gettext = cli_translations().gettext
-    return {w.lower() for m in messages for w in (m, gettext(m))}
+def _answers(t: Translations) -> dict[str, str]:
+    """The answer letters and words in the terminal's language, by their English ones
+    (``y``: yes, ``n``: no, ``s``: skip, decide later), with a context of their own in
+    the catalogue: a bare "s" could mean seconds elsewhere."""
+    return {"y": t.pgettext("answer", "y"), "yes": t.pgettext("answer", "yes"),
+            "n": t.pgettext("answer", "n"), "no": t.pgettext("answer", "no"),
+            "s": t.pgettext("answer", "s")}
+
+
+def _either(t: Translations, letters: Sequence[str]) -> str:
+    """``j oder n``, ``y, n, or s``: the letters as the language lists alternatives."""
+    from babel.lists import format_list
+
+    try:
+        return str(format_list(list(letters), style="or", locale=t.locale))
+    except (ValueError, LookupError):  # a language Babel does not know
+        return ", ".join(letters)
 
 
 def confirm(question: str) -> None:
@@ -28,29 +38,33 @@ def confirm(question: str) -> None:
     else is asked again; no, an empty answer, Ctrl-C or the end of the input abort
     (click's ``Abort``: the ``crmkit`` command says "aborted" and exits with status 130,
     as for Ctrl-C)."""
-    gettext = cli_translations().gettext
-    yes, no = _words("y", "yes"), _words("n", "no")
+    t = cli_translations()
+    words = _answers(t)
+    yes = {w.lower() for w in ("y", "yes", words["y"], words["yes"])}
+    no = {w.lower() for w in ("n", "no", words["n"], words["no"])}
     while True:
-        answer = click.prompt(f"{question} [{gettext('y')}/{gettext('n').upper()}]",
+        answer = click.prompt(f"{question} [{words['y']}/{words['n'].upper()}]",
                               default="", show_default=False).strip().lower()
         if answer in yes:
             return
         if not answer or answer in no:
             raise click.Abort()
-        click.echo(gettext("Please answer %(yes)s or %(no)s.") % {
-            "yes": gettext("y"), "no": gettext("n")}, err=True)
+        click.echo(t.gettext("Please answer %(letters)s.") % {
+            "letters": _either(t, [words["y"], words["n"]])}, err=True)
 
 
 def choose(question: str, letters: Sequence[str], default: str) -> str:
-    """One of ``letters`` (English ones, such as ``y``/``n``/``s``, named in
+    """One of ``letters`` (English ones among ``y``, ``n``, ``s``, named in
     ``question``), typed in English or in the terminal's language (``j`` for ``y`` in
     German); an empty answer is ``default``.  Returns the English letter."""
-    gettext = cli_translations().gettext
-    typed = {gettext(letter).lower(): letter for letter in letters}
+    t = cli_translations()
+    words = _answers(t)
+    typed = {words.get(letter, letter).lower(): letter for letter in letters}
     typed.update({letter: letter for letter in letters})
     while True:
-        answer = click.prompt(question, default=gettext(default)).strip().lower()
+        answer = click.prompt(question, default=words.get(default, default)).strip().lower()
         if answer in typed:
             return typed[answer]
-        click.echo(gettext("Please answer %(letters)s.") % {
-            "letters": ", ".join(gettext(letter) for letter in letters)}, err=True)
+        click.echo(t.gettext("Please answer %(letters)s.") % {
+            "letters": _either(t, [words.get(letter, letter) for letter in letters])},
+            err=True)

@@ -71,7 +71,7 @@ class Translations:
     money and dates.  Get one with :func:`crmkit.translations`."""
 
     __slots__ = ("_babel", "_catalogue", "_formats", "_whole", "gettext", "language",
-                 "locale", "ngettext")
+                 "locale", "ngettext", "pgettext")
 
     def __init__(self, locale: str, catalogue: _gettext.NullTranslations) -> None:
         self.locale = locale
@@ -80,6 +80,9 @@ class Translations:
         #: Bound methods, so a lookup is one call.
         self.gettext = catalogue.gettext
         self.ngettext = catalogue.ngettext
+        #: A message with a context (``pgettext("answer", "y")``), where the same short
+        #: English word means different things.
+        self.pgettext = catalogue.pgettext
         self._formats: dict[tuple[Any, ...], str] = {}
         self._babel: Any = None
         self._whole: bool | None = None
