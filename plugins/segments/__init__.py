@@ -338,7 +338,8 @@ class _Reasons:
         if "service" in options.activity_types:
             self.what = t.gettext("purchase or service")
         else:
-            self.what = f" {t.gettext('or')} ".join(t.word(x) for x in options.activity_types)
+            either = t.gettext("or")  # outside the f-string, where pybabel finds it
+            self.what = f" {either} ".join(t.word(x) for x in options.activity_types)
         self.parts: dict[tuple[Any, ...], str] = {}
 
     def reason(self, found: Activity, quiet: int, scale: float, risk: float,
