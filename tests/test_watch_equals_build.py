@@ -307,6 +307,9 @@ def apply(root: Path, watcher: Watcher, edit: str, cid: str, n: int) -> set[str]
     """The files an edit changed (the watcher's day moved on for "next day")."""
     if edit == "two at once":
         other = NAMES[(NAMES.index(cid) + 1) % len(NAMES)]
+        if not (root / f"customers/{other}.yaml").exists():  # gone ("customer gone")
+            return {interaction(root, cid, n, "purchase", 0),
+                    interaction(root, other, n, "call", 2)}
         return {interaction(root, cid, n, "purchase", 0), rename(root, other, n)}
     if edit == "next day":
         assert watcher.today is not None
