@@ -880,6 +880,19 @@ def _moved(old: Any, new: Any, ids: list[str]) -> list[str] | None:
         return None
 
 
+def _replaced(last: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The customers whose value in ``new`` is not the very object it was in ``last``,
+    those who came and those who left: of an :class:`_Updated` made from ``last``, among
+    its changed customers alone (the same customers), else by a scan of both."""
+    if isinstance(new, _Updated) and new.previous is last:
+        return [cid for cid in new.changed if last[cid] is not new[cid]]
+    changed = [cid for cid, value in new.items() if last.get(cid, _MISSING) is not value]
+    stayed = len(new) - sum(1 for cid in changed if cid not in last)
+    if stayed != len(last):  # somebody left
+        changed.extend(cid for cid in last if cid not in new)
+    return changed
+
+
 class Ordered:
     """Items of many customers in one sorted list, kept up to date block by block.
 
@@ -901,11 +914,7 @@ class Ordered:
         last = self.blocks
         if last is None:
             return self._sort(blocks)
-        if isinstance(blocks, _Updated) and blocks.previous is last:
-            changed = [cid for cid in blocks.changed if last[cid] is not blocks[cid]]
-        else:
-            changed = [cid for cid, items in blocks.items() if last.get(cid) is not items]
-            changed.extend(cid for cid in last if cid not in blocks)
+        changed = _replaced(last, blocks)
         if not changed:
             self.blocks = blocks
             return self.items
@@ -961,14 +970,7 @@ class OrderedIds:
         last = self.column
         if last is None:
             return self._sort(column)
-        if isinstance(column, _Updated) and column.previous is last:  # the same customers
-            changed = [cid for cid in column.changed if last[cid] is not column[cid]]
-        else:
-            changed = [cid for cid, value in column.items()
-                       if last.get(cid, _MISSING) is not value]
-            stayed = len(column) - sum(1 for cid in changed if cid not in last)
-            if stayed != len(last):  # somebody left
-                changed.extend(cid for cid in last if cid not in column)
+        changed = _replaced(last, column)
         if len(changed) > len(column) // 8 + 8:
             return self._sort(column)
         ids, places = list(self.ids), list(self.places)
