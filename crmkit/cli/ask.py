@@ -33,38 +33,40 @@ def _either(t: Translations, letters: Sequence[str]) -> str:
         return ", ".join(letters)
 
 
+def _ask(prompt: str, typed: dict[str, str], default: str, shown: Sequence[str]) -> str:
+    """Ask until the answer is one of ``typed`` (lower case, by what is returned); an
+    empty answer is ``default`` (shown in brackets when it is not empty); anything else
+    is told the ``shown`` choices, as the language lists alternatives."""
+    t = cli_translations()
+    while True:
+        answer = click.prompt(prompt, default=default,
+                              show_default=bool(default)).strip().lower()
+        if answer in typed:
+            return typed[answer]
+        click.echo(t.gettext("Please answer %(letters)s.") % {
+            "letters": _either(t, shown)}, err=True)
+
+
 def confirm(question: str) -> None:
     """Go on only if the person at the terminal says yes; no is the default.  Anything
     else is asked again; no, an empty answer, Ctrl-C or the end of the input abort
     (click's ``Abort``: the ``crmkit`` command says "aborted" and exits with status 130,
     as for Ctrl-C)."""
-    t = cli_translations()
-    words = _answers(t)
-    yes = {w.lower() for w in ("y", "yes", words["y"], words["yes"])}
-    no = {w.lower() for w in ("n", "no", words["n"], words["no"])}
-    while True:
-        answer = click.prompt(f"{question} [{words['y']}/{words['n'].upper()}]",
-                              default="", show_default=False).strip().lower()
-        if answer in yes:
-            return
-        if not answer or answer in no:
-            raise click.Abort()
-        click.echo(t.gettext("Please answer %(letters)s.") % {
-            "letters": _either(t, [words["y"], words["n"]])}, err=True)
+    words = _answers(cli_translations())
+    typed = {"": "n"}
+    typed.update((w.lower(), "y") for w in ("y", "yes", words["y"], words["yes"]))
+    typed.update((w.lower(), "n") for w in ("n", "no", words["n"], words["no"]))
+    prompt = f"{question} [{words['y']}/{words['n'].upper()}]"
+    if _ask(prompt, typed, "", [words["y"], words["n"]]) != "y":
+        raise click.Abort()
 
 
 def choose(question: str, letters: Sequence[str], default: str) -> str:
     """One of ``letters`` (English ones among ``y``, ``n``, ``s``, named in
     ``question``), typed in English or in the terminal's language (``j`` for ``y`` in
     German); an empty answer is ``default``.  Returns the English letter."""
-    t = cli_translations()
-    words = _answers(t)
-    typed = {words.get(letter, letter).lower(): letter for letter in letters}
+    words = _answers(cli_translations())
+    shown = [words.get(letter, letter) for letter in letters]
+    typed = {word.lower(): letter for word, letter in zip(shown, letters, strict=True)}
     typed.update({letter: letter for letter in letters})
-    while True:
-        answer = click.prompt(question, default=words.get(default, default)).strip().lower()
-        if answer in typed:
-            return typed[answer]
-        click.echo(t.gettext("Please answer %(letters)s.") % {
-            "letters": _either(t, [words.get(letter, letter) for letter in letters])},
-            err=True)
+    return _ask(question, typed, words.get(default, default), shown)
