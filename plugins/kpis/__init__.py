@@ -235,12 +235,12 @@ def _top_customers(population: Any) -> list[dict[str, Any]]:
     handful of customers (per-customer parts that read ``_totals`` were all made again
     by every purchase, which moves the totals)."""
     t: Totals = population.metrics["_totals"]
-    abc = population.labels("abc")
     rows = []
     for cid in t.top:
         found = population.customer(cid)
         rows.append({"customer": cid, "name": found.customer.name if found else cid,
-                     "revenue": t.per_customer_12m[cid], "abc": abc.get(cid)})
+                     "revenue": t.per_customer_12m[cid],
+                     "abc": found.labels["abc"] if found else None})
     return rows
 
 
