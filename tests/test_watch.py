@@ -124,11 +124,55 @@ def test_pages_deleted_or_changed_behind_its_back_are_written_again_after_the_li
 def test_a_burst_of_saves_is_one_rebuild(watching):
     root, watch = watching
     path = root / "customers" / "anna.yaml"
-    for n in range(10):  # 10 ms apart: well inside the debounce
+    with path.open("w") as handle:  # written in parts, 10 ms apart, closed at the end
+        for n in range(10):
+            handle.write(f"name: Anna\nbirthday: 1980-06-05\nnotes: part {n}\n"
+                         if n == 0 else f"# part {n}\n")
+            handle.flush()
+            time.sleep(0.01)
+    for n in range(10):  # a program that saves again and again
         path.write_text(f"name: Anna\nbirthday: 1980-06-05\nnotes: save {n}\n")
-        time.sleep(0.01)
     watch.expect(r"customers/anna\.yaml: wrote")
     assert [line for line in watch.quiet() if "wrote" in line] == []
+
+
+def test_a_save_is_complete_once_the_files_written_are_closed(tmp_path):
+    """Real file events: a file still open for writing keeps the long wait (its content
+    may be half there); once closed, the batch is complete and waits only briefly; a
+    rename (how some editors save: the old file moved away first) waits long again."""
+    from watchdog.observers import Observer
+
+    from crmkit.cli.watch import ChangeCollector
+
+    (tmp_path / "customers").mkdir()
+    collector = ChangeCollector(tmp_path, "out")
+    observer = Observer()
+    observer.schedule(collector, str(tmp_path), recursive=True)
+    observer.start()
+
+    def settled(rel: str) -> set[str]:
+        deadline = time.monotonic() + 10
+        while rel not in collector.changed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the rest of this step's events
+        return collector.next_batch()
+
+    try:
+        path = tmp_path / "customers" / "anna.yaml"
+        with path.open("w") as handle:
+            handle.write("name: Anna\n")
+            handle.flush()
+            assert settled("customers/anna.yaml") == {"customers/anna.yaml"}
+            assert collector.writing == {"customers/anna.yaml"} and not collector.complete
+        assert settled("customers/anna.yaml") == {"customers/anna.yaml"}
+        assert collector.writing == set() and collector.complete
+        os.rename(path, tmp_path / "customers" / "berta.yaml")
+        assert settled("customers/berta.yaml") == {"customers/anna.yaml",
+                                                   "customers/berta.yaml"}
+        assert not collector.complete
+    finally:
+        observer.stop()
+        observer.join(timeout=5)
 
 
 def test_a_broken_file_keeps_the_last_good_output(watching):

@@ -45,6 +45,9 @@ from ..loading.loader import (
 from ..model.workspace import normal_output
 
 DEBOUNCE_SECONDS = 0.03
+#: The wait once every file written in a batch has been closed: the save is complete,
+#: and a program that writes several files (``git checkout``) goes on within this.
+CLOSED_QUIET_SECONDS = 0.01
 #: A change in these folders reloads plugins and registrations, like crmkit.yaml.
 SETTINGS_FOLDERS = frozenset({LOCAL_PLUGIN_DIR, PLAYBOOK_FOLDER})
 IGNORED_DIRS = frozenset({".git", ".hg", ".svn", ".crmkit", "__pycache__", ".idea", ".vscode"})
@@ -114,6 +117,12 @@ class ChangeCollector:
         self.condition = threading.Condition()
         self.changed: set[str] = set()
         self.last_event = 0.0
+        #: Files written to (created, modified) and not closed since.
+        self.writing: set[str] = set()
+        #: The last event closed a file written to, and no other is being written:
+        #: the batch is complete, so it needs no long wait (a rename still does: editors
+        #: that save by renaming move the old file away before the new one arrives).
+        self.complete = False
 
     def dispatch(self, event: object) -> None:  # the watchdog handler protocol
         if getattr(event, "is_directory", False) and getattr(event, "event_type", "") in (
@@ -122,6 +131,7 @@ class ChangeCollector:
         if getattr(event, "event_type", "") in ("opened", "closed_no_write"):
             return
         is_dir = bool(getattr(event, "is_directory", False))
+        kind = getattr(event, "event_type", "")
         paths = [getattr(event, "src_path", ""), getattr(event, "dest_path", "")]
         for raw in paths:
             if not raw:
@@ -139,16 +149,23 @@ class ChangeCollector:
                 continue
             with self.condition:
                 self.changed.add(rel)
+                if kind in ("created", "modified") and not is_dir:
+                    self.writing.add(rel)
+                else:
+                    self.writing.discard(rel)
+                self.complete = kind == "closed" and not self.writing
                 self.last_event = time.monotonic()
                 self.condition.notify_all()
 
     def next_batch(self, quiet: float = DEBOUNCE_SECONDS, poll: float = 0.5) -> set[str]:
-        """Block until something changed and then nothing for ``quiet`` seconds."""
+        """Block until something changed and then nothing for ``quiet`` seconds
+        (:data:`CLOSED_QUIET_SECONDS` once the files written are closed)."""
         with self.condition:
             while not self.changed:
                 self.condition.wait(poll)
             while True:
-                remaining = self.last_event + quiet - time.monotonic()
+                wait = CLOSED_QUIET_SECONDS if self.complete else quiet
+                remaining = self.last_event + wait - time.monotonic()
                 if remaining <= 0:
                     break
                 self.condition.wait(remaining)
