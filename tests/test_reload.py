@@ -53,6 +53,8 @@ INTERACTION_TEXTS = [
 ]
 INTERACTION_PATHS = ["interactions/2026/a1.yaml", "interactions/2026/b1.yaml",
                      "interactions/2026/new.yaml", "interactions/2027/x.yaml"]
+#: Not read, and said so (a record somebody hid by its name).
+HIDDEN_PATHS = ["customers/.cleo.yaml", "interactions/2026/.h.yml"]
 
 edits = st.one_of(
     st.tuples(st.just("write"), st.sampled_from(["customers/anna.yaml", "customers/bert.yaml",
@@ -62,6 +64,8 @@ edits = st.one_of(
               st.sampled_from(INTERACTION_TEXTS)),
     st.tuples(st.just("delete"), st.sampled_from(INTERACTION_PATHS), st.just("")),
     st.tuples(st.just("write"), st.just("customers/dora.yaml"), st.just("name: Dora\n")),
+    st.tuples(st.sampled_from(["write", "delete"]), st.sampled_from(HIDDEN_PATHS),
+              st.just(INTERACTION_TEXTS[0])),
 )
 
 
@@ -81,6 +85,10 @@ def outcome(app: App) -> tuple[object, ...]:
           ("write", "customers/bert.yaml", CUSTOMER_TEXTS[1]),
           ("delete", "interactions/2026/a1.yaml", ""),
           ("write", "interactions/2026/b1.yaml", INTERACTION_TEXTS[6])])
+@example([("write", "interactions/2026/.h.yml", INTERACTION_TEXTS[0]),
+          ("write", "customers/.cleo.yaml", INTERACTION_TEXTS[0]),
+          ("write", "customers/dora.yaml", "name: Dora\n"),  # a full load: both not read
+          ("delete", "interactions/2026/.h.yml", "")])
 def test_applied_changes_equal_a_full_load(steps):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -222,7 +222,8 @@ def test_ignore_rules():
                  "customers/.anna.yaml.kate-swp", "customers/.goutputstream-Q2ZZ3",
                  "customers/anna.yaml.orig", "templates/sedX1b2c3", "plugins/mine.py~",
                  "README.md", "notes/todo.yaml", "crmkit.yaml.swp", "plugins/sedQ1w2e3",
-                 "customers/.archive/anna.yaml", "customers/.anna.yaml",
+                 "customers/.archive/anna.yaml", "customers/.#anna.yaml",
+                 "customers/._anna.yaml", "playbooks/.after.yaml",
                  "plugins/__pycache__/mine.cpython-311.pyc"):
         assert is_ignored(temp, "out"), temp
     for read in ("interactions/2026/a.yml", "deals/d.yaml", "playbooks/after.yaml",
@@ -236,6 +237,31 @@ def test_ignore_rules():
     assert not is_ignored("plugins/lib", "out", is_dir=True)
     assert is_ignored("customers/.archive", "out", is_dir=True)
     assert is_ignored("notes", "out", is_dir=True)
+    # a record hidden by its name is not read: the rebuild says so, as a build does
+    assert not is_ignored("customers/.anna.yaml", "out")
+    assert not is_ignored("interactions/2026/.call.yml", "out")
+
+
+def test_a_record_file_hidden_by_its_name_is_said_not_to_be_read(watching):
+    """A build warns about customers/.cleo.yaml; so does watch, when it appears, and
+    stops counting it once it is renamed (then Cleo is read) or deleted."""
+    root, watch = watching
+    hidden = root / "customers" / ".cleo.yaml"
+    hidden.write_text("name: Cleo\n")
+    watch.expect(r"customers/\.cleo\.yaml: wrote 0 of")
+    watch.expect(r"^customers/\.cleo\.yaml: warning: skipped: file names starting with a "
+                 r"dot are not read \(rename it to cleo\.yaml\)$")
+    watch.expect(r"^warning: 1 file in the workspace was not read; run 'crmkit check'")
+    (root / "interactions" / ".call.yml").write_text(
+        "customer: anna\ndate: 2026-05-20\ntype: call\n")
+    watch.expect(r"^warning: 2 files in the workspace were not read")
+    hidden.rename(root / "customers" / "cleo.yaml")
+    watch.expect(r"customers/cleo\.yaml: wrote")
+    watch.expect(r"^warning: 1 file in the workspace was not read")
+    assert (root / "out" / "customers" / "cleo.html").exists()
+    (root / "interactions" / ".call.yml").unlink()
+    watch.expect(r"interactions/\.call\.yml: wrote 0 of")
+    assert [line for line in watch.quiet() if "warning" in line] == []
 
 
 def _rebuilt(line: str, names: str) -> bool:

@@ -40,6 +40,8 @@ from ..loading.loader import (
     YAML_SUFFIXES,
     LoadedFiles,
     is_editor_file,
+    is_hidden_record,
+    is_not_read,
     load_workspace_files,
 )
 from ..model.workspace import normal_output
@@ -74,7 +76,9 @@ def is_read(rel: str, is_dir: bool = False) -> bool:
     folders and ``playbooks/``; and any file in ``plugins/`` or ``templates/`` with a
     suffix (a template may include any file there; a plugin may import a module of
     its own or read a file beside it, ``plugins/prices.csv``: stale output would be
-    worse than a reload too many).  Not: hidden files and folders, editor files
+    worse than a reload too many).  And a record file hidden by its name
+    (``customers/.anna.yaml``): a build warns that it is not read, and so does the
+    rebuild.  Not: other hidden files and folders, editor files
     (:func:`is_editor_file`), temporary files without a suffix (``sed -i``'s
     ``sedXXXXXX``) and everything else in the workspace."""
     parts = rel.split("/")
@@ -83,8 +87,11 @@ def is_read(rel: str, is_dir: bool = False) -> bool:
         return rel == CONFIG_FILE
     if len(parts) == 1:
         return True  # the folder itself: moved, deleted, or a link to it replaced
-    if any(p.startswith(".") or p in IGNORED_DIRS for p in parts[1:-1]) or not name \
-            or name.startswith(".") or name in IGNORED_DIRS:
+    if any(p.startswith(".") or p in IGNORED_DIRS for p in parts[1:-1]) or not name:
+        return False
+    if parts[0] in RECORD_FOLDERS and not is_dir and is_hidden_record(name):
+        return True  # not read, but a record somebody named so: the rebuild says so
+    if name.startswith(".") or name in IGNORED_DIRS:
         return False
     if is_dir:
         return True
@@ -365,6 +372,10 @@ class Watcher:
                             "wrote %(changed)d of %(num)d files in %(seconds)s s",
                             len(written)) % counts
         self.echo(f"{_clock()} {what}: {done}{parsed}")
+        for diagnostic in workspace.diagnostics if changed else ():
+            if is_not_read(diagnostic) and diagnostic.location \
+                    and diagnostic.location.path in changed:  # a changed file not read
+                self.echo(str(diagnostic))
         warning = app.errors_warning()  # e.g. a deleted customer's interactions remain
         if warning:
             self.echo(warning)

@@ -33,8 +33,10 @@ from ..loading.loader import (
     InteractionParts,
     LoadedFiles,
     customer_records,
+    hidden_record_warning,
     interaction_file_problems,
     is_editor_file,
+    is_hidden_record,
     read_records,
     referral_problems,
     with_plugin_checks,
@@ -67,10 +69,17 @@ def apply_changes(workspace: Workspace, files: LoadedFiles, changed: Iterable[st
     ``customers/`` or ``interactions/``) were written or deleted, or ``None`` when
     only a full load gives the right answer.  ``files`` is updated in place."""
     try:
-        customer_changes, interaction_changes = _read_changes(
+        customer_changes, interaction_changes, hidden = _read_changes(
             workspace.root, files, sorted(changed), cache)
     except _Unsupported:
         return None
+    for rel, there in hidden.items():  # said as a full load says it: not read
+        files.other_problems = [d for d in files.other_problems  # where a full load put it
+                                if d.location is None or d.location.path != rel]
+        if there:
+            files.problems_at[rel] = [hidden_record_warning(rel)]
+        else:
+            files.problems_at.pop(rel, None)
     customers = dict(workspace.customers)
     for parts in customer_changes.values():
         customers[parts[0]] = parts[1]  # type: ignore[index]
@@ -146,8 +155,10 @@ def changed_customers(before: Workspace, after: Workspace) -> set[str]:
 
 
 def _read_changes(root: Path, files: LoadedFiles, changed: list[str], cache: ParseCache
-                  ) -> tuple[dict[str, CustomerParts], dict[str, InteractionParts | None]]:
-    """The new parts of each changed file (``None``: the interaction file is gone).
+                  ) -> tuple[dict[str, CustomerParts], dict[str, InteractionParts | None],
+                             dict[str, bool]]:
+    """The new parts of each changed file (``None``: the interaction file is gone), and
+    whether each record file hidden by its name (``customers/.anna.yaml``) is there.
 
     Raises :class:`_Unsupported` for the changes a full load must handle."""
     if files.broken or files.aliases:
@@ -155,12 +166,17 @@ def _read_changes(root: Path, files: LoadedFiles, changed: list[str], cache: Par
         # naming a former id (``aliases:``) are linked by the full load
     customers: dict[str, CustomerParts] = {}
     interactions: dict[str, InteractionParts | None] = {}
+    hidden: dict[str, bool] = {}
     for rel in changed:
         folder, _, rest = rel.partition("/")
         name = rel.rsplit("/", 1)[-1]
         if folder not in ("customers", "interactions") or not rest:
             raise _Unsupported
-        if any(part.startswith(".") for part in rest.split("/")[:-1]) or is_editor_file(name):
+        if any(part.startswith(".") for part in rest.split("/")[:-1]):
+            continue  # the loader never reads these
+        if is_editor_file(name):
+            if is_hidden_record(name):
+                hidden[rel] = os.path.isfile(root / rel)
             continue  # the loader never reads these
         path = root / rel
         try:
@@ -194,7 +210,7 @@ def _read_changes(root: Path, files: LoadedFiles, changed: list[str], cache: Par
         if current.location.path != rel:
             raise _Unsupported  # the second file of a duplicate id
         customers[rel] = new
-    return customers, interactions
+    return customers, interactions, hidden
 
 
 def _read(path: Path, rel: str, key: Key, cache: ParseCache,

@@ -102,6 +102,15 @@ def is_hidden_record(name: str) -> bool:
             and not name.startswith((".#", "._")))
 
 
+def hidden_record_warning(rel: str) -> Diagnostic:
+    """What the loader says about ``rel``, a record file hidden by its name
+    (:func:`is_hidden_record`): it is not read, and how to make it read."""
+    plain = rel.rsplit("/", 1)[-1].lstrip(".")
+    rename = f" (rename it to {plain})" if plain.endswith(YAML_SUFFIXES) else ""
+    return Diagnostic.warning(f"{NOT_READ} file names starting with a dot are not read{rename}",
+                              Location(rel))
+
+
 #: A record file found by :func:`iter_files`: its path, workspace-relative path, and its
 #: stat result (``None`` if it could not be read: reading it reports why).
 Found = tuple[str, str, "os.stat_result | None"]
@@ -193,11 +202,7 @@ def folder_files(root: Path, root_text: str, rel_dir: str, entries: list[scan.En
         rel = f"{rel_dir}/{name}"
         if is_editor_file(name):
             if is_hidden_record(name):
-                plain = name.lstrip(".")
-                rename = f" (rename it to {plain})" if plain.endswith(YAML_SUFFIXES) else ""
-                out.append(Diagnostic.warning(
-                    f"skipped: file names starting with a dot are not read{rename}",
-                    Location(rel)))
+                out.append(hidden_record_warning(rel))
             continue
         if not name.endswith(YAML_SUFFIXES):
             out.append(Diagnostic.warning("ignored: not a .yaml file", Location(rel)))
