@@ -77,6 +77,42 @@ def test_every_message_has_a_german_translation_and_the_mo_is_current():
     assert problems() == []
 
 
+#: The names babel's Python extractor takes messages from (its default keywords).
+GETTEXT_CALLS = frozenset({"_", "gettext", "ngettext", "pgettext", "npgettext", "ugettext",
+                           "ungettext", "dgettext", "dngettext", "N_"})
+
+
+def messages_inside_f_strings(source: str) -> list[int]:
+    """The lines of ``source`` where a gettext call with its message sits inside an
+    f-string's braces: on Python 3.11 an f-string is one token to ``pybabel extract``,
+    so such a message is never extracted and stays English (or is kept only as a
+    vanished message)."""
+    import ast
+
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.JoinedStr):
+            continue
+        for part in ast.walk(node):
+            if isinstance(part, ast.Call) and any(  # a message written there (not _(name))
+                    isinstance(a, ast.Constant) and isinstance(a.value, str)
+                    for a in part.args):
+                name = getattr(part.func, "id", None) or getattr(part.func, "attr", None)
+                if name in GETTEXT_CALLS:
+                    lines.append(part.lineno)
+    return sorted(set(lines))
+
+
+def test_no_message_hides_inside_an_f_string():
+    assert messages_inside_f_strings('x = f"{t.gettext(\'or\')} y"\n') == [1]
+    assert messages_inside_f_strings('either = t.gettext("or")\nx = f" {either} "\n') == []
+    assert messages_inside_f_strings('x = f"{_(STATES[s])}"\n') == []  # marked with N_
+    found = [f"{path.relative_to(REPO)}:{line}"
+             for folder in ("crmkit", "plugins") for path in sorted((REPO / folder).rglob("*.py"))
+             for line in messages_inside_f_strings(path.read_text(encoding="utf-8"))]
+    assert found == []
+
+
 def test_cldr_numbers_money_dates_and_plurals():
     import datetime as dt
     from decimal import Decimal
