@@ -130,11 +130,7 @@ def git_log(root: Path) -> str | None:
     """The one ``git log`` of ``deals/``, or ``None`` where git cannot say (no git, no
     repository, no commit)."""
     env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C"}
-    try:
-        inside = subprocess.run(["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],
-                                capture_output=True, text=True, env=env, timeout=30)
-        if inside.returncode != 0 or inside.stdout.strip() != "true":
-            return None
+    try:  # one process: outside a repository, or before its first commit, git log fails
         log = subprocess.run(
             ["git", "-C", str(root), "log", "--reverse", "--no-renames", "--relative",
              "--no-color", "--no-ext-diff", "--no-textconv", "-p", "-U0",
