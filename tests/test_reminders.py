@@ -248,6 +248,40 @@ def test_frequency_cap_holds_back_low_priority_reminders(make_workspace):
         "reminder(s)")
 
 
+def test_reminders_by_customer_in_order_and_kept_per_customer(make_workspace):
+    """Each customer's reminders (held back ones only when asked for), in the order of
+    reminders(); after a change, an unchanged customer's entry is the same tuple."""
+    from crmkit.cli.watch import Watcher
+
+    root = make_workspace({
+        "customers/max.yaml": "name: Max\nbirthday: 1970-06-10\n",
+        "customers/lea.yaml": "name: Lea\nbirthday: 1980-06-20\n",
+        "customers/ute.yaml": "name: Ute\n",
+        "interactions/a.yaml": """\
+        - {customer: max, date: 2026-05-20, type: call, direction: outbound}
+        - {customer: max, date: 2026-05-25, type: email, direction: outbound,
+           follow_up: 2026-06-05}
+    """})
+    watcher = Watcher(root, dt.date(2026, 6, 1), lambda line: None)
+    app = watcher.next_app(None)
+    every = app.reminders_by_customer()
+    shown = app.reminders_by_customer(suppressed=False)
+    assert {cid: [(r.due.isoformat(), r.kind) for r in found]
+            for cid, found in every.items()} == {
+        "lea": [("2026-06-20", "birthday")], "ute": [],
+        "max": [("2026-06-05", "follow_up"), ("2026-06-10", "birthday")]}
+    assert every["max"][1].suppressed.startswith("held back")
+    assert {cid: [r.kind for r in found] for cid, found in shown.items()} == {
+        "lea": ["birthday"], "max": ["follow_up"], "ute": []}
+    assert [r for found in shown.values() for r in found] == sorted(
+        app.reminders(suppressed=False), key=lambda r: r.customer)
+    (root / "customers" / "lea.yaml").write_text("name: Lea\nbirthday: 1980-06-21\n")
+    app = watcher.next_app({"customers/lea.yaml"})
+    again = app.reminders_by_customer(suppressed=False)
+    assert again["max"] is shown["max"] and again["ute"] is shown["ute"]
+    assert [r.due.isoformat() for r in again["lea"]] == ["2026-06-21"]
+
+
 def test_bad_reminder_settings_are_diagnostics(make_workspace):
     settings = SETTINGS + ("reminders:\n  birthdy: {}\n  thank_you: {after_days: soon}\n"
                            "  stay_in_touch: {rules: [{tag: vip}]}\n")

@@ -374,6 +374,14 @@ class App:
             return self._engine.shown_reminders()
         return self._engine.reminders()
 
+    def reminders_by_customer(self, suppressed: bool = True
+                              ) -> Mapping[str, tuple[Reminder, ...]]:
+        """Every customer's open reminders (an empty tuple for none), each in the order of
+        :meth:`reminders`, with ``suppressed=False`` only those shown by default.  A
+        customer's entry is the very same tuple while their reminders are unchanged, so
+        a page per customer compares them at almost no cost in ``crmkit watch``."""
+        return self._engine.reminders_by_customer(suppressed)
+
     def reminder_rows(self, reminders: Iterable[Reminder], label: str | None = None,
                       default: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Each reminder as a row for a table, a plain dict: its ``due``, ``customer``,

@@ -347,6 +347,19 @@ class Engine:
             self._shown = [r for r in self.reminders() if not r.suppressed]
         return self._shown
 
+    def reminders_by_customer(self, suppressed: bool = True
+                              ) -> Mapping[str, tuple[Reminder, ...]]:
+        """Each customer's reminders in order (without the held-back ones unless
+        ``suppressed``): kept per customer, so an entry is the very same tuple while that
+        customer's reminders are, and after a change only the changed customers' are new."""
+        blocks = self._reminder_blocks()
+        if suppressed:
+            return blocks
+        return self.memo.per_customer(
+            ("crmkit.shown reminders",), self.today, self.ids,
+            lambda todo: ({cid: tuple(r for r in blocks[cid] if not r.suppressed)
+                           for cid in todo}, {}), (blocks,))[0]
+
     def _reminder_blocks(self) -> dict[str, tuple[Reminder, ...]]:
         registry = self.registry
         kinds = self.kinds()

@@ -334,14 +334,12 @@ def build(app: crmkit.App) -> list[Path]:
         columns["churn_risk"] = labels.column(CHURN_SHOWN)
     group = listed.get("segments")
     segments = {name: labels.column(name) for name in group} if isinstance(group, dict) else {}
-    by_customer: dict[str, list[Reminder]] = {}
-    for reminder in open_reminders(app):
-        by_customer.setdefault(reminder.customer, []).append(reminder)
-    referrers = {cid: (quote(page_name(referred)), customers[referred].name)
-                 for cid, customer in customers.items()
-                 if (referred := customer.referred_by) in customers}
+    referred = list(itertools.compress(customers, map(operator.attrgetter("referred_by"),
+                                                      customers.values())))  # loops in C
+    referrers = {cid: (quote(page_name(by)), customers[by].name) for cid in referred
+                 if (by := customers[cid].referred_by) in customers}
     reads = {**columns, **{SEGMENT + name: column for name, column in segments.items()},
-             "reminders": {cid: tuple(found) for cid, found in by_customer.items()},
+             "reminders": app.reminders_by_customer(suppressed=False),
              "referrer": referrers}
     pages = app.write_customer_pages(CUSTOMER_TEMPLATE, CUSTOMERS, customer_page, reads,
                                      _base(app, "../", ""))
