@@ -884,6 +884,8 @@ def _replaced(last: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """The customers whose value in ``new`` is not the very object it was in ``last``,
     those who came and those who left: of an :class:`_Updated` made from ``last``, among
     its changed customers alone (the same customers), else by a scan of both."""
+    if new is last:  # nothing moved: the memo returned the same result
+        return []
     if isinstance(new, _Updated) and new.previous is last:
         return [cid for cid in new.changed if last[cid] is not new[cid]]
     changed = [cid for cid, value in new.items() if last.get(cid, _MISSING) is not value]
@@ -971,6 +973,9 @@ class OrderedIds:
         if last is None:
             return self._sort(column)
         changed = _replaced(last, column)
+        if not changed:
+            self.column = column
+            return self.ids
         if len(changed) > len(column) // 8 + 8:
             return self._sort(column)
         ids, places = list(self.ids), list(self.places)

@@ -373,9 +373,12 @@ def _lists(app: crmkit.App, t: Any, columns: dict[str, dict[str, Any]],
     abc = columns.get("abc", {})
     classes: dict[str, list[dict[str, Any]]] = {}
     for groups, column in ((stages, stage), (classes, abc)):
-        values = list(map(column.get, by_name))
-        for value in dict.fromkeys(v for v in values if isinstance(v, str)):  # as they occur
-            groups[value] = having(values, value)
+        for row, value in zip(rows_by_name, map(column.get, by_name), strict=True):
+            if isinstance(value, str):
+                found = groups.get(value)
+                if found is None:
+                    found = groups[value] = []  # in the order the values occur
+                found.append(row)
     for name, found in stages.items():
         lists.append((f"stage-{file_part(name)}", "stage", t.word(name), found))
     for letter in sorted(classes):
