@@ -5,9 +5,11 @@ what a full load and a fresh computation give."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import tempfile
 from pathlib import Path
 
+import pytest
 from conftest import DEFAULT_SETTINGS, write_files
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -103,6 +105,24 @@ def test_applied_changes_equal_a_full_load(steps):
             app = watcher.next_app({rel})
             fresh = App(root, TODAY, use_cache=False)  # a full load without any cache
             assert outcome(app) == outcome(fresh), (action, rel, text)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no pipes on this platform")
+def test_a_hidden_name_that_is_not_a_regular_file_is_said_as_a_full_load_says_it(tmp_path):
+    """A dangling link or a pipe named like a hidden record: what the walk of a full
+    load says about it, not a file that is not there."""
+    root = tmp_path
+    write_files(root, {"crmkit.yaml": DEFAULT_SETTINGS, **FILES})
+    watcher = Watcher(root, TODAY, lambda line: None)
+    watcher.next_app(None)
+    os.symlink(root / "nowhere.yaml", root / "customers" / ".gone.yaml")
+    os.mkfifo(root / "interactions" / ".pipe.yaml")
+    app = watcher.next_app({"customers/.gone.yaml", "interactions/.pipe.yaml"})
+    fresh = App(root, TODAY, use_cache=False)
+    assert sorted(map(str, app.workspace.diagnostics)) == sorted(
+        map(str, fresh.workspace.diagnostics))
+    assert sum(".gone.yaml" in str(d) or ".pipe.yaml" in str(d)
+               for d in fresh.workspace.diagnostics) == 2
 
 
 def test_customers_a_change_did_not_touch_keep_their_values(make_workspace):

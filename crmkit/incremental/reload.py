@@ -33,6 +33,7 @@ from ..loading.loader import (
     InteractionParts,
     LoadedFiles,
     customer_records,
+    deals_moved,
     hidden_record_warning,
     interaction_file_problems,
     is_editor_file,
@@ -148,9 +149,9 @@ def changed_customers(before: Workspace, after: Workspace) -> set[str]:
     for cid, customer in after.customers.items():
         if cid in changed:
             continue
-        if old_customers[cid] != customer or old_histories.get(cid) != histories.get(cid) \
-                or before.deals_of(cid) != after.deals_of(cid):
+        if old_customers[cid] != customer or old_histories.get(cid) != histories.get(cid):
             changed.add(cid)
+    changed.update(deals_moved(before.deals_by_customer, after.deals_by_customer))
     return changed
 
 
@@ -176,7 +177,7 @@ def _read_changes(root: Path, files: LoadedFiles, changed: list[str], cache: Par
             continue  # the loader never reads these
         if is_editor_file(name):
             if is_hidden_record(name):
-                hidden[rel] = os.path.isfile(root / rel)
+                hidden[rel] = _hidden_file(root / rel)
             continue  # the loader never reads these
         path = root / rel
         try:
@@ -211,6 +212,21 @@ def _read_changes(root: Path, files: LoadedFiles, changed: list[str], cache: Par
             raise _Unsupported  # the second file of a duplicate id
         customers[rel] = new
     return customers, interactions, hidden
+
+
+def _hidden_file(path: Path) -> bool:
+    """Whether a record file hidden by its name is there: ``False`` when it is gone,
+    ``True`` for a regular file; anything else (a link, a pipe) is said by the walk of a
+    full load, as it would be in any other record file's place."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise _Unsupported from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise _Unsupported
+    return True
 
 
 def _read(path: Path, rel: str, key: Key, cache: ParseCache,
