@@ -176,7 +176,9 @@ class ChangeCollector:
                 if remaining <= 0:
                     break
                 self.condition.wait(remaining)
-            batch, self.changed = self.changed, set()
+            # a file created by a link (crmkit log's O_TMPFILE) is never closed under its
+            # name: what was written before this batch is not waited for any more
+            batch, self.changed, self.writing = self.changed, set(), set()
             return batch
 
 
