@@ -274,6 +274,25 @@ def test_pipeline_figures_with_the_stage_history_from_git(git_workspace):
     assert [h["stage"] for h in a["history"]][:2] == ["lead", "proposal"]
 
 
+def test_the_history_is_the_workspaces_own_repository_in_a_git_hook(git_workspace, tmp_path):
+    """A git hook (or a user) sets GIT_DIR and GIT_WORK_TREE to another repository: the
+    deals' history still comes from the repository the workspace is in."""
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q")
+    git(other, "config", "user.name", "Tess")
+    git(other, "config", "user.email", "tess@test.example")
+    commit(other, "2026-01-02", {"deals/a.yaml": deal("a", "Alpha", "lost", 1)})
+    result = subprocess.run(
+        [str(CRMKIT), "-w", str(git_workspace), "--today", "2026-06-30", "pipeline",
+         "--format", "json"], capture_output=True, text=True,
+        env={**ENV, "GIT_DIR": str(other / ".git"), "GIT_WORK_TREE": str(other)})
+    assert result.returncode == 0, result.stderr
+    deals = {d["id"]: d for d in json.loads(result.stdout)["deals"]}
+    assert [(h["date"], h["stage"]) for h in deals["a"]["history"]] == [
+        ("2026-01-05", "lead"), ("2026-02-10", "proposal"), ("2026-03-20", "won")]
+
+
 def test_pipeline_table_and_the_stale_deal_reminder(git_workspace):
     out = crmkit(git_workspace, "2026-06-30", "pipeline", "--since", "2026-01-01").stdout
     assert "proposal     1      4,000.00 EUR  50%          1,000.00 EUR" in out

@@ -126,10 +126,19 @@ def _deal_id(path: str) -> str | None:
     return parts[1].rsplit(".", 1)[0]
 
 
+#: What makes git use another repository than the one the workspace's folder is in.
+_REPOSITORY_VARIABLES = frozenset({
+    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE"})
+
+
 def git_log(root: Path) -> str | None:
     """The one ``git log`` of ``deals/``, or ``None`` where git cannot say (no git, no
     repository, no commit)."""
-    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C"}
+    # the repository the workspace is in, found from its folder: not one that GIT_DIR
+    # and friends name (set in a git hook, or by hand for another repository)
+    env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
+    env.update(GIT_CONFIG_NOSYSTEM="1", LC_ALL="C")
     try:  # one process: outside a repository, or before its first commit, git log fails
         log = subprocess.run(
             ["git", "-C", str(root), "log", "--reverse", "--no-renames", "--relative",
