@@ -248,7 +248,7 @@ def test_frequency_cap_holds_back_low_priority_reminders(make_workspace):
         "reminder(s)")
 
 
-def test_reminders_by_customer_in_order_and_kept_per_customer(make_workspace):
+def test_reminders_by_customer_and_by_due_days(make_workspace):
     """Each customer's reminders (held back ones only when asked for), in the order of
     reminders(); after a change, an unchanged customer's entry is the same tuple."""
     from crmkit.cli.watch import Watcher
@@ -275,6 +275,15 @@ def test_reminders_by_customer_in_order_and_kept_per_customer(make_workspace):
         "lea": ["birthday"], "max": ["follow_up"], "ute": []}
     assert [r for found in shown.values() for r in found] == sorted(
         app.reminders(suppressed=False), key=lambda r: r.customer)
+    # a window of due days, both ends included, either open
+    due = [(r.due.isoformat(), r.customer, r.kind) for r in app.reminders(
+        suppressed=False, due_until=dt.date(2026, 6, 10))]
+    assert due == [("2026-06-05", "max", "follow_up")]
+    due = [(r.due.isoformat(), r.customer, r.kind) for r in app.reminders(
+        due_from=dt.date(2026, 6, 6), due_until=dt.date(2026, 6, 10))]
+    assert due == [("2026-06-10", "max", "birthday")]  # held back: only with suppressed
+    assert [r.customer for r in app.reminders(suppressed=False,
+                                              due_from=dt.date(2026, 6, 20))] == ["lea"]
     (root / "customers" / "lea.yaml").write_text("name: Lea\nbirthday: 1980-06-21\n")
     app = watcher.next_app({"customers/lea.yaml"})
     again = app.reminders_by_customer(suppressed=False)

@@ -7,6 +7,7 @@ first use, so ``crmkit --help`` and ``crmkit init`` never touch a workspace.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as dt
 import gc
@@ -90,6 +91,10 @@ def _written_outputs(root: Path) -> dict[str, Any]:
 #: Rows of reminders kept for :meth:`App.reminder_rows` (of all its callers) before
 #: they are made afresh: old reminders' rows are dropped then.
 KEEP_ROWS = 100_000
+
+
+def _due(reminder: Reminder) -> dt.date:
+    return reminder.due
 
 
 class App:
@@ -364,15 +369,22 @@ class App:
         ``labels().column(name)`` is ``{id: value}``."""
         return self._engine.labels()
 
-    def reminders(self, suppressed: bool = True) -> list[Reminder]:
+    def reminders(self, suppressed: bool = True, due_from: dt.date | None = None,
+                  due_until: dt.date | None = None) -> list[Reminder]:
         """All open reminders of every enabled kind, by due date, customer, kind and
         title (held-back ones included, with ``suppressed`` saying why; with
         ``suppressed=False`` only those shown by default: not snoozed, expired or held
-        back by the frequency cap).  The list is the run's own, shared by every caller:
+        back by the frequency cap); with ``due_from`` or ``due_until``, only those due
+        from that day or up to that day (both included: a slice of the list, found by
+        bisection).  Without them the list is the run's own, shared by every caller:
         copy it before changing it."""
-        if not suppressed:
-            return self._engine.shown_reminders()
-        return self._engine.reminders()
+        found = self._engine.reminders() if suppressed else self._engine.shown_reminders()
+        if due_from is None and due_until is None:
+            return found
+        start = 0 if due_from is None else bisect.bisect_left(found, due_from, key=_due)
+        end = len(found) if due_until is None else bisect.bisect_right(found, due_until,
+                                                                       key=_due)
+        return found[start:end]
 
     def reminders_by_customer(self, suppressed: bool = True
                               ) -> Mapping[str, tuple[Reminder, ...]]:

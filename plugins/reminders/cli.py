@@ -3,7 +3,6 @@ and the files ``crmkit build`` writes (``reminders.ics``, ``reminders.md``)."""
 
 from __future__ import annotations
 
-import bisect
 import calendar
 import datetime as dt
 import re
@@ -52,8 +51,7 @@ def within_days(app: crmkit.App) -> int:
 def write_outputs(app: crmkit.App) -> list[Path]:
     within = within_days(app)
     horizon = app.today + dt.timedelta(days=within)
-    shown = app.reminders(suppressed=False)  # in order of due date: those up to horizon
-    shown = shown[:bisect.bisect_right(shown, horizon, key=lambda r: r.due)]
+    shown = app.reminders(suppressed=False, due_until=horizon)
     return [
         app.write_output("reminders.ics", app.calendar(shown, key="reminders.ics")),
         app.write_output("reminders.md", to_markdown(app, shown, within)),

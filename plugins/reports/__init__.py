@@ -10,7 +10,6 @@ shows through its context.
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
@@ -247,16 +246,9 @@ def _by_kind(app: crmkit.App, items: list[Reminder]
 
 def due_between(app: crmkit.App, first: dt.date | None, last: dt.date | None
                 ) -> list[Reminder]:
-    """The open reminders (:func:`site.open_reminders`) due from ``first`` to ``last``
-    (either end open with ``None``): a slice of the list, which is in order of due date."""
-    shown = site.open_reminders(app)
-    start = 0 if first is None else bisect.bisect_left(shown, first, key=_due)
-    end = len(shown) if last is None else bisect.bisect_right(shown, last, key=_due)
-    return shown[start:end]
-
-
-def _due(reminder: Reminder) -> dt.date:
-    return reminder.due
+    """The reminders shown by default (:func:`site.open_reminders`) due from ``first``
+    to ``last`` (either end open with ``None``)."""
+    return app.reminders(suppressed=False, due_from=first, due_until=last)
 
 
 def overdue(app: crmkit.App) -> dict[str, Any]:
