@@ -53,6 +53,7 @@ from ..loading.loader import (
     Prepared,
     SettingsFiles,
     deals_index,
+    deals_moved,
     deals_of,
     folder_files,
     ids_of,
@@ -546,10 +547,8 @@ def _load(root: Path, files: Files, prepared: Prepared, host: PluginHost | None,
         for problem in deal_problems:
             path = problem.location.path if problem.location else ""
             problems[path] = (*problems.get(path, ()), problem)
-        before_deals = deals_index(deals_of(files.deals, known, {})[0])
-        after_deals = deals_index(deals)
-        deal_customers = {cid for cid in before_deals.keys() | after_deals.keys()
-                          if before_deals.get(cid) != after_deals.get(cid)}
+        deal_customers = deals_moved(deals_index(deals_of(files.deals, known, {})[0]),
+                                     deals_index(deals))
 
     # Histories of the customers whose interaction files changed.
     records = _Records(files, store, parts, lambda rel: read_records(

@@ -647,6 +647,13 @@ def deals_index(deals: Mapping[str, Deal]) -> MappingProxyType[str, tuple[Deal, 
     return MappingProxyType({cid: tuple(items) for cid, items in grouped.items()})
 
 
+def deals_moved(before: Mapping[str, tuple[Deal, ...]], after: Mapping[str, tuple[Deal, ...]]
+                ) -> set[str]:
+    """The customers whose deals differ between two :func:`deals_index` results (their
+    rules read them, so the memo must compute them again)."""
+    return {cid for cid in before.keys() | after.keys() if before.get(cid) != after.get(cid)}
+
+
 def with_plugin_checks(workspace: Workspace, found: list[Diagnostic], host: PluginHost | None,
                        today: dt.date | None, registry: Registry | None = None,
                        memo: Memo | None = None) -> Workspace:
