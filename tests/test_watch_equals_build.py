@@ -283,6 +283,8 @@ EDITS = {
     "plugin": plugin_change,
     "playbook": playbook_change,
 }
+#: Edits that change the customer's own file: a call instead where it is gone.
+EDITS_OF_THE_FILE = frozenset({"rename", "referral", "address"})
 #: Edits of watch's own (see :func:`apply`): two files in one rebuild; the day moving on.
 WATCH_EDITS = ("next day", "two at once")
 steps = st.lists(st.tuples(st.sampled_from(sorted(EDITS) + list(WATCH_EDITS)),
@@ -311,6 +313,8 @@ def apply(root: Path, watcher: Watcher, edit: str, cid: str, n: int) -> set[str]
             return {interaction(root, cid, n, "purchase", 0),
                     interaction(root, other, n, "call", 2)}
         return {interaction(root, cid, n, "purchase", 0), rename(root, other, n)}
+    if edit in EDITS_OF_THE_FILE and not (root / f"customers/{cid}.yaml").exists():
+        return {interaction(root, cid, n, "call", 2)}  # gone ("customer gone")
     if edit == "next day":
         assert watcher.today is not None
         watcher.today += dt.timedelta(days=1 + n % 2)
@@ -324,6 +328,8 @@ def apply(root: Path, watcher: Watcher, edit: str, cid: str, n: int) -> set[str]
 @example([("address", "cleo", 0), ("template", "anna", 1), ("settings", "dora", 1)])
 @example([("referral", "dora", 1), ("delete", "anna", 0), ("call", "dora", 0)])
 @example([("page gone", "bert", 0), ("rename", "cleo", 1), ("page gone", "dora", 2)])
+@example([("address", "anna", 0), ("customer gone", "bert", 3), ("rename", "bert", 7),
+          ("customer gone", "bert", 7), ("locale", "cleo", 9)])
 @example([("purchase today", "dora", 1), ("playbook", "anna", 2), ("playbook", "cleo", 3),
           ("purchase yesterday", "cleo", 0), ("playbook", "dora", 4)])
 @example([("playbook", "anna", 10), ("address", "anna", 0), ("playbook", "cleo", 8)])
