@@ -121,6 +121,27 @@ def test_pages_deleted_or_changed_behind_its_back_are_written_again_after_the_li
     assert [line for line in watch.quiet() if "wrote again" in line] == []
 
 
+def test_pages_nobody_makes_are_removed_and_nothing_else(watching):
+    """A deleted customer's page goes with the rebuild; a page of crmkit's that appeared
+    behind watch's back goes right after the line (as a fresh build would remove it);
+    a page of the user's own stays."""
+    root, watch = watching
+    folder = root / "out" / "customers"
+    assert (folder / "bert.html").exists()
+    (root / "customers" / "bert.yaml").unlink()
+    watch.expect(r"customers/bert\.yaml: wrote")
+    assert not (folder / "bert.html").exists()
+    ghost, mine = folder / "ghost.html", folder / "mine.html"
+    ghost.write_text('<meta name="generator" content="crmkit"> an old page')
+    mine.write_text("<p>my own page</p>")
+    (root / "customers" / "anna.yaml").write_text("name: Anna\nbirthday: 1980-06-05\nnotes: x\n")
+    watch.expect(r"customers/anna\.yaml: wrote")
+    deadline = time.monotonic() + 10
+    while ghost.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not ghost.exists() and mine.read_text() == "<p>my own page</p>"
+
+
 def test_a_burst_of_saves_is_one_rebuild(watching):
     root, watch = watching
     path = root / "customers" / "anna.yaml"

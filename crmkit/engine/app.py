@@ -97,6 +97,30 @@ def _due(reminder: Reminder) -> dt.date:
     return reminder.due
 
 
+def _prune(folder: Path, keep: set[str], mark: bytes) -> list[Path]:
+    """:meth:`App.prune_pages` of one folder, now."""
+    removed: list[Path] = []
+    if folder.is_symlink():  # never prune through a link (the writes refuse it too)
+        return removed
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.name in keep or not entry.name.endswith(".html") \
+                or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            with open(entry.path, "rb") as handle:
+                head = handle.read(1024)
+            if mark in head:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
 class App:
     """The current run, as commands see it."""
 
@@ -599,6 +623,30 @@ class App:
                 write_page(cid)
         memo.outputs_made(key, self.today, ids, *inputs)
         return list(paths)
+
+    def prune_pages(self, folder: str | Path, keep: Iterable[str], mark: bytes) -> list[Path]:
+        """Remove the pages in ``folder`` (in the output folder) that crmkit wrote and that
+        are no longer made: regular ``*.html`` files (no links, no folders) not named in
+        ``keep`` whose first kilobyte holds ``mark`` (the generator line of the site's
+        pages).  Nothing else is touched, and nothing through a link.  Returns what it
+        removed.  In ``crmkit watch``, while ``keep`` is what it was at the last call, a
+        page nobody makes any more can only have appeared behind watch's back: the
+        folder is then looked at right after the rebuild's line (with the pages deleted
+        behind its back, :meth:`restore_pages`), not before it."""
+        base = self._output_path(folder)
+        names = keep if isinstance(keep, set | frozenset) else set(keep)
+        if self.page_checks is not None and not self._one_shot:
+            kept = self._memo.state(("pruned pages", str(base)), None, dict)
+            if kept.get("keep") == names and kept.get("mark") == mark:
+
+                def later() -> int:
+                    _prune(base, names, mark)
+                    return 0  # nothing written again
+
+                self.page_checks.append(later)
+                return []
+            kept.update(keep=names, mark=mark)
+        return _prune(base, names, mark)
 
     def restore_pages(self) -> int:
         """Run the page checks :attr:`page_checks` collected during :meth:`build`:

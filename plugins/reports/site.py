@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import operator
-import os
 import re
 from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -287,32 +286,6 @@ def customer_page(view: CustomerView, values: dict[str, Any]) -> dict[str, Any]:
 # --- writing ----------------------------------------------------------------------------
 
 
-def prune(folder: Path, keep: set[str]) -> list[Path]:
-    """Remove the pages in ``folder`` that crmkit wrote and that are no longer made:
-    regular ``*.html`` files (no links, no folders) carrying crmkit's generator mark.
-    Nothing else in the folder is touched."""
-    removed: list[Path] = []
-    if folder.is_symlink():  # never prune through a link (the writes refuse it too)
-        return removed
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        if entry.name in keep or not entry.name.endswith(".html") \
-                or not entry.is_file(follow_symlinks=False):
-            continue
-        try:
-            with open(entry.path, "rb") as handle:
-                head = handle.read(1024)
-            if GENERATOR in head:
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-        except OSError:
-            continue
-    return removed
-
-
 def open_reminders(app: crmkit.App) -> list[Reminder]:
     """The reminders shown by default: not snoozed, expired or held back by the cap."""
     return app.reminders(suppressed=False)
@@ -344,7 +317,7 @@ def build(app: crmkit.App) -> list[Path]:
     pages = app.write_customer_pages(CUSTOMER_TEMPLATE, CUSTOMERS, customer_page, reads,
                                      _base(app, "../", ""))
     written += pages
-    prune(workspace.output_dir / CUSTOMERS, set(map(page_name, customers)))
+    app.prune_pages(CUSTOMERS, set(map(page_name, customers)), GENERATOR)
 
     written += _lists(app, t, columns, segments)
     written.append(_playbooks(app))
@@ -403,7 +376,7 @@ def _lists(app: crmkit.App, t: Any, columns: dict[str, dict[str, Any]],
     context = {**site, "title": t.gettext(N_("Customers")), "lists": overview}
     written.append(app.write_output(folder / "index.html",
                                     app.render_page(LISTS_TEMPLATE, context, "index")))
-    prune(folder, {"index.html", *(path.name for path, _ in pages)})
+    app.prune_pages(folder, {"index.html", *(path.name for path, _ in pages)}, GENERATOR)
     return written
 
 
