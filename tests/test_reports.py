@@ -114,6 +114,13 @@ def test_charts_are_well_formed_svg_with_one_bar_per_value():
     # 4 points: the origin, then 50 %, 80 %, 100 % of the plot height
     assert len(curve.getAttribute("points").split()) == 4
     assert curve.getAttribute("points").split()[-1].endswith(",16.0")  # 100 % = top
+    # 10,000 customers on a 420-px chart: at most two points per pixel, the last at 100 %
+    many = xml.dom.minidom.parseString(charts.pareto([1.0] * 10_000, "P"))
+    points = many.getElementsByTagName("polyline")[0].getAttribute("points").split()
+    assert 100 < len(points) <= 2 * 420 and points[-1] == "412.0,16.0"
+    for point in points:  # equal revenue: the diagonal, from bottom left to top right
+        x, y = map(float, point.split(","))
+        assert abs(y - (224 - 208 * (x - 56) / 356)) <= 0.1, point
 
 
 def test_metrics_json_is_serialisable(make_workspace):

@@ -8,6 +8,7 @@ so the charts scale on a phone and print crisply.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from html import escape
 
@@ -99,11 +100,13 @@ def pareto(values: Sequence[float], title: str, a: float = 0.8, b: float = 0.95,
         body.append(f'<text x="{PAD_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" '
                     f'font-size="11" fill="{MUTED}">{label}</text>')
     points = [f"{PAD_LEFT},{PAD_TOP + plot_h}"]
-    running = 0.0
-    for n, value in enumerate(values, start=1):
-        running += value
+    running = list(itertools.accumulate(values))
+    # at most two points per pixel of width (10,000 customers are not 10,000 points
+    # on 400 pixels), the last customer always: the curve looks the same
+    step = max(1, len(values) // (2 * plot_w))
+    for n in ([*range(step, len(values), step), len(values)] if values else ()):
         x = PAD_LEFT + plot_w * n / len(values)
-        y = PAD_TOP + plot_h * (1 - (running / total if total else 0))
+        y = PAD_TOP + plot_h * (1 - (running[n - 1] / total if total else 0))
         points.append(f"{x:.1f},{y:.1f}")
     body.append(f'<polyline class="curve" points="{" ".join(points)}" fill="none" '
                 f'stroke="{ACCENT}" stroke-width="2.5"/>')
