@@ -143,18 +143,24 @@ def test_pages_nobody_makes_are_removed_and_nothing_else(watching):
 
 
 def test_a_burst_of_saves_is_one_rebuild(watching):
+    """A file written in parts 10 ms apart while it stays open is one rebuild (it is not
+    complete until closed); saves in a row end in a rebuild of the last one."""
     root, watch = watching
     path = root / "customers" / "anna.yaml"
-    with path.open("w") as handle:  # written in parts, 10 ms apart, closed at the end
+    with path.open("w") as handle:
         for n in range(10):
-            handle.write(f"name: Anna\nbirthday: 1980-06-05\nnotes: part {n}\n"
-                         if n == 0 else f"# part {n}\n")
+            handle.write("name: Anna Teil\nbirthday: 1980-06-05\n" if n == 0
+                         else f"# part {n}\n")
             handle.flush()
             time.sleep(0.01)
-    for n in range(10):  # a program that saves again and again
-        path.write_text(f"name: Anna\nbirthday: 1980-06-05\nnotes: save {n}\n")
     watch.expect(r"customers/anna\.yaml: wrote")
     assert [line for line in watch.quiet() if "wrote" in line] == []
+    assert "Birthday of Anna Teil" in (root / "out" / "reports" / "weekly.md").read_text()
+    for n in range(10):  # a program that saves again and again (each save complete)
+        path.write_text(f"name: Anna Save{n}\nbirthday: 1980-06-05\n")
+    watch.expect(r"customers/anna\.yaml: wrote")
+    watch.quiet()  # a save more than 0.01 s after the one before is a rebuild of its own
+    assert "Birthday of Anna Save9" in (root / "out" / "reports" / "weekly.md").read_text()
 
 
 def test_a_save_is_complete_once_the_files_written_are_closed(tmp_path):
