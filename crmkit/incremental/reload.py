@@ -175,9 +175,8 @@ def _read_changes(root: Path, files: LoadedFiles, changed: list[str], cache: Par
             raise _Unsupported
         if any(part.startswith(".") for part in rest.split("/")[:-1]):
             continue  # the loader never reads these
-        if is_editor_file(name):
-            if is_hidden_record(name):
-                hidden[rel] = _hidden_file(root / rel)
+        is_hidden = is_hidden_record(name)  # not read, but said so (a full load says it)
+        if is_editor_file(name) and not is_hidden:
             continue  # the loader never reads these
         path = root / rel
         try:
@@ -186,6 +185,9 @@ def _read_changes(root: Path, files: LoadedFiles, changed: list[str], cache: Par
             info = None
         except OSError as exc:
             raise _Unsupported from exc
+        if is_hidden and info is None:
+            hidden[rel] = False
+            continue
         if info is None:
             if folder == "interactions" and rel in files.interactions:
                 interactions[rel] = None
@@ -198,6 +200,9 @@ def _read_changes(root: Path, files: LoadedFiles, changed: list[str], cache: Par
             raise _Unsupported  # a customer file, a folder or an ignored file is gone
         if not stat.S_ISREG(info.st_mode) or not name.endswith(YAML_SUFFIXES):
             raise _Unsupported  # folders, links, other files: the walk reports them
+        if is_hidden:
+            hidden[rel] = True
+            continue
         key = file_key(info)
         if folder == "interactions":
             interactions[rel] = _read(path, rel, key, cache, files.interaction_records)
@@ -212,21 +217,6 @@ def _read_changes(root: Path, files: LoadedFiles, changed: list[str], cache: Par
             raise _Unsupported  # the second file of a duplicate id
         customers[rel] = new
     return customers, interactions, hidden
-
-
-def _hidden_file(path: Path) -> bool:
-    """Whether a record file hidden by its name is there: ``False`` when it is gone,
-    ``True`` for a regular file; anything else (a link, a pipe) is said by the walk of a
-    full load, as it would be in any other record file's place."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise _Unsupported from exc
-    if not stat.S_ISREG(info.st_mode):
-        raise _Unsupported
-    return True
 
 
 def _read(path: Path, rel: str, key: Key, cache: ParseCache,
