@@ -132,13 +132,12 @@ class ChangeCollector:
         self.complete = False
 
     def dispatch(self, event: object) -> None:  # the watchdog handler protocol
-        if getattr(event, "is_directory", False) and getattr(event, "event_type", "") in (
-                "modified", "opened", "closed", "closed_no_write"):
-            return
-        if getattr(event, "event_type", "") in ("opened", "closed_no_write"):
-            return
         is_dir = bool(getattr(event, "is_directory", False))
         kind = getattr(event, "event_type", "")
+        if is_dir and kind in ("modified", "opened", "closed", "closed_no_write"):
+            return
+        if kind in ("opened", "closed_no_write"):
+            return
         paths = [getattr(event, "src_path", ""), getattr(event, "dest_path", "")]
         for raw in paths:
             if not raw:
