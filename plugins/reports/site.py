@@ -334,11 +334,11 @@ def _lists(app: crmkit.App, t: Any, columns: dict[str, dict[str, Any]],
     contacts = labels.column(CONTACT)
     rows_by_name = [contacts.get(cid) or {**NO_CONTACT, "customer": cid} for cid in by_name]
 
-    def having(values: list[Any], value: Any, test: Any = operator.eq) -> list[dict[str, Any]]:
-        """The rows (by name) whose entry of ``values`` passes ``test`` with ``value``:
+    def members(column: dict[str, Any]) -> list[dict[str, Any]]:
+        """The rows (by name) of the customers in a segment (``True`` in ``column``):
         loops in C, as every change in watch makes these lists again."""
-        return list(itertools.compress(rows_by_name,
-                                       map(test, values, itertools.repeat(value))))
+        return list(itertools.compress(rows_by_name, map(
+            operator.is_, map(column.get, by_name), itertools.repeat(True))))
 
     lists: list[tuple[str, str, str, list[dict[str, Any]]]] = []  # (file, group, title, rows)
     stage = columns.get("lifecycle", {})
@@ -359,9 +359,8 @@ def _lists(app: crmkit.App, t: Any, columns: dict[str, dict[str, Any]],
                       t.gettext(N_("ABC class %(class)s")) % {"class": letter},
                       classes[letter]))
     for name in sorted(segments):
-        column = segments[name]
         lists.append((f"segment-{file_part(name)}", "segment", name,
-                      having(list(map(column.get, by_name)), True, operator.is_)))
+                      members(segments[name])))
 
     folder = app.workspace.output_dir / LISTS
     site = _base(app, "../", "")
